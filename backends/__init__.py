@@ -1,0 +1,1 @@
+"""backends: OpenFlow, Click and VM generators, and the platform side that pushes them."""

@@ -1,0 +1,1 @@
+"""Click backend: the Click configuration language parser/checker (clicklang) and its element table."""

@@ -1,0 +1,1 @@
+"""compiler: checks, header space, placement, steering and lowering of a site."""

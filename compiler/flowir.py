@@ -1,0 +1,125 @@
+"""The OpenFlow 1.3 rule IR: what lowering produces and every backend consumes.
+
+Fields use OXM names (``eth_type``, ``ipv4_src``, ``tcp_dst``, ``vlan_vid``,
+``mpls_label`` ...).  Values are plain ints (MACs and addresses as ints too), so
+the IR is hashable, orderable and independent of os-ken and of ``ovs-ofctl``
+spelling; the OpenFlow backend renders it for each target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+OFPVID_PRESENT = 0x1000
+ETH_TYPE_IPV4 = 0x0800
+ETH_TYPE_IPV6 = 0x86DD
+ETH_TYPE_ARP = 0x0806
+ETH_TYPE_VLAN = 0x8100
+ETH_TYPE_MPLS = 0x8847
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+IPPROTO_UDP = 17
+IPPROTO_ICMPV6 = 58
+
+
+@dataclass(frozen=True, order=True)
+class FieldMatch:
+    """One OXM field: ``value`` under ``mask`` (``None`` means exact)."""
+
+    field: str
+    value: int
+    mask: int | None = None
+
+
+@dataclass(frozen=True, order=True)
+class Match:
+    """A conjunction of field matches, kept sorted by field name."""
+
+    fields: tuple[FieldMatch, ...] = ()
+
+    @staticmethod
+    def of(*items: FieldMatch) -> "Match":
+        return Match(tuple(sorted(items)))
+
+    def get(self, name: str) -> FieldMatch | None:
+        for f in self.fields:
+            if f.field == name:
+                return f
+        return None
+
+
+@dataclass(frozen=True)
+class Output:
+    port: int  # an OpenFlow port number; IN_PORT is 0xfffffff8
+
+
+@dataclass(frozen=True)
+class SetField:
+    field: str
+    value: int
+
+
+@dataclass(frozen=True)
+class PushVlan:
+    ethertype: int = ETH_TYPE_VLAN
+
+
+@dataclass(frozen=True)
+class PopVlan:
+    pass
+
+
+@dataclass(frozen=True)
+class PushMpls:
+    ethertype: int = ETH_TYPE_MPLS
+
+
+@dataclass(frozen=True)
+class PopMpls:
+    ethertype: int  # the eth_type the packet has after the pop
+
+
+@dataclass(frozen=True)
+class GroupAction:
+    group_id: int
+
+
+Action = Union[Output, SetField, PushVlan, PopVlan, PushMpls, PopMpls, GroupAction]
+
+OFPP_IN_PORT = 0xFFFFFFF8
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow entry: ``actions`` is the Apply-Actions list (empty = drop
+    unless ``goto_table`` continues the pipeline)."""
+
+    table_id: int
+    priority: int
+    match: Match
+    actions: tuple[Action, ...] = ()
+    goto_table: int | None = None
+    cookie: int = 0
+
+
+@dataclass(frozen=True)
+class Bucket:
+    actions: tuple[Action, ...]
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    group_id: int
+    type: str  # "all" | "select" | "indirect" | "ff"
+    buckets: tuple[Bucket, ...]
+
+
+@dataclass(frozen=True)
+class SwitchTables:
+    """Everything one switch gets: flow entries and groups."""
+
+    switch: str
+    entries: tuple[FlowEntry, ...] = ()
+    groups: tuple[GroupEntry, ...] = field(default_factory=tuple)

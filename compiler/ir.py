@@ -1,0 +1,179 @@
+"""The checked site: the typed IR every stage after `check` works on.
+
+Frozen dataclasses only; names are resolved, values converted, ports
+expanded, match expressions compiled to exact header spaces.  Nothing here
+refers to syntax except ``Span``s kept for diagnostics of later stages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from compiler.headerspace import HeaderSpace
+from fslang.source import NO_SPAN, Span
+
+IPNet = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+PortId = tuple[str, int]  # (switch, OpenFlow port number)
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    dpid: int
+    ports: int | None  # None: not declared, no limit checked
+    tcam: int | None  # None: no budget
+    openflow: str = "1.3"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Link:
+    a: PortId
+    b: PortId
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    ports: tuple[PortId, ...]
+    cores: int
+    memory: int  # bytes
+    runs: frozenset[str]
+    spare: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Edge:
+    name: str
+    index: int  # the value of the `in_edge` header-space field
+    ports: tuple[PortId, ...]
+    nets: tuple[IPNet, ...]
+    default: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Box:
+    name: str
+    in_port: PortId  # where the switch sends packets to the appliance
+    out_port: PortId  # where they come back
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    type: str
+    kind: str  # click | process | vm
+    cores: int  # per instance
+    memory: int  # per instance, bytes
+    replicas: int
+    params: tuple[tuple[str, Any], ...]  # validated values, in written order
+    outputs: tuple[str, ...]  # () = a sink
+    image: str | None = None
+    labels: tuple[tuple[str, HeaderSpace], ...] = ()  # classify: label -> header space
+    span: Span = _span()
+
+    @property
+    def is_sink(self) -> bool:
+        return not self.outputs
+
+    def instance_names(self) -> tuple[str, ...]:
+        if self.replicas == 1:
+            return (self.name,)
+        return tuple(f"{self.name}#{k}" for k in range(1, self.replicas + 1))
+
+
+# ---- pipelines ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Pass:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Drop:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Use:
+    """A module or box stage.  ``branches`` maps outputs to their pipelines
+    (``None`` label = else); a module without branches sends every output on."""
+
+    target: str
+    is_box: bool = False
+    hash_by: str = "flow"
+    branches: tuple[tuple[str | None, "Pipeline"], ...] | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Case:
+    arms: tuple[tuple[HeaderSpace | None, "Pipeline"], ...]  # None guard = else
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Copy:
+    percent: float
+    target: "Pipeline"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Serial:
+    stages: tuple["Pipeline", ...]
+    span: Span = _span()
+
+
+Pipeline = Union[Pass, Drop, Use, Case, Copy, Serial]
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    index: int  # position in first-match order
+    sources: tuple[str, ...]  # edge names; () = every edge
+    match: HeaderSpace  # including the `from` edges and well-formedness
+    pipeline: Pipeline  # `drop` policies have Drop()
+    symmetric: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    switches: tuple[Switch, ...]
+    links: tuple[Link, ...]
+    hosts: tuple[Host, ...]
+    edges: tuple[Edge, ...]
+    boxes: tuple[Box, ...]
+    modules: tuple[Module, ...]
+    policies: tuple[Policy, ...]
+    pins: tuple[tuple[str, str], ...] = ()  # (module, host)
+    avoids: tuple[tuple[str, str], ...] = ()
+    placement: str = "spread"
+    default_action: str = "forward"
+
+    def switch(self, name: str) -> Switch:
+        return next(s for s in self.switches if s.name == name)
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+    def edge(self, name: str) -> Edge:
+        return next(e for e in self.edges if e.name == name)
+
+    def module(self, name: str) -> Module:
+        return next(m for m in self.modules if m.name == name)
+
+    def box(self, name: str) -> Box:
+        return next(b for b in self.boxes if b.name == name)

@@ -1,0 +1,312 @@
+"""The placement problem and its result, shared by the heuristic and the exact solver.
+
+A site is flattened once into a ``Problem`` (instances, the hosts each may use,
+module affinities), so both solvers optimise the very same objective and the
+tests can score any placement with ``Problem.score``.
+
+Objective (lexicographic, smaller is better):
+  1. instances on ``spare`` hosts (a spare is for fail-over; use it last);
+  2. co-located replica pairs (pairs of instances of one module on one host:
+     a host failure should not take out every replica);
+  3. ``spread``: the load band (the busiest host's core-use fraction, rounded
+     up to a multiple of 10 %), then switch crossings, then that fraction exactly;
+     ``pack``: hosts in use, then switch crossings.
+So ``spread`` keeps every host as idle as the load allows (to 10 % steps) and,
+within that, keeps consecutive stages together; ``pack`` frees whole hosts.
+Switch crossings = sum over affine module pairs (A, B) of weight(A, B) times the
+number of instance pairs (a, b) on different hosts; a pair is affine when B
+directly follows A in a pipeline without a switch stage (box, case, copy) between.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from math import ceil, gcd
+from typing import Iterable, NamedTuple
+
+from compiler import ir
+from fslang.diagnostics import Diagnostic
+
+GiB = 1 << 30
+MiB = 1 << 20
+KiB = 1 << 10
+
+
+class Usage(NamedTuple):
+    cores_used: int
+    cores_free: int
+    memory_used: int
+    memory_free: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which host runs each instance, with enough of the site to be read alone
+    (``--previous`` files, the JSON report)."""
+
+    assignments: tuple[tuple[str, str], ...]  # instance -> host, sorted by instance
+    weights: tuple[tuple[str, int], ...]  # instance -> load-balancing weight
+    instances: tuple[tuple[str, str, str, int, int], ...] = ()  # (instance, module, kind, cores, memory)
+    hosts: tuple[tuple[str, int, int, bool], ...] = ()  # (host, cores, memory, spare), sorted
+
+    def host_of(self, instance: str) -> str:
+        return dict(self.assignments)[instance]
+
+    def instances_on(self, host: str) -> tuple[str, ...]:
+        return tuple(i for i, h in self.assignments if h == host)
+
+    def usage(self) -> dict[str, Usage]:
+        """Per host: cores and memory used and free."""
+        size = {i: (c, m) for i, _, _, c, m in self.instances}
+        used = {h: [0, 0] for h, *_ in self.hosts}
+        for inst, h in self.assignments:
+            c, m = size.get(inst, (0, 0))
+            used.setdefault(h, [0, 0])
+            used[h][0] += c
+            used[h][1] += m
+        total = {h: (c, m) for h, c, m, _ in self.hosts}
+        return {h: Usage(u[0], total.get(h, (0, 0))[0] - u[0], u[1], total.get(h, (0, 0))[1] - u[1])
+                for h, u in sorted(used.items())}
+
+    def to_json(self) -> str:
+        """Deterministic report: sorted keys, indent 2."""
+        weights = dict(self.weights)
+        info = {i: (mod, kind, c, m) for i, mod, kind, c, m in self.instances}
+        inst_obj = {}
+        for inst, h in self.assignments:
+            mod, kind, c, m = info.get(inst, ("", "", 0, 0))
+            inst_obj[inst] = {"host": h, "module": mod, "kind": kind, "cores": c, "memory": m,
+                              "weight": weights.get(inst, 1)}
+        use = self.usage()
+        host_obj = {}
+        for h, c, m, spare in self.hosts:
+            u = use[h]
+            host_obj[h] = {"cores": {"used": u.cores_used, "free": u.cores_free, "total": c},
+                           "memory": {"used": u.memory_used, "free": u.memory_free, "total": m},
+                           "spare": spare, "instances": list(self.instances_on(h))}
+        return json.dumps({"instances": inst_obj, "hosts": host_obj}, sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "Placement":
+        """Read what ``to_json`` wrote; ``ValueError`` says what is malformed."""
+        try:
+            obj = json.loads(text)
+            insts, hosts = obj["instances"], obj["hosts"]
+            assignments = tuple(sorted((str(i), str(v["host"])) for i, v in insts.items()))
+            weights = tuple(sorted((str(i), int(v.get("weight", 1))) for i, v in insts.items()))
+            info = tuple(sorted((str(i), str(v.get("module", "")), str(v.get("kind", "")),
+                                 int(v.get("cores", 0)), int(v.get("memory", 0))) for i, v in insts.items()))
+            host_info = tuple(sorted((str(h), int(v["cores"]["total"]), int(v["memory"]["total"]),
+                                      bool(v.get("spare", False))) for h, v in hosts.items()))
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
+            raise ValueError(f"not a placement file: {e!r}") from None
+        return cls(assignments, weights, info, host_info)
+
+
+BANDS = 10  # spread balances the busiest host to 1/BANDS of its cores
+
+
+def band_of(load: float) -> int:
+    return max(0, ceil(load * BANDS - 1e-9))
+
+
+@dataclass(frozen=True)
+class Score:
+    """The objective of one placement (see the module docstring)."""
+
+    mode: str
+    spare: int
+    replica_pairs: int
+    crossings: int
+    max_load: float  # highest cores used / cores of a host
+    hosts_used: int
+
+    @property
+    def band(self) -> int:
+        """The busiest host's load in tenths, rounded up (0.61 -> 7)."""
+        return band_of(self.max_load)
+
+    def key(self) -> tuple[float, ...]:
+        if self.mode == "pack":
+            return (self.spare, self.replica_pairs, self.hosts_used, self.crossings)
+        return (self.spare, self.replica_pairs, self.band, self.crossings, round(self.max_load, 9))
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    placement: Placement | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    moved: tuple[tuple[str, str, str], ...] = ()  # (instance, old host, new host)
+    score: Score | None = None
+    proven_optimal: bool = False  # exact mode only: the solver proved it
+
+
+@dataclass(frozen=True)
+class Inst:
+    name: str
+    module: int  # index into Problem.modules
+    rank: int  # 1-based index among the module's instances
+
+
+def affinity(site: ir.Site) -> dict[tuple[str, str], int]:
+    """Module pairs (sorted names) that a packet visits back to back on one host,
+    weighted by how many policy directions (symmetric counts twice) do so."""
+    mods = {m.name: m for m in site.modules}
+    out: dict[tuple[str, str], int] = {}
+
+    def walk(p: ir.Pipeline, preds: frozenset[str | None], pairs: set[tuple[str, str]]) -> frozenset[str | None]:
+        # preds: modules whose output arrives here directly; None = from the switch
+        if isinstance(p, ir.Pass):
+            return preds
+        if isinstance(p, ir.Drop):
+            return frozenset()
+        if isinstance(p, ir.Serial):
+            for s in p.stages:
+                preds = walk(s, preds, pairs)
+            return preds
+        if isinstance(p, ir.Case):  # the switch matches: a switch stage
+            outs: frozenset[str | None] = frozenset()
+            for _, arm in p.arms:
+                outs |= walk(arm, frozenset({None}), pairs)
+            return outs
+        if isinstance(p, ir.Copy):  # the switch duplicates
+            walk(p.target, frozenset({None}), pairs)
+            return frozenset({None})
+        assert isinstance(p, ir.Use)
+        if p.is_box or p.target not in mods:
+            return frozenset({None})
+        m = mods[p.target]
+        for a in preds:
+            if a is not None and a != m.name:
+                pairs.add((min(a, m.name), max(a, m.name)))
+        if m.is_sink:
+            return frozenset()
+        if not p.branches:
+            return frozenset({m.name})
+        outs = frozenset()
+        labels = {lab for lab, _ in p.branches}
+        for _, branch in p.branches:
+            outs |= walk(branch, frozenset({m.name}), pairs)
+        if None not in labels and set(m.outputs) - labels:
+            outs |= {m.name}  # unnamed outputs go on
+        return outs
+
+    for pol in site.policies:
+        pairs: set[tuple[str, str]] = set()
+        walk(pol.pipeline, frozenset({None}), pairs)
+        for pr in pairs:
+            out[pr] = out.get(pr, 0) + (2 if pol.symmetric else 1)
+    return dict(sorted(out.items()))
+
+
+class Problem:
+    """A site flattened for placement: indices, sizes, allowed hosts, affinity."""
+
+    def __init__(self, site: ir.Site) -> None:
+        self.site = site
+        self.mode = "pack" if site.placement == "pack" else "spread"
+        self.hosts: list[ir.Host] = sorted(site.hosts, key=lambda h: h.name)
+        self.host_index = {h.name: k for k, h in enumerate(self.hosts)}
+        self.modules: list[ir.Module] = sorted(site.modules, key=lambda m: m.name)
+        self.module_index = {m.name: k for k, m in enumerate(self.modules)}
+        self.insts: list[Inst] = sorted((Inst(n, k, r + 1) for k, m in enumerate(self.modules)
+                                         for r, n in enumerate(m.instance_names())), key=lambda i: i.name)
+        self.inst_index = {i.name: k for k, i in enumerate(self.insts)}
+        self.by_module: list[list[int]] = [[] for _ in self.modules]
+        for inst in sorted(self.insts, key=lambda i: (i.module, i.rank)):
+            self.by_module[inst.module].append(self.inst_index[inst.name])
+        pins: dict[str, set[str]] = {}
+        for m, h in site.pins:
+            pins.setdefault(m, set()).add(h)
+        avoids = set(site.avoids)
+        self.pins = pins
+        self.avoids = avoids
+        self.allowed: list[tuple[int, ...]] = []
+        for m in self.modules:
+            self.allowed.append(tuple(k for k, h in enumerate(self.hosts)
+                                      if m.kind in h.runs and (m.name, h.name) not in avoids
+                                      and (m.name not in pins or h.name in pins[m.name])
+                                      and h.cores >= m.cores and h.memory >= m.memory))
+        self.allowed_set: list[frozenset[int]] = [frozenset(a) for a in self.allowed]
+        self.pairs: list[tuple[int, int, int]] = [(self.module_index[a], self.module_index[b], w)
+                                                  for (a, b), w in affinity(site).items()
+                                                  if a in self.module_index and b in self.module_index]
+        self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.modules]
+        for a, b, w in self.pairs:
+            self.neighbours[a].append((b, w))
+            self.neighbours[b].append((a, w))
+
+    def size(self, i: int) -> tuple[int, int]:
+        m = self.modules[self.insts[i].module]
+        return m.cores, m.memory
+
+    def score(self, host_of: list[int]) -> Score:
+        """The objective of a complete assignment (instance index -> host index)."""
+        H = len(self.hosts)
+        cnt = [[0] * H for _ in self.modules]
+        used = [0] * H
+        for i, h in enumerate(host_of):
+            a = self.insts[i].module
+            cnt[a][h] += 1
+            used[h] += self.modules[a].cores
+        spare = sum(sum(c[h] for c in cnt) for h in range(H) if self.hosts[h].spare)
+        rep = sum(n * (n - 1) // 2 for c in cnt for n in c)
+        cross = 0
+        for a, b, w in self.pairs:
+            same = sum(x * y for x, y in zip(cnt[a], cnt[b]))
+            cross += w * (self.modules[a].replicas * self.modules[b].replicas - same)
+        hosts_used = sum(1 for h in range(H) if any(c[h] for c in cnt))
+        max_load = max((used[h] / max(self.hosts[h].cores, 1) for h in range(H)), default=0.0)
+        return Score(self.mode, spare, rep, cross, max_load, hosts_used)
+
+    def weights(self) -> tuple[float, float, float]:
+        """(per spare instance, per replica pair, most crossings): tier weights
+        large enough that ``cost`` orders placements exactly like ``Score.key``."""
+        xmax = sum(w * self.modules[a].replicas * self.modules[b].replicas for a, b, w in self.pairs)
+        top = len(self.hosts) if self.mode == "pack" else BANDS
+        mmax = top * (xmax + 1) + xmax + 0.5
+        b1 = mmax + 1
+        rmax = sum(m.replicas * (m.replicas - 1) // 2 for m in self.modules)
+        return rmax * b1 + mmax + 1, b1, xmax
+
+    def cost(self, s: Score) -> float:
+        """One number ordered like ``Score.key`` (the exact solver's objective)."""
+        b2, b1, xmax = self.weights()
+        if self.mode == "pack":
+            main = s.hosts_used * (xmax + 1) + s.crossings
+        else:
+            main = s.band * (xmax + 1) + s.crossings + 0.5 * s.max_load
+        return b2 * s.spare + b1 * s.replica_pairs + main
+
+    def placement(self, host_of: list[int]) -> Placement:
+        assignments = tuple((self.insts[i].name, self.hosts[h].name) for i, h in enumerate(host_of))
+        # weight: cores allotted relative to the module's other instances (equal -> 1)
+        g: dict[int, int] = {}
+        for i in range(len(self.insts)):
+            g[self.insts[i].module] = gcd(g.get(self.insts[i].module, 0), self.size(i)[0])
+        weights = tuple((self.insts[i].name, self.size(i)[0] // g[self.insts[i].module]
+                         if g[self.insts[i].module] else 1) for i in range(len(self.insts)))
+        info = tuple((i.name, self.modules[i.module].name, self.modules[i.module].kind,
+                      *self.size(k)) for k, i in enumerate(self.insts))
+        hosts = tuple((h.name, h.cores, h.memory, h.spare) for h in self.hosts)
+        return Placement(assignments, weights, info, hosts)  # type: ignore[arg-type]
+
+
+def fmt_bytes(n: int) -> str:
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size}{unit}"
+    if n >= GiB:
+        return f"{n / GiB:.1f}GiB"
+    return f"{n}B" if n < MiB else f"{n / MiB:.1f}MiB"
+
+
+def fmt_cores(n: int) -> str:
+    return f"{n} core" if n == 1 else f"{n} cores"
+
+
+def names(items: Iterable[str], limit: int = 6) -> str:
+    items = list(items)
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")

@@ -1,0 +1,1 @@
+"""fslang: the FSL front end (source, parser, AST, diagnostics) and the `fsc` CLI."""

@@ -1,0 +1,390 @@
+"""The typed FSL syntax tree.
+
+Every node is a frozen dataclass with a ``span`` (excluded from equality, so a
+printed-and-reparsed program compares equal to the original).  Values are
+already converted (sizes in bytes, rates in bits or packets per second,
+addresses as ``ipaddress`` objects) so later stages never re-parse text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Union
+
+from fslang.source import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    span: Span = _span()
+
+
+# ---- values ---------------------------------------------------------------
+@dataclass(frozen=True)
+class IntVal:
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class RangeVal:
+    lo: int
+    hi: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SizeVal:
+    bytes: int
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class RateVal:
+    per_second: float
+    unit: str  # "bps" or "pps"
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PercentVal:
+    value: float
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AddrVal:
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PrefixVal:
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MacVal:
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class StringVal:
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BoolVal:
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class RefVal:
+    name: Name
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SetVal:
+    items: tuple["Value", ...]
+    span: Span = _span()
+
+
+Scalar = Union[IntVal, RangeVal, SizeVal, RateVal, PercentVal, AddrVal, PrefixVal, MacVal]
+Value = Union[Scalar, StringVal, BoolVal, RefVal, SetVal]
+
+
+# ---- match expressions ----------------------------------------------------
+@dataclass(frozen=True)
+class MProto:
+    proto: str  # ip ip6 arp tcp udp icmp icmp6
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MProtoNum:
+    number: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MHost:
+    dir: str | None  # "src" | "dst" | None (either)
+    value: "Value"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MNet:
+    dir: str | None
+    value: "Value"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MPort:
+    dir: str | None
+    value: "Value"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MVlan:
+    vid: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MEther:
+    dir: str | None
+    value: "Value"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MDscp:
+    value: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MRef:
+    name: Name
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MNot:
+    expr: "MatchExpr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MAnd:
+    items: tuple["MatchExpr", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class MOr:
+    items: tuple["MatchExpr", ...]
+    span: Span = _span()
+
+
+MatchExpr = Union[MProto, MProtoNum, MHost, MNet, MPort, MVlan, MEther, MDscp, MRef, MNot, MAnd, MOr]
+
+
+# ---- pipelines ------------------------------------------------------------
+@dataclass(frozen=True)
+class Branch:
+    label: Name | None  # None = else
+    pipeline: "Pipeline"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PUse:
+    """A module or box as a stage, maybe replicated, maybe split by output."""
+
+    name: Name
+    replicas: IntVal | None = None
+    by: str | None = None  # "src" | "dst" | "flow"; None = not given
+    branches: tuple[Branch, ...] | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CaseArm:
+    guard: MatchExpr | None  # None = else
+    pipeline: "Pipeline"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PCase:
+    arms: tuple[CaseArm, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PCopy:
+    percent: PercentVal
+    target: "Pipeline"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PPass:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PDrop:
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PSerial:
+    stages: tuple["Stage", ...]
+    span: Span = _span()
+
+
+Stage = Union[PUse, PCase, PCopy, PPass, PDrop, PSerial]
+Pipeline = Stage
+
+
+# ---- statements -----------------------------------------------------------
+@dataclass(frozen=True)
+class PortRef:
+    switch: Name
+    port: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    switch: Name
+    lo: int
+    hi: int | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Option:
+    """A statement option as written (``cores 8``): kept for duplicate checks."""
+
+    key: str
+    value: object
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SiteStmt:
+    name: Name
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SwitchStmt:
+    name: Name
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LinkStmt:
+    a: PortRef
+    b: PortRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class HostStmt:
+    name: Name
+    at: tuple[PortRef, ...]
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EdgeStmt:
+    name: Name
+    at: tuple[PortSpec, ...]
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class BoxStmt:
+    name: Name
+    in_port: PortRef
+    out_port: PortRef
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SetStmt:
+    name: Name
+    value: Value
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClassStmt:
+    name: Name
+    match: MatchExpr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: Name
+    value: Union[Value, MatchExpr]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ModuleStmt:
+    name: Name
+    type: Name
+    params: tuple[Param, ...] = ()
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PolicyStmt:
+    name: Name
+    sources: tuple[Name, ...] = ()
+    match: MatchExpr | None = None
+    pipeline: Pipeline | None = None  # None = `drop` action
+    symmetric: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PinStmt:
+    module: Name
+    host: Name
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AvoidStmt:
+    module: Name
+    host: Name
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PlacementStmt:
+    mode: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class DefaultStmt:
+    action: str
+    span: Span = _span()
+
+
+Statement = Union[SiteStmt, SwitchStmt, LinkStmt, HostStmt, EdgeStmt, BoxStmt, SetStmt, ClassStmt,
+                  ModuleStmt, PolicyStmt, PinStmt, AvoidStmt, PlacementStmt, DefaultStmt]
+
+
+@dataclass(frozen=True)
+class Program:
+    statements: tuple[Statement, ...]

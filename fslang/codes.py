@@ -1,0 +1,132 @@
+"""Every diagnostic code, declared as data: a title and a minimal site that
+triggers it.  `docs/diagnostics.md` is generated from this table
+(`python -m fslang.codes > docs/diagnostics.md`) and a test checks each
+example yields its code."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+BASE = """site s
+switch sw dpid 0x1 ports 8
+host h at sw:1 cores 4 memory 8GiB
+edge out at sw:2 default
+edge lan at sw:3 net 10.0.0.0/8
+"""
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    title: str
+    example: str | None  # a whole site; None when the trigger is not file content
+    note: str = ""
+
+
+def _b(extra: str) -> str:
+    return BASE + extra
+
+
+CODES: tuple[Code, ...] = (
+    Code("E0001", "the file is not UTF-8 text (or contains NUL bytes)", BASE + "# \udcff\n",
+         "the example holds a byte that is not UTF-8"),
+    Code("E0002", "syntax error", _b("policy p from lan via\n")),
+    Code("E0003", "unexpected character or unterminated string", _b("policy p via \"open\n")),
+    Code("E0004", "statement nested too deeply", _b("policy p match " + "(" * 300 + "tcp" + ")" * 300 + " drop\n")),
+    Code("E0005", "the file cannot be read or is too large", None,
+         "given a path that does not exist or a file over 4 MiB"),
+    Code("E0006", "a reserved keyword used as a name", _b("module tcp = monitor()\npolicy p via tcp\n")),
+    Code("E0010", "invalid address", _b("policy p match host 10.0.0.300 drop\n")),
+    Code("E0011", "prefix with host bits set (the hint gives the network address)",
+         _b("policy p match dst net 10.28.90.0/20 drop\n")),
+    Code("E0014", "number out of range", _b("policy p match vlan 5000 drop\n")),
+    Code("E0015", "empty or inverted range", _b("policy p match tcp and dst port 90..80 drop\n")),
+    Code("E0101", "`site` missing, not first, or repeated", BASE.replace("site s\n", "") + "site s\n"),
+    Code("E0102", "a name defined twice", _b("set a = 10.0.0.1\nset a = 10.0.0.2\npolicy p match host a drop\n")),
+    Code("E0103", "two switches with the same dpid",
+         _b("switch sw2 dpid 0x1 ports 8\nlink sw:8 sw2:8\n")),
+    Code("E0104", "a port beyond the switch's port count", _b("edge dmz at sw:9\n")),
+    Code("E0105", "a switch port used twice", _b("edge dmz at sw:1\n")),
+    Code("E0106", "more than one default edge", _b("edge other at sw:4 default\n")),
+    Code("E0107", "a link from a switch to itself", _b("link sw:5 sw:6\n")),
+    Code("E0108", "a switch not linked to the others", _b("switch sw2 dpid 0x2 ports 8\n")),
+    Code("E0109", "a site with policies but no edge",
+         "site s\nswitch sw dpid 0x1\npolicy p drop\n"),
+    Code("E0110", "a required option is missing", _b("host h2 at sw:4 cores 2\n")),
+    Code("E0111", "unknown module kind", _b("module m = monitor() kind clik\npolicy p via m\n")),
+    Code("E0112", "an option given twice", _b("host h2 at sw:4 cores 2 cores 4 memory 1GiB\n")),
+    Code("E0113", "`placement` or `default` set twice", _b("default drop\ndefault forward\n")),
+    Code("E0201", "unknown set or class", _b("policy p match webb drop\n")),
+    Code("E0202", "unknown switch", _b("edge dmz at core:4\n")),
+    Code("E0203", "unknown module", _b("module ids = ids(rules: \"r\")\npolicy p via idz\n")),
+    Code("E0204", "unknown edge", _b("policy p from internet drop\n")),
+    Code("E0205", "unknown host", _b("module m = monitor()\npolicy p via m\npin m to h9\n")),
+    Code("E0206", "a name of the wrong kind", _b("set web = 10.0.0.1\npolicy p via web\n")),
+    Code("E0207", "unknown module type", _b("module m = firewal(allow: tcp)\npolicy p via m\n")),
+    Code("E0208", "a class or set that refers to itself", _b("class a = tcp and a\npolicy p match a drop\n")),
+    Code("E0301", "unknown module parameter", _b("module m = monitor(snk: true)\npolicy p via m\n")),
+    Code("E0302", "missing module parameter", _b("module m = nat()\npolicy p via m\n")),
+    Code("E0303", "module parameter of the wrong type", _b("module m = nat(to: \"gw\")\npolicy p via m\n")),
+    Code("E0304", "a module type that cannot run as the given kind",
+         _b("module m = process(command: \"x\") kind click\npolicy p via m\n")),
+    Code("E0305", "a `vm` module without an image", _b("module m = dpi()\npolicy p via m\n")),
+    Code("E0306", "two replica counts for one module",
+         _b("module m = monitor()\npolicy p from lan via m * 2\npolicy q from out via m * 3\n")),
+    Code("E0307", "a module parameter given twice",
+         _b("module m = firewall(allow: tcp, allow: udp)\npolicy p via m\n")),
+    Code("E0308", "a classify module without labels, or a label named like a built-in output",
+         _b("module c = classify()\npolicy p via c\n")),
+    Code("E0401", "a copy branch that does not end in a sink",
+         _b("module m = monitor()\npolicy p via copy 5% to m\n")),
+    Code("E0402", "a split label the module does not output",
+         _b("module i = ids(rules: \"r\") kind click\npolicy p via i { alrt: drop, else: pass }\n")),
+    Code("E0403", "a split on a sink module",
+         _b("module t = monitor(sink: true)\npolicy p via t { out: pass }\n")),
+    Code("E0404", "a stage that is never reached", _b("module m = monitor()\npolicy p via drop >> m\n")),
+    Code("E0406", "a replica count below 1", _b("module m = monitor()\npolicy p via m * 0\n")),
+    Code("E0407", "a split label or `else` twice, or `else` not last",
+         _b("module c = classify(a: tcp)\npolicy p via c { a: drop, a: pass }\n")),
+    Code("E0408", "a box replicated or split", _b("box b at sw:4 -> sw:5\npolicy p via b * 2\n")),
+    Code("E0409", "a `case` arm that never matches",
+         _b("policy p via case { tcp: pass, tcp and port 80: drop, else: pass }\n")),
+    Code("E0501", "a policy that can never match (earlier policies take all its traffic)",
+         _b("policy a match tcp drop\npolicy b match tcp and dst port 80 drop\n")),
+    Code("E0502", "a policy that matches no packet", _b("policy p match tcp and udp drop\n")),
+    Code("E0505", "a value of the wrong type in a match", _b("policy p match host 10.0.0.0/8 drop\n")),
+    Code("E0601", "a module both pinned to and avoiding a host",
+         _b("module m = monitor()\npolicy p via m\npin m to h\navoid m on h\n")),
+    Code("E0602", "a pin to a host that does not run the module's kind",
+         _b("host h2 at sw:4 cores 2 memory 4GiB runs process\nmodule m = monitor()\npolicy p via m\n"
+            "pin m to h2\n")),
+    Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
+    Code("W0302", "`image` on a module that is not a `vm`",
+         _b("module m = monitor() image \"m.qcow2\"\npolicy p via m\n")),
+    Code("W0501", "a policy that partly overlaps an earlier one (with an example packet)",
+         _b("policy a match tcp and dst port 80 drop\npolicy b match src net 10.0.0.0/8 drop\n")),
+    Code("W0503", "an edge listed twice in `from`", _b("policy p from lan, lan drop\n")),
+)
+
+BY_CODE = {c.code: c for c in CODES}
+
+
+def markdown() -> str:
+    out = ["# Diagnostics", "",
+           "Every code `fsc check` and `fsc compile` can print, with a minimal site that triggers it.",
+           "`E` codes are errors (the site is rejected, exit code 1); `W` codes are warnings.",
+           "Generated from `fslang/codes.py` by `python -m fslang.codes > docs/diagnostics.md`;",
+           "`tests/test_codes.py` runs every example and checks it yields its code.", ""]
+    for c in CODES:
+        out.append(f"## {c.code}: {c.title}")
+        out.append("")
+        if c.note:
+            out.append(c.note[0].upper() + c.note[1:] + ".")
+            out.append("")
+        if c.example is not None:
+            shown = c.example.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            out += ["```", shown.rstrip("\n"), "```", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())
