@@ -46,7 +46,19 @@ def check_policy(stmt: A.PolicyStmt, index: int, symbols: Symbols, matches: Matc
         pipeline: ir.Pipeline = ir.Drop(stmt.span)
     else:
         pipeline = pipelines.convert(stmt.pipeline)
+        if stmt.symmetric and not _serial_only(pipeline):
+            symbols.sink.error("E0410", f"`symmetric` policy `{stmt.name.text}` splits its traffic", stmt.pipeline.span,
+                               hint="a symmetric pipeline is a series of modules and boxes (copies allowed), so the "
+                                    "reply can retrace it; use a separate policy for the split")
     return ir.Policy(stmt.name.text, index, tuple(sources), space, pipeline, stmt.symmetric, stmt.name.span)
+
+
+def _serial_only(p: ir.Pipeline) -> bool:
+    if isinstance(p, ir.Serial):
+        return all(_serial_only(s) for s in p.stages)
+    if isinstance(p, ir.Use):
+        return p.branches is None
+    return not isinstance(p, ir.Case)
 
 
 def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], symbols: Symbols,

@@ -128,12 +128,27 @@ class _Checker:
                     if not st.holds(cond):
                         self.add("prereq", w, f"{fm.field} needs {_cond(cond)}")
         self.check_actions(e.actions, st, w, w, ())
+        if e.write_metadata is not None:
+            self.check_write_metadata(e.write_metadata, w)
         if e.goto_table is not None:
             if e.goto_table <= e.table_id:
                 self.add("goto", w, f"goto_table:{e.goto_table} does not move "
                          "forward")
             if e.goto_table > 254:
                 self.add("goto", w, f"goto_table:{e.goto_table} outside 0..254")
+
+    def check_write_metadata(self, wm: tuple[int, int], w: str) -> None:
+        value, mask = wm
+        full = FIELDS["metadata"].full
+        if not 0 <= value <= full:
+            self.add("range", w, f"write_metadata value {value:#x} outside "
+                     "64 bits")
+        if not 0 <= mask <= full:
+            self.add("range", w, f"write_metadata mask {mask:#x} outside "
+                     "64 bits")
+        if value & ~mask:
+            self.add("mask", w, f"write_metadata value {value:#x} has bits "
+                     f"outside mask {mask:#x}")
 
     def check_match(self, m: Match, w: str) -> None:
         names = [f.field for f in m.fields]

@@ -101,6 +101,7 @@ class FlowEntry:
     actions: tuple[Action, ...] = ()
     goto_table: int | None = None
     cookie: int = 0
+    write_metadata: tuple[int, int] | None = None  # Write-Metadata instruction (value, mask)
 
 
 @dataclass(frozen=True)

@@ -183,18 +183,22 @@ def _cube_sub(a: _Pair, b: _Pair) -> list[_Pair]:
 
 
 def _split_bit(c: _Pair, rel: list[_Pair]) -> int:
-    """A bit some cube of rel cares about and c does not (preferring bits all care about).
+    """The bit to split c on when subtracting rel (all of which meet c).
 
-    Splitting there makes at least one half disjoint from a cube of rel, so
-    recursion shrinks rel quickly instead of multiplying pieces.
+    Prefer a bit that every cube of rel fixes to the same value: one half is
+    then disjoint from all of rel and is emitted once, instead of being
+    rediscovered in every branch.  Next prefer a bit all of rel care about;
+    last, a bit of the cube of rel closest to containing c.
     """
     cm = c[1]
-    common = ~cm
-    for _, bm in rel:
+    common, v_and, v_or = ~cm, -1, 0
+    for bv, bm in rel:
         common &= bm
-    if not common:
-        common = min((bm & ~cm for _, bm in rel), key=int.bit_count)
-    return 1 << (common.bit_length() - 1)
+        v_and &= bv
+        v_or |= bv
+    agree = common & ~(v_and ^ v_or)
+    pick = agree or common or min((bm & ~cm for _, bm in rel), key=int.bit_count)
+    return 1 << (pick.bit_length() - 1)
 
 
 def _minus(a: _Pair, bs: Iterable[_Pair], stop_at_first: bool = False) -> list[_Pair]:
@@ -309,14 +313,18 @@ def _merge_siblings(cubes: list[_Pair]) -> tuple[list[_Pair], bool]:
     return out, changed
 
 
-def _normalize(cubes: Iterable[_Pair]) -> list[_Pair]:
-    """Fixpoint of subsumption removal and sibling merging, sorted by (mask, value)."""
-    cur = _drop_subsumed(cubes)
+def _normalize(cubes: Iterable[_Pair], disjoint: bool = False) -> list[_Pair]:
+    """Fixpoint of subsumption removal and sibling merging, sorted by (mask, value).
+
+    Pairwise disjoint input cannot contain subsumed cubes, and merging disjoint
+    siblings keeps it disjoint, so then only merging runs (much cheaper).
+    """
+    cur = sorted(set(cubes)) if disjoint else _drop_subsumed(cubes)
     while True:
         merged, changed = _merge_siblings(cur)
         if not changed:
             break
-        cur = _drop_subsumed(merged)
+        cur = merged if disjoint else _drop_subsumed(merged)
     return sorted(cur, key=lambda c: (c[1], c[0]))
 
 
@@ -344,8 +352,12 @@ class HeaderSpace:
         object.__setattr__(self, "cubes", tuple(Cube(v, m) for v, m in _normalize(pairs)))
 
     @classmethod
-    def _of(cls, layout: Layout, pairs: Iterable[_Pair]) -> HeaderSpace:
-        return cls(layout, tuple(Cube(v, m) for v, m in pairs))
+    def _of(cls, layout: Layout, pairs: Iterable[_Pair], disjoint: bool = False) -> HeaderSpace:
+        """Build from internal pairs, normalising once (bypasses __post_init__)."""
+        hs = object.__new__(cls)
+        object.__setattr__(hs, "layout", layout)
+        object.__setattr__(hs, "cubes", tuple(Cube(v, m) for v, m in _normalize(pairs, disjoint)))
+        return hs
 
     def _pairs(self) -> list[_Pair]:
         return [(c.value, c.mask) for c in self.cubes]
@@ -402,7 +414,7 @@ class HeaderSpace:
                 size >>= 1
             pairs.append((lo << off, (full & ~(size - 1)) << off))
             lo += size
-        return cls._of(layout, pairs)
+        return cls._of(layout, pairs, disjoint=True)
 
     # -- set algebra
 
@@ -422,11 +434,15 @@ class HeaderSpace:
 
     def __sub__(self, other: HeaderSpace) -> HeaderSpace:
         self._check(other)
+        # Also subtracting the earlier cubes of self keeps the result disjoint,
+        # which makes normalising it cheap.
         bs = other._pairs()
         out: list[_Pair] = []
+        done: list[_Pair] = []
         for a in self._pairs():
-            out.extend(_minus(a, bs))
-        return self._of(self.layout, out)
+            out.extend(_minus(a, bs + done if done else bs))
+            done.append(a)
+        return self._of(self.layout, out, disjoint=True)
 
     def __invert__(self) -> HeaderSpace:
         return HeaderSpace.all(self.layout) - self

@@ -12,11 +12,11 @@ moves nothing and adding a module does not shuffle the others.
 
 from __future__ import annotations
 
-import heapq
+import random
 
 from compiler import ir
-from compiler.placement_model import (BANDS, Placement, PlacementResult, Problem, Score, Usage,
-                                      band_of, fmt_bytes, fmt_cores, names)
+from compiler.placement_model import (Placement, PlacementResult, Problem, Score, State, Usage, no_host,
+                                      shortage)
 from fslang.diagnostics import Diagnostic
 
 __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
@@ -24,85 +24,14 @@ __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
 MAX_PASSES = 30
 EVAL_BUDGET = 300_000  # move evaluations: bounds time deterministically (no clock)
 SWAP_LIMIT = 400  # full neighbourhoods and swaps only for sites up to this many instances
+EVACUATIONS = 8  # pack: hosts tried per local-search pass
 CANDIDATES = 4  # on larger sites: best-loaded hosts tried per instance, besides its neighbours'
 EXACT_TIME_LIMIT = 10.0
-
-
-class State:
-    """A partial assignment with the counters that make a move's delta O(degree).
-    ``lim_c`` is a host's usable cores: its cores, or fewer under a spread band."""
-
-    def __init__(self, p: Problem) -> None:
-        self.p = p
-        H = len(p.hosts)
-        self.host_of = [-1] * len(p.insts)
-        self.mod = [i.module for i in p.insts]
-        self.ic = [p.modules[a].cores for a in self.mod]
-        self.im = [p.modules[a].memory for a in self.mod]
-        self.lim_c = [h.cores for h in p.hosts]
-        self.used_c = [0] * H
-        self.free_m = [h.memory for h in p.hosts]
-        self.cap = [max(h.cores, 1) for h in p.hosts]
-        self.spare = [1 if h.spare else 0 for h in p.hosts]
-        self.cnt = [[0] * H for _ in p.modules]
-        self.n_on = [0] * H
-        self.frozen: set[int] = set()
-        self.top: list[int] = []
-
-    def limit(self, band: int) -> None:
-        """Cap every host at ``band`` tenths of its cores (never below what it holds)."""
-        for h, host in enumerate(self.p.hosts):
-            self.lim_c[h] = max(min(host.cores, (host.cores * band) // BANDS), self.used_c[h])
-
-    def free_c(self, h: int) -> int:
-        return self.lim_c[h] - self.used_c[h]
-
-    def fits(self, i: int, h: int) -> bool:
-        return self.lim_c[h] - self.used_c[h] >= self.ic[i] and self.free_m[h] >= self.im[i]
-
-    def frac(self, h: int) -> float:
-        return self.used_c[h] / self.cap[h]
-
-    def put(self, i: int, h: int) -> None:
-        self.host_of[i] = h
-        self.used_c[h] += self.ic[i]
-        self.free_m[h] -= self.im[i]
-        self.cnt[self.mod[i]][h] += 1
-        self.n_on[h] += 1
-
-    def take(self, i: int) -> int:
-        h = self.host_of[i]
-        self.host_of[i] = -1
-        self.used_c[h] -= self.ic[i]
-        self.free_m[h] += self.im[i]
-        self.cnt[self.mod[i]][h] -= 1
-        self.n_on[h] -= 1
-        return h
-
-    def refresh_top(self) -> None:
-        self.top = heapq.nlargest(3, range(len(self.cap)), key=lambda h: (self.frac(h), -h))
-
-    def gain(self, a: int, h: int) -> int:
-        return sum(w * self.cnt[b][h] for b, w in self.p.neighbours[a])
-
-    def delta(self, i: int, h2: int) -> tuple[float, ...]:
-        """Change of the objective (plus a smooth tie-break) if ``i`` moved to ``h2``;
-        ``self.top`` must be current.  Under a band the band cannot rise (capacity)."""
-        h1, a, c = self.host_of[i], self.mod[i], self.ic[i]
-        cnt = self.cnt
-        ds = self.spare[h2] - self.spare[h1]
-        dr = cnt[a][h2] - cnt[a][h1] + 1
-        dx = sum(w * (cnt[b][h1] - cnt[b][h2]) for b, w in self.p.neighbours[a])
-        f1, f2 = self.frac(h1), self.frac(h2)
-        g1, g2 = f1 - c / self.cap[h1], f2 + c / self.cap[h2]
-        dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
-        if self.p.mode == "pack":
-            dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
-            return (ds, dr, dh, dx, round(-dsq, 9))
-        cur = self.frac(self.top[0]) if self.top else 0.0
-        other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
-        new = max(other, g1, g2)
-        return (ds, dr, band_of(new) - band_of(cur), dx, round(new - cur, 9), round(dsq, 9))
+ILS_LIMIT = 200  # ruin-and-recreate rounds only for sites up to this many instances
+ILS_BUDGET = 40_000  # evaluations spent in those rounds
+ILS_ROUNDS = 300
+ILS_STALL = 60  # rounds without a new best before giving up
+UNJAM_STEPS = 20_000  # min-conflicts steps when the greedy construction leaves instances out
 
 
 def _greedy_key(st: State, i: int, h: int, how: str) -> tuple[float, ...]:
@@ -111,8 +40,9 @@ def _greedy_key(st: State, i: int, h: int, how: str) -> tuple[float, ...]:
     if how == "fit":  # best fit on the tighter resource: for feasibility
         slack = min((st.free_c(h) - c) / st.cap[h], (st.free_m[h] - st.im[i]) / max(st.p.hosts[h].memory, 1))
         return (st.spare[h], slack, st.cnt[a][h], -st.gain(a, h), h)
-    if how == "pack":
-        return (st.spare[h], st.cnt[a][h], st.n_on[h] == 0, -st.gain(a, h), -after, h)
+    if how == "pack":  # fill used hosts tightly; open the biggest host when one must open
+        fresh = st.n_on[h] == 0
+        return (st.spare[h], st.cnt[a][h], fresh, -st.gain(a, h), -st.cap[h] if fresh else -after, h)
     return (st.spare[h], st.cnt[a][h], -st.gain(a, h), after, h)
 
 
@@ -178,7 +108,7 @@ def _candidates(st: State, i: int, by_load: list[int]) -> list[int]:
     allowed = p.allowed_set[a]
     out = {st.host_of[j] for b, _ in p.neighbours[a] for j in p.by_module[b]} & allowed
     k = 0
-    for h in by_load:
+    for h in by_load[:8 * CANDIDATES] if len(by_load) > 8 * CANDIDATES else by_load:
         if h in allowed and not st.spare[h] and st.cnt[a][h] == 0 and st.fits(i, h):
             out.add(h)
             k += 1
@@ -187,7 +117,7 @@ def _candidates(st: State, i: int, by_load: list[int]) -> list[int]:
     return sorted(out)
 
 
-def _local_search(st: State) -> None:
+def _local_search(st: State) -> int:
     """Steepest single moves (plus swaps on small sites, evacuations under pack)
     until nothing improves; each accepted step lowers the objective, so it ends."""
     p = st.p
@@ -196,7 +126,9 @@ def _local_search(st: State) -> None:
     for _ in range(MAX_PASSES):
         improved = False
         st.refresh_top()
-        by_load = sorted(range(len(p.hosts)), key=lambda h: (sign * st.frac(h), h))
+        # pack: fullest hosts that still have room; spread: emptiest first
+        by_load = sorted((h for h in range(len(p.hosts)) if st.free_c(h) > 0),
+                         key=lambda h: (sign * st.frac(h), h))
         for i in range(len(st.host_of)):
             h1 = st.host_of[i]
             if i in st.frozen and not st.spare[h1]:
@@ -214,42 +146,48 @@ def _local_search(st: State) -> None:
                 st.refresh_top()
                 improved = True
         if len(st.host_of) <= SWAP_LIMIT:
-            improved |= _swap_pass(st)
+            swapped, n = _swap_pass(st)
+            improved |= swapped
+            evals += n
         if p.mode == "pack":
             improved |= _evacuate(st)
         if not improved or evals > EVAL_BUDGET:
             break
+    return evals
 
 
-def _swap_pass(st: State) -> bool:
+def _swap_pass(st: State) -> tuple[bool, int]:
     """Exchange two instances of different modules: moves alone cannot when hosts are full."""
     p = st.p
     on: list[list[int]] = [[] for _ in p.hosts]
     for j, h in enumerate(st.host_of):
         on[h].append(j)
-    improved = False
+    improved, evals = False, 0
     for i in range(len(st.host_of)):
         if i in st.frozen:
             continue
         a = st.mod[i]
+        h1 = st.host_of[i]
+        stuck_a = st.cnt[a][h1] > 1 or st.spare[h1] > 0 or (p.mode == "spread" and h1 == st.top[0])
         for h2 in p.allowed[a]:
-            h1 = st.host_of[i]
             if h2 == h1:
                 continue
+            # only pairs that could lower a tier: the rest cannot beat the moves pass
+            useful_a = stuck_a or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
             for j in list(on[h2]):
                 b = st.mod[j]
                 if b == a or j in st.frozen or h1 not in p.allowed_set[b]:
                     continue
+                if not (useful_a or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
+                    continue
                 dc, dm = st.ic[i] - st.ic[j], st.im[i] - st.im[j]
                 if st.free_c(h2) < dc or st.free_m[h2] < dm or st.free_c(h1) < -dc or st.free_m[h1] < -dm:
                     continue
-                d1 = st.delta(i, h2)
-                st.take(i)
-                st.put(i, h2)
-                st.refresh_top()
-                d2 = st.delta(j, h1)
-                if _better(tuple(round(x + y, 9) for x, y in zip(d1, d2)), False):
+                evals += 1
+                if _better(st.swap_delta(i, j), False):
+                    st.take(i)
                     st.take(j)
+                    st.put(i, h2)
                     st.put(j, h1)
                     on[h1].remove(i)
                     on[h2].remove(j)
@@ -258,22 +196,25 @@ def _swap_pass(st: State) -> bool:
                     st.refresh_top()
                     improved = True
                     break
-                st.take(i)
-                st.put(i, h1)
-                st.refresh_top()
             if st.host_of[i] != h1:
                 break
-    return improved
+    return improved, evals
 
 
 def _evacuate(st: State) -> bool:
-    """``pack``: empty a lightly used host into the others when that scores better."""
+    """``pack``: empty a lightly used host into the others when that scores better
+    (single moves never do: the first one away leaves the host in use)."""
     p = st.p
-    improved = False
+    on: list[list[int]] = [[] for _ in p.hosts]
+    for j, g in enumerate(st.host_of):
+        on[g].append(j)
+    room = sum(st.free_c(h) for h in range(len(p.hosts)) if st.n_on[h])
+    improved, tries = False, 0
     for h in sorted((h for h in range(len(p.hosts)) if st.n_on[h]), key=lambda h: (st.frac(h), h)):
-        mine = sorted((j for j, g in enumerate(st.host_of) if g == h), key=lambda j: (-st.ic[j], j))
-        if not mine or any(j in st.frozen for j in mine):
+        mine = sorted(on[h], key=lambda j: (-st.ic[j], j))
+        if tries == EVACUATIONS or st.used_c[h] > room - st.free_c(h) or any(j in st.frozen for j in mine):
             continue
+        tries += 1
         total, done = [0.0] * 4, []
         for j in mine:
             cands = [g for g in p.allowed[st.mod[j]] if g != h and st.n_on[g] and st.fits(j, g)]
@@ -286,6 +227,9 @@ def _evacuate(st: State) -> bool:
             done.append(j)
         if len(done) == len(mine) and tuple(round(x, 9) for x in total) < (0, 0, 0, 0):
             improved = True
+            for j in done:
+                on[st.host_of[j]].append(j)
+            on[h] = []
             continue
         for j in reversed(done):
             st.take(j)
@@ -293,43 +237,168 @@ def _evacuate(st: State) -> bool:
     return improved
 
 
-def _previous_host(p: Problem, previous: Placement | None, i: int) -> str | None:
-    """The host ``i`` had before; ``m`` and ``m#1`` are one instance across a replica change."""
+def previous_hosts(p: Problem, previous: Placement | None) -> list[int]:
+    """Each instance's host before (-1: none, or the host is gone); ``m`` and
+    ``m#1`` are one instance across a change of the replica count."""
     if previous is None:
-        return None
+        return [-1] * len(p.insts)
     prev = dict(previous.assignments)
-    name = p.insts[i].name
-    alias = name[:-2] if name.endswith("#1") else name + "#1"
-    return prev.get(name, prev.get(alias))
+    out = []
+    for inst in p.insts:
+        alias = inst.name[:-2] if inst.name.endswith("#1") else inst.name + "#1"
+        out.append(p.host_index.get(prev.get(inst.name, prev.get(alias, "")), -1))
+    return out
 
 
-def keep_previous(st: State, previous: Placement | None) -> None:
+def keep_previous(st: State, old: list[int]) -> None:
     """Put back, then freeze, every instance that still fits where it was."""
     p = st.p
-    if previous is None:
-        return
-    old = {i: p.host_index.get(_previous_host(p, previous, i) or "", -1) for i in range(len(p.insts))}
-    for i in sorted((i for i in old if old[i] >= 0), key=lambda i: (st.spare[old[i]], p.insts[i].name)):
+    for i in sorted((i for i, h in enumerate(old) if h >= 0), key=lambda i: (st.spare[old[i]], p.insts[i].name)):
         h = old[i]
-        if h in p.allowed[st.mod[i]] and st.fits(i, h):
+        if h in p.allowed_set[st.mod[i]] and st.fits(i, h):
             st.put(i, h)
             st.frozen.add(i)
 
 
+def _key(st: State) -> tuple[float, ...]:
+    return (sum(1 for h in st.host_of if h < 0), *st.p.score(st.host_of).key())
+
+
+def _restore(st: State, host_of: list[int]) -> None:
+    for i, h in enumerate(st.host_of):
+        if h >= 0:
+            st.take(i)
+    for i, h in enumerate(host_of):
+        if h >= 0:
+            st.put(i, h)
+
+
+def _ruin_recreate(st: State, rng: random.Random) -> None:
+    """Take out a host's, a module neighbourhood's or a random set of instances
+    and put them back greedily, the ruined host last: escapes local optima
+    that single moves and swaps cannot (full hosts, whole hosts to empty)."""
+    p = st.p
+    movable = [i for i in range(len(st.host_of)) if i not in st.frozen]
+    if not movable:
+        return
+    r, shut = rng.random(), -1
+    if r < 0.4:  # close a host: its instances and a few others make room elsewhere
+        used = sorted({st.host_of[i] for i in movable if st.host_of[i] >= 0} or {-1})
+        if p.mode == "pack" and rng.random() < 0.5:  # the emptiest hosts are the ones to free
+            used = sorted(used, key=lambda h: (st.frac(h), h))[:2]
+        shut = rng.choice(used)
+        out = [i for i in movable if st.host_of[i] == shut]
+        out += rng.sample(movable, rng.randint(0, len(movable) // 4))
+    elif r < 0.7:
+        a = st.mod[rng.choice(movable)]
+        group = {a} | {b for b, _ in p.neighbours[a]}
+        out = [i for i in movable if st.mod[i] in group]
+    elif r < 0.9:
+        out = rng.sample(movable, rng.randint(1, max(1, len(movable) // 3)))
+    else:  # start over in a different order
+        out = movable
+    for i in out:
+        if st.host_of[i] >= 0:
+            st.take(i)
+    todo = sorted((i for i in range(len(st.host_of)) if st.host_of[i] < 0 and p.allowed[st.mod[i]]),
+                  key=lambda i: (-st.ic[i], -st.im[i], rng.random()))
+    how = rng.choice((p.mode, p.mode, "fit"))
+    if shut >= 0:
+        saved, st.lim_c[shut] = st.lim_c[shut], st.used_c[shut]
+        _construct(st, todo, how)
+        st.lim_c[shut] = saved
+    for x in _construct(st, todo, how):
+        _repair(st, x, False)
+
+
+def _overload(st: State, h: int) -> float:
+    return (max(0, st.used_c[h] - st.lim_c[h]) / st.cap[h]
+            + max(0, -st.free_m[h]) / max(st.p.hosts[h].memory, 1))
+
+
+def _unjam(st: State, rng: random.Random, steps: int) -> None:
+    """Feasibility by min-conflicts: put the unplaced instances where they overload
+    least, then move instances off overloaded hosts (tabu, fixed seed) until no
+    host is over; whatever still overloads a host is taken off again."""
+    p = st.p
+    for x in sorted((i for i, h in enumerate(st.host_of) if h < 0 and p.allowed[st.mod[i]]),
+                    key=lambda i: (-st.ic[i], i)):
+        def after(h: int, x: int = x) -> tuple[float, int]:
+            st.put(x, h)
+            v = _overload(st, h)
+            st.take(x)
+            return (v, h)
+        st.put(x, min(p.allowed[st.mod[x]], key=after))
+    tabu: dict[tuple[int, int], int] = {}
+    for step in range(steps):
+        over = [h for h in range(len(p.hosts)) if _overload(st, h) > 0]
+        if not over:
+            return
+        h1 = rng.choice(over)
+        movers = [i for i, h in enumerate(st.host_of) if h == h1 and i not in st.frozen] or \
+                 [i for i, h in enumerate(st.host_of) if h == h1]
+        i = rng.choice(movers)
+        base = _overload(st, h1)
+        best: list[tuple[float, int]] = []
+        for h2 in p.allowed[st.mod[i]]:
+            if h2 == h1 or tabu.get((i, h2), -1) > step:
+                continue
+            old2 = _overload(st, h2)
+            st.take(i)
+            st.put(i, h2)
+            d = _overload(st, h1) + _overload(st, h2) - base - old2
+            st.take(i)
+            st.put(i, h1)
+            best.append((round(d, 9), h2))
+        if not best:
+            continue
+        d0 = min(best)[0]
+        h2 = rng.choice([h for d, h in best if d == d0])
+        st.take(i)
+        st.put(i, h2)
+        tabu[i, h1] = step + 7
+    for h in range(len(p.hosts)):  # give up: unplace until every host fits
+        for i in sorted((i for i, g in enumerate(st.host_of) if g == h), key=lambda i: (st.ic[i], i)):
+            if _overload(st, h) <= 0:
+                break
+            st.take(i)
+
+
+def _iterate(st: State, budget: int) -> None:
+    """Iterated local search with a fixed seed: deterministic, bounded by work."""
+    rng = random.Random(0x5EED)
+    cur = best = _key(st)
+    best_assign = list(st.host_of)
+    spent, rounds, last = 0, 0, 0
+    while spent < budget and rounds < ILS_ROUNDS and rounds - last < ILS_STALL:
+        rounds += 1
+        before = list(st.host_of)
+        _ruin_recreate(st, rng)
+        if all(h >= 0 for h in st.host_of):
+            spent += _local_search(st)
+        spent += len(st.host_of)
+        k = _key(st)
+        if k <= cur:
+            cur = k
+            if k < best:
+                best, best_assign, last = k, list(st.host_of), rounds
+        else:
+            _restore(st, before)
+    _restore(st, best_assign)
+
+
 def _tiers(st: State) -> tuple[int, int]:
-    """(instances on spares, co-located replica pairs) of a state."""
-    spare = sum(st.n_on[h] for h in range(len(st.n_on)) if st.spare[h])
+    """(cores used on spares, co-located replica pairs) of a state."""
+    spare = sum(st.used_c[h] for h in range(len(st.n_on)) if st.spare[h])
     return spare, sum(n * (n - 1) // 2 for row in st.cnt for n in row)
 
 
-def _build(p: Problem, previous: Placement | None, order: list[int], band: int) -> tuple[State, list[int]]:
-    """Construct (greedy, then best fit if that fails) and repair; ``band`` caps host load."""
+def _build(p: Problem, previous: list[int], order: list[int]) -> tuple[State, list[int]]:
+    """Construct (greedy, then best fit if that fails) and repair."""
     best: tuple[State, list[int]] | None = None
     for how in (p.mode, "fit"):
         st = State(p)
         keep_previous(st, previous)
-        if band < BANDS:
-            st.limit(band)
         unplaced = _construct(st, order, how)
         if unplaced:
             unplaced = [x for x in unplaced if not _repair(st, x, False)]
@@ -342,130 +411,56 @@ def _build(p: Problem, previous: Placement | None, order: list[int], band: int) 
     return best
 
 
-def heuristic(p: Problem, previous: Placement | None = None) -> tuple[State, list[int]]:
-    """Deterministic placement; returns the state and the instances left unplaced.
-    Under spread, the lowest load band that costs no spare or replica spreading
-    is found first (construction only), then local search runs within it."""
+def heuristic(p: Problem, previous: list[int] | None = None) -> tuple[State, list[int]]:
+    """Deterministic placement; returns the state and the instances left unplaced."""
     order = _order(p)
-    st, unplaced = _build(p, previous, order, BANDS)
+    previous = previous or [-1] * len(p.insts)
+    st, unplaced = _build(p, previous, order)
     if unplaced:
+        _unjam(st, random.Random(0x5EED), min(UNJAM_STEPS, 500 + 100 * len(st.host_of)))
+        _iterate(st, ILS_BUDGET)
+        unplaced = [i for i in order if st.host_of[i] < 0]
+    if unplaced or len(order) < len(p.insts):  # failed, or E0702 modules: only diagnostics matter
         return st, unplaced
-    if p.mode == "spread" and st.host_of:
-        base = _tiers(st)
-        demand = sum(st.ic)
-        capacity = sum(h.cores for h in p.hosts if not h.spare) or 1
-        top = band_of(max(st.frac(h) for h in range(len(p.hosts))))
-        for band in range(max(1, band_of(demand / capacity)), top):
-            cand, left = _build(p, previous, order, band)
-            if not left and _tiers(cand) <= base:
-                st = cand
-                break
     _local_search(st)
+    if len(st.host_of) <= ILS_LIMIT:
+        _iterate(st, ILS_BUDGET)
     return st, []
 
 
 def place(site: ir.Site, previous: Placement | None = None, optimal: bool = False) -> PlacementResult:
     """Assign every module instance to a host; errors E0701 (capacity) and E0702 (no host)."""
     p = Problem(site)
-    diags = [_no_host(p, a) for a in range(len(p.modules)) if not p.allowed[a]]
-    st, unplaced = heuristic(p, previous)
+    diags = [no_host(p, a) for a in range(len(p.modules)) if not p.allowed[a]]
+    prev = previous_hosts(p, previous)
+    st, unplaced = heuristic(p, prev)
     by_mod: dict[int, list[int]] = {}
     for x in unplaced:
         by_mod.setdefault(st.mod[x], []).append(x)
+    by_mod = {a: p.by_module[a][-len(xs):] for a, xs in by_mod.items()}  # replicas are alike: name the last
     host_of: list[int] | None = st.host_of if not diags and not unplaced else None
     proven = False
     if optimal and not diags:
         from compiler import placement_exact
-        fixed = {i: h for i, h in enumerate(st.host_of) if i in st.frozen and not st.spare[h]}
-        prev = {i: p.host_index.get(_previous_host(p, previous, i) or "", -1) for i in range(len(p.insts))}
-        sol, status, note = placement_exact.solve(p, fixed, host_of, prev, EXACT_TIME_LIMIT)
+        fixed = {i: h for i, h in enumerate(st.host_of) if i in st.frozen and h == prev[i] and not st.spare[h]}
+        sol, status, note = placement_exact.solve(p, fixed, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)
+        if status == "infeasible" and fixed:  # keeping every instance in place is what fails
+            sol, status, note = placement_exact.solve(p, {}, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)
         if note:
             diags.append(Diagnostic("W0701", note))
         if sol is not None:
             host_of, proven, by_mod = sol, status == "optimal", {}
         elif status == "infeasible" and host_of is not None:  # cannot happen unless the solver errs
             diags.append(Diagnostic("W0701", "the exact solver found no placement; the heuristic's is used"))
-    diags += [_short(p, st, a, xs) for a, xs in sorted(by_mod.items())]
+    diags += [shortage(p, a, xs, [st.free_c(h) for h in range(len(p.hosts))], st.free_m)
+              for a, xs in sorted(by_mod.items())]
     if host_of is None or any(d.severity == "error" for d in diags):
         return PlacementResult(None, diags)
     placement = p.placement(host_of)
     moved = []
+    old_names = dict(previous.assignments) if previous else {}
     for i, h in enumerate(host_of):
-        old = _previous_host(p, previous, i)
+        old = old_names.get(p.insts[i].name) or (p.hosts[prev[i]].name if prev[i] >= 0 else None)
         if old is not None and old != p.hosts[h].name:
             moved.append((p.insts[i].name, old, p.hosts[h].name))
     return PlacementResult(placement, diags, tuple(moved), p.score(host_of), proven)
-
-
-# ---- diagnostics -----------------------------------------------------------------
-def _what(m: ir.Module, n: int = 1) -> str:
-    each = " each" if n > 1 else ""
-    return f"{fmt_cores(m.cores)}, {fmt_bytes(m.memory)}{each}, {m.kind}"
-
-
-def _no_host(p: Problem, a: int) -> Diagnostic:
-    """E0702: kinds, pins, avoids or host sizes leave no host at all."""
-    m = p.modules[a]
-    pinned = sorted(p.pins.get(m.name, ()))
-    why, hints = [], []
-    for h in p.hosts:
-        if pinned and h.name not in pinned:
-            continue
-        if m.kind not in h.runs:
-            why.append(f"`{h.name}` does not run `{m.kind}`")
-            hints.append(f"add `{m.kind}` to `runs` of a host")
-        elif (m.name, h.name) in p.avoids:
-            why.append(f"`{m.name}` avoids `{h.name}`")
-            hints.append("remove an `avoid`")
-        elif h.cores < m.cores:
-            why.append(f"`{h.name}` has {fmt_cores(h.cores)} in all")
-            hints.append(f"lower `cores` of `{m.name}` or add cores to a host")
-        else:
-            why.append(f"`{h.name}` has {fmt_bytes(h.memory)} memory in all")
-            hints.append(f"lower `memory` of `{m.name}` or add memory to a host")
-    if pinned:
-        hints.append(f"pin `{m.name}` to another host")
-    scope = f"it is pinned to {names(pinned)}: " if pinned else ""
-    detail = names(why) if why else "the site has no module hosts"
-    return Diagnostic("E0702", f"no host can run `{m.name}` ({_what(m)}): {scope}{detail}", m.span,
-                      hint="; ".join(dict.fromkeys(hints)) or "declare a `host`")
-
-
-def _short(p: Problem, st: State, a: int, xs: list[int]) -> Diagnostic:
-    """E0701: which resource is short, where, and by how much."""
-    m = p.modules[a]
-    pinned = p.pins.get(m.name)
-    scope = [k for k, h in enumerate(p.hosts) if m.kind in h.runs and (m.name, h.name) not in p.avoids
-             and (not pinned or h.name in pinned)]
-    insts = ", ".join(f"`{p.insts[x].name}`" for x in sorted(xs, key=lambda x: p.insts[x].rank))
-    where = f"the hosts `{m.name}` is pinned to" if pinned else f"hosts that run `{m.kind}`"
-    more = (f"pin `{m.name}` to more hosts" if pinned else f"allow more hosts with `runs {m.kind}`")
-    if any((m.name, h.name) in p.avoids for h in p.hosts):
-        more += ", or remove an `avoid`"
-    n = len(xs)
-    fc = [st.free_c(k) for k in scope]
-    fm = [st.free_m[k] for k in scope]
-    head = f"cannot place {insts} ({_what(m, n)})"
-    if max(fc) < m.cores:
-        short, total = m.cores - max(fc), n * m.cores - sum(max(f, 0) for f in fc)
-        listing = names(f"{p.hosts[k].name}: {st.free_c(k)} free" for k in scope)
-        msg = f"{head}: {where} have {fmt_cores(max(fc))} free at most ({listing}); {fmt_cores(short)} short"
-        if n > 1:
-            msg += f", {fmt_cores(total)} short for all {n}"
-        hint = f"add cores to a host, lower `cores` of `{m.name}`, or {more}"
-    elif max(fm) < m.memory:
-        short, total = m.memory - max(fm), n * m.memory - sum(max(f, 0) for f in fm)
-        listing = names(f"{p.hosts[k].name}: {fmt_bytes(st.free_m[k])} free" for k in scope)
-        msg = f"{head}: {where} have {fmt_bytes(max(fm))} memory free at most ({listing}); {fmt_bytes(short)} short"
-        if n > 1:
-            msg += f", {fmt_bytes(total)} short for all {n}"
-        hint = f"add memory to a host, lower `memory` of `{m.name}`, or {more}"
-    else:
-        listing = names(f"{p.hosts[k].name}: {fmt_cores(st.free_c(k))}, {fmt_bytes(st.free_m[k])} free"
-                        for k in scope)
-        msg = (f"{head}: no host among {where} has both {fmt_cores(m.cores)} and {fmt_bytes(m.memory)} "
-               f"free ({listing})")
-        hint = f"add cores or memory to a host, lower `cores` or `memory` of `{m.name}`, or {more}"
-    if sum(max(f, 0) for f in fc) >= n * m.cores and sum(max(f, 0) for f in fm) >= n * m.memory:
-        hint += " (free capacity is fragmented: exact placement, `optimal`, may find room)"
-    return Diagnostic("E0701", msg, m.span, hint=hint)

@@ -14,7 +14,7 @@ import os
 import sys
 from math import gcd
 
-from compiler.placement_model import BANDS, Problem, band_of
+from compiler.placement_model import Problem
 
 _banner_shown = False
 
@@ -51,7 +51,6 @@ class _Model:
         self.rows: list[tuple[float, float, dict[int, float]]] = []
         self.mins: list[tuple[int, int, int]] = []  # y = min(z1, z2) at an optimum
         self.maxes: list[tuple[int, dict[int, float]]] = []  # v = max of those sums (t, u)
-        self.band: tuple[int, int] | None = None  # (band, t): band = ceil(BANDS * t)
 
     def var(self, lb: float, ub: float, cost: float, integer: bool) -> int:
         self.lb.append(lb)
@@ -94,7 +93,7 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
                        host.memory // m.memory if m.memory else m.replicas)
             cols = []
             for k in range(1, kmax + 1):
-                cost = b1 * (k - 1) + (b2 if host.spare else 0.0)
+                cost = b1 * (k - 1) + (b2 * m.cores if host.spare else 0.0)
                 cols.append(md.var(1.0 if k <= fixed_n[a][h] else 0.0, 1.0, cost, True))
             z[a, h] = cols
             for c1, c2 in zip(cols, cols[1:]):
@@ -115,9 +114,6 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
                     md.row(0.0, inf, {u: 1.0, c: -1.0})
     else:
         t = md.var(0.0, inf, 0.5, False)
-        band = md.var(0.0, BANDS, xmax + 1.0, True)  # band >= BANDS * t: the load band, rounded up
-        md.row(-1e-9, inf, {band: 1.0, t: -float(BANDS)})
-        md.band = (band, t)
         for h, host in enumerate(p.hosts):
             coefs = {c: -p.modules[a].cores / max(host.cores, 1) for (a, g), cols in z.items() if g == h
                      for c in cols}
@@ -188,8 +184,6 @@ def _start_vector(p: Problem, md: _Model, z: dict[tuple[int, int], list[int]], s
         col[y] = min(col[c1], col[c2])
     for v, coefs in md.maxes:
         col[v] = max(col[v], sum(x * col[c] for c, x in coefs.items()))
-    if md.band is not None:
-        col[md.band[0]] = float(band_of(col[md.band[1]]))
     sol = highspy.HighsSolution()
     sol.col_value = col
     sol.value_valid = True

@@ -5,14 +5,16 @@ module affinities), so both solvers optimise the very same objective and the
 tests can score any placement with ``Problem.score``.
 
 Objective (lexicographic, smaller is better):
-  1. instances on ``spare`` hosts (a spare is for fail-over; use it last);
+  1. cores used on ``spare`` hosts (a spare is for fail-over: use it last, and
+     leave as much of it free as possible);
   2. co-located replica pairs (pairs of instances of one module on one host:
      a host failure should not take out every replica);
-  3. ``spread``: the load band (the busiest host's core-use fraction, rounded
-     up to a multiple of 10 %), then switch crossings, then that fraction exactly;
+  3. ``spread``: switch crossings, then the busiest host's core-use fraction;
      ``pack``: hosts in use, then switch crossings.
-So ``spread`` keeps every host as idle as the load allows (to 10 % steps) and,
-within that, keeps consecutive stages together; ``pack`` frees whole hosts.
+Consecutive stages share a host wherever capacity allows (cores are reserved
+per instance, so a full host is not a slow one); ``spread`` then balances
+what is left, ``pack`` frees whole hosts (power saving) even at the price of
+crossings.
 Switch crossings = sum over affine module pairs (A, B) of weight(A, B) times the
 number of instance pairs (a, b) on different hosts; a pair is affine when B
 directly follows A in a pipeline without a switch stage (box, case, copy) between.
@@ -20,9 +22,10 @@ directly follows A in a pipeline without a switch stage (box, case, copy) betwee
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass, field
-from math import ceil, gcd
+from math import gcd
 from typing import Iterable, NamedTuple
 
 from compiler import ir
@@ -104,33 +107,21 @@ class Placement:
         return cls(assignments, weights, info, host_info)
 
 
-BANDS = 10  # spread balances the busiest host to 1/BANDS of its cores
-
-
-def band_of(load: float) -> int:
-    return max(0, ceil(load * BANDS - 1e-9))
-
-
 @dataclass(frozen=True)
 class Score:
     """The objective of one placement (see the module docstring)."""
 
     mode: str
-    spare: int
+    spare: int  # cores used on spare hosts
     replica_pairs: int
     crossings: int
     max_load: float  # highest cores used / cores of a host
     hosts_used: int
 
-    @property
-    def band(self) -> int:
-        """The busiest host's load in tenths, rounded up (0.61 -> 7)."""
-        return band_of(self.max_load)
-
     def key(self) -> tuple[float, ...]:
         if self.mode == "pack":
             return (self.spare, self.replica_pairs, self.hosts_used, self.crossings)
-        return (self.spare, self.replica_pairs, self.band, self.crossings, round(self.max_load, 9))
+        return (self.spare, self.replica_pairs, self.crossings, round(self.max_load, 9))
 
 
 @dataclass(frozen=True)
@@ -232,6 +223,7 @@ class Problem:
         self.pairs: list[tuple[int, int, int]] = [(self.module_index[a], self.module_index[b], w)
                                                   for (a, b), w in affinity(site).items()
                                                   if a in self.module_index and b in self.module_index]
+        self.pair_w = {(a, b): w for a, b, w in self.pairs} | {(b, a): w for a, b, w in self.pairs}
         self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.modules]
         for a, b, w in self.pairs:
             self.neighbours[a].append((b, w))
@@ -242,15 +234,16 @@ class Problem:
         return m.cores, m.memory
 
     def score(self, host_of: list[int]) -> Score:
-        """The objective of a complete assignment (instance index -> host index)."""
+        """The objective of an assignment (instance index -> host index; -1 = unplaced)."""
         H = len(self.hosts)
         cnt = [[0] * H for _ in self.modules]
         used = [0] * H
         for i, h in enumerate(host_of):
-            a = self.insts[i].module
-            cnt[a][h] += 1
-            used[h] += self.modules[a].cores
-        spare = sum(sum(c[h] for c in cnt) for h in range(H) if self.hosts[h].spare)
+            if h >= 0:
+                a = self.insts[i].module
+                cnt[a][h] += 1
+                used[h] += self.modules[a].cores
+        spare = sum(used[h] for h in range(H) if self.hosts[h].spare)
         rep = sum(n * (n - 1) // 2 for c in cnt for n in c)
         cross = 0
         for a, b, w in self.pairs:
@@ -261,11 +254,10 @@ class Problem:
         return Score(self.mode, spare, rep, cross, max_load, hosts_used)
 
     def weights(self) -> tuple[float, float, float]:
-        """(per spare instance, per replica pair, most crossings): tier weights
+        """(per spare core, per replica pair, most crossings): tier weights
         large enough that ``cost`` orders placements exactly like ``Score.key``."""
         xmax = sum(w * self.modules[a].replicas * self.modules[b].replicas for a, b, w in self.pairs)
-        top = len(self.hosts) if self.mode == "pack" else BANDS
-        mmax = top * (xmax + 1) + xmax + 0.5
+        mmax = len(self.hosts) * (xmax + 1) + xmax if self.mode == "pack" else xmax + 0.5
         b1 = mmax + 1
         rmax = sum(m.replicas * (m.replicas - 1) // 2 for m in self.modules)
         return rmax * b1 + mmax + 1, b1, xmax
@@ -276,7 +268,7 @@ class Problem:
         if self.mode == "pack":
             main = s.hosts_used * (xmax + 1) + s.crossings
         else:
-            main = s.band * (xmax + 1) + s.crossings + 0.5 * s.max_load
+            main = s.crossings + 0.5 * s.max_load
         return b2 * s.spare + b1 * s.replica_pairs + main
 
     def placement(self, host_of: list[int]) -> Placement:
@@ -293,6 +285,97 @@ class Problem:
         return Placement(assignments, weights, info, hosts)  # type: ignore[arg-type]
 
 
+class State:
+    """A partial assignment with the counters that make a move's delta O(degree).
+    ``lim_c`` is a host's usable cores (lowered to close a host for a while)."""
+
+    def __init__(self, p: Problem) -> None:
+        self.p = p
+        H = len(p.hosts)
+        self.host_of = [-1] * len(p.insts)
+        self.mod = [i.module for i in p.insts]
+        self.ic = [p.modules[a].cores for a in self.mod]
+        self.im = [p.modules[a].memory for a in self.mod]
+        self.lim_c = [h.cores for h in p.hosts]
+        self.used_c = [0] * H
+        self.free_m = [h.memory for h in p.hosts]
+        self.cap = [max(h.cores, 1) for h in p.hosts]
+        self.spare = [1 if h.spare else 0 for h in p.hosts]
+        self.cnt = [[0] * H for _ in p.modules]
+        self.n_on = [0] * H
+        self.frozen: set[int] = set()
+        self.top: list[int] = []
+
+    def free_c(self, h: int) -> int:
+        return self.lim_c[h] - self.used_c[h]
+
+    def fits(self, i: int, h: int) -> bool:
+        return self.lim_c[h] - self.used_c[h] >= self.ic[i] and self.free_m[h] >= self.im[i]
+
+    def frac(self, h: int) -> float:
+        return self.used_c[h] / self.cap[h]
+
+    def put(self, i: int, h: int) -> None:
+        self.host_of[i] = h
+        self.used_c[h] += self.ic[i]
+        self.free_m[h] -= self.im[i]
+        self.cnt[self.mod[i]][h] += 1
+        self.n_on[h] += 1
+
+    def take(self, i: int) -> int:
+        h = self.host_of[i]
+        self.host_of[i] = -1
+        self.used_c[h] -= self.ic[i]
+        self.free_m[h] += self.im[i]
+        self.cnt[self.mod[i]][h] -= 1
+        self.n_on[h] -= 1
+        return h
+
+    def refresh_top(self) -> None:
+        self.top = heapq.nlargest(3, range(len(self.cap)), key=lambda h: (self.frac(h), -h))
+
+    def gain(self, a: int, h: int) -> int:
+        return sum(w * self.cnt[b][h] for b, w in self.p.neighbours[a])
+
+    def delta(self, i: int, h2: int) -> tuple[float, ...]:
+        """Change of the objective (plus a smooth tie-break) if ``i`` moved to ``h2``;
+        ``self.top`` must be current."""
+        h1, a, c = self.host_of[i], self.mod[i], self.ic[i]
+        cnt = self.cnt
+        ds = c * (self.spare[h2] - self.spare[h1])
+        dr = cnt[a][h2] - cnt[a][h1] + 1
+        dx = sum(w * (cnt[b][h1] - cnt[b][h2]) for b, w in self.p.neighbours[a])
+        f1, f2 = self.frac(h1), self.frac(h2)
+        g1, g2 = f1 - c / self.cap[h1], f2 + c / self.cap[h2]
+        dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
+        if self.p.mode == "pack":
+            dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
+            return (ds, dr, dh, dx, round(-dsq, 9))
+        cur = self.frac(self.top[0]) if self.top else 0.0
+        other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
+        new = max(other, g1, g2)
+        return (ds, dr, dx, round(new - cur, 9), round(dsq, 9))
+
+
+    def swap_delta(self, i: int, j: int) -> tuple[float, ...]:
+        """Like ``delta`` for exchanging the hosts of ``i`` and ``j`` (different modules)."""
+        h1, h2, a, b = self.host_of[i], self.host_of[j], self.mod[i], self.mod[j]
+        cnt, dc = self.cnt, self.ic[i] - self.ic[j]
+        ds = dc * (self.spare[h2] - self.spare[h1])
+        dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
+        dx = (sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
+              + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
+              + 2 * self.p.pair_w.get((a, b), 0))
+        f1, f2 = self.frac(h1), self.frac(h2)
+        g1, g2 = f1 - dc / self.cap[h1], f2 + dc / self.cap[h2]
+        dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
+        if self.p.mode == "pack":
+            return (ds, dr, 0, dx, round(-dsq, 9))
+        cur = self.frac(self.top[0]) if self.top else 0.0
+        other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
+        new = max(other, g1, g2)
+        return (ds, dr, dx, round(new - cur, 9), round(dsq, 9))
+
 def fmt_bytes(n: int) -> str:
     for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= size and n % size == 0:
@@ -306,7 +389,93 @@ def fmt_cores(n: int) -> str:
     return f"{n} core" if n == 1 else f"{n} cores"
 
 
-def names(items: Iterable[str], limit: int = 6) -> str:
+def names(items: Iterable[str], limit: int = 6, sep: str = ", ") -> str:
     items = list(items)
-    shown = ", ".join(items[:limit])
+    shown = sep.join(items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# ---- diagnostics -----------------------------------------------------------------
+def _what(m: ir.Module, n: int = 1) -> str:
+    each = " each" if n > 1 else ""
+    return f"{fmt_cores(m.cores)}, {fmt_bytes(m.memory)}{each}, {m.kind}"
+
+
+def no_host(p: Problem, a: int) -> Diagnostic:
+    """E0702: kinds, pins, avoids or host sizes leave no host at all."""
+    m = p.modules[a]
+    pinned = sorted(p.pins.get(m.name, ()))
+    why, hints = [], []
+    for h in p.hosts:
+        if pinned and h.name not in pinned:
+            continue
+        if m.kind not in h.runs:
+            why.append(f"`{h.name}` does not run `{m.kind}`")
+            hints.append(f"add `{m.kind}` to `runs` of a host")
+        elif (m.name, h.name) in p.avoids:
+            why.append(f"`{m.name}` avoids `{h.name}`")
+            hints.append("remove an `avoid`")
+        elif h.cores < m.cores:
+            why.append(f"`{h.name}` has {fmt_cores(h.cores)} in all")
+            hints.append(f"lower `cores` of `{m.name}` or add cores to a host")
+        else:
+            why.append(f"`{h.name}` has {fmt_bytes(h.memory)} memory in all")
+            hints.append(f"lower `memory` of `{m.name}` or add memory to a host")
+    if pinned:
+        hints.append(f"pin `{m.name}` to another host")
+    scope = f"it is pinned to {names(pinned)}: " if pinned else ""
+    detail = names(why) if why else "the site has no module hosts"
+    return Diagnostic("E0702", f"no host can run `{m.name}` ({_what(m)}): {scope}{detail}", m.span,
+                      hint="; ".join(dict.fromkeys(hints)) or "declare a `host`")
+
+
+def shortage(p: Problem, a: int, xs: list[int], free_c: list[int], free_m: list[int]) -> Diagnostic:
+    """E0701: which resource is short, where, and by how much."""
+    m = p.modules[a]
+    pinned = p.pins.get(m.name)
+    scope = [k for k, h in enumerate(p.hosts) if m.kind in h.runs and (m.name, h.name) not in p.avoids
+             and (not pinned or h.name in pinned)]
+    insts = ", ".join(f"`{p.insts[x].name}`" for x in sorted(xs, key=lambda x: p.insts[x].rank))
+    where = f"the hosts `{m.name}` is pinned to" if pinned else f"hosts that run `{m.kind}`"
+    more = (f"pin `{m.name}` to more hosts" if pinned else f"allow more hosts with `runs {m.kind}`")
+    if any((m.name, h.name) in p.avoids for h in p.hosts):
+        more += ", or remove an `avoid`"
+    n = len(xs)
+    fc = [free_c[k] for k in scope]
+    fm = [free_m[k] for k in scope]
+    head = f"cannot place {insts} ({_what(m, n)})"
+    if max(fc) < m.cores:
+        short, total = m.cores - max(fc), n * m.cores - sum(max(f, 0) for f in fc)
+        listing = names(f"{p.hosts[k].name}: {free_c[k]} free" for k in scope)
+        msg = f"{head}: {where} have {fmt_cores(max(fc))} free at most ({listing}); {fmt_cores(short)} short"
+        if n > 1:
+            msg += f", {fmt_cores(total)} short for all {n}"
+        hint = f"add cores to a host, lower `cores` of `{m.name}`, or {more}"
+    elif max(fm) < m.memory:
+        short, total = m.memory - max(fm), n * m.memory - sum(max(f, 0) for f in fm)
+        listing = names(f"{p.hosts[k].name}: {fmt_bytes(free_m[k])} free" for k in scope)
+        msg = f"{head}: {where} have {fmt_bytes(max(fm))} memory free at most ({listing}); {fmt_bytes(short)} short"
+        if n > 1:
+            msg += f", {fmt_bytes(total)} short for all {n}"
+        hint = f"add memory to a host, lower `memory` of `{m.name}`, or {more}"
+    else:
+        listing = names((f"{p.hosts[k].name}: {fmt_cores(free_c[k])}, {fmt_bytes(free_m[k])} free"
+                         for k in scope), sep="; ")
+        msg = (f"{head}: no host among {where} has both {fmt_cores(m.cores)} and {fmt_bytes(m.memory)} "
+               f"free ({listing})")
+        hint = f"add cores or memory to a host, lower `cores` or `memory` of `{m.name}`, or {more}"
+    # what must fit into these hosts at all (modules allowed nowhere else) against what they have
+    inside = set(scope)
+    must = [i for i in range(len(p.insts)) if set(p.allowed[p.insts[i].module]) <= inside]
+    need_c, have_c = sum(p.size(i)[0] for i in must), sum(p.hosts[k].cores for k in scope)
+    need_m, have_m = sum(p.size(i)[1] for i in must), sum(p.hosts[k].memory for k in scope)
+    if need_c > have_c:
+        msg += (f"; what can only run there needs {fmt_cores(need_c)}, these hosts have {have_c}: "
+                f"{fmt_cores(need_c - have_c)} short in all")
+    if need_m > have_m:
+        msg += (f"; what can only run there needs {fmt_bytes(need_m)} memory, these hosts have "
+                f"{fmt_bytes(have_m)}: {fmt_bytes(need_m - have_m)} short in all")
+    elif need_c <= have_c and sum(max(f, 0) for f in fc) >= n * m.cores \
+            and sum(max(f, 0) for f in fm) >= n * m.memory:
+        hint += " (free capacity is fragmented: exact placement, `optimal`, may find room)"
+    return Diagnostic("E0701", msg, m.span, hint=hint)

@@ -15,6 +15,11 @@ meaningless.  Semantics, in short:
   never matches.  No match = table-miss = drop.
 * Apply-actions run in order on one packet; ``Output`` emits a copy.  As in
   OVS, output to the ingress port by number is skipped (use OFPP_IN_PORT).
+* Instructions run in the spec's order: apply-actions, then write-metadata
+  (``metadata = (metadata & ~mask) | (value & mask)``), then goto-table.
+  Metadata starts at 0 for every packet entering the switch (any metadata on
+  the given packet is dropped), persists across goto-table, is matchable
+  (masked) and is not on the wire: emitted copies carry none; ``final`` does.
 * ``set_field`` / ``pop_vlan`` / ``pop_mpls`` on a packet lacking the header
   are no-ops (OVS: "set the field only if the packet actually has it");
   ``validate`` rejects them statically, as OVS does at flow-add time.
@@ -180,6 +185,20 @@ class Packet(Mapping[str, int]):
             return self
         return replace(self, l3=_put(self.l3, name, value))
 
+    def write_metadata(self, value: int, mask: int) -> "Packet":
+        """The Write-Metadata instruction (64-bit metadata register)."""
+        full = FIELDS["metadata"].full
+        old = self.value("metadata") or 0
+        new = ((old & ~mask) | (value & mask)) & full
+        return replace(self, outer=_put(self.outer, "metadata", new))
+
+    def without_metadata(self) -> "Packet":
+        """The packet as it is on the wire (metadata is pipeline state)."""
+        if not any(k == "metadata" for k, _ in self.outer):
+            return self
+        return replace(self, outer=tuple((k, v) for k, v in self.outer
+                                         if k != "metadata"))
+
     def push_vlan(self, tpid: int) -> "Packet":
         return replace(self, vlans=(VlanTag(0, 0, tpid),) + self.vlans)
 
@@ -272,6 +291,11 @@ def entry_matches(entry: FlowEntry, packet: Packet, in_port: int) -> bool:
     return all(field_matches(fm, packet, in_port) for fm in entry.match.fields)
 
 
+def _effect(e: FlowEntry) -> tuple:
+    """What an entry does, apart from what it matches (and its cookie)."""
+    return (e.actions, e.goto_table, e.write_metadata)
+
+
 class Simulator:
     """Pre-indexed tables; ``run`` one packet at a time."""
 
@@ -290,6 +314,8 @@ class Simulator:
                in_port: int) -> FlowEntry | None:
         for _prio, entries in self._tables.get(table_id, ()):
             hits = [e for e in entries if entry_matches(e, packet, in_port)]
+            if len(hits) > 1 and len({_effect(e) for e in hits}) == 1:
+                return hits[0]  # overlapping entries that do the same: any of them is right
             if len(hits) > 1:
                 raise AmbiguousMatch(
                     f"table {table_id} priority {_prio}: {len(hits)} entries "
@@ -307,6 +333,7 @@ class Simulator:
             if in_port is None:
                 raise ValueError("simulate needs an in_port")
         pkt = packet if isinstance(packet, Packet) else Packet.from_fields(packet)
+        pkt = pkt.without_metadata()  # metadata starts at 0 in each switch
         self._select = False
         outcomes: Outcomes = [()]
         matched: list[Hit] = []
@@ -325,6 +352,8 @@ class Simulator:
                                entry))
             pkt, alts = self._apply(entry.actions, pkt, in_port, 0)
             outcomes = _concat(outcomes, alts)
+            if entry.write_metadata is not None:  # after apply, before goto
+                pkt = pkt.write_metadata(*entry.write_metadata)
             table = entry.goto_table
         uniq = tuple(dict.fromkeys(outcomes))
         return SimResult(outputs=uniq[0], matched=tuple(matched),
@@ -338,7 +367,8 @@ class Simulator:
             if isinstance(a, Output):
                 port = in_port if a.port == OFPP_IN_PORT else a.port
                 if a.port != in_port:  # OVS skips output to the input port
-                    outcomes = [o + (Emit(port, pkt),) for o in outcomes]
+                    emit = Emit(port, pkt.without_metadata())
+                    outcomes = [o + (emit,) for o in outcomes]
             elif isinstance(a, SetField):
                 pkt = pkt.set_field(a.field, a.value)
             elif isinstance(a, PushVlan):

@@ -90,6 +90,8 @@ CODES: tuple[Code, ...] = (
     Code("E0408", "a box replicated or split", _b("box b at sw:4 -> sw:5\npolicy p via b * 2\n")),
     Code("E0409", "a `case` arm that never matches",
          _b("policy p via case { tcp: pass, tcp and port 80: drop, else: pass }\n")),
+    Code("E0410", "a `symmetric` policy whose pipeline splits",
+         _b("module c = classify(a: tcp)\npolicy p via c { a: drop, else: pass } symmetric\n")),
     Code("E0501", "a policy that can never match (earlier policies take all its traffic)",
          _b("policy a match tcp drop\npolicy b match tcp and dst port 80 drop\n")),
     Code("E0502", "a policy that matches no packet", _b("policy p match tcp and udp drop\n")),

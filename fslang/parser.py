@@ -238,10 +238,15 @@ class _Builder:
 
     # ---- names and values ----
     def r_name(self, span: Span, tok: "Tok") -> A.Name:
-        if tok.text in reserved_keywords():
-            self.err("E0006", f"`{tok.text}` is a reserved keyword and cannot be used as a name", tok.span,
-                     hint="choose another name")
         return A.Name(tok.text, tok.span)
+
+    def defines(self, name: A.Name) -> A.Name:
+        """A name being defined must not be a keyword (parameter names may:
+        the catalogue's `nat(to: ...)` is one)."""
+        if name.text in reserved_keywords():
+            self.err("E0006", f"`{name.text}` is a reserved keyword and cannot be used as a name", name.span,
+                     hint="choose another name")
+        return name
 
     def int_of(self, tok: "Tok", lo: int = 0, hi: int | None = None, what: str = "number") -> int:
         value = V.parse_int(tok.text)
@@ -404,6 +409,7 @@ class _Builder:
 
     # ---- statements ----
     def r_site_stmt(self, span: Span, name: A.Name) -> A.SiteStmt:
+        self.defines(name)
         return A.SiteStmt(name, span)
 
     def _opt(self, key: str) -> Callable[..., A.Option]:
@@ -432,6 +438,7 @@ class _Builder:
         raise AttributeError(attr)
 
     def r_switch_stmt(self, span: Span, name: A.Name, *opts: A.Option) -> A.SwitchStmt:
+        self.defines(name)
         return A.SwitchStmt(name, tuple(opts), span)
 
     def r_port_ref(self, span: Span, sw: A.Name, port: "Tok") -> A.PortRef:
@@ -449,28 +456,34 @@ class _Builder:
         return A.LinkStmt(a, b, span)
 
     def r_host_stmt(self, span: Span, name: A.Name, *rest: Any) -> A.HostStmt:
+        self.defines(name)
         ports = tuple(r for r in rest if isinstance(r, A.PortRef))
         opts = tuple(r for r in rest if isinstance(r, A.Option))
         return A.HostStmt(name, ports, opts, span)
 
     def r_edge_stmt(self, span: Span, name: A.Name, *rest: Any) -> A.EdgeStmt:
+        self.defines(name)
         ports = tuple(r for r in rest if isinstance(r, A.PortSpec))
         opts = tuple(r for r in rest if isinstance(r, A.Option))
         return A.EdgeStmt(name, ports, opts, span)
 
     def r_box_stmt(self, span: Span, name: A.Name, a: A.PortRef, b: A.PortRef) -> A.BoxStmt:
+        self.defines(name)
         return A.BoxStmt(name, a, b, span)
 
     def r_set_stmt(self, span: Span, name: A.Name, value: Any) -> A.SetStmt:
+        self.defines(name)
         return A.SetStmt(name, value, span)
 
     def r_class_stmt(self, span: Span, name: A.Name, match: Any) -> A.ClassStmt:
+        self.defines(name)
         return A.ClassStmt(name, match, span)
 
     def r_param(self, span: Span, name: A.Name, value: Any) -> A.Param:
         return A.Param(name, value, span)
 
     def r_module_stmt(self, span: Span, name: A.Name, mtype: A.Name, *rest: Any) -> A.ModuleStmt:
+        self.defines(name)
         params = tuple(r for r in rest if isinstance(r, A.Param))
         opts = tuple(r for r in rest if isinstance(r, A.Option))
         return A.ModuleStmt(name, mtype, params, opts, span)
@@ -488,6 +501,7 @@ class _Builder:
         return ("drop", None, False)
 
     def r_policy_stmt(self, span: Span, name: A.Name, sources: Any, match: Any, action: Any) -> A.PolicyStmt:
+        self.defines(name)
         _, pipeline, sym = action
         return A.PolicyStmt(name, sources or (), match.expr if match is not None else None, pipeline, sym, span)
 

@@ -28,8 +28,9 @@ def ip(s: str) -> int:
     return int(ipaddress.ip_address(s))
 
 
-def E(table, prio, *fields, actions=(), goto=None, cookie=0) -> FlowEntry:
-    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie)
+def E(table, prio, *fields, actions=(), goto=None, cookie=0, wm=None) -> FlowEntry:
+    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie,
+                     wm)
 
 
 SAMPLE = SwitchTables("s1", (
@@ -131,7 +132,50 @@ def test_unsupported_is_one_error():
         to_groups(no_watch)
 
 
+# Two tables write metadata bits (masked), the third matches them.
+METADATA = SwitchTables("s1", (
+    E(0, 10, F("eth_type", 0x800), actions=[Output(7)], wm=(0x41, 0xFF), goto=1),
+    E(0, 0, wm=(0x100, 0x100), goto=1),
+    E(1, 10, F("eth_type", 0x800), F("ip_proto", 6), F("tcp_dst", 80),
+      wm=(0x20, 0xF0), goto=2),
+    E(1, 0, goto=2),
+    E(2, 20, F("metadata", 0x21, 0xFF), actions=[Output(1)]),
+    E(2, 15, F("metadata", 0x1, 0x1), actions=[Output(2)]),
+    E(2, 10, F("metadata", 0x100, 0x100), actions=[Output(3)]),
+    E(2, 5, F("metadata", 0x200), wm=(0x5, 0xFFFFFFFFFFFFFFFF)),
+))
+
+METADATA_FLOWS = """\
+table=0,priority=10,cookie=0x0,eth_type=0x0800,actions=output:7,write_metadata:0x41/0xff,goto_table:1
+table=0,priority=0,cookie=0x0,actions=write_metadata:0x100/0x100,goto_table:1
+table=1,priority=10,cookie=0x0,eth_type=0x0800,nw_proto=6,tcp_dst=80,actions=write_metadata:0x20/0xf0,goto_table:2
+table=1,priority=0,cookie=0x0,actions=goto_table:2
+table=2,priority=20,cookie=0x0,metadata=0x21/0xff,actions=output:1
+table=2,priority=15,cookie=0x0,metadata=0x1/0x1,actions=output:2
+table=2,priority=10,cookie=0x0,metadata=0x100/0x100,actions=output:3
+table=2,priority=5,cookie=0x0,metadata=0x200,actions=write_metadata:0x5/0xffffffffffffffff
+"""
+
+
+def test_write_metadata_renders_exactly():
+    assert validate(METADATA) == []
+    assert to_ofctl(METADATA) == METADATA_FLOWS
+
+
 OVS_OFCTL = shutil.which("ovs-ofctl")
+
+
+@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+def test_ovs_ofctl_parses_write_metadata(tmp_path):
+    path = tmp_path / "s1.flows"
+    path.write_text(METADATA_FLOWS)
+    out = subprocess.run([OVS_OFCTL, "-O", "OpenFlow13", "parse-flows", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "chosen protocol: OXM-OpenFlow13" in out.stdout
+    assert out.stdout.count("OFPT_FLOW_MOD (OF1.3)") == len(METADATA.entries)
+    assert out.stdout.count("write_metadata:") == 4
+    assert "metadata=0x21/0xff" in out.stdout
 
 
 @pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")

@@ -33,8 +33,9 @@ def ip(s: str) -> int:
 
 
 def E(table: int, prio: int, *fields: FieldMatch, actions=(), goto=None,
-      cookie: int = 0) -> FlowEntry:
-    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie)
+      cookie: int = 0, wm: tuple[int, int] | None = None) -> FlowEntry:
+    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie,
+                     wm)
 
 
 def T(*entries: FlowEntry, groups=()) -> SwitchTables:
@@ -130,6 +131,53 @@ def test_goto_loop_is_stopped_and_flagged():
     with pytest.raises(SimulationError):
         simulate(t, TCP, 1)
     assert kinds(t) == ["goto"]
+
+
+def metadata_pipeline() -> SwitchTables:
+    """Tables 0 and 1 write metadata bits under masks, table 2 matches them:
+    bit 0 = IPv4, bit 8 = not IPv4, bits 4-7 = class (table 1 overwrites the
+    0x4 class table 0 wrote with 0x2 for TCP port 80)."""
+    return T(E(0, 10, F("eth_type", 0x800), wm=(0x41, 0xFF), goto=1),
+             E(0, 0, wm=(0x100, 0x100), goto=1),
+             E(1, 10, *_tcp_match(), F("tcp_dst", 80), wm=(0x20, 0xF0), goto=2),
+             E(1, 0, goto=2),
+             E(2, 20, F("metadata", 0x21, 0xFF), actions=[Output(1)]),
+             E(2, 15, F("metadata", 0x1, 0x1), actions=[Output(2)]),
+             E(2, 10, F("metadata", 0x100, 0x100), actions=[Output(3)]),
+             E(2, 0))
+
+
+def test_write_metadata_across_tables_and_masked_match():
+    t = metadata_pipeline()
+    assert validate(t) == []
+    res = simulate(t, TCP, 9)
+    assert ports(res) == [1] and res.final.value("metadata") == 0x21
+    assert [h.table_id for h in res.matched] == [0, 1, 2]
+    assert "metadata" not in res.outputs[0].fields  # not on the wire
+    res = simulate(t, {**TCP, "tcp_dst": 443}, 9)
+    assert ports(res) == [2] and res.final.value("metadata") == 0x41
+    res = simulate(t, {"eth_type": 0x806}, 9)
+    assert ports(res) == [3] and res.final.value("metadata") == 0x100
+    # Metadata starts at 0 in the switch, whatever the packet came with.
+    assert ports(simulate(t, {**TCP, "tcp_dst": 443, "metadata": 0x21}, 9)) == [2]
+    assert ports(simulate(t, {"eth_type": 0x806, "metadata": 0x1}, 9)) == [3]
+
+
+def test_write_metadata_runs_after_apply_actions_and_before_goto():
+    t = T(E(0, 1, actions=[SetField("metadata", 0xFF00)], wm=(0x12, 0x0FF0),
+            goto=1),
+          E(1, 1, F("metadata", 0xF010), actions=[Output(1)]),
+          E(1, 0, actions=[Output(2)]))
+    res = simulate(t, TCP, 9)
+    assert ports(res) == [1] and res.final.value("metadata") == 0xF010
+    last = T(E(0, 1, wm=(0x5, 0xF)))  # no goto: written, then the pipeline ends
+    assert simulate(last, TCP, 9).final.value("metadata") == 0x5
+
+
+def test_validate_write_metadata():
+    assert kinds(T(E(0, 1, wm=(0x3, 0x1)))) == ["mask"]
+    assert kinds(T(E(0, 1, wm=(1 << 64, (1 << 65) - 1)))) == ["range"]
+    assert kinds(T(E(0, 1, wm=(0, (1 << 64) - 1)))) == []
 
 
 # -- actions ----------------------------------------------------------------
@@ -392,7 +440,8 @@ def sample_tables() -> SwitchTables:
           F("ipv4_src", ip("10.0.0.0"), 0xFF000000), F("ipv4_dst", ip("10.1.2.3")),
           F("tcp_dst", 80), F("tcp_src", 1234),
           actions=[PopVlan(), PushMpls(), SetField("mpls_label", 16),
-                   SetField("mpls_tc", 3), Output(2)], goto=1, cookie=0x10),
+                   SetField("mpls_tc", 3), Output(2)], goto=1, cookie=0x10,
+          wm=(0x10, 0xF0)),
         E(0, 150, F("eth_type", 0x86DD), F("ipv6_src", ip("2001:db8::"),
                                            (1 << 128) - (1 << 96)),
           F("ip_proto", 17), F("udp_dst", 53), F("ipv6_flabel", 5),
@@ -474,6 +523,9 @@ def test_json_accepted_by_os_ken_ofctl(caplog):
             gotos = [i.table_id for i in insts
                      if isinstance(i, parser.OFPInstructionGotoTable)]
             assert gotos == ([] if ir.goto_table is None else [ir.goto_table])
+            wms = [(i.metadata, i.metadata_mask) for i in insts
+                   if isinstance(i, parser.OFPInstructionWriteMetadata)]
+            assert wms == ([] if ir.write_metadata is None else [ir.write_metadata])
             acts = applies[0].actions if applies else []
             assert all(i.type == ofp.OFPIT_APPLY_ACTIONS for i in applies)
             assert [type(a).__name__ for a in acts] == [_os_ken_name(a) for a in ir.actions]
@@ -488,6 +540,39 @@ def test_json_accepted_by_os_ken_ofctl(caplog):
     ff = dp.sent[-2]
     assert ff.type == ofp.OFPGT_FF and [b.watch_port for b in ff.buckets][0] == 8
     assert ff.buckets[1].watch_group == 1
+
+
+def test_metadata_pipeline_json_accepted_by_os_ken(caplog):
+    pytest.importorskip("os_ken")
+    from os_ken.lib import ofctl_v1_3
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+    from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+    tables = metadata_pipeline()
+    bodies = json.loads(to_json(tables, 1))["flows"]
+    first = next(b for b in bodies if b["table_id"] == 1 and b["priority"] == 10)
+    assert first["actions"] == [
+        {"type": "WRITE_METADATA", "metadata": 0x20, "metadata_mask": 0xF0},
+        {"type": "GOTO_TABLE", "table_id": 2}]
+    assert {"metadata": "0x21/0xff"}.items() <= next(
+        b for b in bodies if b["priority"] == 20)["match"].items()
+    dp = FakeDatapath()
+    with caplog.at_level(logging.WARNING, logger="os_ken"):
+        for body in bodies:
+            insts = ofctl_v1_3.to_actions(dp, body["actions"])
+            wms = [(i.metadata, i.metadata_mask) for i in insts
+                   if isinstance(i, parser.OFPInstructionWriteMetadata)]
+            want = [(a["metadata"], a["metadata_mask"]) for a in body["actions"]
+                    if a["type"] == "WRITE_METADATA"]
+            assert wms == want
+            match = ofctl_v1_3.to_match(dp, dict(body["match"]))
+            if "metadata" in body["match"]:
+                assert match["metadata"] in [(0x21, 0xFF), (0x1, 0x1),
+                                             (0x100, 0x100)]
+            ofctl_v1_3.mod_flow_entry(dp, body, ofp.OFPFC_ADD)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(dp.sent) == len(tables.entries)
+    assert sum(len(b["actions"]) == 2 for b in bodies) == 3
 
 
 def _os_ken_name(a) -> str:

@@ -97,8 +97,14 @@ def fmt_action(a: Action) -> str:
     return render(a)
 
 
-def fmt_actions(actions: tuple[Action, ...], goto: int | None = None) -> str:
+def fmt_actions(actions: tuple[Action, ...], goto: int | None = None,
+                write_metadata: tuple[int, int] | None = None) -> str:
+    """Apply-actions, then the instructions in the order ovs-ofctl insists
+    on (write_metadata before goto_table)."""
     parts = [fmt_action(a) for a in actions]
+    if write_metadata is not None:
+        value, mask = write_metadata
+        parts.append(f"write_metadata:{value:#x}/{mask:#x}")
     if goto is not None:
         parts.append(f"goto_table:{goto}")
     return ",".join(parts) or "drop"
@@ -110,7 +116,8 @@ def fmt_flow(e: FlowEntry) -> str:
     head = [f"table={e.table_id}", f"priority={e.priority}",
             f"cookie={e.cookie:#x}"]
     head += [fmt_match_field(f) for f in fields]
-    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table)
+    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table,
+                                                      e.write_metadata)
 
 
 def fmt_group(g: GroupEntry) -> str:

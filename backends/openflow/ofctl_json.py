@@ -4,8 +4,10 @@ Each flow is a ``/stats/flowentry/add`` body and each group a
 ``/stats/groupentry/add`` body, in the form ``os_ken.lib.ofctl_v1_3``
 (``mod_flow_entry`` / ``mod_group_entry``) parses.  Note that it reads
 instructions from one flat ``"actions"`` list: apply-actions as
-``{"type": "OUTPUT", ...}`` items and ``{"type": "GOTO_TABLE", ...}`` as an
-item of the same list.  An ``"instructions"`` key would be silently ignored
+``{"type": "OUTPUT", ...}`` items and ``{"type": "WRITE_METADATA",
+"metadata": V, "metadata_mask": M}`` / ``{"type": "GOTO_TABLE", ...}`` as
+items of the same list (os-ken builds the instructions from them; the switch
+runs them in the spec's order whatever their position).  An ``"instructions"`` key would be silently ignored
 (the flow would drop everything), so none is emitted.
 
 Value spellings follow ``ofctl_v1_3.to_match``: MACs and IPs as strings with
@@ -81,6 +83,10 @@ def to_action(a: Action) -> dict[str, Any]:
 
 def flow_entry(e: FlowEntry, dpid: int) -> dict[str, Any]:
     actions = [to_action(a) for a in e.actions]
+    if e.write_metadata is not None:
+        value, mask = e.write_metadata
+        actions.append({"type": "WRITE_METADATA", "metadata": value,
+                        "metadata_mask": mask})
     if e.goto_table is not None:
         actions.append({"type": "GOTO_TABLE", "table_id": e.goto_table})
     return {"dpid": dpid, "cookie": e.cookie, "table_id": e.table_id,

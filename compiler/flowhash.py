@@ -1,0 +1,103 @@
+"""The flow hash: which replica a flow gets, which flows a `copy` takes, and
+which port of a multi-port edge a flow leaves by.
+
+Declared here once and used by the reference interpreter, by lowering (which
+compiles it into OpenFlow tables) and by `fsc trace`, so fsc can say exactly
+which replica a packet reaches.  The hash is a function of header bits that
+ternary matches can compute:
+
+* ``flow``: bit i (i < HASH_BITS) = ip_src[i] ^ ip_dst[i] ^ l4_src[i] ^ l4_dst[i]
+  (low bits of the addresses and ports; ports count as 0 when the packet has
+  none).  XOR is symmetric, so both directions of a flow hash alike.
+* ``src`` / ``dst``: the low HASH_BITS bits of that address.
+
+Non-IP packets hash to bucket 0.  A bucket maps to a replica through
+contiguous bucket ranges proportional to the replicas' weights.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+HASH_BITS = 8
+BUCKETS = 1 << HASH_BITS
+MASK = BUCKETS - 1
+
+ADDR_FIELDS = {0x0800: ("ipv4_src", "ipv4_dst"), 0x86DD: ("ipv6_src", "ipv6_dst")}
+L4_FIELDS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+
+
+def bucket(packet: Mapping[str, int], by: str = "flow") -> int:
+    """The hash bucket (0..BUCKETS-1) of a packet given by OXM fields."""
+    addrs = ADDR_FIELDS.get(packet.get("eth_type", 0))
+    if addrs is None:
+        return 0
+    src, dst = packet.get(addrs[0], 0), packet.get(addrs[1], 0)
+    if by == "src":
+        return src & MASK
+    if by == "dst":
+        return dst & MASK
+    value = src ^ dst
+    ports = L4_FIELDS.get(packet.get("ip_proto", -1))
+    if ports is not None:
+        value ^= packet.get(ports[0], 0) ^ packet.get(ports[1], 0)
+    return value & MASK
+
+
+def reverse_by(by: str) -> str:
+    """The hash the reverse direction uses to reach the same replica."""
+    return {"src": "dst", "dst": "src"}.get(by, by)
+
+
+def bucket_ranges(weights: Sequence[int]) -> list[tuple[int, int]]:
+    """Split 0..BUCKETS-1 into contiguous ranges proportional to ``weights``
+    (largest-remainder rounding, so shares are as exact as BUCKETS allows).
+    A replica always gets at least one bucket."""
+    total = sum(weights)
+    if not weights or total <= 0:
+        raise ValueError("weights must be positive")
+    exact = [w * BUCKETS / total for w in weights]
+    counts = [max(1, int(e)) for e in exact]
+    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    k = 0
+    while sum(counts) < BUCKETS:
+        counts[order[k % len(order)]] += 1
+        k += 1
+    while sum(counts) > BUCKETS:
+        i = max(range(len(counts)), key=lambda j: (counts[j] - exact[j], j))
+        counts[i] -= 1
+    out, lo = [], 0
+    for c in counts:
+        out.append((lo, lo + c - 1))
+        lo += c
+    return out
+
+
+def replica_index(b: int, weights: Sequence[int]) -> int:
+    """The replica (0-based) that owns bucket ``b``."""
+    for i, (lo, hi) in enumerate(bucket_ranges(weights)):
+        if lo <= b <= hi:
+            return i
+    raise ValueError(b)
+
+
+def copy_buckets(percent: float) -> int:
+    """How many buckets a `copy P%` takes: the nearest count, at least one."""
+    return max(1, min(BUCKETS, round(percent * BUCKETS / 100)))
+
+
+def bit_reverse(b: int) -> int:
+    return int(f"{b:0{HASH_BITS}b}"[::-1], 2)
+
+
+def copies(b: int, percent: float) -> bool:
+    """True when a flow in bucket ``b`` is copied.  Buckets are taken in
+    bit-reversed order, so the copied flows spread over every replica range
+    instead of all coming from the first replica."""
+    return bit_reverse(b) < copy_buckets(percent)
+
+
+def egress_index(packet: Mapping[str, int], n_ports: int) -> int:
+    """Which port (0-based) of an n-port edge a packet leaves by: a hash of
+    its destination, so one flow always takes one port."""
+    return replica_index(bucket(packet, "dst"), [1] * n_ports) if n_ports > 1 else 0

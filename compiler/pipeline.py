@@ -1,0 +1,98 @@
+"""The compile pipeline: checked site -> placement -> steering -> tables.
+
+Each stage is a pure function; this module only chains them and collects
+their diagnostics.  Post-lowering checks (tag space, box ambiguity, tcam
+budgets) live here because they need the lowered result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler import ir
+from compiler import tables as T
+from compiler.flowir import SwitchTables
+from compiler.hostplan import HostPlan, host_plans
+from compiler.lowering import lower
+from compiler.placement import Placement, place
+from compiler.regions import reverse_space, without_edge
+from compiler.steering import SteeringPlan, plan
+from fslang.diagnostics import Diagnostic
+
+
+@dataclass
+class Compiled:
+    site: ir.Site
+    placement: Placement | None
+    steering: SteeringPlan | None
+    tables: dict[str, SwitchTables]
+    hosts: dict[str, HostPlan]
+    diagnostics: list[Diagnostic]
+    moved: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.placement is not None and not any(d.severity == "error" for d in self.diagnostics)
+
+    def weights(self) -> dict[str, int]:
+        return dict(self.placement.weights) if self.placement else {}
+
+    def host_of(self) -> dict[str, str]:
+        return dict(self.placement.assignments) if self.placement else {}
+
+
+def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool = False) -> Compiled:
+    placed = place(site, previous, optimal)
+    diags = list(placed.diagnostics)
+    if placed.placement is None or any(d.severity == "error" for d in diags):
+        return Compiled(site, None, None, {}, {}, diags, placed.moved)
+    assignment = dict(placed.placement.assignments)
+    weights = dict(placed.placement.weights)
+    steering = plan(site, weights)
+    diags += _check_tags(steering) + _check_boxes(site, steering)
+    if any(d.severity == "error" for d in diags):
+        return Compiled(site, placed.placement, steering, {}, {}, diags, placed.moved)
+    tables, low_diags = lower(site, assignment, steering)
+    diags += low_diags + _check_tcam(site, tables)
+    return Compiled(site, placed.placement, steering, tables, host_plans(site, assignment, steering), diags,
+                    placed.moved)
+
+
+def _check_tags(steering: SteeringPlan) -> list[Diagnostic]:
+    used = len(steering.tags) + T.FIRST_TAG - 1
+    if used > T.MAX_TAG:
+        return [Diagnostic("E0802", f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG}",
+                           hint="share pipelines between policies or reduce replicas and copies")]
+    return []
+
+
+def _check_boxes(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
+    """A box returns packets untagged: its users must be told apart by headers."""
+    out: list[Diagnostic] = []
+    policies = {p.name: p for p in site.policies}
+    by_box: dict[str, list] = {}
+    for e in steering.entries:
+        if e.box is None:
+            continue
+        pol = policies[e.policy]
+        space = without_edge(pol.match if e.direction == "forward" else reverse_space(site, pol))
+        for other, ospace in by_box.get(e.box, []):
+            if space.intersects(ospace):
+                out.append(Diagnostic("E0703", f"box `{e.box}` is used by `{other.policy}` and `{e.policy}` ({e.direction}) "
+                                      f"for traffic that looks the same when it comes back from the box",
+                                      pol.span, hint="a box returns packets unchanged, so fsc tells its users apart by "
+                                                     "their headers; make the policies' matches disjoint or use the box once"))
+        by_box.setdefault(e.box, []).append((e, space))
+    return out
+
+
+def _check_tcam(site: ir.Site, tables: dict[str, SwitchTables]) -> list[Diagnostic]:
+    out = []
+    for sw in site.switches:
+        n = len(tables[sw.name].entries)
+        if sw.tcam is not None and n > sw.tcam:
+            out.append(Diagnostic("E0801", f"switch `{sw.name}` needs {n} flow entries but holds {sw.tcam}: "
+                                  f"{n - sw.tcam} too many", sw.span,
+                                  hint=f"raise `tcam` of `{sw.name}` to at least {n}, or simplify the policies "
+                                       "(fewer `not` and port ranges, fewer replicated stages)"))
+    return out

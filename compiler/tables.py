@@ -1,0 +1,33 @@
+"""The OpenFlow table layout, declared as data.
+
+Each switch runs the same pipeline; lowering fills it.  Metadata carries the
+classification entry (bits 32..47) and the flow-hash bucket (bits 0..7)
+between tables of one switch.
+"""
+
+from __future__ import annotations
+
+from compiler import flowhash
+
+CLASSIFY = 0  # edge ports: policy -> entry; tagged ports -> STEER; box returns -> entry
+HASH_FIRST = 1  # 2 tables per hash bit: IP-address XOR, then L4-port XOR
+HASH_LAST = HASH_FIRST + 2 * flowhash.HASH_BITS - 1
+SELECT = HASH_LAST + 1  # entry + bucket + headers -> first tag
+STEER = SELECT + 1  # tag -> instance port, box, link, fork or exit
+EXIT = STEER + 1  # destination -> edge port (tag popped)
+
+TABLES = {CLASSIFY: "classify", SELECT: "select", STEER: "steer", EXIT: "exit",
+          **{HASH_FIRST + i: f"hash{i // 2}{'ip' if i % 2 == 0 else 'l4'}" for i in range(2 * flowhash.HASH_BITS)}}
+
+ENTRY_SHIFT = 32
+ENTRY_MASK = 0xFFFF << ENTRY_SHIFT
+BUCKET_MASK = flowhash.MASK
+
+EXIT_TAG = 1  # tagged, heading for the exit table
+FLOOD_TAG = 2  # non-IP broadcast crossing a link
+FIRST_TAG = 3
+MAX_TAG = 4094
+
+PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
+PRIO_TAGGED = 65000
+PRIO_DEFAULT = 1

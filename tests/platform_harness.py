@@ -1,0 +1,56 @@
+"""Packets for property tests, and the comparison of the reference
+interpreter with the simulated compiled platform."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Mapping
+
+from compiler import ir
+from compiler.interpreter import interpret
+from compiler.platform_sim import Platform
+
+L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+
+
+def packet_from_point(point: Mapping[str, int]) -> dict[str, int]:
+    """A header-space point as an OXM packet (fields the protocol lacks dropped)."""
+    pkt = {"eth_src": point.get("eth_src", 0x020000000001) or 0x020000000001,
+           "eth_dst": point.get("eth_dst", 0x020000000002) or 0x020000000002,
+           "eth_type": point.get("eth_type", 0)}
+    if point.get("vlan_vid", 0) & 0x1000:
+        pkt["vlan_vid"] = point["vlan_vid"]
+    eth = pkt["eth_type"]
+    if eth in (0x0800, 0x86DD):
+        fam = "ipv4" if eth == 0x0800 else "ipv6"
+        pkt[f"{fam}_src"] = point.get(f"{fam}_src", 0)
+        pkt[f"{fam}_dst"] = point.get(f"{fam}_dst", 0)
+        pkt["ip_proto"] = point.get("ip_proto", 0)
+        pkt["ip_dscp"] = point.get("ip_dscp", 0)
+        names = L4.get(pkt["ip_proto"])
+        if names:
+            pkt[names[0]] = point.get("tp_src", 0)
+            pkt[names[1]] = point.get("tp_dst", 0)
+    elif eth == 0x0806:
+        pkt["arp_tpa"] = point.get("arp_tpa", 0)
+    return pkt
+
+
+def outcome_pair(site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge: str,
+                 in_port: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(reference, simulated) summaries that must be equal."""
+    ref = interpret(site, pkt, edge, platform.c.weights(), in_port=in_port)
+    sim = platform.trace(pkt, edge, in_port)
+
+    def summary_ref(o: Any) -> dict[str, Any]:
+        return {"modules": list(o.modules), "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
+                "copies": sorted(tuple(c.modules) for c in o.copies)}
+
+    def summary_sim(t: Any) -> dict[str, Any]:
+        return {"modules": list(t.modules), "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
+                "copies": sorted(tuple(c.modules) for c in t.copies)}
+    return summary_ref(ref), summary_sim(sim)
+
+
+def addr(text: str) -> int:
+    return int(ipaddress.ip_address(text))
