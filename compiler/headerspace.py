@@ -321,10 +321,18 @@ def _normalize(cubes: Iterable[_Pair], disjoint: bool = False) -> list[_Pair]:
     """
     cur = sorted(set(cubes)) if disjoint else _drop_subsumed(cubes)
     while True:
-        merged, changed = _merge_siblings(cur)
-        if not changed:
+        changed = False
+        while True:  # merging is cheap: run it to a fixpoint before re-checking subsumption
+            cur, merged = _merge_siblings(cur)
+            if not merged:
+                break
+            changed = True
+        if disjoint or not changed:
             break
-        cur = merged if disjoint else _drop_subsumed(merged)
+        n = len(cur)
+        cur = _drop_subsumed(cur)
+        if len(cur) == n:
+            break
     return sorted(cur, key=lambda c: (c[1], c[0]))
 
 

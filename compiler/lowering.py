@@ -25,6 +25,13 @@ ARP = HeaderSpace.field_eq("eth_type", ETH_TYPE_ARP)
 OTHER = HeaderSpace.all() - IP - ARP
 
 
+def widen_eth(space: HeaderSpace) -> HeaderSpace:
+    """``space`` with eth_type left free (for packets already known to be of another ethertype)."""
+    from compiler.headerspace import DEFAULT_LAYOUT
+    keep = ~DEFAULT_LAYOUT.field_mask("eth_type")
+    return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & keep, c.mask & keep) for c in space.cubes])
+
+
 def vid(tag: int) -> int:
     return OFPVID_PRESENT | tag
 
@@ -110,13 +117,21 @@ class Lowering:
         n_edges = len(self.site.edges)
         after = T.HASH_FIRST if self.needs_hash else T.SELECT
         policies = {p.name: p for p in self.site.policies}
+        for _, port in self.edge_ports[sw]:
+            for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
+                m = Match.of(FieldMatch("in_port", port), FieldMatch("eth_type", eth))
+                self.add(sw, FlowEntry(T.CLASSIFY, 10, m, goto_table=T.POLICY))
+            self.add(sw, FlowEntry(T.CLASSIFY, 5, Match.of(FieldMatch("in_port", port)), goto_table=T.NONIP))
         for order, (policy, _, entry) in enumerate(self.plan.ingress):
             prio = T.PRIO_POLICY_TOP - 10 * order
             space = self._space(entry, policy)
             cookie = _cookie(policy.index, 0)
             meta = ((entry.id + 1) << T.ENTRY_SHIFT, T.ENTRY_MASK)
             is_drop = isinstance(policy.pipeline, ir.Drop)
-            for part, kind in ((space & IP, "ip"), (space & ARP, "arp"), (space & OTHER, "other")):
+            # other ethertypes: no FSL primitive tells them apart, so their part
+            # of a policy is exact with eth_type left out (NONIP sees no IP/ARP)
+            for part, kind in ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other")):
+                table = T.NONIP if kind == "other" else T.POLICY
                 for edge_pat, fields in space_to_matches(part):
                     for e in edges_admitted(edge_pat, n_edges):
                         for edge, port in self.edge_ports[sw]:
@@ -124,12 +139,12 @@ class Lowering:
                                 continue
                             match = Match.of(FieldMatch("in_port", port), *fields)
                             if is_drop:
-                                self.add(sw, FlowEntry(T.CLASSIFY, prio, match, cookie=cookie))
+                                self.add(sw, FlowEntry(table, prio, match, cookie=cookie))
                             elif kind == "ip":
-                                self.add(sw, FlowEntry(T.CLASSIFY, prio, match, goto_table=after, cookie=cookie,
+                                self.add(sw, FlowEntry(table, prio, match, goto_table=after, cookie=cookie,
                                                        write_metadata=meta))
                             else:
-                                self.add(sw, FlowEntry(T.CLASSIFY, prio, match, self.forward_nonip(sw, port, kind),
+                                self.add(sw, FlowEntry(table, prio, match, self.forward_nonip(sw, port, kind),
                                                        goto_table=T.EXIT if kind == "arp" else None, cookie=cookie))
         # box returns: recognised by headers, the ingress edge unknown
         for entry in self.plan.entries:
@@ -150,13 +165,12 @@ class Lowering:
         for edge, port in self.edge_ports[sw]:
             m = Match.of(FieldMatch("in_port", port))
             if self.site.default_action == "drop":
-                self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_DEFAULT, m))
+                self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m))
+                self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m))
                 continue
-            for kind, space in (("ip", IP), ("arp", ARP)):
-                for _, fields in space_to_matches(space):
-                    self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_DEFAULT + 1, Match.of(FieldMatch("in_port", port), *fields),
-                                           (PushVlan(), SetField("vlan_vid", vid(T.EXIT_TAG))), goto_table=T.EXIT))
-            self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_DEFAULT, m, self.forward_nonip(sw, port, "other")))
+            self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m, (PushVlan(), SetField("vlan_vid", vid(T.EXIT_TAG))),
+                                   goto_table=T.EXIT))
+            self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, self.forward_nonip(sw, port, "other")))
         inside = sorted({p for h in self.site.hosts for (s, p) in h.ports if s == sw} | set(self.topo.link_ports(sw)))
         for port in inside:
             tagged = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", OFPVID_PRESENT, OFPVID_PRESENT))

@@ -100,8 +100,26 @@ def space_to_matches(space: HeaderSpace) -> list[tuple[tuple[int, int] | None, t
             else:
                 oxm = PLAIN[name]
             fields.append(FieldMatch(oxm, value, None if mask == full else mask))
-        result.append((edge, tuple(sorted(fields))))
+        for spelt in _exact(fields):
+            result.append((edge, tuple(sorted(spelt))))
     return result
+
+
+NOT_MASKABLE = ("eth_type", "ip_proto", "ip_dscp")  # OpenFlow 1.3 (and OVS) match these exactly only
+
+
+def _exact(fields: list[FieldMatch]) -> list[list[FieldMatch]]:
+    """Spell masked values of fields that cannot be masked as exact values."""
+    out = [fields]
+    for name in NOT_MASKABLE:
+        fm = next((f for f in fields if f.field == name and f.mask is not None), None)
+        if fm is None:
+            continue
+        width = {"eth_type": 16, "ip_proto": 8, "ip_dscp": 6}[name]
+        free = [b for b in range(width) if not fm.mask >> b & 1]
+        values = [fm.value | sum(((k >> i) & 1) << b for i, b in enumerate(free)) for k in range(1 << len(free))]
+        out = [[f for f in row if f.field != name] + [FieldMatch(name, v)] for row in out for v in values]
+    return out
 
 
 def edges_admitted(pattern: tuple[int, int] | None, n_edges: int) -> list[int]:

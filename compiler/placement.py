@@ -24,6 +24,8 @@ __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
 MAX_PASSES = 30
 EVAL_BUDGET = 300_000  # move evaluations: bounds time deterministically (no clock)
 SWAP_LIMIT = 400  # full neighbourhoods and swaps only for sites up to this many instances
+EJECT_LIMIT = 60  # two-move ejection chains only for sites up to this many instances
+GROUP_SIZE = 8  # modules moved together at most
 EVACUATIONS = 8  # pack: hosts tried per local-search pass
 CANDIDATES = 4  # on larger sites: best-loaded hosts tried per instance, besides its neighbours'
 EXACT_TIME_LIMIT = 10.0
@@ -149,6 +151,12 @@ def _local_search(st: State) -> int:
             swapped, n = _swap_pass(st)
             improved |= swapped
             evals += n
+        if not improved and len(st.host_of) <= EJECT_LIMIT:
+            improved, n = _eject_pass(st)
+            evals += n
+            if not improved:
+                improved, n = _group_pass(st)
+                evals += n
         if p.mode == "pack":
             improved |= _evacuate(st)
         if not improved or evals > EVAL_BUDGET:
@@ -198,6 +206,96 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                     break
             if st.host_of[i] != h1:
                 break
+    return improved, evals
+
+
+def _eject_pass(st: State) -> tuple[bool, int]:
+    """Small sites: move ``i`` to a full host after moving one instance ``j`` off it
+    to a third host (a chain of two moves whose first step alone scores worse)."""
+    p = st.p
+    improved, evals = False, 0
+    for i in range(len(st.host_of)):
+        h1 = st.host_of[i]
+        if i in st.frozen:
+            continue
+        for h2 in p.allowed[st.mod[i]]:
+            if h2 == h1 or st.fits(i, h2) or st.host_of[i] != h1:
+                continue
+            for j in [j for j, g in enumerate(st.host_of) if g == h2 and j not in st.frozen]:
+                if st.free_c(h2) + st.ic[j] < st.ic[i] or st.free_m[h2] + st.im[j] < st.im[i]:
+                    continue
+                for h3 in p.allowed[st.mod[j]]:
+                    if h3 in (h1, h2) or not st.fits(j, h3):
+                        continue
+                    evals += 1
+                    d1 = st.delta(j, h3)
+                    st.take(j)
+                    st.put(j, h3)
+                    st.refresh_top()
+                    d = tuple(round(x + y, 9) for x, y in zip(d1, st.delta(i, h2)))
+                    if _better(d, False):
+                        st.take(i)
+                        st.put(i, h2)
+                        st.refresh_top()
+                        improved = True
+                        break
+                    st.take(j)
+                    st.put(j, h2)
+                    st.refresh_top()
+                if st.host_of[i] != h1:
+                    break
+    return improved, evals
+
+
+def _group_pass(st: State) -> tuple[bool, int]:
+    """Small sites: pull a pipeline neighbourhood (one instance per module, in
+    breadth-first order from ``i``) onto one host together: a chain on the
+    wrong host gains nothing from moving any single stage."""
+    p = st.p
+    improved, evals = False, 0
+    for i in range(len(st.host_of)):
+        if i in st.frozen:
+            continue
+        mods, seen = [st.mod[i]], {st.mod[i]}
+        for a in mods:
+            for b, _ in sorted(p.neighbours[a], key=lambda bw: (-bw[1], bw[0])):
+                if b not in seen and len(mods) < GROUP_SIZE:
+                    seen.add(b)
+                    mods.append(b)
+        if len(mods) == 1:
+            continue
+        for h2 in p.allowed[st.mod[i]]:
+            group = [i]
+            for b in mods[1:]:
+                free = [j for j in p.by_module[b] if j not in st.frozen]
+                pick = ([j for j in free if st.host_of[j] == h2] or
+                        [j for j in free if st.host_of[j] == st.host_of[i]] or free)
+                group += pick[:1]
+            done: list[tuple[int, int]] = []
+            total: tuple[float, ...] | None = None
+            accepted = False
+            for j in group:
+                if st.host_of[j] == h2:
+                    continue
+                if h2 not in p.allowed_set[st.mod[j]] or not st.fits(j, h2):
+                    break
+                d = st.delta(j, h2)
+                total = d if total is None else tuple(x + y for x, y in zip(total, d))
+                done.append((j, st.host_of[j]))
+                st.take(j)
+                st.put(j, h2)
+                st.refresh_top()
+                evals += 1
+                if _better(tuple(round(x, 9) for x in total), False):
+                    accepted = True
+                    break
+            if accepted:
+                improved = True
+                break
+            for j, g in reversed(done):
+                st.take(j)
+                st.put(j, g)
+            st.refresh_top()
     return improved, evals
 
 
@@ -385,12 +483,6 @@ def _iterate(st: State, budget: int) -> None:
         else:
             _restore(st, before)
     _restore(st, best_assign)
-
-
-def _tiers(st: State) -> tuple[int, int]:
-    """(cores used on spares, co-located replica pairs) of a state."""
-    spare = sum(st.used_c[h] for h in range(len(st.n_on)) if st.spare[h])
-    return spare, sum(n * (n - 1) // 2 for row in st.cnt for n in row)
 
 
 def _build(p: Problem, previous: list[int], order: list[int]) -> tuple[State, list[int]]:

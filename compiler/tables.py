@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from compiler import flowhash
 
-CLASSIFY = 0  # edge ports: policy -> entry; tagged ports -> STEER; box returns -> entry
-HASH_FIRST = 1  # 2 tables per hash bit: IP-address XOR, then L4-port XOR
+CLASSIFY = 0  # by port: edge ports -> POLICY (IP, ARP) or NONIP; tagged -> STEER; box returns -> entry
+POLICY = 1  # IP and ARP from edges: first-match policy -> entry (or drop / forward)
+NONIP = 2  # other ethertypes from edges: policy -> drop or flood (no FSL primitive tells them apart)
+HASH_FIRST = 3  # 2 tables per hash bit: IP-address XOR, then L4-port XOR
 HASH_LAST = HASH_FIRST + 2 * flowhash.HASH_BITS - 1
 SELECT = HASH_LAST + 1  # entry + bucket + headers -> first tag
 STEER = SELECT + 1  # tag -> instance port, box, link, fork or exit
 EXIT = STEER + 1  # destination -> edge port (tag popped)
 
-TABLES = {CLASSIFY: "classify", SELECT: "select", STEER: "steer", EXIT: "exit",
+TABLES = {CLASSIFY: "classify", POLICY: "policy", NONIP: "nonip", SELECT: "select", STEER: "steer", EXIT: "exit",
           **{HASH_FIRST + i: f"hash{i // 2}{'ip' if i % 2 == 0 else 'l4'}" for i in range(2 * flowhash.HASH_BITS)}}
 
 ENTRY_SHIFT = 32

@@ -4,7 +4,7 @@
 # router advertisements and stray IPv4 from it are dropped; unicast ICMPv6 is counted.
 site ipv6
 
-switch core dpid 0x6 ports 16 tcam 2000
+switch core dpid 0x6 ports 16 tcam 4000
 
 host v6host at core:1 cores 6 memory 8GiB runs click, vm
 

@@ -49,6 +49,76 @@ def check_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
     raise typer.Exit(0 if result.ok else 1)
 
 
+def _compiled(site: Path, previous: Path | None = None, optimal: bool = False, fmt: Format = Format.text):
+    """Front end + compile; prints diagnostics; exits 1 on errors."""
+    from compiler.pipeline import compile_site
+    from compiler.placement import Placement
+
+    result = load(site)
+    if not result.ok:
+        report(result, fmt)
+        raise typer.Exit(1)
+    prev = None
+    if previous is not None:
+        try:
+            prev = Placement.from_json((previous / "placement.json").read_text())
+        except (OSError, ValueError, KeyError) as err:
+            sys.stderr.write(f"fsc: cannot read {previous / 'placement.json'}: {err}\n"
+                             "hint: pass the output directory of an earlier `fsc compile`\n")
+            raise typer.Exit(2)
+    compiled = compile_site(result.site, prev, optimal)
+    result.diagnostics = result.diagnostics + compiled.diagnostics
+    if result.diagnostics:
+        report(result, fmt)
+    if not compiled.ok:
+        raise typer.Exit(1)
+    return result, compiled
+
+
+@app.command("compile")
+def compile_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
+                out: Path = typer.Option(None, "-o", "--out", help="output directory (default build/SITE/)"),
+                previous: Path = typer.Option(None, "--previous", help="an earlier output directory: keep placement stable"),
+                optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)")) -> None:
+    """Check, place and compile SITE into OpenFlow rules and host artifacts."""
+    from backends.emit import render, write
+
+    _, compiled = _compiled(site, previous, optimal)
+    files = render(compiled)
+    target = out or Path("build") / site.stem
+    write(target, files)
+    from fslang.summary import summary_text
+    sys.stdout.write(summary_text(compiled, target, files))
+
+
+@app.command("trace")
+def trace_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
+              packet: list[str] = typer.Argument(..., help="from EDGE PROTO SRC[:SPORT] -> DST[:DPORT] [vlan N]"),
+              format: Format = typer.Option(Format.text, "--format", help="text or json")) -> None:
+    """Follow one packet through the compiled tables and host plumbing."""
+    import json
+
+    from compiler.platform_sim import Platform
+    from fslang.trace_args import PacketSyntaxError, parse_packet
+
+    try:
+        edge, pkt = parse_packet(packet)
+    except PacketSyntaxError as err:
+        sys.stderr.write(f"fsc trace: {err}\nexample: fsc trace site.fs from internet tcp 203.0.113.7:40000 -> 10.0.1.20:80\n")
+        raise typer.Exit(2)
+    _, compiled = _compiled(site, fmt=format)
+    if edge not in {e.name for e in compiled.site.edges}:
+        names = ", ".join(e.name for e in compiled.site.edges)
+        sys.stderr.write(f"fsc trace: the site has no edge `{edge}` (edges: {names})\n")
+        raise typer.Exit(2)
+    tr = Platform(compiled).trace(pkt, edge)
+    if format is Format.json:
+        sys.stdout.write(json.dumps(tr.to_json(), indent=2, sort_keys=False) + "\n")
+        return
+    from fslang.summary import trace_text
+    sys.stdout.write(trace_text(tr))
+
+
 def main() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     try:

@@ -54,3 +54,40 @@ def outcome_pair(site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge
 
 def addr(text: str) -> int:
     return int(ipaddress.ip_address(text))
+
+
+# ---------------------------------------------------------------- helpers for tests/test_properties.py
+
+def ref_summary(o: Any) -> dict[str, Any]:
+    """What the interpreter's outcome and the simulated trace must agree on."""
+    return {"modules": list(o.modules), "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
+            "copies": sorted(tuple(c.modules) for c in o.copies)}
+
+
+def sim_summary(t: Any) -> dict[str, Any]:
+    return {"modules": list(t.modules), "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
+            "copies": sorted(tuple(c.modules) for c in t.copies)}
+
+
+def trace_errors(t: Any) -> list[str]:
+    """Errors of a trace and of every copy it made."""
+    out = [t.error] if t.error else []
+    for c in t.copies:
+        out += trace_errors(c)
+    return out
+
+
+def copy_exits(t: Any) -> list[dict[str, Any]]:
+    """Exits taken by copies (a copy must never leave the platform)."""
+    out: list[dict[str, Any]] = []
+    for c in t.copies:
+        out += list(c.exits) + copy_exits(c)
+    return out
+
+
+def run_both(site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge: str,
+             in_port: tuple[str, int] | None = None, oracle: Any = None) -> tuple[Any, Any]:
+    """(interpreter Outcome, simulated Trace) for one packet; ``oracle``
+    defaults to the platform's own, so both sides model modules alike."""
+    ref = interpret(site, pkt, edge, platform.c.weights(), oracle=oracle or platform.oracle, in_port=in_port)
+    return ref, platform.trace(pkt, edge, in_port)

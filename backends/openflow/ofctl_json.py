@@ -18,12 +18,14 @@ value (a plain int would get OFPVID_PRESENT or-ed in, turning "untagged" into
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 from collections.abc import Callable
 from typing import Any
 
 from compiler.flowir import (
-    Action, FieldMatch, FlowEntry, GroupAction, GroupEntry, Output, PopMpls,
+    Action, FieldMatch, FlowEntry, GroupAction, GroupEntry, Match, Output, PopMpls,
     PopVlan, PushMpls, PushVlan, SetField, SwitchTables,
 )
 from compiler.flow_validate import ff_watch
@@ -47,7 +49,9 @@ def match_value(fm: FieldMatch) -> Any:
             f"0x{fm.value:04x}/0x{fm.mask:04x}"
     if fm.mask is None:
         return fm.value
-    if fm.field in MASKED_INT_FIELDS:
+    if fm.field in MASKED_INT_FIELDS or fm.field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
+        # masked L4 ports are an Open vSwitch extension to OpenFlow 1.3; they
+        # are written "value/mask" like every other masked field
         return f"{fm.value:#x}/{fm.mask:#x}"
     raise UnsupportedError(f"masked {fm.field} in ofctl_rest JSON")
 

@@ -1,0 +1,40 @@
+"""`process/INSTANCE.json`: how a host agent runs a `process` module instance."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from compiler.pipeline import Compiled
+
+
+def _argv(command: str) -> list[str]:
+    """The command as an argument vector (no shell); unbalanced quoting runs it
+    through `sh -c` exactly as written."""
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return ["/bin/sh", "-c", command]
+
+
+def render_process(c: Compiled) -> dict[str, str]:
+    files: dict[str, str] = {}
+    host_of = c.host_of()
+    for m in c.site.modules:
+        if m.kind != "process":
+            continue
+        command = dict(m.params).get("command", "")
+        for inst in m.instance_names():
+            host = c.site.host(host_of[inst])
+            doc = {
+                "instance": inst,
+                "module": m.name,
+                "host": host.name,
+                "argv": _argv(command),
+                "command": command,
+                "interfaces": [{"switch": sw, "port": p} for sw, p in host.ports],
+                "resources": {"cores": m.cores, "memory_bytes": m.memory},
+                "restart": {"policy": "on-failure", "max_restarts": 5, "backoff_seconds": 1},
+            }
+            files[f"process/{inst}.json"] = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    return files
