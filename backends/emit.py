@@ -62,7 +62,7 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
         "steering": {"tag": "outer VLAN (802.1Q) id", "version_bit": "PCP bit 2 (reserved)", "tags": tags},
         "switches": {sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
                      for sw in c.site.switches},
-        "policies": [{"name": p.name, "cookie": f"{(p.index & 0xFFFF) << 16:#x}/0xffff0000",
+        "policies": [{"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000",
                       "symmetric": p.symmetric} for p in c.site.policies],
     }
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"

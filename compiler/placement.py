@@ -23,14 +23,14 @@ __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
 
 MAX_PASSES = 30
 EVAL_BUDGET = 300_000  # move evaluations: bounds time deterministically (no clock)
-SWAP_LIMIT = 400  # full neighbourhoods and swaps only for sites up to this many instances
+SWAP_LIMIT = 150  # full neighbourhoods and swaps only for sites up to this many instances
 EJECT_LIMIT = 60  # two-move ejection chains only for sites up to this many instances
 GROUP_SIZE = 8  # modules moved together at most
 EVACUATIONS = 8  # pack: hosts tried per local-search pass
 CANDIDATES = 4  # on larger sites: best-loaded hosts tried per instance, besides its neighbours'
 EXACT_TIME_LIMIT = 10.0
-ILS_LIMIT = 200  # ruin-and-recreate rounds only for sites up to this many instances
-ILS_BUDGET = 40_000  # evaluations spent in those rounds
+ILS_LIMIT = 150  # ruin-and-recreate rounds only for sites up to this many instances
+ILS_BUDGET = 25_000  # evaluations spent in those rounds
 ILS_ROUNDS = 300
 ILS_STALL = 60  # rounds without a new best before giving up
 UNJAM_STEPS = 20_000  # min-conflicts steps when the greedy construction leaves instances out
@@ -164,48 +164,54 @@ def _local_search(st: State) -> int:
     return evals
 
 
+def _attempt(st: State, moves: list[tuple[int, int]]) -> bool:
+    """Make ``moves`` (instance, host) in order, keep them if together they fit
+    and lower the objective, else undo them.  Capacity is checked at the end,
+    so an exchange between two full hosts is one attempt."""
+    total: tuple[float, ...] | None = None
+    done = []
+    for j, h in moves:
+        d = st.delta(j, h)
+        total = d if total is None else tuple(x + y for x, y in zip(total, d))
+        done.append((j, st.host_of[j]))
+        st.take(j)
+        st.put(j, h)
+        st.refresh_top()
+    if total is not None and all(st.free_c(h) >= 0 and st.free_m[h] >= 0 for _, h in moves) \
+            and _better(tuple(round(x, 9) for x in total), False):
+        return True
+    for j, g in reversed(done):
+        st.take(j)
+        st.put(j, g)
+    st.refresh_top()
+    return False
+
+
 def _swap_pass(st: State) -> tuple[bool, int]:
     """Exchange two instances of different modules: moves alone cannot when hosts are full."""
     p = st.p
-    on: list[list[int]] = [[] for _ in p.hosts]
-    for j, h in enumerate(st.host_of):
-        on[h].append(j)
     improved, evals = False, 0
     for i in range(len(st.host_of)):
+        a, h1 = st.mod[i], st.host_of[i]
         if i in st.frozen:
             continue
-        a = st.mod[i]
-        h1 = st.host_of[i]
-        stuck_a = st.cnt[a][h1] > 1 or st.spare[h1] > 0 or (p.mode == "spread" and h1 == st.top[0])
+        stuck = st.cnt[a][h1] > 1 or st.spare[h1] > 0 or (p.mode == "spread" and h1 == st.top[0])
         for h2 in p.allowed[a]:
-            if h2 == h1:
+            if h2 == h1 or st.host_of[i] != h1:
                 continue
             # only pairs that could lower a tier: the rest cannot beat the moves pass
-            useful_a = stuck_a or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
-            for j in list(on[h2]):
+            useful = stuck or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
+            for j in [j for j, g in enumerate(st.host_of) if g == h2 and j not in st.frozen]:
                 b = st.mod[j]
-                if b == a or j in st.frozen or h1 not in p.allowed_set[b]:
+                if b == a or h1 not in p.allowed_set[b] or not (useful or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
                     continue
-                if not (useful_a or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
-                    continue
-                dc, dm = st.ic[i] - st.ic[j], st.im[i] - st.im[j]
-                if st.free_c(h2) < dc or st.free_m[h2] < dm or st.free_c(h1) < -dc or st.free_m[h1] < -dm:
+                if st.free_c(h2) + st.ic[j] < st.ic[i] or st.free_m[h2] + st.im[j] < st.im[i] \
+                        or st.free_c(h1) + st.ic[i] < st.ic[j] or st.free_m[h1] + st.im[i] < st.im[j]:
                     continue
                 evals += 1
-                if _better(st.swap_delta(i, j), False):
-                    st.take(i)
-                    st.take(j)
-                    st.put(i, h2)
-                    st.put(j, h1)
-                    on[h1].remove(i)
-                    on[h2].remove(j)
-                    on[h2].append(i)
-                    on[h1].append(j)
-                    st.refresh_top()
+                if _attempt(st, [(i, h2), (j, h1)]):
                     improved = True
                     break
-            if st.host_of[i] != h1:
-                break
     return improved, evals
 
 
@@ -225,25 +231,9 @@ def _eject_pass(st: State) -> tuple[bool, int]:
                 if st.free_c(h2) + st.ic[j] < st.ic[i] or st.free_m[h2] + st.im[j] < st.im[i]:
                     continue
                 for h3 in p.allowed[st.mod[j]]:
-                    if h3 in (h1, h2) or not st.fits(j, h3):
-                        continue
-                    evals += 1
-                    d1 = st.delta(j, h3)
-                    st.take(j)
-                    st.put(j, h3)
-                    st.refresh_top()
-                    d = tuple(round(x + y, 9) for x, y in zip(d1, st.delta(i, h2)))
-                    if _better(d, False):
-                        st.take(i)
-                        st.put(i, h2)
-                        st.refresh_top()
-                        improved = True
-                        break
-                    st.take(j)
-                    st.put(j, h2)
-                    st.refresh_top()
-                if st.host_of[i] != h1:
-                    break
+                    if h3 not in (h1, h2) and st.fits(j, h3) and st.host_of[i] == h1:
+                        evals += 1
+                        improved |= _attempt(st, [(j, h3), (i, h2)])
     return improved, evals
 
 
@@ -262,40 +252,18 @@ def _group_pass(st: State) -> tuple[bool, int]:
                 if b not in seen and len(mods) < GROUP_SIZE:
                     seen.add(b)
                     mods.append(b)
-        if len(mods) == 1:
-            continue
-        for h2 in p.allowed[st.mod[i]]:
+        for h2 in p.allowed[st.mod[i]] if len(mods) > 1 else ():
             group = [i]
             for b in mods[1:]:
                 free = [j for j in p.by_module[b] if j not in st.frozen]
-                pick = ([j for j in free if st.host_of[j] == h2] or
-                        [j for j in free if st.host_of[j] == st.host_of[i]] or free)
-                group += pick[:1]
-            done: list[tuple[int, int]] = []
-            total: tuple[float, ...] | None = None
-            accepted = False
-            for j in group:
-                if st.host_of[j] == h2:
-                    continue
-                if h2 not in p.allowed_set[st.mod[j]] or not st.fits(j, h2):
-                    break
-                d = st.delta(j, h2)
-                total = d if total is None else tuple(x + y for x, y in zip(total, d))
-                done.append((j, st.host_of[j]))
-                st.take(j)
-                st.put(j, h2)
-                st.refresh_top()
+                group += ([j for j in free if st.host_of[j] == h2] or
+                          [j for j in free if st.host_of[j] == st.host_of[i]] or free)[:1]
+            moves = [(j, h2) for j in group if st.host_of[j] != h2 and h2 in p.allowed_set[st.mod[j]]]
+            for k in range(2, len(moves) + 1):
                 evals += 1
-                if _better(tuple(round(x, 9) for x in total), False):
-                    accepted = True
+                if _attempt(st, moves[:k]):
+                    improved = True
                     break
-            if accepted:
-                improved = True
-                break
-            for j, g in reversed(done):
-                st.take(j)
-                st.put(j, g)
-            st.refresh_top()
     return improved, evals
 
 

@@ -223,7 +223,6 @@ class Problem:
         self.pairs: list[tuple[int, int, int]] = [(self.module_index[a], self.module_index[b], w)
                                                   for (a, b), w in affinity(site).items()
                                                   if a in self.module_index and b in self.module_index]
-        self.pair_w = {(a, b): w for a, b, w in self.pairs} | {(b, a): w for a, b, w in self.pairs}
         self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.modules]
         for a, b, w in self.pairs:
             self.neighbours[a].append((b, w))
@@ -356,25 +355,6 @@ class State:
         new = max(other, g1, g2)
         return (ds, dr, dx, round(new - cur, 9), round(dsq, 9))
 
-
-    def swap_delta(self, i: int, j: int) -> tuple[float, ...]:
-        """Like ``delta`` for exchanging the hosts of ``i`` and ``j`` (different modules)."""
-        h1, h2, a, b = self.host_of[i], self.host_of[j], self.mod[i], self.mod[j]
-        cnt, dc = self.cnt, self.ic[i] - self.ic[j]
-        ds = dc * (self.spare[h2] - self.spare[h1])
-        dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
-        dx = (sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
-              + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
-              + 2 * self.p.pair_w.get((a, b), 0))
-        f1, f2 = self.frac(h1), self.frac(h2)
-        g1, g2 = f1 - dc / self.cap[h1], f2 + dc / self.cap[h2]
-        dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
-        if self.p.mode == "pack":
-            return (ds, dr, 0, dx, round(-dsq, 9))
-        cur = self.frac(self.top[0]) if self.top else 0.0
-        other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
-        new = max(other, g1, g2)
-        return (ds, dr, dx, round(new - cur, 9), round(dsq, 9))
 
 def fmt_bytes(n: int) -> str:
     for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):

@@ -77,8 +77,9 @@ class Platform:
             cur.hops.append({"switch": sw, "in_port": port, "headers": dict(sorted(dict(pkt).items())),
                              "out_ports": [o.port for o in outs]})
             for hit in res.matched:
-                if hit.table_id == T.CLASSIFY and hit.cookie and cur.policy is None and (hit.cookie >> 16) in self.policy_names:
-                    cur.policy = self.policy_names[hit.cookie >> 16]
+                if hit.table_id in (T.CLASSIFY, T.POLICY, T.NONIP) and cur.policy is None and \
+                        (hit.cookie >> 16) - 1 in self.policy_names:
+                    cur.policy = self.policy_names[(hit.cookie >> 16) - 1]
             if not outs:
                 cur.dropped = not cur.exits
                 continue

@@ -199,7 +199,7 @@ def test_case_with_and_without_else() -> None:
     assert interpret(s, tcp(OUT, DMZ, dport=22), "inet").modules == ("c", "acc")
     assert interpret(s, udp(OUT, DMZ), "inet").modules == ("a", "b")
     o = interpret(s, {"eth_type": 0x0806, "arp_tpa": ip4(DMZ)}, "inet")
-    assert o.policy == "q" and o.modules == ("b",)  # no arm, no else: goes on
+    assert o.policy == "q" and o.modules == () and o.exits  # non-IP never visits modules: forwarded
 
 
 def test_firewall_model_drops_denied_and_not_allowed() -> None:
@@ -336,15 +336,10 @@ def test_reverse_of_a_policy_comes_right_after_it() -> None:
     assert interpret(s, reply, "dmz").policy == "lanout"
 
 
-def test_reverse_splits_and_cases_decide_per_flow() -> None:
-    s = site("module cl = classify(web: tcp and dst port 80)\n"
-             "policy w from inet match tcp via cl { web: a, else: b } >> case { dst port 80: acc, else: pass } "
-             ">> c symmetric\n")
-    for dport, path in ((80, ("cl", "a", "acc", "c")), (22, ("cl", "b", "c"))):
-        fwd = tcp(OUT, DMZ, dport=dport)
-        assert interpret(s, fwd, "inet").modules == path
-        back = interpret(s, swapped(fwd), "dmz")
-        assert back.direction == "reverse" and back.modules == tuple(reversed(path))
+def test_symmetric_policies_that_split_are_rejected() -> None:
+    r = run("t.fs", PLATFORM + "module cl = classify(web: tcp and dst port 80)\n"
+                 "policy w from inet match tcp via cl { web: a, else: b } >> c symmetric\n")
+    assert "E0410" in {d.code for d in r.diagnostics}
 
 
 # ---------------------------------------------------------------- properties

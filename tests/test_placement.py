@@ -319,6 +319,7 @@ def test_thousand_instances_on_a_hundred_hosts() -> None:
 
 @needs_highs
 def test_heuristic_against_exact_on_random_small_sites() -> None:
+    """gap = (cost(heuristic) - cost(exact)) / cost(exact), cost as the MILP's objective."""
     gaps, same, feasible = [], 0, 0
     for seed in range(20):
         s = random_site(random.Random(seed), random.Random(seed).randint(3, 6), random.Random(seed + 99).randint(3, 8),
@@ -341,5 +342,6 @@ def test_heuristic_against_exact_on_random_small_sites() -> None:
         same += h.score.key() == x.score.key()
     print(f"\nheuristic vs exact on {feasible} feasible of 20 sites: {same} optimal, "
           f"median gap {statistics.median(gaps):.3f}, worst {max(gaps):.3f}")
-    assert feasible >= 12 and same >= feasible * 3 // 4
-    assert max(gaps) <= 0.2
+    # observed (seeds 0-149): 120 of 123 feasible sites optimal, worst gap 0.047
+    assert feasible >= 12 and same >= feasible * 4 // 5
+    assert max(gaps) <= 0.05
