@@ -16,6 +16,7 @@ from pathlib import Path
 
 from backends.openflow import to_groups, to_json, to_ofctl
 from backends.process import render_process
+from backends.vm.generate import render_vm
 from compiler import tables as T
 from compiler.pipeline import Compiled
 from compiler.steering import BoxVisit, Fork, Visit
@@ -36,6 +37,7 @@ def render(c: Compiled) -> dict[str, str]:
     assert c.placement is not None
     files["placement.json"] = c.placement.to_json()
     files.update(render_process(c))
+    files.update(render_vm(c))
     files["plan.json"] = _plan(c, files)
     return dict(sorted(files.items()))
 

@@ -226,7 +226,9 @@ class Lowering:
             for ci, (constraint, dispatch) in enumerate(entry.combos):
                 space = constraint.space if constraint.space is not None else HeaderSpace.all()
                 actions, goto = self.first_dispatch(dispatch)
-                for _, fields in space_to_matches(space & IP):
+                for edge_pat, fields in space_to_matches(space & IP):
+                    if not edges_admitted(edge_pat, len(self.site.edges)):
+                        continue  # only packets from edges that do not exist (a complement's leftovers)
                     for value, mask in bucket_patterns(constraint.buckets):
                         meta = FieldMatch("metadata", ((entry.id + 1) << T.ENTRY_SHIFT) | value,
                                           T.ENTRY_MASK | mask)
@@ -304,6 +306,7 @@ class Lowering:
                 self._exit_rule(sw, 200 + _prefix_len(fields, fam), fields, edge.ports[k])
 
     def _exit_rule(self, sw: str, prio: int, fields: Iterable[FieldMatch], port: tuple[str, int]) -> None:
+        fields = (*fields, FieldMatch("vlan_vid", vid(T.EXIT_TAG)))  # pop_vlan needs a matched tag
         self.add(sw, FlowEntry(T.EXIT, prio, Match.of(*fields), self._to_port(sw, port)))
         if port[0] == sw:  # back out of the port it came in by: OpenFlow needs IN_PORT for that
             m = Match.of(FieldMatch("in_port", port[1]), *fields)

@@ -209,7 +209,12 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                         or st.free_c(h1) + st.ic[i] < st.ic[j] or st.free_m[h1] + st.im[i] < st.im[j]:
                     continue
                 evals += 1
-                if _attempt(st, [(i, h2), (j, h1)]):
+                if _better(st.swap_delta(i, j), False):
+                    st.take(i)
+                    st.take(j)
+                    st.put(i, h2)
+                    st.put(j, h1)
+                    st.refresh_top()
                     improved = True
                     break
     return improved, evals
@@ -508,7 +513,7 @@ def place(site: ir.Site, previous: Placement | None = None, optimal: bool = Fals
             sol, status, note = placement_exact.solve(p, {}, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)
         if note:
             diags.append(Diagnostic("W0701", note))
-        if sol is not None:
+        if sol is not None and (host_of is None or p.score(sol).key() <= p.score(host_of).key()):
             host_of, proven, by_mod = sol, status == "optimal", {}
         elif status == "infeasible" and host_of is not None:  # cannot happen unless the solver errs
             diags.append(Diagnostic("W0701", "the exact solver found no placement; the heuristic's is used"))

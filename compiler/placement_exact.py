@@ -121,7 +121,7 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
             coefs[t] = 1.0
             md.row(0.0, inf, coefs)
     for a, b, w in p.pairs:
-        for h in set(p.allowed[a]) & set(p.allowed[b]):
+        for h in sorted(set(p.allowed[a]) & set(p.allowed[b])):
             for ca in z.get((a, h), []):
                 for cb in z.get((b, h), []):
                     y = md.var(0.0, 1.0, -float(w), False)

@@ -17,7 +17,7 @@ what is left, ``pack`` frees whole hosts (power saving) even at the price of
 crossings.
 Switch crossings = sum over affine module pairs (A, B) of weight(A, B) times the
 number of instance pairs (a, b) on different hosts; a pair is affine when B
-directly follows A in a pipeline without a switch stage (box, case, copy) between.
+directly follows A in a pipeline with no box between (see ``affinity``).
 """
 
 from __future__ import annotations
@@ -141,8 +141,11 @@ class Inst:
 
 
 def affinity(site: ir.Site) -> dict[tuple[str, str], int]:
-    """Module pairs (sorted names) that a packet visits back to back on one host,
-    weighted by how many policy directions (symmetric counts twice) do so."""
+    """Module pairs (sorted names) that a packet visits back to back, so that
+    sharing a host saves a trip through the switch (as ``compiler.hostplan``
+    wires them), weighted by how many policy directions (symmetric counts
+    twice) do so.  A box stops a chain; a ``case`` does not (the switch
+    classifies at ingress); a ``copy`` forks its copies at the switch."""
     mods = {m.name: m for m in site.modules}
     out: dict[tuple[str, str], int] = {}
 
@@ -156,14 +159,14 @@ def affinity(site: ir.Site) -> dict[tuple[str, str], int]:
             for s in p.stages:
                 preds = walk(s, preds, pairs)
             return preds
-        if isinstance(p, ir.Case):  # the switch matches: a switch stage
+        if isinstance(p, ir.Case):  # decided at ingress (headers do not change): no stop
             outs: frozenset[str | None] = frozenset()
             for _, arm in p.arms:
-                outs |= walk(arm, frozenset({None}), pairs)
-            return outs
-        if isinstance(p, ir.Copy):  # the switch duplicates
+                outs |= walk(arm, preds, pairs)
+            return outs if any(g is None for g, _ in p.arms) else outs | preds
+        if isinstance(p, ir.Copy):  # the copies fork at the switch; the rest go straight on
             walk(p.target, frozenset({None}), pairs)
-            return frozenset({None})
+            return preds
         assert isinstance(p, ir.Use)
         if p.is_box or p.target not in mods:
             return frozenset({None})
@@ -223,6 +226,7 @@ class Problem:
         self.pairs: list[tuple[int, int, int]] = [(self.module_index[a], self.module_index[b], w)
                                                   for (a, b), w in affinity(site).items()
                                                   if a in self.module_index and b in self.module_index]
+        self.pair_w = {(a, b): w for a, b, w in self.pairs} | {(b, a): w for a, b, w in self.pairs}
         self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.modules]
         for a, b, w in self.pairs:
             self.neighbours[a].append((b, w))
@@ -344,16 +348,30 @@ class State:
         ds = c * (self.spare[h2] - self.spare[h1])
         dr = cnt[a][h2] - cnt[a][h1] + 1
         dx = sum(w * (cnt[b][h1] - cnt[b][h2]) for b, w in self.p.neighbours[a])
+        dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
+        return self._tail(ds, dr, dx, h1, h2, c, dh)
+
+    def _tail(self, ds: int, dr: int, dx: int, h1: int, h2: int, c: int, dh: int) -> tuple[float, ...]:
+        """The load terms of a delta: ``c`` cores go from ``h1`` to ``h2``."""
         f1, f2 = self.frac(h1), self.frac(h2)
         g1, g2 = f1 - c / self.cap[h1], f2 + c / self.cap[h2]
         dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
         if self.p.mode == "pack":
-            dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
             return (ds, dr, dh, dx, round(-dsq, 9))
         cur = self.frac(self.top[0]) if self.top else 0.0
         other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
-        new = max(other, g1, g2)
-        return (ds, dr, dx, round(new - cur, 9), round(dsq, 9))
+        return (ds, dr, dx, round(max(other, g1, g2) - cur, 9), round(dsq, 9))
+
+    def swap_delta(self, i: int, j: int) -> tuple[float, ...]:
+        """Like ``delta`` for exchanging the hosts of ``i`` and ``j`` (different modules)."""
+        h1, h2, a, b = self.host_of[i], self.host_of[j], self.mod[i], self.mod[j]
+        cnt, dc = self.cnt, self.ic[i] - self.ic[j]
+        ds = dc * (self.spare[h2] - self.spare[h1])
+        dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
+        dx = (sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
+              + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
+              + 2 * self.p.pair_w.get((a, b), 0))
+        return self._tail(ds, dr, dx, h1, h2, dc, 0)
 
 
 def fmt_bytes(n: int) -> str:

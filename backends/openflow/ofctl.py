@@ -45,6 +45,23 @@ GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect",
                "ff": "ff"}
 
 
+def _ipv6_mask(mask: int) -> str:
+    """ovs-ofctl reads a mask that starts with a digit as a prefix length, so a
+    prefix mask is written `N` and any other mask so that it starts with `:`
+    or a letter (leading zero groups as `::`)."""
+    inverted = ~mask & (2**128 - 1)
+    if inverted & (inverted + 1) == 0:  # contiguous: a prefix
+        return str(128 - inverted.bit_length())
+    groups = [(mask >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
+    if groups[0] == 0:
+        lead = next(i for i, g in enumerate(groups) if g)
+        return "::" + ":".join(f"{g:x}" for g in groups[lead:]) if lead < 7 else f"::{groups[7]:x}"
+    text = ":".join(f"{g:x}" for g in groups)
+    if text[0].isdigit():
+        raise UnsupportedError(f"IPv6 mask {text} (ovs-ofctl reads it as a prefix length)")
+    return text
+
+
 def ovs_name(field: str) -> str:
     try:
         return OVS_NAMES[field]
@@ -65,6 +82,8 @@ def fmt_match_field(fm: FieldMatch) -> str:
     name = ovs_name(fm.field)
     if fm.mask is None:
         return f"{name}={fmt_value(fm.field, fm.value)}"
+    if field_kind(fm.field) == "ipv6":
+        return f"{name}={fmt_value(fm.field, fm.value)}/{_ipv6_mask(fm.mask)}"
     if field_kind(fm.field) in ADDRESS_FORMATS or fm.field in HEX_FIELDS:
         return (f"{name}={fmt_value(fm.field, fm.value)}/"
                 f"{fmt_value(fm.field, fm.mask)}")
