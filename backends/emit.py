@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from backends.click.generate import render_click
 from backends.openflow import to_groups, to_json, to_ofctl
 from backends.process import render_process
 from backends.vm.generate import render_vm
@@ -37,6 +38,7 @@ def render(c: Compiled) -> dict[str, str]:
     assert c.placement is not None
     files["placement.json"] = c.placement.to_json()
     files.update(render_process(c))
+    files.update(render_click(c))
     files.update(render_vm(c))
     files["plan.json"] = _plan(c, files)
     return dict(sorted(files.items()))

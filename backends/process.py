@@ -9,12 +9,9 @@ from compiler.pipeline import Compiled
 
 
 def _argv(command: str) -> list[str]:
-    """The command as an argument vector (no shell); unbalanced quoting runs it
-    through `sh -c` exactly as written."""
-    try:
-        return shlex.split(command)
-    except ValueError:
-        return ["/bin/sh", "-c", command]
+    """The command as an argument vector: no shell ever sees it (the checker
+    rejects quoting that does not balance, E0309)."""
+    return shlex.split(command)
 
 
 def render_process(c: Compiled) -> dict[str, str]:

@@ -4,6 +4,7 @@ pydantic schema), kind and resources."""
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from typing import Any
 
 from pydantic import ValidationError
@@ -134,6 +135,13 @@ def _params(stmt: A.ModuleStmt, mtype: ModuleType, symbols: Symbols,
                 sink.error("E0303", f"parameter `{loc}`: {_msg(e)}", given[loc].value.span
                            if hasattr(given[loc].value, "span") else span)
         return {}, {}
+    if mtype.name == "process":
+        command = getattr(validated, "command", "")
+        try:
+            shlex.split(command)
+        except ValueError as err:
+            sink.error("E0309", f"`command` cannot be split into arguments: {err}", given["command"].value.span,
+                       hint="balance the quotes; fsc runs the command without a shell")
     out: dict[str, Any] = {}
     for pname in given:
         v = getattr(validated, pname)

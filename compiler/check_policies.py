@@ -9,11 +9,12 @@ general rule after" idiom and is not reported.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from compiler import ir
 from compiler.check_pipelines import PipelineChecker
 from compiler.headerspace import HeaderSpace
+from compiler.hsindex import PrefixIndex
 from compiler.matchcomp import MatchCompiler
 from compiler.packets import describe
 from compiler.symbols import Symbols
@@ -63,27 +64,34 @@ def _serial_only(p: ir.Pipeline) -> bool:
 
 def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], symbols: Symbols,
                 edge_names: Sequence[str], had_errors_in: set[str]) -> None:
-    """First-match analysis over the policies in written order."""
-    covered = HeaderSpace.empty()
-    earlier: list[ir.Policy] = []
+    """First-match analysis over the policies in written order.  Each policy
+    is compared only with the earlier cubes an index says it can meet."""
+    index = PrefixIndex()
     for policy, stmt in zip(policies, stmts):
         if policy.name in had_errors_in:  # its match is not trustworthy; don't pile on
-            earlier.append(policy)
             continue
         span = stmt.match.span if stmt.match is not None else stmt.name.span
         if policy.match.is_empty():
             symbols.sink.error("E0502", f"policy `{policy.name}` matches no packet", span,
                                hint="its conditions contradict each other (for example `tcp and udp`)")
-        elif not policy.match.intersects(covered):
-            pass
-        elif (policy.match - covered).is_empty():
-            takers = [p.name for p in earlier if p.match.intersects(policy.match)]
+            continue
+        near: dict[int, ir.Policy] = {}
+        cubes: dict[Any, None] = {}
+        for cube in policy.match.cubes:
+            for earlier, ecube in index.candidates(cube):
+                cubes[ecube] = None
+                near.setdefault(earlier.index, earlier)
+        earlier_policies = [near[i] for i in sorted(near)]
+        covered = HeaderSpace._of(policy.match.layout, [(c.value, c.mask) for c in cubes])
+        if covered.intersects(policy.match) and (policy.match - covered).is_empty():
+            takers = [p.name for p in earlier_policies if p.match.intersects(policy.match)]
             shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
             symbols.sink.error("E0501", f"policy `{policy.name}` can never match: earlier polic"
-                               f"{'y' if len(takers) == 1 else 'ies'} {shown} take all of its traffic",
+                               f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} all of its traffic",
                                stmt.name.span, hint="remove it, narrow the earlier policies, or move it before them")
         else:
-            partial = [p for p in earlier if p.match.intersects(policy.match) and not p.match.is_subset(policy.match)]
+            partial = [p for p in earlier_policies
+                       if p.match.intersects(policy.match) and not p.match.is_subset(policy.match)]
             if partial:
                 first = partial[0]
                 point = (first.match & policy.match).sample() or {}
@@ -93,5 +101,5 @@ def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], sy
                                      f"`{first.name}`", span,
                                      hint=f"if that is intended, move `{policy.name}` before `{first.name}` or "
                                           f"exclude the overlap with `and not ...`")
-        covered = covered | policy.match
-        earlier.append(policy)
+        for cube in policy.match.cubes:
+            index.add(cube, (policy, cube))

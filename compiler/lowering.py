@@ -28,7 +28,8 @@ OTHER = HeaderSpace.all() - IP - ARP
 def widen_eth(space: HeaderSpace) -> HeaderSpace:
     """``space`` with eth_type left free (for packets already known to be of another ethertype)."""
     from compiler.headerspace import DEFAULT_LAYOUT
-    keep = ~DEFAULT_LAYOUT.field_mask("eth_type")
+    from compiler.ofmatch import field_mask
+    keep = ~field_mask("eth_type")
     return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & keep, c.mask & keep) for c in space.cubes])
 
 

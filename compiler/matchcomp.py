@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable
 
 from compiler.headerspace import HeaderSpace
@@ -31,6 +32,7 @@ def site_universe(n_edges: int) -> HeaderSpace:
     return HeaderSpace.field_range("in_edge", 0, max(1, n_edges) - 1) & vlan
 
 
+@lru_cache(maxsize=4096)
 def _eq(name: str, value: int) -> HeaderSpace:
     return HeaderSpace.field_eq(name, value)
 
@@ -43,12 +45,29 @@ def ipv6() -> HeaderSpace:
     return _eq("eth_type", ETH_IPV6)
 
 
+@lru_cache(maxsize=1)
 def any_ip() -> HeaderSpace:
     return ipv4() | ipv6()
 
 
+@lru_cache(maxsize=256)
 def proto(number: int) -> HeaderSpace:
     return any_ip() & _eq("ip_proto", number)
+
+
+@lru_cache(maxsize=1)
+def tcp_or_udp() -> HeaderSpace:
+    return proto(6) | proto(17)
+
+
+@lru_cache(maxsize=65536)
+def _port_range(name: str, lo: int, hi: int) -> HeaderSpace:
+    return HeaderSpace.field_range(name, lo, hi)
+
+
+@lru_cache(maxsize=65536)
+def _prefix(name: str, value: int, length: int) -> HeaderSpace:
+    return HeaderSpace.field_prefix(name, value, length)
 
 
 PROTO_SPACES = {
@@ -151,8 +170,7 @@ class MatchCompiler:
                 return self._bad(getattr(v, "span", e.span), "expected an IP address or prefix here")
             family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())
             for d in self._directions(e.dir):
-                out = out | (eth & HeaderSpace.field_prefix(f"{family}_{d}", int(net.network_address),
-                                                            net.prefixlen))
+                out = out | (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))
         return out
 
     def m_MHost(self, e: A.MHost) -> HeaderSpace:
@@ -165,8 +183,8 @@ class MatchCompiler:
         ports = HeaderSpace.empty()
         for d in self._directions(e.dir):
             for lo, hi in self.port_ranges(e.value, e.span):
-                ports = ports | HeaderSpace.field_range(f"tp_{d}", lo, hi)
-        return (proto(6) | proto(17)) & ports
+                ports = ports | _port_range(f"tp_{d}", lo, hi)
+        return tcp_or_udp() & ports
 
     def port_ranges(self, value: Any, span: Span) -> Iterable[tuple[int, int]]:
         out = []

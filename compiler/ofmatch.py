@@ -26,6 +26,11 @@ PLAIN = {"eth_src": "eth_src", "eth_dst": "eth_dst", "vlan_vid": "vlan_vid", "et
 L4_NAMES = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 
+def field_mask(name: str) -> int:
+    """The bits of ``name`` in the packed header-space layout."""
+    return ((1 << DEFAULT_LAYOUT.field(name).width) - 1) << DEFAULT_LAYOUT.offset(name)
+
+
 def _eq(name: str, value: int) -> HeaderSpace:
     return HeaderSpace.field_eq(name, value)
 
@@ -34,7 +39,7 @@ def _clear_or_drop(cube: Cube, fields: Iterable[str]) -> Cube | None:
     """Remove constraints on absent ``fields``: keep the cube if each admits 0."""
     value, mask = cube.value, cube.mask
     for name in fields:
-        fmask = DEFAULT_LAYOUT.field_mask(name)
+        fmask = field_mask(name)
         if value & fmask:
             return None  # the pattern needs a 1 bit where an absent field reads 0
         mask &= ~fmask
@@ -42,7 +47,7 @@ def _clear_or_drop(cube: Cube, fields: Iterable[str]) -> Cube | None:
 
 
 def _cares(cube: Cube, fields: Iterable[str]) -> bool:
-    return any(cube.mask & DEFAULT_LAYOUT.field_mask(f) for f in fields)
+    return any(cube.mask & field_mask(f) for f in fields)
 
 
 def _split(space: HeaderSpace) -> list[tuple[int | None, int | None, Cube]]:
@@ -91,7 +96,7 @@ def space_to_matches(space: HeaderSpace) -> list[tuple[tuple[int, int] | None, t
         fields: list[FieldMatch] = []
         edge: tuple[int, int] | None = None
         for name, (value, mask) in cube.cared_fields(DEFAULT_LAYOUT).items():
-            full = DEFAULT_LAYOUT.field_mask(name) >> DEFAULT_LAYOUT.offset(name)
+            full = field_mask(name) >> DEFAULT_LAYOUT.offset(name)
             if name == "in_edge":
                 edge = (value, mask)
                 continue

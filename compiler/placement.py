@@ -1,13 +1,20 @@
 """Placement: which module host runs each processing-module instance.
 
 ``place`` is a pure stage: checked site in, placement and diagnostics out.  The
-default heuristic is deterministic and fast (greedy construction in
-first-fit-decreasing order, then steepest local search with moves and swaps);
-``optimal=True`` hands the same objective to a MILP solver
-(``compiler.placement_exact``).  The objective is defined in
-``compiler.placement_model``.  With a ``previous`` placement, every instance
-that still fits where it was stays there, so re-compiling an unchanged site
-moves nothing and adding a module does not shuffle the others.
+objective is defined in ``compiler.placement_model``; ``optimal=True`` hands it
+to a MILP solver (``compiler.placement_exact``).  The default heuristic is
+deterministic (no clock, a fixed seed) and bounded by counted work:
+
+1. keep every instance of ``previous`` that still fits where it was (frozen);
+2. greedy construction, biggest and most constrained instances first, each to
+   the host with the best (spare, replica, crossings, load) key; if some do
+   not fit, best-fit construction, ejection repair, then min-conflicts search;
+3. steepest local search: single moves, swaps, two-move ejection chains and
+   moves of a whole pipeline neighbourhood (small sites), evacuating a host
+   (``pack``); on larger sites only moves to a few candidate hosts;
+4. small sites: ruin-and-recreate rounds (iterated local search).
+So re-compiling an unchanged site moves nothing and adding a module does not
+shuffle the others.
 """
 
 from __future__ import annotations
@@ -15,8 +22,8 @@ from __future__ import annotations
 import random
 
 from compiler import ir
-from compiler.placement_model import (Placement, PlacementResult, Problem, Score, State, Usage, no_host,
-                                      shortage)
+from compiler.placement_model import (Placement, PlacementResult, Problem, Score, State, Usage, keep_previous,
+                                      no_host, previous_hosts, shortage)
 from fslang.diagnostics import Diagnostic
 
 __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
@@ -308,29 +315,6 @@ def _evacuate(st: State) -> bool:
     return improved
 
 
-def previous_hosts(p: Problem, previous: Placement | None) -> list[int]:
-    """Each instance's host before (-1: none, or the host is gone); ``m`` and
-    ``m#1`` are one instance across a change of the replica count."""
-    if previous is None:
-        return [-1] * len(p.insts)
-    prev = dict(previous.assignments)
-    out = []
-    for inst in p.insts:
-        alias = inst.name[:-2] if inst.name.endswith("#1") else inst.name + "#1"
-        out.append(p.host_index.get(prev.get(inst.name, prev.get(alias, "")), -1))
-    return out
-
-
-def keep_previous(st: State, old: list[int]) -> None:
-    """Put back, then freeze, every instance that still fits where it was."""
-    p = st.p
-    for i in sorted((i for i, h in enumerate(old) if h >= 0), key=lambda i: (st.spare[old[i]], p.insts[i].name)):
-        h = old[i]
-        if h in p.allowed_set[st.mod[i]] and st.fits(i, h):
-            st.put(i, h)
-            st.frozen.add(i)
-
-
 def _key(st: State) -> tuple[float, ...]:
     return (sum(1 for h in st.host_of if h < 0), *st.p.score(st.host_of).key())
 
@@ -476,12 +460,23 @@ def _build(p: Problem, previous: list[int], order: list[int]) -> tuple[State, li
     return best
 
 
+def _surely_short(p: Problem) -> bool:
+    """Whether some host group cannot hold, in cores or memory, the instances
+    that may only run there: then searching for room is pointless."""
+    for hosts in set(p.allowed_set):
+        inside = [i for i in range(len(p.insts)) if p.allowed_set[p.insts[i].module] <= hosts]
+        if sum(p.size(i)[0] for i in inside) > sum(p.hosts[h].cores for h in hosts) or \
+                sum(p.size(i)[1] for i in inside) > sum(p.hosts[h].memory for h in hosts):
+            return True
+    return False
+
+
 def heuristic(p: Problem, previous: list[int] | None = None) -> tuple[State, list[int]]:
     """Deterministic placement; returns the state and the instances left unplaced."""
     order = _order(p)
     previous = previous or [-1] * len(p.insts)
     st, unplaced = _build(p, previous, order)
-    if unplaced:
+    if unplaced and not _surely_short(p):
         _unjam(st, random.Random(0x5EED), min(UNJAM_STEPS, 500 + 100 * len(st.host_of)))
         _iterate(st, ILS_BUDGET)
         unplaced = [i for i in order if st.host_of[i] < 0]

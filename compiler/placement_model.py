@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import gcd
 from typing import Iterable, NamedTuple
 
@@ -53,8 +54,12 @@ class Placement:
     instances: tuple[tuple[str, str, str, int, int], ...] = ()  # (instance, module, kind, cores, memory)
     hosts: tuple[tuple[str, int, int, bool], ...] = ()  # (host, cores, memory, spare), sorted
 
+    @cached_property
+    def _where(self) -> dict[str, str]:
+        return dict(self.assignments)
+
     def host_of(self, instance: str) -> str:
-        return dict(self.assignments)[instance]
+        return self._where[instance]
 
     def instances_on(self, host: str) -> tuple[str, ...]:
         return tuple(i for i, h in self.assignments if h == host)
@@ -372,6 +377,29 @@ class State:
               + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
               + 2 * self.p.pair_w.get((a, b), 0))
         return self._tail(ds, dr, dx, h1, h2, dc, 0)
+
+
+def previous_hosts(p: Problem, previous: Placement | None) -> list[int]:
+    """Each instance's host before (-1: none, or the host is gone); ``m`` and
+    ``m#1`` are one instance across a change of the replica count."""
+    if previous is None:
+        return [-1] * len(p.insts)
+    prev = dict(previous.assignments)
+    out = []
+    for inst in p.insts:
+        alias = inst.name[:-2] if inst.name.endswith("#1") else inst.name + "#1"
+        out.append(p.host_index.get(prev.get(inst.name, prev.get(alias, "")), -1))
+    return out
+
+
+def keep_previous(st: State, old: list[int]) -> None:
+    """Put back, then freeze, every instance that still fits where it was."""
+    p = st.p
+    for i in sorted((i for i, h in enumerate(old) if h >= 0), key=lambda i: (st.spare[old[i]], p.insts[i].name)):
+        h = old[i]
+        if h in p.allowed_set[st.mod[i]] and st.fits(i, h):
+            st.put(i, h)
+            st.frozen.add(i)
 
 
 def fmt_bytes(n: int) -> str:

@@ -119,6 +119,41 @@ def trace_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
     sys.stdout.write(trace_text(tr))
 
 
+@app.command("graph")
+def graph_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
+              out: Path = typer.Option(..., "-o", "--out", help="the picture: FILE.svg, FILE.png or FILE.dot")) -> None:
+    """Draw SITE: switches, hosts with their placed instances, edges, boxes and every policy's path."""
+    from backends.graph.render import FORMATS, DotFailed, DotMissing, render_dot, run_dot
+
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        sys.stderr.write(f"fsc graph: cannot tell the format of `{out}` from its extension; "
+                         "use FILE.svg, FILE.png or FILE.dot\n")
+        raise typer.Exit(2)
+    _, compiled = _compiled(site)
+    text = render_dot(compiled)
+    fmt = FORMATS[suffix]
+    if fmt is None:
+        data = text.encode("utf-8")
+    else:
+        try:
+            data = run_dot(text, fmt)
+        except DotMissing as err:
+            sys.stderr.write(f"fsc graph: {err}\nhint: {suffix} needs Graphviz (`apt-get install graphviz`); "
+                             f"or write the graph with `-o {out.with_suffix('.dot')}` and lay it out elsewhere\n")
+            raise typer.Exit(3)
+        except DotFailed as err:
+            sys.stderr.write(f"fsc graph: {err}\n")
+            raise typer.Exit(3)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+    except OSError as err:
+        sys.stderr.write(f"fsc graph: cannot write {out}: {err.strerror or err}\n")
+        raise typer.Exit(3)
+    sys.stderr.write(f"wrote {out}\n")
+
+
 def main() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     try:

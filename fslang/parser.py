@@ -306,7 +306,12 @@ class _Builder:
         return A.MacVal(V.parse_mac(tok.text), span)
 
     def r_string(self, span: Span, tok: "Tok") -> A.StringVal:
-        return A.StringVal(V.unescape_string(tok.text), span)
+        value = V.unescape_string(tok.text)
+        bad = next((c for c in value if ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F), None)
+        if bad is not None:
+            self.err("E0016", f"string contains the control character U+{ord(bad):04X}", span,
+                     hint="remove it: configuration files (XML, Click, JSON) cannot carry it faithfully")
+        return A.StringVal(value, span)
 
     def r_boolean(self, span: Span, tok: "Tok") -> A.BoolVal:
         return A.BoolVal(tok.text == "true", span)
@@ -425,7 +430,7 @@ class _Builder:
         if key == "openflow":
             return vals[0].text
         if key == "image":
-            return A.StringVal(V.unescape_string(vals[0].text), vals[0].span)
+            return self.r_string(vals[0].span, vals[0])
         if key in ("runs", "net"):
             return tuple(vals)
         if key == "kind":

@@ -124,6 +124,11 @@ class Meter:  # an action no backend knows
     meter_id: int
 
 
+@pytest.fixture
+def require_ovs_ofctl() -> None:
+    assert OVS_OFCTL is not None, "ovs-ofctl is missing: run `sudo bash scripts/system-deps.sh`"
+
+
 def test_unsupported_is_one_error():
     bad = SwitchTables("s1", (E(0, 1, actions=[Meter(1)]),))
     with pytest.raises(UnsupportedError, match="Meter"):
@@ -172,7 +177,7 @@ def test_write_metadata_renders_exactly():
 OVS_OFCTL = shutil.which("ovs-ofctl")
 
 
-@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+@pytest.mark.usefixtures("require_ovs_ofctl")
 def test_ovs_ofctl_parses_write_metadata(tmp_path):
     path = tmp_path / "s1.flows"
     path.write_text(METADATA_FLOWS)
@@ -185,7 +190,7 @@ def test_ovs_ofctl_parses_write_metadata(tmp_path):
     assert "metadata=0x21/0xff" in out.stdout
 
 
-@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+@pytest.mark.usefixtures("require_ovs_ofctl")
 def test_ovs_ofctl_parses_flows_as_openflow13(tmp_path):
     path = tmp_path / "s1.flows"
     path.write_text(FLOWS)
@@ -196,7 +201,7 @@ def test_ovs_ofctl_parses_flows_as_openflow13(tmp_path):
     assert out.stdout.count("OFPT_FLOW_MOD (OF1.3)") == len(SAMPLE.entries)
 
 
-@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+@pytest.mark.usefixtures("require_ovs_ofctl")
 @pytest.mark.parametrize("line", GROUPS.splitlines())
 def test_ovs_ofctl_parses_groups(line):
     out = subprocess.run([OVS_OFCTL, "-O", "OpenFlow13", "parse-group", line],
@@ -205,7 +210,7 @@ def test_ovs_ofctl_parses_groups(line):
     assert "OFPT_GROUP_MOD (OF1.3)" in out.stdout
 
 
-@pytest.mark.skipif(OVS_OFCTL is None, reason="ovs-ofctl not installed")
+@pytest.mark.usefixtures("require_ovs_ofctl")
 @pytest.mark.parametrize("actions, ok", [
     ([SetField("ipv4_dst", 1)], True),
     ([PushMpls(), SetField("ipv4_dst", 1)], False),

@@ -122,13 +122,14 @@ def test_affinity_pairs_follow_pipelines() -> None:
     pols = [
         chain(0, "a", "b", "c"),
         chain(1, "a", "b", symmetric=True),
-        chain(2, "d", ir.Use("box", is_box=True), "e"),  # a box is a switch stage
-        chain(3, "d", ir.Case(((ALL, ir.Use("e")),)), "e"),  # so is a case
-        chain(4, "a", ir.Copy(5.0, ir.Use("t")), "c"),  # and a copy
+        chain(2, "d", ir.Use("box", is_box=True), "e"),  # a box stops the chain
+        chain(3, "b", ir.Case(((ALL, ir.Use("e")),)), "c"),  # a case does not (no else: b>>c too)
+        chain(4, "a", ir.Copy(5.0, ir.Serial((ir.Use("d"), ir.Use("t")))), "c"),  # copies fork at the switch
         chain(5, ir.Use("cl", branches=(("x", ir.Serial((ir.Use("d"), ir.Drop()))), (None, ir.Pass()))), "e"),
     ]
     s = site([H("h")], mods, pols)
-    assert affinity(s) == {("a", "b"): 3, ("b", "c"): 1, ("cl", "d"): 1, ("cl", "e"): 1}
+    assert affinity(s) == {("a", "b"): 3, ("a", "c"): 1, ("b", "c"): 2, ("b", "e"): 1, ("c", "e"): 1,
+                           ("cl", "d"): 1, ("cl", "e"): 1, ("d", "t"): 1}
 
 
 def test_chain_on_one_host_when_it_fits() -> None:
@@ -307,14 +308,14 @@ def test_thousand_instances_on_a_hundred_hosts() -> None:
     pols = [chain(k, *rng.sample([m.name for m in mods], rng.randint(1, 4))) for k in range(len(mods) // 2)]
     for mode in ("spread", "pack"):
         s = site(hosts, mods, pols, mode=mode)
-        t = time.perf_counter()
+        t = time.process_time()  # CPU time: other jobs on the machine do not count
         r = place(s)
-        took = time.perf_counter() - t
+        took = time.process_time() - t
         print(f"\n1000 instances / 100 hosts, {mode}: {took:.2f} s, {r.score}")
         assert r.placement is not None
         check_valid(s, r.placement)
         assert r.score is not None and r.score.spare == 0 and r.score.replica_pairs == 0
-        assert took < 3.0  # target < 1 s; slack for a loaded CI machine
+        assert took < 2.0  # target < 1 s (measured ~0.3 s); slack for slow machines
 
 
 @needs_highs

@@ -16,7 +16,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import jinja2
 
@@ -31,7 +31,7 @@ PALETTE = (
     "#ad494a", "#637939",
 )
 WIRE = "#8c8c8c"
-MAX_TEXT = 48  # user text (commands, images) is cut to this many characters
+MAX_TEXT = 56  # user text (commands, images) is cut to this many characters
 MAX_NETS = 4  # nets shown per edge
 
 
@@ -44,14 +44,19 @@ def _clean(text: str, limit: int | None = None) -> str:
     return s
 
 
+def _quote(text: str) -> str:
+    """Inside a quoted DOT string only `\\` and `"` need escaping."""
+    return _clean(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _esc(text: str) -> str:
-    """Text inside a quoted DOT string: `\\` and `"` escaped, `&` as an entity."""
-    return _clean(text).replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+    """Label text: quoted, and `&` as an entity (Graphviz reads entities in labels)."""
+    return _quote(text).replace("&", "&amp;")
 
 
 def q(name: object) -> str:
     """A quoted DOT ID."""
-    return '"' + _esc(str(name)) + '"'
+    return '"' + _quote(str(name)) + '"'
 
 
 def _lines(text: str | Sequence[str]) -> list[str]:
@@ -63,21 +68,11 @@ def lbl(text: str | Sequence[str]) -> str:
     return '"' + "\\n".join(_esc(line) for line in _lines(text)) + '"'
 
 
-def ep(end: "End") -> str:
-    """An edge end point."""
-    return q(end.node)
-
-
 # ---- the view model -----------------------------------------------------------
-@dataclass(frozen=True)
-class End:
-    node: str
-
-
 @dataclass
 class PathEdge:
-    a: End
-    b: End
+    a: str
+    b: str
     color: str
     style: str = "solid"
     label: str = ""
@@ -98,6 +93,10 @@ def _size(n: int) -> str:
     return f"{n}B"
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def _port_id(sw: str, port: int) -> str:
     return f"port:{sw}:{port}"
 
@@ -112,7 +111,7 @@ class _Builder:
         self.modules = {m.name: m for m in self.site.modules}
         self.entries = {e.id: e for e in c.steering.entries}
         self.used_ports: dict[str, set[int]] = {s.name: set() for s in self.site.switches}
-        self.inst_end: dict[str, End] = {}
+        self.inst_node: dict[str, str] = {}
         self.needs_exit = False
         self.needs_drop = False
 
@@ -141,7 +140,7 @@ class _Builder:
             instances = []
             for inst in by_host[h.name]:
                 node = f"inst:{inst}"
-                self.inst_end[inst] = End(node)
+                self.inst_node[inst] = node
                 instances.append({"id": node, "lines": self._instance_lines(inst)})
             out.append({"cluster": f"cluster_host_{k}", "label": label, "spare": h.spare,
                         "instances": instances, "placeholder": f"host:{h.name}",
@@ -210,34 +209,38 @@ class _Builder:
             seen: dict[tuple, PathEdge] = {}
             label = pol.name + (" \u21c4" if pol.symmetric else "")
             for src in sources:
-                start = End(f"edge:{src}")
+                start = f"edge:{src}"
                 for _, d in entry.combos:
-                    self._walk(view, seen, start, d, label, "solid", set())
+                    self._walk(view, seen, start, d, label, "solid", frozenset())
             views.append(view)
         return views
 
-    def _add(self, view: PolicyView, seen: dict, a: End, b: End, style: str, label: str) -> None:
+    def _add(self, view: PolicyView, seen: dict, a: str, b: str, style: str, label: str) -> None:
         key = (a, b, style, label)
         if key not in seen:
             seen[key] = PathEdge(a, b, view.color, style, label)
             view.edges.append(seen[key])
 
-    def _walk(self, view: PolicyView, seen: dict, prev: End, d: Dispatch, label: str, style: str,
-              boxes_seen: set[int]) -> None:
+    def _walk(self, view: PolicyView, seen: dict, prev: str, d: Dispatch, label: str, style: str,
+              boxes_seen: frozenset[int]) -> None:
+        key = ("walk", prev, d, label, style, boxes_seen)  # combos share their tails: walk each once
+        if key in seen:
+            return
+        seen[key] = None
         if isinstance(d, Exit):
             self.needs_exit = True
-            self._add(view, seen, prev, End("exit"), style, label)
+            self._add(view, seen, prev, "exit", style, label)
         elif isinstance(d, Dropped):
             self.needs_drop = True
-            self._add(view, seen, prev, End("drop"), style, label)
+            self._add(view, seen, prev, "drop", style, label)
         elif isinstance(d, Visit):
-            here = self.inst_end[d.instance]
+            here = self.inst_node[d.instance]
             replicated = self.modules[d.module].replicas > 1
             self._add(view, seen, prev, here, "dashed" if replicated and style == "solid" else style, label)
             for out, nxt in d.next:
                 self._walk(view, seen, here, nxt, "" if out == "out" else out, "solid", boxes_seen)
         elif isinstance(d, BoxVisit):
-            here = End(f"box:{d.box}")
+            here = f"box:{d.box}"
             self._add(view, seen, prev, here, style, label)
             if d.occurrence in boxes_seen:  # defensive: entries never loop
                 return
@@ -262,7 +265,8 @@ def model(c: Compiled) -> dict:
     return {
         "site": site.name,
         "title": [f"site {site.name}",
-                  f"{len(site.policies)} policies, {sum(m.replicas for m in site.modules)} module instances, "
+                  f"{_count(len(site.policies), 'policy', 'policies')}, "
+                  f"{_count(sum(m.replicas for m in site.modules), 'module instance', 'module instances')}, "
                   f"default {site.default_action}"],
         "switches": b.switches(),
         "hosts": hosts,
@@ -270,6 +274,7 @@ def model(c: Compiled) -> dict:
         "boxes": boxes,
         "links": links,
         "policies": policies,
+        "ends": [n for n, used in (("exit", b.needs_exit), ("drop", b.needs_drop)) if used],
         "needs_exit": b.needs_exit,
         "needs_drop": b.needs_drop,
         "wire": WIRE,
@@ -284,7 +289,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-_ENV.filters.update(q=q, lbl=lbl, ep=ep)
+_ENV.filters.update(q=q, lbl=lbl)
 
 
 def render_dot(compiled: Compiled) -> str:
@@ -312,7 +317,7 @@ def run_dot(dot_text: str, fmt: str, dot: str = "dot", timeout: float = 300) -> 
         proc = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)
     except FileNotFoundError as err:
-        raise DotMissing(f"cannot run `{dot}`: {err.strerror or err}") from err
+        raise DotMissing(f"Graphviz `{dot}` is not installed (not found on PATH)") from err
     except (OSError, subprocess.TimeoutExpired) as err:
         raise DotFailed(f"cannot run `{dot}`: {err}") from err
     if proc.returncode != 0 or not proc.stdout:
