@@ -30,14 +30,14 @@ needs_dot = _require_dot
 SVG = "{http://www.w3.org/2000/svg}"
 FSC = [sys.executable, "-m", "fslang.cli"]
 
-HOSTILE_COMMAND = 'sh -c "echo <b>}{|&amp; \\n \\" x" \\'  # what the string below holds
+HOSTILE_COMMAND = 'sh -c "echo <b>}{|&amp; \\n \\" x" \\ y'  # what the string below holds
 HOSTILE = r'''site hostile
 switch sw dpid 0x1 ports 8
 host h at sw:1 cores 8 memory 8GiB runs click, process, vm
 host s at sw:2 cores 8 memory 8GiB spare
 edge out at sw:8 default
 edge inn at sw:7 net 10.0.0.0/8
-module p = process(command: "sh -c \"echo <b>}{|&amp; \\n \\\" x\" \\") kind process
+module p = process(command: "sh -c \"echo <b>}{|&amp; \\n \\\" x\" \\ y") kind process
 module v = ids(rules: "r\"}<.rules") kind vm image "di\\sk\"<}>{|.qcow2"
 policy a from inn via p >> v
 '''

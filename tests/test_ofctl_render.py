@@ -75,7 +75,7 @@ SAMPLE = SwitchTables("s1", (
 
 FLOWS = """\
 table=0,priority=200,cookie=0x10,in_port=1,dl_dst=02:00:00:00:00:02,dl_src=02:00:00:00:00:00/ff:ff:ff:00:00:00,eth_type=0x0800,vlan_vid=0x100a,vlan_pcp=2,ip_dscp=10,nw_proto=6,ip_src=10.0.0.0/255.0.0.0,ip_dst=10.1.2.3,tcp_dst=0x50/0xfff0,actions=pop_vlan,push_mpls:0x8847,set_field:16->mpls_label,output:2,goto_table:1
-table=0,priority=150,cookie=0x11,eth_type=0x86dd,nw_proto=17,ipv6_src=2001:db8::/ffff:ffff::,udp_dst=53,actions=set_field:2001:db8::1->ipv6_dst,push_vlan:0x8100,set_field:0x101e->vlan_vid,output:in_port
+table=0,priority=150,cookie=0x11,eth_type=0x86dd,nw_proto=17,ipv6_src=2001:db8::/32,udp_dst=53,actions=set_field:2001:db8::1->ipv6_dst,push_vlan:0x8100,set_field:0x101e->vlan_vid,output:in_port
 table=0,priority=100,cookie=0x0,eth_type=0x0806,vlan_vid=0x0000,arp_op=1,arp_spa=10.0.0.1,actions=group:1
 table=0,priority=90,cookie=0x0,eth_type=0x0800,nw_proto=1,icmp_type=8,actions=set_field:02:00:00:00:00:09->dl_src,group:2
 table=0,priority=80,cookie=0x12,eth_type=0x8847,mpls_label=16,mpls_bos=1,actions=pop_mpls:0x0800,output:3
