@@ -28,8 +28,8 @@ from compiler.hs_cubes import (
     Layout,
     Lookup,
     Pair,
-    iter_bits,
     covered,
+    iter_bits,
     merge_siblings,
     minus,
     normalize,
@@ -53,7 +53,9 @@ class HeaderSpace:
         pairs = [(c.value, c.mask) for c in self.cubes]
         if any(m >> self.layout.width for _, m in pairs):
             raise ValueError("cube wider than layout")
-        object.__setattr__(self, "cubes", tuple(Cube(v, m) for v, m in normalize(pairs)))
+        pairs = normalize(pairs)
+        object.__setattr__(self, "cubes", tuple(Cube(v, m) for v, m in pairs))
+        object.__setattr__(self, "_pl", tuple(pairs))
 
     @classmethod
     def _of(cls, layout: Layout, pairs: Iterable[Pair], disjoint: bool = False) -> HeaderSpace:
@@ -66,18 +68,22 @@ class HeaderSpace:
         hs = object.__new__(cls)
         object.__setattr__(hs, "layout", layout)
         object.__setattr__(hs, "cubes", tuple(Cube(v, m) for v, m in pairs))
+        object.__setattr__(hs, "_pl", tuple(pairs))
         return hs
 
-    def _pairs(self) -> list[Pair]:
-        return [(c.value, c.mask) for c in self.cubes]
+    def _pairs(self) -> tuple[Pair, ...]:
+        """The cubes as (value, mask) pairs, the kernels' working form."""
+        pl: tuple[Pair, ...] = self.__dict__["_pl"]
+        return pl
 
-    def _lookup(self) -> Lookup:
-        """Cached per instance (frozen, so it never goes stale)."""
+    def _lookup(self, queries: int) -> Lookup:
+        """Cached per instance (frozen, so never stale); it indexes itself once
+        enough queries have been made against this space, across calls."""
         lk = self.__dict__.get("_lk")
         if lk is None:
-            lk = Lookup(self._pairs(), self.layout.width)
+            lk = Lookup(self._pairs(), self.layout.width, auto=False)
             object.__setattr__(self, "_lk", lk)
-        return lk
+        return lk.note_queries(queries)
 
     def _check(self, other: HeaderSpace) -> None:
         if self.layout != other.layout:
@@ -137,7 +143,7 @@ class HeaderSpace:
     def __and__(self, other: HeaderSpace) -> HeaderSpace:
         self._check(other)
         small, big = sorted((self, other), key=lambda s: len(s.cubes))
-        lk = big._lookup()
+        lk = big._lookup(len(small.cubes))
         out = [(av | bv, am | bm) for av, am in small._pairs() for bv, bm in lk.meeting((av, am))]
         return self._of(self.layout, out)
 
@@ -149,7 +155,7 @@ class HeaderSpace:
         small, big = sorted((self, other), key=lambda s: len(s.cubes))
         if not small.cubes or small.cubes == big.cubes:
             return big
-        small_lk, big_lk = Lookup(small._pairs(), self.layout.width), big._lookup()
+        small_lk, big_lk = Lookup(small._pairs(), self.layout.width), big._lookup(len(small.cubes))
         big_set = set(big_lk.pairs)
         out = [c for c in big_lk.pairs if not small_lk.has_superset(c)]
         out += [c for c in small_lk.pairs if c in big_set or not big_lk.has_superset(c)]
@@ -160,7 +166,7 @@ class HeaderSpace:
         # Also subtracting self's earlier cubes keeps the pieces disjoint,
         # which makes normalising the result cheap.
         self._check(other)
-        lk, done = other._lookup(), Lookup([], self.layout.width)
+        lk, done = other._lookup(len(self.cubes)), Lookup([], self.layout.width)
         out: list[Pair] = []
         for a in self._pairs():
             out.extend(minus(a, lk.meeting(a) + done.meeting(a)))
@@ -178,12 +184,12 @@ class HeaderSpace:
 
     def is_subset(self, other: HeaderSpace) -> bool:
         self._check(other)
-        lk = other._lookup()
+        lk = other._lookup(len(self.cubes))
         return all(lk.covers(a) for a in self._pairs())
 
     def intersects(self, other: HeaderSpace) -> bool:
         self._check(other)
-        lk = other._lookup()
+        lk = other._lookup(len(self.cubes))
         return any(lk.meets_any(a) for a in self._pairs())
 
     def equivalent(self, other: HeaderSpace) -> bool:
@@ -221,7 +227,7 @@ class HeaderSpace:
 
         About O(n^2) cube operations, so explicit rather than done by every operation.
         """
-        ref, lk = self._pairs(), self._lookup()
+        ref, lk = self._pairs(), self._lookup(len(self.cubes) * 8)
         full = (1 << self.layout.width) - 1
         expanded = []
         for v, m in ref:

@@ -111,6 +111,8 @@ DEFAULT_LAYOUT = Layout(
 Pair = tuple[int, int]  # (value, mask): the working form of a cube
 CHUNK = 32  # bits per trie level
 INDEX_MIN = 24  # below this many cubes a linear scan beats building a trie
+QUERY_MIN = 16  # ... and below this many queries against one set, too
+TRIE_MASKS = 48  # subsumption: below this many distinct masks, probing each mask is cheaper
 
 
 def order_key(c: Pair) -> Pair:
@@ -301,20 +303,30 @@ class Trie:
 
 
 def drop_subsumed(cubes: Iterable[Pair]) -> list[Pair]:
-    """Drop duplicates and cubes inside another; general cubes first, looked up in a trie."""
+    """Drop duplicates and cubes inside another (general cubes go first).
+
+    A kept cube can only contain c if its mask is a subset of c's, and then
+    its value is fixed; so with few distinct masks each check is a dict probe
+    per mask, and with many (fragmented covers) a trie avoids the scan.
+    """
     order = sorted(set(cubes), key=lambda c: (c[1].bit_count(), c[1], c[0]))
+    kept: list[Pair] = []
     if len(order) < INDEX_MIN:
-        kept: list[Pair] = []
         for c in order:
             if not any(within(c, k) for k in kept):
                 kept.append(c)
-        return kept
-    trie = Trie(max((m.bit_length() for _, m in order), default=1))
-    kept = []
-    for c in order:
-        if not trie.has_superset(c):
-            trie.add(c)
-            kept.append(c)
+    elif len({m for _, m in order}) < TRIE_MASKS:
+        by_mask: dict[int, set[int]] = {}
+        for v, m in order:
+            if not any(not (km & ~m) and (v & km) in vals for km, vals in by_mask.items()):
+                by_mask.setdefault(m, set()).add(v)
+                kept.append((v, m))
+    else:
+        trie = Trie(max((m.bit_length() for _, m in order), default=1))
+        for c in order:
+            if not trie.has_superset(c):
+                trie.add(c)
+                kept.append(c)
     return kept
 
 
@@ -357,7 +369,11 @@ def normalize(cubes: Iterable[Pair], disjoint: bool = False) -> list[Pair]:
     Pairwise disjoint input cannot contain subsumed cubes, and merging disjoint
     siblings keeps it disjoint, so then only merging runs (much cheaper).
     """
-    cur = list(set(cubes)) if disjoint else drop_subsumed(cubes)
+    cur = list(set(cubes))
+    if len(cur) < 2:
+        return cur
+    if not disjoint:
+        cur = drop_subsumed(cur)
     while True:
         cur, changed = merge_siblings(cur)
         if disjoint or not changed:
@@ -370,15 +386,21 @@ def normalize(cubes: Iterable[Pair], disjoint: bool = False) -> list[Pair]:
 
 
 class Lookup:
-    """A growable set of cubes answering meet/contain queries: a scan while small, then a trie."""
+    """A growable set of cubes answering meet/contain queries: a scan while small, then a trie.
 
-    __slots__ = ("pairs", "width", "trie")
+    Building a trie costs about as much as a few dozen scans, so with
+    ``auto=False`` it is only built once ``note_queries`` has seen enough use.
+    """
 
-    def __init__(self, pairs: Iterable[Pair], width: int) -> None:
+    __slots__ = ("pairs", "width", "trie", "auto", "queries")
+
+    def __init__(self, pairs: Iterable[Pair], width: int, auto: bool = True) -> None:
         self.pairs = list(pairs)
         self.width = width
         self.trie: Trie | None = None
-        if len(self.pairs) >= INDEX_MIN:
+        self.auto = auto
+        self.queries = 0
+        if auto and len(self.pairs) >= INDEX_MIN:
             self._build()
 
     def _build(self) -> None:
@@ -386,11 +408,18 @@ class Lookup:
         for c in self.pairs:
             self.trie.add(c)
 
+    def note_queries(self, n: int) -> Lookup:
+        """Record n coming queries; build the trie once it pays off."""
+        self.queries += n
+        if self.trie is None and len(self.pairs) >= INDEX_MIN and self.queries >= QUERY_MIN:
+            self._build()
+        return self
+
     def add(self, c: Pair) -> None:
         self.pairs.append(c)
         if self.trie is not None:
             self.trie.add(c)
-        elif len(self.pairs) >= INDEX_MIN:
+        elif self.auto and len(self.pairs) >= INDEX_MIN:
             self._build()
 
     def meeting(self, c: Pair) -> list[Pair]:

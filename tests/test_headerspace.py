@@ -35,12 +35,15 @@ SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[Heal
 @contextlib.contextmanager
 def index_mode(mode: str) -> Iterator[None]:
     """'scan': never build tries; 'trie': always, with 3-bit chunks so a 10-bit layout has 4 levels."""
-    saved = hs_cubes.INDEX_MIN, hs_cubes.CHUNK
-    hs_cubes.INDEX_MIN, hs_cubes.CHUNK = (10**9, 32) if mode == "scan" else (0, 3)
+    names = ("INDEX_MIN", "QUERY_MIN", "TRIE_MASKS", "CHUNK")
+    saved = [getattr(hs_cubes, n) for n in names]
+    for n, v in zip(names, (10**9, 10**9, 10**9, 32) if mode == "scan" else (0, 0, 0, 3)):
+        setattr(hs_cubes, n, v)
     try:
         yield
     finally:
-        hs_cubes.INDEX_MIN, hs_cubes.CHUNK = saved
+        for n, v in zip(names, saved):
+            setattr(hs_cubes, n, v)
 
 
 MODES = pytest.mark.parametrize("mode", ["scan", "trie"])
