@@ -154,6 +154,15 @@ def graph_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
     sys.stderr.write(f"wrote {out}\n")
 
 
+def _register_platform() -> None:
+    from fslang import cli_agent, cli_controller, cli_lab
+    for mod in (cli_controller, cli_agent, cli_lab):
+        mod.register(app)
+
+
+_register_platform()
+
+
 def main() -> None:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     try:

@@ -1,0 +1,9 @@
+"""`fsc` platform commands (controller); registered by :mod:`fslang.cli`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `fsc` app."""
