@@ -56,14 +56,18 @@ def _describe(d: object) -> str:
 
 def _plan(c: Compiled, files: dict[str, str]) -> str:
     assert c.steering is not None
-    tags = {str(T.EXIT_TAG): "exit", str(T.FLOOD_TAG): "flood"}
+    tags = {str(c.steering.exit_tag): "exit", str(c.steering.flood_tag): "flood"}
     tags.update({str(t): _describe(d) for d, t in sorted(c.steering.tags.items(), key=lambda kv: kv[1])})
     doc = {
         "version": FORMAT_VERSION,
         "site": c.site.name,
         "files": {p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
         "tables": {str(k): v for k, v in sorted(T.TABLES.items())},
-        "steering": {"tag": "outer VLAN (802.1Q) id", "version_bit": "PCP bit 2 (reserved)", "tags": tags},
+        "generation": c.steering.generation,
+        "update": {"ingress_tables": list(T.INGRESS_TABLES), "generation_bits": {
+            "vlan_vid": 1 << T.GENERATION_TAG_BIT, "metadata": 1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
+            "cookie": 1 << T.GENERATION_COOKIE_BIT}},
+        "steering": {"tag": "outer VLAN (802.1Q) id", "tags": tags},
         "switches": {sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
                      for sw in c.site.switches},
         "policies": [{"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000",

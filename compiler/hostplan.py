@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from compiler import ir
-from compiler import tables as T
 from compiler.modulemodel import swapped
 from compiler.steering import Dispatch, Dropped, Exit, SteeringPlan, Visit
 
@@ -52,7 +51,7 @@ def _next(d: Dispatch, host: str, placement: Mapping[str, str], plan: SteeringPl
     if isinstance(d, Dropped):
         return Next("drop")
     if isinstance(d, Exit):
-        return Next("switch", T.EXIT_TAG)
+        return Next("switch", plan.exit_tag)
     if isinstance(d, Visit) and placement[d.instance] == host:
         return Next("local", plan.tag(d))
     return Next("switch", plan.tag(d))

@@ -6,6 +6,8 @@ layout in ``compiler.tables``; what the rules must do in docs/semantics.md.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -31,6 +33,19 @@ def widen_eth(space: HeaderSpace) -> HeaderSpace:
     from compiler.ofmatch import field_mask
     keep = ~field_mask("eth_type")
     return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & keep, c.mask & keep) for c in space.cubes])
+
+
+def generation_specific(e: FlowEntry) -> bool:
+    """Does ``e`` differ between generations (it names a platform tag or a
+    classification entry)?  Only those carry the generation's cookie bit; the
+    rest (port dispatch, flow-hash tables, plain drops) are the same in every
+    generation and are left alone by an update."""
+    if e.table_id in (T.SELECT, T.STEER, T.EXIT) or (e.write_metadata or (0, 0))[1] & T.ENTRY_MASK:
+        return True
+    if any(isinstance(a, SetField) and a.field == "vlan_vid" for a in e.actions):
+        return True
+    return e.table_id == T.CLASSIFY and any(f.field == "vlan_vid" and f.mask is None and f.value & 0xFFF
+                                            for f in e.match.fields)
 
 
 def vid(tag: int) -> int:
@@ -86,7 +101,13 @@ class Lowering:
                               for e in self.plan.entries for c, _ in e.combos)
 
     def add(self, switch: str, entry: FlowEntry) -> None:
+        if self.plan.generation and generation_specific(entry):
+            entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].append(entry)
+
+    def entry_bits(self, entry_id: int) -> int:
+        """Metadata value of a classification entry; its top bit is the generation."""
+        return ((entry_id + 1) | self.plan.generation << T.GENERATION_ENTRY_BIT) << T.ENTRY_SHIFT
 
     # ---- where things are ----
     def instance_port(self, instance: str) -> tuple[str, int]:
@@ -127,7 +148,7 @@ class Lowering:
             prio = T.PRIO_POLICY_TOP - 10 * order
             space = self._space(entry, policy)
             cookie = _cookie(policy.index, 0)
-            meta = ((entry.id + 1) << T.ENTRY_SHIFT, T.ENTRY_MASK)
+            meta = (self.entry_bits(entry.id), T.ENTRY_MASK)
             is_drop = isinstance(policy.pipeline, ir.Drop)
             # other ethertypes: no FSL primitive tells them apart, so their part
             # of a policy is exact with eth_type left out (NONIP sees no IP/ARP)
@@ -161,7 +182,7 @@ class Lowering:
             for _, fields in space_to_matches(space):
                 self.add(sw, FlowEntry(T.CLASSIFY, prio, Match.of(FieldMatch("in_port", box.out_port[1]), *fields),
                                        goto_table=after, cookie=_cookie(policy.index, 0xFFF0),
-                                       write_metadata=((entry.id + 1) << T.ENTRY_SHIFT, T.ENTRY_MASK)))
+                                       write_metadata=(self.entry_bits(entry.id), T.ENTRY_MASK)))
         # unmatched traffic from edges; tagged traffic from hosts and links
         for edge, port in self.edge_ports[sw]:
             m = Match.of(FieldMatch("in_port", port))
@@ -169,7 +190,7 @@ class Lowering:
                 self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m))
                 self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m))
                 continue
-            self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m, (PushVlan(), SetField("vlan_vid", vid(T.EXIT_TAG))),
+            self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m, (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))),
                                    goto_table=T.EXIT))
             self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, self.forward_nonip(sw, port, "other")))
         inside = sorted({p for h in self.site.hosts for (s, p) in h.ports if s == sw} | set(self.topo.link_ports(sw)))
@@ -177,13 +198,13 @@ class Lowering:
             tagged = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", OFPVID_PRESENT, OFPVID_PRESENT))
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED, tagged, goto_table=T.STEER))
         for port in self.topo.link_ports(sw):  # floods crossing a link
-            m = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(T.FLOOD_TAG)))
+            m = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(self.plan.flood_tag)))
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED + 1, m, self.flood(sw, port, tagged=True)))
 
     def forward_nonip(self, sw: str, in_port: int, kind: str) -> tuple[Action, ...]:
         """ARP goes by target address (exit table); other non-IP is flooded."""
         if kind == "arp":
-            return (PushVlan(), SetField("vlan_vid", vid(T.EXIT_TAG)))
+            return (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag)))
         return self.flood(sw, in_port, tagged=False)
 
     def flood(self, sw: str, in_port: int, tagged: bool) -> tuple[Action, ...]:
@@ -191,7 +212,7 @@ class Lowering:
         links = [p for p in self.topo.tree_ports[sw] if p != in_port]
         if links:
             if not tagged:
-                acts += [PushVlan(), SetField("vlan_vid", vid(T.FLOOD_TAG))]
+                acts += [PushVlan(), SetField("vlan_vid", vid(self.plan.flood_tag))]
             acts += [Output(p) for p in links]
             acts.append(PopVlan())
         elif tagged:
@@ -231,7 +252,7 @@ class Lowering:
                     if not edges_admitted(edge_pat, len(self.site.edges)):
                         continue  # only packets from edges that do not exist (a complement's leftovers)
                     for value, mask in bucket_patterns(constraint.buckets):
-                        meta = FieldMatch("metadata", ((entry.id + 1) << T.ENTRY_SHIFT) | value,
+                        meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value,
                                           T.ENTRY_MASK | mask)
                         self.add(sw, FlowEntry(T.SELECT, 100, Match.of(meta, *fields), actions, goto,
                                                cookie=_cookie(policy.index, 1 + ci)))
@@ -240,11 +261,11 @@ class Lowering:
         if isinstance(d, Dropped):
             return (), None
         if isinstance(d, Exit):
-            return (PushVlan(), SetField("vlan_vid", vid(T.EXIT_TAG))), T.EXIT
+            return (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))), T.EXIT
         return (PushVlan(), SetField("vlan_vid", vid(self.plan.tag(d)))), T.STEER
 
     def steer(self, sw: str) -> None:
-        self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(T.EXIT_TAG))), goto_table=T.EXIT))
+        self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT))
         for d, tag in sorted(self.plan.tags.items(), key=lambda kv: kv[1]):
             actions, goto = self.dispatch_actions(sw, d, final=True)
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(tag))), actions, goto,
@@ -266,7 +287,7 @@ class Lowering:
                 if isinstance(part, Dropped):
                     continue
                 if isinstance(part, Exit):
-                    out.append(SetField("vlan_vid", vid(T.EXIT_TAG)))
+                    out.append(SetField("vlan_vid", vid(self.plan.exit_tag)))
                     return tuple(out), T.EXIT
                 out.append(SetField("vlan_vid", vid(self.plan.tag(part))))
                 acts2, goto = self.dispatch_actions(sw, part, last)
@@ -275,7 +296,7 @@ class Lowering:
                     return tuple(out), goto
             return tuple(out), None
         if isinstance(d, Exit):
-            return (SetField("vlan_vid", vid(T.EXIT_TAG)),), T.EXIT
+            return (SetField("vlan_vid", vid(self.plan.exit_tag)),), T.EXIT
         return (), None
 
     def exit(self, sw: str) -> None:
@@ -307,7 +328,7 @@ class Lowering:
                 self._exit_rule(sw, 200 + _prefix_len(fields, fam), fields, edge.ports[k])
 
     def _exit_rule(self, sw: str, prio: int, fields: Iterable[FieldMatch], port: tuple[str, int]) -> None:
-        fields = (*fields, FieldMatch("vlan_vid", vid(T.EXIT_TAG)))  # pop_vlan needs a matched tag
+        fields = (*fields, FieldMatch("vlan_vid", vid(self.plan.exit_tag)))  # pop_vlan needs a matched tag
         self.add(sw, FlowEntry(T.EXIT, prio, Match.of(*fields), self._to_port(sw, port)))
         if port[0] == sw:  # back out of the port it came in by: OpenFlow needs IN_PORT for that
             m = Match.of(FieldMatch("in_port", port[1]), *fields)

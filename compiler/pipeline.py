@@ -41,14 +41,18 @@ class Compiled:
         return dict(self.placement.assignments) if self.placement else {}
 
 
-def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool = False) -> Compiled:
+def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool = False,
+                 generation: int = 0) -> Compiled:
+    """Place, steer and lower ``site``; ``generation`` (0 or 1) is folded into
+    every tag, entry and cookie so two compiles can share the switch tables
+    during an update (docs/platform.md)."""
     placed = place(site, previous, optimal)
     diags = list(placed.diagnostics)
     if placed.placement is None or any(d.severity == "error" for d in diags):
         return Compiled(site, None, None, {}, {}, diags, placed.moved)
     assignment = dict(placed.placement.assignments)
     weights = dict(placed.placement.weights)
-    steering = plan(site, weights)
+    steering = plan(site, weights, generation)
     diags += _check_tags(steering) + _check_boxes(site, steering)
     if any(d.severity == "error" for d in diags):
         return Compiled(site, placed.placement, steering, {}, {}, diags, placed.moved)
@@ -61,7 +65,8 @@ def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool
 def _check_tags(steering: SteeringPlan) -> list[Diagnostic]:
     used = len(steering.tags) + T.FIRST_TAG - 1
     if used > T.MAX_TAG:
-        return [Diagnostic("E0802", f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG}",
+        return [Diagnostic("E0802", f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG} per "
+                           "generation (bit 11 of the VLAN id is the update generation)",
                            hint="share pipelines between policies or reduce replicas and copies")]
     return []
 

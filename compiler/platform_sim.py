@@ -78,8 +78,8 @@ class Platform:
                              "out_ports": [o.port for o in outs]})
             for hit in res.matched:
                 if hit.table_id in (T.CLASSIFY, T.POLICY, T.NONIP) and cur.policy is None and \
-                        (hit.cookie >> 16) - 1 in self.policy_names:
-                    cur.policy = self.policy_names[(hit.cookie >> 16) - 1]
+                        (hit.cookie >> 16 & 0xFFFF) - 1 in self.policy_names:
+                    cur.policy = self.policy_names[(hit.cookie >> 16 & 0xFFFF) - 1]
             if not outs:
                 cur.dropped = not cur.exits
                 continue

@@ -22,7 +22,7 @@ from typing import Union
 
 from compiler import flowhash, ir
 from compiler.headerspace import HeaderSpace
-from compiler.tables import FIRST_TAG
+from compiler.tables import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
 
 MAX_TAG = 4094
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
@@ -241,13 +241,22 @@ class SteeringPlan:
     entries: list[Entry]  # ingress entries first, in first-match order, then box returns
     ingress: list[tuple[ir.Policy, str, Entry]]  # (policy, direction, entry) in first-match order
     tags: dict[Dispatch, int]  # interned dispatches sent over the wire -> VLAN id
+    generation: int = 0  # 0 or 1: folded into every tag (bit 11), entry and cookie
 
     def tag(self, d: Dispatch) -> int:
         return self.tags[d]
 
+    @property
+    def exit_tag(self) -> int:
+        return generation_tag(EXIT_TAG, self.generation)
 
-def plan(site: ir.Site, weights: dict[str, int]) -> SteeringPlan:
-    """Unfold every policy (and the reverse of symmetric ones)."""
+    @property
+    def flood_tag(self) -> int:
+        return generation_tag(FLOOD_TAG, self.generation)
+
+
+def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> SteeringPlan:
+    """Unfold every policy (and the reverse of symmetric ones); tags of ``generation``."""
     entries: list[Entry] = []
     ingress: list[tuple[ir.Policy, str, Entry]] = []
     counter = 0
@@ -265,7 +274,8 @@ def plan(site: ir.Site, weights: dict[str, int]) -> SteeringPlan:
     for e in entries:
         for _, d in e.combos:
             _intern(d, tags)
-    return SteeringPlan(entries, ingress, tags)
+    tags = {d: generation_tag(t, generation) for d, t in tags.items()}
+    return SteeringPlan(entries, ingress, tags, generation)
 
 
 def _intern(d: Dispatch, tags: dict[Dispatch, int]) -> None:

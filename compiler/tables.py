@@ -25,10 +25,20 @@ ENTRY_SHIFT = 32
 ENTRY_MASK = 0xFFFF << ENTRY_SHIFT
 BUCKET_MASK = flowhash.MASK
 
+GENERATION_TAG_BIT = 11  # VLAN id bit that says which generation a tag belongs to (docs/platform.md)
+GENERATION_ENTRY_BIT = 15  # top bit of the metadata entry field (metadata bit 47)
+GENERATION_COOKIE_BIT = 63
+INGRESS_TABLES = (0, 1, 2)  # tables whose rules pick a packet's generation; flipped in one bundle
+
 EXIT_TAG = 1  # tagged, heading for the exit table
 FLOOD_TAG = 2  # non-IP broadcast crossing a link
 FIRST_TAG = 3
-MAX_TAG = 4094
+MAX_TAG = (1 << GENERATION_TAG_BIT) - 2  # per generation (bit 11 is the generation; 0xfff is reserved)
+
+
+def generation_tag(tag: int, generation: int) -> int:
+    """The VLAN id of logical ``tag`` in ``generation``."""
+    return tag | generation << GENERATION_TAG_BIT
 
 PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000

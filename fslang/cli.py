@@ -49,7 +49,8 @@ def check_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _compiled(site: Path, previous: Path | None = None, optimal: bool = False, fmt: Format = Format.text):
+def _compiled(site: Path, previous: Path | None = None, optimal: bool = False, fmt: Format = Format.text,
+              generation: int = 0):
     """Front end + compile; prints diagnostics; exits 1 on errors."""
     from compiler.pipeline import compile_site
     from compiler.placement import Placement
@@ -66,7 +67,7 @@ def _compiled(site: Path, previous: Path | None = None, optimal: bool = False, f
             sys.stderr.write(f"fsc: cannot read {previous / 'placement.json'}: {err}\n"
                              "hint: pass the output directory of an earlier `fsc compile`\n")
             raise typer.Exit(2)
-    compiled = compile_site(result.site, prev, optimal)
+    compiled = compile_site(result.site, prev, optimal, generation)
     result.diagnostics = result.diagnostics + compiled.diagnostics
     if result.diagnostics:
         report(result, fmt)
@@ -79,11 +80,14 @@ def _compiled(site: Path, previous: Path | None = None, optimal: bool = False, f
 def compile_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
                 out: Path = typer.Option(None, "-o", "--out", help="output directory (default build/SITE/)"),
                 previous: Path = typer.Option(None, "--previous", help="an earlier output directory: keep placement stable"),
-                optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)")) -> None:
+                optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+                generation: int = typer.Option(0, "--generation", min=0, max=1,
+                                               help="update generation (0 or 1) folded into tags, entries "
+                                                    "and cookies; `fsc apply` alternates it")) -> None:
     """Check, place and compile SITE into OpenFlow rules and host artifacts."""
     from backends.emit import render, write
 
-    _, compiled = _compiled(site, previous, optimal)
+    _, compiled = _compiled(site, previous, optimal, generation=generation)
     files = render(compiled)
     target = out or Path("build") / site.stem
     write(target, files)

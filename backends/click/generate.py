@@ -708,7 +708,7 @@ def _step_note(s: Step) -> str:
         if n.kind == "local":
             parts.append(f"{label} -> tag {n.tag} here")
         elif n.kind == "switch":
-            parts.append(f"{label} -> switch, tag {n.tag}" + (" (exit)" if n.tag == T.EXIT_TAG else ""))
+            parts.append(f"{label} -> switch, tag {n.tag}" + (" (exit)" if n.tag & T.MAX_TAG == T.EXIT_TAG else ""))
         else:
             parts.append(f"{label} -> dropped")
     return "; ".join(parts) or "consumed (sink)"
@@ -801,7 +801,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "decls": decls,
         "paint_conns": paint_conns,
         "vids": sorted(vids),
-        "exit_tag": T.EXIT_TAG,
+        "exit_tag": compiled.steering.exit_tag,
         "uses_drop": uses_drop,
     }
     text = _render("host.click.j2", ctx)
