@@ -708,7 +708,7 @@ def _step_note(s: Step) -> str:
         if n.kind == "local":
             parts.append(f"{label} -> tag {n.tag} here")
         elif n.kind == "switch":
-            parts.append(f"{label} -> switch, tag {n.tag}" + (" (exit)" if n.tag & T.MAX_TAG == T.EXIT_TAG else ""))
+            parts.append(f"{label} -> switch, tag {n.tag}" + (" (exit)" if n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else ""))
         else:
             parts.append(f"{label} -> dropped")
     return "; ".join(parts) or "consumed (sink)"
