@@ -270,6 +270,16 @@ class Lowering:
             actions, goto = self.dispatch_actions(sw, d, final=True)
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(tag))), actions, goto,
                                    cookie=_cookie(0xFFFF, tag)))
+            if isinstance(d, Fork):
+                # a fork's leg may lead back where the packet came from (the host
+                # that handed the fork over, the link it arrived on): OpenFlow
+                # drops output to the ingress port, so that port needs in_port
+                for port in sorted({a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}):
+                    hairpin = tuple(Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a
+                                    for a in actions)
+                    self.add(sw, FlowEntry(T.STEER, 101, Match.of(FieldMatch("in_port", port),
+                                                                  FieldMatch("vlan_vid", vid(tag))),
+                                           hairpin, goto, cookie=_cookie(0xFFFF, tag)))
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (VID already set to ``d``'s tag) on its way."""
