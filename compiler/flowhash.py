@@ -86,8 +86,11 @@ def copy_buckets(percent: float) -> int:
     return max(1, min(BUCKETS, round(percent * BUCKETS / 100)))
 
 
+_REVERSED = tuple(int(f"{b:0{HASH_BITS}b}"[::-1], 2) for b in range(1 << HASH_BITS))
+
+
 def bit_reverse(b: int) -> int:
-    return int(f"{b:0{HASH_BITS}b}"[::-1], 2)
+    return _REVERSED[b]
 
 
 def copies(b: int, percent: float) -> bool:

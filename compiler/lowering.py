@@ -7,6 +7,7 @@ layout in ``compiler.tables``; what the rules must do in docs/semantics.md.
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -52,10 +53,12 @@ def vid(tag: int) -> int:
     return OFPVID_PRESENT | tag
 
 
-def bucket_patterns(buckets: frozenset[int]) -> list[tuple[int, int]]:
-    """A small ternary cover of a set of hash buckets (value, mask)."""
+@lru_cache(maxsize=4096)
+def bucket_patterns(buckets: frozenset[int]) -> tuple[tuple[int, int], ...]:
+    """A small ternary cover of a set of hash buckets (value, mask); cached,
+    since every entry of a replicated stage asks for the same few sets."""
     if len(buckets) == flowhash.BUCKETS:
-        return [(0, 0)]
+        return ((0, 0),)
     best: list[tuple[int, int]] | None = None
     for reverse in (False, True):
         vals = sorted(flowhash.bit_reverse(b) if reverse else b for b in buckets)
@@ -78,7 +81,7 @@ def bucket_patterns(buckets: frozenset[int]) -> list[tuple[int, int]]:
             cover = [(flowhash.bit_reverse(v), flowhash.bit_reverse(m)) for v, m in cover]
         if best is None or len(cover) < len(best):
             best = cover
-    return best or []
+    return tuple(best or ())
 
 
 @dataclass
@@ -97,6 +100,9 @@ class Lowering:
         self.boxes = {b.name: b for b in self.site.boxes}
         self.edge_ports = {s.name: [(e, p) for e in self.site.edges for (sw, p) in e.ports if sw == s.name]
                            for s in self.site.switches}
+        self.policies = {p.name: p for p in self.site.policies}
+        self.entries_here: dict[str, set[int]] = {}  # switch -> entries its classification writes
+        self._select_cache: dict[int, list[FlowEntry]] = {}
         self.needs_hash = any(c.buckets != frozenset(range(flowhash.BUCKETS))
                               for e in self.plan.entries for c, _ in e.combos)
 
@@ -165,6 +171,7 @@ class Lowering:
                             elif kind == "ip":
                                 self.add(sw, FlowEntry(table, prio, match, goto_table=after, cookie=cookie,
                                                        write_metadata=meta))
+                                self.entries_here.setdefault(sw, set()).add(entry.id)
                             else:
                                 self.add(sw, FlowEntry(table, prio, match, self.forward_nonip(sw, port, kind),
                                                        goto_table=T.EXIT if kind == "arp" else None, cookie=cookie))
@@ -183,6 +190,7 @@ class Lowering:
                 self.add(sw, FlowEntry(T.CLASSIFY, prio, Match.of(FieldMatch("in_port", box.out_port[1]), *fields),
                                        goto_table=after, cookie=_cookie(policy.index, 0xFFF0),
                                        write_metadata=(self.entry_bits(entry.id), T.ENTRY_MASK)))
+                self.entries_here.setdefault(sw, set()).add(entry.id)
         # unmatched traffic from edges; tagged traffic from hosts and links
         for edge, port in self.edge_ports[sw]:
             m = Match.of(FieldMatch("in_port", port))
@@ -242,20 +250,34 @@ class Lowering:
             self.add(sw, FlowEntry(t_l4, 0, Match(), goto_table=nxt))
 
     def select(self, sw: str) -> None:
-        policies = {p.name: p for p in self.site.policies}
+        """Entry + bucket + headers -> first tag, only for the entries that this
+        switch's classification can write (the rules are the same on every
+        switch, so they are built once)."""
         for entry in self.plan.entries:
-            policy = policies[entry.policy]
-            for ci, (constraint, dispatch) in enumerate(entry.combos):
-                space = constraint.space if constraint.space is not None else HeaderSpace.all()
-                actions, goto = self.first_dispatch(dispatch)
-                for edge_pat, fields in space_to_matches(space & IP):
-                    if not edges_admitted(edge_pat, len(self.site.edges)):
-                        continue  # only packets from edges that do not exist (a complement's leftovers)
-                    for value, mask in bucket_patterns(constraint.buckets):
-                        meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value,
-                                          T.ENTRY_MASK | mask)
-                        self.add(sw, FlowEntry(T.SELECT, 100, Match.of(meta, *fields), actions, goto,
-                                               cookie=_cookie(policy.index, 1 + ci)))
+            if entry.id in self.entries_here.get(sw, ()):
+                for e in self._select_rules(entry):
+                    self.add(sw, e)
+
+    def _select_rules(self, entry: Entry) -> list[FlowEntry]:
+        cached = self._select_cache.get(entry.id)
+        if cached is not None:
+            return cached
+        policy = self.policies[entry.policy]
+        rules: list[FlowEntry] = []
+        for ci, (constraint, dispatch) in enumerate(entry.combos):
+            actions, goto = self.first_dispatch(dispatch)
+            # an entry is only ever written for IP packets, so a choice without
+            # a header constraint needs no header fields at all
+            parts = [(None, ())] if constraint.space is None else space_to_matches(constraint.space & IP)
+            for edge_pat, fields in parts:
+                if edge_pat is not None and not edges_admitted(edge_pat, len(self.site.edges)):
+                    continue  # only packets from edges that do not exist (a complement's leftovers)
+                for value, mask in bucket_patterns(constraint.buckets):
+                    meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value, T.ENTRY_MASK | mask)
+                    rules.append(FlowEntry(T.SELECT, 100, Match.of(meta, *fields), actions, goto,
+                                           cookie=_cookie(policy.index, 1 + ci)))
+        self._select_cache[entry.id] = rules
+        return rules
 
     def first_dispatch(self, d: Dispatch) -> tuple[tuple[Action, ...], int | None]:
         if isinstance(d, Dropped):
