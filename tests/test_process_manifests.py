@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backends.process import render_process
+from backends.vm.generate import tap_name
 from compiler.pipeline import Compiled, compile_site
 from fslang.frontend import load, run
 from fslang.values import escape_string
@@ -63,6 +64,7 @@ def test_process_manifests(stem: str) -> None:
         assert doc["instance"] == inst and doc["module"] == m.name and doc["host"] == host_of[inst]
         assert doc["command"] == command and doc["argv"] == shlex.split(command)
         assert doc["resources"] == {"cores": m.cores, "memory_bytes": m.memory}
+        assert doc["device"] == tap_name(inst)  # where the host's Click configuration reaches it
         assert doc["interfaces"] == [{"switch": sw, "port": p} for sw, p in c.site.host(host_of[inst]).ports]
 
 

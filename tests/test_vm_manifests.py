@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backends.emit import render
-from backends.vm.generate import BRIDGE, IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
+from backends.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
 from compiler.pipeline import Compiled, compile_site
 from fslang.frontend import load, run
 from fslang.values import escape_string
@@ -92,18 +92,32 @@ def test_domain_content(stem: str) -> None:
             assert disk.find("driver").get("type") == "qcow2" and disk.find("target").get("bus") == "virtio"
             assert disk.find("source").get("file") == image_path(m.image) and image_path(m.image).startswith("/")
             assert root.find("devices/serial") is not None and root.find("devices/console") is not None
+            # one NIC: the tap device the host's Click configuration sends to and reads from
             nics = root.findall("devices/interface")
-            assert len(nics) == len(host.ports)
-            for i, nic in enumerate(nics):
-                assert nic.get("type") == "bridge" and nic.find("source").get("bridge") == BRIDGE
-                assert nic.find("virtualport").get("type") == "openvswitch"
-                assert nic.find("model").get("type") == "virtio"
-                assert nic.find("target").get("dev") == tap_name(inst, i)
+            assert len(nics) == 1
+            nic = nics[0]
+            assert nic.get("type") == "ethernet" and nic.find("source") is None
+            assert nic.find("virtualport") is None and nic.find("model").get("type") == "virtio"
+            assert nic.find("target").get("dev") == tap_name(inst) and nic.find("target").get("managed") == "no"
             meta = root.find(f"metadata/{NS}domain")
             assert meta.findtext(f"{NS}instance") == inst and meta.findtext(f"{NS}module") == m.name
             assert meta.findtext(f"{NS}host") == host.name and meta.findtext(f"{NS}image") == m.image
-            ports = [(p.get("switch"), int(p.get("port")), p.get("tap")) for p in meta.findall(f"{NS}port")]
-            assert ports == [(sw, n, tap_name(inst, i)) for i, (sw, n) in enumerate(host.ports)]
+            assert meta.findtext(f"{NS}tap") == tap_name(inst)
+            ports = [(p.get("switch"), int(p.get("port"))) for p in meta.findall(f"{NS}port")]
+            assert ports == list(host.ports)
+
+
+def test_vm_tap_is_the_click_tap() -> None:
+    """The device Click's configuration talks to is the VM's NIC (issue 4: no bridge in between)."""
+    c = compiled("campus")
+    click = render(c)
+    for rel, text in render_vm(c).items():
+        root = ET.fromstring(text)
+        inst = root.findtext("name")
+        host = root.findtext(f"metadata/{NS}domain/{NS}host")
+        tap = root.find("devices/interface/target").get("dev")
+        conf = click[f"click/{host}.click"]
+        assert f"ToDevice({tap})" in conf and f"FromDevice({tap}," in conf, (inst, tap)
 
 
 @pytest.mark.parametrize("stem", EXAMPLE_IDS)

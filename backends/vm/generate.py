@@ -1,18 +1,30 @@
 """`vm/INSTANCE.xml`: the libvirt domain of each `vm` module instance.
 
 Each instance of a `vm` module becomes one KVM domain: its module's cores and
-memory, its image as a virtio disk, one virtio NIC per switch-facing port of
-the host it is placed on (a tap device on the Open vSwitch bridge ``br-fs``),
-a serial console, and fsc's own facts (site, instance, module, host, image,
-ports) under ``<metadata>`` in the ``urn:flowstream:fsc:1`` namespace.
+memory, its image as a virtio disk, one virtio NIC, a serial console, and
+fsc's own facts (site, instance, module, host, image, tap device, the host's
+switch ports) under ``<metadata>`` in the ``urn:flowstream:fsc:1`` namespace.
+
+The NIC is where the host's Click configuration expects the module: the tap
+device :func:`tap_name` (``fs-ids.2``).  Click sends each steered frame there
+with an 802.1Q tag (the step's tag) and reads the module's answer from the
+same device (same VLAN id, the output index in the PCP bits).  So the NIC is a
+plain ``<interface type='ethernet'>`` with ``<target dev='TAP'
+managed='no'/>``: libvirt attaches the VM to a tap device that the host agent
+(``fsc agent``) creates beforehand, and nothing else (no bridge, no Open
+vSwitch port) sits between Click and the VM.  The host's switch ports belong
+to Click alone; the VM never sees them (they are recorded in the metadata for
+the operator only).  In the lab, where there is no hypervisor, the agent puts
+a veth pair in place of the tap: ``tap_name`` on the host side, its peer in
+the instance's own network namespace (backends/agent).
 
 Facts that the file fixes on purpose, so that a domain defined from it is the
 same every time:
 
 * name = the instance name (``ids#2``; fsc names never contain ``/``);
-  uuid = a name-based UUID of site and instance; NIC MAC addresses are derived
-  from site, instance and NIC index (locally administered, ``52:54:00`` prefix);
-  tap device names come from :func:`tap_name`, which the Click host
+  uuid = a name-based UUID of site and instance; the NIC MAC address is derived
+  from site and instance (locally administered, ``52:54:00`` prefix);
+  the tap device name comes from :func:`tap_name`, which the Click host
   configuration uses too.
 * A relative ``image`` is a file in :data:`IMAGE_DIR`; an absolute one is used
   as written.  The disk is ``<transient shareBacking='yes'/>``: every replica of
@@ -40,7 +52,6 @@ from markupsafe import Markup, escape
 from compiler.pipeline import Compiled
 
 IMAGE_DIR = "/var/lib/libvirt/images"
-BRIDGE = "br-fs"
 NAMESPACE = "urn:flowstream:fsc:1"
 _UUID_NS = uuid.uuid5(uuid.NAMESPACE_URL, NAMESPACE)
 
@@ -104,8 +115,7 @@ def domain_xml(c: Compiled, module: str, instance: str, host: str) -> str:
     site = c.site
     m = site.module(module)
     h = site.host(host)
-    nics = [{"switch": sw, "port": port, "tap": tap_name(instance, i), "mac": mac_address(site.name, instance, i)}
-            for i, (sw, port) in enumerate(h.ports)]
+    ports = [{"switch": sw, "port": port} for sw, port in h.ports]
     image = m.image or ""
     return _ENV.get_template("domain.xml.j2").render(
         name=instance,
@@ -119,8 +129,9 @@ def domain_xml(c: Compiled, module: str, instance: str, host: str) -> str:
         image_path=image_path(image),
         memory_kib=-(-m.memory // 1024),
         vcpus=m.cores,
-        bridge=BRIDGE,
-        nics=nics,
+        tap=tap_name(instance),
+        mac=mac_address(site.name, instance, 0),
+        ports=ports,
     )
 
 
@@ -134,10 +145,9 @@ def render_vm(c: Compiled) -> dict[str, str]:
             continue
         for inst in m.instance_names():
             host = host_of[inst]
-            for i in range(len(c.site.host(host).ports)):
-                tap = tap_name(inst, i)
-                other = taps.setdefault((host, tap), inst)
-                if other != inst:  # a 24-bit hash collision of two long names on one host
-                    raise ValueError(f"instances `{other}` and `{inst}` on host `{host}` both get tap device {tap}")
+            tap = tap_name(inst)
+            other = taps.setdefault((host, tap), inst)
+            if other != inst:  # a 24-bit hash collision of two long names on one host
+                raise ValueError(f"instances `{other}` and `{inst}` on host `{host}` both get tap device {tap}")
             files[f"vm/{inst}.xml"] = domain_xml(c, m.name, inst, host)
     return dict(sorted(files.items()))
