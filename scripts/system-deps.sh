@@ -14,6 +14,7 @@ PACKAGES=(
   procps               # ps, pkill-free process inspection
   iputils-ping         # ping
   netcat-openbsd       # nc
+  ethtool              # the lab turns off checksum and segmentation offload on veths
 )
 
 missing=()

@@ -328,6 +328,29 @@ class PrivateOvs:
             self.stop()
             raise
 
+    def keep_running(self) -> None:
+        """Let the daemons outlive this process (no stop at interpreter exit).
+
+        For a lab that `fsc lab up` leaves behind; `fsc lab down` stops it
+        with :meth:`adopt` + :meth:`stop`.
+        """
+        _live.discard(self)
+
+    @classmethod
+    def adopt(cls, workdir: Path, netns: str) -> PrivateOvs:
+        """An instance for daemons started earlier (maybe by another process) in
+        ``workdir`` with vswitchd in ``netns``; :meth:`stop` then stops them and
+        deletes the namespace."""
+        ovs = cls(workdir, netns)
+        ovs._bin = {b: _which(b) or b for b in (*OVS_BINARIES, "ip")}
+        ovs._started = True
+        ovs._netns_created = True
+        for daemon in ("ovs-vswitchd", "ovsdb-server"):
+            pid = ovs._read_pid(ovs.workdir / f"{daemon}.pid")
+            if pid and _pid_alive(pid) and _pid_is(pid, daemon):
+                ovs._pids[daemon] = pid
+        return ovs
+
     def stop(self) -> None:
         """Stop both daemons, delete the namespace; safe to call twice."""
         if not self._started:

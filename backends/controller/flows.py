@@ -1,0 +1,219 @@
+"""Compiled flow entries (openflow/SWITCH.json) <-> OpenFlow 1.3 messages, and
+the canonical form both sides are compared in.
+
+Pure: no connection is needed. Messages are built with os-ken's OpenFlow 1.3
+classes (the JSON is Ryu's ofctl_rest flow-entry format, converted with
+os-ken's ofctl helpers); a flow read back from a switch (OFPFlowStats) and a
+flow we sent are compared by :func:`canonical`, which works on the wire
+encoding of match fields (OXM TLVs, value masked, all-ones masks dropped,
+sorted) and instructions (sorted by type, as their order has no meaning), so
+the switch's own normal form (OVS reorders instructions, drops exact masks)
+does not cause false mismatches.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import SimpleNamespace
+from typing import Any
+
+from os_ken.lib import ofctl_utils
+from os_ken.lib import ofctl_v1_3 as ofctl
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+#: A stand-in datapath for os-ken's converters, which only read these two.
+_DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
+
+_PLAIN_INT = {"in_port", "eth_type", "ip_proto", "vlan_pcp", "ip_dscp", "ip_ecn", "icmpv4_type",
+              "icmpv4_code", "icmpv6_type", "icmpv6_code", "arp_op", "mpls_label", "mpls_tc",
+              "mpls_bos", "in_phy_port"}
+_MASKED_INT = {"metadata", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_src", "sctp_dst",
+               "tunnel_id", "pbb_isid", "ipv6_exthdr", "ipv6_flabel"}
+_IP = {"ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "ipv6_nd_target"}
+_ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
+
+#: A flow's identity in its table (what OFPFC_DELETE_STRICT names).
+FlowKey = tuple[int, int, tuple]
+
+
+class FlowFormatError(ValueError):
+    """A compiled flow entry that cannot be turned into an OpenFlow message."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One flow entry: compiled (``entry_json``, the JSON it came from) or read back (``stats``)."""
+
+    table_id: int
+    priority: int
+    cookie: int
+    match: Any  # OFPMatch
+    instructions: tuple
+    entry_json: str = field(default="", compare=False)
+    stats: Any = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def key(self) -> FlowKey:
+        return (self.table_id, self.priority, match_canonical(self.match))
+
+    @cached_property
+    def canonical(self) -> tuple:
+        return canonical(self.table_id, self.priority, self.cookie, self.match, self.instructions)
+
+    def describe(self) -> str:
+        """A short ovs-ofctl-like rendering for messages."""
+        if self.stats is not None and not self.entry_json:
+            st = self.stats
+            entry = {"table_id": st.table_id, "priority": st.priority, "cookie": st.cookie,
+                     "match": ofctl.match_to_str(st.match),
+                     "actions": [{"type": str(a)} for a in ofctl.actions_to_str(st.instructions)]}
+            return _describe(json.loads(json.dumps(entry, default=str)))
+        return _describe(json.loads(self.entry_json))
+
+
+def _describe(e: dict) -> str:
+    m = ",".join(f"{k}={v}" for k, v in sorted(e.get("match", {}).items()))
+    a = ",".join(_action_text(x) for x in e.get("actions", []))
+    head = f"table={e.get('table_id', 0)},priority={e.get('priority', 0)},cookie={int(e.get('cookie', 0)):#x}"
+    return f"{head},{m} actions={a}"
+
+
+def _action_text(a: dict) -> str:
+    rest = ",".join(f"{v}" for k, v in sorted(a.items()) if k != "type")
+    return f"{a.get('type', '?').lower()}{':' + rest if rest else ''}"
+
+
+def to_match(attrs: dict[str, Any]) -> Any:
+    """OFPMatch from an ofctl_rest match dict (masked L4 ports as ``value/mask``)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in attrs.items():
+        try:
+            if key in _PLAIN_INT:
+                kwargs[key] = ofctl.UTIL.ofp_port_from_user(value) if key == "in_port" else ofctl_utils.str_to_int(value)
+            elif key in _MASKED_INT:
+                kwargs[key] = ofctl_utils.to_match_masked_int(value)
+            elif key == "vlan_vid":
+                kwargs[key] = ofctl.to_match_vid(value)
+            elif key in _IP:
+                kwargs[key] = ofctl_utils.to_match_ip(value)
+            elif key in _ETH:
+                kwargs[key] = ofctl_utils.to_match_eth(value)
+            else:
+                raise FlowFormatError(f"unknown match field `{key}`")
+        except FlowFormatError:
+            raise
+        except Exception as err:  # os-ken and netaddr raise many kinds
+            raise FlowFormatError(f"bad value {value!r} for match field `{key}`: {err}") from err
+    return parser.OFPMatch(**kwargs)
+
+
+def to_instructions(actions: list[dict[str, Any]]) -> tuple:
+    """Instructions from an ofctl_rest action list; unknown types are errors (os-ken only logs them)."""
+    known = {"GOTO_TABLE", "WRITE_METADATA", "WRITE_ACTIONS", "CLEAR_ACTIONS", "METER"}
+    for a in actions:
+        t = a.get("type")
+        if t not in known and ofctl.to_action(_DP, a) is None:
+            raise FlowFormatError(f"unknown action type `{t}`")
+    try:
+        return tuple(ofctl.to_actions(_DP, actions))
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise FlowFormatError(f"bad actions {actions!r}: {err}") from err
+
+
+def parse_entry(e: dict[str, Any]) -> Flow:
+    try:
+        table_id, priority = int(e.get("table_id", 0)), int(e.get("priority", 0))
+        cookie = int(e.get("cookie", 0))
+    except (TypeError, ValueError) as err:
+        raise FlowFormatError(f"bad table/priority/cookie in {e!r}") from err
+    flow = Flow(table_id, priority, cookie, to_match(dict(e.get("match", {}))),
+                to_instructions(list(e.get("actions", []))), json.dumps(e, sort_keys=True))
+    try:
+        flow.canonical  # noqa: B018 - encodes the flow: a bad value fails here, not on the switch
+    except Exception as err:
+        raise FlowFormatError(f"cannot encode {flow.describe()}: {err}") from err
+    return flow
+
+
+def parse_switch_json(text: str) -> tuple[int, list[Flow]]:
+    """(dpid, flows) of one ``openflow/SWITCH.json`` file."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FlowFormatError(f"not JSON: {err}") from err
+    if doc.get("groups"):
+        raise FlowFormatError("group entries are not supported by the controller yet")
+    return int(doc["dpid"]), [parse_entry(e) for e in doc.get("flows", [])]
+
+
+def _oxm_tlvs(buf: bytes) -> tuple:
+    """Canonical OXM TLVs: (class, field, value & mask, mask or None), sorted."""
+    out = []
+    i = 0
+    while i + 4 <= len(buf):
+        header, = struct.unpack_from("!I", buf, i)
+        cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
+        body = buf[i + 4:i + 4 + length]
+        i += 4 + length
+        if hasmask:
+            half = length // 2
+            value, mask = body[:half], body[half:]
+            value = bytes(v & m for v, m in zip(value, mask))
+            if all(b == 0xFF for b in mask):
+                mask = None
+        else:
+            value, mask = body, None
+        out.append((cls, field, value, mask))
+    return tuple(sorted(out, key=lambda t: (t[0], t[1])))
+
+
+def match_canonical(match: Any) -> tuple:
+    buf = bytearray()
+    match.serialize(buf, 0)
+    _type, length = struct.unpack_from("!HH", buf, 0)
+    return _oxm_tlvs(bytes(buf[4:length]))
+
+
+def _instruction_bytes(inst: Any) -> bytes:
+    if isinstance(inst, parser.OFPInstructionActions):
+        acts = []
+        for a in inst.actions:
+            if isinstance(a, parser.OFPActionOutput) and a.port != ofp.OFPP_CONTROLLER:
+                a = parser.OFPActionOutput(a.port, 0)  # max_len only matters towards the controller
+            acts.append(a)
+        inst = parser.OFPInstructionActions(inst.type, acts)
+    buf = bytearray()
+    inst.serialize(buf, 0)
+    return bytes(buf)
+
+
+def canonical(table_id: int, priority: int, cookie: int, match: Any, instructions: Any) -> tuple:
+    """The comparable form of a flow, equal for what we sent and what the switch reports."""
+    insts = tuple(sorted(_instruction_bytes(i) for i in instructions))
+    return (table_id, priority, match_canonical(match), cookie, insts)
+
+
+def stats_canonical(stats: Any) -> tuple:
+    """Canonical form of an OFPFlowStats read back from a switch."""
+    return canonical(stats.table_id, stats.priority, stats.cookie, stats.match, stats.instructions)
+
+
+def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
+    """An OFPFlowMod for ``flow``: ``add`` (also replaces an equal-key flow) or ``delete`` (strict)."""
+    p, o = dp.ofproto_parser, dp.ofproto
+    if command == "add":
+        return p.OFPFlowMod(dp, cookie=flow.cookie, table_id=flow.table_id, command=o.OFPFC_ADD,
+                            priority=flow.priority, match=flow.match, instructions=list(flow.instructions))
+    if command == "delete":
+        return p.OFPFlowMod(dp, table_id=flow.table_id, command=o.OFPFC_DELETE_STRICT, priority=flow.priority,
+                            out_port=o.OFPP_ANY, out_group=o.OFPG_ANY, match=flow.match)
+    raise ValueError(command)
+
+
+def flow_from_stats(stats: Any) -> Flow:
+    """A Flow for an entry read back from a switch (to delete or describe it)."""
+    return Flow(stats.table_id, stats.priority, stats.cookie, stats.match, tuple(stats.instructions), stats=stats)

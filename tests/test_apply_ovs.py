@@ -1,0 +1,130 @@
+"""`fsc apply` end to end: real OVS bridges, the real controller subprocess,
+the real CLI, real `fsc agent`s (with a stand-in `click` that can be told to
+crash); the switch tables must equal the compiled .ofctl exactly.
+
+One site through its life: first deploy, a repeat that changes nothing,
+three failing updates that each leave the old tables (a new instance
+crashes; a host's agent is gone; the second switch refuses a rule after the
+first one flipped), then the update that goes through."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import requests
+from test_controller_harness import compile_files, events, lab_with_controller, real_agent, wait_for
+
+from backends.lab.ovs import ovs_available
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS")]
+
+TWO = (ROOT / "examples" / "two_switch.fs").read_text()
+NEW = TWO.replace("10.70.99.0/24", "10.70.98.0/24")
+SWITCHES = {"north": 0xA, "south": 0xB}
+
+
+def _break_ingress_rule(files: dict[str, str], switch: str) -> str:
+    """Make one table-1 rule jump backwards (OpenFlow forbids it); returns its cookie."""
+    doc = json.loads(files[f"openflow/{switch}.json"])
+    flow = next(f for f in doc["flows"] if f["table_id"] == 1 and f["cookie"])
+    flow["actions"] = [{"type": "GOTO_TABLE", "table_id": 0}]
+    files[f"openflow/{switch}.json"] = json.dumps(doc)
+    return hex(flow["cookie"])
+
+
+def test_apply_lifecycle(tmp_path: Path) -> None:
+    site = tmp_path / "two_switch.fs"
+    site.write_text(TWO)
+    with lab_with_controller(tmp_path, SWITCHES) as (lab, ctl):
+        agents = {h: real_agent(tmp_path, h, ctl) for h in ("m1", "m2")}
+        for a in agents.values():
+            a.__enter__()
+
+        def tables() -> dict[str, list[str]]:
+            return {n: lab.flows(n) for n in SWITCHES}
+
+        def runs(host: str) -> list[str]:
+            st = ctl.get("/v1/status")
+            return [i["id"] for h in st["hosts"] if h["name"] == host for i in h["instances"]]
+
+        try:
+            # first deploy (generation 0), then a repeat that changes nothing
+            r = ctl.cli("apply", str(site), "--yes", "--drain", "0")
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert "generation 0 is live" in r.stdout
+            old = compile_files(site, tmp_path / "old", generation=0)
+            ref_old = {n: lab.reference(old[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            assert tables() == ref_old
+            assert runs("m1") == ["click.g0"]
+            again = ctl.cli("apply", str(site), "--yes")
+            assert again.returncode == 0 and "nothing to change" in again.stdout, again.stdout + again.stderr
+            assert tables() == ref_old
+
+            site.write_text(NEW)
+            plan = ctl.cli("plan", str(site), "--format", "json")
+            assert plan.returncode == 0, plan.stderr
+            assert json.loads(plan.stdout)["new_generation"] == 1
+
+            # the new generation's Click crashes on m2 (the old one keeps running)
+            (tmp_path / "h2crash-m2").write_text("")
+            r = ctl.cli("apply", str(site), "--yes", "--drain", "0")
+            (tmp_path / "h2crash-m2").unlink()
+            assert r.returncode == 3, r.stdout + r.stderr
+            assert "instances failed to start: m2: click.g1" in r.stdout and "crashing on purpose" in r.stdout
+            assert "rolled back" in r.stdout
+            assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
+            wait_for(lambda: runs("m2") == ["click.g0"], 10, "m2 back to the old instance only")
+
+            # a host whose agent is gone: the apply times out
+            agents["m2"].__exit__(None, None, None)
+            r = ctl.cli("apply", str(site), "--yes", "--ready-timeout", "1.5", "--drain", "0")
+            assert r.returncode == 3, r.stdout + r.stderr
+            assert "m2: click.g1 (" in r.stdout and "fsc agent" in r.stdout
+            assert tables() == ref_old
+            agents["m2"] = real_agent(tmp_path, "m2", ctl)
+            agents["m2"].__enter__()
+
+            # south refuses a rule of the flip, after north has flipped: both go back
+            new = compile_files(site, tmp_path / "new", generation=1, previous=tmp_path / "old")
+            bad = dict(new)
+            cookie = _break_ingress_rule(bad, "south")
+            resp = requests.post(ctl.url + "/v1/apply", json={"site": "two_switch", "files": bad, "drain_seconds": 0},
+                                 headers=ctl.headers(), stream=True, timeout=120)
+            evs = [json.loads(line) for line in resp.iter_lines() if line.strip()]
+            assert [e["switch"] for e in evs if e.get("phase") == "flip"] == ["north"]
+            last = evs[-1]
+            assert last["result"] == "failed" and last["rolled_back"] is True, last
+            assert "switch 0xb refused rule table=1" in last["error"] and cookie in last["error"], last["error"]
+            assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
+
+            # and the good update goes through, phase by phase
+            r = ctl.cli("apply", str(site), "--yes", "--drain", "0.2", "--format", "json")
+            assert r.returncode == 0, r.stdout + r.stderr
+            evs = events(r.stdout)
+            phases = [e.get("phase") for e in evs if "phase" in e]
+            assert phases.index("install") < phases.index("flip") < phases.index("commit") < phases.index("cleanup")
+            assert evs[-1]["result"] == "ok" and evs[-1]["generation"] == 1
+            assert tables() == {n: lab.reference(new[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            # the agents stop the old generation's Click after the clean-up
+            wait_for(lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15,
+                     "the agents to stop click.g0")
+            text = ctl.cli("status")
+            assert text.returncode == 0, text.stderr
+            assert "site `two_switch`, generation 1" in text.stdout and "click.g1 ready" in text.stdout
+            st = ctl.get("/v1/status")
+            assert st["generation"] == 1 and all(s["connected"] for s in st["switches"])
+            assert all(s["installed"] == s["rules"] for s in st["switches"])
+            assert all(h["alive"] for h in st["hosts"])
+            # a switch the site does not have is logged and listed, and left alone
+            lab.add_switch("h2stray", 0x77, ctl)
+            wait_for(lambda: ctl.get("/v1/status")["unknown_switches"] == [0x77], 15, "the stray switch")
+            assert "switch 0x77 connected, but the deployed site has no switch with that dpid" in ctl.log.read_text()
+            assert "0x77" in ctl.cli("status").stdout
+        finally:
+            for a in agents.values():
+                a.__exit__(None, None, None)

@@ -1,0 +1,358 @@
+"""The Click runtime against the project's host model, on every example.
+
+For packets of every policy (and the replies of symmetric policies), the
+compiled platform is simulated (``compiler.platform_sim``, as ``fsc trace``
+does); every time the simulated switch hands a packet to a module host, the
+visit is recorded: the host, the steering tag, the packet, and the tag the
+host model (``compiler.hostplan.run_host``) says the packet comes back with
+(or that it does not come back).  The same packet, as a real frame with that
+outer 802.1Q tag, then goes through the host's generated Click
+configuration in the runtime; ``vm``/``process`` modules behind their tap
+devices answer as the model's module oracle says (same tag, output in the
+PCP bits; in a second run they answer with outputs drawn at random, the
+same for model and runtime).  The frames the runtime sends back to the
+switch must be exactly the one the model predicts, with the predicted tag.
+
+Packets that enter a ``decrypt`` module as ESP are built as real ESP packets
+of that module's security association, since the runtime really decrypts.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+
+import compiler.platform_sim as PS
+from backends.click import generate as G
+from backends.click.runtime import load
+from backends.click.runtime import frames as F
+from compiler.headerspace import DEFAULT_LAYOUT as L
+from compiler.headerspace import HeaderSpace
+from compiler.modulemodel import default_oracle, swapped
+from compiler.pipeline import Compiled, compile_site
+from fslang.frontend import load as load_site
+from tests.conftest import EXAMPLES
+
+IDS = [p.stem for p in EXAMPLES]
+PER_CUBE = 3
+MAX_CUBES = 6
+L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+
+
+@lru_cache(maxsize=None)
+def compiled(path: Path) -> Compiled:
+    res = load_site(path)
+    assert res.site is not None
+    c = compile_site(res.site)
+    assert c.ok
+    return c
+
+
+class Clock:
+    """A clock that moves one second per packet: rate limiters refill between
+    packets, as they would for packets of separate flows."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def packet_from_point(point: Mapping[str, int]) -> dict[str, int]:
+    pkt = {"eth_src": point.get("eth_src") or 0x020000000001, "eth_dst": point.get("eth_dst") or 0x020000000002,
+           "eth_type": point.get("eth_type", 0)}
+    if point.get("vlan_vid", 0) & 0x1000:
+        pkt["vlan_vid"] = point["vlan_vid"]
+    eth = pkt["eth_type"]
+    if eth in (0x0800, 0x86DD):
+        fam = "ipv4" if eth == 0x0800 else "ipv6"
+        pkt[f"{fam}_src"] = point.get(f"{fam}_src", 0)
+        pkt[f"{fam}_dst"] = point.get(f"{fam}_dst", 0)
+        pkt["ip_proto"] = point.get("ip_proto", 0)
+        pkt["ip_dscp"] = point.get("ip_dscp", 0)
+        names = L4.get(pkt["ip_proto"])
+        if names:
+            pkt[names[0]] = point.get("tp_src", 0)
+            pkt[names[1]] = point.get("tp_dst", 0)
+    elif eth == 0x0806:
+        pkt["arp_tpa"] = point.get("arp_tpa", 0)
+    return pkt
+
+
+def decision_spaces(c: Compiled) -> list[Any]:
+    """What modules decide on: firewall rules and classify labels."""
+    out = []
+    for m in c.site.modules:
+        out += [sp for _, sp in m.labels]
+        out += [v for _, v in m.params if isinstance(v, HeaderSpace)]
+    return [sp for sp in out if sp.cubes]
+
+
+def _points(cube: Any, rng: random.Random) -> list[dict[str, int]]:
+    out = []
+    for k in range(PER_CUBE):
+        point = L.unpack(cube.value)
+        if k:
+            for f in ("eth_src", "eth_dst", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst",
+                      "ip_dscp"):
+                v, m = cube.field(L, f)
+                full = (1 << L.field(f).width) - 1
+                point[f] = v | (rng.getrandbits(L.field(f).width) & full & ~m)
+        out.append(point)
+    return out
+
+
+def policy_packets(c: Compiled, seed: int) -> list[tuple[dict[str, int], str]]:
+    """(packet, ingress edge) samples of every policy: the smallest point of
+    each cube and points with the cube's free bits drawn at random, from the
+    policy's match and from its intersection with each module decision
+    (so that firewalls drop and classifiers take every label)."""
+    rng = random.Random(seed)
+    out = []
+    decisions = decision_spaces(c)
+    for pol in c.site.policies:
+        spaces = [pol.match] + [pol.match & d for d in decisions]
+        for space in spaces:
+            cubes = list(space.cubes)
+            rng.shuffle(cubes)
+            for cube in cubes[:MAX_CUBES]:
+                ev, em = cube.field(L, "in_edge")
+                edges = [e for e in c.site.edges if (e.index & em) == ev]
+                if not edges:
+                    continue
+                for point in _points(cube, rng):
+                    out.append((packet_from_point(point), rng.choice(edges).name))
+    return out
+
+
+class Visits:
+    """Host visits recorded from the simulated platform."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, dict[str, int], int | None, list[str]]] = []
+
+    def __call__(self, hp: Any, site: Any, tag: int, packet: Mapping[str, int], oracle: Any) -> Any:
+        visited, back = self.orig(hp, site, tag, packet, oracle)
+        self.seen.append((hp.host, tag, dict(packet), back, list(visited)))
+        return visited, back
+
+
+def tap_oracle(seed: int) -> Any:
+    """The model's oracle, except that modules behind a tap (vm, process, ids,
+    dpi) answer with a label drawn from the packet, the instance and
+    ``seed``, or take the packet (None): every output of an external module
+    is used, and the PCP bits carry each of them."""
+    def oracle(module: Any, instance: str, packet: Mapping[str, int]) -> str | None:
+        if not G._is_external(module):
+            return default_oracle(module, instance, packet)
+        choices = list(module.outputs) + [None]
+        key = f"{seed}:{instance}:{sorted(packet.items())}".encode()
+        return choices[zlib.crc32(key) % len(choices)]
+    return oracle
+
+
+def record_visits(c: Compiled, seed: int, monkeypatch: pytest.MonkeyPatch, oracle: Any = default_oracle) -> list:
+    v = Visits()
+    v.orig = PS.run_host
+    monkeypatch.setattr(PS, "run_host", v)
+    pf = PS.Platform(c, oracle)
+    for pkt, edge in policy_packets(c, seed):
+        tr = pf.trace(pkt, edge)
+        for ex in tr.exits:  # the reply of the flow, from where it left
+            pf.trace(swapped(pkt), ex["edge"])
+    # one visit per (host, tag, packet)
+    uniq = {}
+    for host, tag, pkt, back, visited in v.seen:
+        uniq.setdefault((host, tag, tuple(sorted(pkt.items()))), (host, tag, pkt, back, visited))
+    return list(uniq.values())
+
+
+class HostRig:
+    """One host's configuration in the runtime, with its tap modules answered
+    by the model's oracle."""
+
+    def __init__(self, c: Compiled, host: str, text: str, fuse: bool = True, oracle: Any = default_oracle) -> None:
+        self.c = c
+        self.oracle = oracle
+        self.hp = c.hosts[host]
+        self.clock = Clock()
+        self.router = load(text, f"{host}.click", clock=self.clock, seed=7, fuse=fuse)
+        self.tap_of = {tap: inst for inst, tap in G.tap_names(c.site).items()}
+        self.module_of = {i: m for m in c.site.modules for i in m.instance_names()}
+
+    def run(self, frame: bytes, packet: Mapping[str, int]) -> list[bytes]:
+        """Frames the host sends back to the switch for ``frame`` arriving from it."""
+        self.clock.t += 1.0
+        pending = [("eth0", frame)]
+        to_switch: list[bytes] = []
+        steps = 0
+        while pending:
+            steps += 1
+            assert steps < 64, "tap modules loop"
+            dev, fr = pending.pop(0)
+            for d, frames in self.router.push(dev, fr).items():
+                for out in frames:
+                    if d == "eth0":
+                        to_switch.append(out)
+                    else:
+                        reply = self.tap_module(d, out, packet)
+                        if reply is not None:
+                            pending.append((d, reply))
+        return to_switch
+
+    def tap_module(self, dev: str, frame: bytes, packet: Mapping[str, int]) -> bytes | None:
+        inst = self.tap_of[dev]
+        tci, _ = F.pop_tag(frame)
+        assert tci is not None, f"frame to {dev} without the step's tag"
+        step = self.hp.step(tci & 0xFFF)
+        assert step is not None and step.instance == inst, f"tag {tci & 0xFFF} on {dev} is no step of {inst}"
+        module = self.module_of[inst]
+        view = swapped(packet) if step.reverse else packet
+        label = self.oracle(module, inst, view)
+        if label is None:
+            return None
+        j = module.outputs.index(label)
+        return frame[:14] + ((j << 13) | (tci & 0xFFF)).to_bytes(2, "big") + frame[16:]
+
+
+def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int]) -> bytes | None:
+    """For an ESP packet whose first step on this host is a decrypt module: a
+    real ESP payload of that module's SA (else None)."""
+    step = hp.step(tag)
+    if step is None or packet.get("eth_type") != 0x0800 or packet.get("ip_proto") != 50:
+        return None
+    module = c.site.module(step.module)
+    if module.type != "decrypt":
+        return None
+    return seal(G._param(module, "spi"), G._param(module, "key"), packet)
+
+
+SEALER = """
+elementclass Sealer {{
+  input -> Strip(14) -> MarkIPHeader -> GetIPAddress(16)
+    -> sa :: RadixIPsecLookup(0.0.0.0/0 - 1 {spi} {enc} {auth} 1 64);
+  sa [0] -> Discard;
+  sa [1] -> IPsecESPEncap -> IPsecAuthHMACSHA1(0) -> IPsecAES(1) -> output;
+}}
+FromDevice(in) -> Sealer -> Queue -> ToDevice(out);
+"""
+
+
+@lru_cache(maxsize=None)
+def _sealer(spi: int, key: str) -> Any:
+    enc, auth = G._crypto_keys(key)
+    return load(SEALER.format(spi=spi, enc=enc, auth=auth), "sealer.click", seed=3)
+
+
+def seal(spi: int, key: str, packet: Mapping[str, int]) -> bytes:
+    """ESP (SPI, sequence, IV, ciphertext, digest) of an inner IPv4 packet, as
+    the IP payload of ``packet``."""
+    inner = dict(packet, ip_proto=17, udp_src=5000, udp_dst=6000)
+    out = _sealer(int(spi), str(key)).push("in", F.frame(inner, b"inner payload"))
+    return out["out"][0]
+
+
+def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: int) -> bytes:
+    esp = esp_for(c, hp, tag, packet)
+    if esp is not None:
+        inner = F.frame(dict(packet, ip_proto=50), esp, min_size=0)
+        fr = inner
+    else:
+        fr = F.frame(packet)
+    return F.push_tag(fr, (pcp << 13) | tag)
+
+
+@pytest.mark.parametrize("taps", ["model-taps", "random-taps"])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "element-by-element"])
+@pytest.mark.parametrize("example", EXAMPLES, ids=IDS)
+def test_runtime_returns_the_tags_the_host_model_predicts(example: Path, fuse: bool, taps: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    c = compiled(example)
+    files = G.render_click(c)
+    seed = zlib.crc32(example.stem.encode())
+    oracle = default_oracle if taps == "model-taps" else tap_oracle(seed)
+    visits = record_visits(c, seed=seed, monkeypatch=monkeypatch, oracle=oracle)
+    assert visits, "no packet reached a module host"
+    rigs = {h: HostRig(c, h, files[f"click/{h}.click"], fuse, oracle) for h in {v[0] for v in visits}}
+    failures = []
+    for n, (host, tag, pkt, back, visited) in enumerate(visits):
+        rig = rigs[host]
+        got = rig.run(build_frame(c, rig.hp, tag, pkt, pcp=4 if n % 2 else 0), pkt)
+        tags = [F.pop_tag(g)[0] for g in got]
+        want = [] if back is None else [back]
+        if [t & 0xFFF if t is not None else None for t in tags] != want or any(t and t >> 13 for t in tags):
+            failures.append(f"host {host} tag {tag} {visited} {pkt}: model {want}, runtime {tags}")
+    assert not failures, f"{len(failures)} of {len(visits)} visits differ:\n" + "\n".join(failures[:20])
+
+
+# ---------------------------------------------------------------- two gateways talking
+
+HQ = """
+site hq
+switch gw dpid 0x21 ports 8
+host crypto at gw:1 cores 4 memory 4GB runs click
+edge wan    at gw:8 default
+edge lan    at gw:2 net 10.50.0.0/16
+module enc = encrypt(spi: 0x2001, key: "c4a2b1d5e0c9a3f7")
+module dec = decrypt(spi: 0x1001, key: "7f3a9c0e5d1b2a4c")
+module gre = tunnel(remote: 198.51.100.2, local: 203.0.113.1)
+policy outbound from lan match ip and dst net 172.16.0.0/24 via enc >> gre
+policy inbound  from wan match proto 47 and src host 198.51.100.2 and dst host 203.0.113.1 via gre >> dec
+"""
+
+
+def one_visit(c: Compiled, pkt: dict[str, int], edge: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int, int]:
+    v = Visits()
+    v.orig = PS.run_host
+    monkeypatch.setattr(PS, "run_host", v)
+    PS.Platform(c).trace(pkt, edge)
+    monkeypatch.undo()
+    [(host, tag, _, back, _)] = v.seen
+    return host, tag, back
+
+
+def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vpn_gateway (the branch) and a head-office site with the mirror image of
+    its modules, both compiled by fsc and run in the runtime: a packet from
+    the branch office leaves the branch encrypted and GRE-tunnelled, and the
+    head office gives back the very packet; and the other way round."""
+    from fslang.frontend import run as run_site
+
+    branch = compiled(next(p for p in EXAMPLES if p.stem == "vpn_gateway"))
+    res = run_site("hq.fs", HQ)
+    assert res.site is not None and not res.diagnostics
+    hq = compile_site(res.site)
+    gw = {name: load(G.render_click(c)["click/crypto.click"], f"{name}.click", seed=n)
+          for n, (name, c) in enumerate((("branch", branch), ("hq", hq)))}
+    plans = {"branch": branch, "hq": hq}
+
+    def through(side: str, frame: bytes, edge: str) -> bytes:
+        c = plans[side]
+        host, tag, back = one_visit(c, F.parse(frame), edge, monkeypatch)
+        assert back == 1  # the model: to the exit
+        [out] = gw[side].push("eth0", F.push_tag(frame, tag))["eth0"]
+        tci, rest = F.pop_tag(out)
+        assert tci == back
+        return rest
+
+    office = F.frame({"eth_src": 0x020000000011, "eth_dst": 0x020000000022, "eth_type": 0x0800,
+                      "ipv4_src": 0xAC100009, "ipv4_dst": 0x0A320102, "ip_proto": 17, "udp_src": 5000,
+                      "udp_dst": 53, "vlan_vid": 0x1000 | 12}, b"query for the head office", min_size=0)
+    wire = through("branch", office, "office")
+    w = F.parse(wire)
+    assert (w["ip_proto"], w["ipv4_src"], w["ipv4_dst"]) == (47, 0xC6336402, 0xCB007101)  # 198.51.100.2 -> 203.0.113.1
+    assert b"query for the head office" not in wire  # encrypted inside the tunnel
+    assert through("hq", wire, "wan") == office  # decapsulated, decrypted: the same frame, customer tag included
+
+    reply = F.frame({"eth_src": 0x020000000022, "eth_dst": 0x020000000011, "eth_type": 0x0800,
+                     "ipv4_src": 0x0A320102, "ipv4_dst": 0xAC100009, "ip_proto": 17, "udp_src": 53,
+                     "udp_dst": 5000}, b"the answer", min_size=0)
+    wire2 = through("hq", reply, "lan")
+    assert F.parse(wire2)["ipv4_dst"] == 0xC6336402 and b"the answer" not in wire2
+    assert through("branch", wire2, "wan") == reply
