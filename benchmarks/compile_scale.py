@@ -3,7 +3,8 @@ on generated sites of 100, 1,000 and 10,000 policies.
 
     python -m benchmarks.compile_scale [--sizes 100,1000,10000]
 
-Each run is a fresh process (so peak RSS is its own); prints a table."""
+Each run is a fresh process (so peak RSS and CPU time are its own); prints a
+table.  CPU time (user + system) is the steadier figure on a shared machine."""
 
 from __future__ import annotations
 
@@ -36,20 +37,23 @@ def main() -> None:
                 code = (f"import resource,sys,runpy; sys.argv=['fsc',*{cmd!r}]\n"
                         "try:\n    runpy.run_module('fslang.cli', run_name='__main__')\n"
                         "except SystemExit as e:\n    rc = e.code or 0\nelse:\n    rc = 0\n"
-                        "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+                        "ru = resource.getrusage(resource.RUSAGE_SELF)\n"
+                        "print('PEAK', ru.ru_maxrss, ru.ru_utime + ru.ru_stime, file=sys.stderr)\n"
                         "sys.exit(rc)")
                 start = time.perf_counter()
                 proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                       env={**os.environ, "PYTHONHASHSEED": "0"})
                 wall = time.perf_counter() - start
-                peak = next((int(l.split()[1]) / 1024 for l in proc.stderr.splitlines() if l.startswith("PEAK")), 0.0)
-                row += [wall, peak, proc.returncode]
+                line = next((l.split() for l in proc.stderr.splitlines() if l.startswith("PEAK")), ["", "0", "0"])
+                row += [wall, float(line[2]), int(line[1]) / 1024, proc.returncode]
             rows.append(row)
-    print(f"{'policies':>9} {'hosts':>6} {'sw':>3} | {'check s':>8} {'MiB':>6} {'rc':>3} | {'compile s':>9} {'MiB':>6} {'rc':>3}")
+    print(f"{'policies':>9} {'hosts':>6} {'sw':>3} | {'check s':>8} {'cpu s':>6} {'MiB':>6} {'rc':>3} | "
+          f"{'compile s':>9} {'cpu s':>6} {'MiB':>6} {'rc':>3}")
     prev = None
     for r in rows:
-        print(f"{r[0]:>9} {r[1]:>6} {r[2]:>3} | {r[3]:>8.2f} {r[4]:>6.0f} {r[5]:>3} | {r[6]:>9.2f} {r[7]:>6.0f} {r[8]:>3}"
-              + (f"   x{r[6] / prev[6]:.1f} per 10x" if prev and r[0] == prev[0] * 10 else ""))
+        print(f"{r[0]:>9} {r[1]:>6} {r[2]:>3} | {r[3]:>8.2f} {r[4]:>6.2f} {r[5]:>6.0f} {r[6]:>3} | "
+              f"{r[7]:>9.2f} {r[8]:>6.2f} {r[9]:>6.0f} {r[10]:>3}"
+              + (f"   x{r[8] / prev[8]:.1f} cpu per 10x" if prev and r[0] == prev[0] * 10 else ""))
         prev = r
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
 

@@ -9,7 +9,11 @@ import random
 import sys
 
 
-def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int = 1) -> str:
+def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int = 1, n_chains: int = 0) -> str:
+    """A site whose policies share ``n_chains`` service chains (default
+    N/20, between 8 and 60): real sites reuse a few chains for many
+    destinations, and each distinct chain costs steering tags (a VLAN id
+    offers 2,046 per generation), so one chain per policy cannot compile."""
     rng = random.Random(seed)
     out = [f"site synth{n_policies}"]
     ports = 64
@@ -36,6 +40,7 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
         out.append(f"module {name}{i} = {spec}")
     out.append("module sink0 = monitor(sink: true)")
     replicated = {m: rng.choice([2, 3, 4]) for m in rng.sample(modules, k=max(1, len(modules) // 4))}
+    chains = [_chain(rng, modules, replicated) for _ in range(n_chains or max(8, min(60, n_policies // 20)))]
     for i in range(n_policies):
         e = i % n_nets
         block = (i // n_nets) * 4  # a /30 of its own: policies never shadow each other
@@ -57,20 +62,26 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
         elif r < 0.8:
             parts.append(f"(src net 203.0.{rng.randrange(113, 120)}.0/24 or src host 198.51.100.{rng.randrange(1, 255)})")
         match = " and ".join(parts)
-        stages = []
-        for _ in range(rng.randrange(1, 5)):
-            m = rng.choice(modules)
-            if m.startswith("cls") and rng.random() < 0.5:
-                stages.append(f"{m} {{ bad: drop, else: pass }}")
-            elif m in replicated:
-                stages.append(f"{m} * {replicated[m]}")
-            else:
-                stages.append(m)
-        if rng.random() < 0.1:
-            stages.insert(0, "copy 5% to sink0")
-        out.append(f"policy p{i} from internet match {match} via {' >> '.join(stages)}")
+        out.append(f"policy p{i} from internet match {match} via {rng.choice(chains)}")
     out.append("placement spread")
     return "\n".join(out) + "\n"
+
+
+def _chain(rng: random.Random, modules: list[str], replicated: dict[str, int]) -> str:
+    """One service chain: 1-4 stages, some replicated, some `classify`
+    branches, one in ten starting with a 5% copy to a sink."""
+    stages = []
+    for _ in range(rng.randrange(1, 5)):
+        m = rng.choice(modules)
+        if m.startswith("cls") and rng.random() < 0.5:
+            stages.append(f"{m} {{ bad: drop, else: pass }}")
+        elif m in replicated:
+            stages.append(f"{m} * {replicated[m]}")
+        else:
+            stages.append(m)
+    if rng.random() < 0.1:
+        stages.insert(0, "copy 5% to sink0")
+    return " >> ".join(stages)
 
 
 if __name__ == "__main__":

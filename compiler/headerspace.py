@@ -71,10 +71,29 @@ class HeaderSpace:
         object.__setattr__(hs, "_pl", tuple(pairs))
         return hs
 
+    def __hash__(self) -> int:
+        """Cached: a space is hashed whenever something that holds it (a
+        policy, a site) is a cache key, and its cover can be large."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.layout, self.cubes))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def _pairs(self) -> tuple[Pair, ...]:
         """The cubes as (value, mask) pairs, the kernels' working form."""
         pl: tuple[Pair, ...] = self.__dict__["_pl"]
         return pl
+
+    def _care(self) -> int:
+        """The bits some cube cares about (cached: spaces are immutable)."""
+        care = self.__dict__.get("_care_bits")
+        if care is None:
+            care = 0
+            for _, m in self._pairs():
+                care |= m
+            object.__setattr__(self, "_care_bits", care)
+        return care
 
     def _lookup(self, queries: int) -> Lookup:
         """Cached per instance (frozen, so never stale); it indexes itself once
@@ -143,8 +162,26 @@ class HeaderSpace:
     def __and__(self, other: HeaderSpace) -> HeaderSpace:
         self._check(other)
         small, big = sorted((self, other), key=lambda s: len(s.cubes))
+        if not small._care() & big._care():
+            # Constraints on disjoint bits: every pair meets, no product is
+            # inside another and no two are siblings (either would need the
+            # same within one normalised side), so the product is normal.
+            out = [(av | bv, am | bm) for av, am in small._pairs() for bv, bm in big._pairs()]
+            return self._raw(self.layout, sorted(out, key=order_key))
         lk = big._lookup(len(small.cubes))
-        out = [(av | bv, am | bm) for av, am in small._pairs() for bv, bm in lk.meeting((av, am))]
+        out = []
+        in_big = in_small = True  # every product is a cube of that side
+        for av, am in small._pairs():
+            for bv, bm in lk.meeting((av, am)):
+                out.append((av | bv, am | bm))
+                if am & ~bm:
+                    in_big = False
+                if bm & ~am:
+                    in_small = False
+        if in_big or in_small:
+            # a subset of a normalised cover is normalised (no cube inside
+            # another, no siblings): only duplicates to drop, then sort
+            return self._raw(self.layout, sorted(set(out), key=order_key))
         return self._of(self.layout, out)
 
     def __or__(self, other: HeaderSpace) -> HeaderSpace:

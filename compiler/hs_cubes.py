@@ -28,7 +28,7 @@ class Layout:
     lexicographically smallest one in field order, which ``sample`` relies on.
     """
 
-    __slots__ = ("fields", "width", "_offset", "_field")
+    __slots__ = ("fields", "width", "_offset", "_field", "_hash")
 
     def __init__(self, fields: Sequence[Field]) -> None:
         self.fields: tuple[Field, ...] = tuple(fields)
@@ -39,6 +39,7 @@ class Layout:
         if any(f.width <= 0 for f in self.fields):
             raise ValueError("field widths must be positive")
         self._offset: dict[str, int] = {}
+        self._hash = hash(self.fields)  # spaces (and so their layout) are hashed often as cache keys
         off = self.width
         for f in self.fields:
             off -= f.width
@@ -84,7 +85,7 @@ class Layout:
         return isinstance(other, Layout) and self.fields == other.fields
 
     def __hash__(self) -> int:
-        return hash(self.fields)
+        return self._hash
 
     def __repr__(self) -> str:
         return f"Layout({list(self.fields)!r})"

@@ -22,13 +22,10 @@ FULL = (1 << WIDTH) - 1
 
 
 def _prefix(cube: Cube) -> tuple[int, int]:
+    """(length, bits) of the leading run of cared bits of ``ipv4_dst``."""
     mask = (cube.mask >> OFFSET) & FULL
     value = (cube.value >> OFFSET) & FULL
-    inv = ~mask & FULL
-    length = WIDTH - inv.bit_length() if inv else WIDTH  # leading ones
-    length = min(length, WIDTH)
-    while length and not (mask >> (WIDTH - length)) == (1 << length) - 1:
-        length -= 1
+    length = WIDTH - (~mask & FULL).bit_length()  # leading ones: up to the highest zero
     return length, value >> (WIDTH - length) if length else 0
 
 
@@ -36,10 +33,13 @@ class PrefixIndex:
     def __init__(self) -> None:
         self._levels: dict[int, dict[int, list[Any]]] = defaultdict(dict)
         self._sorted: dict[int, list[int]] = defaultdict(list)
+        self._lengths: list[int] = []  # prefix lengths in use, ascending: a site uses few
 
     def add(self, cube: Cube, item: Any) -> None:
         length, key = _prefix(cube)
         level = self._levels[length]
+        if not level:
+            bisect.insort(self._lengths, length)
         if key not in level:
             level[key] = []
             bisect.insort(self._sorted[length], key)
@@ -48,8 +48,11 @@ class PrefixIndex:
     def candidates(self, cube: Cube) -> Iterator[Any]:
         """Every item whose cube may intersect ``cube``."""
         length, key = _prefix(cube)
-        for up in range(length):  # ancestors: shorter prefixes containing it
-            items = self._levels.get(up, {}).get(key >> (length - up))
+        levels = self._levels
+        for up in self._lengths:  # ancestors: shorter prefixes containing it
+            if up >= length:
+                break
+            items = levels[up].get(key >> (length - up))
             if items:
                 yield from items
         for down, keys in self._sorted.items():  # the node itself and its subtree

@@ -8,6 +8,7 @@ resolve to classes (in match position) or sets (in value position).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,6 +78,37 @@ PROTO_SPACES = {
 }
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_MEMO_KINDS = (A.MNot, A.MPort, A.MOr)
+
+
+def _structure(node: Any) -> Any:
+    """A hashable key of an AST match or value without its spans, or None if
+    it refers to a name (a class or a set: their meaning and use are the
+    symbol table's business).  Nested too deeply to key: None as well."""
+    try:
+        return _key(node)
+    except (_Named, RecursionError):
+        return None
+
+
+class _Named(Exception):
+    pass
+
+
+def _key(node: Any) -> Any:
+    if isinstance(node, (A.MRef, A.RefVal, A.Name)):
+        raise _Named
+    if isinstance(node, tuple):
+        return tuple(_key(x) for x in node)
+    names = _FIELDS.get(type(node))
+    if names is None:
+        if not dataclasses.is_dataclass(node):
+            return node
+        names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node) if f.name != "span")
+    return (type(node).__name__, *(_key(getattr(node, n)) for n in names))
+
+
 @dataclass
 class MatchCompiler:
     """Compiles match ASTs of one site, memoising classes and sets."""
@@ -84,6 +116,7 @@ class MatchCompiler:
     symbols: Symbols
     class_cache: dict[str, HeaderSpace] = field(default_factory=dict)
     in_progress: set[str] = field(default_factory=set)
+    memo: dict[Any, HeaderSpace] = field(default_factory=dict)
 
     # ---- values ----
     def values(self, value: Any, seen: frozenset[str] = frozenset()) -> list[Any]:
@@ -111,8 +144,22 @@ class MatchCompiler:
 
     # ---- expressions ----
     def compile(self, expr: Any) -> HeaderSpace:
-        method = getattr(self, "m_" + type(expr).__name__)
-        return method(expr)
+        """The space of ``expr``.  Sub-expressions that name nothing are
+        memoised by their structure (spans left out): large sites repeat
+        `not dst port 53` or `dst port {80, 443}` many times, and a
+        complement is costly.  Only the costly kinds are keyed (a key costs
+        a walk of the expression).  Only results that raised no diagnostic are
+        kept, so a repeated mistake is still reported at each place."""
+        key = _structure(expr) if type(expr) in _MEMO_KINDS else None
+        if key is not None:
+            hit = self.memo.get(key)
+            if hit is not None:
+                return hit
+        before = len(self.symbols.sink.items)
+        space = getattr(self, "m_" + type(expr).__name__)(expr)
+        if key is not None and len(self.symbols.sink.items) == before:
+            self.memo[key] = space
+        return space
 
     def m_MOr(self, e: A.MOr) -> HeaderSpace:
         out = HeaderSpace.empty()

@@ -22,6 +22,8 @@ from __future__ import annotations
 import random
 
 from compiler import ir
+from compiler.placement_moves import attempt as _attempt, attempt_prefixes as _attempt_prefixes, better as _better
+from compiler.placement_small import exhaustive
 from compiler.placement_model import (Placement, PlacementResult, Problem, Score, State, Usage, keep_previous,
                                       no_host, previous_hosts, shortage)
 from fslang.diagnostics import Diagnostic
@@ -104,10 +106,6 @@ def _repair(st: State, x: int, allow_frozen: bool) -> bool:
     return False
 
 
-def _better(d: tuple[float, ...], frozen: bool) -> bool:
-    return d < (0,) * len(d) and (not frozen or d[0] < 0)  # kept instances move only off a spare
-
-
 def _candidates(st: State, i: int, by_load: list[int]) -> list[int]:
     """Hosts worth trying for ``i``: all on small sites; else where its pipeline
     neighbours run plus the few best-loaded hosts that could take it."""
@@ -169,29 +167,6 @@ def _local_search(st: State) -> int:
         if not improved or evals > EVAL_BUDGET:
             break
     return evals
-
-
-def _attempt(st: State, moves: list[tuple[int, int]]) -> bool:
-    """Make ``moves`` (instance, host) in order, keep them if together they fit
-    and lower the objective, else undo them.  Capacity is checked at the end,
-    so an exchange between two full hosts is one attempt."""
-    total: tuple[float, ...] | None = None
-    done = []
-    for j, h in moves:
-        d = st.delta(j, h)
-        total = d if total is None else tuple(x + y for x, y in zip(total, d))
-        done.append((j, st.host_of[j]))
-        st.take(j)
-        st.put(j, h)
-        st.refresh_top()
-    if total is not None and all(st.free_c(h) >= 0 and st.free_m[h] >= 0 for _, h in moves) \
-            and _better(tuple(round(x, 9) for x in total), False):
-        return True
-    for j, g in reversed(done):
-        st.take(j)
-        st.put(j, g)
-    st.refresh_top()
-    return False
 
 
 def _swap_pass(st: State) -> tuple[bool, int]:
@@ -271,11 +246,10 @@ def _group_pass(st: State) -> tuple[bool, int]:
                 group += ([j for j in free if st.host_of[j] == h2] or
                           [j for j in free if st.host_of[j] == st.host_of[i]] or free)[:1]
             moves = [(j, h2) for j in group if st.host_of[j] != h2 and h2 in p.allowed_set[st.mod[j]]]
-            for k in range(2, len(moves) + 1):
-                evals += 1
-                if _attempt(st, moves[:k]):
-                    improved = True
-                    break
+            ok, n = _attempt_prefixes(st, moves)
+            evals += n
+            if ok:
+                improved = True
     return improved, evals
 
 
@@ -485,6 +459,9 @@ def heuristic(p: Problem, previous: list[int] | None = None) -> tuple[State, lis
     _local_search(st)
     if len(st.host_of) <= ILS_LIMIT:
         _iterate(st, ILS_BUDGET)
+        best = exhaustive(st)  # tiny sites: settle what the searches may have missed
+        if best is not None and p.score(best).key() < p.score(st.host_of).key():
+            _restore(st, best)
     return st, []
 
 

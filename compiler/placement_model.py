@@ -22,11 +22,11 @@ directly follows A in a pipeline with no box between (see ``affinity``).
 
 from __future__ import annotations
 
-import heapq
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import gcd
+from operator import truediv
 from typing import Iterable, NamedTuple
 
 from compiler import ir
@@ -313,6 +313,9 @@ class State:
         self.n_on = [0] * H
         self.frozen: set[int] = set()
         self.top: list[int] = []
+        self._touched: list[int] = []  # hosts whose load changed since refresh_top
+        self._third: tuple[float, int] = (0.0, 0)  # (load, -host) of the third in ``top``
+        self._neg_hosts = [-h for h in range(H)]
 
     def free_c(self, h: int) -> int:
         return self.lim_c[h] - self.used_c[h]
@@ -329,6 +332,7 @@ class State:
         self.free_m[h] -= self.im[i]
         self.cnt[self.mod[i]][h] += 1
         self.n_on[h] += 1
+        self._touched.append(h)
 
     def take(self, i: int) -> int:
         h = self.host_of[i]
@@ -337,10 +341,27 @@ class State:
         self.free_m[h] += self.im[i]
         self.cnt[self.mod[i]][h] -= 1
         self.n_on[h] -= 1
+        self._touched.append(h)
         return h
 
     def refresh_top(self) -> None:
-        self.top = heapq.nlargest(3, range(len(self.cap)), key=lambda h: (self.frac(h), -h))
+        """The three fullest hosts, ties to the lower index.  Called after
+        every move, so it is incremental: hosts neither in the old top nor
+        touched since are unchanged and rank below the old third, so the old
+        top and the touched hosts decide unless their third falls below it."""
+        touched, self._touched = self._touched, []
+        used, cap = self.used_c, self.cap
+        if len(self.top) == 3 and len(touched) <= 8:
+            cands = set(self.top)
+            cands.update(touched)
+            keys = sorted([(used[h] / cap[h], -h) for h in cands], reverse=True)
+            if keys[2] >= self._third:
+                self.top = [-k[1] for k in keys[:3]]
+                self._third = keys[2]
+                return
+        keys = sorted(zip(map(truediv, used, cap), self._neg_hosts), reverse=True)[:3]
+        self.top = [-k[1] for k in keys]
+        self._third = keys[2] if len(keys) == 3 else (0.0, 0)
 
     def gain(self, a: int, h: int) -> int:
         return sum(w * self.cnt[b][h] for b, w in self.p.neighbours[a])

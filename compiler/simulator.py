@@ -300,12 +300,10 @@ class Simulator:
     """Pre-indexed tables; ``run`` one packet at a time."""
 
     def __init__(self, tables: SwitchTables) -> None:
-        by_table: dict[int, dict[int, list[FlowEntry]]] = {}
-        for e in tables.entries:
-            by_prio = by_table.setdefault(e.table_id, {})
-            if e not in by_prio.setdefault(e.priority, []):
-                by_prio[e.priority].append(e)  # exact duplicates: one entry
-        self._tables = {t: sorted(p.items(), key=lambda kv: -kv[0])
+        by_table: dict[int, dict[int, dict[FlowEntry, None]]] = {}
+        for e in tables.entries:  # exact duplicates: one entry (a dict keeps the order)
+            by_table.setdefault(e.table_id, {}).setdefault(e.priority, {})[e] = None
+        self._tables = {t: sorted(((prio, list(es)) for prio, es in p.items()), key=lambda kv: -kv[0])
                         for t, p in by_table.items()}
         self._groups = {g.group_id: g for g in tables.groups}
         self._select = False

@@ -1,0 +1,209 @@
+"""Statement shapes: parse each token shape once with Lark, replay the rest.
+
+A site repeats a few statement shapes thousands of times (`policy NAME from
+NAME match dst net PREFIX4 and tcp via NAME >> NAME`), and the Lark LALR
+parse costs most of the time of parsing a large site.  The statement is
+scanned with the grammar's own terminals (the order and keyword handling of
+Lark's standard lexer); the tuple of token types is the shape.  The first
+statement of a shape is parsed by Lark; when every token its tree keeps lies
+exactly on a scanned token of the same type, the tree becomes a template
+whose leaves point at token indices, and later statements of that shape get
+the same tree with their own tokens.  The parser's states depend only on the
+token types, and the contextual lexer picks, among the terminals a state
+accepts, the first that the full scan would pick, so the replayed tree is
+the one Lark would build.  Statements whose shape fails to parse, or whose
+tree does not line up with the scan, always go to Lark (so every diagnostic
+comes from Lark as before).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Union
+
+from lark import Lark, Token, Tree
+
+MAX_SHAPES = 4096
+Template = Union[None, tuple]  # ("T", index, type) | ("R", data, children) | None (placeholder)
+
+
+@lru_cache(maxsize=4)
+def _scanner(parser: Lark) -> tuple[re.Pattern[str], dict[str, str], frozenset[str]]:
+    """One alternation of every terminal in the standard lexer's order;
+    keywords that NAME also matches are found by NAME and retyped."""
+    terms = list(parser.terminals)
+    name_re = next(t for t in terms if t.name == "NAME").pattern.to_regexp()
+    keywords = {t.pattern.value: t.name for t in terms
+                if t.pattern.type == "str" and re.fullmatch(name_re, t.pattern.value)}
+    rest = [t for t in terms if not (t.pattern.type == "str" and t.pattern.value in keywords)]
+    rest.sort(key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
+    regex = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in rest))
+    return regex, keywords, frozenset(parser.lexer_conf.ignore)
+
+
+# Tokens that only one terminal can start with, found without trying the
+# whole alternation: blanks, comments, words not followed by `:` (no address
+# or port reference), decimal numbers not followed by anything that would
+# make them a size, rate, address or range, and plain punctuation.
+# Possessive quantifiers keep a word or number from matching a shorter prefix.
+_FAST = re.compile(r"(?P<ws>[ \t\f\r\n]++)|(?P<comment>#[^\n]*+)|(?P<word>[A-Za-z_][A-Za-z0-9_-]*+)(?!:)"
+                   r"|(?P<int>[0-9]++)(?![0-9A-Za-z_.:%/])|(?P<punct>>>|->|[,(){}=*])")
+
+
+@lru_cache(maxsize=4)
+def _punct(parser: Lark) -> dict[str, str]:
+    return {t.pattern.value: t.name for t in parser.terminals if t.pattern.type == "str"}
+
+
+def scan(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None:
+    """(type, text, start, end) of every token, or None where nothing matches."""
+    regex, keywords, ignore = _scanner(parser)
+    punct = _punct(parser)
+    out = []
+    pos, n = 0, len(text)
+    match, fast = regex.match, _FAST.match
+    while pos < n:
+        f = fast(text, pos)
+        if f is not None:
+            group, value, end = f.lastgroup, f.group(), f.end()
+            if group == "word":
+                out.append((keywords.get(value, "NAME"), value, pos, end))
+            elif group == "int":
+                out.append(("INT", value, pos, end))
+            elif group == "punct":
+                out.append((punct[value], value, pos, end))
+            pos = end
+            continue
+        m = match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        kind = m.lastgroup
+        value = m.group()
+        if kind == "NAME":
+            kind = keywords.get(value, "NAME")
+        if kind not in ignore:
+            out.append((kind, value, pos, m.end()))
+        pos = m.end()
+    return out
+
+
+def scan_slow(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None:
+    """``scan`` without the fast path (for tests)."""
+    regex, keywords, ignore = _scanner(parser)
+    out = []
+    pos = 0
+    while pos < len(text):
+        m = regex.match(text, pos)
+        if m is None or m.end() == pos:
+            return None
+        kind = keywords.get(m.group(), "NAME") if m.lastgroup == "NAME" else m.lastgroup
+        if kind not in ignore:
+            out.append((kind, m.group(), pos, m.end()))
+        pos = m.end()
+    return out
+
+
+_shapes: dict[tuple[str, ...], "Replay | bool"] = {}
+
+
+class Replay:
+    """A statement shape's tree as post-order build steps with each node's
+    span worked out from the token indices (tokens never overlap, so the
+    first/last token below a node gives its span, as the builder computes)."""
+
+    __slots__ = ("ops", "tokens")
+
+    def __init__(self, ops: list[tuple], tokens: list[tuple[str, str, int, int]] | None = None) -> None:
+        self.ops = ops
+        self.tokens = tokens
+
+    def bind(self, tokens: list[tuple[str, str, int, int]]) -> "Replay":
+        return Replay(self.ops, tokens)
+
+    def run(self, builder: Any, tok_class: Any, span_class: Any) -> Any:
+        """What ``builder.build`` returns for the tree Lark would give."""
+        tokens = self.tokens
+        offset = builder.offset
+        handlers = builder._handlers
+        values: list[Any] = []
+        push = values.append
+        for op in self.ops:
+            kind = op[0]
+            if kind == 0:  # token
+                _, text, s, e = tokens[op[1]]
+                push(tok_class(op[2], text, span_class(offset + s, offset + e)))
+            elif kind == 1:  # placeholder
+                push(None)
+            else:
+                _, data, n, first, last = op
+                start = offset + tokens[first][2] if first >= 0 else offset
+                end = offset + tokens[last][3] if last >= 0 else offset if last == -1 else -1
+                handler = handlers.get(data)
+                if handler is None:
+                    handler = handlers[data] = getattr(builder, "r_" + data, builder.default)
+                if n:
+                    kids = values[-n:]
+                    del values[-n:]
+                else:
+                    kids = []
+                push(handler(span_class(start, max(start, end)), *kids))
+        return values[0]
+
+
+def parse_statement(parser: Lark, chunk: str, max_depth: int) -> "Tree | Replay":
+    """Lark's tree for ``chunk`` (start symbol ``statement``), or a replay of
+    the shape's template bound to this chunk's tokens.  Raises what Lark raises."""
+    tokens = scan(parser, chunk)
+    if tokens is None:
+        return parser.parse(chunk, start="statement")
+    shape = tuple(t[0] for t in tokens)
+    template = _shapes.get(shape)
+    if template is None:
+        tree = parser.parse(chunk, start="statement")
+        if len(_shapes) < MAX_SHAPES:
+            _shapes[shape] = _compile(tree, tokens, max_depth)
+        return tree
+    if template is False:
+        return parser.parse(chunk, start="statement")
+    return template.bind(tokens)  # type: ignore[union-attr]
+
+
+def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int) -> "Replay | bool":
+    """Build steps for ``tree``; False when a kept token does not coincide
+    with a scanned one or the tree is deeper than the builder allows (then
+    the builder's own walk reports it)."""
+    at = {t[2]: i for i, t in enumerate(tokens)}
+    ops: list[tuple] = []
+
+    # Each result is (depth, start, end) in symbols: start None (a placeholder,
+    # left out), -1 (the statement offset, below every token) or a token
+    # index; end -2 (none: -1), -1 (the offset) or a token index.  Tokens do
+    # not overlap, so min/max over positions are min/max over indices.
+    def walk(node: Any) -> tuple[int, int | None, int]:
+        if node is None:
+            ops.append((1,))
+            return 0, None, -2
+        if isinstance(node, Token):
+            i = at.get(node.start_pos)
+            if i is None or tokens[i][3] != node.end_pos or tokens[i][0] != node.type:
+                raise ValueError("token mismatch")
+            ops.append((0, i, node.type))
+            return 0, i, i
+        kids = [walk(c) for c in node.children]
+        depth = 1 + max((k[0] for k in kids), default=0)
+        if depth > max_depth:
+            raise ValueError("too deep")
+        starts = [k[1] for k in kids if k[1] is not None]
+        start = -1 if not starts or -1 in starts else min(starts)
+        ends = [k[2] for k in kids]
+        tok_ends = [e for e in ends if e >= 0]
+        end = max(tok_ends) if tok_ends else -1 if (not ends or -1 in ends) else -2
+        ops.append((2, node.data, len(node.children), start, end))
+        return depth, start, end
+
+    try:
+        walk(tree)
+    except (ValueError, RecursionError):
+        return False
+    return Replay(ops)
