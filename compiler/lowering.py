@@ -103,6 +103,7 @@ class Lowering:
         self.policies = {p.name: p for p in self.site.policies}
         self.entries_here: dict[str, set[int]] = {}  # switch -> entries its classification writes
         self._select_cache: dict[int, list[FlowEntry]] = {}
+        self._parts: dict[int, list[tuple[str, list]]] = {}  # entry id -> (kind, matches), same on every switch
         self.needs_hash = any(c.buckets != frozenset(range(flowhash.BUCKETS))
                               for e in self.plan.entries for c, _ in e.combos)
 
@@ -150,17 +151,27 @@ class Lowering:
                 m = Match.of(FieldMatch("in_port", port), FieldMatch("eth_type", eth))
                 self.add(sw, FlowEntry(T.CLASSIFY, 10, m, goto_table=T.POLICY))
             self.add(sw, FlowEntry(T.CLASSIFY, 5, Match.of(FieldMatch("in_port", port)), goto_table=T.NONIP))
-        for order, (policy, _, entry) in enumerate(self.plan.ingress):
+        here = {edge.index for edge, _ in self.edge_ports[sw]}
+        edge_index = {e.name: e.index for e in self.site.edges}
+        for order, (policy, direction, entry) in enumerate(self.plan.ingress):
             prio = T.PRIO_POLICY_TOP - 10 * order
+            if not here or (direction == "forward" and policy.sources
+                            and not any(edge_index[s] in here for s in policy.sources)):
+                continue  # no ingress port of this policy on this switch
             space = self._space(entry, policy)
             cookie = _cookie(policy.index, 0)
             meta = (self.entry_bits(entry.id), T.ENTRY_MASK)
             is_drop = isinstance(policy.pipeline, ir.Drop)
             # other ethertypes: no FSL primitive tells them apart, so their part
             # of a policy is exact with eth_type left out (NONIP sees no IP/ARP)
-            for part, kind in ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other")):
+            parts = self._parts.get(entry.id)
+            if parts is None:  # the same on every switch: split and spell once
+                parts = self._parts[entry.id] = [
+                    (kind, space_to_matches(part)) for part, kind in
+                    ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other"))]
+            for kind, matches in parts:
                 table = T.NONIP if kind == "other" else T.POLICY
-                for edge_pat, fields in space_to_matches(part):
+                for edge_pat, fields in matches:
                     for e in edges_admitted(edge_pat, n_edges):
                         for edge, port in self.edge_ports[sw]:
                             if edge.index != e:

@@ -30,20 +30,21 @@ def _net_space(net: ipaddress.IPv4Network | ipaddress.IPv6Network, side: str) ->
 
 def exit_region(site: ir.Site, edge: ir.Edge, side: str = "dst") -> HeaderSpace:
     """IP packets whose ``side`` address selects ``edge`` (longest prefix, then default)."""
-    return _regions(site, side)[edge.name]
+    return _regions(site.edges, side)[edge.name]
 
 
 @lru_cache(maxsize=64)
-def _regions(site: ir.Site, side: str) -> dict[str, HeaderSpace]:
-    nets = [(n, e.name) for e in site.edges for n in e.nets]
-    out = {e.name: HeaderSpace.empty() for e in site.edges}
+def _regions(edges: tuple[ir.Edge, ...], side: str) -> dict[str, HeaderSpace]:
+    """Keyed by the edges alone: hashing a whole site per lookup is costly."""
+    nets = [(n, e.name) for e in edges for n in e.nets]
+    out = {e.name: HeaderSpace.empty() for e in edges}
     claimed = HeaderSpace.empty()
     # longest prefixes first: each net takes what no longer prefix took
     for net, name in sorted(nets, key=lambda t: (-t[0].prefixlen, t[0].version, int(t[0].network_address))):
         space = _net_space(net, side) - claimed
         out[name] = out[name] | space
         claimed = claimed | space
-    for e in site.edges:
+    for e in edges:
         if e.default:
             out[e.name] = out[e.name] | ((V4 | V6) - claimed)
     return out
