@@ -119,8 +119,14 @@ def group_entry(g: GroupEntry, dpid: int) -> dict[str, Any]:
 
 def flow_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
     """Flow bodies in the same order as the ovs-ofctl rendering."""
-    key = lambda e: json.dumps(flow_entry(e, dpid), sort_keys=True)  # noqa: E731
-    return [flow_entry(e, dpid) for e, _ in ordered_entries(tables, key)]
+    bodies: dict[FlowEntry, dict[str, Any]] = {}
+
+    def key(e: FlowEntry) -> str:
+        body = bodies.get(e)
+        if body is None:
+            body = bodies[e] = flow_entry(e, dpid)
+        return json.dumps(body, sort_keys=True)
+    return [bodies[e] if e in bodies else flow_entry(e, dpid) for e, _ in ordered_entries(tables, key)]
 
 
 def group_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
@@ -130,6 +136,9 @@ def group_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
 
 def to_json(tables: SwitchTables, dpid: int) -> str:
     """``{"dpid", "groups": [...], "flows": [...]}``: post groups first."""
-    doc = {"dpid": dpid, "groups": group_entries(tables, dpid),
-           "flows": flow_entries(tables, dpid)}
-    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    def lines(items: list[dict[str, Any]]) -> str:
+        # one compact object per line: the C encoder (indent= is pure Python
+        # and the slowest part of writing a large site), still diffable
+        return "[\n" + ",\n".join("  " + json.dumps(i, sort_keys=True) for i in items) + "\n ]" if items else "[]"
+    return (f'{{"dpid": {dpid},\n "flows": {lines(flow_entries(tables, dpid))},\n'
+            f' "groups": {lines(group_entries(tables, dpid))}}}\n')

@@ -3,7 +3,8 @@
 // eth0 is the host's first switch port (core:1; the host is wired to core:1, core:2).
 // It carries only steered traffic: every frame from the switch has an outer 802.1Q
 // tag whose VLAN id names a step (plan.json, "steering"); a customer's own VLAN tag
-// rides inside it and is kept. FromDevice uses libpcap, which puts back tags that the
+// rides inside it and is kept. FromDevice reads with libpcap (METHOD PCAP; Click must be
+// built with it), which puts back tags that the
 // NIC took off; turn off VLAN offload anyway (ethtool -K eth0 rxvlan off).
 //
 // Each step strips the outer tag and enters its instance; each output of the
@@ -17,7 +18,7 @@
 // otherwise are dropped.
 elementclass I_bl {
   input -> Queue(1000) -> ToDevice(fs-bl);
-  back :: FromDevice(fs-bl, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-bl, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/000b%efff,  // tag 11, out
       -  // anything else
@@ -28,7 +29,7 @@ elementclass I_bl {
 }
 
 // dec: decrypt ESP with SPI 512 (Click's IPsec elements: HMAC-SHA1-96 and
-// AES-CBC with 16-byte keys held in the RadixIPsecLookup SA entry). ESP packets with
+// Click's AES-CBC variant (not interoperable with standard ESP) with 16-byte keys held in the RadixIPsecLookup SA entry). ESP packets with
 // another SPI or a bad digest are dropped; other packets pass unchanged.
 elementclass I_dec {
   l2in :: GetEtherAddress(ANNO 4, OFFSET dst);
@@ -54,7 +55,7 @@ elementclass I_dec {
 }
 
 // enc: encrypt, ESP with SPI 256 (Click's IPsec elements: ESP tunnel mode,
-// HMAC-SHA1-96 and AES-CBC with 16-byte keys held in the RadixIPsecLookup SA entry).
+// HMAC-SHA1-96 and Click's AES-CBC variant (not interoperable with standard ESP) with 16-byte keys held in the RadixIPsecLookup SA entry).
 // The outer header is IPsecEncap's: destination = the packet's destination (so the
 // packet still leaves by its destination), source 0.0.0.0 (the module has no address
 // of its own; Click's IPsecEncap leaves it to FixIPSrc). IPv6 and non-IP frames pass
@@ -171,7 +172,7 @@ elementclass I_gre {
 // otherwise are dropped.
 elementclass I_ids_1 {
   input -> Queue(1000) -> ToDevice(fs-ids.1);
-  back :: FromDevice(fs-ids.1, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-ids.1, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/0003%efff,  // tag 3, out
       12/8100 14/2003%efff,  // tag 3, alert
@@ -188,7 +189,7 @@ elementclass I_ids_1 {
 }
 
 // ---- the switch port
-from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true);
+from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 to_switch :: Queue(1000);
 steer :: Classifier(
     12/8100 14/0003%0fff,  // tag 3: ids#1

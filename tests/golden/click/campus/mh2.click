@@ -3,7 +3,8 @@
 // eth0 is the host's first switch port (core:3; the host is wired to core:3).
 // It carries only steered traffic: every frame from the switch has an outer 802.1Q
 // tag whose VLAN id names a step (plan.json, "steering"); a customer's own VLAN tag
-// rides inside it and is kept. FromDevice uses libpcap, which puts back tags that the
+// rides inside it and is kept. FromDevice reads with libpcap (METHOD PCAP; Click must be
+// built with it), which puts back tags that the
 // NIC took off; turn off VLAN offload anyway (ethtool -K eth0 rxvlan off).
 //
 // Each step strips the outer tag and enters its instance; each output of the
@@ -23,7 +24,7 @@ elementclass I_cnt {
 // otherwise are dropped.
 elementclass I_deep {
   input -> Queue(1000) -> ToDevice(fs-deep);
-  back :: FromDevice(fs-deep, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-deep, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/000e%efff,  // tag 14, out
       -  // anything else
@@ -40,7 +41,7 @@ elementclass I_deep {
 // otherwise are dropped.
 elementclass I_ids_2 {
   input -> Queue(1000) -> ToDevice(fs-ids.2);
-  back :: FromDevice(fs-ids.2, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-ids.2, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/0005%efff,  // tag 5, out
       12/8100 14/2005%efff,  // tag 5, alert
@@ -125,7 +126,7 @@ elementclass I_trial {
 }
 
 // ---- the switch port
-from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true);
+from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 to_switch :: Queue(1000);
 steer :: Classifier(
     12/8100 14/0005%0fff,  // tag 5: ids#2

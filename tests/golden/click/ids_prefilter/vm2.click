@@ -3,7 +3,8 @@
 // eth0 is the host's first switch port (tor:3; the host is wired to tor:3).
 // It carries only steered traffic: every frame from the switch has an outer 802.1Q
 // tag whose VLAN id names a step (plan.json, "steering"); a customer's own VLAN tag
-// rides inside it and is kept. FromDevice uses libpcap, which puts back tags that the
+// rides inside it and is kept. FromDevice reads with libpcap (METHOD PCAP; Click must be
+// built with it), which puts back tags that the
 // NIC took off; turn off VLAN offload anyway (ethtool -K eth0 rxvlan off).
 //
 // Each step strips the outer tag and enters its instance; each output of the
@@ -17,7 +18,7 @@
 // otherwise are dropped.
 elementclass I_ids_1 {
   input -> Queue(1000) -> ToDevice(fs-ids.1);
-  back :: FromDevice(fs-ids.1, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-ids.1, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/0004%efff,  // tag 4, out
       12/8100 14/2004%efff,  // tag 4, alert
@@ -30,7 +31,7 @@ elementclass I_ids_1 {
 }
 
 // ---- the switch port
-from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true);
+from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 to_switch :: Queue(1000);
 steer :: Classifier(
     12/8100 14/0004%0fff,  // tag 4: ids#1

@@ -3,7 +3,8 @@
 // eth0 is the host's first switch port (sw:2; the host is wired to sw:2).
 // It carries only steered traffic: every frame from the switch has an outer 802.1Q
 // tag whose VLAN id names a step (plan.json, "steering"); a customer's own VLAN tag
-// rides inside it and is kept. FromDevice uses libpcap, which puts back tags that the
+// rides inside it and is kept. FromDevice reads with libpcap (METHOD PCAP; Click must be
+// built with it), which puts back tags that the
 // NIC took off; turn off VLAN offload anyway (ethtool -K eth0 rxvlan off).
 //
 // Each step strips the outer tag and enters its instance; each output of the
@@ -17,7 +18,7 @@
 // otherwise are dropped.
 elementclass I_candidate {
   input -> Queue(1000) -> ToDevice(fs-candidate);
-  back :: FromDevice(fs-candidate, SNIFFER false, PROMISC true);
+  back :: FromDevice(fs-candidate, SNIFFER false, PROMISC true, METHOD PCAP);
   ret :: Classifier(
       12/8100 14/0006%efff,  // tag 6, out
       12/8100 14/2006%efff,  // tag 6, alert
@@ -36,7 +37,7 @@ elementclass I_trial {
 }
 
 // ---- the switch port
-from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true);
+from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 steer :: Classifier(
     12/8100 14/0003%0fff,  // tag 3: trial
     12/8100 14/0006%0fff,  // tag 6: candidate

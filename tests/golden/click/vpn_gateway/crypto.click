@@ -3,7 +3,8 @@
 // eth0 is the host's first switch port (gw:1; the host is wired to gw:1).
 // It carries only steered traffic: every frame from the switch has an outer 802.1Q
 // tag whose VLAN id names a step (plan.json, "steering"); a customer's own VLAN tag
-// rides inside it and is kept. FromDevice uses libpcap, which puts back tags that the
+// rides inside it and is kept. FromDevice reads with libpcap (METHOD PCAP; Click must be
+// built with it), which puts back tags that the
 // NIC took off; turn off VLAN offload anyway (ethtool -K eth0 rxvlan off).
 //
 // Each step strips the outer tag and enters its instance; each output of the
@@ -11,7 +12,7 @@
 // or into Discard.
 
 // dec: decrypt ESP with SPI 8193 (Click's IPsec elements: HMAC-SHA1-96 and
-// AES-CBC with 16-byte keys held in the RadixIPsecLookup SA entry). ESP packets with
+// Click's AES-CBC variant (not interoperable with standard ESP) with 16-byte keys held in the RadixIPsecLookup SA entry). ESP packets with
 // another SPI or a bad digest are dropped; other packets pass unchanged.
 elementclass I_dec {
   l2in :: GetEtherAddress(ANNO 4, OFFSET dst);
@@ -37,7 +38,7 @@ elementclass I_dec {
 }
 
 // enc: encrypt, ESP with SPI 4097 (Click's IPsec elements: ESP tunnel mode,
-// HMAC-SHA1-96 and AES-CBC with 16-byte keys held in the RadixIPsecLookup SA entry).
+// HMAC-SHA1-96 and Click's AES-CBC variant (not interoperable with standard ESP) with 16-byte keys held in the RadixIPsecLookup SA entry).
 // The outer header is IPsecEncap's: destination = the packet's destination (so the
 // packet still leaves by its destination), source 0.0.0.0 (the module has no address
 // of its own; Click's IPsecEncap leaves it to FixIPSrc). IPv6 and non-IP frames pass
@@ -96,7 +97,7 @@ elementclass I_gre {
 }
 
 // ---- the switch port
-from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true);
+from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 to_switch :: Queue(1000);
 steer :: Classifier(
     12/8100 14/0003%0fff,  // tag 3: gre
