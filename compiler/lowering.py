@@ -275,7 +275,11 @@ class Lowering:
             return cached
         policy = self.policies[entry.policy]
         rules: list[FlowEntry] = []
+        n = len(entry.combos)
+        if n > T.PRIO_SELECT_TOP:
+            raise ValueError(f"policy {policy.name}: {n} steering combos exceed the select table's priorities")
         for ci, (constraint, dispatch) in enumerate(entry.combos):
+            prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
             actions, goto = self.first_dispatch(dispatch)
             # an entry is only ever written for IP packets, so a choice without
             # a header constraint needs no header fields at all
@@ -285,7 +289,7 @@ class Lowering:
                     continue  # only packets from edges that do not exist (a complement's leftovers)
                 for value, mask in bucket_patterns(constraint.buckets):
                     meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value, T.ENTRY_MASK | mask)
-                    rules.append(FlowEntry(T.SELECT, 100, Match.of(meta, *fields), actions, goto,
+                    rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto,
                                            cookie=_cookie(policy.index, 1 + ci)))
         self._select_cache[entry.id] = rules
         return rules

@@ -88,6 +88,9 @@ class Constraint:
 
 TRUE = Constraint()
 Combos = list[tuple[Constraint, Dispatch]]
+"""Ordered: a packet takes the first combo whose constraint it meets.  Every
+list a pipeline unfolds to covers every packet, so products taken in
+lexicographic order keep first-match right (an earlier stage's choice first)."""
 
 
 def addr_bucket_space(by: str, buckets: frozenset[int]) -> HeaderSpace:
@@ -159,28 +162,22 @@ class Unfolder:
         return out
 
     def u_Case(self, p: ir.Case, conts: Combos) -> Combos:
+        """Arms in written order, each with its own guard only: combos are
+        ordered (the switch gives earlier combos higher priority), so a later
+        arm needs no "minus the earlier guards" and `else` no complement."""
         out: Combos = []
-        taken = HeaderSpace.empty()
         has_else = False
         for guard, body in p.arms:
-            if guard is None:
-                has_else = True
-                arm_space = HeaderSpace.all() - taken
-            else:
-                arm_space = guard - taken
-                taken = taken | guard
+            has_else = guard is None
+            arm = TRUE if guard is None else Constraint(space=guard)
             for c, d in self.pipeline(body, conts):
-                k = c & Constraint(space=arm_space)
+                k = c & arm
                 if k.satisfiable():
                     out.append((k, d))
             if has_else:
                 break
         if not has_else:
-            rest = HeaderSpace.all() - taken
-            for c, d in conts:
-                k = c & Constraint(space=rest)
-                if k.satisfiable():
-                    out.append((k, d))
+            out.extend(conts)
         return out
 
     def u_Use(self, p: ir.Use, conts: Combos) -> Combos:

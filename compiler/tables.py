@@ -42,4 +42,5 @@ def generation_tag(tag: int, generation: int) -> int:
 
 PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000
+PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
 PRIO_DEFAULT = 1
