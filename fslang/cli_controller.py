@@ -77,7 +77,47 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
         same = build(int(gen))
         if same == deployed.get("files"):
             return name, result.source.text, same, True
+        if _ingress_only(deployed.get("files") or {}, same):
+            return name, result.source.text, same, False
     return name, result.source.text, build(0 if gen is None else 1 - int(gen)), False
+
+
+def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
+    """True when ``new`` (compiled with the deployed generation) differs from
+    ``old`` only by ingress-table rules added or deleted (none replaced in
+    place), with the same instances: then one atomic bundle per switch (the
+    flip) is the whole update, and a generation change, which rewrites every
+    rule, is not needed. Compares the `.ofctl` text (deterministic), so it
+    costs no OpenFlow parsing."""
+    from backends.controller.instances import host_specs
+    from backends.controller.plan import ingress_tables
+
+    changed = {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
+    if any(not (p == "plan.json" or p.startswith("openflow/")) for p in changed):
+        return False
+    if host_specs(old) != host_specs(new):
+        return False
+    ingress = ingress_tables(new) | ingress_tables(old)
+
+    def key(line: str) -> tuple[str, str, str]:
+        head, _, _actions = line.partition(",actions=")
+        fields = head.split(",")
+        table, prio = fields[0], fields[1]
+        match = ",".join(f for f in fields[2:] if not f.startswith("cookie="))
+        return table, prio, match
+
+    for p in changed:
+        if not p.endswith(".ofctl"):
+            continue
+        a = {l for l in old.get(p, "").splitlines() if l.strip()}
+        b = {l for l in new.get(p, "").splitlines() if l.strip()}
+        added, removed = b - a, a - b
+        for line in added | removed:
+            if int(line.split(",", 1)[0].removeprefix("table=")) not in ingress:
+                return False
+        if {key(l) for l in added} & {key(l) for l in removed}:
+            return False
+    return True
 
 
 def register(app: typer.Typer) -> None:

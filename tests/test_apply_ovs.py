@@ -125,6 +125,20 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             wait_for(lambda: ctl.get("/v1/status")["unknown_switches"] == [0x77], 15, "the stray switch")
             assert "switch 0x77 connected, but the deployed site has no switch with that dpid" in ctl.log.read_text()
             assert "0x77" in ctl.cli("status").stdout
+
+            # a change to one policy's match touches only ingress rules: the
+            # client keeps the generation and the flip bundle is the whole update
+            site.write_text(NEW.replace("dst net 10.80.0.0/24", "dst net 10.80.0.0/25"))
+            r = ctl.cli("apply", str(site), "--yes", "--drain", "0", "--format", "json")
+            assert r.returncode == 0, r.stdout + r.stderr
+            evs = events(r.stdout)
+            plan_ev = next(e for e in evs if e.get("phase") == "plan")
+            assert plan_ev["new_generation"] == 1 and "warning" not in plan_ev, plan_ev
+            per_switch = plan_ev["switches"]
+            assert all(s["install"] == 0 and s["cleanup"] == 0 for s in per_switch.values()), per_switch
+            assert 0 < sum(s["flip"] for s in per_switch.values()) <= 12, per_switch
+            narrowed = compile_files(site, tmp_path / "narrowed", generation=1, previous=tmp_path / "new")
+            assert tables() == {n: lab.reference(narrowed[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
         finally:
             for a in agents.values():
                 a.__exit__(None, None, None)

@@ -62,7 +62,8 @@ class Flow:
 
     @cached_property
     def canonical(self) -> tuple:
-        return canonical(self.table_id, self.priority, self.cookie, self.match, self.instructions)
+        insts = tuple(sorted(_instruction_bytes(i) for i in self.instructions))
+        return (self.table_id, self.priority, self.key[2], self.cookie, insts)  # the match encoded once
 
     def describe(self) -> str:
         """A short ovs-ofctl-like rendering for messages."""

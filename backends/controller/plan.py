@@ -131,11 +131,12 @@ def _order(key: FlowKey) -> tuple:
 
 
 def plan_update(old_files: Mapping[str, str] | None, new_files: Mapping[str, str],
-                old_tables: dict[str, tuple[int, Tables]] | None = None) -> UpdatePlan:
+                old_tables: dict[str, tuple[int, Tables]] | None = None,
+                new_tables: dict[str, tuple[int, Tables]] | None = None) -> UpdatePlan:
     """The phased update from ``old_files`` (None: nothing deployed) to
     ``new_files``; ``old_tables``: ``switch_tables(old_files)`` if at hand."""
     old_sw = switch_tables(old_files) if old_tables is None else old_tables
-    new_sw = switch_tables(new_files)
+    new_sw = switch_tables(new_files) if new_tables is None else new_tables
     ingress = ingress_tables(new_files)
     switches = {}
     for name in sorted(set(old_sw) | set(new_sw)):

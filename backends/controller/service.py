@@ -79,40 +79,46 @@ class Controller:
             self._tables_cache = switch_tables(self._deployed_files())
         return self._tables_cache
 
-    def _commit(self, generation: int, files: dict[str, str], site: str, source: str) -> None:
+    def _commit(self, generation: int, files: dict[str, str], site: str, source: str,
+                tables: dict[str, tuple[int, Tables]] | None = None) -> None:
         self.state.commit(generation, files, site, source)
         self._deployed_cache = None
-        self._tables_cache = None
+        self._tables_cache = tables  # the committed files' tables, already parsed
 
     def _lock_for(self, dpid: int) -> threading.Lock:
         return self._switch_locks.setdefault(dpid, threading.Lock())
 
     def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables) -> None:
         """Push one phase to one switch as a bundle, read back, compare."""
-        if ops:
-            self.of.push(dpid, ops)
+        if not ops:
+            return  # nothing sent: the last read-back still holds
+        self.of.push(dpid, ops)
         got = self.of.read_tables(dpid)
         diffs = same_tables(expected, got)
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
 
-    def _reconcile_step(self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None) -> int:
+    def _reconcile_step(self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None,
+                        actual: Tables | None = None) -> tuple[int, Tables | None]:
         """One reconcile step on one switch: with ``ingress``, only the ingress
-        tables (extra rules elsewhere stay); without, everything. Verified."""
+        tables (extra rules elsewhere stay); without, everything. Verified.
+        ``actual``: the tables just read (none sent since). Returns the
+        operations sent and, when none were, the tables read."""
         with self._lock_for(dpid):
-            actual = self.of.read_tables(dpid)
+            if actual is None:
+                actual = self.of.read_tables(dpid)
             keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
             ops = reconcile_ops(actual, desired, keep=keep)
             if not ops:
-                return 0
+                return 0, actual
             self.of.push(dpid, ops)
             got = self.of.read_tables(dpid)
             want = apply_ops(actual, ops)
             diffs = same_tables(want, got)
             if diffs:
                 raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
-            return len(ops)
+            return len(ops), None
 
     def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> int:
         """Bring switches to their desired tables: first flip every ingress
@@ -120,19 +126,20 @@ class Controller:
         does not stop the others (it is reconciled again when it reconnects).
         Returns the operations sent."""
         errors: list[str] = []
-        done: list[tuple[str, int, Tables]] = []
+        done: list[tuple[str, int, Tables, Tables | None]] = []
         n = 0
         for name, dpid, want in targets:
             try:
-                n += self._reconcile_step(name, dpid, want, ingress)
-                done.append((name, dpid, want))
+                k, read = self._reconcile_step(name, dpid, want, ingress)
+                n += k
+                done.append((name, dpid, want, read))
             except Exception as err:
                 errors.append(f"{name}: {err}")
         if n:
             time.sleep(RECONCILE_DRAIN)
-        for name, dpid, want in done:
+        for name, dpid, want, read in done:
             try:
-                n += self._reconcile_step(name, dpid, want, None)
+                n += self._reconcile_step(name, dpid, want, None, read)[0]
             except Exception as err:
                 errors.append(f"{name}: {err}")
         if errors:
@@ -235,7 +242,8 @@ class Controller:
         old = self._deployed_files()
         new = dict(req.files)
         try:
-            plan = plan_update(old, new, self._deployed_tables())
+            new_sw = switch_tables(new)
+            plan = plan_update(old, new, self._deployed_tables(), new_sw)
         except (FlowFormatError, KeyError, ValueError) as err:
             yield {"result": "failed", "error": f"the compiled files are not usable: {err}"}
             return
@@ -243,7 +251,7 @@ class Controller:
             yield {"result": "ok", "changed": False, "message": "nothing to change",
                    "generation": plan.old_generation}
             return
-        old_sw, new_sw = self._deployed_tables(), switch_tables(new)
+        old_sw = self._deployed_tables()
         connected = set(self.of.connected())
         offline = [f"{n} ({p.dpid:#x})" for n, p in plan.switches.items() if p.dpid not in connected]
         if offline:
@@ -254,7 +262,8 @@ class Controller:
             "phase": "plan", "old_generation": plan.old_generation, "new_generation": plan.new_generation,
             "switches": {n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
                          for n, p in plan.switches.items()}}
-        if old is not None and plan.old_generation == plan.new_generation:
+        if (old is not None and plan.old_generation == plan.new_generation
+                and any(p.install or p.cleanup for p in plan.switches.values())):
             ev["warning"] = (f"the new files have the deployed generation {plan.new_generation}: changed rules and "
                              "instances are replaced in place, not side by side (compile with the other generation)")
         yield ev
@@ -303,7 +312,7 @@ class Controller:
                    **({"rollback_problems": problems} if problems else {})}
             return
         # 3. commit
-        self._commit(plan.new_generation, new, req.site, req.source)
+        self._commit(plan.new_generation, new, req.site, req.source, new_sw)
         journal["phase"] = "cleanup"
         self.state.write_journal(journal)
         yield {"phase": "commit", "generation": plan.new_generation}
