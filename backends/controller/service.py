@@ -262,12 +262,14 @@ class Controller:
             "phase": "plan", "old_generation": plan.old_generation, "new_generation": plan.new_generation,
             "switches": {n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
                          for n, p in plan.switches.items()}}
+        ingress = ingress_tables(new) | ingress_tables(old)
         if (old is not None and plan.old_generation == plan.new_generation
-                and any(p.install or p.cleanup for p in plan.switches.values())):
+                and (host_specs(old) != host_specs(new)
+                     or any(f.table_id not in ingress for p in plan.switches.values()
+                            for ph in (p.install, p.flip, p.cleanup) for _, f in ph))):
             ev["warning"] = (f"the new files have the deployed generation {plan.new_generation}: changed rules and "
                              "instances are replaced in place, not side by side (compile with the other generation)")
         yield ev
-        ingress = ingress_tables(new) | ingress_tables(old)
         # bring every switch to the committed state first (drift, a crashed apply)
         try:
             n = self._reconcile([(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()],
