@@ -37,11 +37,11 @@ from compiler.modulemodel import default_oracle, swapped
 from compiler.pipeline import Compiled, compile_site
 from fslang.frontend import load as load_site
 from tests.conftest import EXAMPLES
+from tests.platform_harness import packet_from_point
 
 IDS = [p.stem for p in EXAMPLES]
 PER_CUBE = 3
 MAX_CUBES = 6
-L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 
 @lru_cache(maxsize=None)
@@ -62,27 +62,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def packet_from_point(point: Mapping[str, int]) -> dict[str, int]:
-    pkt = {"eth_src": point.get("eth_src") or 0x020000000001, "eth_dst": point.get("eth_dst") or 0x020000000002,
-           "eth_type": point.get("eth_type", 0)}
-    if point.get("vlan_vid", 0) & 0x1000:
-        pkt["vlan_vid"] = point["vlan_vid"]
-    eth = pkt["eth_type"]
-    if eth in (0x0800, 0x86DD):
-        fam = "ipv4" if eth == 0x0800 else "ipv6"
-        pkt[f"{fam}_src"] = point.get(f"{fam}_src", 0)
-        pkt[f"{fam}_dst"] = point.get(f"{fam}_dst", 0)
-        pkt["ip_proto"] = point.get("ip_proto", 0)
-        pkt["ip_dscp"] = point.get("ip_dscp", 0)
-        names = L4.get(pkt["ip_proto"])
-        if names:
-            pkt[names[0]] = point.get("tp_src", 0)
-            pkt[names[1]] = point.get("tp_dst", 0)
-    elif eth == 0x0806:
-        pkt["arp_tpa"] = point.get("arp_tpa", 0)
-    return pkt
 
 
 def decision_spaces(c: Compiled) -> list[Any]:

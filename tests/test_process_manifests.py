@@ -8,9 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,10 +20,10 @@ from backends.vm.generate import tap_name
 from compiler.pipeline import Compiled, compile_site
 from fslang.frontend import load, run
 from fslang.values import escape_string
+from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "process"
-UPDATE = os.environ.get("FSC_UPDATE_GOLDEN") == "1"
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 SHELL = ["/bin/sh", "-c"]
 
@@ -75,21 +73,7 @@ def test_quoted_arguments_of_hetero() -> None:
 
 @pytest.mark.parametrize("stem", EXAMPLE_IDS)
 def test_process_golden(stem: str) -> None:
-    files = render_process(compiled(stem))
-    gold = GOLDEN / stem
-    if UPDATE:
-        if gold.exists():
-            shutil.rmtree(gold)
-        for rel, text in files.items():
-            target = gold / Path(rel).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text.encode("utf-8"))
-    have = sorted(p.name for p in gold.glob("*.json")) if gold.exists() else []
-    assert have == sorted(Path(rel).name for rel in files), \
-        f"golden files of {stem} differ in number or name (FSC_UPDATE_GOLDEN=1 to accept)"
-    for rel, text in files.items():
-        assert text.encode("utf-8") == (gold / Path(rel).name).read_bytes(), \
-            f"{stem}/{rel} differs from its golden file (FSC_UPDATE_GOLDEN=1 to accept)"
+    check_golden(render_process(compiled(stem)), GOLDEN / stem, ".json", stem)
 
 
 @pytest.mark.parametrize("stem", EXAMPLE_IDS)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -23,10 +22,10 @@ from backends.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, ta
 from compiler.pipeline import Compiled, compile_site
 from fslang.frontend import load, run
 from fslang.values import escape_string
+from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "vm"
-UPDATE = os.environ.get("FSC_UPDATE_GOLDEN") == "1"
 NS = f"{{{NAMESPACE}}}"
 DEVICE_NAME = re.compile(r"[a-zA-Z0-9_.\-]+")  # libvirt's deviceName, less `\`, `:` and `/`
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
@@ -122,21 +121,7 @@ def test_vm_tap_is_the_click_tap() -> None:
 
 @pytest.mark.parametrize("stem", EXAMPLE_IDS)
 def test_vm_golden(stem: str) -> None:
-    files = render_vm(compiled(stem))
-    gold = GOLDEN / stem
-    if UPDATE:
-        if gold.exists():
-            shutil.rmtree(gold)
-        for rel, text in files.items():
-            target = gold / Path(rel).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(text.encode("utf-8"))
-    have = sorted(p.name for p in gold.glob("*.xml")) if gold.exists() else []
-    assert have == sorted(Path(rel).name for rel in files), \
-        f"golden files of {stem} differ in number or name (FSC_UPDATE_GOLDEN=1 to accept)"
-    for rel, text in files.items():
-        assert text.encode("utf-8") == (gold / Path(rel).name).read_bytes(), \
-            f"{stem}/{rel} differs from its golden file (FSC_UPDATE_GOLDEN=1 to accept)"
+    check_golden(render_vm(compiled(stem)), GOLDEN / stem, ".xml", stem)
 
 
 @pytest.mark.parametrize("stem", EXAMPLE_IDS)
