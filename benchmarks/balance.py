@@ -57,8 +57,8 @@ def zipf_sizes(n: int, rng: random.Random, s: float = 1.0) -> list[float]:
 def owner_table(weights: Sequence[int]) -> list[int]:
     """Replica index of each bucket, as steering assigns them."""
     table = [0] * flowhash.BUCKETS
-    for i, (lo, hi) in enumerate(flowhash.bucket_ranges(list(weights))):
-        for b in range(lo, hi + 1):
+    for i, share in enumerate(flowhash.bucket_sets(list(weights))):
+        for b in share:
             table[b] = i
     return table
 

@@ -11,12 +11,14 @@ ternary matches can compute:
   none).  XOR is symmetric, so both directions of a flow hash alike.
 * ``src`` / ``dst``: the low HASH_BITS bits of that address.
 
-Non-IP packets hash to bucket 0.  A bucket maps to a replica through
-contiguous bucket ranges proportional to the replicas' weights.
+Non-IP packets hash to bucket 0.  A bucket maps to a replica through bucket
+sets proportional to the replicas' weights (:func:`bucket_sets`), built so
+that adding or removing the last replica moves as few flows as possible.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 HASH_BITS = 8
@@ -49,10 +51,9 @@ def reverse_by(by: str) -> str:
     return {"src": "dst", "dst": "src"}.get(by, by)
 
 
-def bucket_ranges(weights: Sequence[int]) -> list[tuple[int, int]]:
-    """Split 0..BUCKETS-1 into contiguous ranges proportional to ``weights``
-    (largest-remainder rounding, so shares are as exact as BUCKETS allows).
-    A replica always gets at least one bucket."""
+def bucket_counts(weights: Sequence[int]) -> list[int]:
+    """Buckets per replica, proportional to ``weights`` (largest-remainder
+    rounding, so shares are as exact as BUCKETS allows); at least one each."""
     total = sum(weights)
     if not weights or total <= 0:
         raise ValueError("weights must be positive")
@@ -66,6 +67,13 @@ def bucket_ranges(weights: Sequence[int]) -> list[tuple[int, int]]:
     while sum(counts) > BUCKETS:
         i = max(range(len(counts)), key=lambda j: (counts[j] - exact[j], j))
         counts[i] -= 1
+    return counts
+
+
+def bucket_ranges(weights: Sequence[int]) -> list[tuple[int, int]]:
+    """Split 0..BUCKETS-1 into contiguous ranges proportional to ``weights``
+    (the ports of a multi-port edge)."""
+    counts = bucket_counts(weights)
     out, lo = [], 0
     for c in counts:
         out.append((lo, lo + c - 1))
@@ -73,10 +81,44 @@ def bucket_ranges(weights: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
+def bucket_sets(weights: Sequence[int]) -> list[frozenset[int]]:
+    """The buckets of each replica, by *stealing*: replica k takes its share
+    from replicas 0..k-1 (each gives up what it has above its new quota, its
+    highest buckets first), starting from replica 0 owning everything.  So a
+    stage that grows from n to n+1 replicas moves only the newcomer's share of
+    flows (the ideal 1/(n+1)), and shrinking by its last replica moves only
+    that replica's flows; shares are as exact as :func:`bucket_counts`.  Each
+    replica's set is a few aligned runs, so its ternary cover stays small."""
+    return list(_bucket_sets(tuple(weights)))
+
+
+@lru_cache(maxsize=1024)
+def _bucket_sets(weights: tuple[int, ...]) -> tuple[frozenset[int], ...]:
+    if not weights or sum(weights) <= 0:
+        raise ValueError("weights must be positive")
+    owned: list[list[int]] = [list(range(BUCKETS))]
+    for m in range(2, len(weights) + 1):
+        quota = bucket_counts(weights[:m])
+        new: list[int] = []
+        for i in range(m - 1):
+            surplus = len(owned[i]) - quota[i]
+            if surplus > 0:
+                new += owned[i][-surplus:]
+                del owned[i][-surplus:]
+        new.sort()
+        for i in range(m - 1):  # rounding can leave an older replica one short
+            short = quota[i] - len(owned[i])
+            if short > 0:
+                owned[i] = sorted(owned[i] + new[-short:])
+                del new[-short:]
+        owned.append(new)
+    return tuple(frozenset(o) for o in owned)
+
+
 def replica_index(b: int, weights: Sequence[int]) -> int:
     """The replica (0-based) that owns bucket ``b``."""
-    for i, (lo, hi) in enumerate(bucket_ranges(weights)):
-        if lo <= b <= hi:
+    for i, s in enumerate(_bucket_sets(tuple(weights))):
+        if b in s:
             return i
     raise ValueError(b)
 

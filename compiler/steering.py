@@ -189,9 +189,8 @@ class Unfolder:
         by = flowhash.reverse_by(p.hash_by) if self.reverse else p.hash_by
         out: Combos = []
         per_output = self._outputs(module, p, conts)
-        ranges = flowhash.bucket_ranges([self.weights.get(i, 1) for i in instances])
-        for inst, (lo, hi) in zip(instances, ranges):
-            share = frozenset(range(lo, hi + 1)) if len(instances) > 1 else ALL_BUCKETS
+        shares = flowhash.bucket_sets([self.weights.get(i, 1) for i in instances])
+        for inst, share in zip(instances, shares):
             pick = TRUE
             if len(instances) > 1:
                 pick = Constraint(share) if by == "flow" else Constraint(space=addr_bucket_space(by, share))
