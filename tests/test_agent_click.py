@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import struct
 import subprocess
 import time
@@ -20,10 +19,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from backends.agent.reference import open_socket, receive
+from backends.agent.reference import open_socket
 from tests.conftest import ROOT
-from tests.test_agent_harness import (SITE, TOKEN, Endpoint, cleanup_devices, h3_namespaces, site_files, spec,
-                                      tcp_frame)
+from tests.test_agent_harness import (SITE, TOKEN, Endpoint, answers, cleanup_devices, h3_namespaces, site_files,
+                                      spec, tcp_frame)
 
 pytestmark = pytest.mark.root
 NS, SW, CTL = "h3host", "h3sw0", "h3ctl0"
@@ -104,29 +103,18 @@ def test_frame_through_click_and_every_instance(host: dict[str, Any]) -> None:
     entry = int(next(t for t, name in plan.items() if name == "h3bl"))
     exit_tag = int(next(t for t, name in plan.items() if name == "exit"))
     sock = open_socket(SW)
-    sock.settimeout(0.2)
-    answers: list[int] = []
+    got_tags: list[int] = []
     try:
         for port in (80, 25, 443):
             frame = tcp_frame(port)
             sock.send(tag_of(entry, frame))
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                try:
-                    got = receive(sock)
-                except socket.timeout:
-                    continue
-                if got is None:
-                    continue
-                tci, data = got
-                if tci is None and data[12:14] == b"\x81\x00":
-                    tci, data = struct.unpack("!H", data[14:16])[0], data[:12] + data[16:]
+            for tci, data in answers(sock, time.monotonic() + 5):
                 if data[:len(frame)] == frame:
-                    answers.append(tci if tci is not None else -1)
+                    got_tags.append(tci if tci is not None else -1)
                     break
     finally:
         sock.close()
-    assert answers == [exit_tag] * 3, f"answers {answers}; log:\n{(host['tmp'] / 'agent.log').read_text()[-3000:]}"
+    assert got_tags == [exit_tag] * 3, f"answers {got_tags}; log:\n{(host['tmp'] / 'agent.log').read_text()[-3000:]}"
     ep.wait("counters", lambda s: all(s[i]["packets"] >= 3 for i in ("click.g0", "h3bl", "h3ids", "h3cls")))
     stats = json.loads((host["tmp"] / "state" / "instances" / "h3cls" / "stats.json").read_text())
     assert stats["outputs"] == {"else": 1, "mail": 1, "web": 1}

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from backends.agent.reference import open_socket, receive
 from backends.controller.protocol import spec_digest
@@ -140,6 +140,23 @@ def tcp_frame(dst_port: int, src: str = "10.0.0.1", dst: str = "10.0.1.5") -> by
     return bytes.fromhex("020000000002020000000001") + b"\x08\x00" + ip + tcp
 
 
+def answers(sock: socket.socket, deadline: float) -> Iterator[tuple[int | None, bytes]]:
+    """Frames read from ``sock`` until ``deadline`` as (TCI or None, untagged
+    frame), whether the kernel moved the 802.1Q tag to auxdata or left it in."""
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            got = receive(sock)
+        except socket.timeout:
+            continue
+        if got is None:
+            continue
+        tci, data = got
+        if tci is None and data[12:14] == b"\x81\x00":
+            tci, data = struct.unpack("!H", data[14:16])[0], data[:12] + data[16:]
+        yield tci, data
+
+
 def exchange(device: str, vid: int, frame: bytes, timeout: float = 3.0) -> int | None:
     """Send ``frame`` tagged ``vid`` (PCP 0) on ``device`` as Click would; the TCI of
     the answer with the same VLAN id and the same payload, or None if none comes."""
@@ -147,18 +164,7 @@ def exchange(device: str, vid: int, frame: bytes, timeout: float = 3.0) -> int |
     try:
         tagged = frame[:12] + struct.pack("!HH", 0x8100, vid) + frame[12:]
         sock.send(tagged)
-        deadline = time.monotonic() + timeout
-        sock.settimeout(0.2)
-        while time.monotonic() < deadline:
-            try:
-                got = receive(sock)
-            except socket.timeout:
-                continue
-            if got is None:
-                continue
-            tci, data = got
-            if tci is None and data[12:14] == b"\x81\x00":
-                tci, data = struct.unpack("!H", data[14:16])[0], data[:12] + data[16:]
+        for tci, data in answers(sock, time.monotonic() + timeout):
             if tci is not None and tci & 0x0FFF == vid and data[:len(frame)] == frame:
                 return tci
         return None
