@@ -24,7 +24,6 @@ from compiler import flowhash, ir
 from compiler.headerspace import HeaderSpace
 from compiler.tables import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
 
-MAX_TAG = 4094
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
 
 
