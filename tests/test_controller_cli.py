@@ -102,3 +102,19 @@ def test_unusable_files_are_a_400_not_a_dropped_connection(ctl: Controller) -> N
     r = requests.post(ctl.url + "/v1/apply", json={"site": "x", "files": files}, headers=ctl.headers(), timeout=10)
     last = [json.loads(x) for x in r.iter_lines() if x.strip()][-1]
     assert last["result"] == "failed" and "warp_field" in last["error"]
+
+
+def test_token_of_the_only_lab_is_the_default(tmp_path, monkeypatch) -> None:
+    """Without --token-file or $FSC_TOKEN_FILE the client uses the token of the
+    one running lab, and still refuses to guess between several."""
+    from backends.controller import client as cl
+
+    monkeypatch.delenv("FSC_TOKEN_FILE", raising=False)
+    (tmp_path / "a" / "controller").mkdir(parents=True)
+    (tmp_path / "a" / "controller" / "token").write_text("secret-a\n")
+    monkeypatch.setattr(cl, "LAB_TOKENS", str(tmp_path / "*" / "controller" / "token"))
+    assert cl.read_token(None) == "secret-a"
+    (tmp_path / "b" / "controller").mkdir(parents=True)
+    (tmp_path / "b" / "controller" / "token").write_text("secret-b\n")
+    with pytest.raises(cl.ClientError, match="--token-file"):
+        cl.read_token(None)

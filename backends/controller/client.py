@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Iterator
@@ -21,8 +22,17 @@ class ClientError(RuntimeError):
         self.usage = usage
 
 
+LAB_TOKENS = "/run/fsc-lab/*/controller/token"  # where `fsc lab up` keeps each lab controller's token
+
+
 def read_token(token_file: str | None) -> str:
+    """The bearer token: --token-file, else $FSC_TOKEN_FILE, else the token of
+    the one lab running on this machine (so `fsc apply SITE --controller URL`
+    works as the CLI contract writes it)."""
     path = token_file or os.environ.get("FSC_TOKEN_FILE")
+    if not path:
+        labs = sorted(glob.glob(LAB_TOKENS))
+        path = labs[0] if len(labs) == 1 else None
     if not path:
         raise ClientError("no token: pass --token-file FILE or set FSC_TOKEN_FILE "
                           "(the controller prints where its token is, e.g. STATE/token)", usage=True)
