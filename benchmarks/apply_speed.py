@@ -12,7 +12,7 @@ instances, so no agents are needed: policies `drop`, `via pass`, `via BOX`
 and `via case {...: BOX, else: pass}` over a destination /30 or host and a
 port set or range; 1,650 policies compile to ~10,000 rules.
 
-Steps, all in one private OVS (`backends.lab.ovs.PrivateOvs`, vswitchd in its
+Steps, all in one private OVS (`backends.platform.lab.ovs.PrivateOvs`, vswitchd in its
 own namespace, reached from the root namespace over a veth, as
 `tests/test_controller_harness.py` does):
 
@@ -181,7 +181,7 @@ def same_generation_plan(old_dir: Path, new_dir: Path) -> dict[str, Any]:
     with the deployed generation (not what `fsc apply` does: it always flips
     the generation), and ``replaced``: rules whose key both sides have but
     whose content changes (0 means every change is a plain add or delete)."""
-    from backends.controller.plan import plan_update, switch_tables
+    from backends.platform.controller.plan import plan_update, switch_tables
 
     def files(d: Path) -> dict[str, str]:
         return {str(p.relative_to(d)): p.read_text() for p in sorted(d.rglob("*")) if p.is_file()}
@@ -208,8 +208,8 @@ def controller_costs(compiled: Path) -> list[tuple[str, float]]:
     from os_ken.ofproto import ofproto_v1_3 as ofp
     from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-    from backends.controller.flows import flow_from_stats, flow_mod
-    from backends.controller.plan import same_tables, switch_tables
+    from backends.platform.controller.flows import flow_from_stats, flow_mod
+    from backends.platform.controller.plan import same_tables, switch_tables
 
     files = {f"openflow/{SWITCH}.json": (compiled / "openflow" / f"{SWITCH}.json").read_text()}
     out = []
@@ -275,7 +275,7 @@ def main() -> int:
         print("apply_speed: needs root (it creates a network namespace and a veth for a private Open vSwitch); "
               "run: sudo .venv/bin/python -m benchmarks.apply_speed", file=sys.stderr)
         return 2
-    from backends.lab.ovs import ovs_available
+    from backends.platform.lab.ovs import ovs_available
     reason = ovs_available()
     if reason:
         print(f"apply_speed: Open vSwitch is not usable: {reason}", file=sys.stderr)

@@ -4,10 +4,10 @@
 
 Random TCP/UDP flows go through every replicated stage of a generated site
 (``benchmarks.gen_site``, 400 policies on 40 hosts) and through a few weighted layouts,
-using the compiler's own flow hash (``compiler.flowhash``: bucket, then the
+using the compiler's own flow hash (``compiler.steering.flowhash``: bucket, then the
 weighted bucket ranges that steering compiles into the switch tables).  A
 sample of flows is also traced through the compiled platform
-(``compiler.platform_sim``) to show that the switches pick the replica the
+(``compiler.verification.platform_sim``) to show that the switches pick the replica the
 hash model says.  Prints, per stage: max/mean load per replica (uniform and
 Zipf-sized flows), the largest deviation of a replica's share from its
 weight share, the share of flows whose reverse direction reaches the same
@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass
 from typing import Sequence
 
-from compiler import flowhash
+from compiler.steering import flowhash
 
 Flow = dict[str, int]
 SITE = (400, 40, 2)  # policies, hosts, switches of the generated site
@@ -114,7 +114,7 @@ def site_stages(seed: int) -> tuple[list[tuple[str, tuple[int, ...], str]], obje
     """The replicated stages of a compiled generated site, with their weights."""
     from benchmarks.gen_site import generate
     from compiler.pipeline import compile_site
-    from fslang.frontend import run
+    from compiler.check.frontend import run
 
     text = generate(SITE[0], SITE[1], SITE[2], seed=seed)
     front = run(f"synth{SITE[0]}.fs", text)
@@ -133,7 +133,7 @@ def simulator_agreement(compiled: object, flows: list[Flow], sample: int) -> tup
     replicated through the compiled platform; count how many reach the
     replica the flow-hash model predicts."""
     from compiler import ir
-    from compiler.platform_sim import Platform
+    from compiler.verification.platform_sim import Platform
 
     site = compiled.site  # type: ignore[attr-defined]
     weights = compiled.weights()  # type: ignore[attr-defined]

@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from backends.click import generate as G
+from backends.emit.click import generate as G
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.click.runtime.netio import open_socket, recv_frame
@@ -70,7 +70,7 @@ policy web from inet match tcp via fw >> mon
 def firewall_config() -> tuple[str, int]:
     """The generated host configuration of SITE and the tag that steers to the firewall."""
     from compiler.pipeline import compile_site
-    from fslang.frontend import run
+    from compiler.check.frontend import run
 
     res = run("bench.fs", SITE)
     assert res.site is not None, [d.message for d in res.diagnostics]

@@ -5,7 +5,7 @@
 Random small seeded sites (3-6 hosts of 4-16 cores, 4-8 modules of 1-4
 cores, some replicated, 6-16 policies with chains of 1-4 stages, spread or
 pack) are placed by the heuristic and by the exact MILP (HiGHS, the same
-objective: ``compiler.placement_model``).  Per site: switch crossings per
+objective: ``compiler.placement.model``).  Per site: switch crossings per
 packet and load spread (busiest host's core fraction), and the gap of the
 heuristic to the exact optimum.  Then the heuristic's time on one generated
 site with about ``--big`` module instances.
@@ -23,7 +23,7 @@ import random
 import statistics
 import time
 
-from compiler.placement_model import Problem
+from compiler.placement.model import Problem
 
 
 def small_site(seed: int) -> str:
@@ -77,9 +77,9 @@ def gap(h: float, e: float) -> float:
 
 
 def main() -> None:
-    from compiler import placement_exact
-    from compiler.placement import heuristic
-    from fslang.frontend import run
+    from compiler.placement import exact as placement_exact
+    from compiler.placement.place import heuristic
+    from compiler.check.frontend import run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=50)
@@ -153,8 +153,8 @@ def big_text(n_instances: int, seed: int = 1) -> str:
 
 def big_site(n_instances: int) -> None:
     """Heuristic time on one generated site with about ``n_instances`` instances."""
-    from compiler.placement import heuristic
-    from fslang.frontend import run
+    from compiler.placement.place import heuristic
+    from compiler.check.frontend import run
 
     front = run("big.fs", big_text(n_instances))
     if front.site is None:

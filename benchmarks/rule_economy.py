@@ -29,7 +29,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from compiler import tables as T
+from compiler.lowering import tables as T
 from fslang import ast as A
 
 Cost = dict[tuple[Any, Any], int]  # (eth class, proto class) -> entries; "*" = any
@@ -157,7 +157,7 @@ def port_check(stmt: A.PolicyStmt, bound: Bound, entries: list[Any]) -> str | No
 
 def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
     from compiler.pipeline import compile_site
-    from fslang.frontend import load
+    from compiler.check.frontend import load
     from fslang.parser import parse
 
     front = load(path)
@@ -171,7 +171,7 @@ def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
     stmts = [s for s in program.statements if isinstance(s, A.PolicyStmt)]
     policies = {p.index: p for p in front.site.policies}
     plan = compiled.steering
-    from compiler.lowering import bucket_patterns
+    from compiler.lowering.lower import bucket_patterns
 
     rows = []
     for sw, tables in compiled.tables.items():

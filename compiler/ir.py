@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from compiler.headerspace import HeaderSpace
+from compiler.headerspace.space import HeaderSpace
 from fslang.source import NO_SPAN, Span
 
 IPNet = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler import ir
-from compiler import tables as T
+from compiler.lowering import tables as T
 from compiler.flowir import SwitchTables
-from compiler.hostplan import HostPlan, host_plans
-from compiler.lowering import lower
-from compiler.placement import Placement, place
-from compiler.regions import reverse_space, without_edge
-from compiler.steering import SteeringPlan, plan
+from compiler.steering.hostplan import HostPlan, host_plans
+from compiler.lowering.lower import lower
+from compiler.placement.place import Placement, place
+from compiler.headerspace.regions import reverse_space, without_edge
+from compiler.steering.steer import SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 
 

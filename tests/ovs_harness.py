@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from backends.openflow import fmt_ipv4, fmt_ipv6, fmt_mac
+from backends.emit.openflow import fmt_ipv4, fmt_ipv6, fmt_mac
 from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, Output, SwitchTables
-from compiler.headerspace import Cube
-from compiler.platform_sim import Platform, Trace
+from compiler.headerspace.space import Cube
+from compiler.verification.platform_sim import Platform, Trace
 from tests.platform_harness import packet_from_point
 
 OFPP_MAX = 0xFFFFFF00

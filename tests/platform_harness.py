@@ -7,8 +7,8 @@ import ipaddress
 from typing import Any, Mapping
 
 from compiler import ir
-from compiler.interpreter import interpret
-from compiler.platform_sim import Platform
+from compiler.verification.interpreter import interpret
+from compiler.verification.platform_sim import Platform
 
 L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from backends.agent.reference import open_socket
+from backends.platform.agent.reference import open_socket
 from tests.conftest import ROOT
 from tests.test_agent_harness import (SITE, TOKEN, Endpoint, answers, cleanup_devices, h3_namespaces, site_files,
                                       spec, tcp_frame)

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from backends.controller.state import StateDir
-from backends.vm.generate import tap_name
+from backends.platform.controller.state import StateDir
+from backends.emit.vm.generate import tap_name
 from tests.conftest import ROOT
 from tests.test_agent_harness import cleanup_devices, exchange, h3_links, h3_namespaces, site_files, tcp_frame
 

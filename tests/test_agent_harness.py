@@ -13,11 +13,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterator
 
-from backends.agent.reference import open_socket, receive
-from backends.controller.protocol import spec_digest
-from backends.emit import render
+from backends.platform.agent.reference import open_socket, receive
+from backends.platform.controller.protocol import spec_digest
+from backends.emit.output import render
 from compiler.pipeline import compile_site
-from fslang.frontend import run
+from compiler.check.frontend import run
 
 TOKEN = "h3-secret-token"
 SITE = """site h3lab

@@ -23,11 +23,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from backends.agent.client import ControllerClient, Unreachable
-from backends.controller.protocol import Heartbeat
-from backends.vm.generate import tap_name
+from backends.platform.agent.client import ControllerClient, Unreachable
+from backends.platform.controller.protocol import Heartbeat
+from backends.emit.vm.generate import tap_name
 from compiler.pipeline import compile_site
-from fslang.frontend import run
+from compiler.check.frontend import run
 from tests.conftest import ROOT
 from tests.test_agent_harness import (SITE, TOKEN, Endpoint, cleanup_devices, exchange, h3_links, h3_namespaces,
                                       site_files, spec, tcp_frame)

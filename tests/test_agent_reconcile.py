@@ -8,11 +8,11 @@ import struct
 
 import pytest
 
-from backends.agent import frames
-from backends.agent.behaviour import Behaviour, module_from_source
-from backends.agent.hostload import busy_share, parse_meminfo, parse_stat
-from backends.agent.reconcile import (GiveUp, Observed, Restart, RestartPolicy, Start, Stop, reconcile, report)
-from backends.controller.protocol import InstanceSpec, spec_digest
+from backends.platform.agent import frames
+from backends.platform.agent.behaviour import Behaviour, module_from_source
+from backends.platform.agent.hostload import busy_share, parse_meminfo, parse_stat
+from backends.platform.agent.reconcile import (GiveUp, Observed, Restart, RestartPolicy, Start, Stop, reconcile, report)
+from backends.platform.controller.protocol import InstanceSpec, spec_digest
 
 
 def spec(iid: str, kind: str = "process", content: str = "x") -> InstanceSpec:
@@ -163,7 +163,7 @@ def test_behaviour_without_source_passes_through() -> None:
 
 
 def test_bad_arguments_say_what_to_do(tmp_path) -> None:
-    from backends.agent.main import run_agent
+    from backends.platform.agent.main import run_agent
 
     with pytest.raises(SystemExit, match="write it as http://HOST:PORT"):
         run_agent("h", "localhost:8181")

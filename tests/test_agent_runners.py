@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.agent.runners import AgentSpec, Context, VmRunner
-from backends.vm.generate import tap_name
+from backends.platform.agent.runners import AgentSpec, Context, VmRunner
+from backends.emit.vm.generate import tap_name
 from tests.test_agent_harness import SITE, cleanup_devices, exchange, h3_links, h3_namespaces, site_files, spec, tcp_frame
 
 pytestmark = pytest.mark.root

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_controller_harness import FSC, compile_files, lab_with_controller, real_agent, wait_for
 
-from backends.lab.ovs import ovs_available
+from backends.platform.lab.ovs import ovs_available
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.root,

@@ -17,7 +17,7 @@ import pytest
 import requests
 from test_controller_harness import compile_files, events, lab_with_controller, real_agent, wait_for
 
-from backends.lab.ovs import ovs_available
+from backends.platform.lab.ovs import ovs_available
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.root,

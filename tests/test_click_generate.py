@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.click import generate as G
+from backends.emit.click import generate as G
 from backends.click.clicklang import (
     AnonElement,
     Chain,
@@ -33,10 +33,10 @@ from backends.click.clicklang import (
     parse_config,
     split_args,
 )
-from compiler.headerspace import DEFAULT_LAYOUT, HeaderSpace
-from compiler.hostplan import Step
+from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
+from compiler.steering.hostplan import Step
 from compiler.pipeline import Compiled, compile_site
-from fslang.frontend import load, run
+from compiler.check.frontend import load, run
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "click"
@@ -101,7 +101,7 @@ def test_rendering_is_deterministic(example: Path) -> None:
 
 
 def test_emit_writes_the_click_configs() -> None:
-    from backends.emit import render
+    from backends.emit.output import render
 
     c = compiled(ROOT / "examples" / "campus.fs")
     files = render(c)

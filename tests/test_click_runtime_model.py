@@ -1,7 +1,7 @@
 """The Click runtime against the project's host model, on every example.
 
 For packets of every policy (and the replies of symmetric policies), the
-compiled platform is simulated (``compiler.platform_sim``, as ``fsc trace``
+compiled platform is simulated (``compiler.verification.platform_sim``, as ``fsc trace``
 does); every time the simulated switch hands a packet to a module host, the
 visit is recorded: the host, the steering tag, the packet, and the tag the
 host model (``compiler.hostplan.run_host``) says the packet comes back with
@@ -27,15 +27,15 @@ from typing import Any, Mapping
 
 import pytest
 
-import compiler.platform_sim as PS
-from backends.click import generate as G
+import compiler.verification.platform_sim as PS
+from backends.emit.click import generate as G
 from backends.click.runtime import load
 from backends.click.runtime import frames as F
-from compiler.headerspace import DEFAULT_LAYOUT as L
-from compiler.headerspace import HeaderSpace
-from compiler.modulemodel import default_oracle, swapped
+from compiler.headerspace.space import DEFAULT_LAYOUT as L
+from compiler.headerspace.space import HeaderSpace
+from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.pipeline import Compiled, compile_site
-from fslang.frontend import load as load_site
+from compiler.check.frontend import load as load_site
 from tests.conftest import EXAMPLES
 from tests.platform_harness import packet_from_point
 
@@ -301,7 +301,7 @@ def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: py
     its modules, both compiled by fsc and run in the runtime: a packet from
     the branch office leaves the branch encrypted and GRE-tunnelled, and the
     head office gives back the very packet; and the other way round."""
-    from fslang.frontend import run as run_site
+    from compiler.check.frontend import run as run_site
 
     branch = compiled(next(p for p in EXAMPLES if p.stem == "vpn_gateway"))
     res = run_site("hq.fs", HQ)

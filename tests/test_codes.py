@@ -7,7 +7,7 @@ import pytest
 
 from compiler.pipeline import compile_site
 from fslang.codes import CODES, markdown
-from fslang.frontend import load, run
+from compiler.check.frontend import load, run
 from tests.conftest import ROOT
 
 

@@ -107,7 +107,7 @@ def test_unusable_files_are_a_400_not_a_dropped_connection(ctl: Controller) -> N
 def test_token_of_the_only_lab_is_the_default(tmp_path, monkeypatch) -> None:
     """Without --token-file or $FSC_TOKEN_FILE the client uses the token of the
     one running lab, and still refuses to guess between several."""
-    from backends.controller import client as cl
+    from backends.platform.controller import client as cl
 
     monkeypatch.delenv("FSC_TOKEN_FILE", raising=False)
     (tmp_path / "a" / "controller").mkdir(parents=True)

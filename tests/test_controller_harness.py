@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from backends.lab.ovs import PrivateOvs
+from backends.platform.lab.ovs import PrivateOvs
 
 ROOT = Path(__file__).resolve().parents[1]
 FSC = str(ROOT / ".venv" / "bin" / "fsc")
@@ -186,10 +186,10 @@ def lab_with_controller(tmp: Path, switches: dict[str, int],
 
 def compile_files(site: Path, out: Path, generation: int = 0, previous: Path | None = None) -> dict[str, str]:
     """What `fsc compile SITE -o OUT --generation G [--previous P]` writes (in-process: faster)."""
-    from backends.emit import render, write
+    from backends.emit.output import render, write
     from compiler.pipeline import compile_site
-    from compiler.placement import Placement
-    from fslang.frontend import load
+    from compiler.placement.place import Placement
+    from compiler.check.frontend import load
 
     result = load(site)
     assert result.site is not None, [d.message for d in result.diagnostics]

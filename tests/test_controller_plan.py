@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from test_controller_harness import compile_files
 
-from backends.controller.agents import AgentBook
-from backends.controller.flows import FlowFormatError, match_canonical, parse_entry, to_match
-from backends.controller.instances import desired, host_specs
-from backends.controller.plan import apply_ops, ingress_tables, plan_update, reconcile_ops, same_tables, switch_tables
-from backends.controller.protocol import Heartbeat, InstanceReport
-from backends.controller.state import StateDir
+from backends.platform.controller.agents import AgentBook
+from backends.platform.controller.flows import FlowFormatError, match_canonical, parse_entry, to_match
+from backends.platform.controller.instances import desired, host_specs
+from backends.platform.controller.plan import apply_ops, ingress_tables, plan_update, reconcile_ops, same_tables, switch_tables
+from backends.platform.controller.protocol import Heartbeat, InstanceReport
+from backends.platform.controller.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,6 +173,6 @@ def test_instances_started_stopped_moved(tmp_path: Path) -> None:
     doc = plan_update(a, b).to_json()
     assert doc["instances"]["moved"] == {"shaper": {"from": "m2", "to": "m1"}}
     assert doc["instances"]["started"] == ["acct"] and doc["instances"]["stopped"] == ["acct#1", "acct#2"]
-    from backends.controller.render import plan_text
+    from backends.platform.controller.render import plan_text
     text = plan_text(doc, "two_switch")
     assert "shaper m2 -> m1" in text and "started: acct" in text and "generation 0 -> 1" in text

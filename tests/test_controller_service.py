@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from test_controller_harness import compile_files
 
-from backends.controller.ofapp import SwitchError
-from backends.controller.plan import Op, Tables, apply_ops, same_tables, switch_tables
-from backends.controller.protocol import ApplyRequest
-from backends.controller.service import Controller
-from backends.controller.state import StateDir
+from backends.platform.controller.ofapp import SwitchError
+from backends.platform.controller.plan import Op, Tables, apply_ops, same_tables, switch_tables
+from backends.platform.controller.protocol import ApplyRequest
+from backends.platform.controller.service import Controller
+from backends.platform.controller.state import StateDir
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO = (ROOT / "examples" / "two_switch.fs").read_text()
@@ -65,8 +65,8 @@ def _run(ctl: Controller, files: dict[str, str]) -> list[dict[str, Any]]:
 
 def _ready_agents(ctl: Controller, files: dict[str, str]) -> None:
     """Report every wanted instance ready (as an agent would) before the apply waits."""
-    from backends.controller.instances import host_specs
-    from backends.controller.protocol import Heartbeat, InstanceReport
+    from backends.platform.controller.instances import host_specs
+    from backends.platform.controller.protocol import Heartbeat, InstanceReport
     for host, specs in host_specs(files).items():
         ctl.agents.heartbeat(host, Heartbeat(instances=[InstanceReport(id=s.id, digest=s.digest, state="ready")
                                                         for s in specs]), None)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import nodes
-from backends.lab.probe import Probe
+from backends.platform.lab import nodes
+from backends.platform.lab.probe import Probe
 
 ROOT = Path(__file__).resolve().parents[1]
 FSC = [sys.executable, "-m", "fslang.cli"]

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import lab as labmod
-from backends.lab import platform
-from backends.lab.probe import Probe
-from backends.lab.topology import plan_topology
-from fslang.frontend import load
+from backends.platform.lab import lab as labmod
+from backends.platform.lab import platform
+from backends.platform.lab.probe import Probe
+from backends.platform.lab.topology import plan_topology
+from compiler.check.frontend import load
 
 ROOT = Path(__file__).resolve().parents[1]
 V1 = ROOT / "tests" / "lab_sites" / "updlab_v1.fs"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.flowhash import BUCKETS, bucket_counts, bucket_sets, replica_index
+from compiler.steering.flowhash import BUCKETS, bucket_counts, bucket_sets, replica_index
 
 weights = st.lists(st.integers(1, 8), min_size=1, max_size=16)
 

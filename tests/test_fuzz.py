@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fslang import printer
-from fslang.frontend import run
+from compiler.check.frontend import run
 from fslang.parser import parse
 from fslang.source import SourceFile
 from tests.conftest import EXAMPLES

@@ -13,11 +13,11 @@ from functools import lru_cache
 
 import pytest
 
-from compiler import tables as T
-from compiler.lowering import generation_specific
+from compiler.lowering import tables as T
+from compiler.lowering.lower import generation_specific
 from compiler.pipeline import Compiled, compile_site
-from compiler.platform_sim import Platform
-from fslang.frontend import load
+from compiler.verification.platform_sim import Platform
+from compiler.check.frontend import load
 from tests.conftest import EXAMPLES
 from tests.ovs_harness import site_packets
 

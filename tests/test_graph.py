@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from backends.graph.render import PALETTE, lbl, model, q, render_dot, run_dot
+from backends.emit.graph.render import PALETTE, lbl, model, q, render_dot, run_dot
 from compiler.pipeline import Compiled, compile_site
-from fslang.frontend import load, run
+from compiler.check.frontend import load, run
 from tests.conftest import ROOT
 
 def _require_dot(fn):

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler import hs_cubes
-from compiler.headerspace import (
+from compiler.headerspace import cubes as hs_cubes
+from compiler.headerspace.space import (
     DEFAULT_LAYOUT,
     Cube,
     Field,
@@ -22,7 +22,7 @@ from compiler.headerspace import (
     SpaceIndex,
     well_formed,
 )
-from compiler.hs_cubes import cube_sub
+from compiler.headerspace.cubes import cube_sub
 
 SMALL = Layout([Field("a", 3), Field("b", 3), Field("c", 4)])
 WIDTH = SMALL.width

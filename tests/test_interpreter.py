@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import ir
-from compiler.flowhash import bucket, copies, egress_index, replica_index
-from compiler.interpreter import ExitInfo, Outcome, interpret, route, to_point
-from compiler.modulemodel import default_oracle, swapped
-from fslang.frontend import run
+from compiler.steering.flowhash import bucket, copies, egress_index, replica_index
+from compiler.verification.interpreter import ExitInfo, Outcome, interpret, route, to_point
+from compiler.verification.modulemodel import default_oracle, swapped
+from compiler.check.frontend import run
 
 PLATFORM = """
 site t

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import lab as labmod
-from backends.lab.probe import Probe
+from backends.platform.lab import lab as labmod
+from backends.platform.lab.probe import Probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "chainlab.fs"
@@ -80,9 +80,9 @@ def test_split_sends_matching_flows_to_deep_and_others_straight_on(lab: Probe) -
 def predicted_replica(sport: int) -> str:
     """The replica the compiled tables give the flow (simulator), as a compound name."""
     from compiler.pipeline import compile_site
-    from compiler.platform_sim import Platform
-    from fslang.frontend import load
-    from fslang.trace_args import parse_packet
+    from compiler.verification.platform_sim import Platform
+    from compiler.check.frontend import load
+    from fslang.cli.trace_args import parse_packet
 
     global _PLATFORM
     if _PLATFORM is None:

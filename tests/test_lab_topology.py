@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab import nodes
-from backends.lab.probe import Probe
-from backends.lab.topology import plan_topology
-from fslang.frontend import load
+from backends.platform.lab import nodes
+from backends.platform.lab.probe import Probe
+from backends.platform.lab.topology import plan_topology
+from compiler.check.frontend import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "boxlab.fs"
@@ -135,7 +135,7 @@ def test_bad_site_builds_nothing(tmp_path: Path) -> None:
 def test_down_after_a_crash_of_up() -> None:
     """A lab whose `up` was killed half-way (state on disk, some namespaces
     made, a marked process running) is removed completely by `down`."""
-    from backends.lab.state import LabState, netns_name
+    from backends.platform.lab.state import LabState, netns_name
 
     lab = "tcrash"
     fsc("lab", "down", "--name", lab, check=False)
@@ -207,9 +207,9 @@ def test_up_refuses_a_second_lab_of_the_same_name(lab: Probe) -> None:
 def test_a_failing_up_removes_what_it_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the network is built (here: the data plane refuses to
     start) rolls everything back and says why."""
-    from backends.lab import dataplane
-    from backends.lab import lab as labmod
-    from backends.lab.state import LabError
+    from backends.platform.lab import dataplane
+    from backends.platform.lab import lab as labmod
+    from backends.platform.lab.state import LabError
 
     def refuse(state, topo, ovs, files, log) -> None:
         (state.run_dir / "logs").mkdir(parents=True, exist_ok=True)

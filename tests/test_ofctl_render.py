@@ -19,15 +19,15 @@ import pytest
 def _nothing():
     return contextlib.nullcontext()
 
-from backends.openflow import UnsupportedError
-from backends.openflow.ofctl import to_groups, to_ofctl
-from backends.openflow.ofctl_json import to_json
+from backends.emit.openflow import UnsupportedError
+from backends.emit.openflow.ofctl import to_groups, to_ofctl
+from backends.emit.openflow.ofctl_json import to_json
 from compiler.flowir import (
     OFPP_IN_PORT, Bucket, FieldMatch, FlowEntry, GroupAction, GroupEntry,
     Match, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField,
     SwitchTables,
 )
-from compiler.simulator import validate
+from compiler.verification.simulator import validate
 
 F = FieldMatch
 

@@ -1,4 +1,4 @@
-"""backends.lab.ovs.PrivateOvs against a real (userspace) Open vSwitch.
+"""backends.platform.lab.ovs.PrivateOvs against a real (userspace) Open vSwitch.
 
 These tests need root and the Debian package openvswitch-switch. When either
 is missing they FAIL (never skip): run `sudo bash scripts/system-deps.sh`.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.lab.ovs import OFPP_LOCAL, OvsError, PrivateOvs, TraceResult, ovs_available
+from backends.platform.lab.ovs import OFPP_LOCAL, OvsError, PrivateOvs, TraceResult, ovs_available
 
 pytestmark = pytest.mark.root
 

@@ -28,14 +28,14 @@ from typing import Any
 
 import pytest
 
-from backends.lab import PrivateOvs
-from backends.lab.ovs import OvsError, ovs_available
-from backends.openflow import to_groups, to_ofctl
-from backends.openflow.ofctl import fmt_flow
+from backends.platform.lab import PrivateOvs
+from backends.platform.lab.ovs import OvsError, ovs_available
+from backends.emit.openflow import to_groups, to_ofctl
+from backends.emit.openflow.ofctl import fmt_flow
 from compiler.pipeline import compile_site
-from compiler.platform_sim import Platform
-from compiler.simulator import Packet
-from fslang.frontend import load
+from compiler.verification.platform_sim import Platform
+from compiler.verification.simulator import Packet
+from compiler.check.frontend import load
 from tests.conftest import EXAMPLES, example_ids
 from tests.ovs_harness import (
     collect_hops, dp_outputs, dp_port_map, ofctl_flow, ovs_path, ovs_view, ports_used, rejected_lines,

@@ -8,7 +8,7 @@ import sys
 
 from fslang import ast as A
 from fslang.diagnostics import render_json, render_text
-from fslang.frontend import run
+from compiler.check.frontend import run
 from fslang.parser import parse, split_statements
 from fslang.source import SourceFile
 

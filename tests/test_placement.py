@@ -12,9 +12,9 @@ import time
 import pytest
 
 from compiler import ir
-from compiler.headerspace import HeaderSpace
-from compiler.placement import Placement, place
-from compiler.placement_model import Problem, affinity
+from compiler.headerspace.space import HeaderSpace
+from compiler.placement.place import Placement, place
+from compiler.placement.model import Problem, affinity
 from fslang.source import Span
 
 GiB = 1 << 30

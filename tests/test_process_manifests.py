@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.process import render_process
-from backends.vm.generate import tap_name
+from backends.emit.process import render_process
+from backends.emit.vm.generate import tap_name
 from compiler.pipeline import Compiled, compile_site
-from fslang.frontend import load, run
+from compiler.check.frontend import load, run
 from fslang.values import escape_string
 from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT

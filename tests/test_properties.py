@@ -1,5 +1,5 @@
 """Property tests: the compiled platform (OpenFlow tables + host plumbing,
-simulated by ``compiler.platform_sim``) does to every packet what the
+simulated by ``compiler.verification.platform_sim``) does to every packet what the
 reference interpreter (docs/semantics.md) says, on the examples and on random
 small sites; plus the compiler's own invariants (steering tags never leave,
 replica shares follow weights, tcam budgets, deterministic output, flow mods
@@ -24,22 +24,22 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 
-from backends.openflow.ofctl import to_groups, to_ofctl
+from backends.emit.openflow.ofctl import to_groups, to_ofctl
 from compiler import ir
 from compiler.flowir import Output
-from compiler.flowhash import ADDR_FIELDS, BUCKETS, L4_FIELDS, bucket_sets
-from compiler.headerspace import DEFAULT_LAYOUT as L
-from compiler.headerspace import HeaderSpace
-from compiler.hostplan import host_plans
-from compiler.interpreter import interpret, route
-from compiler.lowering import bucket_patterns, lower
-from compiler.modulemodel import default_oracle, swapped
+from compiler.steering.flowhash import ADDR_FIELDS, BUCKETS, L4_FIELDS, bucket_sets
+from compiler.headerspace.space import DEFAULT_LAYOUT as L
+from compiler.headerspace.space import HeaderSpace
+from compiler.steering.hostplan import host_plans
+from compiler.verification.interpreter import interpret, route
+from compiler.lowering.lower import bucket_patterns, lower
+from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.pipeline import Compiled, compile_site
-from compiler.placement import place
-from compiler.platform_sim import Platform
-from compiler.simulator import Packet
-from compiler.steering import plan
-from fslang.frontend import load, run
+from compiler.placement.place import place
+from compiler.verification.platform_sim import Platform
+from compiler.verification.simulator import Packet
+from compiler.steering.steer import plan
+from compiler.check.frontend import load, run
 from tests.conftest import EXAMPLES, ROOT
 from tests.platform_harness import (copy_exits, packet_from_point, ref_summary, run_both, sim_summary,
                                     trace_errors)
@@ -465,9 +465,9 @@ def test_tables_fit_tcam_and_compiling_is_deterministic(name: str) -> None:
 _RENDER = """
 import hashlib, sys
 from pathlib import Path
-from backends.openflow.ofctl import to_groups, to_ofctl
+from backends.emit.openflow.ofctl import to_groups, to_ofctl
 from compiler.pipeline import compile_site
-from fslang.frontend import load
+from compiler.check.frontend import load
 for path in sorted(Path("examples").glob("*.fs")):
     c = compile_site(load(path).site)
     text = "".join(sw + to_ofctl(t) + (to_groups(t) or "") for sw, t in sorted(c.tables.items()))

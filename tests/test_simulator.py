@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.openflow.ofctl_json import flow_entries, group_entries, to_json
+from backends.emit.openflow.ofctl_json import flow_entries, group_entries, to_json
 from compiler.flowir import (
     OFPP_IN_PORT, Bucket, FieldMatch, FlowEntry, GroupAction, GroupEntry,
     Match, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField,
     SwitchTables,
 )
-from compiler.simulator import (
+from compiler.verification.simulator import (
     AmbiguousMatch, MplsLse, Packet, SimulationError, VlanTag, simulate,
     validate,
 )

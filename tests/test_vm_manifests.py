@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.emit import render
-from backends.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
+from backends.emit.output import render
+from backends.emit.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
 from compiler.pipeline import Compiled, compile_site
-from fslang.frontend import load, run
+from compiler.check.frontend import load, run
 from fslang.values import escape_string
 from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT

@@ -1,0 +1,1 @@
+"""Emitters: pure generators of every artifact (OpenFlow, Click, VM, process, graph)."""

@@ -1,0 +1,1 @@
+"""Click configurations of module hosts."""

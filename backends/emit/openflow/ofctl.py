@@ -1,0 +1,171 @@
+"""Render ``SwitchTables`` as ``ovs-ofctl`` text.
+
+``to_ofctl`` gives the file for ``ovs-ofctl -O OpenFlow13 --bundle add-flows
+BRIDGE FILE``; ``to_groups`` the file for ``add-groups`` (load groups first).
+Field names are the ones ovs-ofctl accepts (it rejects e.g. ``ipv4_src``);
+match fields are written prerequisites first.  ``vlan_vid`` is written as the
+raw OXM value (``0x1064``, ``0x0000`` = untagged), never as ``dl_vlan``, so
+OFPVID_PRESENT semantics survive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from compiler.flowir import (
+    OFPP_IN_PORT, Action, FieldMatch, FlowEntry, GroupAction, GroupEntry,
+    Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField, SwitchTables,
+)
+from compiler.oxm_fields import FIELD_ORDER
+from compiler.lowering.validate import ff_watch
+
+from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, \
+    ordered_entries
+
+OVS_NAMES: dict[str, str] = {
+    "in_port": "in_port", "metadata": "metadata", "tunnel_id": "tun_id",
+    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "eth_type",
+    "vlan_vid": "vlan_vid", "vlan_pcp": "vlan_pcp",
+    "mpls_label": "mpls_label", "mpls_tc": "mpls_tc", "mpls_bos": "mpls_bos",
+    "ip_dscp": "ip_dscp", "ip_ecn": "ip_ecn", "ip_proto": "nw_proto",
+    "ipv4_src": "ip_src", "ipv4_dst": "ip_dst",
+    "ipv6_src": "ipv6_src", "ipv6_dst": "ipv6_dst", "ipv6_flabel": "ipv6_label",
+    "tcp_src": "tcp_src", "tcp_dst": "tcp_dst",
+    "udp_src": "udp_src", "udp_dst": "udp_dst",
+    "sctp_src": "sctp_src", "sctp_dst": "sctp_dst",
+    "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code",
+    "icmpv6_type": "icmpv6_type", "icmpv6_code": "icmpv6_code",
+    "ipv6_nd_target": "nd_target", "ipv6_nd_sll": "nd_sll",
+    "ipv6_nd_tll": "nd_tll",
+    "arp_op": "arp_op", "arp_spa": "arp_spa", "arp_tpa": "arp_tpa",
+    "arp_sha": "arp_sha", "arp_tha": "arp_tha",
+}
+HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0}
+GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect",
+               "ff": "ff"}
+
+
+def _ipv6_mask(mask: int) -> str:
+    """ovs-ofctl reads a mask that starts with a digit as a prefix length, so a
+    prefix mask is written `N` and any other mask so that it starts with `:`
+    or a letter (leading zero groups as `::`)."""
+    inverted = ~mask & (2**128 - 1)
+    if inverted & (inverted + 1) == 0:  # contiguous: a prefix
+        return str(128 - inverted.bit_length())
+    groups = [(mask >> (112 - 16 * i)) & 0xFFFF for i in range(8)]
+    if groups[0] == 0:
+        lead = next(i for i, g in enumerate(groups) if g)
+        return "::" + ":".join(f"{g:x}" for g in groups[lead:]) if lead < 7 else f"::{groups[7]:x}"
+    text = ":".join(f"{g:x}" for g in groups)
+    if text[0].isdigit():
+        raise UnsupportedError(f"IPv6 mask {text} (ovs-ofctl reads it as a prefix length)")
+    return text
+
+
+def ovs_name(field: str) -> str:
+    try:
+        return OVS_NAMES[field]
+    except KeyError:
+        raise UnsupportedError(f"field {field} in ovs-ofctl") from None
+
+
+def fmt_value(field: str, value: int) -> str:
+    kind = field_kind(field)
+    if kind in ADDRESS_FORMATS:
+        return ADDRESS_FORMATS[kind](value)
+    if field in HEX_FIELDS:
+        return f"0x{value:0{HEX_FIELDS[field]}x}"
+    return str(value)
+
+
+def fmt_match_field(fm: FieldMatch) -> str:
+    name = ovs_name(fm.field)
+    if fm.mask is None:
+        return f"{name}={fmt_value(fm.field, fm.value)}"
+    if field_kind(fm.field) == "ipv6":
+        return f"{name}={fmt_value(fm.field, fm.value)}/{_ipv6_mask(fm.mask)}"
+    if field_kind(fm.field) in ADDRESS_FORMATS or fm.field in HEX_FIELDS:
+        return (f"{name}={fmt_value(fm.field, fm.value)}/"
+                f"{fmt_value(fm.field, fm.mask)}")
+    return f"{name}={fm.value:#x}/{fm.mask:#x}"
+
+
+def _output(a: Output) -> str:
+    return "output:in_port" if a.port == OFPP_IN_PORT else f"output:{a.port}"
+
+
+def _set_field(a: SetField) -> str:
+    return f"set_field:{fmt_value(a.field, a.value)}->{ovs_name(a.field)}"
+
+
+ACTIONS: dict[type, Callable] = {
+    Output: _output,
+    SetField: _set_field,
+    PushVlan: lambda a: f"push_vlan:{a.ethertype:#06x}",
+    PopVlan: lambda a: "pop_vlan",
+    PushMpls: lambda a: f"push_mpls:{a.ethertype:#06x}",
+    PopMpls: lambda a: f"pop_mpls:{a.ethertype:#06x}",
+    GroupAction: lambda a: f"group:{a.group_id}",
+}
+
+
+def fmt_action(a: Action) -> str:
+    render = ACTIONS.get(type(a))
+    if render is None:
+        raise UnsupportedError(f"action {type(a).__name__} in ovs-ofctl")
+    return render(a)
+
+
+def fmt_actions(actions: tuple[Action, ...], goto: int | None = None,
+                write_metadata: tuple[int, int] | None = None) -> str:
+    """Apply-actions, then the instructions in the order ovs-ofctl insists
+    on (write_metadata before goto_table)."""
+    parts = [fmt_action(a) for a in actions]
+    if write_metadata is not None:
+        value, mask = write_metadata
+        parts.append(f"write_metadata:{value:#x}/{mask:#x}")
+    if goto is not None:
+        parts.append(f"goto_table:{goto}")
+    return ",".join(parts) or "drop"
+
+
+def fmt_flow(e: FlowEntry) -> str:
+    fields = sorted(e.match.fields, key=lambda f: (FIELD_ORDER.get(f.field, 999),
+                                                   f.field))
+    head = [f"table={e.table_id}", f"priority={e.priority}",
+            f"cookie={e.cookie:#x}"]
+    head += [fmt_match_field(f) for f in fields]
+    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table,
+                                                      e.write_metadata)
+
+
+def fmt_group(g: GroupEntry) -> str:
+    gtype = GROUP_TYPES.get(g.type)
+    if gtype is None:
+        raise UnsupportedError(f"group type {g.type}")
+    parts = [f"group_id={g.group_id}", f"type={gtype}"]
+    for b in g.buckets:
+        opts = []
+        if g.type == "select":  # OVS: only select groups may carry weights
+            opts.append(f"weight:{b.weight}")
+        if g.type == "ff":
+            watch = ff_watch(b.actions)
+            if watch is None:
+                raise UnsupportedError("ff bucket with nothing to watch")
+            opts.append(f"{watch[0]}:{watch[1]}")
+        opts.append("actions=" + fmt_actions(b.actions))
+        parts.append("bucket=" + ",".join(opts))
+    return ",".join(parts)
+
+
+def to_ofctl(tables: SwitchTables) -> str:
+    """One flow per line, ordered by table, priority descending, match."""
+    return "".join(line + "\n" for _, line in ordered_entries(tables, fmt_flow))
+
+
+def to_groups(tables: SwitchTables) -> str | None:
+    """The ``add-groups`` file, by group id; None when there are no groups."""
+    if not tables.groups:
+        return None
+    groups = sorted(tables.groups, key=lambda g: g.group_id)
+    return "".join(fmt_group(g) + "\n" for g in groups)

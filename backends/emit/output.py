@@ -1,0 +1,99 @@
+"""Emit a compiled site as the `fsc compile` output directory.
+
+Rendering is pure (``render`` returns path -> text); ``write`` is the one
+I/O adapter: it builds the tree beside the target and swaps it in, so a
+failed or interrupted compile never leaves a half-written directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from backends.emit.click.generate import render_click
+from backends.emit.openflow import to_groups, to_json, to_ofctl
+from backends.emit.process import render_process
+from backends.emit.vm.generate import render_vm
+from compiler.lowering import tables as T
+from compiler.pipeline import Compiled
+from compiler.steering.steer import BoxVisit, Fork, Visit
+
+FORMAT_VERSION = 1
+
+
+def render(c: Compiled) -> dict[str, str]:
+    files: dict[str, str] = {}
+    site = c.site
+    for sw in site.switches:
+        tables = c.tables[sw.name]
+        files[f"openflow/{sw.name}.ofctl"] = to_ofctl(tables)
+        groups = to_groups(tables)
+        if groups:
+            files[f"openflow/{sw.name}.groups"] = groups
+        files[f"openflow/{sw.name}.json"] = to_json(tables, sw.dpid)
+    assert c.placement is not None
+    files["placement.json"] = c.placement.to_json()
+    files.update(render_process(c))
+    files.update(render_click(c))
+    files.update(render_vm(c))
+    files["plan.json"] = _plan(c, files)
+    return dict(sorted(files.items()))
+
+
+def _describe(d: object) -> str:
+    if isinstance(d, Visit):
+        return f"{d.instance}{' (reply)' if d.reverse else ''}"
+    if isinstance(d, BoxVisit):
+        return f"box {d.box}"
+    if isinstance(d, Fork):
+        return "copy and continue"
+    return type(d).__name__.lower()
+
+
+def _plan(c: Compiled, files: dict[str, str]) -> str:
+    assert c.steering is not None
+    tags = {str(c.steering.exit_tag): "exit", str(c.steering.flood_tag): "flood"}
+    tags.update({str(t): _describe(d) for d, t in sorted(c.steering.tags.items(), key=lambda kv: kv[1])})
+    doc = {
+        "version": FORMAT_VERSION,
+        "site": c.site.name,
+        "files": {p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
+        "tables": {str(k): v for k, v in sorted(T.TABLES.items())},
+        "generation": c.steering.generation,
+        "update": {"ingress_tables": list(T.INGRESS_TABLES), "generation_bits": {
+            "vlan_vid": 1 << T.GENERATION_TAG_BIT, "metadata": 1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
+            "cookie": 1 << T.GENERATION_COOKIE_BIT}},
+        "steering": {"tag": "outer VLAN (802.1Q) id", "tags": tags},
+        "switches": {sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
+                     for sw in c.site.switches},
+        "policies": [{"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000",
+                      "symmetric": p.symmetric} for p in c.site.policies],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def write(out: Path, files: dict[str, str]) -> None:
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,9 +1,0 @@
-"""backends.lab: run the generated configuration on real software on this machine.
-
-`backends.lab.ovs.PrivateOvs` runs a private Open vSwitch (userspace datapath)
-in a directory of its own and a network namespace of its own.
-"""
-
-from backends.lab.ovs import OvsError, PrivateOvs, TraceResult, ovs_available
-
-__all__ = ["OvsError", "PrivateOvs", "TraceResult", "ovs_available"]

@@ -1,0 +1,1 @@
+"""The running platform: controller, host agents and the lab."""

@@ -1,0 +1,62 @@
+"""The instances each host should run, derived from compiled files (pure).
+
+One Click instance per host and generation (``click.gN``, the host's
+``click/HOST.click``); one instance per ``process`` and ``vm`` module
+instance, named like the instance (see docs/platform.md, agent protocol).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from backends.platform.controller.plan import generation_of, placement_of, plan_doc
+from backends.platform.controller.protocol import InstanceSpec, spec_digest
+
+
+def _spec(id_: str, kind: str, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
+    return InstanceSpec(id=id_, kind=kind, generation=generation, files=files, site=site,  # type: ignore[arg-type]
+                        digest=spec_digest(files))
+
+
+def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]:
+    """Host -> its instances for one compiled site, sorted by id."""
+    if not files:
+        return {}
+    gen = generation_of(files)
+    site = str(plan_doc(files).get("site", ""))
+    out: dict[str, list[InstanceSpec]] = {}
+    for path, text in sorted(files.items()):
+        if path.startswith("click/") and path.endswith(".click"):
+            host = path[len("click/"):-len(".click")]
+            out.setdefault(host, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
+    placement = placement_of(files)
+    for path, text in sorted(files.items()):
+        for prefix, suffix, kind in (("process/", ".json", "process"), ("vm/", ".xml", "vm")):
+            if path.startswith(prefix) and path.endswith(suffix):
+                name = path[len(prefix):-len(suffix)]
+                host = placement.get(name)
+                if host is None and kind == "process":
+                    host = json.loads(text).get("host")
+                if host is None:
+                    continue
+                out.setdefault(host, []).append(_spec(name, kind, gen, {path: text}, site))
+    return {h: sorted(v, key=lambda s: s.id) for h, v in sorted(out.items())}
+
+
+def desired(file_sets: list[Mapping[str, str] | None]) -> dict[str, list[InstanceSpec]]:
+    """Union of several sites' instances (old first, then new: the later one
+    wins when an id is in both, e.g. a process instance whose files changed)."""
+    merged: dict[str, dict[str, InstanceSpec]] = {}
+    for files in file_sets:
+        for host, specs in host_specs(files).items():
+            for s in specs:
+                merged.setdefault(host, {})[s.id] = s
+    return {h: [v[k] for k in sorted(v)] for h, v in sorted(merged.items())}
+
+
+def hosts_of(files: Mapping[str, str] | None) -> list[str]:
+    """Every host of the site (placement.json), spare ones included."""
+    if not files or "placement.json" not in files:
+        return []
+    return sorted(json.loads(files["placement.json"]).get("hosts", {}))

@@ -1,0 +1,216 @@
+"""The os-ken application: holds the switches' OpenFlow connections, pushes
+flow operations as bundles, reads tables back.
+
+os-ken 4.2 runs its "native" hub (plain threads), so the methods here block
+the calling thread (the apply thread, an HTTP handler) while os-ken's receive
+threads deliver replies into :class:`_Pending` slots keyed by xid.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.ofproto import ofproto_v1_3
+
+from backends.platform.controller.flows import Flow, flow_from_stats, flow_mod
+from backends.platform.controller.plan import Op, Tables
+
+LOG = logging.getLogger("fsc.controller.openflow")
+
+#: Our xids start high so they never meet os-ken's own (echo requests count up from 0).
+_XID_BASE = 0x40000000
+
+
+class _NoBundles(Exception):
+    """The switch refused to open a bundle (no bundle support)."""
+
+
+class SwitchError(RuntimeError):
+    """A switch refused, timed out or is not connected; the message says which rule."""
+
+
+@dataclass
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    replies: list[Any] = field(default_factory=list)
+
+
+class FscOpenFlow(app_manager.OSKenApp):
+    """Switch connections by dpid; blocking push/read for the apply thread."""
+
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.datapaths: dict[int, Any] = {}
+        self.connected_at: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._xids = itertools.count(_XID_BASE)
+        self._pending: dict[tuple[int, int], _Pending] = {}
+        self._errors: dict[int, list[Any]] = {}  # dpid -> errors not claimed yet
+        self.no_bundles: set[int] = set()
+        self.on_connect: Callable[[int], None] | None = None
+
+    # -- connection events --------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def _state_change(self, ev: Any) -> None:
+        dp = ev.datapath
+        if dp.id is None:
+            return
+        if ev.state == MAIN_DISPATCHER:
+            import time
+            with self._lock:
+                self.datapaths[dp.id] = dp
+                self.connected_at[dp.id] = time.time()
+            LOG.info("switch %#x connected from %s", dp.id, dp.address)
+            if self.on_connect is not None:
+                threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True,
+                                 name=f"connect-{dp.id:#x}").start()
+        elif ev.state == DEAD_DISPATCHER:
+            with self._lock:
+                if self.datapaths.get(dp.id) is dp:
+                    del self.datapaths[dp.id]
+                    self.connected_at.pop(dp.id, None)
+            LOG.info("switch %#x disconnected", dp.id)
+
+    def _deliver(self, dpid: int, msg: Any, final: bool) -> None:
+        with self._lock:
+            slot = self._pending.get((dpid, msg.xid))
+        if slot is None:
+            return
+        slot.replies.append(msg)
+        if final:
+            slot.done.set()
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def _barrier_reply(self, ev: Any) -> None:
+        self._deliver(ev.msg.datapath.id, ev.msg, True)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def _error(self, ev: Any) -> None:
+        msg = ev.msg
+        with self._lock:
+            self._errors.setdefault(msg.datapath.id, []).append(msg)
+        LOG.warning("switch %#x: error type=%d code=%d xid=%#x", msg.datapath.id, msg.type, msg.code, msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPExperimenter, MAIN_DISPATCHER)
+    def _experimenter(self, ev: Any) -> None:
+        pass  # bundle control replies; the barrier after the commit is what we wait for
+
+    # -- blocking operations -------------------------------------------------
+    def connected(self) -> list[int]:
+        with self._lock:
+            return sorted(self.datapaths)
+
+    def _dp(self, dpid: int) -> Any:
+        with self._lock:
+            dp = self.datapaths.get(dpid)
+        if dp is None:
+            raise SwitchError(f"switch {dpid:#x} is not connected")
+        return dp
+
+    def _send(self, dp: Any, msg: Any) -> int:
+        xid = next(self._xids) & 0xFFFFFFFF
+        msg.set_xid(xid)
+        if not dp.send_msg(msg):
+            raise SwitchError(f"switch {dp.id:#x}: the connection is closed")
+        return xid
+
+    def _wait(self, dpid: int, xid: int, slot: _Pending, timeout: float, what: str) -> list[Any]:
+        try:
+            if not slot.done.wait(timeout):
+                raise SwitchError(f"switch {dpid:#x}: no answer to {what} within {timeout:.0f}s")
+            return slot.replies
+        finally:
+            with self._lock:
+                self._pending.pop((dpid, xid), None)
+
+    def _claim_errors(self, dpid: int, xids: dict[int, Flow | None], open_xid: int = -1) -> list[str]:
+        with self._lock:
+            errs = self._errors.get(dpid, [])
+            mine = [e for e in errs if e.xid in xids]
+            self._errors[dpid] = [e for e in errs if e.xid not in xids]
+        if any(e.xid == open_xid and e.type == ofproto_v1_3.OFPET_BAD_REQUEST for e in mine):
+            raise _NoBundles()
+        out = []
+        for e in mine:
+            flow = xids.get(e.xid)
+            what = f"rule {flow.describe()}" if flow is not None else "the bundle"
+            out.append(f"switch {dpid:#x} refused {what}: OpenFlow error type {e.type} code {e.code}")
+        return out
+
+    def push(self, dpid: int, ops: list[Op], bundle: bool = True, timeout: float = 30.0) -> None:
+        """Send ``ops`` (one atomic bundle when ``bundle`` and the switch has
+        bundles, else plain flow mods), then a barrier; raise
+        :class:`SwitchError` naming every refused rule."""
+        if not ops:
+            return
+        if bundle and dpid not in self.no_bundles:
+            try:
+                self._push(dpid, ops, True, timeout)
+                return
+            except _NoBundles:
+                LOG.warning("switch %#x does not take OpenFlow bundles; sending plain flow mods", dpid)
+                self.no_bundles.add(dpid)
+        self._push(dpid, ops, False, timeout)
+
+    def _push(self, dpid: int, ops: list[Op], bundle: bool, timeout: float) -> None:
+        dp = self._dp(dpid)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        xids: dict[int, Flow | None] = {}
+        bundle_id = next(self._xids) & 0xFFFFFFFF
+        flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
+        open_xid = -1
+        if bundle:
+            open_xid = self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
+            xids[open_xid] = None
+        for cmd, flow in ops:
+            fm = flow_mod(dp, flow, cmd)
+            msg = parser.ONFBundleAddMsg(dp, bundle_id, flags, fm, []) if bundle else fm
+            xids[self._send(dp, msg)] = flow
+        if bundle:
+            xids[self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))] = None
+        barrier = parser.OFPBarrierRequest(dp)
+        slot = _Pending()
+        xid = next(self._xids) & 0xFFFFFFFF
+        barrier.set_xid(xid)
+        with self._lock:
+            self._pending[(dpid, xid)] = slot
+        if not dp.send_msg(barrier):
+            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        self._wait(dpid, xid, slot, timeout, "a barrier")
+        errors = self._claim_errors(dpid, xids, open_xid)
+        if errors:
+            raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
+
+    def read_tables(self, dpid: int, timeout: float = 30.0) -> Tables:
+        """Every flow of every table, by key."""
+        dp = self._dp(dpid)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+        slot = _Pending()
+        xid = next(self._xids) & 0xFFFFFFFF
+        req.set_xid(xid)
+        with self._lock:
+            self._pending[(dpid, xid)] = slot
+        if not dp.send_msg(req):
+            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        out: Tables = {}
+        for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
+            for st in reply.body:
+                f = flow_from_stats(st)
+                out[f.key] = f
+        return out

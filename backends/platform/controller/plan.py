@@ -1,0 +1,194 @@
+"""What an update changes: compiled files of the deployed site vs the new ones
+-> per-switch flow operations by phase, and instances started/stopped/moved.
+
+Pure. The phases (docs/platform.md): *install* adds the new rules of the
+non-ingress tables; *flip* replaces the ingress-table rules (and any rule whose
+key both generations share but whose content changed); *cleanup* deletes the
+old rules the new site does not have. :func:`reconcile_ops` turns any table
+content into any other (restart, rollback).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from backends.platform.controller.flows import Flow, FlowKey, parse_switch_json
+
+DEFAULT_INGRESS_TABLES = (0, 1, 2)
+
+Tables = dict[FlowKey, Flow]
+Op = tuple[str, Flow]  # ("add" | "delete", flow)
+
+
+def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Tables]]:
+    """Switch name -> (dpid, rules by key) from ``openflow/*.json``."""
+    out: dict[str, tuple[int, Tables]] = {}
+    for path, text in sorted((files or {}).items()):
+        if path.startswith("openflow/") and path.endswith(".json"):
+            name = path[len("openflow/"):-len(".json")]
+            dpid, flows = parse_switch_json(text)
+            out[name] = (dpid, {f.key: f for f in flows})
+    return out
+
+
+def plan_doc(files: Mapping[str, str] | None) -> dict:
+    if not files or "plan.json" not in files:
+        return {}
+    try:
+        return json.loads(files["plan.json"])
+    except json.JSONDecodeError:
+        return {}
+
+
+def generation_of(files: Mapping[str, str] | None) -> int:
+    return int(plan_doc(files).get("generation", 0) or 0)
+
+
+def ingress_tables(files: Mapping[str, str] | None) -> frozenset[int]:
+    update = plan_doc(files).get("update") or {}
+    return frozenset(int(t) for t in update.get("ingress_tables", DEFAULT_INGRESS_TABLES))
+
+
+def placement_of(files: Mapping[str, str] | None) -> dict[str, str]:
+    """Instance -> host from ``placement.json``."""
+    if not files or "placement.json" not in files:
+        return {}
+    doc = json.loads(files["placement.json"])
+    return {name: inst["host"] for name, inst in sorted(doc.get("instances", {}).items())}
+
+
+@dataclass
+class SwitchPlan:
+    dpid: int
+    install: list[Op] = field(default_factory=list)
+    flip: list[Op] = field(default_factory=list)
+    cleanup: list[Op] = field(default_factory=list)
+
+    def phase(self, name: str) -> list[Op]:
+        return {"install": self.install, "flip": self.flip, "cleanup": self.cleanup}[name]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.install or self.flip or self.cleanup)
+
+
+@dataclass
+class UpdatePlan:
+    switches: dict[str, SwitchPlan]
+    started: list[str]
+    stopped: list[str]
+    moved: dict[str, tuple[str, str]]
+    changed_files: list[str]
+    old_generation: int | None
+    new_generation: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.changed_files
+
+    def to_json(self) -> dict:
+        sw = {}
+        for name, p in sorted(self.switches.items()):
+            added = sum(1 for ph in (p.install, p.flip) for c, _ in ph if c == "add")
+            removed = sum(1 for ph in (p.flip, p.cleanup) for c, _ in ph if c == "delete")
+            sw[name] = {"dpid": p.dpid, "added": added, "removed": removed,
+                        "install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup),
+                        "added_rules": [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"],
+                        "removed_rules": [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph
+                                          if c == "delete"]}
+        return {"nothing_to_change": self.empty, "old_generation": self.old_generation,
+                "new_generation": self.new_generation, "switches": sw,
+                "instances": {"started": self.started, "stopped": self.stopped,
+                              "moved": {k: {"from": a, "to": b} for k, (a, b) in sorted(self.moved.items())}},
+                "changed_files": self.changed_files}
+
+
+def _same(a: Flow, b: Flow) -> bool:
+    return a.canonical == b.canonical
+
+
+def switch_plan(dpid: int, old: Tables, new: Tables, ingress: frozenset[int]) -> SwitchPlan:
+    p = SwitchPlan(dpid)
+    for key in sorted(new, key=_order):
+        f = new[key]
+        if key in old:
+            if not _same(old[key], f):
+                p.flip.append(("add", f))  # an add replaces the flow with the same key
+        elif f.table_id in ingress:
+            p.flip.append(("add", f))
+        else:
+            p.install.append(("add", f))
+    for key in sorted(old, key=_order):
+        if key not in new:
+            (p.flip if old[key].table_id in ingress else p.cleanup).append(("delete", old[key]))
+    return p
+
+
+def _order(key: FlowKey) -> tuple:
+    return (key[0], -key[1], repr(key[2]))
+
+
+def plan_update(old_files: Mapping[str, str] | None, new_files: Mapping[str, str],
+                old_tables: dict[str, tuple[int, Tables]] | None = None,
+                new_tables: dict[str, tuple[int, Tables]] | None = None) -> UpdatePlan:
+    """The phased update from ``old_files`` (None: nothing deployed) to
+    ``new_files``; ``old_tables``: ``switch_tables(old_files)`` if at hand."""
+    old_sw = switch_tables(old_files) if old_tables is None else old_tables
+    new_sw = switch_tables(new_files) if new_tables is None else new_tables
+    ingress = ingress_tables(new_files)
+    switches = {}
+    for name in sorted(set(old_sw) | set(new_sw)):
+        dpid = (new_sw.get(name) or old_sw[name])[0]
+        switches[name] = switch_plan(dpid, old_sw.get(name, (0, {}))[1], new_sw.get(name, (0, {}))[1], ingress)
+    old_pl, new_pl = placement_of(old_files), placement_of(new_files)
+    old_f, new_f = dict(old_files or {}), dict(new_files)
+    changed = sorted(p for p in set(old_f) | set(new_f) if old_f.get(p) != new_f.get(p))
+    return UpdatePlan(
+        switches=switches,
+        started=sorted(set(new_pl) - set(old_pl)),
+        stopped=sorted(set(old_pl) - set(new_pl)),
+        moved={i: (old_pl[i], new_pl[i]) for i in sorted(set(old_pl) & set(new_pl)) if old_pl[i] != new_pl[i]},
+        changed_files=changed,
+        old_generation=None if old_files is None else generation_of(old_files),
+        new_generation=generation_of(new_files),
+    )
+
+
+def reconcile_ops(actual: Tables, desired: Tables, keep: Callable[[Flow], bool] = lambda f: False) -> list[Op]:
+    """Operations that turn ``actual`` into ``desired``; extra flows for which
+    ``keep`` is true stay (used to flip back before removing a new generation)."""
+    ops: list[Op] = []
+    for key in sorted(desired, key=_order):
+        if key not in actual or not _same(actual[key], desired[key]):
+            ops.append(("add", desired[key]))
+    for key in sorted(actual, key=_order):
+        if key not in desired and not keep(actual[key]):
+            ops.append(("delete", actual[key]))
+    return ops
+
+
+def apply_ops(tables: Tables, ops: list[Op]) -> Tables:
+    """The table content after ``ops`` (what a read-back must show)."""
+    out = dict(tables)
+    for cmd, f in ops:
+        if cmd == "add":
+            out[f.key] = f
+        else:
+            out.pop(f.key, None)
+    return out
+
+
+def same_tables(a: Tables, b: Tables) -> list[str]:
+    """Differences between two table contents, as readable lines (empty: equal)."""
+    diffs = []
+    for key in sorted(set(a) | set(b), key=_order):
+        fa, fb = a.get(key), b.get(key)
+        if fa is None:
+            diffs.append(f"unexpected on the switch: {fb.describe()}")
+        elif fb is None:
+            diffs.append(f"missing on the switch: {fa.describe()}")
+        elif not _same(fa, fb):
+            diffs.append(f"different on the switch: {fa.describe()}")
+    return diffs

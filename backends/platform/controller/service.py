@@ -1,0 +1,378 @@
+"""The controller's behaviour: plan, apply (two-phase, with rollback), status,
+reconcile-on-connect, heartbeats. Talks to switches through an object with
+``connected()``, ``push(dpid, ops, bundle=True)`` and ``read_tables(dpid)``
+(:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
+:class:`StateDir`; the HTTP layer only translates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from backends.platform.controller.agents import AgentBook
+from backends.platform.controller.flows import FlowFormatError
+from backends.platform.controller.instances import host_specs, hosts_of
+from backends.platform.controller.plan import (Tables, apply_ops, ingress_tables, plan_doc, plan_update,
+                                      reconcile_ops, same_tables, switch_tables)
+from backends.platform.controller.protocol import ApplyRequest, Heartbeat, HeartbeatAnswer
+from backends.platform.controller.state import StateDir
+
+LOG = logging.getLogger("fsc.controller")
+
+#: Seconds between flipping a switch back and removing a generation's rules
+#: when reconciling (packets already inside finish).
+RECONCILE_DRAIN = 0.2
+
+
+class ApplyFailed(Exception):
+    """A step of an apply failed; the message says which and why."""
+
+
+class Controller:
+    def __init__(self, state: StateDir, switches: Any, pause_after: str | None = None) -> None:
+        self.state = state
+        #: fault injection for the crash tests: stop for good after this phase
+        #: (``install``, ``flip`` or ``commit``) of an update (not of a first
+        #: deploy), as if the process hung there.
+        self.pause_after = pause_after
+        self.of = switches
+        self.agents = AgentBook()
+        self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
+        self._guard = threading.Lock()
+        self._applying = False
+        self._deployed_cache: tuple[dict[str, Any] | None] | None = None
+        self._tables_cache: dict[str, tuple[int, Tables]] | None = None
+        self._switch_locks: dict[int, threading.Lock] = {}
+        self.last_reconcile: dict[int, str] = {}
+        journal = state.journal()
+        if journal is not None:
+            LOG.warning("an apply was interrupted in phase `%s`; switches are reconciled to the committed "
+                        "site (generation %s) as they connect", journal.get("phase"),
+                        (state.deployed() or {}).get("generation"))
+            state.clear_journal()
+        self.agents.want([self._deployed_files()], self._deployed_source())
+        switches.on_connect = self.on_connect
+        for dpid in switches.connected():  # connected before we were listening for it
+            threading.Thread(target=self.on_connect, args=(dpid,), daemon=True).start()
+
+    # -- helpers ------------------------------------------------------------
+    def _deployed_files(self) -> dict[str, str] | None:
+        d = self._deployed_doc()
+        return d["files"] if d else None
+
+    def _deployed_source(self) -> str:
+        d = self._deployed_doc()
+        return str(d.get("source") or "") if d else ""
+
+    def _deployed_doc(self) -> dict[str, Any] | None:
+        """deployed.json, read once and kept (only this process writes it)."""
+        if self._deployed_cache is None:
+            self._deployed_cache = (self.state.deployed(),)
+        return self._deployed_cache[0]
+
+    def _deployed_tables(self) -> dict[str, tuple[int, Tables]]:
+        if self._tables_cache is None:
+            self._tables_cache = switch_tables(self._deployed_files())
+        return self._tables_cache
+
+    def _commit(self, generation: int, files: dict[str, str], site: str, source: str,
+                tables: dict[str, tuple[int, Tables]] | None = None) -> None:
+        self.state.commit(generation, files, site, source)
+        self._deployed_cache = None
+        self._tables_cache = tables  # the committed files' tables, already parsed
+
+    def _lock_for(self, dpid: int) -> threading.Lock:
+        return self._switch_locks.setdefault(dpid, threading.Lock())
+
+    def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables) -> None:
+        """Push one phase to one switch as a bundle, read back, compare."""
+        if not ops:
+            return  # nothing sent: the last read-back still holds
+        self.of.push(dpid, ops)
+        got = self.of.read_tables(dpid)
+        diffs = same_tables(expected, got)
+        if diffs:
+            more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
+            raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
+
+    def _reconcile_step(self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None,
+                        actual: Tables | None = None) -> tuple[int, Tables | None]:
+        """One reconcile step on one switch: with ``ingress``, only the ingress
+        tables (extra rules elsewhere stay); without, everything. Verified.
+        ``actual``: the tables just read (none sent since). Returns the
+        operations sent and, when none were, the tables read."""
+        with self._lock_for(dpid):
+            if actual is None:
+                actual = self.of.read_tables(dpid)
+            keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
+            ops = reconcile_ops(actual, desired, keep=keep)
+            if not ops:
+                return 0, actual
+            self.of.push(dpid, ops)
+            got = self.of.read_tables(dpid)
+            want = apply_ops(actual, ops)
+            diffs = same_tables(want, got)
+            if diffs:
+                raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
+            return len(ops), None
+
+    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> int:
+        """Bring switches to their desired tables: first flip every ingress
+        table, after a short drain remove what is left. A switch that fails
+        does not stop the others (it is reconciled again when it reconnects).
+        Returns the operations sent."""
+        errors: list[str] = []
+        done: list[tuple[str, int, Tables, Tables | None]] = []
+        n = 0
+        for name, dpid, want in targets:
+            try:
+                k, read = self._reconcile_step(name, dpid, want, ingress)
+                n += k
+                done.append((name, dpid, want, read))
+            except Exception as err:
+                errors.append(f"{name}: {err}")
+        if n:
+            time.sleep(RECONCILE_DRAIN)
+        for name, dpid, want, read in done:
+            try:
+                n += self._reconcile_step(name, dpid, want, None, read)[0]
+            except Exception as err:
+                errors.append(f"{name}: {err}")
+        if errors:
+            raise ApplyFailed("; ".join(errors))
+        return n
+
+    # -- switch connect -------------------------------------------------------
+    def on_connect(self, dpid: int) -> None:
+        """Reconcile a (re)connecting switch to the committed site."""
+        with self._apply_lock:
+            files = self._deployed_files()
+            tables = self._deployed_tables()
+            name = next((n for n, (d, _) in tables.items() if d == dpid), None)
+            if name is None:
+                LOG.warning("switch %#x connected, but the deployed site has no switch with that dpid "
+                            "(switches: %s)", dpid, ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none")
+                self.last_reconcile[dpid] = "unknown dpid"
+                return
+            try:
+                n = self._reconcile([(name, dpid, tables[name][1])], ingress_tables(files))
+                self.last_reconcile[dpid] = f"ok, {n} operations"
+                LOG.info("switch %s (%#x) reconciled to generation %s with %d operations", name, dpid,
+                         plan_doc(files).get("generation", 0), n)
+            except Exception as err:  # a switch that goes away mid-reconcile is retried on its next connect
+                self.last_reconcile[dpid] = f"failed: {err}"
+                LOG.error("switch %s (%#x): reconcile failed: %s", name, dpid, err)
+
+    # -- API ------------------------------------------------------------------
+    def deployed(self) -> dict[str, Any]:
+        d = self._deployed_doc()
+        if d is None:
+            return {"generation": None, "files": {}, "site": None}
+        return {"generation": d["generation"], "files": d["files"], "site": d["site"]}
+
+    def plan(self, req: ApplyRequest) -> dict[str, Any]:
+        return plan_update(self._deployed_files(), req.files, self._deployed_tables()).to_json()
+
+    def heartbeat(self, host: str, beat: Heartbeat) -> HeartbeatAnswer | None:
+        if not self.agents.knows(host):
+            return None
+        d = self._deployed_doc()
+        return self.agents.heartbeat(host, beat, d["generation"] if d else None)
+
+    def status(self) -> dict[str, Any]:
+        files = self._deployed_files()
+        doc = plan_doc(files)
+        connected = set(self.of.connected())
+        switches = []
+        known = set()
+        for name, (dpid, tables) in self._deployed_tables().items():
+            known.add(dpid)
+            installed = None
+            if dpid in connected:
+                try:
+                    installed = len(self.of.read_tables(dpid, timeout=5.0))
+                except Exception:  # status must answer even when a switch hangs
+                    installed = None
+            sw = (doc.get("switches") or {}).get(name, {})
+            switches.append({"name": name, "dpid": dpid, "connected": dpid in connected, "rules": len(tables),
+                             "installed": installed, "tcam": sw.get("tcam")})
+        unknown = sorted(connected - known)
+        specs = host_specs(files)
+        hosts = []
+        for host in hosts_of(files):
+            seen = self.agents.seen(host)
+            reports = {r.id: r for r in seen.beat.instances} if seen else {}
+            inst = []
+            for s in specs.get(host, []):
+                r = reports.get(s.id)
+                inst.append({"id": s.id, "kind": s.kind, "wanted": True,
+                             "state": (r.state if r.digest == s.digest else "old version") if r else "unknown",
+                             "packets": r.packets if r else 0, "restarts": r.restarts if r else 0})
+            wanted = {s.id for s in specs.get(host, [])}
+            for r in sorted(reports.values(), key=lambda r: r.id):
+                if r.id not in wanted:  # still running on the host, e.g. the old generation while draining
+                    inst.append({"id": r.id, "kind": None, "wanted": False, "state": r.state,
+                                 "packets": r.packets, "restarts": r.restarts})
+            hosts.append({"name": host, "alive": self.agents.alive(host),
+                          "last_seen": seen.last if seen else None,
+                          "load": seen.beat.load.model_dump() if seen else None, "instances": inst})
+        return {"site": doc.get("site"), "generation": doc.get("generation", 0) if files else None,
+                "switches": switches, "unknown_switches": unknown, "hosts": hosts,
+                "applying": self._applying}
+
+    # -- apply --------------------------------------------------------------
+    def apply(self, req: ApplyRequest) -> Iterator[dict[str, Any]]:
+        """Carry out an update; yields progress events, the last one the result."""
+        with self._guard:
+            if self._applying:
+                yield {"result": "failed", "error": "another apply is in progress; try again when it has finished"}
+                return
+            self._applying = True
+        try:
+            with self._apply_lock:  # waits for a reconcile of a (re)connecting switch
+                yield from self._apply(req)
+        finally:
+            self._applying = False
+
+    def _apply(self, req: ApplyRequest) -> Iterator[dict[str, Any]]:
+        old = self._deployed_files()
+        new = dict(req.files)
+        try:
+            new_sw = switch_tables(new)
+            plan = plan_update(old, new, self._deployed_tables(), new_sw)
+        except (FlowFormatError, KeyError, ValueError) as err:
+            yield {"result": "failed", "error": f"the compiled files are not usable: {err}"}
+            return
+        if plan.empty:
+            yield {"result": "ok", "changed": False, "message": "nothing to change",
+                   "generation": plan.old_generation}
+            return
+        old_sw = self._deployed_tables()
+        connected = set(self.of.connected())
+        offline = [f"{n} ({p.dpid:#x})" for n, p in plan.switches.items() if p.dpid not in connected]
+        if offline:
+            yield {"result": "failed", "error": "switches not connected: " + ", ".join(offline) +
+                   "; point them at this controller (ovs-vsctl set-controller BRIDGE tcp:HOST:PORT) and retry"}
+            return
+        ev: dict[str, Any] = {
+            "phase": "plan", "old_generation": plan.old_generation, "new_generation": plan.new_generation,
+            "switches": {n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
+                         for n, p in plan.switches.items()}}
+        ingress = ingress_tables(new) | ingress_tables(old)
+        if (old is not None and plan.old_generation == plan.new_generation
+                and (host_specs(old) != host_specs(new)
+                     or any(f.table_id not in ingress for p in plan.switches.values()
+                            for ph in (p.install, p.flip, p.cleanup) for _, f in ph))):
+            ev["warning"] = (f"the new files have the deployed generation {plan.new_generation}: changed rules and "
+                             "instances are replaced in place, not side by side (compile with the other generation)")
+        yield ev
+        # bring every switch to the committed state first (drift, a crashed apply)
+        try:
+            n = self._reconcile([(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()],
+                                ingress)
+        except Exception as err:
+            yield {"result": "failed", "error": f"before the update: {err}"}
+            return
+        if n:
+            yield {"phase": "prepare", "repaired": n}
+        journal = {"phase": "install", "generation": plan.new_generation, "site": req.site}
+        self.state.write_journal(journal)
+        touched: list[str] = []
+        try:
+            # 1. install: instances, then the new generation's non-ingress rules
+            self.agents.want([old, new], req.source)
+            new_specs = host_specs(new)
+            yield from self._wait_ready(new_specs, req.ready_timeout)
+            expected = {n: old_sw.get(n, (0, {}))[1] for n in plan.switches}
+            for name, p in plan.switches.items():
+                touched.append(name)
+                expected[name] = apply_ops(expected[name], p.install)
+                with self._lock_for(p.dpid):
+                    self._push_verified(name, p.dpid, p.install, expected[name])
+                yield {"phase": "install", "switch": name, "rules": len(p.install)}
+            yield from self._paused("install", old is not None)
+            # 2. flip
+            journal["phase"] = "flip"
+            self.state.write_journal(journal)
+            for name, p in plan.switches.items():
+                expected[name] = apply_ops(expected[name], p.flip)
+                with self._lock_for(p.dpid):
+                    self._push_verified(name, p.dpid, p.flip, expected[name])
+                yield {"phase": "flip", "switch": name, "rules": len(p.flip)}
+            yield from self._paused("flip", old is not None)
+        except Exception as err:  # any failure before the commit: back to the old site
+            LOG.error("apply failed: %s", err)
+            yield {"phase": "rollback", "error": str(err)}
+            problems = self._rollback([(n, plan.switches[n].dpid, old_sw.get(n, (0, {}))[1]) for n in touched], ingress)
+            self.agents.want([old], self._deployed_source())
+            self.state.clear_journal()
+            yield {"result": "failed", "error": str(err), "rolled_back": not problems,
+                   **({"rollback_problems": problems} if problems else {})}
+            return
+        # 3. commit
+        self._commit(plan.new_generation, new, req.site, req.source, new_sw)
+        journal["phase"] = "cleanup"
+        self.state.write_journal(journal)
+        yield {"phase": "commit", "generation": plan.new_generation}
+        yield from self._paused("commit", old is not None)
+        # 4. cleanup after the drain time
+        time.sleep(req.drain_seconds)
+        warnings = []
+        for name, p in plan.switches.items():
+            try:
+                with self._lock_for(p.dpid):
+                    self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1])
+                yield {"phase": "cleanup", "switch": name, "rules": len(p.cleanup)}
+            except Exception as err:
+                warnings.append(f"switch {name}: cleanup failed ({err}); it is retried when the switch reconnects")
+        self.agents.want([new], req.source)
+        self.state.clear_journal()
+        summary = plan.to_json()
+        yield {"result": "ok", "changed": True, "generation": plan.new_generation,
+               "switches": {n: {"added": s["added"], "removed": s["removed"]} for n, s in summary["switches"].items()},
+               "instances": summary["instances"], "warnings": warnings}
+
+    def _paused(self, phase: str, update: bool) -> Iterator[dict[str, Any]]:
+        if self.pause_after == phase and update:
+            LOG.warning("pausing for good after phase %s (FSC_CONTROLLER_PAUSE_AFTER)", phase)
+            yield {"phase": "paused", "after": phase}
+            while True:
+                time.sleep(3600)
+
+    def _wait_ready(self, specs: dict, timeout: float) -> Iterator[dict[str, Any]]:
+        """Phase 1 gate: every host reports the new instances ready."""
+        if not specs:
+            return
+        deadline = time.monotonic() + timeout
+        last_report = 0.0
+        while True:
+            missing = self.agents.not_ready(specs)
+            if not missing:
+                yield {"phase": "install", "instances": "ready",
+                       "hosts": {h: [s.id for s in v] for h, v in specs.items()}}
+                return
+            failed = self.agents.failed(specs)
+            if failed:
+                raise ApplyFailed("instances failed to start: " + "; ".join(
+                    f"{h}: {', '.join(v)}" for h, v in failed.items()))
+            now = time.monotonic()
+            if now >= deadline:
+                raise ApplyFailed(f"hosts did not report the new instances ready within {timeout:.0f}s: " + "; ".join(
+                    f"{h}: {', '.join(v)}" for h, v in missing.items()) +
+                    " (is `fsc agent --host HOST` running and pointed at this controller?)")
+            if now - last_report >= 2.0:
+                last_report = now
+                yield {"phase": "install", "waiting": missing}
+            self.agents.wait_change(min(0.5, deadline - now))
+
+    def _rollback(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> list[str]:
+        """Flip every touched switch back, then remove the new rules."""
+        try:
+            self._reconcile(targets, ingress)
+            return []
+        except Exception as err:
+            return [str(err)]

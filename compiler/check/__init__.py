@@ -1,0 +1,1 @@
+"""Check: the AST becomes the checked IR (:mod:`compiler.ir`), or diagnostics."""

@@ -1,0 +1,1 @@
+"""Exact header spaces and the regions built from them."""

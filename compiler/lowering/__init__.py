@@ -1,0 +1,1 @@
+"""Lowering: the steering plan as OpenFlow tables, checked against their contracts."""

@@ -1,0 +1,213 @@
+"""Header spaces -> OpenFlow matches with their prerequisites.
+
+A header-space point has every field; a real packet lacks fields its protocol
+does not carry, and OpenFlow refuses a match on such a field unless the match
+also pins the protocol (``ipv4_src`` needs ``eth_type=0x0800``, ``tcp_dst``
+needs ``ip_proto=6`` ...).  We split a space by protocol first (IPv4 / IPv6 /
+other; TCP / UDP / other) so every cube pins what its fields need; a field the
+packet lacks reads as 0 in the header-space model, so a cube keeps such a
+packet exactly when its pattern admits 0.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable
+
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, FieldMatch
+from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
+
+IP_FIELDS = ("ip_dscp", "ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
+V4_FIELDS = ("ipv4_src", "ipv4_dst")
+V6_FIELDS = ("ipv6_src", "ipv6_dst")
+L4_FIELDS = ("tp_src", "tp_dst")
+PLAIN = {"eth_src": "eth_src", "eth_dst": "eth_dst", "vlan_vid": "vlan_vid", "eth_type": "eth_type",
+         "ip_dscp": "ip_dscp", "ip_proto": "ip_proto", "ipv4_src": "ipv4_src", "ipv4_dst": "ipv4_dst",
+         "ipv6_src": "ipv6_src", "ipv6_dst": "ipv6_dst"}
+L4_NAMES = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
+
+
+def field_mask(name: str) -> int:
+    """The bits of ``name`` in the packed header-space layout."""
+    return _FIELD_MASKS[name]
+
+
+_FIELD_MASKS = {f.name: ((1 << f.width) - 1) << DEFAULT_LAYOUT.offset(f.name) for f in DEFAULT_LAYOUT.fields}
+_OFFSETS = {f.name: DEFAULT_LAYOUT.offset(f.name) for f in DEFAULT_LAYOUT.fields}
+
+
+def _eq(name: str, value: int) -> HeaderSpace:
+    return HeaderSpace.field_eq(name, value)
+
+
+def _clear_or_drop(cube: Cube, fields: Iterable[str]) -> Cube | None:
+    """Remove constraints on absent ``fields``: keep the cube if each admits 0."""
+    value, mask = cube.value, cube.mask
+    for name in fields:
+        fmask = _FIELD_MASKS[name]
+        if value & fmask:
+            return None  # the pattern needs a 1 bit where an absent field reads 0
+        mask &= ~fmask
+    return Cube(value & mask, mask)
+
+
+def _cares(cube: Cube, fields: Iterable[str]) -> bool:
+    return any(cube.mask & _FIELD_MASKS[f] for f in fields)
+
+
+_IP_MASK = sum(_FIELD_MASKS[f] for f in IP_FIELDS)
+_L4_MASK = sum(_FIELD_MASKS[f] for f in L4_FIELDS)
+
+
+def _with(cube: Cube, name: str, value: int) -> Cube | None:
+    """``cube`` and ``name == value`` (one cube or nothing): a header-space
+    intersection with one point of one field, done on the bits."""
+    fm, off = _FIELD_MASKS[name], _OFFSETS[name]
+    bits = value << off
+    if (cube.value ^ bits) & cube.mask & fm:
+        return None
+    return Cube(cube.value | bits, cube.mask | fm)
+
+
+def _without(cube: Cube, name: str, values: tuple[int, ...], whole: HeaderSpace) -> tuple[Cube, ...]:
+    """``cube`` minus ``name`` in ``values``; cheap when the cube fixes the
+    field (the usual case), else exact header-space subtraction."""
+    fm, off = _FIELD_MASKS[name], _OFFSETS[name]
+    if cube.mask & fm == fm:
+        return () if (cube.value & fm) >> off in values else (cube,)
+    one = HeaderSpace._of(DEFAULT_LAYOUT, [(cube.value, cube.mask)])
+    return (one - whole).cubes
+
+
+_IP = _eq("eth_type", ETH_TYPE_IPV4) | _eq("eth_type", ETH_TYPE_IPV6)
+_L4 = _eq("ip_proto", 6) | _eq("ip_proto", 17)
+
+
+def _split(space: HeaderSpace) -> list[tuple[int | None, int | None, Cube]]:
+    """(eth class, proto class, cube) with absent fields cleared.  Cubes are
+    only split where their fields need a prerequisite, to keep rules few."""
+    out: list[tuple[int | None, int | None, Cube]] = []
+    for whole in space.cubes:
+        if not whole.mask & _IP_MASK:
+            out.append((None, None, whole))
+            continue
+        for cube in _without(whole, "eth_type", (ETH_TYPE_IPV4, ETH_TYPE_IPV6), _IP):
+            c = _clear_or_drop(cube, IP_FIELDS)
+            if c is not None:
+                out.append((None, None, c))
+        for eth, absent in ((ETH_TYPE_IPV4, V6_FIELDS), (ETH_TYPE_IPV6, V4_FIELDS)):
+            cube = _with(whole, "eth_type", eth)
+            if cube is None:
+                continue
+            if not cube.mask & _L4_MASK:
+                c = _clear_or_drop(cube, absent)
+                if c is not None:
+                    out.append((eth, None, c))
+                continue
+            for rest in _without(cube, "ip_proto", (6, 17), _L4):
+                c = _clear_or_drop(rest, absent + L4_FIELDS)
+                if c is not None:
+                    out.append((eth, None, c))
+            for proto in (6, 17):
+                pc = _with(cube, "ip_proto", proto)
+                if pc is not None:
+                    c = _clear_or_drop(pc, absent)
+                    if c is not None:
+                        out.append((eth, proto, c))
+    return out
+
+
+Matches = list[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]]]
+
+
+def space_to_matches(space: HeaderSpace) -> Matches:
+    """Each cube of ``space`` as (in_edge pattern or None, OpenFlow field matches).
+
+    The ``in_edge`` pattern is returned apart: the caller turns it into
+    ``in_port`` matches for the ports of the edges it admits.  Lowering asks
+    for the same spaces on every switch, so results are memoised by cover."""
+    return list(_matches(space.cubes))
+
+
+_VID = _FIELD_MASKS["vlan_vid"]
+_PRESENT = OFPVID_PRESENT << _OFFSETS["vlan_vid"]
+
+
+def _any_vlan(cubes: tuple[Cube, ...]) -> list[tuple[int, int]]:
+    """The cubes as real packets see vlan_vid: 0 when untagged, the present
+    bit and the id when tagged.  A cube that needs the present bit clear and
+    an id bit set matches no packet and is dropped; one that needs it clear
+    otherwise means "untagged" (vlan_vid exactly 0); and a pair that differs
+    only in "untagged" versus "tagged, any id" becomes one cube with vlan_vid
+    free (the site universe splits every policy this way, which would double
+    its rules).  Complements leave such impossible pieces behind."""
+    have: dict[tuple[int, int], None] = {}
+    for c in cubes:
+        v, m = c.value, c.mask
+        if m & _PRESENT and not v & _PRESENT:
+            if v & _VID:
+                continue  # an id without a tag: no such packet
+            m |= _VID
+        have.setdefault((v, m), None)
+    out: list[tuple[int, int]] = []
+    skip: set[tuple[int, int]] = set()
+    for v, m in have:
+        if (v, m) in skip:
+            continue
+        if m & _VID == _VID and not v & _VID:
+            partner = (v | _PRESENT, (m & ~_VID) | _PRESENT)
+        elif m & _VID == _PRESENT and v & _VID == _PRESENT:
+            partner = (v & ~_VID, m | _VID)
+        else:
+            partner = None
+        if partner is not None and partner in have and partner not in skip:
+            skip.add(partner)
+            out.append((v & ~_VID, m & ~_VID))
+        else:
+            out.append((v, m))
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _matches(cubes: tuple[Cube, ...]) -> tuple[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]], ...]:
+    result = []
+    for _eth, proto, cube in _split(HeaderSpace._raw(DEFAULT_LAYOUT, _any_vlan(cubes))):
+        fields: list[FieldMatch] = []
+        edge: tuple[int, int] | None = None
+        for name, (value, mask) in cube.cared_fields(DEFAULT_LAYOUT).items():
+            full = _FIELD_MASKS[name] >> _OFFSETS[name]
+            if name == "in_edge":
+                edge = (value, mask)
+                continue
+            if name in L4_FIELDS:
+                oxm = L4_NAMES[proto][0 if name == "tp_src" else 1]  # type: ignore[index]
+            else:
+                oxm = PLAIN[name]
+            fields.append(FieldMatch(oxm, value, None if mask == full else mask))
+        for spelt in _exact(fields):
+            result.append((edge, tuple(sorted(spelt))))
+    return tuple(result)
+
+
+NOT_MASKABLE = ("eth_type", "ip_proto", "ip_dscp")  # OpenFlow 1.3 (and OVS) match these exactly only
+
+
+def _exact(fields: list[FieldMatch]) -> list[list[FieldMatch]]:
+    """Spell masked values of fields that cannot be masked as exact values."""
+    out = [fields]
+    for name in NOT_MASKABLE:
+        fm = next((f for f in fields if f.field == name and f.mask is not None), None)
+        if fm is None:
+            continue
+        width = {"eth_type": 16, "ip_proto": 8, "ip_dscp": 6}[name]
+        free = [b for b in range(width) if not fm.mask >> b & 1]
+        values = [fm.value | sum(((k >> i) & 1) << b for i, b in enumerate(free)) for k in range(1 << len(free))]
+        out = [[f for f in row if f.field != name] + [FieldMatch(name, v)] for row in out for v in values]
+    return out
+
+
+def edges_admitted(pattern: tuple[int, int] | None, n_edges: int) -> list[int]:
+    if pattern is None:
+        return list(range(n_edges))
+    value, mask = pattern
+    return [i for i in range(n_edges) if i & mask == value]

@@ -1,0 +1,1 @@
+"""Placement: module instances onto hosts (heuristic and exact)."""

@@ -1,0 +1,1 @@
+"""Steering: pipelines unfolded into dispatches, tags, flow hash and host plumbing."""

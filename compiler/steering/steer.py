@@ -1,0 +1,287 @@
+"""Steering: every policy's pipeline unfolded into the concrete paths the
+platform carries out, and the tags that say where a packet is on its path.
+
+Everything the *switch* decides (which replica, whether a `copy` takes the
+flow, which `case` arm) is a function of the headers seen at ingress, so it
+is decided there: one *combo* per set of decisions, with the constraint
+(flow-hash buckets and header space) under which it applies.  What a
+*module* decides (its output) is decided on the host, which maps
+(tag, output) to the next tag.  Dispatches are interned by structure, so
+policies with the same pipeline share tags.
+
+The tag is an outer VLAN tag pushed at ingress and popped before exit: IP
+headers stay matchable at every hop and a customer's own VLAN tag rides
+inside untouched.  VID 1..4094 name dispatches; PCP bit 2 is reserved for
+the version of a consistent update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from compiler.steering import flowhash
+from compiler import ir
+from compiler.headerspace.space import HeaderSpace
+from compiler.lowering.tables import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
+
+ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
+
+
+# ---- dispatches: what happens to a packet handed to the switch ------------
+@dataclass(frozen=True)
+class Exit:
+    """Leave by destination (pop the tag, then the exit table)."""
+
+
+@dataclass(frozen=True)
+class Dropped:
+    pass
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Send to a module instance; its outputs lead to the next dispatches."""
+
+    instance: str
+    module: str
+    next: tuple[tuple[str, "Dispatch"], ...]  # output label -> dispatch; missing = consumed (sink)
+    reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
+
+
+@dataclass(frozen=True)
+class BoxVisit:
+    """Send to an appliance; the packet comes back untagged and is
+    recognised by its headers (entry ``occurrence``)."""
+
+    box: str
+    occurrence: int
+
+
+@dataclass(frozen=True)
+class Fork:
+    """`copy`: a copy takes ``copy``, the original goes on with ``main``."""
+
+    copy: "Dispatch"
+    main: "Dispatch"
+
+
+Dispatch = Union[Exit, Dropped, Visit, BoxVisit, Fork]
+EXIT, DROPPED = Exit(), Dropped()
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """When a combo applies: flow-hash buckets and a header space (which
+    carries `case` arms and `by src`/`by dst` address bits)."""
+
+    buckets: frozenset[int] = ALL_BUCKETS
+    space: HeaderSpace | None = None  # None = everything
+
+    def __and__(self, other: "Constraint") -> "Constraint":
+        space = self.space if other.space is None else other.space if self.space is None else self.space & other.space
+        return Constraint(self.buckets & other.buckets, space)
+
+    def satisfiable(self) -> bool:
+        return bool(self.buckets) and (self.space is None or not self.space.is_empty())
+
+
+TRUE = Constraint()
+Combos = list[tuple[Constraint, Dispatch]]
+"""Ordered: a packet takes the first combo whose constraint it meets.  Every
+list a pipeline unfolds to covers every packet, so products taken in
+lexicographic order keep first-match right (an earlier stage's choice first)."""
+
+
+def addr_bucket_space(by: str, buckets: frozenset[int]) -> HeaderSpace:
+    """Packets whose `src`/`dst` hash is in ``buckets``: low address bits."""
+    out = HeaderSpace.empty()
+    v4 = HeaderSpace.field_eq("eth_type", 0x0800)
+    v6 = HeaderSpace.field_eq("eth_type", 0x86DD)
+    for b in sorted(buckets):
+        out = out | (v4 & HeaderSpace.field_masked(f"ipv4_{by}", b, flowhash.MASK))
+        out = out | (v6 & HeaderSpace.field_masked(f"ipv6_{by}", b, flowhash.MASK))
+    if 0 in buckets:
+        out = out | (HeaderSpace.all() - (v4 | v6))
+    return out
+
+
+@dataclass
+class Entry:
+    """A place where the switch classifies a packet: a policy's ingress, or
+    the return from a box (``box`` set)."""
+
+    id: int
+    policy: str
+    direction: str  # forward | reverse
+    combos: Combos
+    box: str | None = None
+
+
+@dataclass
+class Unfolder:
+    """Unfolds pipelines in continuation-passing style (right to left)."""
+
+    site: ir.Site
+    weights: dict[str, int]
+    reverse: bool = False
+    policy: str = ""
+    entries: list[Entry] = field(default_factory=list)
+    next_entry: int = 0
+    in_copy: int = 0  # a copy's own path keeps its written order (it ends in its sink)
+
+    def pipeline(self, p: ir.Pipeline, conts: Combos) -> Combos:
+        return getattr(self, "u_" + type(p).__name__)(p, conts)
+
+    def u_Pass(self, p: ir.Pass, conts: Combos) -> Combos:
+        return conts
+
+    def u_Drop(self, p: ir.Drop, conts: Combos) -> Combos:
+        return [(TRUE, DROPPED)]
+
+    def u_Serial(self, p: ir.Serial, conts: Combos) -> Combos:
+        stages = reversed(p.stages) if self.reverse and not self.in_copy else p.stages
+        for stage in reversed(list(stages)):
+            conts = self.pipeline(stage, conts)
+        return conts
+
+    def u_Copy(self, p: ir.Copy, conts: Combos) -> Combos:
+        chosen = frozenset(b for b in range(flowhash.BUCKETS) if flowhash.copies(b, p.percent))
+        self.in_copy += 1
+        copy_paths = self.pipeline(p.target, [(TRUE, DROPPED)])
+        self.in_copy -= 1
+        out: Combos = []
+        for c, d in conts:
+            for cc, cd in copy_paths:
+                k = c & cc & Constraint(chosen)
+                if k.satisfiable():
+                    out.append((k, Fork(cd, d) if not isinstance(cd, Dropped) else d))
+            k = c & Constraint(ALL_BUCKETS - chosen)
+            if k.satisfiable():
+                out.append((k, d))
+        return out
+
+    def u_Case(self, p: ir.Case, conts: Combos) -> Combos:
+        """Arms in written order, each with its own guard only: combos are
+        ordered (the switch gives earlier combos higher priority), so a later
+        arm needs no "minus the earlier guards" and `else` no complement."""
+        out: Combos = []
+        has_else = False
+        for guard, body in p.arms:
+            has_else = guard is None
+            arm = TRUE if guard is None else Constraint(space=guard)
+            for c, d in self.pipeline(body, conts):
+                k = c & arm
+                if k.satisfiable():
+                    out.append((k, d))
+            if has_else:
+                break
+        if not has_else:
+            out.extend(conts)
+        return out
+
+    def u_Use(self, p: ir.Use, conts: Combos) -> Combos:
+        if p.is_box:
+            entry = self._entry(conts, box=p.target)
+            return [(TRUE, BoxVisit(p.target, entry.id))]
+        module = self.site.module(p.target)
+        instances = module.instance_names()
+        by = flowhash.reverse_by(p.hash_by) if self.reverse else p.hash_by
+        out: Combos = []
+        per_output = self._outputs(module, p, conts)
+        shares = flowhash.bucket_sets([self.weights.get(i, 1) for i in instances])
+        for inst, share in zip(instances, shares):
+            pick = TRUE
+            if len(instances) > 1:
+                pick = Constraint(share) if by == "flow" else Constraint(space=addr_bucket_space(by, share))
+            for c, nexts in per_output:
+                k = c & pick
+                if k.satisfiable():
+                    out.append((k, Visit(inst, module.name, nexts, self.reverse)))
+        return out
+
+    def _outputs(self, module: ir.Module, p: ir.Use, conts: Combos) -> list[tuple[Constraint, tuple]]:
+        """The product of each output's continuation combos."""
+        if module.is_sink:
+            return [(TRUE, ())]
+        branches = dict(p.branches or ())
+        results: list[tuple[Constraint, tuple]] = [(TRUE, ())]
+        cache: dict[int, Combos] = {}
+        for out in module.outputs:
+            body = branches.get(out, branches.get(None)) if p.branches is not None else None
+            if body is None:
+                combos = conts
+            else:
+                key = id(body)
+                if key not in cache:
+                    cache[key] = self.pipeline(body, conts)
+                combos = cache[key]
+            nxt = []
+            for c, acc in results:
+                for c2, d in combos:
+                    k = c & c2
+                    if k.satisfiable():
+                        nxt.append((k, acc + ((out, d),)))
+            results = nxt
+        return results
+
+    def _entry(self, combos: Combos, box: str | None = None) -> Entry:
+        entry = Entry(self.next_entry, self.policy, "reverse" if self.reverse else "forward", combos, box)
+        self.next_entry += 1
+        self.entries.append(entry)
+        return entry
+
+
+@dataclass
+class SteeringPlan:
+    entries: list[Entry]  # ingress entries first, in first-match order, then box returns
+    ingress: list[tuple[ir.Policy, str, Entry]]  # (policy, direction, entry) in first-match order
+    tags: dict[Dispatch, int]  # interned dispatches sent over the wire -> VLAN id
+    generation: int = 0  # 0 or 1: folded into every tag (bit 11), entry and cookie
+
+    def tag(self, d: Dispatch) -> int:
+        return self.tags[d]
+
+    @property
+    def exit_tag(self) -> int:
+        return generation_tag(EXIT_TAG, self.generation)
+
+    @property
+    def flood_tag(self) -> int:
+        return generation_tag(FLOOD_TAG, self.generation)
+
+
+def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> SteeringPlan:
+    """Unfold every policy (and the reverse of symmetric ones); tags of ``generation``."""
+    entries: list[Entry] = []
+    ingress: list[tuple[ir.Policy, str, Entry]] = []
+    counter = 0
+    for policy in site.policies:
+        for reverse in ((False, True) if policy.symmetric else (False,)):
+            u = Unfolder(site, weights, reverse, policy.name, [], counter)
+            combos = u.pipeline(policy.pipeline, [(TRUE, EXIT)])
+            entry = Entry(u.next_entry, policy.name, "reverse" if reverse else "forward", combos)
+            u.next_entry += 1
+            counter = u.next_entry
+            entries.append(entry)
+            entries.extend(u.entries)
+            ingress.append((policy, entry.direction, entry))
+    tags: dict[Dispatch, int] = {}
+    for e in entries:
+        for _, d in e.combos:
+            _intern(d, tags)
+    tags = {d: generation_tag(t, generation) for d, t in tags.items()}
+    return SteeringPlan(entries, ingress, tags, generation)
+
+
+def _intern(d: Dispatch, tags: dict[Dispatch, int]) -> None:
+    """Give every dispatch that travels tagged (to a host, a box, a fork) a tag."""
+    if isinstance(d, (Exit, Dropped)) or d in tags:
+        return
+    if isinstance(d, Visit):
+        for _, nxt in d.next:
+            _intern(nxt, tags)
+    elif isinstance(d, Fork):
+        _intern(d.copy, tags)
+        _intern(d.main, tags)
+    tags[d] = len(tags) + FIRST_TAG

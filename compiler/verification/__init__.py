@@ -1,0 +1,1 @@
+"""Verification: the reference interpreter and the simulators that prove the output."""

@@ -1,0 +1,140 @@
+"""The compiled platform, simulated: switches run their OpenFlow tables
+(compiler.verification.simulator), hosts run their plumbing (compiler.steering.hostplan), boxes
+return what they get, links carry packets between switches.  `fsc trace` and
+the property tests run packets through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from compiler.lowering import tables as T
+from compiler.steering.hostplan import run_host
+from compiler.verification.modulemodel import default_oracle
+from compiler.pipeline import Compiled
+from compiler.verification.simulator import Packet, Simulator
+from compiler.steering.steer import Dropped, Fork
+
+MAX_HOPS = 64
+
+
+@dataclass
+class Trace:
+    policy: str | None = None
+    hops: list[dict[str, Any]] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    exits: list[dict[str, Any]] = field(default_factory=list)  # {"edge","switch","port","headers"}
+    copies: list["Trace"] = field(default_factory=list)
+    dropped: bool = False
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"policy": self.policy, "hops": self.hops, "modules": self.modules,
+                               "copies": [c.to_json() for c in self.copies],
+                               "exit": self.exits[0] if len(self.exits) == 1 else None,
+                               "dropped": self.dropped}
+        if len(self.exits) > 1:
+            out["exits"] = self.exits
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class Platform:
+    def __init__(self, compiled: Compiled, oracle: Any = default_oracle) -> None:
+        self.c = compiled
+        self.site = compiled.site
+        self.oracle = oracle
+        self.sims = {sw: Simulator(t) for sw, t in compiled.tables.items()}
+        self.host_at = {p: h for h in self.site.hosts for p in h.ports}
+        self.box_in = {b.in_port: b for b in self.site.boxes}
+        self.edge_at = {p: e for e in self.site.edges for p in e.ports}
+        self.link_peer: dict[tuple[str, int], tuple[str, int]] = {}
+        for link in self.site.links:
+            self.link_peer[link.a] = link.b
+            self.link_peer[link.b] = link.a
+        self.dispatch_of = {t: d for d, t in compiled.steering.tags.items()} if compiled.steering else {}
+        self.policy_names = {p.index: p.name for p in self.site.policies}
+
+    def trace(self, packet: Mapping[str, int], in_edge: str, in_port: tuple[str, int] | None = None) -> Trace:
+        edge = self.site.edge(in_edge)
+        start = in_port or edge.ports[0]
+        tr = Trace()
+        self._follow(Packet.from_fields(packet), start, tr)
+        return tr
+
+    def _follow(self, pkt: Packet, at: tuple[str, int], tr: Trace) -> None:
+        queue: list[tuple[Packet, tuple[str, int], Trace]] = [(pkt, at, tr)]
+        steps = 0
+        while queue:
+            steps += 1
+            pkt, (sw, port), cur = queue.pop(0)
+            if steps > MAX_HOPS:
+                cur.error = f"loop: more than {MAX_HOPS} hops"
+                return
+            res = self.sims[sw].run(pkt, port)
+            outs = list(res.outputs)
+            cur.hops.append({"switch": sw, "in_port": port, "headers": dict(sorted(dict(pkt).items())),
+                             "out_ports": [o.port for o in outs]})
+            for hit in res.matched:
+                if hit.table_id in (T.CLASSIFY, T.POLICY, T.NONIP) and cur.policy is None and \
+                        (hit.cookie >> 16 & 0xFFFF) - 1 in self.policy_names:
+                    cur.policy = self.policy_names[(hit.cookie >> 16 & 0xFFFF) - 1]
+            if not outs:
+                cur.dropped = not cur.exits
+                continue
+            legs = self._legs(res, len(outs), cur)
+            for emit, leg in zip(outs, legs):
+                self._deliver(emit.packet, (sw, emit.port), leg, queue)
+
+    def _legs(self, res: Any, n: int, cur: Trace) -> list[Trace]:
+        """Which trace each output belongs to: a fork's copies come first."""
+        fork = None
+        for hit in res.matched:
+            if hit.table_id == T.STEER:
+                vid = hit.entry.match.get("vlan_vid")
+                d = self.dispatch_of.get(vid.value & 0xFFF) if vid else None
+                if isinstance(d, Fork):
+                    fork = d
+        if fork is None:
+            return [cur] * n
+        n_copy = n if isinstance(fork.main, Dropped) else n - 1
+        legs = []
+        for k in range(n):
+            if k < n_copy:
+                copy = Trace(policy=cur.policy)
+                cur.copies.append(copy)
+                legs.append(copy)
+            else:
+                legs.append(cur)
+        return legs
+
+    def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
+        sw, port = at
+        if at in self.edge_at:
+            tr.exits.append({"edge": self.edge_at[at].name, "switch": sw, "port": port,
+                             "headers": dict(sorted(dict(pkt).items()))})
+            return
+        if at in self.link_peer:
+            queue.append((pkt, self.link_peer[at], tr))
+            return
+        if at in self.box_in:
+            box = self.box_in[at]
+            tr.modules.append(box.name)
+            tr.hops.append({"box": box.name})
+            queue.append((pkt, box.out_port, tr))
+            return
+        host = self.host_at.get(at)
+        if host is None:
+            tr.error = f"output to unconnected port {sw}:{port}"
+            return
+        tag = dict(pkt).get("vlan_vid", 0) & 0xFFF
+        inner = pkt.pop_vlan()
+        hp = self.c.hosts[host.name]
+        visited, back = run_host(hp, self.site, tag, dict(inner), self.oracle)
+        tr.hops.append({"host": host.name, "instances": visited})
+        tr.modules.extend(visited)
+        if back is None:
+            tr.dropped = True
+            return
+        queue.append((inner.push_vlan(0x8100).set_field("vlan_vid", 0x1000 | back), (hp.switch, hp.port), tr))

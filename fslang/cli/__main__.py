@@ -1,0 +1,5 @@
+"""`python -m fslang.cli`: the `fsc` command."""
+
+from fslang.cli import main
+
+main()

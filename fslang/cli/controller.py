@@ -1,0 +1,232 @@
+"""`fsc` platform commands (controller, plan, apply, status); registered by
+:mod:`fslang.cli`. Exit codes: 0 ok, 1 input errors, 2 usage, 3 platform."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+_URL_HELP = "the controller's HTTP API (default: $FSC_CONTROLLER or http://127.0.0.1:8181)"
+_TOKEN_HELP = "file holding the controller's bearer token (default: $FSC_TOKEN_FILE)"
+
+
+class _Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    sys.stderr.write(f"fsc: {message}\n")
+    return typer.Exit(code)
+
+
+def _client(url: str | None, token_file: str | None) -> Any:
+    from backends.platform.controller.client import DEFAULT_URL, Client, ClientError, read_token
+
+    try:
+        return Client(url or os.environ.get("FSC_CONTROLLER") or DEFAULT_URL, read_token(token_file))
+    except ClientError as err:
+        raise _fail(str(err), 2) from None
+
+
+def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str, str], bool]:
+    """Compile SITE against what is deployed: (site name, source, files, nothing_to_change).
+
+    The deployed placement is the previous one (modules move only when they
+    must); the same generation as deployed first (equal files: nothing to
+    do), else the other generation."""
+    from backends.emit.output import render
+    from compiler.pipeline import compile_site
+    from compiler.placement.place import Placement
+    from fslang.cli import Format, report
+    from compiler.check.frontend import load
+
+    result = load(site)
+    if not result.ok:
+        report(result, Format.text)
+        raise typer.Exit(1)
+    deployed = client.get("/v1/deployed")
+    gen = deployed.get("generation")
+    prev = None
+    if gen is not None and "placement.json" in deployed.get("files", {}):
+        try:
+            prev = Placement.from_json(deployed["files"]["placement.json"])
+        except (ValueError, KeyError):
+            prev = None
+    diags_shown = False
+
+    def build(g: int) -> dict[str, str]:
+        nonlocal diags_shown
+        compiled = compile_site(result.site, prev, optimal, generation=g)
+        if compiled.diagnostics and not diags_shown:
+            result.diagnostics = result.diagnostics + compiled.diagnostics
+            report(result, Format.text)
+            diags_shown = True
+        if not compiled.ok:
+            raise typer.Exit(1)
+        return render(compiled)
+
+    name = result.site.name
+    if gen is not None:
+        same = build(int(gen))
+        if same == deployed.get("files"):
+            return name, result.source.text, same, True
+        if _ingress_only(deployed.get("files") or {}, same):
+            return name, result.source.text, same, False
+    return name, result.source.text, build(0 if gen is None else 1 - int(gen)), False
+
+
+def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
+    """True when ``new`` (compiled with the deployed generation) differs from
+    ``old`` only by ingress-table rules added or deleted (none replaced in
+    place), with the same instances: then one atomic bundle per switch (the
+    flip) is the whole update, and a generation change, which rewrites every
+    rule, is not needed. Compares the `.ofctl` text (deterministic), so it
+    costs no OpenFlow parsing."""
+    from backends.platform.controller.instances import host_specs
+    from backends.platform.controller.plan import ingress_tables
+
+    changed = {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
+    if any(not (p == "plan.json" or p.startswith("openflow/")) for p in changed):
+        return False
+    if host_specs(old) != host_specs(new):
+        return False
+    ingress = ingress_tables(new) | ingress_tables(old)
+
+    def key(line: str) -> tuple[str, str, str]:
+        head, _, _actions = line.partition(",actions=")
+        fields = head.split(",")
+        table, prio = fields[0], fields[1]
+        match = ",".join(f for f in fields[2:] if not f.startswith("cookie="))
+        return table, prio, match
+
+    for p in changed:
+        if not p.endswith(".ofctl"):
+            continue
+        a = {l for l in old.get(p, "").splitlines() if l.strip()}
+        b = {l for l in new.get(p, "").splitlines() if l.strip()}
+        added, removed = b - a, a - b
+        for line in added | removed:
+            if int(line.split(",", 1)[0].removeprefix("table=")) not in ingress:
+                return False
+        if {key(l) for l in added} & {key(l) for l in removed}:
+            return False
+    return True
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `fsc` app."""
+
+    @app.command("controller")
+    def controller_cmd(
+        listen: str = typer.Option("127.0.0.1:8181", "--listen", help="HTTP API address HOST:PORT"),
+        openflow: str = typer.Option("0.0.0.0:6653", "--openflow", help="OpenFlow listening address HOST:PORT"),
+        state: Path = typer.Option(Path("fsc-state"), "--state", help="state directory (token, deployed site, journal)"),
+    ) -> None:
+        """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the agents."""
+        from backends.platform.controller.server import StartupError, parse_hostport, run
+
+        try:
+            http_addr = parse_hostport(listen, "127.0.0.1")
+            of_addr = parse_hostport(openflow, "0.0.0.0")
+        except ValueError as err:
+            raise _fail(f"controller: {err}; example: --listen 127.0.0.1:8181 --openflow 0.0.0.0:6653", 2) from None
+        try:
+            run(http_addr, of_addr, state)
+        except StartupError as err:
+            raise _fail(f"controller: {err}", 3) from None
+
+    @app.command("plan")
+    def plan_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
+                 controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+                 token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+                 optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+                 format: _Format = typer.Option(_Format.text, "--format", help="text or json")) -> None:
+        """Show what `apply` would change against the deployed site."""
+        from backends.platform.controller.client import ClientError
+        from backends.platform.controller.render import plan_text
+
+        client = _client(controller, token_file)
+        try:
+            name, source, files, same = _compile(site, client, optimal)
+            plan = {"nothing_to_change": True} if same else \
+                client.post("/v1/plan", {"site": name, "files": files, "source": source})
+        except ClientError as err:
+            raise _fail(str(err), 2 if err.usage else 3) from None
+        if format is _Format.json:
+            sys.stdout.write(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+        else:
+            sys.stdout.write(plan_text(plan, name))
+
+    @app.command("apply")
+    def apply_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
+                  controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+                  token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+                  yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+                  optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+                  ready_timeout: float = typer.Option(60.0, "--ready-timeout", min=0.1,
+                                                      help="seconds to wait for hosts to report new instances ready"),
+                  drain: float = typer.Option(1.0, "--drain", min=0.0,
+                                              help="seconds between the flip and removing the old rules"),
+                  format: _Format = typer.Option(_Format.text, "--format",
+                                                 help="text, or json (the NDJSON progress events)")) -> None:
+        """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
+        from backends.platform.controller.client import ClientError
+        from backends.platform.controller.render import event_text, plan_text
+
+        client = _client(controller, token_file)
+        try:
+            name, source, files, same = _compile(site, client, optimal)
+            if same:
+                if format is _Format.json:
+                    sys.stdout.write(json.dumps({"result": "ok", "changed": False}) + "\n")
+                else:
+                    sys.stdout.write(f"{name}: nothing to change (the deployed site is the same)\n")
+                return
+            body = {"site": name, "files": files, "source": source, "ready_timeout": ready_timeout,
+                    "drain_seconds": drain}
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise _fail("apply: not a terminal, so cannot ask; review with `fsc plan` and pass --yes", 2)
+                sys.stdout.write(plan_text(client.post("/v1/plan", body), name))
+                if not typer.confirm("apply these changes?", default=False):
+                    raise _fail("apply: cancelled, nothing changed", 2)
+            last: dict[str, Any] = {}
+            for ev in client.stream("/v1/apply", body, timeout=ready_timeout + 600):
+                last = ev
+                if format is _Format.json:
+                    sys.stdout.write(json.dumps(ev, sort_keys=True) + "\n")
+                else:
+                    sys.stdout.write(event_text(ev) + "\n")
+                sys.stdout.flush()
+        except ClientError as err:
+            raise _fail(str(err), 2 if err.usage else 3) from None
+        if last.get("result") != "ok":
+            if not last:
+                sys.stderr.write("fsc: apply: the controller ended the answer without a result; "
+                                 "check `fsc status` and the controller's log\n")
+            raise typer.Exit(3)
+
+    @app.command("status")
+    def status_cmd(controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+                   token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+                   format: _Format = typer.Option(_Format.text, "--format", help="text or json")) -> None:
+        """Switches connected, hosts alive with their load, instances, rules against tcam."""
+        from backends.platform.controller.client import ClientError
+        from backends.platform.controller.render import status_text
+
+        client = _client(controller, token_file)
+        try:
+            st = client.get("/v1/status")
+        except ClientError as err:
+            raise _fail(str(err), 2 if err.usage else 3) from None
+        if format is _Format.json:
+            sys.stdout.write(json.dumps(st, indent=2, sort_keys=True) + "\n")
+        else:
+            sys.stdout.write(status_text(st))
