@@ -135,8 +135,20 @@ def fsc(*args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[s
 def timed_apply(site: Path, url: str, token: Path, drain: float) -> dict[str, Any]:
     """`fsc apply --yes --format json`; every progress event with the seconds
     since the start at which it arrived."""
-    cmd = [FSC, "apply", str(site), "--controller", url, "--token-file", str(token), "--yes",
-           "--format", "json", "--drain", str(drain)]
+    cmd = [
+        FSC,
+        "apply",
+        str(site),
+        "--controller",
+        url,
+        "--token-file",
+        str(token),
+        "--yes",
+        "--format",
+        "json",
+        "--drain",
+        str(drain),
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     events = []
@@ -185,15 +197,22 @@ def same_generation_plan(old_dir: Path, new_dir: Path) -> dict[str, Any]:
 
     def files(d: Path) -> dict[str, str]:
         return {str(p.relative_to(d)): p.read_text() for p in sorted(d.rglob("*")) if p.is_file()}
+
     old_files = files(old_dir)
     old_tables = switch_tables(old_files)
     plan = plan_update(old_files, files(new_dir), old_tables)
     sw = plan.switches[SWITCH]
     old = old_tables[SWITCH][1]
     j = plan.to_json()["switches"][SWITCH]
-    return {"install": len(sw.install), "flip": len(sw.flip), "cleanup": len(sw.cleanup), "added": j["added"],
-            "removed": j["removed"], "moved": bool(plan.started or plan.stopped or plan.moved),
-            "replaced": sum(1 for c, f in (*sw.install, *sw.flip) if c == "add" and f.key in old)}
+    return {
+        "install": len(sw.install),
+        "flip": len(sw.flip),
+        "cleanup": len(sw.cleanup),
+        "added": j["added"],
+        "removed": j["removed"],
+        "moved": bool(plan.started or plan.stopped or plan.moved),
+        "replaced": sum(1 for c, f in (*sw.install, *sw.flip) if c == "add" and f.key in old),
+    }
 
 
 def controller_costs(compiled: Path) -> list[tuple[str, float]]:
@@ -232,8 +251,9 @@ def controller_costs(compiled: Path) -> list[tuple[str, float]]:
             i.serialize(ib, len(ib))
         n = ofp.OFP_FLOW_STATS_0_SIZE
         b = bytearray(n + len(mb) + len(ib))
-        struct.pack_into(ofp.OFP_FLOW_STATS_0_PACK_STR, b, 0, len(b), f.table_id, 0, 0, f.priority, 0, 0, 0,
-                         f.cookie, 0, 0)
+        struct.pack_into(
+            ofp.OFP_FLOW_STATS_0_PACK_STR, b, 0, len(b), f.table_id, 0, 0, f.priority, 0, 0, 0, f.cookie, 0, 0
+        )
         b[n:] = bytes(mb) + bytes(ib)
         bodies.append(bytes(b))
     buf = b"".join(bodies)
@@ -264,18 +284,29 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--policies", type=int, default=1650, help="policies in the site (1,650 -> ~10,000 rules)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--drain", type=float, default=0.0,
-                    help="`fsc apply --drain` (the default of apply is 1 s of pure waiting; 0 measures the pushing)")
+    ap.add_argument(
+        "--drain",
+        type=float,
+        default=0.0,
+        help="`fsc apply --drain` (the default of apply is 1 s of pure waiting; 0 measures the pushing)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="ovs-ofctl loads (the median is reported)")
-    ap.add_argument("--costs", action="store_true",
-                    help="also time the controller's pure steps in-process (parse, message build, read-back)")
+    ap.add_argument(
+        "--costs",
+        action="store_true",
+        help="also time the controller's pure steps in-process (parse, message build, read-back)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (site, compiled files, logs)")
     ns = ap.parse_args()
     if os.geteuid() != 0:
-        print("apply_speed: needs root (it creates a network namespace and a veth for a private Open vSwitch); "
-              "run: sudo .venv/bin/python -m benchmarks.apply_speed", file=sys.stderr)
+        print(
+            "apply_speed: needs root (it creates a network namespace and a veth for a private Open vSwitch); "
+            "run: sudo .venv/bin/python -m benchmarks.apply_speed",
+            file=sys.stderr,
+        )
         return 2
     from backends.platform.lab.ovs import ovs_available
+
     reason = ovs_available()
     if reason:
         print(f"apply_speed: Open vSwitch is not usable: {reason}", file=sys.stderr)
@@ -283,6 +314,7 @@ def main() -> int:
 
     def on_term(signum: int, _frame: Any) -> None:
         raise SystemExit(f"apply_speed: signal {signum}, cleaning up")
+
     signal.signal(signal.SIGTERM, on_term)
 
     h = _harness()
@@ -336,8 +368,9 @@ def main() -> int:
         text2, pname, pline = change_one_policy(text)
         site2 = tmp / "site2.fs"
         site2.write_text(text2)
-        cp, _ = fsc("plan", str(site2), "--controller", ctl.url, "--token-file", str(ctl.token_file),
-                    "--format", "json")
+        cp, _ = fsc(
+            "plan", str(site2), "--controller", ctl.url, "--token-file", str(ctl.token_file), "--format", "json"
+        )
         plan2 = json.loads(cp.stdout) if cp.returncode == 0 else {}
         # the minimal change: the two sites compiled with the same generation, rule lines that differ
         cp, _ = fsc("compile", str(site2), "-o", str(tmp / "c0b"), "--generation", "0")
@@ -380,32 +413,48 @@ def main() -> int:
     res2 = second.get("result", {}).get("switches", {}).get(SWITCH, {})
     ratio = first["wall"] / ofctl_s
     push1 = push_s(first)
-    print(f"{'site':>10} {'rules':>6} | {'apply s':>7} {'push s':>6} {'ofctl s':>7} {'ratio':>6} {'push ratio':>10} | "
-          f"{'1-policy change: +rules':>23} {'-rules':>6} {'s':>6} {'push s':>6} | {'minimal +/-':>11} | "
-          f"{'no-change s':>11}")
-    print(f"{'apply' + str(ns.policies):>10} {rules:>6} | {first['wall']:>7.2f} {push1:>6.2f} {ofctl_s:>7.2f} "
-          f"{ratio:>5.1f}x {push1 / ofctl_s:>9.1f}x | "
-          f"{res2.get('added', '?'):>23} {res2.get('removed', '?'):>6} {second['wall']:>6.2f} {push_s(second):>6.2f} | "
-          f"{f'{minimal[0]} / {minimal[1]}':>11} | {noop['wall']:>11.2f}")
+    print(
+        f"{'site':>10} {'rules':>6} | {'apply s':>7} {'push s':>6} {'ofctl s':>7} {'ratio':>6} {'push ratio':>10} | "
+        f"{'1-policy change: +rules':>23} {'-rules':>6} {'s':>6} {'push s':>6} | {'minimal +/-':>11} | "
+        f"{'no-change s':>11}"
+    )
+    print(
+        f"{'apply' + str(ns.policies):>10} {rules:>6} | {first['wall']:>7.2f} {push1:>6.2f} {ofctl_s:>7.2f} "
+        f"{ratio:>5.1f}x {push1 / ofctl_s:>9.1f}x | "
+        f"{res2.get('added', '?'):>23} {res2.get('removed', '?'):>6} {second['wall']:>6.2f} {push_s(second):>6.2f} | "
+        f"{f'{minimal[0]} / {minimal[1]}':>11} | {noop['wall']:>11.2f}"
+    )
     print()
-    print(f"site: {ns.policies} policies (seed {ns.seed}), 1 switch, 4 boxes, no module instances; "
-          f"fsc check {check_s:.2f} s, fsc compile {compile_s:.2f} s (the client side of every apply pays it)")
-    print(f"ovs-ofctl --bundle add-flows: {', '.join(f'{t:.2f}' for t in ofctl_times)} s "
-          f"(median {ofctl_s:.2f}); {loaded} flows loaded")
-    print(f"first apply (--drain {ns.drain:g}): {first['wall']:.2f} s = {marks(first)} "
-          f"[s between progress events; 'plan' = CLI start + compile + upload + controller plan]; "
-          f"pushed {pushed(first)}; tables equal to the ofctl load: {same_as_ofctl}")
+    print(
+        f"site: {ns.policies} policies (seed {ns.seed}), 1 switch, 4 boxes, no module instances; "
+        f"fsc check {check_s:.2f} s, fsc compile {compile_s:.2f} s (the client side of every apply pays it)"
+    )
+    print(
+        f"ovs-ofctl --bundle add-flows: {', '.join(f'{t:.2f}' for t in ofctl_times)} s "
+        f"(median {ofctl_s:.2f}); {loaded} flows loaded"
+    )
+    print(
+        f"first apply (--drain {ns.drain:g}): {first['wall']:.2f} s = {marks(first)} "
+        f"[s between progress events; 'plan' = CLI start + compile + upload + controller plan]; "
+        f"pushed {pushed(first)}; tables equal to the ofctl load: {same_as_ofctl}"
+    )
     sw2 = plan2.get("switches", {}).get(SWITCH, {})
-    print(f"one-policy change ({pname}: `{pline.split(' match ', 1)[1]}`): {second['wall']:.2f} s = {marks(second)}; "
-          f"pushed {pushed(second)} flow mods; result +{res2.get('added')} -{res2.get('removed')}; "
-          f"fsc plan: +{sw2.get('added')} -{sw2.get('removed')}; flows on the switch after: {after2}")
-    print(f"  minimal change (same generation, rule lines that differ): +{minimal[0]} -{minimal[1]}; the controller's "
-          f"plan for it (same generation, not what apply does): install {same_gen['install']} / "
-          f"flip {same_gen['flip']} / cleanup {same_gen['cleanup']}, +{same_gen['added']} -{same_gen['removed']}, "
-          f"{same_gen['replaced']} rules replaced in place, instances moved: {same_gen['moved']}")
+    print(
+        f"one-policy change ({pname}: `{pline.split(' match ', 1)[1]}`): {second['wall']:.2f} s = {marks(second)}; "
+        f"pushed {pushed(second)} flow mods; result +{res2.get('added')} -{res2.get('removed')}; "
+        f"fsc plan: +{sw2.get('added')} -{sw2.get('removed')}; flows on the switch after: {after2}"
+    )
+    print(
+        f"  minimal change (same generation, rule lines that differ): +{minimal[0]} -{minimal[1]}; the controller's "
+        f"plan for it (same generation, not what apply does): install {same_gen['install']} / "
+        f"flip {same_gen['flip']} / cleanup {same_gen['cleanup']}, +{same_gen['added']} -{same_gen['removed']}, "
+        f"{same_gen['replaced']} rules replaced in place, instances moved: {same_gen['moved']}"
+    )
     noop_res = noop.get("result", {})
-    print(f"no-change apply: {noop['wall']:.2f} s "
-          f"({'nothing to change' if noop_res.get('changed') is False else noop_res})")
+    print(
+        f"no-change apply: {noop['wall']:.2f} s "
+        f"({'nothing to change' if noop_res.get('changed') is False else noop_res})"
+    )
     if costs:
         print(f"controller steps for {rules} rules, in-process: " + "; ".join(f"{k} {v:.2f} s" for k, v in costs))
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from compiler.steering import flowhash
 
@@ -35,9 +35,16 @@ def random_flows(n: int, rng: random.Random) -> list[Flow]:
     for _ in range(n):
         proto = 6 if rng.random() < 0.8 else 17
         l4 = flowhash.L4_FIELDS[proto]
-        flows.append({"eth_type": 0x0800, "ip_proto": proto, "ipv4_src": rng.getrandbits(32),
-                      "ipv4_dst": (10 << 24) | rng.getrandbits(16),
-                      l4[0]: rng.randrange(1024, 65536), l4[1]: rng.choice((80, 443, 53, 8080, 22))})
+        flows.append(
+            {
+                "eth_type": 0x0800,
+                "ip_proto": proto,
+                "ipv4_src": rng.getrandbits(32),
+                "ipv4_dst": (10 << 24) | rng.getrandbits(16),
+                l4[0]: rng.randrange(1024, 65536),
+                l4[1]: rng.choice((80, 443, 53, 8080, 22)),
+            }
+        )
     return flows
 
 
@@ -49,7 +56,7 @@ def reverse(f: Flow) -> Flow:
 
 def zipf_sizes(n: int, rng: random.Random, s: float = 1.0) -> list[float]:
     """Flow sizes 1/rank**s, ranks shuffled over the flows (a few elephants)."""
-    sizes = [1.0 / (r ** s) for r in range(1, n + 1)]
+    sizes = [1.0 / (r**s) for r in range(1, n + 1)]
     rng.shuffle(sizes)
     return sizes
 
@@ -78,8 +85,14 @@ class StageResult:
     ideal_remove: float
 
 
-def measure(name: str, weights: Sequence[int], by: str, buckets: dict[str, list[int]],
-            rev_buckets: dict[str, list[int]], sizes: list[float]) -> StageResult:
+def measure(
+    name: str,
+    weights: Sequence[int],
+    by: str,
+    buckets: dict[str, list[int]],
+    rev_buckets: dict[str, list[int]],
+    sizes: list[float],
+) -> StageResult:
     """One stage: loads per replica from the flows' buckets."""
     n = len(weights)
     table = owner_table(weights)
@@ -106,15 +119,26 @@ def measure(name: str, weights: Sequence[int], by: str, buckets: dict[str, list[
     else:
         moved_remove, ideal_remove = 0.0, 0.0
     ideal_add = (round(total_w / n) or 1) / (total_w + (round(total_w / n) or 1))
-    return StageResult(name, tuple(weights), by, max(norm_u) / (sum(norm_u) / n), max(norm_z) / (sum(norm_z) / n),
-                       dev, same, moved_add, ideal_add, moved_remove, ideal_remove)
+    return StageResult(
+        name,
+        tuple(weights),
+        by,
+        max(norm_u) / (sum(norm_u) / n),
+        max(norm_z) / (sum(norm_z) / n),
+        dev,
+        same,
+        moved_add,
+        ideal_add,
+        moved_remove,
+        ideal_remove,
+    )
 
 
 def site_stages(seed: int) -> tuple[list[tuple[str, tuple[int, ...], str]], object]:
     """The replicated stages of a compiled generated site, with their weights."""
     from benchmarks.gen_site import generate
-    from compiler.pipeline import compile_site
     from compiler.check.frontend import run
+    from compiler.pipeline import compile_site
 
     text = generate(SITE[0], SITE[1], SITE[2], seed=seed)
     front = run(f"synth{SITE[0]}.fs", text)
@@ -143,8 +167,13 @@ def simulator_agreement(compiled: object, flows: list[Flow], sample: int) -> tup
             continue
         module = site.module(first.target)
         point = pol.match.sample()
-        if module.replicas < 2 or module.is_sink or point is None or point.get("eth_type") != 0x0800 \
-                or point.get("ip_proto") not in flowhash.L4_FIELDS:
+        if (
+            module.replicas < 2
+            or module.is_sink
+            or point is None
+            or point.get("eth_type") != 0x0800
+            or point.get("ip_proto") not in flowhash.L4_FIELDS
+        ):
             continue
         plat = Platform(compiled)  # type: ignore[arg-type]
         names = module.instance_names()
@@ -156,8 +185,14 @@ def simulator_agreement(compiled: object, flows: list[Flow], sample: int) -> tup
             if not pol.match.contains(hs):
                 continue
             l4 = flowhash.L4_FIELDS[point["ip_proto"]]
-            pkt = {"eth_type": 0x0800, "ip_proto": point["ip_proto"], "ipv4_src": hs["ipv4_src"],
-                   "ipv4_dst": point["ipv4_dst"], l4[0]: hs["tp_src"], l4[1]: point["tp_dst"]}
+            pkt = {
+                "eth_type": 0x0800,
+                "ip_proto": point["ip_proto"],
+                "ipv4_src": hs["ipv4_src"],
+                "ipv4_dst": point["ipv4_dst"],
+                l4[0]: hs["tp_src"],
+                l4[1]: point["tp_dst"],
+            }
             want = names[table[flowhash.bucket(pkt, first.hash_by)]]
             total += 1
             agree += want in plat.trace(pkt, edge).modules
@@ -189,25 +224,31 @@ def main() -> None:
     results = [measure(name, w, by, buckets, rev_buckets, sizes) for name, w, by in cases]
 
     print(f"{ns.flows:,} flows (seed {ns.seed}); load = flows (uniform) or Zipf(1.0) sizes, per unit of weight")
-    print(f"{'stage':<18} {'weights':<12} {'by':<4} | {'max/mean':>8} {'zipf':>6} | {'wdev':>6} | "
-          f"{'rev same':>8} | {'add mv':>6} {'ideal':>6} {'x':>5} | {'rm mv':>6} {'ideal':>6} {'x':>5}")
+    print(
+        f"{'stage':<18} {'weights':<12} {'by':<4} | {'max/mean':>8} {'zipf':>6} | {'wdev':>6} | "
+        f"{'rev same':>8} | {'add mv':>6} {'ideal':>6} {'x':>5} | {'rm mv':>6} {'ideal':>6} {'x':>5}"
+    )
     for r in results:
         xa = r.moved_add / r.ideal_add if r.ideal_add else 0.0
         xr = r.moved_remove / r.ideal_remove if r.ideal_remove else 0.0
         shown = f"{r.weights[0]} x{len(r.weights)}" if len(set(r.weights)) == 1 else ",".join(map(str, r.weights))
-        print(f"{r.name:<18} {shown:<12} {r.by:<4} | {r.max_mean_uniform:>8.3f} "
-              f"{r.max_mean_zipf:>6.3f} | {r.weight_dev:>6.1%} | {r.reverse_same:>8.1%} | {r.moved_add:>6.1%} "
-              f"{r.ideal_add:>6.1%} {xa:>5.2f} | {r.moved_remove:>6.1%} {r.ideal_remove:>6.1%} {xr:>5.2f}")
+        print(
+            f"{r.name:<18} {shown:<12} {r.by:<4} | {r.max_mean_uniform:>8.3f} "
+            f"{r.max_mean_zipf:>6.3f} | {r.weight_dev:>6.1%} | {r.reverse_same:>8.1%} | {r.moved_add:>6.1%} "
+            f"{r.ideal_add:>6.1%} {xa:>5.2f} | {r.moved_remove:>6.1%} {r.ideal_remove:>6.1%} {xr:>5.2f}"
+        )
     worst_u = max(r.max_mean_uniform for r in results)
     worst_w = max(r.weight_dev for r in results)
     worst_rev = min(r.reverse_same for r in results)
     worst_add = max(r.moved_add / r.ideal_add for r in results if r.ideal_add)
     worst_rm = max(r.moved_remove / r.ideal_remove for r in results if r.ideal_remove)
-    print(f"targets: uniform max/mean {worst_u:.3f} (<= 1.05: {'met' if worst_u <= 1.05 else 'NOT met'}); "
-          f"weights within {worst_w:.1%} (<= 5%: {'met' if worst_w <= 0.05 else 'NOT met'}); "
-          f"reverse affinity {worst_rev:.1%} (100%: {'met' if worst_rev == 1 else 'NOT met'}); "
-          f"moved on add {worst_add:.2f}x / remove {worst_rm:.2f}x ideal (<= 1.2x: "
-          f"{'met' if max(worst_add, worst_rm) <= 1.2 else 'NOT met'})")
+    print(
+        f"targets: uniform max/mean {worst_u:.3f} (<= 1.05: {'met' if worst_u <= 1.05 else 'NOT met'}); "
+        f"weights within {worst_w:.1%} (<= 5%: {'met' if worst_w <= 0.05 else 'NOT met'}); "
+        f"reverse affinity {worst_rev:.1%} (100%: {'met' if worst_rev == 1 else 'NOT met'}); "
+        f"moved on add {worst_add:.2f}x / remove {worst_rm:.2f}x ideal (<= 1.2x: "
+        f"{'met' if max(worst_add, worst_rm) <= 1.2 else 'NOT met'})"
+    )
     if ns.sample:
         agree, total, what = simulator_agreement(compiled, flows, ns.sample)
         print(f"platform simulator: {agree}/{total} traced flows reach the replica the flow hash predicts ({what})")

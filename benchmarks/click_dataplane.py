@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from backends.emit.click import generate as G
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.click.runtime.netio import open_socket, recv_frame
+from backends.emit.click import generate as G
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "h1bn"
@@ -69,8 +69,8 @@ policy web from inet match tcp via fw >> mon
 
 def firewall_config() -> tuple[str, int]:
     """The generated host configuration of SITE and the tag that steers to the firewall."""
-    from compiler.pipeline import compile_site
     from compiler.check.frontend import run
+    from compiler.pipeline import compile_site
 
     res = run("bench.fs", SITE)
     assert res.site is not None, [d.message for d in res.diagnostics]
@@ -84,9 +84,16 @@ def firewall_config() -> tuple[str, int]:
 def frames_for(tag: int, n: int) -> list[bytes]:
     out = []
     for k in range(n):
-        f = {"eth_src": 0x020000000001, "eth_dst": 0x020000000002, "eth_type": 0x0800,
-             "ipv4_src": 0xC6336400 + (k % 250), "ipv4_dst": 0x0A000000 + (k % 65000), "ip_proto": 6,
-             "tcp_src": 1024 + k % 60000, "tcp_dst": 80 if k % 2 else 443}
+        f = {
+            "eth_src": 0x020000000001,
+            "eth_dst": 0x020000000002,
+            "eth_type": 0x0800,
+            "ipv4_src": 0xC6336400 + (k % 250),
+            "ipv4_dst": 0x0A000000 + (k % 65000),
+            "ip_proto": 6,
+            "tcp_src": 1024 + k % 60000,
+            "tcp_dst": 80 if k % 2 else 443,
+        }
         out.append(F.push_tag(F.frame(f, bytes(18)), tag))  # 64-byte frames, 68 with the tag
     return out
 
@@ -125,6 +132,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 # ---------------------------------------------------------------- veth
+
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
@@ -198,9 +206,30 @@ def bench_veth(text: str, tag: int, seconds: float) -> tuple[float, float, float
         cfg = Path(tmp) / "bench.click"
         cfg.write_text(text)
         stats = Path(tmp) / "stats.json"
-        rt = subprocess.Popen(["taskset", "-c", "1", "ip", "netns", "exec", NS, sys.executable, "-m",
-                               "backends.click.runtime", str(cfg), "--device", f"eth0={INNER}", "--stats-file",
-                               str(stats), "--stats-interval", "3600"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        rt = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                "1",
+                "ip",
+                "netns",
+                "exec",
+                NS,
+                sys.executable,
+                "-m",
+                "backends.click.runtime",
+                str(cfg),
+                "--device",
+                f"eth0={INNER}",
+                "--stats-file",
+                str(stats),
+                "--stats-interval",
+                "3600",
+            ],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         rx = None
         best = (0.0, 0.0, 0.0, 0.0)
         try:
@@ -213,9 +242,23 @@ def bench_veth(text: str, tag: int, seconds: float) -> tuple[float, float, float
                 time.sleep(0.05)
             rx = open_socket(OUTER, rcvbuf=32 << 20)
             for rate in RATES:
-                sender = subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", SENDER, str(tag),
-                                           str(seconds + 0.8), OUTER, str(rate)], cwd=ROOT,
-                                          stdout=subprocess.PIPE, text=True)
+                sender = subprocess.Popen(
+                    [
+                        "taskset",
+                        "-c",
+                        "0",
+                        sys.executable,
+                        "-c",
+                        SENDER,
+                        str(tag),
+                        str(seconds + 0.8),
+                        OUTER,
+                        str(rate),
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 assert sender.stdout.readline().strip() == "go"
                 drain(rx, 0.3)  # warm-up
                 a = read_stats(rt, stats)
@@ -285,8 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<18} {path:<5} {pps:>9,.0f} {per_cpu:>9,.0f} {off:>9}  {note}")
     if not veth:
         print("(veth path skipped: needs root, iproute2 and taskset)")
-    print(f"machine: {os.cpu_count()} cores; 64-byte frames (68 with the steering tag); pps/core = packets per CPU "
-          f"second of the runtime; veth: runtime pinned to core 1, sender and receiver on core 0")
+    print(
+        f"machine: {os.cpu_count()} cores; 64-byte frames (68 with the steering tag); pps/core = packets per CPU "
+        f"second of the runtime; veth: runtime pinned to core 1, sender and receiver on core 0"
+    )
     return 0
 
 

@@ -30,9 +30,13 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
     n_nets = 4
     for e in range(n_nets):
         out.append(f"edge net{e} at s{e % n_switches}:{edge_port + 1 + e // n_switches} net 10.{e}.0.0/16")
-    types = [("fw", "firewall(allow: tcp and dst port {80, 443, 8000..8080})"), ("mon", "monitor()"),
-             ("rl", "ratelimit(rate: 1Gbps, burst: 64KiB)"), ("nat", "nat(to: 192.0.2.1)"),
-             ("cls", "classify(bad: tcp and dst port {22, 23}, web: tcp and dst port 80)")]
+    types = [
+        ("fw", "firewall(allow: tcp and dst port {80, 443, 8000..8080})"),
+        ("mon", "monitor()"),
+        ("rl", "ratelimit(rate: 1Gbps, burst: 64KiB)"),
+        ("nat", "nat(to: 192.0.2.1)"),
+        ("cls", "classify(bad: tcp and dst port {22, 23}, web: tcp and dst port 80)"),
+    ]
     modules = []
     for i in range(max(4, n_hosts // 2)):
         name, spec = types[i % len(types)]
@@ -60,7 +64,9 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
         elif r < 0.7:
             parts.append("udp and not dst port 53")
         elif r < 0.8:
-            parts.append(f"(src net 203.0.{rng.randrange(113, 120)}.0/24 or src host 198.51.100.{rng.randrange(1, 255)})")
+            parts.append(
+                f"(src net 203.0.{rng.randrange(113, 120)}.0/24 or src host 198.51.100.{rng.randrange(1, 255)})"
+            )
         match = " and ".join(parts)
         out.append(f"policy p{i} from internet match {match} via {rng.choice(chains)}")
     out.append("placement spread")

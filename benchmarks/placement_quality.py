@@ -77,9 +77,9 @@ def gap(h: float, e: float) -> float:
 
 
 def main() -> None:
+    from compiler.check.frontend import run
     from compiler.placement import exact as placement_exact
     from compiler.placement.place import heuristic
-    from compiler.check.frontend import run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=50)
@@ -88,8 +88,10 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=30.0)
     ns = ap.parse_args()
     rows = []
-    print(f"{'site':<6} {'mode':<6} {'H':>2} {'I':>3} | {'heur x/pkt':>10} {'exact':>6} {'gap':>6} | "
-          f"{'heur load':>9} {'exact':>6} {'gap':>6} | {'same key':>8} {'status':<8} | {'heur ms':>7} {'exact ms':>8}")
+    print(
+        f"{'site':<6} {'mode':<6} {'H':>2} {'I':>3} | {'heur x/pkt':>10} {'exact':>6} {'gap':>6} | "
+        f"{'heur load':>9} {'exact':>6} {'gap':>6} | {'same key':>8} {'status':<8} | {'heur ms':>7} {'exact ms':>8}"
+    )
     for k in range(ns.sites):
         seed = ns.seed * 1000 + k
         front = run(f"pq{seed}.fs", small_site(seed))
@@ -108,21 +110,26 @@ def main() -> None:
         hs, es = p.score(st.host_of), p.score(sol)
         n = directions(front.site)
         hx, ex = per_packet(p, st.host_of) / n, per_packet(p, sol) / n
-        rows.append((hx, ex, hs.max_load, es.max_load, hs.key() == es.key(), hs.crossings, es.crossings,
-                     1000 * (t1 - t0)))
-        print(f"pq{seed:<4} {p.mode:<6} {len(p.hosts):>2} {len(p.insts):>3} | {hx:>10.3f} {ex:>6.3f} "
-              f"{gap(hx, ex):>6.1%} | {hs.max_load:>9.3f} {es.max_load:>6.3f} {gap(hs.max_load, es.max_load):>6.1%} | "
-              f"{str(hs.key() == es.key()):>8} {status:<8} | {1000 * (t1 - t0):>7.1f} {1000 * (t2 - t1):>8.1f}")
+        rows.append(
+            (hx, ex, hs.max_load, es.max_load, hs.key() == es.key(), hs.crossings, es.crossings, 1000 * (t1 - t0))
+        )
+        print(
+            f"pq{seed:<4} {p.mode:<6} {len(p.hosts):>2} {len(p.insts):>3} | {hx:>10.3f} {ex:>6.3f} "
+            f"{gap(hx, ex):>6.1%} | {hs.max_load:>9.3f} {es.max_load:>6.3f} {gap(hs.max_load, es.max_load):>6.1%} | "
+            f"{str(hs.key() == es.key()):>8} {status:<8} | {1000 * (t1 - t0):>7.1f} {1000 * (t2 - t1):>8.1f}"
+        )
     if rows:
         og = [gap(r[5], r[6]) for r in rows]  # on the objective's crossing count (what both optimise)
         xg = [gap(r[0], r[1]) for r in rows]
         lg = [gap(r[2], r[3]) for r in rows]
         fmt = lambda g: "inf (optimum 0)" if g == float("inf") else f"{g:.1%}"  # noqa: E731
-        print(f"{len(rows)} sites: heuristic reaches the optimum's objective on {sum(r[4] for r in rows)}; gap "
-              f"median / worst: objective crossings {fmt(statistics.median(og))} / {fmt(max(og))}, crossings per "
-              f"packet {fmt(statistics.median(xg))} / {fmt(max(xg))}, load spread {fmt(statistics.median(lg))} / "
-              f"{fmt(max(lg))}; heuristic time per site median {statistics.median(r[7] for r in rows):.0f} ms, "
-              f"max {max(r[7] for r in rows):.0f} ms")
+        print(
+            f"{len(rows)} sites: heuristic reaches the optimum's objective on {sum(r[4] for r in rows)}; gap "
+            f"median / worst: objective crossings {fmt(statistics.median(og))} / {fmt(max(og))}, crossings per "
+            f"packet {fmt(statistics.median(xg))} / {fmt(max(xg))}, load spread {fmt(statistics.median(lg))} / "
+            f"{fmt(max(lg))}; heuristic time per site median {statistics.median(r[7] for r in rows):.0f} ms, "
+            f"max {max(r[7] for r in rows):.0f} ms"
+        )
     big_site(ns.big)
 
 
@@ -141,8 +148,9 @@ def big_text(n_instances: int, seed: int = 1) -> str:
     mods, count = [], 0
     while count < n_instances:
         r = min(rng.choice((1, 1, 2, 3, 4)), n_instances - count)
-        out.append(f"module m{len(mods)} = monitor() cores {rng.choice((1, 2, 2, 4))}"
-                   + (f" replicas {r}" if r > 1 else ""))
+        out.append(
+            f"module m{len(mods)} = monitor() cores {rng.choice((1, 2, 2, 4))}" + (f" replicas {r}" if r > 1 else "")
+        )
         mods.append(f"m{len(mods)}")
         count += r
     for i in range(len(mods)):
@@ -153,8 +161,8 @@ def big_text(n_instances: int, seed: int = 1) -> str:
 
 def big_site(n_instances: int) -> None:
     """Heuristic time on one generated site with about ``n_instances`` instances."""
-    from compiler.placement.place import heuristic
     from compiler.check.frontend import run
+    from compiler.placement.place import heuristic
 
     front = run("big.fs", big_text(n_instances))
     if front.site is None:
@@ -166,9 +174,11 @@ def big_site(n_instances: int) -> None:
         t0 = time.process_time()
         st, unplaced = heuristic(p)
         best = min(best, time.process_time() - t0)
-    print(f"heuristic on a site with {len(p.insts)} instances, {len(p.hosts)} hosts, {len(p.modules)} modules: "
-          f"{best:.2f} s CPU (best of 3; target <= 1 s: {'met' if best <= 1 else 'NOT met'}); "
-          f"unplaced {len(unplaced)}; {p.score(st.host_of)}")
+    print(
+        f"heuristic on a site with {len(p.insts)} instances, {len(p.hosts)} hosts, {len(p.modules)} modules: "
+        f"{best:.2f} s CPU (best of 3; target <= 1 s: {'met' if best <= 1 else 'NOT met'}); "
+        f"unplaced {len(unplaced)}; {p.score(st.host_of)}"
+    )
 
 
 if __name__ == "__main__":

@@ -113,17 +113,27 @@ class Bound:
         if isinstance(e, A.MRef):
             return self.cost(self.classes.get(e.name.text))
         if isinstance(e, A.MProto):
-            return {"ip": {(4, "*"): 1}, "ip6": {(6, "*"): 1}, "arp": {("arp", "*"): 1},
-                    "tcp": {(4, 6): 1, (6, 6): 1}, "udp": {(4, 17): 1, (6, 17): 1},
-                    "icmp": {(4, 1): 1}, "icmp6": {(6, 58): 1}}[e.proto]
+            return {
+                "ip": {(4, "*"): 1},
+                "ip6": {(6, "*"): 1},
+                "arp": {("arp", "*"): 1},
+                "tcp": {(4, 6): 1, (6, 6): 1},
+                "udp": {(4, 17): 1, (6, 17): 1},
+                "icmp": {(4, 1): 1},
+                "icmp6": {(6, 58): 1},
+            }[e.proto]
         if isinstance(e, A.MProtoNum):
             return {(4, e.number): 1, (6, e.number): 1}
         dirs = 1 if getattr(e, "dir", None) else 2
         if isinstance(e, (A.MHost, A.MNet)):
             out = defaultdict(int)
             for v in self.values(e.value):
-                fam = 4 if (isinstance(v, A.AddrVal) and v.addr.version == 4) or \
-                    (isinstance(v, A.PrefixVal) and v.net.version == 4) else 6
+                fam = (
+                    4
+                    if (isinstance(v, A.AddrVal) and v.addr.version == 4)
+                    or (isinstance(v, A.PrefixVal) and v.net.version == 4)
+                    else 6
+                )
                 out[fam, "*"] += dirs
             return dict(out)
         if isinstance(e, A.MPort):
@@ -156,8 +166,8 @@ def port_check(stmt: A.PolicyStmt, bound: Bound, entries: list[Any]) -> str | No
 
 
 def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
-    from compiler.pipeline import compile_site
     from compiler.check.frontend import load
+    from compiler.pipeline import compile_site
     from fslang.parser import parse
 
     front = load(path)
@@ -195,11 +205,18 @@ def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
             if bad:
                 problems.append(bad)
         # SELECT: entries classified here (ingress ports or box returns on this switch)
-        classified = {(e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1 for e in tables.entries
-                      if e.table_id in (T.POLICY, T.CLASSIFY) and e.write_metadata
-                      and e.write_metadata[1] & T.ENTRY_MASK}
-        sel_bound = sum(max(1, len(bucket_patterns(c.buckets))) for en in plan.entries if en.id in classified
-                        for c, _ in en.combos if c.satisfiable())
+        classified = {
+            (e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1
+            for e in tables.entries
+            if e.table_id in (T.POLICY, T.CLASSIFY) and e.write_metadata and e.write_metadata[1] & T.ENTRY_MASK
+        }
+        sel_bound = sum(
+            max(1, len(bucket_patterns(c.buckets)))
+            for en in plan.entries
+            if en.id in classified
+            for c, _ in en.combos
+            if c.satisfiable()
+        )
         actual_pol = by_table[T.POLICY] + by_table[T.NONIP] - defaults
         infra = sum(by_table.values()) - actual_pol - by_table[T.SELECT]
         total = sum(by_table.values())
@@ -208,8 +225,8 @@ def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
 
 
 def main() -> None:
-    from benchmarks.gen_site import generate
     from benchmarks.compile_scale import SHAPE
+    from benchmarks.gen_site import generate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,1000")
@@ -225,8 +242,10 @@ def main() -> None:
             sites.append((f"synth{n}", path))
         for name, path in sites:
             rows += measure(name, path)
-    print(f"{'site':<14} {'switch':<8} | {'entries':>7} {'bound':>7} {'ratio':>6} | {'policy':>7} {'bound':>7} "
-          f"{'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'fixed':>6}")
+    print(
+        f"{'site':<14} {'switch':<8} | {'entries':>7} {'bound':>7} {'ratio':>6} | {'policy':>7} {'bound':>7} "
+        f"{'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'fixed':>6}"
+    )
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     problems: list[str] = []
     for name, sw, note, total, pol, pol_b, sel, sel_b, infra, probs in rows:
@@ -237,8 +256,10 @@ def main() -> None:
         sums[name][0] += total
         sums[name][1] += b
         problems += [f"{name}/{sw}: {p}" for p in probs]
-        print(f"{name:<14} {sw:<8} | {total:>7} {b:>7} {total / b:>6.2f} | {pol:>7} {pol_b:>7} "
-              f"{pol / max(pol_b, 1):>5.2f} | {sel:>6} {sel_b:>6} {sel / max(sel_b, 1):>5.2f} | {infra:>6}")
+        print(
+            f"{name:<14} {sw:<8} | {total:>7} {b:>7} {total / b:>6.2f} | {pol:>7} {pol_b:>7} "
+            f"{pol / max(pol_b, 1):>5.2f} | {sel:>6} {sel_b:>6} {sel / max(sel_b, 1):>5.2f} | {infra:>6}"
+        )
     print("per site:", ", ".join(f"{k} {a / b:.2f}x" for k, (a, b) in sums.items()))
     worst = max((a / b for a, b in sums.values()), default=0.0)
     print(f"target <= 1.25x the bound: {'met' if worst <= 1.25 else f'NOT met (worst {worst:.2f}x)'}")

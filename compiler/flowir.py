@@ -9,7 +9,6 @@ spelling; the OpenFlow backend renders it for each target.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 OFPVID_PRESENT = 0x1000
 ETH_TYPE_IPV4 = 0x0800
@@ -39,7 +38,7 @@ class Match:
     fields: tuple[FieldMatch, ...] = ()
 
     @staticmethod
-    def of(*items: FieldMatch) -> "Match":
+    def of(*items: FieldMatch) -> Match:
         return Match(tuple(sorted(items)))
 
     def get(self, name: str) -> FieldMatch | None:
@@ -85,7 +84,7 @@ class GroupAction:
     group_id: int
 
 
-Action = Union[Output, SetField, PushVlan, PopVlan, PushMpls, PopMpls, GroupAction]
+Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupAction
 
 OFPP_IN_PORT = 0xFFFFFFF8
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from compiler.headerspace.space import HeaderSpace
 from fslang.source import NO_SPAN, Span
 
-IPNet = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 PortId = tuple[str, int]  # (switch, OpenFlow port number)
 
 
@@ -111,30 +111,30 @@ class Use:
     target: str
     is_box: bool = False
     hash_by: str = "flow"
-    branches: tuple[tuple[str | None, "Pipeline"], ...] | None = None
+    branches: tuple[tuple[str | None, Pipeline], ...] | None = None
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Case:
-    arms: tuple[tuple[HeaderSpace | None, "Pipeline"], ...]  # None guard = else
+    arms: tuple[tuple[HeaderSpace | None, Pipeline], ...]  # None guard = else
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Copy:
     percent: float
-    target: "Pipeline"
+    target: Pipeline
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Serial:
-    stages: tuple["Pipeline", ...]
+    stages: tuple[Pipeline, ...]
     span: Span = _span()
 
 
-Pipeline = Union[Pass, Drop, Use, Case, Copy, Serial]
+Pipeline = Pass | Drop | Use | Case | Copy | Serial
 
 
 @dataclass(frozen=True)

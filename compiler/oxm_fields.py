@@ -51,54 +51,60 @@ class OxmField:
         return (1 << self.bits) - 1
 
 
-def _f(name: str, bits: int, kind: str = "int", maskable: bool = False,
-       writable: bool = True, prereqs: tuple[Cond, ...] = ()) -> OxmField:
+def _f(
+    name: str,
+    bits: int,
+    kind: str = "int",
+    maskable: bool = False,
+    writable: bool = True,
+    prereqs: tuple[Cond, ...] = (),
+) -> OxmField:
     return OxmField(name, bits, kind, maskable, writable, prereqs)
 
 
 _ICMP6 = (_V6, _proto(58))
-FIELDS: dict[str, OxmField] = {f.name: f for f in (
-    _f("in_port", 32, writable=False),
-    _f("metadata", 64, maskable=True),
-    _f("tunnel_id", 64, maskable=True),
-    _f("eth_dst", 48, "mac", maskable=True),
-    _f("eth_src", 48, "mac", maskable=True),
-    _f("eth_type", 16, writable=False),
-    _f("vlan_vid", 13, maskable=True),
-    _f("vlan_pcp", 3, prereqs=(("vlan_vid", TAGGED),)),
-    _f("mpls_label", 20, prereqs=(_MPLS,)),
-    _f("mpls_tc", 3, prereqs=(_MPLS,)),
-    _f("mpls_bos", 1, writable=False, prereqs=(_MPLS,)),
-    _f("ip_dscp", 6, prereqs=(_IP,)),
-    _f("ip_ecn", 2, prereqs=(_IP,)),
-    _f("ip_proto", 8, writable=False, prereqs=(_IP,)),
-    _f("ipv4_src", 32, "ipv4", maskable=True, prereqs=(_V4,)),
-    _f("ipv4_dst", 32, "ipv4", maskable=True, prereqs=(_V4,)),
-    _f("ipv6_src", 128, "ipv6", maskable=True, prereqs=(_V6,)),
-    _f("ipv6_dst", 128, "ipv6", maskable=True, prereqs=(_V6,)),
-    _f("ipv6_flabel", 20, maskable=True, prereqs=(_V6,)),
-    _f("tcp_src", 16, maskable=True, prereqs=(_IP, _proto(6))),
-    _f("tcp_dst", 16, maskable=True, prereqs=(_IP, _proto(6))),
-    _f("udp_src", 16, maskable=True, prereqs=(_IP, _proto(17))),
-    _f("udp_dst", 16, maskable=True, prereqs=(_IP, _proto(17))),
-    _f("sctp_src", 16, maskable=True, prereqs=(_IP, _proto(132))),
-    _f("sctp_dst", 16, maskable=True, prereqs=(_IP, _proto(132))),
-    _f("icmpv4_type", 8, prereqs=(_V4, _proto(1))),
-    _f("icmpv4_code", 8, prereqs=(_V4, _proto(1))),
-    _f("icmpv6_type", 8, prereqs=_ICMP6),
-    _f("icmpv6_code", 8, prereqs=_ICMP6),
-    _f("ipv6_nd_target", 128, "ipv6", maskable=True,
-       prereqs=_ICMP6 + (("icmpv6_type", frozenset({135, 136})),)),
-    _f("ipv6_nd_sll", 48, "mac", maskable=True,
-       prereqs=_ICMP6 + (("icmpv6_type", frozenset({135})),)),
-    _f("ipv6_nd_tll", 48, "mac", maskable=True,
-       prereqs=_ICMP6 + (("icmpv6_type", frozenset({136})),)),
-    _f("arp_op", 16, prereqs=(_ARP,)),
-    _f("arp_spa", 32, "ipv4", maskable=True, prereqs=(_ARP,)),
-    _f("arp_tpa", 32, "ipv4", maskable=True, prereqs=(_ARP,)),
-    _f("arp_sha", 48, "mac", maskable=True, prereqs=(_ARP,)),
-    _f("arp_tha", 48, "mac", maskable=True, prereqs=(_ARP,)),
-)}
+FIELDS: dict[str, OxmField] = {
+    f.name: f
+    for f in (
+        _f("in_port", 32, writable=False),
+        _f("metadata", 64, maskable=True),
+        _f("tunnel_id", 64, maskable=True),
+        _f("eth_dst", 48, "mac", maskable=True),
+        _f("eth_src", 48, "mac", maskable=True),
+        _f("eth_type", 16, writable=False),
+        _f("vlan_vid", 13, maskable=True),
+        _f("vlan_pcp", 3, prereqs=(("vlan_vid", TAGGED),)),
+        _f("mpls_label", 20, prereqs=(_MPLS,)),
+        _f("mpls_tc", 3, prereqs=(_MPLS,)),
+        _f("mpls_bos", 1, writable=False, prereqs=(_MPLS,)),
+        _f("ip_dscp", 6, prereqs=(_IP,)),
+        _f("ip_ecn", 2, prereqs=(_IP,)),
+        _f("ip_proto", 8, writable=False, prereqs=(_IP,)),
+        _f("ipv4_src", 32, "ipv4", maskable=True, prereqs=(_V4,)),
+        _f("ipv4_dst", 32, "ipv4", maskable=True, prereqs=(_V4,)),
+        _f("ipv6_src", 128, "ipv6", maskable=True, prereqs=(_V6,)),
+        _f("ipv6_dst", 128, "ipv6", maskable=True, prereqs=(_V6,)),
+        _f("ipv6_flabel", 20, maskable=True, prereqs=(_V6,)),
+        _f("tcp_src", 16, maskable=True, prereqs=(_IP, _proto(6))),
+        _f("tcp_dst", 16, maskable=True, prereqs=(_IP, _proto(6))),
+        _f("udp_src", 16, maskable=True, prereqs=(_IP, _proto(17))),
+        _f("udp_dst", 16, maskable=True, prereqs=(_IP, _proto(17))),
+        _f("sctp_src", 16, maskable=True, prereqs=(_IP, _proto(132))),
+        _f("sctp_dst", 16, maskable=True, prereqs=(_IP, _proto(132))),
+        _f("icmpv4_type", 8, prereqs=(_V4, _proto(1))),
+        _f("icmpv4_code", 8, prereqs=(_V4, _proto(1))),
+        _f("icmpv6_type", 8, prereqs=_ICMP6),
+        _f("icmpv6_code", 8, prereqs=_ICMP6),
+        _f("ipv6_nd_target", 128, "ipv6", maskable=True, prereqs=_ICMP6 + (("icmpv6_type", frozenset({135, 136})),)),
+        _f("ipv6_nd_sll", 48, "mac", maskable=True, prereqs=_ICMP6 + (("icmpv6_type", frozenset({135})),)),
+        _f("ipv6_nd_tll", 48, "mac", maskable=True, prereqs=_ICMP6 + (("icmpv6_type", frozenset({136})),)),
+        _f("arp_op", 16, prereqs=(_ARP,)),
+        _f("arp_spa", 32, "ipv4", maskable=True, prereqs=(_ARP,)),
+        _f("arp_tpa", 32, "ipv4", maskable=True, prereqs=(_ARP,)),
+        _f("arp_sha", 48, "mac", maskable=True, prereqs=(_ARP,)),
+        _f("arp_tha", 48, "mac", maskable=True, prereqs=(_ARP,)),
+    )
+}
 
 # Fields that live in the L2 header (outside any MPLS stack / L3 payload).
 L2_FIELDS = frozenset({"eth_src", "eth_dst"})

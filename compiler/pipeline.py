@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler import ir
-from compiler.lowering import tables as T
 from compiler.flowir import SwitchTables
-from compiler.steering.hostplan import HostPlan, host_plans
+from compiler.headerspace.regions import reverse_space, without_edge
+from compiler.lowering import tables as T
 from compiler.lowering.lower import lower
 from compiler.placement.place import Placement, place
-from compiler.headerspace.regions import reverse_space, without_edge
+from compiler.steering.hostplan import HostPlan, host_plans
 from compiler.steering.steer import SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 
@@ -41,8 +41,9 @@ class Compiled:
         return dict(self.placement.assignments) if self.placement else {}
 
 
-def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool = False,
-                 generation: int = 0) -> Compiled:
+def compile_site(
+    site: ir.Site, previous: Placement | None = None, optimal: bool = False, generation: int = 0
+) -> Compiled:
     """Place, steer and lower ``site``; ``generation`` (0 or 1) is folded into
     every tag, entry and cookie so two compiles can share the switch tables
     during an update (docs/platform.md)."""
@@ -58,16 +59,22 @@ def compile_site(site: ir.Site, previous: Placement | None = None, optimal: bool
         return Compiled(site, placed.placement, steering, {}, {}, diags, placed.moved)
     tables, low_diags = lower(site, assignment, steering)
     diags += low_diags + _check_tcam(site, tables)
-    return Compiled(site, placed.placement, steering, tables, host_plans(site, assignment, steering), diags,
-                    placed.moved)
+    return Compiled(
+        site, placed.placement, steering, tables, host_plans(site, assignment, steering), diags, placed.moved
+    )
 
 
 def _check_tags(steering: SteeringPlan) -> list[Diagnostic]:
     used = len(steering.tags) + T.FIRST_TAG - 1
     if used > T.MAX_TAG:
-        return [Diagnostic("E0802", f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG} per "
-                           "generation (bit 11 of the VLAN id is the update generation)",
-                           hint="share pipelines between policies or reduce replicas and copies")]
+        return [
+            Diagnostic(
+                "E0802",
+                f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG} per "
+                "generation (bit 11 of the VLAN id is the update generation)",
+                hint="share pipelines between policies or reduce replicas and copies",
+            )
+        ]
     return []
 
 
@@ -83,10 +90,16 @@ def _check_boxes(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
         space = without_edge(pol.match if e.direction == "forward" else reverse_space(site, pol))
         for other, ospace in by_box.get(e.box, []):
             if space.intersects(ospace):
-                out.append(Diagnostic("E0703", f"box `{e.box}` is used by `{other.policy}` and `{e.policy}` ({e.direction}) "
-                                      f"for traffic that looks the same when it comes back from the box",
-                                      pol.span, hint="a box returns packets unchanged, so fsc tells its users apart by "
-                                                     "their headers; make the policies' matches disjoint or use the box once"))
+                out.append(
+                    Diagnostic(
+                        "E0703",
+                        f"box `{e.box}` is used by `{other.policy}` and `{e.policy}` ({e.direction}) "
+                        f"for traffic that looks the same when it comes back from the box",
+                        pol.span,
+                        hint="a box returns packets unchanged, so fsc tells its users apart by "
+                        "their headers; make the policies' matches disjoint or use the box once",
+                    )
+                )
         by_box.setdefault(e.box, []).append((e, space))
     return out
 
@@ -96,8 +109,13 @@ def _check_tcam(site: ir.Site, tables: dict[str, SwitchTables]) -> list[Diagnost
     for sw in site.switches:
         n = len(tables[sw.name].entries)
         if sw.tcam is not None and n > sw.tcam:
-            out.append(Diagnostic("E0801", f"switch `{sw.name}` needs {n} flow entries but holds {sw.tcam}: "
-                                  f"{n - sw.tcam} too many", sw.span,
-                                  hint=f"raise `tcam` of `{sw.name}` to at least {n}, or simplify the policies "
-                                       "(fewer `not` and port ranges, fewer replicated stages)"))
+            out.append(
+                Diagnostic(
+                    "E0801",
+                    f"switch `{sw.name}` needs {n} flow entries but holds {sw.tcam}: {n - sw.tcam} too many",
+                    sw.span,
+                    hint=f"raise `tcam` of `{sw.name}` to at least {n}, or simplify the policies "
+                    "(fewer `not` and port ranges, fewer replicated stages)",
+                )
+            )
     return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Union
 
 from fslang.source import NO_SPAN, Span
 
@@ -99,12 +98,12 @@ class RefVal:
 
 @dataclass(frozen=True)
 class SetVal:
-    items: tuple["Value", ...]
+    items: tuple[Value, ...]
     span: Span = _span()
 
 
-Scalar = Union[IntVal, RangeVal, SizeVal, RateVal, PercentVal, AddrVal, PrefixVal, MacVal]
-Value = Union[Scalar, StringVal, BoolVal, RefVal, SetVal]
+Scalar = IntVal | RangeVal | SizeVal | RateVal | PercentVal | AddrVal | PrefixVal | MacVal
+Value = Scalar | StringVal | BoolVal | RefVal | SetVal
 
 
 # ---- match expressions ----------------------------------------------------
@@ -123,21 +122,21 @@ class MProtoNum:
 @dataclass(frozen=True)
 class MHost:
     dir: str | None  # "src" | "dst" | None (either)
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class MNet:
     dir: str | None
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class MPort:
     dir: str | None
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
@@ -150,7 +149,7 @@ class MVlan:
 @dataclass(frozen=True)
 class MEther:
     dir: str | None
-    value: "Value"
+    value: Value
     span: Span = _span()
 
 
@@ -168,30 +167,30 @@ class MRef:
 
 @dataclass(frozen=True)
 class MNot:
-    expr: "MatchExpr"
+    expr: MatchExpr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class MAnd:
-    items: tuple["MatchExpr", ...]
+    items: tuple[MatchExpr, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class MOr:
-    items: tuple["MatchExpr", ...]
+    items: tuple[MatchExpr, ...]
     span: Span = _span()
 
 
-MatchExpr = Union[MProto, MProtoNum, MHost, MNet, MPort, MVlan, MEther, MDscp, MRef, MNot, MAnd, MOr]
+MatchExpr = MProto | MProtoNum | MHost | MNet | MPort | MVlan | MEther | MDscp | MRef | MNot | MAnd | MOr
 
 
 # ---- pipelines ------------------------------------------------------------
 @dataclass(frozen=True)
 class Branch:
     label: Name | None  # None = else
-    pipeline: "Pipeline"
+    pipeline: Pipeline
     span: Span = _span()
 
 
@@ -209,7 +208,7 @@ class PUse:
 @dataclass(frozen=True)
 class CaseArm:
     guard: MatchExpr | None  # None = else
-    pipeline: "Pipeline"
+    pipeline: Pipeline
     span: Span = _span()
 
 
@@ -222,7 +221,7 @@ class PCase:
 @dataclass(frozen=True)
 class PCopy:
     percent: PercentVal
-    target: "Pipeline"
+    target: Pipeline
     span: Span = _span()
 
 
@@ -238,11 +237,11 @@ class PDrop:
 
 @dataclass(frozen=True)
 class PSerial:
-    stages: tuple["Stage", ...]
+    stages: tuple[Stage, ...]
     span: Span = _span()
 
 
-Stage = Union[PUse, PCase, PCopy, PPass, PDrop, PSerial]
+Stage = PUse | PCase | PCopy | PPass | PDrop | PSerial
 Pipeline = Stage
 
 
@@ -332,7 +331,7 @@ class ClassStmt:
 @dataclass(frozen=True)
 class Param:
     name: Name
-    value: Union[Value, MatchExpr]
+    value: Value | MatchExpr
     span: Span = _span()
 
 
@@ -381,8 +380,22 @@ class DefaultStmt:
     span: Span = _span()
 
 
-Statement = Union[SiteStmt, SwitchStmt, LinkStmt, HostStmt, EdgeStmt, BoxStmt, SetStmt, ClassStmt,
-                  ModuleStmt, PolicyStmt, PinStmt, AvoidStmt, PlacementStmt, DefaultStmt]
+Statement = (
+    SiteStmt
+    | SwitchStmt
+    | LinkStmt
+    | HostStmt
+    | EdgeStmt
+    | BoxStmt
+    | SetStmt
+    | ClassStmt
+    | ModuleStmt
+    | PolicyStmt
+    | PinStmt
+    | AvoidStmt
+    | PlacementStmt
+    | DefaultStmt
+)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ the source line and carets) or JSON for tools.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 from fslang.source import NO_SPAN, SourceFile, Span
 
@@ -34,8 +35,9 @@ class DiagnosticSink:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
 
-    def error(self, code: str, message: str, span: Span = NO_SPAN, hint: str | None = None,
-              label: str | None = None) -> None:
+    def error(
+        self, code: str, message: str, span: Span = NO_SPAN, hint: str | None = None, label: str | None = None
+    ) -> None:
         self.items.append(Diagnostic(code, message, span, hint, label))
 
     warning = error  # the code's letter decides the severity
@@ -81,8 +83,17 @@ def render_text(diags: Iterable[Diagnostic], src: SourceFile) -> str:
 def to_json_obj(d: Diagnostic, src: SourceFile) -> dict[str, object]:
     line, col = src.position(d.span.start)
     end_line, end_col = src.position(d.span.end)
-    return {"file": src.name, "line": line, "col": col, "end_line": end_line, "end_col": end_col,
-            "severity": d.severity, "code": d.code, "message": d.message, "hint": d.hint}
+    return {
+        "file": src.name,
+        "line": line,
+        "col": col,
+        "end_line": end_line,
+        "end_col": end_col,
+        "severity": d.severity,
+        "code": d.code,
+        "message": d.message,
+        "hint": d.hint,
+    }
 
 
 def render_json(diags: Iterable[Diagnostic], src: SourceFile) -> str:

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any, Union
+from typing import Any
 
 from lark import Lark, Token, Tree
 
 MAX_SHAPES = 4096
-Template = Union[None, tuple]  # ("T", index, type) | ("R", data, children) | None (placeholder)
+Template = None | tuple  # ("T", index, type) | ("R", data, children) | None (placeholder)
 
 
 @lru_cache(maxsize=4)
@@ -34,8 +34,9 @@ def _scanner(parser: Lark) -> tuple[re.Pattern[str], dict[str, str], frozenset[s
     keywords that NAME also matches are found by NAME and retyped."""
     terms = list(parser.terminals)
     name_re = next(t for t in terms if t.name == "NAME").pattern.to_regexp()
-    keywords = {t.pattern.value: t.name for t in terms
-                if t.pattern.type == "str" and re.fullmatch(name_re, t.pattern.value)}
+    keywords = {
+        t.pattern.value: t.name for t in terms if t.pattern.type == "str" and re.fullmatch(name_re, t.pattern.value)
+    }
     rest = [t for t in terms if not (t.pattern.type == "str" and t.pattern.value in keywords)]
     rest.sort(key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
     regex = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in rest))
@@ -47,8 +48,10 @@ def _scanner(parser: Lark) -> tuple[re.Pattern[str], dict[str, str], frozenset[s
 # or port reference), decimal numbers not followed by anything that would
 # make them a size, rate, address or range, and plain punctuation.
 # Possessive quantifiers keep a word or number from matching a shorter prefix.
-_FAST = re.compile(r"(?P<ws>[ \t\f\r\n]++)|(?P<comment>#[^\n]*+)|(?P<word>[A-Za-z_][A-Za-z0-9_-]*+)(?!:)"
-                   r"|(?P<int>[0-9]++)(?![0-9A-Za-z_.:%/])|(?P<punct>>>|->|[,(){}=*])")
+_FAST = re.compile(
+    r"(?P<ws>[ \t\f\r\n]++)|(?P<comment>#[^\n]*+)|(?P<word>[A-Za-z_][A-Za-z0-9_-]*+)(?!:)"
+    r"|(?P<int>[0-9]++)(?![0-9A-Za-z_.:%/])|(?P<punct>>>|->|[,(){}=*])"
+)
 
 
 @lru_cache(maxsize=4)
@@ -104,7 +107,7 @@ def scan_slow(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None
     return out
 
 
-_shapes: dict[tuple[str, ...], "Replay | bool"] = {}
+_shapes: dict[tuple[str, ...], Replay | bool] = {}
 
 
 class Replay:
@@ -118,7 +121,7 @@ class Replay:
         self.ops = ops
         self.tokens = tokens
 
-    def bind(self, tokens: list[tuple[str, str, int, int]]) -> "Replay":
+    def bind(self, tokens: list[tuple[str, str, int, int]]) -> Replay:
         return Replay(self.ops, tokens)
 
     def run(self, builder: Any, tok_class: Any, span_class: Any) -> Any:
@@ -151,7 +154,7 @@ class Replay:
         return values[0]
 
 
-def parse_statement(parser: Lark, chunk: str, max_depth: int) -> "Tree | Replay":
+def parse_statement(parser: Lark, chunk: str, max_depth: int) -> Tree | Replay:
     """Lark's tree for ``chunk`` (start symbol ``statement``), or a replay of
     the shape's template bound to this chunk's tokens.  Raises what Lark raises."""
     tokens = scan(parser, chunk)
@@ -169,7 +172,7 @@ def parse_statement(parser: Lark, chunk: str, max_depth: int) -> "Tree | Replay"
     return template.bind(tokens)  # type: ignore[union-attr]
 
 
-def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int) -> "Replay | bool":
+def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int) -> Replay | bool:
     """Build steps for ``tree``; False when a kept token does not coincide
     with a scanned one or the tree is deeper than the builder allows (then
     the builder's own walk reports it)."""

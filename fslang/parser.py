@@ -3,7 +3,8 @@
 A statement starts with its keyword, so the text is first cut into statements
 and each is parsed on its own with the Lark LALR parser (start symbol
 ``statement``); statements of a shape already seen replay its tree
-(``fslang.parse_cache``), which makes large sites several times faster.  A syntax error then costs one statement, not the file, and
+(``fslang.parse_cache``), which makes large sites several times faster.
+A syntax error then costs one statement, not the file, and
 the rest is still checked: every problem is reported in one run.  The Lark
 tree is turned into the typed AST without recursion (deeply nested input
 must give a diagnostic, not a ``RecursionError``).
@@ -12,9 +13,10 @@ must give a diagnostic, not a ``RecursionError``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -29,8 +31,24 @@ from grammar import grammar_text
 MAX_DEPTH = 200  # parse-tree levels in one statement (about 50 nested parentheses)
 MAX_DIAGNOSTICS_PER_FILE = 1000
 
-STATEMENT_KEYWORDS = frozenset({"site", "switch", "link", "host", "edge", "box", "set", "class",
-                                "module", "policy", "pin", "avoid", "placement", "default"})
+STATEMENT_KEYWORDS = frozenset(
+    {
+        "site",
+        "switch",
+        "link",
+        "host",
+        "edge",
+        "box",
+        "set",
+        "class",
+        "module",
+        "policy",
+        "pin",
+        "avoid",
+        "placement",
+        "default",
+    }
+)
 
 # Scanner for statement boundaries: strings and comments are skipped whole so a
 # keyword inside them never starts a statement.
@@ -80,8 +98,9 @@ def lark_parser() -> Lark:
 @lru_cache(maxsize=1)
 def reserved_keywords() -> frozenset[str]:
     """Every word the grammar spells literally: FSL reserves them all."""
-    return frozenset(t.pattern.value for t in lark_parser().terminals
-                     if t.pattern.type == "str" and t.pattern.value.isidentifier())
+    return frozenset(
+        t.pattern.value for t in lark_parser().terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
+    )
 
 
 @dataclass
@@ -122,16 +141,29 @@ def parse(src: SourceFile) -> ParseResult:
 
 
 def _too_deep(start: int, end: int) -> Diagnostic:
-    return Diagnostic("E0004", "statement is nested too deeply", Span(start, start + 1),
-                      hint="split the expression into named `class` definitions or simpler pipelines")
+    return Diagnostic(
+        "E0004",
+        "statement is nested too deeply",
+        Span(start, start + 1),
+        hint="split the expression into named `class` definitions or simpler pipelines",
+    )
 
 
 # ---- syntax errors ----------------------------------------------------------
 _TERMINAL_NAMES = {
-    "NAME": "a name", "INT": "a number", "SIZE": "a size like 16GiB", "RATE": "a rate like 100Mbps",
-    "PERCENT": "a percentage like 5%", "IPV4": "an IPv4 address", "IPV6": "an IPv6 address",
-    "PREFIX4": "an IPv4 prefix", "PREFIX6": "an IPv6 prefix", "MAC": "a MAC address",
-    "STRING": 'a string "..."', "OFVER": "an OpenFlow version (1.3, 1.4 or 1.5)", "$END": "end of statement",
+    "NAME": "a name",
+    "INT": "a number",
+    "SIZE": "a size like 16GiB",
+    "RATE": "a rate like 100Mbps",
+    "PERCENT": "a percentage like 5%",
+    "IPV4": "an IPv4 address",
+    "IPV6": "an IPv6 address",
+    "PREFIX4": "an IPv4 prefix",
+    "PREFIX6": "an IPv6 prefix",
+    "MAC": "a MAC address",
+    "STRING": 'a string "..."',
+    "OFVER": "an OpenFlow version (1.3, 1.4 or 1.5)",
+    "$END": "end of statement",
 }
 
 
@@ -153,11 +185,25 @@ def _syntax_diagnostic(err: UnexpectedInput, chunk: str, offset: int, parser: La
         pos = err.pos_in_stream
         char = chunk[pos] if pos < len(chunk) else ""
         if char == '"':
-            return Diagnostic("E0003", "unterminated string", Span(offset + pos, offset + pos + 1),
-                              hint='close the string with `"` on the same line')
-        shown = repr(char)[1:-1] if char.isprintable() else f"\\x{ord(char):02x}" if ord(char) < 256 else f"U+{ord(char):04X}"
-        return Diagnostic("E0003", f"unexpected character `{shown}`", Span(offset + pos, offset + pos + 1),
-                          hint="remove it; FSL uses # for comments and \"...\" for strings")
+            return Diagnostic(
+                "E0003",
+                "unterminated string",
+                Span(offset + pos, offset + pos + 1),
+                hint='close the string with `"` on the same line',
+            )
+        shown = (
+            repr(char)[1:-1]
+            if char.isprintable()
+            else f"\\x{ord(char):02x}"
+            if ord(char) < 256
+            else f"U+{ord(char):04X}"
+        )
+        return Diagnostic(
+            "E0003",
+            f"unexpected character `{shown}`",
+            Span(offset + pos, offset + pos + 1),
+            hint='remove it; FSL uses # for comments and "..." for strings',
+        )
     expected: set[str] = set()
     if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
         expected = set(err.expected) if err.expected else set()
@@ -175,8 +221,12 @@ def _syntax_diagnostic(err: UnexpectedInput, chunk: str, offset: int, parser: La
     names = sorted({_describe_terminal(e, parser) for e in expected})
     keyword_clash = isinstance(err, UnexpectedToken) and "NAME" in expected and str(err.token).isidentifier()
     if keyword_clash:
-        return Diagnostic("E0006", f"`{err.token}` is a reserved keyword and cannot be used as a name", span,
-                          hint="choose another name")
+        return Diagnostic(
+            "E0006",
+            f"`{err.token}` is a reserved keyword and cannot be used as a name",
+            span,
+            hint="choose another name",
+        )
     hint = None
     if names:
         shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
@@ -217,9 +267,9 @@ class _Builder:
                     push((child, False))
                 continue
             n = len(node.children)
-            kids = results[len(results) - n:] if n else []
+            kids = results[len(results) - n :] if n else []
             if n:
-                del results[len(results) - n:]
+                del results[len(results) - n :]
             depth = 1 + max((k[1] for k in kids), default=0)
             if depth > MAX_DEPTH:
                 raise _TooDeep()
@@ -239,41 +289,49 @@ class _Builder:
         return children[0] if len(children) == 1 else children
 
     # ---- names and values ----
-    def r_name(self, span: Span, tok: "Tok") -> A.Name:
+    def r_name(self, span: Span, tok: Tok) -> A.Name:
         return A.Name(tok.text, tok.span)
 
     def defines(self, name: A.Name) -> A.Name:
         """A name being defined must not be a keyword (parameter names may:
         the catalogue's `nat(to: ...)` is one)."""
         if name.text in reserved_keywords():
-            self.err("E0006", f"`{name.text}` is a reserved keyword and cannot be used as a name", name.span,
-                     hint="choose another name")
+            self.err(
+                "E0006",
+                f"`{name.text}` is a reserved keyword and cannot be used as a name",
+                name.span,
+                hint="choose another name",
+            )
         return name
 
-    def int_of(self, tok: "Tok", lo: int = 0, hi: int | None = None, what: str = "number") -> int:
+    def int_of(self, tok: Tok, lo: int = 0, hi: int | None = None, what: str = "number") -> int:
         value = V.parse_int(tok.text)
         if value < lo or (hi is not None and value > hi):
             self.err("E0014", f"{what} {tok.text} is out of range ({lo}..{hi})", tok.span)
         return value
 
-    def r_integer(self, span: Span, tok: "Tok") -> A.IntVal:
+    def r_integer(self, span: Span, tok: Tok) -> A.IntVal:
         return A.IntVal(V.parse_int(tok.text), span)
 
-    def r_int_range(self, span: Span, lo: "Tok", hi: "Tok") -> A.RangeVal:
+    def r_int_range(self, span: Span, lo: Tok, hi: Tok) -> A.RangeVal:
         a, b = V.parse_int(lo.text), V.parse_int(hi.text)
         if a > b:
-            self.err("E0015", f"range {lo.text}..{hi.text} is empty (it starts above its end)", span,
-                     hint=f"write {hi.text}..{lo.text}")
+            self.err(
+                "E0015",
+                f"range {lo.text}..{hi.text} is empty (it starts above its end)",
+                span,
+                hint=f"write {hi.text}..{lo.text}",
+            )
         return A.RangeVal(a, b, span)
 
-    def r_size(self, span: Span, tok: "Tok") -> A.SizeVal:
+    def r_size(self, span: Span, tok: Tok) -> A.SizeVal:
         return A.SizeVal(V.parse_size(tok.text), tok.text, span)
 
-    def r_rate(self, span: Span, tok: "Tok") -> A.RateVal:
+    def r_rate(self, span: Span, tok: Tok) -> A.RateVal:
         value, unit = V.parse_rate(tok.text)
         return A.RateVal(value, unit, tok.text, span)
 
-    def r_percent(self, span: Span, tok: "Tok") -> A.PercentVal:
+    def r_percent(self, span: Span, tok: Tok) -> A.PercentVal:
         try:
             value = V.parse_percent(tok.text)
         except ValueError as e:
@@ -281,7 +339,7 @@ class _Builder:
             value = 100.0
         return A.PercentVal(value, tok.text, span)
 
-    def _addr(self, span: Span, tok: "Tok") -> A.AddrVal:
+    def _addr(self, span: Span, tok: Tok) -> A.AddrVal:
         try:
             return A.AddrVal(V.parse_address(tok.text), span)
         except ValueError as e:
@@ -291,7 +349,7 @@ class _Builder:
     r_ipv4 = _addr
     r_ipv6 = _addr
 
-    def _prefix(self, span: Span, tok: "Tok") -> A.PrefixVal:
+    def _prefix(self, span: Span, tok: Tok) -> A.PrefixVal:
         try:
             return A.PrefixVal(V.parse_prefix(tok.text), span)
         except V.PrefixHostBits as e:
@@ -304,18 +362,22 @@ class _Builder:
     r_prefix4 = _prefix
     r_prefix6 = _prefix
 
-    def r_mac(self, span: Span, tok: "Tok") -> A.MacVal:
+    def r_mac(self, span: Span, tok: Tok) -> A.MacVal:
         return A.MacVal(V.parse_mac(tok.text), span)
 
-    def r_string(self, span: Span, tok: "Tok") -> A.StringVal:
+    def r_string(self, span: Span, tok: Tok) -> A.StringVal:
         value = V.unescape_string(tok.text)
         bad = next((c for c in value if ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F), None)
         if bad is not None:
-            self.err("E0016", f"string contains the control character U+{ord(bad):04X}", span,
-                     hint="remove it: configuration files (XML, Click, JSON) cannot carry it faithfully")
+            self.err(
+                "E0016",
+                f"string contains the control character U+{ord(bad):04X}",
+                span,
+                hint="remove it: configuration files (XML, Click, JSON) cannot carry it faithfully",
+            )
         return A.StringVal(value, span)
 
-    def r_boolean(self, span: Span, tok: "Tok") -> A.BoolVal:
+    def r_boolean(self, span: Span, tok: Tok) -> A.BoolVal:
         return A.BoolVal(tok.text == "true", span)
 
     def r_value_ref(self, span: Span, name: A.Name) -> A.RefVal:
@@ -337,7 +399,7 @@ class _Builder:
     def r_m_group(self, span: Span, expr: Any) -> Any:
         return expr
 
-    def r_proto_kw(self, span: Span, tok: "Tok") -> str:
+    def r_proto_kw(self, span: Span, tok: Tok) -> str:
         return tok.text
 
     r_dir = r_proto_kw
@@ -349,7 +411,7 @@ class _Builder:
     def r_m_proto(self, span: Span, proto: str) -> A.MProto:
         return A.MProto(proto, span)
 
-    def r_m_proto_num(self, span: Span, tok: "Tok") -> A.MProtoNum:
+    def r_m_proto_num(self, span: Span, tok: Tok) -> A.MProtoNum:
         return A.MProtoNum(self.int_of(tok, 0, 255, "protocol"), span)
 
     def r_m_host(self, span: Span, d: str | None, value: Any) -> A.MHost:
@@ -361,13 +423,13 @@ class _Builder:
     def r_m_port(self, span: Span, d: str | None, value: Any) -> A.MPort:
         return A.MPort(d, value, span)
 
-    def r_m_vlan(self, span: Span, tok: "Tok") -> A.MVlan:
+    def r_m_vlan(self, span: Span, tok: Tok) -> A.MVlan:
         return A.MVlan(self.int_of(tok, 0, 4095, "VLAN id"), span)
 
     def r_m_ether(self, span: Span, d: str | None, value: Any) -> A.MEther:
         return A.MEther(d, value, span)
 
-    def r_m_dscp(self, span: Span, tok: "Tok") -> A.MDscp:
+    def r_m_dscp(self, span: Span, tok: Tok) -> A.MDscp:
         return A.MDscp(self.int_of(tok, 0, 63, "DSCP value"), span)
 
     def r_m_ref(self, span: Span, name: A.Name) -> A.MRef:
@@ -383,7 +445,7 @@ class _Builder:
     def r_p_group(self, span: Span, inner: Any) -> Any:
         return inner
 
-    def r_replicate(self, span: Span, count: "Tok", by: str | None) -> tuple[A.IntVal, str | None]:
+    def r_replicate(self, span: Span, count: Tok, by: str | None) -> tuple[A.IntVal, str | None]:
         return A.IntVal(V.parse_int(count.text), count.span), by
 
     def r_branches(self, span: Span, *branches: A.Branch) -> tuple[A.Branch, ...]:
@@ -392,7 +454,7 @@ class _Builder:
     def r_branch(self, span: Span, label: Any, pipeline: Any) -> A.Branch:
         return A.Branch(None if isinstance(label, _Else) else label, pipeline, span)
 
-    def r_else_label(self, span: Span, *_: Any) -> "_Else":
+    def r_else_label(self, span: Span, *_: Any) -> _Else:
         return _Else(span)
 
     def r_p_use(self, span: Span, name: A.Name, rep: Any, branches: Any) -> A.PUse:
@@ -405,7 +467,7 @@ class _Builder:
     def r_p_case(self, span: Span, *arms: A.CaseArm) -> A.PCase:
         return A.PCase(tuple(arms), span)
 
-    def r_p_copy(self, span: Span, pct: "Tok", target: Any) -> A.PCopy:
+    def r_p_copy(self, span: Span, pct: Tok, target: Any) -> A.PCopy:
         return A.PCopy(self.r_percent(pct.span, pct), target, span)
 
     def r_p_pass(self, span: Span, *_: Any) -> A.PPass:
@@ -422,6 +484,7 @@ class _Builder:
     def _opt(self, key: str) -> Callable[..., A.Option]:
         def make(span: Span, *vals: Any) -> A.Option:
             return A.Option(key, self._opt_value(key, vals), span)
+
         return make
 
     def _opt_value(self, key: str, vals: tuple[Any, ...]) -> Any:
@@ -441,22 +504,26 @@ class _Builder:
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("r_opt_"):
-            return self._opt(attr[len("r_opt_"):])
+            return self._opt(attr[len("r_opt_") :])
         raise AttributeError(attr)
 
     def r_switch_stmt(self, span: Span, name: A.Name, *opts: A.Option) -> A.SwitchStmt:
         self.defines(name)
         return A.SwitchStmt(name, tuple(opts), span)
 
-    def r_port_ref(self, span: Span, sw: A.Name, port: "Tok") -> A.PortRef:
+    def r_port_ref(self, span: Span, sw: A.Name, port: Tok) -> A.PortRef:
         return A.PortRef(sw, V.parse_int(port.text), span)
 
-    def r_port_spec(self, span: Span, sw: A.Name, lo: "Tok", hi: "Tok | None") -> A.PortSpec:
+    def r_port_spec(self, span: Span, sw: A.Name, lo: Tok, hi: Tok | None) -> A.PortSpec:
         a = V.parse_int(lo.text)
         b = V.parse_int(hi.text) if hi is not None else None
         if b is not None and b < a:
-            self.err("E0015", f"port range {a}..{b} is empty (it starts above its end)", span,
-                     hint=f"write {sw.text}:{b}..{a}")
+            self.err(
+                "E0015",
+                f"port range {a}..{b} is empty (it starts above its end)",
+                span,
+                hint=f"write {sw.text}:{b}..{a}",
+            )
         return A.PortSpec(sw, a, b, span)
 
     def r_link_stmt(self, span: Span, a: A.PortRef, b: A.PortRef) -> A.LinkStmt:

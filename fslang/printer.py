@@ -77,13 +77,20 @@ def pipeline(p: Any, nested: bool = False) -> str:
             if p.replicas is not None:
                 text += f" * {p.replicas.value}" + (f" by {p.by}" if p.by else "")
             if p.branches is not None:
-                text += " { " + ", ".join(
-                    f"{b.label.text if b.label else 'else'}: {pipeline(b.pipeline)}" for b in p.branches) + " }"
+                text += (
+                    " { "
+                    + ", ".join(f"{b.label.text if b.label else 'else'}: {pipeline(b.pipeline)}" for b in p.branches)
+                    + " }"
+                )
             return text
         case A.PCase():
-            return "case { " + ", ".join(
-                f"{match(a.guard) if a.guard is not None else 'else'}: {pipeline(a.pipeline)}"
-                for a in p.arms) + " }"
+            return (
+                "case { "
+                + ", ".join(
+                    f"{match(a.guard) if a.guard is not None else 'else'}: {pipeline(a.pipeline)}" for a in p.arms
+                )
+                + " }"
+            )
         case A.PCopy():
             return f"copy {p.percent.text} to {pipeline(p.target, True)}"
         case A.PPass():

@@ -15,7 +15,7 @@ class Span:
     start: int
     end: int
 
-    def cover(self, other: "Span") -> "Span":
+    def cover(self, other: Span) -> Span:
         return Span(min(self.start, other.start), max(self.end, other.end))
 
 

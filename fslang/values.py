@@ -9,11 +9,28 @@ from __future__ import annotations
 import ipaddress
 import re
 
-SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-              "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
-RATE_UNITS = {"bps": ("bps", 1), "Kbps": ("bps", 10**3), "Mbps": ("bps", 10**6),
-              "Gbps": ("bps", 10**9), "Tbps": ("bps", 10**12),
-              "pps": ("pps", 1), "Kpps": ("pps", 10**3), "Mpps": ("pps", 10**6), "Gpps": ("pps", 10**9)}
+SIZE_UNITS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+RATE_UNITS = {
+    "bps": ("bps", 1),
+    "Kbps": ("bps", 10**3),
+    "Mbps": ("bps", 10**6),
+    "Gbps": ("bps", 10**9),
+    "Tbps": ("bps", 10**12),
+    "pps": ("pps", 1),
+    "Kpps": ("pps", 10**3),
+    "Mpps": ("pps", 10**6),
+    "Gpps": ("pps", 10**9),
+}
 _NUM_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)")
 
 
@@ -55,8 +72,7 @@ def parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     addr_text, _, length = text.partition("/")
     addr = parse_address(addr_text)
     if not length.isdigit() or int(length) > addr.max_prefixlen:
-        raise ValueError(f"prefix length /{length} is out of range for {addr_text} "
-                         f"(0..{addr.max_prefixlen})")
+        raise ValueError(f"prefix length /{length} is out of range for {addr_text} (0..{addr.max_prefixlen})")
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError:
@@ -76,7 +92,7 @@ def parse_mac(text: str) -> int:
 
 def format_mac(value: int) -> str:
     raw = f"{value:012x}"
-    return ":".join(raw[i:i + 2] for i in range(0, 12, 2))
+    return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
 
 
 def unescape_string(token: str) -> str:

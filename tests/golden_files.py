@@ -20,8 +20,10 @@ def check_golden(files: dict[str, str], gold: Path, suffix: str, stem: str) -> N
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(text.encode("utf-8"))
     have = sorted(p.name for p in gold.glob(f"*{suffix}")) if gold.exists() else []
-    assert have == sorted(Path(rel).name for rel in files), \
+    assert have == sorted(Path(rel).name for rel in files), (
         f"golden files of {stem} differ in number or name (FSC_UPDATE_GOLDEN=1 to accept)"
+    )
     for rel, text in files.items():
-        assert text.encode("utf-8") == (gold / Path(rel).name).read_bytes(), \
+        assert text.encode("utf-8") == (gold / Path(rel).name).read_bytes(), (
             f"{stem}/{rel} differs from its golden file (FSC_UPDATE_GOLDEN=1 to accept)"
+        )

@@ -83,8 +83,9 @@ def _cube_points(c: Cube, layout: Any, rng: random.Random, n_random: int) -> lis
     return out
 
 
-def policy_points(policy: ir.Policy, rng: random.Random, *, max_cubes: int = 12,
-                  n_random: int = 3) -> list[dict[str, int]]:
+def policy_points(
+    policy: ir.Policy, rng: random.Random, *, max_cubes: int = 12, n_random: int = 3
+) -> list[dict[str, int]]:
     """``policy.match.sample()`` first, then per cube of the match its lowest,
     its highest and a few random points (free ethertype bits: a real type)."""
     hs = policy.match
@@ -103,6 +104,7 @@ def policy_points(policy: ir.Policy, rng: random.Random, *, max_cubes: int = 12,
 def edge_packets(site: ir.Site, edge: ir.Edge, rng: random.Random) -> list[dict[str, int]]:
     """Typical traffic entering at ``edge``: to and from its nets and the
     other edges' nets, TCP/UDP/ICMP/other IPv4, IPv6, ARP, non-IP, tagged."""
+
     def host_in(net: Any) -> int:
         n = _net(net)
         if n.num_addresses <= 2:
@@ -122,21 +124,61 @@ def edge_packets(site: ir.Site, edge: ir.Edge, rng: random.Random) -> list[dict[
         src = rng.choice(src4)
         for proto in (6, 17):
             for dport in (80, 443, 25, 53, rng.randrange(1024, 65536)):
-                pts.append({"eth_type": ETH_IPV4, "ipv4_src": src, "ipv4_dst": dst, "ip_proto": proto,
-                            "tp_src": rng.randrange(1024, 65536), "tp_dst": dport})
+                pts.append(
+                    {
+                        "eth_type": ETH_IPV4,
+                        "ipv4_src": src,
+                        "ipv4_dst": dst,
+                        "ip_proto": proto,
+                        "tp_src": rng.randrange(1024, 65536),
+                        "tp_dst": dport,
+                    }
+                )
         for proto in (1, 47, 50):
-            pts.append({"eth_type": ETH_IPV4, "ipv4_src": src, "ipv4_dst": dst, "ip_proto": proto,
-                        "ip_dscp": rng.choice((0, 46, 10))})
+            pts.append(
+                {
+                    "eth_type": ETH_IPV4,
+                    "ipv4_src": src,
+                    "ipv4_dst": dst,
+                    "ip_proto": proto,
+                    "ip_dscp": rng.choice((0, 46, 10)),
+                }
+            )
         # the reverse direction (replies), and a tagged packet
-        pts.append({"eth_type": ETH_IPV4, "ipv4_src": dst, "ipv4_dst": src, "ip_proto": 6, "tp_src": 80,
-                    "tp_dst": rng.randrange(1024, 65536)})
-        pts.append({"eth_type": ETH_IPV4, "vlan_vid": 0x1000 | rng.randrange(1, 4095), "ipv4_src": src,
-                    "ipv4_dst": dst, "ip_proto": 6, "tp_src": rng.randrange(1024, 65536), "tp_dst": 80})
+        pts.append(
+            {
+                "eth_type": ETH_IPV4,
+                "ipv4_src": dst,
+                "ipv4_dst": src,
+                "ip_proto": 6,
+                "tp_src": 80,
+                "tp_dst": rng.randrange(1024, 65536),
+            }
+        )
+        pts.append(
+            {
+                "eth_type": ETH_IPV4,
+                "vlan_vid": 0x1000 | rng.randrange(1, 4095),
+                "ipv4_src": src,
+                "ipv4_dst": dst,
+                "ip_proto": 6,
+                "tp_src": rng.randrange(1024, 65536),
+                "tp_dst": 80,
+            }
+        )
     for dst in dst6:
         src = rng.choice(src6)
         for proto, dport in ((6, 80), (17, 53), (58, 0)):
-            pts.append({"eth_type": ETH_IPV6, "ipv6_src": src, "ipv6_dst": dst, "ip_proto": proto,
-                        "tp_src": rng.randrange(1024, 65536) if dport else 0, "tp_dst": dport})
+            pts.append(
+                {
+                    "eth_type": ETH_IPV6,
+                    "ipv6_src": src,
+                    "ipv6_dst": dst,
+                    "ip_proto": proto,
+                    "tp_src": rng.randrange(1024, 65536) if dport else 0,
+                    "tp_dst": dport,
+                }
+            )
     for dst in dst4[:3]:
         pts.append({"eth_type": ETH_ARP, "arp_tpa": dst})
     pts.append({"eth_type": ETH_LLDP})
@@ -176,8 +218,9 @@ def _all_hops(tr: Trace) -> Iterable[dict[str, Any]]:
         yield from _all_hops(c)
 
 
-def collect_hops(platform: Platform, packets: Iterable[tuple[dict[str, int], str, tuple[str, int]]]
-                 ) -> tuple[list[tuple[str, int, dict[str, int]]], list[str]]:
+def collect_hops(
+    platform: Platform, packets: Iterable[tuple[dict[str, int], str, tuple[str, int]]]
+) -> tuple[list[tuple[str, int, dict[str, int]]], list[str]]:
     """Distinct switch hops (switch, in_port, headers) of the traces of
     ``packets``; and the errors of traces that could not be simulated."""
     seen: dict[tuple, tuple[str, int, dict[str, int]]] = {}
@@ -199,15 +242,33 @@ def collect_hops(platform: Platform, packets: Iterable[tuple[dict[str, int], str
 # hop headers -> ofproto/trace flow syntax
 
 # (OVS's tp_src/tp_dst are aliases of tcp_src/tcp_dst: they need nw_proto=6)
-_L4 = {"tcp_src": "tcp_src", "tcp_dst": "tcp_dst", "udp_src": "udp_src", "udp_dst": "udp_dst",
-       "sctp_src": "sctp_src", "sctp_dst": "sctp_dst", "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code",
-       "icmpv6_type": "icmpv6_type", "icmpv6_code": "icmpv6_code"}
-_L3 = {"ipv4_src": ("nw_src", fmt_ipv4), "ipv4_dst": ("nw_dst", fmt_ipv4),
-       "ipv6_src": ("ipv6_src", fmt_ipv6), "ipv6_dst": ("ipv6_dst", fmt_ipv6),
-       "arp_spa": ("arp_spa", fmt_ipv4), "arp_tpa": ("arp_tpa", fmt_ipv4),
-       "arp_sha": ("arp_sha", fmt_mac), "arp_tha": ("arp_tha", fmt_mac), "arp_op": ("arp_op", str),
-       "ipv6_flabel": ("ipv6_label", hex),
-       "mpls_label": ("mpls_label", str), "mpls_tc": ("mpls_tc", str), "mpls_bos": ("mpls_bos", str)}
+_L4 = {
+    "tcp_src": "tcp_src",
+    "tcp_dst": "tcp_dst",
+    "udp_src": "udp_src",
+    "udp_dst": "udp_dst",
+    "sctp_src": "sctp_src",
+    "sctp_dst": "sctp_dst",
+    "icmpv4_type": "icmp_type",
+    "icmpv4_code": "icmp_code",
+    "icmpv6_type": "icmpv6_type",
+    "icmpv6_code": "icmpv6_code",
+}
+_L3 = {
+    "ipv4_src": ("nw_src", fmt_ipv4),
+    "ipv4_dst": ("nw_dst", fmt_ipv4),
+    "ipv6_src": ("ipv6_src", fmt_ipv6),
+    "ipv6_dst": ("ipv6_dst", fmt_ipv6),
+    "arp_spa": ("arp_spa", fmt_ipv4),
+    "arp_tpa": ("arp_tpa", fmt_ipv4),
+    "arp_sha": ("arp_sha", fmt_mac),
+    "arp_tha": ("arp_tha", fmt_mac),
+    "arp_op": ("arp_op", str),
+    "ipv6_flabel": ("ipv6_label", hex),
+    "mpls_label": ("mpls_label", str),
+    "mpls_tc": ("mpls_tc", str),
+    "mpls_bos": ("mpls_bos", str),
+}
 
 
 def ofctl_flow(in_port: int, headers: Mapping[str, int]) -> str:
@@ -244,10 +305,22 @@ def ofctl_flow(in_port: int, headers: Mapping[str, int]) -> str:
 # ---------------------------------------------------------------------------
 # comparable views of a packet: the simulator's and OVS's
 
-_SHORTHANDS = {"ip": (ETH_IPV4, None), "ipv6": (ETH_IPV6, None), "arp": (ETH_ARP, None), "rarp": (0x8035, None),
-               "tcp": (ETH_IPV4, 6), "udp": (ETH_IPV4, 17), "icmp": (ETH_IPV4, 1), "sctp": (ETH_IPV4, 132),
-               "tcp6": (ETH_IPV6, 6), "udp6": (ETH_IPV6, 17), "icmp6": (ETH_IPV6, 58), "sctp6": (ETH_IPV6, 132),
-               "mpls": (0x8847, None), "mplsm": (0x8848, None)}
+_SHORTHANDS = {
+    "ip": (ETH_IPV4, None),
+    "ipv6": (ETH_IPV6, None),
+    "arp": (ETH_ARP, None),
+    "rarp": (0x8035, None),
+    "tcp": (ETH_IPV4, 6),
+    "udp": (ETH_IPV4, 17),
+    "icmp": (ETH_IPV4, 1),
+    "sctp": (ETH_IPV4, 132),
+    "tcp6": (ETH_IPV6, 6),
+    "udp6": (ETH_IPV6, 17),
+    "icmp6": (ETH_IPV6, 58),
+    "sctp6": (ETH_IPV6, 132),
+    "mpls": (0x8847, None),
+    "mplsm": (0x8848, None),
+}
 
 
 def parse_ovs_flow(text: str) -> dict[str, str]:
@@ -283,15 +356,21 @@ def ovs_view(text: str) -> dict[str, Any]:
         v["vlan"] = (tci & 0xFFF, tci >> 13)
     else:
         v["vlan"] = None
-    conv = {"dl_src": ("eth_src", _mac), "dl_dst": ("eth_dst", _mac), "dl_type": ("eth_type", lambda s: int(s, 0)),
-            "nw_src": ("ipv4_src", lambda s: int(ipaddress.IPv4Address(s))),
-            "nw_dst": ("ipv4_dst", lambda s: int(ipaddress.IPv4Address(s))),
-            "ipv6_src": ("ipv6_src", lambda s: int(ipaddress.IPv6Address(s))),
-            "ipv6_dst": ("ipv6_dst", lambda s: int(ipaddress.IPv6Address(s))),
-            "arp_tpa": ("arp_tpa", lambda s: int(ipaddress.IPv4Address(s))),
-            "arp_spa": ("arp_spa", lambda s: int(ipaddress.IPv4Address(s))),
-            "nw_proto": ("ip_proto", int), "nw_tos": ("ip_dscp", lambda s: int(s) >> 2),
-            "tp_src": ("tp_src", int), "tp_dst": ("tp_dst", int)}
+    conv = {
+        "dl_src": ("eth_src", _mac),
+        "dl_dst": ("eth_dst", _mac),
+        "dl_type": ("eth_type", lambda s: int(s, 0)),
+        "nw_src": ("ipv4_src", lambda s: int(ipaddress.IPv4Address(s))),
+        "nw_dst": ("ipv4_dst", lambda s: int(ipaddress.IPv4Address(s))),
+        "ipv6_src": ("ipv6_src", lambda s: int(ipaddress.IPv6Address(s))),
+        "ipv6_dst": ("ipv6_dst", lambda s: int(ipaddress.IPv6Address(s))),
+        "arp_tpa": ("arp_tpa", lambda s: int(ipaddress.IPv4Address(s))),
+        "arp_spa": ("arp_spa", lambda s: int(ipaddress.IPv4Address(s))),
+        "nw_proto": ("ip_proto", int),
+        "nw_tos": ("ip_dscp", lambda s: int(s) >> 2),
+        "tp_src": ("tp_src", int),
+        "tp_dst": ("tp_dst", int),
+    }
     for k, (name, fn) in conv.items():
         if k in f:
             v[name] = fn(f[k])
@@ -305,11 +384,23 @@ def ovs_view(text: str) -> dict[str, Any]:
 def sim_view(pkt: Mapping[str, int]) -> dict[str, Any]:
     d = dict(pkt)
     vid = d.get("vlan_vid", 0)
-    v: dict[str, Any] = {"metadata": d.get("metadata", 0),
-                         "vlan": (vid & 0xFFF, d.get("vlan_pcp", 0)) if vid & 0x1000 else None,
-                         "eth_type": d.get("eth_type", 0)}
-    for k in ("eth_src", "eth_dst", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_tpa", "arp_spa",
-              "ip_proto", "ip_dscp"):
+    v: dict[str, Any] = {
+        "metadata": d.get("metadata", 0),
+        "vlan": (vid & 0xFFF, d.get("vlan_pcp", 0)) if vid & 0x1000 else None,
+        "eth_type": d.get("eth_type", 0),
+    }
+    for k in (
+        "eth_src",
+        "eth_dst",
+        "ipv4_src",
+        "ipv4_dst",
+        "ipv6_src",
+        "ipv6_dst",
+        "arp_tpa",
+        "arp_spa",
+        "ip_proto",
+        "ip_dscp",
+    ):
         if k in d:
             v[k] = d[k]
     for k in ("tcp", "udp", "sctp"):
@@ -359,8 +450,9 @@ def _split_top(s: str) -> list[str]:
     return [t.strip() for t in out]
 
 
-def dp_outputs(actions: str, vlan_in: tuple[int, int] | None,
-               dpmap: Mapping[int, tuple[str, int]]) -> list[tuple[int, tuple[int, int] | None]] | None:
+def dp_outputs(
+    actions: str, vlan_in: tuple[int, int] | None, dpmap: Mapping[int, tuple[str, int]]
+) -> list[tuple[int, tuple[int, int] | None]] | None:
     """Each output of the datapath actions as (OpenFlow port, outer VLAN
     (vid, pcp) or None), replaying push_vlan/pop_vlan; None when the actions
     contain something this does not model."""
@@ -377,7 +469,7 @@ def dp_outputs(actions: str, vlan_in: tuple[int, int] | None,
             if stack:
                 stack.pop(0)
         elif tok.startswith("push_vlan("):
-            kv = dict(p.split("=", 1) for p in tok[len("push_vlan("):-1].split(","))
+            kv = dict(p.split("=", 1) for p in tok[len("push_vlan(") : -1].split(","))
             stack.insert(0, (int(kv.get("vid", "0"), 0), int(kv.get("pcp", "0"), 0)))
         elif tok.startswith(("set(eth(", "set(ipv4(", "set(ipv6(", "set(tcp(", "set(udp(", "set_masked(")):
             if "vlan" in tok:
@@ -405,18 +497,25 @@ def ovs_path(raw: str) -> list[tuple[int, int, str]]:
 # which rules OVS rejects
 
 
-def rejected_lines(lines: list[str], ofctl: str = "ovs-ofctl", protocol: str = "OpenFlow13",
-                   workers: int = 8) -> list[tuple[str, str]]:
+def rejected_lines(
+    lines: list[str], ofctl: str = "ovs-ofctl", protocol: str = "OpenFlow13", workers: int = 8
+) -> list[tuple[str, str]]:
     """(line, ovs-ofctl's complaint) for each flow line ``parse-flow`` rejects."""
+
     def check(line: str) -> tuple[str, str] | None:
         cp = subprocess.run([ofctl, "-O", protocol, "parse-flow", line], capture_output=True, text=True)
         if cp.returncode == 0:
             return None
-        err = "; ".join(x.strip().removeprefix("ovs-ofctl: ") for x in (cp.stderr + cp.stdout).splitlines()
-                        if x.strip() and not x.startswith("chosen protocol"))
+        err = "; ".join(
+            x.strip().removeprefix("ovs-ofctl: ")
+            for x in (cp.stderr + cp.stdout).splitlines()
+            if x.strip() and not x.startswith("chosen protocol")
+        )
         if "no usable protocol" in err and "pop_vlan" in line and "vlan_vid=" not in line:
-            err += (" (OpenFlow 1.1+: OVS rejects an action inconsistent with the match, here pop_vlan"
-                    " without a VLAN match such as vlan_vid=0x1000/0x1000)")
+            err += (
+                " (OpenFlow 1.1+: OVS rejects an action inconsistent with the match, here pop_vlan"
+                " without a VLAN match such as vlan_vid=0x1000/0x1000)"
+            )
         return line, err
 
     with ThreadPoolExecutor(max(workers, os.cpu_count() or 1)) as pool:

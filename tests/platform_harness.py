@@ -4,7 +4,8 @@ interpreter with the simulated compiled platform."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from compiler import ir
 from compiler.verification.interpreter import interpret
@@ -15,9 +16,11 @@ L4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 def packet_from_point(point: Mapping[str, int]) -> dict[str, int]:
     """A header-space point as an OXM packet (fields the protocol lacks dropped)."""
-    pkt = {"eth_src": point.get("eth_src", 0x020000000001) or 0x020000000001,
-           "eth_dst": point.get("eth_dst", 0x020000000002) or 0x020000000002,
-           "eth_type": point.get("eth_type", 0)}
+    pkt = {
+        "eth_src": point.get("eth_src", 0x020000000001) or 0x020000000001,
+        "eth_dst": point.get("eth_dst", 0x020000000002) or 0x020000000002,
+        "eth_type": point.get("eth_type", 0),
+    }
     if point.get("vlan_vid", 0) & 0x1000:
         pkt["vlan_vid"] = point["vlan_vid"]
     eth = pkt["eth_type"]
@@ -36,19 +39,27 @@ def packet_from_point(point: Mapping[str, int]) -> dict[str, int]:
     return pkt
 
 
-def outcome_pair(site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge: str,
-                 in_port: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def outcome_pair(
+    site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge: str, in_port: tuple[str, int] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(reference, simulated) summaries that must be equal."""
     ref = interpret(site, pkt, edge, platform.c.weights(), in_port=in_port)
     sim = platform.trace(pkt, edge, in_port)
 
     def summary_ref(o: Any) -> dict[str, Any]:
-        return {"modules": list(o.modules), "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
-                "copies": sorted(tuple(c.modules) for c in o.copies)}
+        return {
+            "modules": list(o.modules),
+            "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
+            "copies": sorted(tuple(c.modules) for c in o.copies),
+        }
 
     def summary_sim(t: Any) -> dict[str, Any]:
-        return {"modules": list(t.modules), "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
-                "copies": sorted(tuple(c.modules) for c in t.copies)}
+        return {
+            "modules": list(t.modules),
+            "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
+            "copies": sorted(tuple(c.modules) for c in t.copies),
+        }
+
     return summary_ref(ref), summary_sim(sim)
 
 
@@ -58,17 +69,24 @@ def addr(text: str) -> int:
 
 # ---------------------------------------------------------------- helpers for tests/test_properties.py
 
+
 def ref_summary(o: Any) -> dict[str, Any]:
     """What the interpreter's outcome and the simulated trace must agree on.
     A copy that visits nothing (`copy P% to drop`) cannot be observed, and the
     platform does not make it: copies are compared by what they visit."""
-    return {"modules": list(o.modules), "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
-            "copies": sorted(tuple(c.modules) for c in o.copies if c.modules)}
+    return {
+        "modules": list(o.modules),
+        "exits": sorted((x.edge, x.switch, x.port) for x in o.exits),
+        "copies": sorted(tuple(c.modules) for c in o.copies if c.modules),
+    }
 
 
 def sim_summary(t: Any) -> dict[str, Any]:
-    return {"modules": list(t.modules), "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
-            "copies": sorted(tuple(c.modules) for c in t.copies if c.modules)}
+    return {
+        "modules": list(t.modules),
+        "exits": sorted((x["edge"], x["switch"], x["port"]) for x in t.exits),
+        "copies": sorted(tuple(c.modules) for c in t.copies if c.modules),
+    }
 
 
 def trace_errors(t: Any) -> list[str]:
@@ -87,8 +105,14 @@ def copy_exits(t: Any) -> list[dict[str, Any]]:
     return out
 
 
-def run_both(site: ir.Site, platform: Platform, pkt: Mapping[str, int], edge: str,
-             in_port: tuple[str, int] | None = None, oracle: Any = None) -> tuple[Any, Any]:
+def run_both(
+    site: ir.Site,
+    platform: Platform,
+    pkt: Mapping[str, int],
+    edge: str,
+    in_port: tuple[str, int] | None = None,
+    oracle: Any = None,
+) -> tuple[Any, Any]:
     """(interpreter Outcome, simulated Trace) for one packet; ``oracle``
     defaults to the platform's own, so both sides model modules alike."""
     ref = interpret(site, pkt, edge, platform.c.weights(), oracle=oracle or platform.oracle, in_port=in_port)

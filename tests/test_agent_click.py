@@ -14,15 +14,25 @@ import signal
 import struct
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from backends.platform.agent.reference import open_socket
 from tests.conftest import ROOT
-from tests.test_agent_harness import (SITE, TOKEN, Endpoint, answers, cleanup_devices, h3_namespaces, site_files,
-                                      spec, tcp_frame)
+from tests.test_agent_harness import (
+    SITE,
+    TOKEN,
+    Endpoint,
+    answers,
+    cleanup_devices,
+    h3_namespaces,
+    site_files,
+    spec,
+    tcp_frame,
+)
 
 pytestmark = pytest.mark.root
 NS, SW, CTL = "h3host", "h3sw0", "h3ctl0"
@@ -45,7 +55,6 @@ def tag_of(vid: int, frame: bytes) -> bytes:
     return frame[:12] + struct.pack("!HH", 0x8100, vid) + frame[12:]
 
 
-
 @pytest.fixture()
 def host(tmp_path: Path) -> Iterator[dict[str, Any]]:
     if os.geteuid() != 0:
@@ -60,25 +69,51 @@ def host(tmp_path: Path) -> Iterator[dict[str, Any]]:
         ip("link", "add", CTL, "type", "veth", "peer", "name", "ctl0", "netns", NS)
         ip("addr", "add", f"{CTL_IP}/30", "dev", CTL)
         ip("-n", NS, "addr", "add", f"{AGENT_IP}/30", "dev", "ctl0")
-        for args in (("link", "set", SW, "up"), ("link", "set", CTL, "up"), ("-n", NS, "link", "set", "eth0", "up"),
-                     ("-n", NS, "link", "set", "ctl0", "up")):
+        for args in (
+            ("link", "set", SW, "up"),
+            ("link", "set", CTL, "up"),
+            ("-n", NS, "link", "set", "eth0", "up"),
+            ("-n", NS, "link", "set", "ctl0", "up"),
+        ):
             ip(*args)
         endpoint = Endpoint("h3a", bind=CTL_IP)
         files = site_files()
-        endpoint.set_desired([
-            spec("click.g0", "click", {"click/h3a.click": files["click/h3a.click"]}),
-            spec("h3bl", "process", {"process/h3bl.json": files["process/h3bl.json"]}, SITE),
-            spec("h3ids", "vm", {"vm/h3ids.xml": files["vm/h3ids.xml"]}, SITE),
-            spec("h3cls", "vm", {"vm/h3cls.xml": files["vm/h3cls.xml"]}, SITE)])
+        endpoint.set_desired(
+            [
+                spec("click.g0", "click", {"click/h3a.click": files["click/h3a.click"]}),
+                spec("h3bl", "process", {"process/h3bl.json": files["process/h3bl.json"]}, SITE),
+                spec("h3ids", "vm", {"vm/h3ids.xml": files["vm/h3ids.xml"]}, SITE),
+                spec("h3cls", "vm", {"vm/h3cls.xml": files["vm/h3cls.xml"]}, SITE),
+            ]
+        )
         (tmp_path / "token").write_text(TOKEN)
         log = open(tmp_path / "agent.log", "wb")
         path = ":".join(p for p in os.environ["PATH"].split(":") if not (Path(p) / "click").exists())
-        agent = subprocess.Popen(["ip", "netns", "exec", NS, str(ROOT / ".venv" / "bin" / "fsc"), "agent",
-                                  "--host", "h3a", "--controller", endpoint.url, "--token-file",
-                                  str(tmp_path / "token"), "--lab", "--state-dir", str(tmp_path / "state"),
-                                  "--netns-prefix", "h3vm-"],
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                 env={**os.environ, "PATH": path})
+        agent = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                NS,
+                str(ROOT / ".venv" / "bin" / "fsc"),
+                "agent",
+                "--host",
+                "h3a",
+                "--controller",
+                endpoint.url,
+                "--token-file",
+                str(tmp_path / "token"),
+                "--lab",
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--netns-prefix",
+                "h3vm-",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PATH": path},
+        )
         yield {"endpoint": endpoint, "agent": agent, "tmp": tmp_path, "files": files}
     finally:
         if agent is not None and agent.poll() is None:
@@ -109,7 +144,7 @@ def test_frame_through_click_and_every_instance(host: dict[str, Any]) -> None:
             frame = tcp_frame(port)
             sock.send(tag_of(entry, frame))
             for tci, data in answers(sock, time.monotonic() + 5):
-                if data[:len(frame)] == frame:
+                if data[: len(frame)] == frame:
                     got_tags.append(tci if tci is not None else -1)
                     break
     finally:

@@ -11,21 +11,24 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 
-from backends.platform.controller.state import StateDir
 from backends.emit.vm.generate import tap_name
+from backends.platform.controller.state import StateDir
 from tests.conftest import ROOT
 from tests.test_agent_harness import cleanup_devices, exchange, h3_links, h3_namespaces, site_files, tcp_frame
 
 pytestmark = pytest.mark.root
 FSC = str(ROOT / ".venv" / "bin" / "fsc")
-STANDIN_CLICK = f"#!{sys.executable}\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n" \
-                "while True:\n    time.sleep(1)\n"
+STANDIN_CLICK = (
+    f"#!{sys.executable}\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+    "while True:\n    time.sleep(1)\n"
+)
 
 
 def free_port() -> int:
@@ -62,15 +65,47 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
     procs: list[subprocess.Popen[bytes]] = []
     logs = {name: open(tmp_path / f"{name}.log", "wb") for name in ("controller", "agent")}
     try:
-        procs.append(subprocess.Popen([FSC, "controller", "--listen", url.removeprefix("http://"),
-                                       "--openflow", f"127.0.0.1:{free_port()}", "--state", str(tmp_path / "ctl")],
-                                      stdout=logs["controller"], stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    FSC,
+                    "controller",
+                    "--listen",
+                    url.removeprefix("http://"),
+                    "--openflow",
+                    f"127.0.0.1:{free_port()}",
+                    "--state",
+                    str(tmp_path / "ctl"),
+                ],
+                stdout=logs["controller"],
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-        procs.append(subprocess.Popen([FSC, "agent", "--host", "h3a", "--controller", url, "--token-file",
-                                       str(state.token_path), "--lab", "--state-dir", str(tmp_path / "agent"),
-                                       "--netns-prefix", "h3vm-"],
-                                      stdout=logs["agent"], stderr=subprocess.STDOUT, env=env,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    FSC,
+                    "agent",
+                    "--host",
+                    "h3a",
+                    "--controller",
+                    url,
+                    "--token-file",
+                    str(state.token_path),
+                    "--lab",
+                    "--state-dir",
+                    str(tmp_path / "agent"),
+                    "--netns-prefix",
+                    "h3vm-",
+                ],
+                stdout=logs["agent"],
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        )
         yield {"url": url, "token": token, "procs": procs, "tmp": tmp_path}
     finally:
         for p in reversed(procs):
@@ -104,13 +139,23 @@ def wait_status(p: dict[str, Any], what: str, cond: Any, timeout: float = 40.0) 
 
 def test_agent_serves_the_controllers_desired_set(platform: dict[str, Any]) -> None:
     want = {"click.g0", "h3bl", "h3ids", "h3cls"}
-    h = wait_status(platform, "all ready", lambda h: h.get("alive") and {i["id"] for i in h["instances"]} == want
-                    and all(i["state"] == "ready" for i in h["instances"]))
+    h = wait_status(
+        platform,
+        "all ready",
+        lambda h: (
+            h.get("alive")
+            and {i["id"] for i in h["instances"]} == want
+            and all(i["state"] == "ready" for i in h["instances"])
+        ),
+    )
     assert h["load"]["cores"] >= 1 and h["load"]["memory_total"] > 0
     assert h3_namespaces() == ["h3vm-h3a-h3cls", "h3vm-h3a-h3ids"]
     assert exchange(tap_name("h3ids"), 3, tcp_frame(80)) == 3
     assert exchange(tap_name("h3bl"), 0x804, tcp_frame(25)) == 0x804
-    wait_status(platform, "packets counted", lambda h: all(
-        i["packets"] >= 1 for i in h["instances"] if i["id"] in ("h3ids", "h3bl")))
+    wait_status(
+        platform,
+        "packets counted",
+        lambda h: all(i["packets"] >= 1 for i in h["instances"] if i["id"] in ("h3ids", "h3bl")),
+    )
     assert stop(platform["procs"][1]) == 0  # the agent, on SIGTERM, stops its instances
     assert h3_namespaces() == [] and h3_links() == []

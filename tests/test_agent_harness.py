@@ -10,14 +10,15 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from backends.emit.output import render
 from backends.platform.agent.reference import open_socket, receive
 from backends.platform.controller.protocol import spec_digest
-from backends.emit.output import render
-from compiler.pipeline import compile_site
 from compiler.check.frontend import run
+from compiler.pipeline import compile_site
 
 TOKEN = "h3-secret-token"
 SITE = """site h3lab
@@ -40,8 +41,14 @@ def site_files() -> dict[str, str]:
 
 
 def spec(iid: str, kind: str, files: dict[str, str], source: str = "") -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": iid, "kind": kind, "generation": 0, "files": files, "site": "h3lab",
-                           "digest": spec_digest(files)}
+    doc: dict[str, Any] = {
+        "id": iid,
+        "kind": kind,
+        "generation": 0,
+        "files": files,
+        "site": "h3lab",
+        "digest": spec_digest(files),
+    }
     if source:
         doc["source"] = source
     return doc
@@ -98,8 +105,9 @@ class Endpoint:
             beat = self.beats[-1] if self.beats else {"instances": []}
         return {i["id"]: i for i in beat["instances"]}
 
-    def wait(self, what: str, cond: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 20.0
-             ) -> dict[str, dict[str, Any]]:
+    def wait(
+        self, what: str, cond: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 20.0
+    ) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = self.last()
@@ -119,8 +127,11 @@ def ip_lines(*args: str) -> list[str]:
 
 
 def h3_links() -> list[str]:
-    return sorted(line.split(":")[1].strip().split("@")[0] for line in ip_lines("-o", "link", "show")
-                  if line.split(":")[1].strip().startswith("fs-h3"))
+    return sorted(
+        line.split(":")[1].strip().split("@")[0]
+        for line in ip_lines("-o", "link", "show")
+        if line.split(":")[1].strip().startswith("fs-h3")
+    )
 
 
 def h3_namespaces() -> list[str]:
@@ -147,7 +158,7 @@ def answers(sock: socket.socket, deadline: float) -> Iterator[tuple[int | None, 
     while time.monotonic() < deadline:
         try:
             got = receive(sock)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if got is None:
             continue
@@ -165,7 +176,7 @@ def exchange(device: str, vid: int, frame: bytes, timeout: float = 3.0) -> int |
         tagged = frame[:12] + struct.pack("!HH", 0x8100, vid) + frame[12:]
         sock.send(tagged)
         for tci, data in answers(sock, time.monotonic() + timeout):
-            if tci is not None and tci & 0x0FFF == vid and data[:len(frame)] == frame:
+            if tci is not None and tci & 0x0FFF == vid and data[: len(frame)] == frame:
                 return tci
         return None
     finally:

@@ -18,19 +18,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from backends.emit.vm.generate import tap_name
 from backends.platform.agent.client import ControllerClient, Unreachable
 from backends.platform.controller.protocol import Heartbeat
-from backends.emit.vm.generate import tap_name
-from compiler.pipeline import compile_site
 from compiler.check.frontend import run
+from compiler.pipeline import compile_site
 from tests.conftest import ROOT
-from tests.test_agent_harness import (SITE, TOKEN, Endpoint, cleanup_devices, exchange, h3_links, h3_namespaces,
-                                      site_files, spec, tcp_frame)
+from tests.test_agent_harness import (
+    SITE,
+    TOKEN,
+    Endpoint,
+    cleanup_devices,
+    exchange,
+    h3_links,
+    h3_namespaces,
+    site_files,
+    spec,
+    tcp_frame,
+)
 
 pytestmark = pytest.mark.root
 HOST = "h3a"
@@ -54,10 +65,12 @@ class Lab:
 
     def specs(self) -> dict[str, dict[str, Any]]:
         f = self.files
-        return {"click.g0": spec("click.g0", "click", {f"click/{HOST}.click": f[f"click/{HOST}.click"]}),
-                "h3bl": spec("h3bl", "process", {"process/h3bl.json": f["process/h3bl.json"]}, SITE),
-                "h3ids": spec("h3ids", "vm", {"vm/h3ids.xml": f["vm/h3ids.xml"]}, SITE),
-                "h3cls": spec("h3cls", "vm", {"vm/h3cls.xml": f["vm/h3cls.xml"]}, SITE)}
+        return {
+            "click.g0": spec("click.g0", "click", {f"click/{HOST}.click": f[f"click/{HOST}.click"]}),
+            "h3bl": spec("h3bl", "process", {"process/h3bl.json": f["process/h3bl.json"]}, SITE),
+            "h3ids": spec("h3ids", "vm", {"vm/h3ids.xml": f["vm/h3ids.xml"]}, SITE),
+            "h3cls": spec("h3cls", "vm", {"vm/h3cls.xml": f["vm/h3cls.xml"]}, SITE),
+        }
 
     def start_agent(self) -> None:
         bin_dir = self.tmp / "bin"
@@ -69,10 +82,27 @@ class Lab:
         token.write_text(TOKEN + "\n")
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
         self.log = open(self.tmp / "agent.log", "wb")
-        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "fsc"), "agent", "--host", HOST, "--controller",
-                                      self.endpoint.url, "--token-file", str(token), "--lab", "--state-dir",
-                                      str(self.state), "--netns-prefix", "h3vm-"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "fsc"),
+                "agent",
+                "--host",
+                HOST,
+                "--controller",
+                self.endpoint.url,
+                "--token-file",
+                str(token),
+                "--lab",
+                "--state-dir",
+                str(self.state),
+                "--netns-prefix",
+                "h3vm-",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
     def agent_log(self) -> str:
         return (self.tmp / "agent.log").read_text(errors="replace")
@@ -139,8 +169,14 @@ def test_frames_get_their_tag_and_output_back(lab: Lab) -> None:
     outputs = compile_site(result.site).site.module("h3cls").outputs
     for port, label in ((80, "web"), (25, "mail"), (443, "else")):
         assert exchange(tap_name("h3cls"), 9, tcp_frame(port)) == (outputs.index(label) << 13) | 9, label
-    lab.endpoint.wait("counters", lambda s: s["h3ids"]["packets"] >= before["h3ids"] + 1
-                      and s["h3bl"]["packets"] >= before["h3bl"] + 1 and s["h3cls"]["packets"] >= before["h3cls"] + 3)
+    lab.endpoint.wait(
+        "counters",
+        lambda s: (
+            s["h3ids"]["packets"] >= before["h3ids"] + 1
+            and s["h3bl"]["packets"] >= before["h3bl"] + 1
+            and s["h3cls"]["packets"] >= before["h3cls"] + 3
+        ),
+    )
     stats = json.loads((lab.state / "instances" / "h3cls" / "stats.json").read_text())
     assert stats["outputs"]["mail"] >= 1 and stats["outputs"]["web"] >= 1 and stats["type"] == "classify"
 
@@ -158,8 +194,13 @@ def test_killed_process_is_restarted(lab: Lab) -> None:
 
 
 def test_crashing_process_is_given_up(lab: Lab) -> None:
-    manifest = {"instance": "h3gu", "module": "h3gu", "argv": ["false"], "device": tap_name("h3gu"),
-                "restart": {"policy": "on-failure", "max_restarts": 2, "backoff_seconds": 0.1}}
+    manifest = {
+        "instance": "h3gu",
+        "module": "h3gu",
+        "argv": ["false"],
+        "device": tap_name("h3gu"),
+        "restart": {"policy": "on-failure", "max_restarts": 2, "backoff_seconds": 0.1},
+    }
     specs = lab.specs()
     specs["h3gu"] = spec("h3gu", "process", {"process/h3gu.json": json.dumps(manifest)})
     lab.endpoint.set_desired(list(specs.values()))
@@ -172,9 +213,13 @@ def test_crashing_process_is_given_up(lab: Lab) -> None:
 
 def test_process_environment_and_no_shell(lab: Lab) -> None:
     """An installed program gets its device names in the environment; its argv is run as is."""
-    manifest = {"instance": "h3env", "module": "h3env", "device": tap_name("h3env"),
-                "argv": ["/bin/sh", "-c", "env | grep ^FSC_ | sort; echo '$HOME stays'; exec sleep 60", "x y"],
-                "restart": {"policy": "on-failure", "max_restarts": 1, "backoff_seconds": 0.1}}
+    manifest = {
+        "instance": "h3env",
+        "module": "h3env",
+        "device": tap_name("h3env"),
+        "argv": ["/bin/sh", "-c", "env | grep ^FSC_ | sort; echo '$HOME stays'; exec sleep 60", "x y"],
+        "restart": {"policy": "on-failure", "max_restarts": 1, "backoff_seconds": 0.1},
+    }
     specs = lab.specs()
     specs["h3env"] = spec("h3env", "process", {"process/h3env.json": json.dumps(manifest)})
     lab.endpoint.set_desired(list(specs.values()))
@@ -199,8 +244,9 @@ def test_replacement_keeps_the_device(lab: Lab) -> None:
     xml = lab.files["vm/h3ids.xml"].replace("</domain>", "<!-- v2 --></domain>")
     specs["h3ids"] = spec("h3ids", "vm", {"vm/h3ids.xml": xml}, SITE)
     lab.endpoint.set_desired(list(specs.values()))
-    lab.endpoint.wait("new h3ids", lambda s: s["h3ids"]["digest"] == specs["h3ids"]["digest"]
-                      and s["h3ids"]["state"] == "ready")
+    lab.endpoint.wait(
+        "new h3ids", lambda s: s["h3ids"]["digest"] == specs["h3ids"]["digest"] and s["h3ids"]["state"] == "ready"
+    )
     assert (lab.state / "instances" / "h3ids" / "pid").read_text() != old_pid
     assert Path(f"/sys/class/net/{dev}/ifindex").read_text() == index
     assert exchange(dev, 3, tcp_frame(80)) == 3
@@ -233,8 +279,10 @@ def test_instances_keep_running_without_controller(lab: Lab) -> None:
 def test_unwanted_instances_leave_nothing(lab: Lab) -> None:
     only = lab.specs()["h3ids"]
     lab.endpoint.set_desired([only])
-    lab.endpoint.wait("only h3ids", lambda s: set(s) == {"h3ids"} and s["h3ids"]["state"] == "ready"
-                      and s["h3ids"]["digest"] == only["digest"])
+    lab.endpoint.wait(
+        "only h3ids",
+        lambda s: set(s) == {"h3ids"} and s["h3ids"]["state"] == "ready" and s["h3ids"]["digest"] == only["digest"],
+    )
     assert h3_namespaces() == ["h3vm-h3a-h3ids"] and h3_links() == [tap_name("h3ids")]
     assert exchange(tap_name("h3ids"), 3, tcp_frame(80)) == 3
 

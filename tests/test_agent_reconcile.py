@@ -11,7 +11,7 @@ import pytest
 from backends.platform.agent import frames
 from backends.platform.agent.behaviour import Behaviour, module_from_source
 from backends.platform.agent.hostload import busy_share, parse_meminfo, parse_stat
-from backends.platform.agent.reconcile import (GiveUp, Observed, Restart, RestartPolicy, Start, Stop, reconcile, report)
+from backends.platform.agent.reconcile import GiveUp, Observed, Restart, RestartPolicy, Start, Stop, reconcile, report
 from backends.platform.controller.protocol import InstanceSpec, spec_digest
 
 
@@ -49,7 +49,9 @@ def test_restart_waits_for_backoff_then_gives_up() -> None:
     assert reconcile([a], {"a": exited}, pol, now=11.0) == []  # backoff after 1 restart: 2 s
     assert reconcile([a], {"a": exited}, pol, now=12.0) == [Restart("a")]
     spent = obs(a, "exited", exit_code=3, exited_at=10.0, restarts=2)
-    assert reconcile([a], {"a": spent}, pol, now=100.0) == [GiveUp("a", "gave up after 2 restarts: exited with status 3")]
+    assert reconcile([a], {"a": spent}, pol, now=100.0) == [
+        GiveUp("a", "gave up after 2 restarts: exited with status 3")
+    ]
     gave_up = obs(a, "exited", exit_code=3, exited_at=10.0, restarts=2, gave_up=True)
     assert reconcile([a], {"a": gave_up}, pol, now=100.0) == []
 
@@ -94,8 +96,9 @@ def test_proc_parsing() -> None:
 
 # ---- frames and the reference behaviour --------------------------------------------------------
 def tcp_frame(dst_port: int, src: str = "10.0.0.1", dst: str = "10.0.1.5", inner_vlan: int | None = None) -> bytes:
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, bytes(map(int, src.split("."))),
-                     bytes(map(int, dst.split("."))))
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, bytes(map(int, src.split("."))), bytes(map(int, dst.split(".")))
+    )
     tcp = struct.pack("!HHIIBBHHH", 40000, dst_port, 0, 0, 0x50, 2, 1024, 0, 0)
     l2 = bytes.fromhex("020000000002020000000001")
     if inner_vlan is not None:
@@ -137,8 +140,9 @@ def test_firewall_and_classify_behaviour() -> None:
     assert (fw.packets_in, fw.packets_out, fw.dropped) == (4, 2, 2)
     fw3 = Behaviour("fw", fw_mod)
     fwd = tcp_frame(40000)[:-20] + struct.pack("!HHIIBBHHH", 40000, 80, 0, 0, 0x50, 2, 1024, 0, 0)
-    back = tcp_frame(80, src="10.0.1.5", dst="10.0.0.1")[:-20] + struct.pack("!HHIIBBHHH", 80, 40000, 0, 0, 0x50,
-                                                                              0x12, 1024, 0, 0)
+    back = tcp_frame(80, src="10.0.1.5", dst="10.0.0.1")[:-20] + struct.pack(
+        "!HHIIBBHHH", 80, 40000, 0, 0, 0x50, 0x12, 1024, 0, 0
+    )
     assert fw3.handle(5, fwd).label == "out"
     assert fw3.handle(6, back).label == "out"  # the reply of an allowed flow passes (per-flow decision)
     assert Behaviour("fw", fw_mod).handle(6, back).answer is None  # without the forward flow it does not

@@ -11,9 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from backends.platform.agent.runners import AgentSpec, Context, VmRunner
 from backends.emit.vm.generate import tap_name
-from tests.test_agent_harness import SITE, cleanup_devices, exchange, h3_links, h3_namespaces, site_files, spec, tcp_frame
+from backends.platform.agent.runners import AgentSpec, Context, VmRunner
+from tests.test_agent_harness import (
+    SITE,
+    cleanup_devices,
+    exchange,
+    h3_links,
+    h3_namespaces,
+    site_files,
+    spec,
+    tcp_frame,
+)
 
 pytestmark = pytest.mark.root
 

@@ -15,8 +15,10 @@ from test_controller_harness import FSC, compile_files, lab_with_controller, rea
 from backends.platform.lab.ovs import ovs_available
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
+]
 
 TWO = (ROOT / "examples" / "two_switch.fs").read_text()
 SWITCHES = {"north": 0xA, "south": 0xB}
@@ -24,9 +26,26 @@ SWITCHES = {"north": 0xA, "south": 0xB}
 
 def _apply_until_paused(ctl, site: Path) -> None:
     """Run `fsc apply` until the controller reports it paused; then kill the controller."""
-    cli = subprocess.Popen([FSC, "apply", str(site), "--yes", "--format", "json", "--drain", "0",
-                            "--controller", ctl.url, "--token-file", str(ctl.token_file)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    cli = subprocess.Popen(
+        [
+            FSC,
+            "apply",
+            str(site),
+            "--yes",
+            "--format",
+            "json",
+            "--drain",
+            "0",
+            "--controller",
+            ctl.url,
+            "--token-file",
+            str(ctl.token_file),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         seen = []
         for line in cli.stdout:  # type: ignore[union-attr]
@@ -66,14 +85,20 @@ def test_kill_between_phases_then_restart_converges(tmp_path: Path) -> None:
             assert ref_new != ref_old
 
             # each restart after a kill already pauses after the next phase
-            for phase, nxt, survivor, gen in (("install", "flip", ref_old, 0), ("flip", "commit", ref_old, 0),
-                                              ("commit", "", ref_new, 1)):
+            for phase, nxt, survivor, gen in (
+                ("install", "flip", ref_old, 0),
+                ("flip", "commit", ref_old, 0),
+                ("commit", "", ref_new, 1),
+            ):
                 _apply_until_paused(ctl, site)
                 mid = tables()
                 assert mid != ref_old and mid != ref_new, f"after {phase} the tables hold both generations"
                 ctl.start(env={"FSC_CONTROLLER_PAUSE_AFTER": nxt} if nxt else None)
-                wait_for(lambda: tables() == survivor, 30,
-                         f"the tables to equal the committed site after a kill after {phase}")
+                wait_for(
+                    lambda survivor=survivor: tables() == survivor,
+                    30,
+                    f"the tables to equal the committed site after a kill after {phase}",
+                )
                 assert ctl.get("/v1/deployed")["generation"] == gen
                 lab.wait_connected(ctl, list(SWITCHES))
             # the update that got as far as its commit has converged: a repeat changes nothing

@@ -20,8 +20,10 @@ from test_controller_harness import compile_files, events, lab_with_controller, 
 from backends.platform.lab.ovs import ovs_available
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS")]
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
+]
 
 TWO = (ROOT / "examples" / "two_switch.fs").read_text()
 NEW = TWO.replace("10.70.99.0/24", "10.70.98.0/24")
@@ -93,8 +95,13 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             new = compile_files(site, tmp_path / "new", generation=1, previous=tmp_path / "old")
             bad = dict(new)
             cookie = _break_ingress_rule(bad, "south")
-            resp = requests.post(ctl.url + "/v1/apply", json={"site": "two_switch", "files": bad, "drain_seconds": 0},
-                                 headers=ctl.headers(), stream=True, timeout=120)
+            resp = requests.post(
+                ctl.url + "/v1/apply",
+                json={"site": "two_switch", "files": bad, "drain_seconds": 0},
+                headers=ctl.headers(),
+                stream=True,
+                timeout=120,
+            )
             evs = [json.loads(line) for line in resp.iter_lines() if line.strip()]
             assert [e["switch"] for e in evs if e.get("phase") == "flip"] == ["north"]
             last = evs[-1]
@@ -111,8 +118,9 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert evs[-1]["result"] == "ok" and evs[-1]["generation"] == 1
             assert tables() == {n: lab.reference(new[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
             # the agents stop the old generation's Click after the clean-up
-            wait_for(lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15,
-                     "the agents to stop click.g0")
+            wait_for(
+                lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15, "the agents to stop click.g0"
+            )
             text = ctl.cli("status")
             assert text.returncode == 0, text.stderr
             assert "site `two_switch`, generation 1" in text.stdout and "click.g1 ready" in text.stdout

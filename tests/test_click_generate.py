@@ -14,14 +14,13 @@ import ipaddress
 import os
 import re
 import shlex
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.emit.click import generate as G
 from backends.click.clicklang import (
     AnonElement,
     Chain,
@@ -33,10 +32,11 @@ from backends.click.clicklang import (
     parse_config,
     split_args,
 )
-from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
-from compiler.steering.hostplan import Step
-from compiler.pipeline import Compiled, compile_site
+from backends.emit.click import generate as G
 from compiler.check.frontend import load, run
+from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
+from compiler.pipeline import Compiled, compile_site
+from compiler.steering.hostplan import Step
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "click"
@@ -44,7 +44,7 @@ UPDATE = os.environ.get("FSC_UPDATE_GOLDEN") == "1"
 IDS = [p.stem for p in EXAMPLES]
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(path: Path) -> Compiled:
     res = load(path)
     assert res.site is not None, [d.message for d in res.diagnostics]
@@ -135,8 +135,10 @@ def test_element_choices() -> None:
     assert "BandwidthRatedSplitter(1250000Bps, BURST_BYTES 65536)" in mh2  # 10Mbps, 64KiB
     assert "RatedSplitter(20000, BURST_SIZE 11)" in ids["click/s1.click"]  # 20Kpps, 16KiB
     assert "IPRewriter(pattern 203.0.113.1 1024-65535 - - 0 0, pass 0)" in hetero["click/b.click"]
-    assert "RoundRobinIPMapper(- - 10.30.1.11 - 0 0, - - 10.30.1.12 - 0 0, - - 10.30.1.13 - 0 0)" \
+    assert (
+        "RoundRobinIPMapper(- - 10.30.1.11 - 0 0, - - 10.30.1.12 - 0 0, - - 10.30.1.13 - 0 0)"
         in hetero["click/a.click"]
+    )
     mh1 = campus["click/mh1.click"]
     assert "IPsecESPEncap -> IPsecAuthHMACSHA1(0) -> IPsecAES(1) -> IPsecEncap(50)" in mh1
     assert "StripIPHeader -> IPsecAES(0) -> IPsecAuthHMACSHA1(1) -> IPsecESPUnencap" in mh1
@@ -157,7 +159,7 @@ def click_unquote(text: str) -> str:
             nxt = body[i + 1]
             if nxt == "<":
                 j = body.index(">", i)
-                out += bytes.fromhex(body[i + 2:j])
+                out += bytes.fromhex(body[i + 2 : j])
                 i = j + 1
                 continue
             out += nxt.encode()
@@ -169,11 +171,43 @@ def click_unquote(text: str) -> str:
     return out.decode("utf-8", "surrogatepass")
 
 
-HOSTILE = ['"', "\\", "'", "</", ";", "$(", "${x}", "$x", "{{", "}}", "{%", ",", "(", ")", "//", "/*", "*/",
-           "\t", "\r", "\x7f", "é", "\u2028", " ", "#", "->", "::", "[0]", "elementclass", "%", "`"]
-hostile_text = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=3)), min_size=1,
-                        max_size=8).map("".join).filter(lambda s: "\n" not in s and "\x00" not in s and
-                                                        not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+HOSTILE = [
+    '"',
+    "\\",
+    "'",
+    "</",
+    ";",
+    "$(",
+    "${x}",
+    "$x",
+    "{{",
+    "}}",
+    "{%",
+    ",",
+    "(",
+    ")",
+    "//",
+    "/*",
+    "*/",
+    "\t",
+    "\r",
+    "\x7f",
+    "é",
+    "\u2028",
+    " ",
+    "#",
+    "->",
+    "::",
+    "[0]",
+    "elementclass",
+    "%",
+    "`",
+]
+hostile_text = (
+    st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(min_size=1, max_size=3)), min_size=1, max_size=8)
+    .map("".join)
+    .filter(lambda s: "\n" not in s and "\x00" not in s and not any(0xD800 <= ord(c) <= 0xDFFF for c in s))
+)
 
 
 @given(hostile_text)
@@ -212,8 +246,11 @@ policy p2 from b match udp via dec
 
 
 def hostile_config(key: str, rules: str, command: str, image: str) -> str:
-    c = compile_text(HOSTILE_SITE.format(key=fsl_string(key), rules=fsl_string(rules), command=fsl_string(command),
-                                         image=fsl_string(image)))
+    c = compile_text(
+        HOSTILE_SITE.format(
+            key=fsl_string(key), rules=fsl_string(rules), command=fsl_string(command), image=fsl_string(image)
+        )
+    )
     files = G.render_click(c)
     assert list(files) == ["click/h.click"]
     return files["click/h.click"]
@@ -251,8 +288,7 @@ BENIGN = hostile_config("0123456789abcdef", "rules.txt", "run-it", "image.qcow2"
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(key=site_text, rules=site_text, command=site_text, image=site_text,
-       pad=st.booleans())
+@given(key=site_text, rules=site_text, command=site_text, image=site_text, pad=st.booleans())
 def test_hostile_strings_change_no_structure(key: str, rules: str, command: str, image: str, pad: bool) -> None:
     if pad:  # a key of exactly 16 printable ASCII bytes is used as written: quoted into the configuration
         head = ""
@@ -275,8 +311,7 @@ def test_hostile_strings_change_no_structure(key: str, rules: str, command: str,
 
 def test_templates_refuse_unescaped_text() -> None:
     with pytest.raises(TypeError, match="unescaped"):
-        G._render("monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"),
-                                       "sink": False})
+        G._render("monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"), "sink": False})
 
 
 def test_names_are_click_identifiers_and_distinct() -> None:
@@ -454,7 +489,7 @@ def decide(d: G.Decision, p: dict, ihl: int, pcp: int) -> str:
         return "drop"
     if d.l2_decl is None:
         return d.rest
-    pats = split_args(d.l2_decl[d.l2_decl.index("(") + 1:d.l2_decl.rindex(")")])
+    pats = split_args(d.l2_decl[d.l2_decl.index("(") + 1 : d.l2_decl.rindex(")")])
     for k, pat in enumerate(pats):
         if classifier_match(pat, data):
             return d.l2_targets[k]
@@ -472,8 +507,10 @@ def point_in(m, data: st.DataObject) -> dict:
         base = DEFAULT_LAYOUT.unpack((c.value | (rnd & ~c.mask)) & ((1 << DEFAULT_LAYOUT.width) - 1))
     else:
         base = DEFAULT_LAYOUT.unpack(data.draw(st.integers(0, (1 << DEFAULT_LAYOUT.width) - 1)))
-    p = {k: base[k] for k in ("eth_src", "eth_dst", "ip_dscp", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst",
-                              "tp_src", "tp_dst")}
+    p = {
+        k: base[k]
+        for k in ("eth_src", "eth_dst", "ip_dscp", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
+    }
     et = base["eth_type"]
     if et not in (0x0800, 0x86DD, 0x0806):
         et = data.draw(st.sampled_from([0x0800, 0x86DD, 0x0806]))
@@ -498,8 +535,7 @@ def point_in(m, data: st.DataObject) -> dict:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_rules_decide_as_the_model(m, data: st.DataObject) -> None:
-    inst = G.Instance(m.name, m, "i_x", "I_x",
-                      [Step(3, m.name, m.name, (), False), Step(4, m.name, m.name, (), True)])
+    inst = G.Instance(m.name, m, "i_x", "I_x", [Step(3, m.name, m.name, (), False), Step(4, m.name, m.name, (), True)])
     fwd, rev = G._decisions(inst)
     p = point_in(m, data)
     ihl = data.draw(st.sampled_from([5, 5, 6, 15]))

@@ -28,13 +28,31 @@ def ip(a: str) -> int:
 
 
 def tcp(src: str, dst: str, sport: int, dport: int, **kw: int) -> dict[str, int]:
-    return {"eth_src": MAC1, "eth_dst": MAC2, "eth_type": 0x0800, "ipv4_src": ip(src), "ipv4_dst": ip(dst),
-            "ip_proto": 6, "tcp_src": sport, "tcp_dst": dport, **kw}
+    return {
+        "eth_src": MAC1,
+        "eth_dst": MAC2,
+        "eth_type": 0x0800,
+        "ipv4_src": ip(src),
+        "ipv4_dst": ip(dst),
+        "ip_proto": 6,
+        "tcp_src": sport,
+        "tcp_dst": dport,
+        **kw,
+    }
 
 
 def udp(src: str, dst: str, sport: int, dport: int, **kw: int) -> dict[str, int]:
-    return {"eth_src": MAC1, "eth_dst": MAC2, "eth_type": 0x0800, "ipv4_src": ip(src), "ipv4_dst": ip(dst),
-            "ip_proto": 17, "udp_src": sport, "udp_dst": dport, **kw}
+    return {
+        "eth_src": MAC1,
+        "eth_dst": MAC2,
+        "eth_type": 0x0800,
+        "ipv4_src": ip(src),
+        "ipv4_dst": ip(dst),
+        "ip_proto": 17,
+        "udp_src": sport,
+        "udp_dst": dport,
+        **kw,
+    }
 
 
 class Clock:
@@ -56,7 +74,7 @@ def sent(router, dev: str, frame: bytes, out: str = "out") -> list[bytes]:
 
 def ip_ok(frame_bytes: bytes, off: int = 14) -> bool:
     hl = (frame_bytes[off] & 15) * 4
-    return checksum(frame_bytes[off:off + hl]) == 0
+    return checksum(frame_bytes[off : off + hl]) == 0
 
 
 def l4_ok(frame_bytes: bytes, off: int = 14) -> bool:
@@ -170,54 +188,61 @@ def run_rules(rules: list[str], f: dict[str, int], frag: int = 0) -> int:
     fn = compile_rules(pats, targets)
     b = bytearray(F.frame(f))
     if frag:
-        b[14 + 6:14 + 8] = frag.to_bytes(2, "big")
+        b[14 + 6 : 14 + 8] = frag.to_bytes(2, "big")
     p = Packet(bytes(b))
     p.mh = p.s
     p.set_ip_header(p.s + 14)
     return fn(p)
 
 
-@pytest.mark.parametrize("rule,pkt,want", [
-    ("allow tcp && dst port 80", tcp("1.1.1.1", "2.2.2.2", 999, 80), 0),
-    ("allow tcp && dst port 80", tcp("1.1.1.1", "2.2.2.2", 80, 81), -1),
-    ("allow tcp && dst port 80", udp("1.1.1.1", "2.2.2.2", 999, 80), -1),
-    ("allow udp and dst port 53", udp("1.1.1.1", "2.2.2.2", 5, 53), 0),
-    ("allow src net 10.0.0.0/8", tcp("10.9.9.9", "2.2.2.2", 1, 2), 0),
-    ("allow src net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), -1),
-    ("allow net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), 0),  # src or dst
-    ("allow src and dst net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), -1),
-    ("allow src net 10.1.0.0 mask 255.255.0.0", tcp("10.1.2.3", "2.2.2.2", 1, 2), 0),
-    ("allow dst host 10.80.0.66", tcp("1.1.1.1", "10.80.0.66", 1, 2), 0),
-    ("allow dst host 10.80.0.66", tcp("10.80.0.66", "1.1.1.1", 1, 2), -1),
-    ("allow 10.0.0.0/24", tcp("10.0.0.5", "9.9.9.9", 1, 2), 0),
-    ("allow ip proto 50", {**tcp("1.1.1.1", "2.2.2.2", 1, 2), "ip_proto": 50}, 0),
-    ("allow ip proto & 254 == 16", udp("1.1.1.1", "2.2.2.2", 1, 2), 0),  # 17 & 254 == 16
-    ("allow tcp && dst port & 65534 == 22", tcp("1.1.1.1", "2.2.2.2", 1, 23), 0),
-    ("allow tcp && dst port & 65534 == 22", tcp("1.1.1.1", "2.2.2.2", 1, 24), -1),
-    ("allow udp && src port & 32768 == 32768 && dst port & 65024 == 512", udp("1.1.1.1", "2.2.2.2", 40000, 700), 0),
-    ("allow udp && src port & 32768 == 32768 && dst port & 65024 == 512", udp("1.1.1.1", "2.2.2.2", 30000, 700), -1),
-    ("allow src port 80 or 81", tcp("1.1.1.1", "2.2.2.2", 81, 1), 0),  # 81 inherits "src port"
-    ("allow src port 80 or 81", tcp("1.1.1.1", "2.2.2.2", 1, 81), -1),
-    ("allow dst tcp port > 1023", tcp("1.1.1.1", "2.2.2.2", 1, 1024), 0),
-    ("allow dst tcp port > 1023", tcp("1.1.1.1", "2.2.2.2", 1, 1023), -1),
-    ("allow dst port www", tcp("1.1.1.1", "2.2.2.2", 1, 80), 0),
-    ("allow src tcp port != 5", tcp("1.1.1.1", "2.2.2.2", 6, 5), 0),
-    ("allow src tcp port != 5", udp("1.1.1.1", "2.2.2.2", 6, 5), -1),  # != does not match other protocols
-    ("allow !(src tcp port == 5)", udp("1.1.1.1", "2.2.2.2", 6, 5), 0),  # but not (...) does
-    ("allow not tcp", udp("1.1.1.1", "2.2.2.2", 6, 5), 0),
-    ("allow ip dscp 46", tcp("1.1.1.1", "2.2.2.2", 1, 2, ip_dscp=46), 0),
-    ("allow ip dscp 46", tcp("1.1.1.1", "2.2.2.2", 1, 2, ip_dscp=10), -1),
-    ("allow icmp type echo", {**tcp("1.1.1.1", "2.2.2.2", 0, 0), "ip_proto": 1}, 0),
-    ("allow tcp opt syn", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),  # frames.py sends SYNs
-    ("allow syn ack", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),  # juxtaposition is "and"
-    ("allow tcp ? dst port 2 : false", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
-    ("allow tcp ? dst port 2 : false", udp("1.1.1.1", "2.2.2.2", 1, 2), -1),
-    ("allow src ether host 02:00:00:00:00:01", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
-    ("allow dst ether host 02:00:00:00:00:01", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),
-    ("allow true", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
-    ("3 -", tcp("1.1.1.1", "2.2.2.2", 1, 2), 3),
-    ("deny tcp", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),
-])
+@pytest.mark.parametrize(
+    "rule,pkt,want",
+    [
+        ("allow tcp && dst port 80", tcp("1.1.1.1", "2.2.2.2", 999, 80), 0),
+        ("allow tcp && dst port 80", tcp("1.1.1.1", "2.2.2.2", 80, 81), -1),
+        ("allow tcp && dst port 80", udp("1.1.1.1", "2.2.2.2", 999, 80), -1),
+        ("allow udp and dst port 53", udp("1.1.1.1", "2.2.2.2", 5, 53), 0),
+        ("allow src net 10.0.0.0/8", tcp("10.9.9.9", "2.2.2.2", 1, 2), 0),
+        ("allow src net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), -1),
+        ("allow net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), 0),  # src or dst
+        ("allow src and dst net 10.0.0.0/8", tcp("11.0.0.1", "10.0.0.1", 1, 2), -1),
+        ("allow src net 10.1.0.0 mask 255.255.0.0", tcp("10.1.2.3", "2.2.2.2", 1, 2), 0),
+        ("allow dst host 10.80.0.66", tcp("1.1.1.1", "10.80.0.66", 1, 2), 0),
+        ("allow dst host 10.80.0.66", tcp("10.80.0.66", "1.1.1.1", 1, 2), -1),
+        ("allow 10.0.0.0/24", tcp("10.0.0.5", "9.9.9.9", 1, 2), 0),
+        ("allow ip proto 50", {**tcp("1.1.1.1", "2.2.2.2", 1, 2), "ip_proto": 50}, 0),
+        ("allow ip proto & 254 == 16", udp("1.1.1.1", "2.2.2.2", 1, 2), 0),  # 17 & 254 == 16
+        ("allow tcp && dst port & 65534 == 22", tcp("1.1.1.1", "2.2.2.2", 1, 23), 0),
+        ("allow tcp && dst port & 65534 == 22", tcp("1.1.1.1", "2.2.2.2", 1, 24), -1),
+        ("allow udp && src port & 32768 == 32768 && dst port & 65024 == 512", udp("1.1.1.1", "2.2.2.2", 40000, 700), 0),
+        (
+            "allow udp && src port & 32768 == 32768 && dst port & 65024 == 512",
+            udp("1.1.1.1", "2.2.2.2", 30000, 700),
+            -1,
+        ),
+        ("allow src port 80 or 81", tcp("1.1.1.1", "2.2.2.2", 81, 1), 0),  # 81 inherits "src port"
+        ("allow src port 80 or 81", tcp("1.1.1.1", "2.2.2.2", 1, 81), -1),
+        ("allow dst tcp port > 1023", tcp("1.1.1.1", "2.2.2.2", 1, 1024), 0),
+        ("allow dst tcp port > 1023", tcp("1.1.1.1", "2.2.2.2", 1, 1023), -1),
+        ("allow dst port www", tcp("1.1.1.1", "2.2.2.2", 1, 80), 0),
+        ("allow src tcp port != 5", tcp("1.1.1.1", "2.2.2.2", 6, 5), 0),
+        ("allow src tcp port != 5", udp("1.1.1.1", "2.2.2.2", 6, 5), -1),  # != does not match other protocols
+        ("allow !(src tcp port == 5)", udp("1.1.1.1", "2.2.2.2", 6, 5), 0),  # but not (...) does
+        ("allow not tcp", udp("1.1.1.1", "2.2.2.2", 6, 5), 0),
+        ("allow ip dscp 46", tcp("1.1.1.1", "2.2.2.2", 1, 2, ip_dscp=46), 0),
+        ("allow ip dscp 46", tcp("1.1.1.1", "2.2.2.2", 1, 2, ip_dscp=10), -1),
+        ("allow icmp type echo", {**tcp("1.1.1.1", "2.2.2.2", 0, 0), "ip_proto": 1}, 0),
+        ("allow tcp opt syn", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),  # frames.py sends SYNs
+        ("allow syn ack", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),  # juxtaposition is "and"
+        ("allow tcp ? dst port 2 : false", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
+        ("allow tcp ? dst port 2 : false", udp("1.1.1.1", "2.2.2.2", 1, 2), -1),
+        ("allow src ether host 02:00:00:00:00:01", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
+        ("allow dst ether host 02:00:00:00:00:01", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),
+        ("allow true", tcp("1.1.1.1", "2.2.2.2", 1, 2), 0),
+        ("3 -", tcp("1.1.1.1", "2.2.2.2", 1, 2), 3),
+        ("deny tcp", tcp("1.1.1.1", "2.2.2.2", 1, 2), -1),
+    ],
+)
 def test_ipfilter_rules(rule: str, pkt: dict[str, int], want: int) -> None:
     assert run_rules([rule], pkt) == want
 
@@ -239,8 +264,19 @@ def test_port_rules_hold_on_first_fragments_only() -> None:
     assert run_rules(["allow ip unfrag"], p, frag=0x0010) == -1
 
 
-@pytest.mark.parametrize("bad", ["tcp port", "src src host 1.2.3.4", "host 1.2.3.4 > 5", "(tcp", "echo",
-                                 "ip proto & 0 == 1", "10", "dst port 70000"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "tcp port",
+        "src src host 1.2.3.4",
+        "host 1.2.3.4 > 5",
+        "(tcp",
+        "echo",
+        "ip proto & 0 == 1",
+        "10",
+        "dst port 70000",
+    ],
+)
 def test_ipfilter_syntax_errors(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_pattern(bad)
@@ -308,7 +344,10 @@ def test_ether_addresses_through_annotations() -> None:
 
 
 def test_strip_unstrip_storedata_restore_bytes() -> None:
-    text = "FromDevice(in) -> Strip(14) -> Unstrip(4) -> StoreData(0, \\<deadbeef>) -> Unstrip(10) -> Queue -> ToDevice(out);"
+    text = (
+        "FromDevice(in) -> Strip(14) -> Unstrip(4) -> StoreData(0, \\<deadbeef>) -> Unstrip(10) -> Queue"
+        " -> ToDevice(out);"
+    )
     f = F.frame(tcp("1.1.1.1", "2.2.2.2", 1, 2))
     [out] = sent(load(text), "in", f)
     assert out[:10] == f[:10] and out[10:14] == bytes.fromhex("deadbeef") and out[14:] == f[14:]
@@ -332,7 +371,12 @@ def test_iprewriter_maps_both_directions() -> None:
     r = load(NAT, seed=1)
     [o] = r.push("in", F.frame(tcp("10.0.0.5", "198.51.100.7", 40000, 80))).get("out")
     f = F.parse(o)
-    assert (f["ipv4_src"], f["tcp_src"], f["ipv4_dst"], f["tcp_dst"]) == (ip("203.0.113.1"), 40000, ip("198.51.100.7"), 80)
+    assert (f["ipv4_src"], f["tcp_src"], f["ipv4_dst"], f["tcp_dst"]) == (
+        ip("203.0.113.1"),
+        40000,
+        ip("198.51.100.7"),
+        80,
+    )
     assert ip_ok(o) and l4_ok(o)  # incremental checksum updates are right
     # the reply is translated back, whichever input it comes in on
     [back] = r.push("back", F.frame(tcp("198.51.100.7", "203.0.113.1", 80, 40000))).get("ret")
@@ -355,8 +399,11 @@ def test_iprewriter_maps_both_directions() -> None:
 
 def test_iprewriter_drops_non_tcp_udp_on_a_pattern_input_and_reaps() -> None:
     clock = Clock()
-    r = load("FromDevice(in) -> Strip(14) -> MarkIPHeader -> rw :: IPRewriter(pattern 1.2.3.4 - - - 0 0) "
-             "-> Queue -> ToDevice(out);", clock=clock)
+    r = load(
+        "FromDevice(in) -> Strip(14) -> MarkIPHeader -> rw :: IPRewriter(pattern 1.2.3.4 - - - 0 0) "
+        "-> Queue -> ToDevice(out);",
+        clock=clock,
+    )
     assert r.push("in", F.frame({**tcp("10.0.0.5", "9.9.9.9", 0, 0), "ip_proto": 1})) == {}
     assert r.push("in", F.frame(udp("10.0.0.5", "9.9.9.9", 7, 7)))["out"]
     rw = r.element("rw")
@@ -424,7 +471,7 @@ def test_esp_encrypt_then_decrypt_with_the_same_sa_gives_the_packet_back(payload
     assert back[14:] == inner[14:]
     # the sequence number counts up
     [esp2] = sent(enc, "in", inner)
-    assert esp2[14 + 24:14 + 28] == (2).to_bytes(4, "big")
+    assert esp2[14 + 24 : 14 + 28] == (2).to_bytes(4, "big")
     assert sent(dec, "in", esp2)[0][14:] == inner[14:]
     assert sent(dec, "in", esp2) == []  # replayed: dropped
 
@@ -434,9 +481,9 @@ def test_esp_digest_format_is_hmac_sha1_96_over_the_plain_esp_packet() -> None:
     enc = load(ENC.replace("IPsecAES(1) -> ", "").format(route=sa_route(7, 1, auth=auth)), seed=1)
     inner = F.frame(udp("1.1.1.1", "2.2.2.2", 1, 2), b"abc", min_size=0)
     [esp] = sent(enc, "in", inner)
-    body = esp[14 + 20:]
-    assert body[16:16 + len(inner) - 14] == inner[14:]  # no AES: payload in clear after SPI, seq, IV
-    pad = body[16 + len(inner) - 14:-12]
+    body = esp[14 + 20 :]
+    assert body[16 : 16 + len(inner) - 14] == inner[14:]  # no AES: payload in clear after SPI, seq, IV
+    pad = body[16 + len(inner) - 14 : -12]
     n = len(pad) - 2
     assert pad[:n] == bytes(range(1, n + 1)) and pad[-2] == n and pad[-1] == 17  # next header: inner protocol
     assert body[-12:] == hmac.new(auth, body[:-12], hashlib.sha1).digest()[:12]
@@ -502,14 +549,25 @@ def test_gre_encap_then_decap_round_trip(vlan: int) -> None:
     assert p["ip_proto"] == 47 and p["ipv4_src"] == ip("192.0.2.254") and p["ipv4_dst"] == ip("192.0.2.1")
     assert (p.get("vlan_vid", 0), g[:12]) == (vlan, f[:12])  # MACs and customer tag kept
     off = 18 if vlan else 14
-    assert g[off + 20:off + 24] == bytes.fromhex("00000800") and ip_ok(g, off)
+    assert g[off + 20 : off + 24] == bytes.fromhex("00000800") and ip_ok(g, off)
     [back] = sent(b, "in", g)
     assert back == f
     # IPv6 inside
-    f6 = F.frame({"eth_src": MAC1, "eth_dst": MAC2, "eth_type": 0x86DD, "ipv6_src": 1, "ipv6_dst": 2, "ip_proto": 17,
-                  "udp_src": 1, "udp_dst": 2}, min_size=0)
+    f6 = F.frame(
+        {
+            "eth_src": MAC1,
+            "eth_dst": MAC2,
+            "eth_type": 0x86DD,
+            "ipv6_src": 1,
+            "ipv6_dst": 2,
+            "ip_proto": 17,
+            "udp_src": 1,
+            "udp_dst": 2,
+        },
+        min_size=0,
+    )
     [g6] = sent(a, "in", f6)
-    assert g6[14 + 20:14 + 24] == bytes.fromhex("000086dd")
+    assert g6[14 + 20 : 14 + 24] == bytes.fromhex("000086dd")
     assert sent(b, "in", g6) == [f6]
     # GRE between other hosts is encapsulated again, not decapsulated
     [again] = sent(b, "in", sent(load(GRE.format(local="9.9.9.9", remote="192.0.2.1")), "in", f)[0])
@@ -519,13 +577,20 @@ def test_gre_encap_then_decap_round_trip(vlan: int) -> None:
 # ---------------------------------------------------------------- rates and counters
 
 
-@pytest.mark.parametrize("element", ["BandwidthRatedSplitter(100000Bps, BURST_BYTES 5000)",
-                                     "BandwidthRatedSplitter(800kbps, BURST_BYTES 5000)",
-                                     "RatedSplitter(100, BURST_SIZE 5)"])
+@pytest.mark.parametrize(
+    "element",
+    [
+        "BandwidthRatedSplitter(100000Bps, BURST_BYTES 5000)",
+        "BandwidthRatedSplitter(800kbps, BURST_BYTES 5000)",
+        "RatedSplitter(100, BURST_SIZE 5)",
+    ],
+)
 def test_rated_splitters_pass_the_rate_and_split_the_rest(element: str) -> None:
     clock = Clock()
-    r = load(f"FromDevice(in) -> s :: {element}; s [0] -> a :: Counter -> Discard; s [1] -> b :: Counter -> Discard;",
-             clock=clock)
+    r = load(
+        f"FromDevice(in) -> s :: {element}; s [0] -> a :: Counter -> Discard; s [1] -> b :: Counter -> Discard;",
+        clock=clock,
+    )
     f = F.frame(udp("1.1.1.1", "2.2.2.2", 1, 2), bytes(1000 - 42), min_size=0)
     assert len(f) == 1000
     for _ in range(20):  # the burst: the bucket starts full
@@ -541,10 +606,13 @@ def test_rated_splitters_pass_the_rate_and_split_the_rest(element: str) -> None:
 
 def test_counter_and_stats() -> None:
     clock = Clock()
-    r = load("""
+    r = load(
+        """
     elementclass Mon { input -> count :: Counter -> output; }
     FromDevice(in) -> m :: Mon -> q :: Queue(2) -> ToDevice(out);
-    """, clock=clock)
+    """,
+        clock=clock,
+    )
     r.tasks.clear()  # nothing drains the queue: the third packet is dropped
     for n in (60, 70, 80):
         r.push("in", F.frame(udp("1.1.1.1", "2.2.2.2", 1, 2), min_size=n))
@@ -586,7 +654,7 @@ def test_packet_push_grows_headroom() -> None:
     p = Packet(b"abc", headroom=2)
     p.nh = p.s
     p.push(10)
-    assert len(p) == 13 and p.data()[10:] == b"abc" and p.buf[p.nh:p.nh + 3] == b"abc"
+    assert len(p) == 13 and p.data()[10:] == b"abc" and p.buf[p.nh : p.nh + 3] == b"abc"
 
 
 def test_ipsec_aes_first_block_is_aes_cbc_with_the_esp_iv() -> None:
@@ -600,7 +668,7 @@ def test_ipsec_aes_first_block_is_aes_cbc_with_the_esp_iv() -> None:
     enc = load(ENC.format(route=sa_route(9, 1, enc=key)), seed=11)
     inner = F.frame(udp("1.1.1.1", "2.2.2.2", 1, 2), b"", min_size=0)  # 28 bytes of IP
     [esp] = sent(enc, "in", inner)
-    body = esp[14 + 20:]
+    body = esp[14 + 20 :]
     iv = body[8:16]
     plain = inner[14:] + bytes(range(1, 3)) + bytes([2, 17])  # padded to 32 bytes: two AES blocks
     ref = Cipher(algorithms.AES(key), modes.CBC(iv + bytes(8))).encryptor().update(plain[:16])

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import random
 import zlib
-from functools import lru_cache
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 
 import compiler.verification.platform_sim as PS
-from backends.emit.click import generate as G
-from backends.click.runtime import load
 from backends.click.runtime import frames as F
+from backends.click.runtime import load
+from backends.emit.click import generate as G
+from compiler.check.frontend import load as load_site
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
-from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.pipeline import Compiled, compile_site
-from compiler.check.frontend import load as load_site
+from compiler.verification.modulemodel import default_oracle, swapped
 from tests.conftest import EXAMPLES
 from tests.platform_harness import packet_from_point
 
@@ -44,7 +45,7 @@ PER_CUBE = 3
 MAX_CUBES = 6
 
 
-@lru_cache(maxsize=None)
+@cache
 def compiled(path: Path) -> Compiled:
     res = load_site(path)
     assert res.site is not None
@@ -78,8 +79,17 @@ def _points(cube: Any, rng: random.Random) -> list[dict[str, int]]:
     for k in range(PER_CUBE):
         point = L.unpack(cube.value)
         if k:
-            for f in ("eth_src", "eth_dst", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst",
-                      "ip_dscp"):
+            for f in (
+                "eth_src",
+                "eth_dst",
+                "ipv4_src",
+                "ipv4_dst",
+                "ipv6_src",
+                "ipv6_dst",
+                "tp_src",
+                "tp_dst",
+                "ip_dscp",
+            ):
                 v, m = cube.field(L, f)
                 full = (1 << L.field(f).width) - 1
                 point[f] = v | (rng.getrandbits(L.field(f).width) & full & ~m)
@@ -127,12 +137,14 @@ def tap_oracle(seed: int) -> Any:
     dpi) answer with a label drawn from the packet, the instance and
     ``seed``, or take the packet (None): every output of an external module
     is used, and the PCP bits carry each of them."""
+
     def oracle(module: Any, instance: str, packet: Mapping[str, int]) -> str | None:
         if not G._is_external(module):
             return default_oracle(module, instance, packet)
         choices = list(module.outputs) + [None]
         key = f"{seed}:{instance}:{sorted(packet.items())}".encode()
         return choices[zlib.crc32(key) % len(choices)]
+
     return oracle
 
 
@@ -223,7 +235,7 @@ FromDevice(in) -> Sealer -> Queue -> ToDevice(out);
 """
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sealer(spi: int, key: str) -> Any:
     enc, auth = G._crypto_keys(key)
     return load(SEALER.format(spi=spi, enc=enc, auth=auth), "sealer.click", seed=3)
@@ -250,8 +262,9 @@ def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: 
 @pytest.mark.parametrize("taps", ["model-taps", "random-taps"])
 @pytest.mark.parametrize("fuse", [True, False], ids=["fused", "element-by-element"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=IDS)
-def test_runtime_returns_the_tags_the_host_model_predicts(example: Path, fuse: bool, taps: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runtime_returns_the_tags_the_host_model_predicts(
+    example: Path, fuse: bool, taps: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = compiled(example)
     files = G.render_click(c)
     seed = zlib.crc32(example.stem.encode())
@@ -307,8 +320,10 @@ def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: py
     res = run_site("hq.fs", HQ)
     assert res.site is not None and not res.diagnostics
     hq = compile_site(res.site)
-    gw = {name: load(G.render_click(c)["click/crypto.click"], f"{name}.click", seed=n)
-          for n, (name, c) in enumerate((("branch", branch), ("hq", hq)))}
+    gw = {
+        name: load(G.render_click(c)["click/crypto.click"], f"{name}.click", seed=n)
+        for n, (name, c) in enumerate((("branch", branch), ("hq", hq)))
+    }
     plans = {"branch": branch, "hq": hq}
 
     def through(side: str, frame: bytes, edge: str) -> bytes:
@@ -320,18 +335,41 @@ def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: py
         assert tci == back
         return rest
 
-    office = F.frame({"eth_src": 0x020000000011, "eth_dst": 0x020000000022, "eth_type": 0x0800,
-                      "ipv4_src": 0xAC100009, "ipv4_dst": 0x0A320102, "ip_proto": 17, "udp_src": 5000,
-                      "udp_dst": 53, "vlan_vid": 0x1000 | 12}, b"query for the head office", min_size=0)
+    office = F.frame(
+        {
+            "eth_src": 0x020000000011,
+            "eth_dst": 0x020000000022,
+            "eth_type": 0x0800,
+            "ipv4_src": 0xAC100009,
+            "ipv4_dst": 0x0A320102,
+            "ip_proto": 17,
+            "udp_src": 5000,
+            "udp_dst": 53,
+            "vlan_vid": 0x1000 | 12,
+        },
+        b"query for the head office",
+        min_size=0,
+    )
     wire = through("branch", office, "office")
     w = F.parse(wire)
     assert (w["ip_proto"], w["ipv4_src"], w["ipv4_dst"]) == (47, 0xC6336402, 0xCB007101)  # 198.51.100.2 -> 203.0.113.1
     assert b"query for the head office" not in wire  # encrypted inside the tunnel
     assert through("hq", wire, "wan") == office  # decapsulated, decrypted: the same frame, customer tag included
 
-    reply = F.frame({"eth_src": 0x020000000022, "eth_dst": 0x020000000011, "eth_type": 0x0800,
-                     "ipv4_src": 0x0A320102, "ipv4_dst": 0xAC100009, "ip_proto": 17, "udp_src": 53,
-                     "udp_dst": 5000}, b"the answer", min_size=0)
+    reply = F.frame(
+        {
+            "eth_src": 0x020000000022,
+            "eth_dst": 0x020000000011,
+            "eth_type": 0x0800,
+            "ipv4_src": 0x0A320102,
+            "ipv4_dst": 0xAC100009,
+            "ip_proto": 17,
+            "udp_src": 53,
+            "udp_dst": 5000,
+        },
+        b"the answer",
+        min_size=0,
+    )
     wire2 = through("hq", reply, "lan")
     assert F.parse(wire2)["ipv4_dst"] == 0xC6336402 and b"the answer" not in wire2
     assert through("branch", wire2, "wan") == reply

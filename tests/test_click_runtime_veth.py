@@ -84,9 +84,27 @@ def runtime(veths, tmp_path: Path):
     cfg = tmp_path / "h1.click"
     cfg.write_text(CONFIG)
     stats = tmp_path / "stats.json"
-    proc = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-m", "backends.click.runtime", str(cfg),
-                             "--device", "eth0=h1r0", "--stats-file", str(stats), "--stats-interval", "60"],
-                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            NS,
+            sys.executable,
+            "-m",
+            "backends.click.runtime",
+            str(cfg),
+            "--device",
+            "eth0=h1r0",
+            "--stats-file",
+            str(stats),
+            "--stats-interval",
+            "60",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 20
         while not stats.exists():
@@ -117,8 +135,16 @@ def collect(sock, want: int, timeout: float = 5.0) -> list[bytes]:
 
 
 def marked(n: int, vlan: int) -> bytes:
-    f = {"eth_src": 0x02AA00000001, "eth_dst": 0x02AA00000002, "eth_type": 0x0800, "ipv4_src": 0x0A000001,
-         "ipv4_dst": 0x0A000002, "ip_proto": 17, "udp_src": 4000, "udp_dst": 5000}
+    f = {
+        "eth_src": 0x02AA00000001,
+        "eth_dst": 0x02AA00000002,
+        "eth_type": 0x0800,
+        "ipv4_src": 0x0A000001,
+        "ipv4_dst": 0x0A000002,
+        "ip_proto": 17,
+        "udp_src": 4000,
+        "udp_dst": 5000,
+    }
     if vlan:
         f["vlan_vid"] = 0x1000 | vlan
     return F.frame(f, b"h1 frame %05d" % n)
@@ -177,11 +203,13 @@ def test_frames_come_back_retagged_and_through_a_tap(runtime) -> None:
 def test_a_missing_device_stops_the_start(tmp_path: Path) -> None:
     cfg = tmp_path / "missing.click"
     cfg.write_text("FromDevice(h1nosuch) -> Discard;\n")
-    r = subprocess.run([sys.executable, "-m", "backends.click.runtime", str(cfg)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "backends.click.runtime", str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 3 and "h1nosuch does not exist" in r.stderr
     bad = tmp_path / "bad.click"
     bad.write_text("FromDevice(h1nosuch) -> Print -> Discard;\n")
-    r = subprocess.run([sys.executable, "-m", "backends.click.runtime", str(bad)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "backends.click.runtime", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 1 and "bad.click:1:" in r.stderr and "not supported" in r.stderr

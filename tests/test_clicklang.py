@@ -85,8 +85,16 @@ def test_realistic_config_parses_and_checks_clean():
     assert c.filename == "fw.click"
     kinds = [type(s).__name__ for s in c.statements]
     assert kinds == [
-        "Require", "Define", "ElementClassDef", "Declaration", "Chain", "Chain", "Chain",
-        "Chain", "Chain", "Chain",
+        "Require",
+        "Define",
+        "ElementClassDef",
+        "Declaration",
+        "Chain",
+        "Chain",
+        "Chain",
+        "Chain",
+        "Chain",
+        "Chain",
     ]
     req, define, ec, src = c.statements[:4]
     assert req == Require('package "fsc"') and req.line == 2
@@ -131,7 +139,7 @@ def test_semicolons_optional_and_comments():
 
 
 def test_config_strings_kept_raw():
-    c = parse_config('x :: Foo(a (b, c), "q)(,", [1, 2], \'s,t\' // note\n , z);')
+    c = parse_config("x :: Foo(a (b, c), \"q)(,\", [1, 2], 's,t' // note\n , z);")
     raw = c.statements[0].config
     assert raw.startswith("a (b, c)") and "// note" in raw
     assert split_args(raw) == ("a (b, c)", '"q)(,"', "[1, 2]", "'s,t'", "z")
@@ -562,13 +570,31 @@ names = st.builds(
     st.text(LOWER + DIGITS + "_", max_size=5),
     st.text(LOWER + DIGITS, max_size=3),
 ).filter(lambda s: s not in KEYWORDS)
-class_names = st.builds(str.__add__, st.sampled_from(LOWER.upper()), st.text(LOWER + LOWER.upper() + DIGITS, max_size=7))
+class_names = st.builds(
+    str.__add__, st.sampled_from(LOWER.upper()), st.text(LOWER + LOWER.upper() + DIGITS, max_size=7)
+)
 variables = st.builds(str.__add__, st.sampled_from(LOWER), st.text(LOWER + DIGITS + "_", max_size=4))
 ports = st.integers(0, 12)
 pieces = st.sampled_from(
     [
-        "14", "eth0", " ", ", ", ",", "12/0800", "tcp dst port 80", "-", "$X", "10.0.0.1/24",
-        "SNIFFER false", "[1, 2]", "{a, b}", "a; b -> c", "/* c, ) */", "0x0800", "::", "'s(,'",
+        "14",
+        "eth0",
+        " ",
+        ", ",
+        ",",
+        "12/0800",
+        "tcp dst port 80",
+        "-",
+        "$X",
+        "10.0.0.1/24",
+        "SNIFFER false",
+        "[1, 2]",
+        "{a, b}",
+        "a; b -> c",
+        "/* c, ) */",
+        "0x0800",
+        "::",
+        "'s(,'",
     ]
 )
 quoted = st.text("ab ,()[]", max_size=8).map(lambda s: f'"{s}"')
@@ -638,9 +664,20 @@ def test_printed_ast_parses_back_to_same_ast(config):
 
 
 AGNOSTIC_1_1 = [
-    "Counter", "Null", "Paint(3)", "Strip(14)", "Unstrip(14)", "SetIPDSCP(46)", "MarkIPHeader(14)",
-    "Print(pkt)", "SetTimestamp", "EtherEncap(0x0800, 0:1:2:3:4:5, 0:1:2:3:4:6)",
-    "VLANEncap(VLAN_ID 10)", "VLANDecap", "IPEncap(4, 10.0.0.1, 10.0.0.2)", "SetVLANAnno(VLAN_ID 5)",
+    "Counter",
+    "Null",
+    "Paint(3)",
+    "Strip(14)",
+    "Unstrip(14)",
+    "SetIPDSCP(46)",
+    "MarkIPHeader(14)",
+    "Print(pkt)",
+    "SetTimestamp",
+    "EtherEncap(0x0800, 0:1:2:3:4:5, 0:1:2:3:4:6)",
+    "VLANEncap(VLAN_ID 10)",
+    "VLANDecap",
+    "IPEncap(4, 10.0.0.1, 10.0.0.2)",
+    "SetVLANAnno(VLAN_ID 5)",
 ]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from compiler.check.frontend import load, run
 from compiler.pipeline import compile_site
 from fslang.codes import CODES, markdown
-from compiler.check.frontend import load, run
 from tests.conftest import ROOT
 
 
@@ -37,6 +37,7 @@ def test_docs_page_is_generated_from_the_table() -> None:
 
 def test_every_code_emitted_by_the_source_is_documented() -> None:
     import re
+
     documented = {c.code for c in CODES}
     used: set[str] = set()
     for path in list((ROOT / "fslang").glob("*.py")) + list((ROOT / "compiler").glob("*.py")):

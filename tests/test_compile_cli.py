@@ -41,7 +41,11 @@ def test_compile_layout_and_golden(example: Path, tmp_path: Path) -> None:
     for sw in plan["switches"]:
         assert f"openflow/{sw}.ofctl" in files and f"openflow/{sw}.json" in files
     gold = GOLDEN / example.stem
-    for rel in ("placement.json", "plan.json", *[f for f in files if f.startswith("openflow/") and f.endswith(".ofctl")]):
+    for rel in (
+        "placement.json",
+        "plan.json",
+        *[f for f in files if f.startswith("openflow/") and f.endswith(".ofctl")],
+    ):
         text = (out / rel).read_text()
         target = gold / rel
         if UPDATE:
@@ -63,8 +67,9 @@ def test_compile_twice_is_byte_identical(tmp_path: Path) -> None:
 def test_previous_keeps_placement(tmp_path: Path) -> None:
     first = tmp_path / "first"
     compile_to(ROOT / "examples" / "campus.fs", first)
-    again = fsc("compile", str(ROOT / "examples" / "campus.fs"), "-o", str(tmp_path / "second"),
-                "--previous", str(first))
+    again = fsc(
+        "compile", str(ROOT / "examples" / "campus.fs"), "-o", str(tmp_path / "second"), "--previous", str(first)
+    )
     assert again.returncode == 0, again.stderr
     assert "moved" not in again.stdout
     assert (first / "placement.json").read_text() == (tmp_path / "second" / "placement.json").read_text()
@@ -82,8 +87,13 @@ def test_failed_compile_writes_nothing_and_keeps_old_output(tmp_path: Path) -> N
 
 
 def test_trace_json_contract() -> None:
-    res = fsc("trace", str(ROOT / "examples" / "campus.fs"), "from internet tcp 192.0.2.7:40000 -> 10.0.1.20:80",
-              "--format", "json")
+    res = fsc(
+        "trace",
+        str(ROOT / "examples" / "campus.fs"),
+        "from internet tcp 192.0.2.7:40000 -> 10.0.1.20:80",
+        "--format",
+        "json",
+    )
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert set(doc) >= {"policy", "hops", "modules", "copies", "exit", "dropped"}

@@ -43,8 +43,9 @@ def test_status_with_nothing_deployed(ctl: Controller) -> None:
 
 
 def test_heartbeat_of_an_unknown_host_is_404(ctl: Controller) -> None:
-    r = requests.post(ctl.url + "/v1/agents/h2nobody/heartbeat", json={"load": {}, "instances": []},
-                      headers=ctl.headers(), timeout=5)
+    r = requests.post(
+        ctl.url + "/v1/agents/h2nobody/heartbeat", json={"load": {}, "instances": []}, headers=ctl.headers(), timeout=5
+    )
     assert r.status_code == 404 and "h2nobody" in r.json()["error"]
     r = requests.post(ctl.url + "/v1/agents/h2nobody/heartbeat", data=b"{not json", headers=ctl.headers(), timeout=5)
     assert r.status_code == 400
@@ -88,15 +89,29 @@ def test_user_errors(ctl: Controller, tmp_path: Path) -> None:
     assert r.returncode == 2 and "--yes" in r.stderr
     r = fsc("controller", "--listen", "nonsense")
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
-    r = fsc("controller", "--listen", f"127.0.0.1:{ctl.http_port}", "--openflow", "127.0.0.1:0",
-            "--state", str(tmp_path / "s2"))
+    r = fsc(
+        "controller",
+        "--listen",
+        f"127.0.0.1:{ctl.http_port}",
+        "--openflow",
+        "127.0.0.1:0",
+        "--state",
+        str(tmp_path / "s2"),
+    )
     _clean(r)
     assert r.returncode == 3 and "cannot listen for HTTP" in r.stderr
 
 
 def test_unusable_files_are_a_400_not_a_dropped_connection(ctl: Controller) -> None:
-    files = {"openflow/s.json": json.dumps({"dpid": 1, "groups": [], "flows": [
-        {"table_id": 0, "priority": 1, "cookie": 0, "match": {"warp_field": 3}, "actions": []}]})}
+    files = {
+        "openflow/s.json": json.dumps(
+            {
+                "dpid": 1,
+                "groups": [],
+                "flows": [{"table_id": 0, "priority": 1, "cookie": 0, "match": {"warp_field": 3}, "actions": []}],
+            }
+        )
+    }
     r = requests.post(ctl.url + "/v1/plan", json={"site": "x", "files": files}, headers=ctl.headers(), timeout=10)
     assert r.status_code == 400 and "warp_field" in r.json()["error"]
     r = requests.post(ctl.url + "/v1/apply", json={"site": "x", "files": files}, headers=ctl.headers(), timeout=10)

@@ -33,8 +33,9 @@ def free_port() -> int:
 
 
 def fsc(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FSC, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [FSC, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 class Controller:
@@ -58,10 +59,23 @@ class Controller:
 
     def start(self, env: dict[str, str] | None = None) -> None:
         self.log_f = open(self.log, "a")
-        self.proc = subprocess.Popen([FSC, "controller", "--listen", f"127.0.0.1:{self.http_port}",
-                                      "--openflow", f"{self.of_host}:{self.of_port}", "--state", str(self.state)],
-                                     stdout=self.log_f, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                                     env={**os.environ, **(env or {})})
+        self.proc = subprocess.Popen(
+            [
+                FSC,
+                "controller",
+                "--listen",
+                f"127.0.0.1:{self.http_port}",
+                "--openflow",
+                f"{self.of_host}:{self.of_port}",
+                "--state",
+                str(self.state),
+            ],
+            stdout=self.log_f,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -124,9 +138,13 @@ class Lab:
 
     def start(self) -> None:
         self.ovs.start()
-        cmds = [f"ip link add {self.veth} type veth peer name h2peer netns {self.netns}",
-                f"ip addr add {self.host_ip}/30 dev {self.veth}", f"ip link set {self.veth} up",
-                f"ip -n {self.netns} addr add {self.ns_ip}/30 dev h2peer", f"ip -n {self.netns} link set h2peer up"]
+        cmds = [
+            f"ip link add {self.veth} type veth peer name h2peer netns {self.netns}",
+            f"ip addr add {self.host_ip}/30 dev {self.veth}",
+            f"ip link set {self.veth} up",
+            f"ip -n {self.netns} addr add {self.ns_ip}/30 dev h2peer",
+            f"ip -n {self.netns} link set h2peer up",
+        ]
         for c in cmds:
             subprocess.run(c.split(), check=True, capture_output=True)
         self.ovs.add_bridge("h2ref", dpid=0xFFFF)
@@ -167,8 +185,9 @@ class Lab:
 
 
 @contextmanager
-def lab_with_controller(tmp: Path, switches: dict[str, int],
-                        env: dict[str, str] | None = None) -> Iterator[tuple[Lab, Controller]]:
+def lab_with_controller(
+    tmp: Path, switches: dict[str, int], env: dict[str, str] | None = None
+) -> Iterator[tuple[Lab, Controller]]:
     lab = Lab(tmp)
     ctl = Controller(tmp / "state", "0.0.0.0")
     try:
@@ -187,9 +206,9 @@ def lab_with_controller(tmp: Path, switches: dict[str, int],
 def compile_files(site: Path, out: Path, generation: int = 0, previous: Path | None = None) -> dict[str, str]:
     """What `fsc compile SITE -o OUT --generation G [--previous P]` writes (in-process: faster)."""
     from backends.emit.output import render, write
+    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
     from compiler.placement.place import Placement
-    from compiler.check.frontend import load
 
     result = load(site)
     assert result.site is not None, [d.message for d in result.diagnostics]
@@ -232,17 +251,35 @@ def real_agent(tmp: Path, host: str, ctl: Controller) -> Iterator[subprocess.Pop
     any `click` binary and counts it ready once it has run for a second).
     While the file ``tmp/h2crash-HOST`` exists, the stand-in exits at once."""
     import sys
+
     bin_dir = tmp / f"h2bin-{host}"
     bin_dir.mkdir(exist_ok=True)
     click = bin_dir / "click"
     click.write_text(STANDIN_CLICK.format(python=sys.executable, crash_flag=str(tmp / f"h2crash-{host}")))
     click.chmod(0o755)
     log = open(tmp / f"agent-{host}.log", "wb")
-    proc = subprocess.Popen([FSC, "agent", "--host", host, "--controller", ctl.url, "--token-file",
-                             str(ctl.token_file), "--lab", "--state-dir", str(tmp / f"agent-{host}"),
-                             "--netns-prefix", "h2vm-"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
-                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    proc = subprocess.Popen(
+        [
+            FSC,
+            "agent",
+            "--host",
+            host,
+            "--controller",
+            ctl.url,
+            "--token-file",
+            str(ctl.token_file),
+            "--lab",
+            "--state-dir",
+            str(tmp / f"agent-{host}"),
+            "--netns-prefix",
+            "h2vm-",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
     try:
         yield proc
     finally:

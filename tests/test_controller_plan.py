@@ -14,7 +14,14 @@ from test_controller_harness import compile_files
 from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FlowFormatError, match_canonical, parse_entry, to_match
 from backends.platform.controller.instances import desired, host_specs
-from backends.platform.controller.plan import apply_ops, ingress_tables, plan_update, reconcile_ops, same_tables, switch_tables
+from backends.platform.controller.plan import (
+    apply_ops,
+    ingress_tables,
+    plan_update,
+    reconcile_ops,
+    same_tables,
+    switch_tables,
+)
 from backends.platform.controller.protocol import Heartbeat, InstanceReport
 from backends.platform.controller.state import StateDir
 
@@ -54,11 +61,14 @@ def test_instruction_order_does_not_matter_but_content_does() -> None:
     assert f1.key == f3.key  # same table, priority and match: the same slot
 
 
-@pytest.mark.parametrize("entry, word", [
-    (_entry(match={"tcp_flagz": 1}), "tcp_flagz"),
-    (_entry(actions=[{"type": "TELEPORT"}]), "TELEPORT"),
-    (_entry(match={"ipv4_dst": "not-an-ip/8"}), "ipv4_dst"),
-])
+@pytest.mark.parametrize(
+    "entry, word",
+    [
+        (_entry(match={"tcp_flagz": 1}), "tcp_flagz"),
+        (_entry(actions=[{"type": "TELEPORT"}]), "TELEPORT"),
+        (_entry(match={"ipv4_dst": "not-an-ip/8"}), "ipv4_dst"),
+    ],
+)
 def test_bad_entries_are_named(entry: dict, word: str) -> None:
     with pytest.raises(FlowFormatError, match=word):
         parse_entry(entry)
@@ -77,8 +87,9 @@ def test_phases_keep_traffic_on_one_generation(vpn: tuple[dict[str, str], dict[s
     # install only adds, and only outside the ingress tables: ingress behaviour unchanged
     assert all(c == "add" and f.table_id not in ingress for c, f in p.install)
     after_install = apply_ops(old, p.install)
-    assert {k: v.canonical for k, v in after_install.items() if k[0] in ingress} == \
-           {k: v.canonical for k, v in old.items() if k[0] in ingress}
+    assert {k: v.canonical for k, v in after_install.items() if k[0] in ingress} == {
+        k: v.canonical for k, v in old.items() if k[0] in ingress
+    }
     # install never touches an old rule, so old-generation packets see the old tables
     assert all(after_install[k].canonical == v.canonical for k, v in old.items())
     # flip only touches the ingress tables (on this site: the classification rules)
@@ -140,8 +151,9 @@ def test_readiness_needs_the_wanted_digest(vpn: tuple[dict[str, str], dict[str, 
     spec = want["crypto"][0]
     book.heartbeat("crypto", Heartbeat(instances=[InstanceReport(id="click.g1", digest="x", state="ready")]), 0)
     assert book.not_ready(want) == {"crypto": ["click.g1 (old version)"]}
-    ans = book.heartbeat("crypto", Heartbeat(instances=[InstanceReport(id="click.g1", digest=spec.digest,
-                                                                       state="ready")]), 0)
+    ans = book.heartbeat(
+        "crypto", Heartbeat(instances=[InstanceReport(id="click.g1", digest=spec.digest, state="ready")]), 0
+    )
     assert book.not_ready(want) == {} and book.alive("crypto")
     assert [s.id for s in ans.instances] == ["click.g0", "click.g1"]
     assert not book.knows("elsewhere")
@@ -166,13 +178,17 @@ def test_state_files_are_atomic_and_private(tmp_path: Path) -> None:
 def test_instances_started_stopped_moved(tmp_path: Path) -> None:
     two = (ROOT / "examples" / "two_switch.fs").read_text()
     (tmp_path / "a.fs").write_text(two)
-    (tmp_path / "b.fs").write_text(two.replace("pin shaper to m2", "pin shaper to m1")
-                                   .replace("acct * 2 by flow", "acct").replace("acct * 2", "acct"))
+    (tmp_path / "b.fs").write_text(
+        two.replace("pin shaper to m2", "pin shaper to m1")
+        .replace("acct * 2 by flow", "acct")
+        .replace("acct * 2", "acct")
+    )
     a = compile_files(tmp_path / "a.fs", tmp_path / "a", generation=0)
     b = compile_files(tmp_path / "b.fs", tmp_path / "b", generation=1, previous=tmp_path / "a")
     doc = plan_update(a, b).to_json()
     assert doc["instances"]["moved"] == {"shaper": {"from": "m2", "to": "m1"}}
     assert doc["instances"]["started"] == ["acct"] and doc["instances"]["stopped"] == ["acct#1", "acct#2"]
     from backends.platform.controller.render import plan_text
+
     text = plan_text(doc, "two_switch")
     assert "shaper m2 -> m1" in text and "started: acct" in text and "generation 0 -> 1" in text

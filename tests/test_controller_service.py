@@ -67,9 +67,11 @@ def _ready_agents(ctl: Controller, files: dict[str, str]) -> None:
     """Report every wanted instance ready (as an agent would) before the apply waits."""
     from backends.platform.controller.instances import host_specs
     from backends.platform.controller.protocol import Heartbeat, InstanceReport
+
     for host, specs in host_specs(files).items():
-        ctl.agents.heartbeat(host, Heartbeat(instances=[InstanceReport(id=s.id, digest=s.digest, state="ready")
-                                                        for s in specs]), None)
+        ctl.agents.heartbeat(
+            host, Heartbeat(instances=[InstanceReport(id=s.id, digest=s.digest, state="ready") for s in specs]), None
+        )
 
 
 def _deploy(tmp_path: Path, a: dict[str, str]) -> tuple[Controller, TableSwitch]:
@@ -80,8 +82,9 @@ def _deploy(tmp_path: Path, a: dict[str, str]) -> tuple[Controller, TableSwitch]
     return ctl, sw
 
 
-def test_a_table_that_reads_back_wrong_fails_and_rolls_back(tmp_path: Path,
-                                                            sites: tuple[dict[str, str], dict[str, str]]) -> None:
+def test_a_table_that_reads_back_wrong_fails_and_rolls_back(
+    tmp_path: Path, sites: tuple[dict[str, str], dict[str, str]]
+) -> None:
     a, b = sites
     ctl, sw = _deploy(tmp_path, a)
     want_a = switch_tables(a)
@@ -96,8 +99,9 @@ def test_a_table_that_reads_back_wrong_fails_and_rolls_back(tmp_path: Path,
     assert ctl.deployed()["generation"] == 0 and ctl.state.journal() is None
 
 
-def test_a_switch_lost_during_the_flip_rolls_back_the_others(tmp_path: Path,
-                                                             sites: tuple[dict[str, str], dict[str, str]]) -> None:
+def test_a_switch_lost_during_the_flip_rolls_back_the_others(
+    tmp_path: Path, sites: tuple[dict[str, str], dict[str, str]]
+) -> None:
     a, b = sites
     ctl, sw = _deploy(tmp_path, a)
     _ready_agents(ctl, b)
@@ -125,8 +129,9 @@ def test_a_switch_lost_during_the_flip_rolls_back_the_others(tmp_path: Path,
         assert same_tables(tables, sw.tables[dpid]) == [], name
 
 
-def test_busy_and_offline_are_refused_before_touching_anything(tmp_path: Path,
-                                                               sites: tuple[dict[str, str], dict[str, str]]) -> None:
+def test_busy_and_offline_are_refused_before_touching_anything(
+    tmp_path: Path, sites: tuple[dict[str, str], dict[str, str]]
+) -> None:
     a, b = sites
     ctl, sw = _deploy(tmp_path, a)
     before = {d: dict(t) for d, t in sw.tables.items()}
@@ -140,8 +145,9 @@ def test_busy_and_offline_are_refused_before_touching_anything(tmp_path: Path,
     assert sw.tables == before
 
 
-def test_same_generation_update_is_done_but_flagged(tmp_path: Path,
-                                                    sites: tuple[dict[str, str], dict[str, str]]) -> None:
+def test_same_generation_update_is_done_but_flagged(
+    tmp_path: Path, sites: tuple[dict[str, str], dict[str, str]]
+) -> None:
     a, _ = sites
     ctl, sw = _deploy(tmp_path, a)
     d = tmp_path / "c"

@@ -62,9 +62,26 @@ def test_campus_curl_through_firewall_and_vm_ids(example_lab) -> None:
     for word in ("switches: core (bridge s0), agg (bridge s1)", "edge dmz", "10.0.1.1", "token file"):
         assert word in out, out
     probe = Probe(lab)
-    server = subprocess.Popen([*FSC, "lab", "exec", "--name", lab, "dmz", "--", sys.executable, "-m", "http.server",
-                               "80", "--bind", "10.0.1.20"], cwd="/tmp", stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            *FSC,
+            "lab",
+            "exec",
+            "--name",
+            lab,
+            "dmz",
+            "--",
+            sys.executable,
+            "-m",
+            "http.server",
+            "80",
+            "--bind",
+            "10.0.1.20",
+        ],
+        cwd="/tmp",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(50):
             if probe.run("dmz", "ss", "-ltn").stdout.count("10.0.1.20:80"):
@@ -79,8 +96,17 @@ def test_campus_curl_through_firewall_and_vm_ids(example_lab) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    st = json.loads(fsc("status", "--format", "json", "--controller", probe.state.controller_url,
-                        "--token-file", probe.state.token_file).stdout)
+    st = json.loads(
+        fsc(
+            "status",
+            "--format",
+            "json",
+            "--controller",
+            probe.state.controller_url,
+            "--token-file",
+            probe.state.token_file,
+        ).stdout
+    )
     states = {i["id"]: i["state"] for h in st["hosts"] for i in h["instances"]}
     assert states.get("ids#1") == "ready" and states.get("click.g0") == "ready", states
     # the symmetric policy sends the reply through the same IDS replica: its reference behaviour counted packets
@@ -99,12 +125,14 @@ def test_vpn_gateway_encrypts_then_tunnels(example_lab) -> None:
         ihl = (p[0] & 0x0F) * 4
         assert p[9] == 47  # outer: GRE from our tunnel end point to the peer
         assert (ipaddress.IPv4Address(p[12:16]), ipaddress.IPv4Address(p[16:20])) == (
-            ipaddress.IPv4Address("198.51.100.2"), ipaddress.IPv4Address("203.0.113.1"))
-        gre = p[ihl:ihl + 4]
+            ipaddress.IPv4Address("198.51.100.2"),
+            ipaddress.IPv4Address("203.0.113.1"),
+        )
+        gre = p[ihl : ihl + 4]
         assert gre == b"\x00\x00\x08\x00"  # no flags, carries IPv4
-        inner = p[ihl + 4:]
+        inner = p[ihl + 4 :]
         assert inner[9] == 50, "GRE must carry ESP: enc runs before gre"
         assert ipaddress.IPv4Address(inner[16:20]) == ipaddress.IPv4Address("10.50.3.4")
-        esp = inner[(inner[0] & 0x0F) * 4:]
+        esp = inner[(inner[0] & 0x0F) * 4 :]
         assert int.from_bytes(esp[:4], "big") == 0x1001  # enc's SPI
         assert b"FSCL" not in p  # the payload is encrypted

@@ -47,9 +47,22 @@ def lab() -> Probe:
 
 
 def fsc(lab: Probe, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    cp = subprocess.run([sys.executable, "-m", "fslang.cli", *args, "--controller", lab.state.controller_url,
-                         "--token-file", lab.state.token_file], capture_output=True, text=True, cwd=ROOT,
-                        timeout=180)
+    cp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fslang.cli",
+            *args,
+            "--controller",
+            lab.state.controller_url,
+            "--token-file",
+            lab.state.token_file,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=180,
+    )
     if check and cp.returncode != 0:
         raise AssertionError(f"fsc {' '.join(args)} failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}")
     return cp
@@ -61,8 +74,12 @@ def status(lab: Probe) -> dict:
 
 def flows(lab: Probe) -> list[str]:
     br = lab.state.bridges["sw"]
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows",
-                          f"unix:{lab.state.ovs_dir}/{br}.mgmt"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", f"unix:{lab.state.ovs_dir}/{br}.mgmt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return sorted(line.strip() for line in out.splitlines() if "actions=" in line)
 
 
@@ -108,8 +125,10 @@ def consistent(lab: Probe, generation: int, timeout: float = 15.0) -> None:
         if seen == (generation, True, True, {generation}):
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"want generation {generation} alone on the switch; got (generation, connected, "
-                                 f"installed == rules, generations on the switch) = {seen}; {sw}")
+            raise AssertionError(
+                f"want generation {generation} alone on the switch; got (generation, connected, "
+                f"installed == rules, generations on the switch) = {seen}; {sw}"
+            )
         time.sleep(0.3)
 
 
@@ -146,15 +165,18 @@ def test_update_under_traffic_loses_no_packet_of_the_untouched_policy(lab: Probe
     cnt = lab.packets("cnt")[0]
     result: dict = {}
     with lab.udp_sink("lan", f"{DST}:5001", seconds=count / rate + 20, expect=count) as sink:
-        sender = threading.Thread(target=lambda: result.update(
-            lab.udp_send("wan", f"{DST}:5001", count=count, rate=rate)))
+        sender = threading.Thread(
+            target=lambda: result.update(lab.udp_send("wan", f"{DST}:5001", count=count, rate=rate))
+        )
         sender.start()
         cp = fsc(lab, "apply", str(V2), "--yes")
         sender.join()
     assert f"generation {1 - gen} is live" in cp.stdout + cp.stderr, cp.stdout
     assert result["seconds"] >= 4 and result["sent"] == count
     got = set(sink.result["received"])
-    assert len(got) == count, f"lost {count - len(got)} of {count}: first missing {sorted(set(range(count)) - got)[:10]}"
+    assert len(got) == count, (
+        f"lost {count - len(got)} of {count}: first missing {sorted(set(range(count)) - got)[:10]}"
+    )
     assert lab.packets("cnt")[0] - cnt == count  # every one of them through cnt (old and new runtime)
     consistent(lab, 1 - gen)
     behaves_like(lab, 2)
@@ -164,16 +186,35 @@ def _apply_until_paused(lab: Probe, topo, site: Path, phase: str) -> None:
     """Restart the controller to pause for good after ``phase``, apply
     ``site``, and SIGKILL the controller once it paused."""
     platform.restart_controller(lab.state, topo, env={"FSC_CONTROLLER_PAUSE_AFTER": phase})
-    proc = subprocess.Popen([sys.executable, "-m", "fslang.cli", "apply", str(site), "--yes", "--format", "json",
-                             "--controller", lab.state.controller_url, "--token-file", lab.state.token_file],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fslang.cli",
+            "apply",
+            str(site),
+            "--yes",
+            "--format",
+            "json",
+            "--controller",
+            lab.state.controller_url,
+            "--token-file",
+            lab.state.token_file,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     events = []
     assert proc.stdout is not None
     for line in proc.stdout:
         events.append(line)
         if '"paused"' in line:
             break
-    assert any('"paused"' in e for e in events), f"the apply never paused: {events} {proc.stderr.read() if proc.stderr else ''}"
+    assert any('"paused"' in e for e in events), (
+        f"the apply never paused: {events} {proc.stderr.read() if proc.stderr else ''}"
+    )
     platform.kill_controller(lab.state)
     proc.wait(timeout=60)
     assert proc.returncode != 0  # the client saw its controller die

@@ -12,8 +12,17 @@ from tests.conftest import EXAMPLES, ROOT
 def test_corpus_has_the_scenarios() -> None:
     names = {p.stem for p in EXAMPLES}
     assert len(names) >= 6
-    assert {"campus", "ids_farm", "vpn_gateway", "ids_prefilter", "hetero", "legacy_box", "trial_copy",
-            "two_switch", "ipv6"} <= names
+    assert {
+        "campus",
+        "ids_farm",
+        "vpn_gateway",
+        "ids_prefilter",
+        "hetero",
+        "legacy_box",
+        "trial_copy",
+        "two_switch",
+        "ipv6",
+    } <= names
 
 
 def test_example_checks_clean(example) -> None:

@@ -9,8 +9,8 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fslang import printer
 from compiler.check.frontend import run
+from fslang import printer
 from fslang.parser import parse
 from fslang.source import SourceFile
 from tests.conftest import EXAMPLES
@@ -47,18 +47,38 @@ def test_mutated_examples_give_diagnostics_only(index: int, data) -> None:
         op = data.draw(st.sampled_from(["delete", "insert", "flip"]))
         pos = data.draw(st.integers(0, max(0, len(text) - 1)))
         if op == "delete":
-            del text[pos:pos + data.draw(st.integers(1, 20))]
+            del text[pos : pos + data.draw(st.integers(1, 20))]
         elif op == "insert":
-            text[pos:pos] = data.draw(st.sampled_from([b"(", b")", b"{", b"}", b">>", b"not ", b"\x00", b"\xff",
-                                                       b'"', b"policy", b":", b"..", b"*", b"0x", b"\n"]))
+            text[pos:pos] = data.draw(
+                st.sampled_from(
+                    [
+                        b"(",
+                        b")",
+                        b"{",
+                        b"}",
+                        b">>",
+                        b"not ",
+                        b"\x00",
+                        b"\xff",
+                        b'"',
+                        b"policy",
+                        b":",
+                        b"..",
+                        b"*",
+                        b"0x",
+                        b"\n",
+                    ]
+                )
+            )
         else:
             text[pos] = data.draw(st.integers(0, 255))
     run("mutated.fs", bytes(text))  # must not raise
 
 
 def _fsc_check(path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fslang.cli", "check", str(path)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "fslang.cli", "check", str(path)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_deep_parentheses_give_a_diagnostic(tmp_path) -> None:

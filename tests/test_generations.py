@@ -9,20 +9,20 @@ are the same rule; and a packet is handled identically in both.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
+from compiler.check.frontend import load
 from compiler.lowering import tables as T
 from compiler.lowering.lower import generation_specific
 from compiler.pipeline import Compiled, compile_site
 from compiler.verification.platform_sim import Platform
-from compiler.check.frontend import load
 from tests.conftest import EXAMPLES
 from tests.ovs_harness import site_packets
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(path: str, generation: int) -> Compiled:
     res = load(path)
     assert res.ok, res.diagnostics

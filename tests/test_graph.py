@@ -8,12 +8,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from backends.emit.graph.render import PALETTE, lbl, model, q, render_dot, run_dot
-from compiler.pipeline import Compiled, compile_site
 from compiler.check.frontend import load, run
+from compiler.pipeline import Compiled, compile_site
 from tests.conftest import ROOT
+
 
 def _require_dot(fn):
     """Graphviz is a test dependency (scripts/system-deps.sh installs it): fail, never skip."""
@@ -23,6 +22,7 @@ def _require_dot(fn):
     def wrapper(*args, **kwargs):
         assert shutil.which("dot"), "Graphviz `dot` is missing: run `sudo bash scripts/system-deps.sh`"
         return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -31,7 +31,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 FSC = [sys.executable, "-m", "fslang.cli"]
 
 HOSTILE_COMMAND = 'sh -c "echo <b>}{|&amp; \\n \\" x" \\ y'  # what the string below holds
-HOSTILE = r'''site hostile
+HOSTILE = r"""site hostile
 switch sw dpid 0x1 ports 8
 host h at sw:1 cores 8 memory 8GiB runs click, process, vm
 host s at sw:2 cores 8 memory 8GiB spare
@@ -40,7 +40,7 @@ edge inn at sw:7 net 10.0.0.0/8
 module p = process(command: "sh -c \"echo <b>}{|&amp; \\n \\\" x\" \\ y") kind process
 module v = ids(rules: "r\"}<.rules") kind vm image "di\\sk\"<}>{|.qcow2"
 policy a from inn via p >> v
-'''
+"""
 
 
 def compiled_file(path) -> Compiled:
@@ -93,9 +93,12 @@ def test_every_example_parses_with_dot(example) -> None:
     root = svg_of(render_dot(c))
     nodes = node_titles(root)
     assert len(nodes) == len(set(nodes))
-    expected = ({f"inst:{i}" for i, _ in c.placement.assignments} | {f"edge:{e.name}" for e in c.site.edges}
-                | {f"box:{b.name}" for b in c.site.boxes}
-                | {f"port:{sw}:{n}" for h in c.site.hosts for sw, n in h.ports})
+    expected = (
+        {f"inst:{i}" for i, _ in c.placement.assignments}
+        | {f"edge:{e.name}" for e in c.site.edges}
+        | {f"box:{b.name}" for b in c.site.boxes}
+        | {f"port:{sw}:{n}" for h in c.site.hosts for sw, n in h.ports}
+    )
     assert expected <= set(nodes)
     # every policy is in the legend and has a path
     shown = "\n".join(texts(root))
@@ -118,8 +121,11 @@ def test_campus_paths() -> None:
     assert ("inst:cnt", "drop", "solid", "") in legacy
     assert {("edge:lan", "box:accel", "solid", "legacy"), ("box:accel", "exit", "solid", "")} <= legacy
     inspect = path_edges(c, "inspect")
-    assert {("inst:pre", "inst:deep", "solid", "suspicious"), ("inst:deep", "drop", "solid", ""),
-            ("inst:pre", "exit", "solid", "else")} <= inspect
+    assert {
+        ("inst:pre", "inst:deep", "solid", "suspicious"),
+        ("inst:deep", "drop", "solid", ""),
+        ("inst:pre", "exit", "solid", "else"),
+    } <= inspect
     m = model(c)
     for pol in c.site.policies:  # colour by first-match index from the fixed palette
         view = next(p for p in m["policies"] if p.name == pol.name)
@@ -145,8 +151,21 @@ def test_escaping_helpers() -> None:
 
 @needs_dot
 def test_hostile_strings_cannot_break_the_structure() -> None:
-    nasty = ['a"b', "a\\", "\\", '\\"', "x\ny\rz\tw", "}{][;,=-><", "&lt;&amp;&", "<<b>x</b>>",
-             "\\N \\G \\L \\n \\l \\r", '"; evil [shape=box]; "', "/* c */ // c", "#x", "na\u00efve \u2603"]
+    nasty = [
+        'a"b',
+        "a\\",
+        "\\",
+        '\\"',
+        "x\ny\rz\tw",
+        "}{][;,=-><",
+        "&lt;&amp;&",
+        "<<b>x</b>>",
+        "\\N \\G \\L \\n \\l \\r",
+        '"; evil [shape=box]; "',
+        "/* c */ // c",
+        "#x",
+        "na\u00efve \u2603",
+    ]
     body = "".join(f"  {q('n' + s)} [label={lbl(s)}];\n" for s in nasty)
     root = svg_of("digraph g {\n" + body + "}\n")
     assert len(node_titles(root)) == len(nasty)
@@ -162,8 +181,22 @@ def test_hostile_site_strings_render_and_parse() -> None:
     text = render_dot(c)
     root = svg_of(text)
     nodes = node_titles(root)
-    assert sorted(nodes) == sorted(["port:sw:1", "port:sw:2", "port:sw:7", "port:sw:8", "edge:out", "edge:inn",
-                                    "inst:p", "inst:v", "host:s", "exit", "legend:0", "legend:key"])
+    assert sorted(nodes) == sorted(
+        [
+            "port:sw:1",
+            "port:sw:2",
+            "port:sw:7",
+            "port:sw:8",
+            "edge:out",
+            "edge:inn",
+            "inst:p",
+            "inst:v",
+            "host:s",
+            "exit",
+            "legend:0",
+            "legend:key",
+        ]
+    )
     shown = texts(root)
     assert "$ " + HOSTILE_COMMAND in shown
     assert 'image di\\sk"<}>{|.qcow2' in shown

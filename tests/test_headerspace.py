@@ -6,13 +6,14 @@ import contextlib
 import functools
 import itertools
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.headerspace import cubes as hs_cubes
+from compiler.headerspace.cubes import cube_sub
 from compiler.headerspace.space import (
     DEFAULT_LAYOUT,
     Cube,
@@ -22,7 +23,6 @@ from compiler.headerspace.space import (
     SpaceIndex,
     well_formed,
 )
-from compiler.headerspace.cubes import cube_sub
 
 SMALL = Layout([Field("a", 3), Field("b", 3), Field("c", 4)])
 WIDTH = SMALL.width
@@ -49,7 +49,7 @@ def index_mode(mode: str) -> Iterator[None]:
 MODES = pytest.mark.parametrize("mode", ["scan", "trie"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pts(value: int, mask: int) -> frozenset[int]:
     return frozenset(x for x in POINTS if not (x ^ value) & mask)
 
@@ -217,7 +217,7 @@ def test_contains_treats_missing_fields_as_zero_and_rejects_bad_values() -> None
 # ---------------------------------------------------------------- field constructors
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def min_block_covers(w: int) -> tuple[int, ...]:
     """Brute force: fewest aligned power-of-two blocks whose union is exactly each point set (BFS)."""
     n = 1 << w
@@ -269,9 +269,7 @@ def test_field_eq_prefix_masked(name: str, v: int, mask: int, plen: int) -> None
     masked = {x for x in POINTS if not (field_of(x, name) ^ v) & mask}
     assert pts(HS.field_masked(name, v, mask, SMALL)) == masked
     shift = w - plen
-    assert pts(HS.field_prefix(name, v, plen, SMALL)) == {
-        x for x in POINTS if field_of(x, name) >> shift == v >> shift
-    }
+    assert pts(HS.field_prefix(name, v, plen, SMALL)) == {x for x in POINTS if field_of(x, name) >> shift == v >> shift}
 
 
 def test_constructor_validation() -> None:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
-from typing import Mapping
+from collections.abc import Mapping
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import ir
+from compiler.check.frontend import run
 from compiler.steering.flowhash import bucket, copies, egress_index, replica_index
 from compiler.verification.interpreter import ExitInfo, Outcome, interpret, route, to_point
 from compiler.verification.modulemodel import default_oracle, swapped
-from compiler.check.frontend import run
 
 PLATFORM = """
 site t
@@ -33,7 +33,7 @@ module sk = monitor(sink: true)
 """
 
 
-@lru_cache(maxsize=None)
+@cache
 def site(body: str, platform: str = PLATFORM) -> ir.Site:
     result = run("t.fs", platform + body)
     assert result.site is not None, [(d.code, d.message) for d in result.diagnostics]
@@ -50,9 +50,17 @@ def ip6(a: str) -> int:
 
 def tcp(src: str, dst: str, sport: int = 1234, dport: int = 80, proto: int = 6) -> dict[str, int]:
     l4 = "tcp" if proto == 6 else "udp"
-    return {"eth_src": 0x020000000001, "eth_dst": 0x020000000002, "eth_type": 0x0800, "vlan_vid": 0,
-            "ip_proto": proto, "ipv4_src": ip4(src), "ipv4_dst": ip4(dst),
-            f"{l4}_src": sport, f"{l4}_dst": dport}
+    return {
+        "eth_src": 0x020000000001,
+        "eth_dst": 0x020000000002,
+        "eth_type": 0x0800,
+        "vlan_vid": 0,
+        "ip_proto": proto,
+        "ipv4_src": ip4(src),
+        "ipv4_dst": ip4(dst),
+        f"{l4}_src": sport,
+        f"{l4}_dst": dport,
+    }
 
 
 def udp(src: str, dst: str, sport: int = 1234, dport: int = 53) -> dict[str, int]:
@@ -60,8 +68,14 @@ def udp(src: str, dst: str, sport: int = 1234, dport: int = 53) -> dict[str, int
 
 
 def tcp6(src: str, dst: str, sport: int = 1234, dport: int = 80) -> dict[str, int]:
-    return {"eth_type": 0x86DD, "ip_proto": 6, "ipv6_src": ip6(src), "ipv6_dst": ip6(dst),
-            "tcp_src": sport, "tcp_dst": dport}
+    return {
+        "eth_type": 0x86DD,
+        "ip_proto": 6,
+        "ipv6_src": ip6(src),
+        "ipv6_dst": ip6(dst),
+        "tcp_src": sport,
+        "tcp_dst": dport,
+    }
 
 
 OUT = "8.8.8.8"  # behind the default edge `inet`
@@ -71,14 +85,17 @@ DMZ = "10.0.1.5"  # behind `dmz` (longer prefix than lan's)
 
 def oracle_with(outputs: Mapping[str, str | None]):
     """The default model, except the named modules always take the given output."""
+
     def oracle(module: ir.Module, instance: str, packet: Mapping[str, int]) -> str | None:
         if module.name in outputs:
             return outputs[module.name]
         return default_oracle(module, instance, packet)
+
     return oracle
 
 
 # ---------------------------------------------------------------- policy choice
+
 
 def test_first_match_wins_in_written_order() -> None:
     s = site("policy web match tcp and dst port 80 via a\npolicy any_tcp match tcp via b\n")
@@ -128,6 +145,7 @@ def test_default_action_for_unmatched(action: str, dropped: bool) -> None:
 
 # ---------------------------------------------------------------- replicas
 
+
 def test_replica_follows_the_flow_hash_and_weights() -> None:
     s = site("policy p via a * 4\n")
     weights = {"a#1": 1, "a#2": 3, "a#3": 1, "a#4": 2}
@@ -145,7 +163,7 @@ def test_replica_follows_the_flow_hash_and_weights() -> None:
 def test_symmetric_flow_meets_the_same_replicas_both_ways() -> None:
     s = site("policy web from inet match tcp and dst net 10.0.1.0/24 via a * 3 >> acc >> b * 2 by src symmetric\n")
     for sport in range(2000, 2064):
-        fwd = tcp("198.51.100.%d" % (sport % 250), DMZ, sport=sport)
+        fwd = tcp(f"198.51.100.{sport % 250}", DMZ, sport=sport)
         o = interpret(s, fwd, "inet")
         back = interpret(s, swapped(fwd), "dmz")
         assert o.direction == "forward" and back.direction == "reverse" and back.policy == "web"
@@ -192,8 +210,10 @@ def test_split_on_a_declared_output_with_another_oracle() -> None:
 
 
 def test_case_with_and_without_else() -> None:
-    s = site("policy p match tcp via case { dst port 80: a, dst port 443: b, else: c } >> acc\n"
-             "policy q via case { udp: a } >> b\n")
+    s = site(
+        "policy p match tcp via case { dst port 80: a, dst port 443: b, else: c } >> acc\n"
+        "policy q via case { udp: a } >> b\n"
+    )
     assert interpret(s, tcp(OUT, DMZ, dport=80), "inet").modules == ("a", "acc")
     assert interpret(s, tcp(OUT, DMZ, dport=443), "inet").modules == ("b", "acc")
     assert interpret(s, tcp(OUT, DMZ, dport=22), "inet").modules == ("c", "acc")
@@ -211,6 +231,7 @@ def test_firewall_model_drops_denied_and_not_allowed() -> None:
 
 
 # ---------------------------------------------------------------- copy
+
 
 def _find(pred, packets):
     return next(p for p in packets if pred(p))
@@ -232,6 +253,7 @@ def test_copy_selected_flows_get_their_own_path() -> None:
 
 
 # ---------------------------------------------------------------- exit by destination
+
 
 def test_longest_prefix_default_edge_and_ipv6() -> None:
     s = site("policy p via a\n")
@@ -284,11 +306,22 @@ def test_non_ip_floods_every_edge_port_but_the_ingress() -> None:
 
 def test_to_point_maps_oxm_fields_to_header_space() -> None:
     assert to_point(udp(OUT, DMZ, 5, 53), 2) == {
-        "in_edge": 2, "eth_src": 0x020000000001, "eth_dst": 0x020000000002, "eth_type": 0x0800,
-        "vlan_vid": 0, "ip_proto": 17, "ipv4_src": ip4(OUT), "ipv4_dst": ip4(DMZ), "tp_src": 5, "tp_dst": 53}
+        "in_edge": 2,
+        "eth_src": 0x020000000001,
+        "eth_dst": 0x020000000002,
+        "eth_type": 0x0800,
+        "vlan_vid": 0,
+        "ip_proto": 17,
+        "ipv4_src": ip4(OUT),
+        "ipv4_dst": ip4(DMZ),
+        "tp_src": 5,
+        "tp_dst": 53,
+    }
     # fields whose prerequisites do not hold are left out (pinned to 0 by well-formedness)
     assert to_point({"eth_type": 0x0806, "arp_tpa": 5, "ipv4_dst": 7, "tcp_dst": 1}, 0) == {
-        "in_edge": 0, "eth_type": 0x0806}
+        "in_edge": 0,
+        "eth_type": 0x0806,
+    }
 
 
 # ---------------------------------------------------------------- symmetric reverse
@@ -327,18 +360,22 @@ def test_non_replies_are_not_reverse_packets() -> None:
 
 
 def test_reverse_of_a_policy_comes_right_after_it() -> None:
-    s = site("policy web from inet match tcp and dst port 80 via a symmetric\n"
-             "policy lanout from dmz via b\n")
+    s = site("policy web from inet match tcp and dst port 80 via a symmetric\npolicy lanout from dmz via b\n")
     reply = swapped(tcp(OUT, DMZ, dport=80))
     assert interpret(s, reply, "dmz").policy == "web"
-    s = site("policy lanout from dmz match tcp and src port 80 via b\n"
-             "policy web from inet match tcp and dst port 80 via a symmetric\n")
+    s = site(
+        "policy lanout from dmz match tcp and src port 80 via b\n"
+        "policy web from inet match tcp and dst port 80 via a symmetric\n"
+    )
     assert interpret(s, reply, "dmz").policy == "lanout"
 
 
 def test_symmetric_policies_that_split_are_rejected() -> None:
-    r = run("t.fs", PLATFORM + "module cl = classify(web: tcp and dst port 80)\n"
-                 "policy w from inet match tcp via cl { web: a, else: b } >> c symmetric\n")
+    r = run(
+        "t.fs",
+        PLATFORM + "module cl = classify(web: tcp and dst port 80)\n"
+        "policy w from inet match tcp via cl { web: a, else: b } >> c symmetric\n",
+    )
     assert "E0410" in {d.code for d in r.diagnostics}
 
 
@@ -355,25 +392,39 @@ default drop
 """
 
 EDGES = ("inet", "lan", "dmz")
-addr4 = st.sampled_from(["10.0.1.5", "10.0.9.9", "10.200.0.1", "8.8.8.8", "192.0.2.1"]).map(ip4) | \
-    st.integers(0, 2**32 - 1)
+addr4 = st.sampled_from(["10.0.1.5", "10.0.9.9", "10.200.0.1", "8.8.8.8", "192.0.2.1"]).map(ip4) | st.integers(
+    0, 2**32 - 1
+)
 
 
 @st.composite
 def packets(draw: st.DrawFn) -> dict[str, int]:
     kind = draw(st.sampled_from(["tcp", "udp", "icmp", "v6", "arp", "other"]))
-    pkt = {"eth_src": draw(st.integers(0, 2**48 - 1)), "eth_dst": draw(st.integers(0, 2**48 - 1)),
-           "vlan_vid": draw(st.sampled_from([0, 0x1000 | 7]))}
+    pkt = {
+        "eth_src": draw(st.integers(0, 2**48 - 1)),
+        "eth_dst": draw(st.integers(0, 2**48 - 1)),
+        "vlan_vid": draw(st.sampled_from([0, 0x1000 | 7])),
+    }
     port = st.sampled_from([53, 80, 443, 22]) | st.integers(0, 65535)
     if kind in ("tcp", "udp", "icmp"):
-        pkt |= {"eth_type": 0x0800, "ip_proto": {"tcp": 6, "udp": 17, "icmp": 1}[kind],
-                "ip_dscp": draw(st.integers(0, 63)), "ipv4_src": draw(addr4), "ipv4_dst": draw(addr4)}
+        pkt |= {
+            "eth_type": 0x0800,
+            "ip_proto": {"tcp": 6, "udp": 17, "icmp": 1}[kind],
+            "ip_dscp": draw(st.integers(0, 63)),
+            "ipv4_src": draw(addr4),
+            "ipv4_dst": draw(addr4),
+        }
         if kind != "icmp":
             pkt |= {f"{kind}_src": draw(port), f"{kind}_dst": draw(port)}
     elif kind == "v6":
-        pkt |= {"eth_type": 0x86DD, "ip_proto": 6, "ipv6_src": draw(st.integers(0, 2**128 - 1)),
-                "ipv6_dst": draw(st.sampled_from([ip6("2001:db8::1"), ip6("::1")])),
-                "tcp_src": draw(port), "tcp_dst": draw(port)}
+        pkt |= {
+            "eth_type": 0x86DD,
+            "ip_proto": 6,
+            "ipv6_src": draw(st.integers(0, 2**128 - 1)),
+            "ipv6_dst": draw(st.sampled_from([ip6("2001:db8::1"), ip6("::1")])),
+            "tcp_src": draw(port),
+            "tcp_dst": draw(port),
+        }
     elif kind == "arp":
         pkt |= {"eth_type": 0x0806, "arp_tpa": draw(addr4)}
     else:
@@ -383,8 +434,7 @@ def packets(draw: st.DrawFn) -> dict[str, int]:
 
 @settings(max_examples=300, deadline=None)
 @given(packets(), st.sampled_from(EDGES))
-def test_policy_is_the_first_whose_match_holds_and_outcomes_are_deterministic(
-        pkt: dict[str, int], edge: str) -> None:
+def test_policy_is_the_first_whose_match_holds_and_outcomes_are_deterministic(pkt: dict[str, int], edge: str) -> None:
     s = site(PROPS)
     point = to_point(pkt, s.edge(edge).index)
     expected = next((p.name for p in s.policies if p.match.contains(point)), None)
@@ -400,10 +450,15 @@ def test_policy_is_the_first_whose_match_holds_and_outcomes_are_deterministic(
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(0, 2**32 - 1), st.integers(0, 65535), st.sampled_from([80, 443]),
-       st.sampled_from(["10.0.1.7", "10.0.4.4", "10.0.1.200"]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 65535),
+    st.sampled_from([80, 443]),
+    st.sampled_from(["10.0.1.7", "10.0.4.4", "10.0.1.200"]),
+)
 def test_both_directions_of_a_symmetric_flow_meet_the_same_instances(
-        src: int, sport: int, dport: int, dst: str) -> None:
+    src: int, sport: int, dport: int, dst: str
+) -> None:
     s = site("policy web from inet match tcp and dst port {80, 443} via a * 3 >> acc >> b * 2 by dst symmetric\n")
     fwd = tcp(str(ipaddress.IPv4Address(src)), dst, sport=sport, dport=dport)
     o = interpret(s, fwd, "inet")

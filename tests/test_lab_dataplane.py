@@ -79,9 +79,9 @@ def test_split_sends_matching_flows_to_deep_and_others_straight_on(lab: Probe) -
 
 def predicted_replica(sport: int) -> str:
     """The replica the compiled tables give the flow (simulator), as a compound name."""
+    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
     from compiler.verification.platform_sim import Platform
-    from compiler.check.frontend import load
     from fslang.cli.trace_args import parse_packet
 
     global _PLATFORM

@@ -59,8 +59,13 @@ def lab() -> Probe:
 def test_plan_wires_every_port() -> None:
     topo = plan_topology(load(SITE).site)
     wired = sorted((w.switch, w.port, w.node, w.ifname) for w in topo.wires)
-    assert wired == [("sw", 1, "mh", "eth0"), ("sw", 2, "lan", "eth0"), ("sw", 10, "hair", "in0"),
-                     ("sw", 11, "hair", "out0"), ("sw", 16, "wan", "eth0")]
+    assert wired == [
+        ("sw", 1, "mh", "eth0"),
+        ("sw", 2, "lan", "eth0"),
+        ("sw", 10, "hair", "in0"),
+        ("sw", 11, "hair", "out0"),
+        ("sw", 16, "wan", "eth0"),
+    ]
     assert topo.edges["lan"].address == "10.40.0.1" and topo.edges["lan"].routes == ["default"]
     assert topo.edges["wan"].owns_default and topo.edges["wan"].routes == ["10.40.0.0/24"]
     assert topo.bridges["sw"][1] == 0x42
@@ -68,11 +73,33 @@ def test_plan_wires_every_port() -> None:
 
 def test_switch_is_the_sites(lab: Probe) -> None:
     br = lab.state.bridges["sw"]
-    out = subprocess.run(["ovs-vsctl", f"--db=unix:{lab.state.ovs_dir}/db.sock", "--columns=other_config,fail_mode",
-                          "list", "Bridge", br], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "ovs-vsctl",
+            f"--db=unix:{lab.state.ovs_dir}/db.sock",
+            "--columns=other_config,fail_mode",
+            "list",
+            "Bridge",
+            br,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "0000000000000042" in out and "secure" in out
-    ports = subprocess.run(["ovs-vsctl", f"--db=unix:{lab.state.ovs_dir}/db.sock", "--format=csv", "--no-headings",
-                            "--columns=ofport", "list", "Interface"], capture_output=True, text=True).stdout
+    ports = subprocess.run(
+        [
+            "ovs-vsctl",
+            f"--db=unix:{lab.state.ovs_dir}/db.sock",
+            "--format=csv",
+            "--no-headings",
+            "--columns=ofport",
+            "list",
+            "Interface",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert {1, 2, 10, 11, 16} <= {int(x) for x in ports.split() if x.strip().isdigit()}
 
 
@@ -84,15 +111,17 @@ def test_ping_both_ways_any_address_of_the_net(lab: Probe) -> None:
     # the platform is the only path: with the bridge's rules gone nothing gets through
     br = lab.state.bridges["sw"]
     mgmt = f"unix:{lab.state.ovs_dir}/{br}.mgmt"
-    saved = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", mgmt],
-                           capture_output=True, text=True, check=True).stdout
+    saved = subprocess.run(
+        ["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", mgmt], capture_output=True, text=True, check=True
+    ).stdout
     subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", mgmt], check=True)
     try:
         assert not lab.ping("wan", "10.40.0.20", wait=0.5)
     finally:
         flows = "\n".join(line.strip() for line in saved.splitlines() if "actions=" in line)
-        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", mgmt, "-"], input=flows,
-                       text=True, check=True)
+        subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "add-flows", mgmt, "-"], input=flows, text=True, check=True
+        )
     assert lab.ping("wan", "10.40.0.20")
 
 
@@ -157,11 +186,11 @@ def test_up_says_what_is_missing() -> None:
     cmd = [sys.executable, "-m", "fslang.cli", "lab", "up", str(SITE), "--name", "tmiss"]
     # a user namespace without a uid map: the process is not root (euid 65534)
     # but still owns the checkout's files, wherever and however it was cloned
-    cp = subprocess.run(["unshare", "--user", *cmd],
-                        capture_output=True, text=True, cwd=ROOT, timeout=60)
+    cp = subprocess.run(["unshare", "--user", *cmd], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert cp.returncode == 3 and "needs root" in cp.stderr and "Traceback" not in cp.stderr, cp.stderr
-    cp = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=60,
-                        env={**os.environ, "PATH": "/nonexistent"})
+    cp = subprocess.run(
+        cmd, capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, "PATH": "/nonexistent"}
+    )
     assert cp.returncode == 3 and "mnexec (apt install mininet)" in cp.stderr, cp.stderr
     assert leftovers("tmiss") == []
 
@@ -175,8 +204,9 @@ def test_down_after_up_was_killed_half_way() -> None:
 
     lab = f"tk{os.getpid() % 100000}"
     fsc("lab", "down", "--name", lab, check=False)
-    proc = subprocess.Popen([*FSC, "lab", "up", str(SITE), "--name", lab], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*FSC, "lab", "up", str(SITE), "--name", lab], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     state = Path(f"/run/fsc-lab/{lab}/state.json")
     deadline = time.monotonic() + 60
     try:

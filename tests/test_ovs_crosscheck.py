@@ -28,25 +28,35 @@ from typing import Any
 
 import pytest
 
-from backends.platform.lab import PrivateOvs
-from backends.platform.lab.ovs import OvsError, ovs_available
 from backends.emit.openflow import to_groups, to_ofctl
 from backends.emit.openflow.ofctl import fmt_flow
+from backends.platform.lab import PrivateOvs
+from backends.platform.lab.ovs import OvsError, ovs_available
+from compiler.check.frontend import load
 from compiler.pipeline import compile_site
 from compiler.verification.platform_sim import Platform
 from compiler.verification.simulator import Packet
-from compiler.check.frontend import load
 from tests.conftest import EXAMPLES, example_ids
 from tests.ovs_harness import (
-    collect_hops, dp_outputs, dp_port_map, ofctl_flow, ovs_path, ovs_view, ports_used, rejected_lines,
-    rejection_reason_key, sim_view, site_packets, view_diff,
+    collect_hops,
+    dp_outputs,
+    dp_port_map,
+    ofctl_flow,
+    ovs_path,
+    ovs_view,
+    ports_used,
+    rejected_lines,
+    rejection_reason_key,
+    sim_view,
+    site_packets,
+    view_diff,
 )
 
 pytestmark = pytest.mark.root
 
-MIN_HOPS = 10          # an example must give at least this many comparable hops
-MAX_REPORTED = 8       # disagreements spelled out in a failure message
-RULE_EXAMPLES = 3      # rejected lines shown per kind of complaint
+MIN_HOPS = 10  # an example must give at least this many comparable hops
+MAX_REPORTED = 8  # disagreements spelled out in a failure message
+RULE_EXAMPLES = 3  # rejected lines shown per kind of complaint
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +65,11 @@ def ovs(tmp_path_factory: pytest.TempPathFactory):
     if reason:
         pytest.fail(f"Open vSwitch is not usable: {reason}", pytrace=False)  # reason says: run system-deps.sh
     if os.geteuid() != 0:
-        pytest.fail("the OVS cross-check needs root (network namespaces): run it as root, after "
-                    "`sudo bash scripts/system-deps.sh`", pytrace=False)
+        pytest.fail(
+            "the OVS cross-check needs root (network namespaces): run it as root, after "
+            "`sudo bash scripts/system-deps.sh`",
+            pytrace=False,
+        )
     with PrivateOvs(tmp_path_factory.mktemp("ovs-crosscheck") / "ovs") as o:
         yield o
 
@@ -80,8 +93,7 @@ def _render(tables: Any, problems: list[str], sw: str) -> list[tuple[Any, str]]:
     return lines
 
 
-def _load(ovs: PrivateOvs, bridge: str, sw: str, tables: Any, workdir: Path,
-          problems: list[str]) -> set[int]:
+def _load(ovs: PrivateOvs, bridge: str, sw: str, tables: Any, workdir: Path, problems: list[str]) -> set[int]:
     """Load the switch's rules; returns the ids of the entries OVS rejected."""
     lines = _render(tables, problems, sw)
     groups = to_groups(tables)
@@ -103,7 +115,7 @@ def _load(ovs: PrivateOvs, bridge: str, sw: str, tables: Any, workdir: Path,
     for line, err in bad:
         by_reason[rejection_reason_key(err)].append((line, err))
     msg = [f"{sw}: OVS rejects {len(bad)} of {len(lines)} rules (bundle: {bundle_err.splitlines()[0]})"]
-    for reason, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+    for _reason, items in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         msg.append(f"  {len(items)} x {items[0][1]}")
         msg += [f"      {line}" for line, _ in items[:RULE_EXAMPLES]]
     problems.append("\n".join(msg))
@@ -112,13 +124,22 @@ def _load(ovs: PrivateOvs, bridge: str, sw: str, tables: Any, workdir: Path,
     try:
         ovs.ofctl("--bundle", "add-flows", str(ffile), bridge=bridge)
     except OvsError as e:
-        pytest.fail("\n\n".join(problems) + f"\n\n{sw}: even the rules parse-flow accepts do not load: {e}",
-                    pytrace=False)
+        pytest.fail(
+            "\n\n".join(problems) + f"\n\n{sw}: even the rules parse-flow accepts do not load: {e}", pytrace=False
+        )
     return {id(e) for e, line in lines if line in bad_lines}
 
 
-def _compare_hop(ovs: PrivateOvs, bridge: str, sim: Any, sw: str, in_port: int, headers: dict[str, int],
-                 dpmap: dict[int, tuple[str, int]], stats: Counter[str]) -> list[str]:
+def _compare_hop(
+    ovs: PrivateOvs,
+    bridge: str,
+    sim: Any,
+    sw: str,
+    in_port: int,
+    headers: dict[str, int],
+    dpmap: dict[int, tuple[str, int]],
+    stats: Counter[str],
+) -> list[str]:
     """Differences between OVS and the simulator on one hop ([] = agree);
     ``stats`` counts the checks made."""
     flow = ofctl_flow(in_port, headers)
@@ -142,14 +163,17 @@ def _compare_hop(ovs: PrivateOvs, bridge: str, sim: Any, sw: str, in_port: int, 
             stats["output vlans"] += len(res.outputs)
             want = [(e.port, sim_view(e.packet)["vlan"]) for e in res.outputs]
             if dp != want:
-                diffs.append(f"outputs (port, (vid, pcp)): simulator {want}, OVS datapath {dp} "
-                             f"(`{r.datapath_actions}`)")
+                diffs.append(
+                    f"outputs (port, (vid, pcp)): simulator {want}, OVS datapath {dp} (`{r.datapath_actions}`)"
+                )
         if res.final is not None:
             stats["final packets"] += 1
             d = view_diff(sim_view(res.final), ovs_view(r.final_flow))
             if d:
-                diffs.append("final packet (simulator, OVS): " + ", ".join(f"{k}={a!r}/{b!r}" for k, a, b in
-                                                                          ((k, *v) for k, v in d.items())))
+                diffs.append(
+                    "final packet (simulator, OVS): "
+                    + ", ".join(f"{k}={a!r}/{b!r}" for k, a, b in ((k, *v) for k, v in d.items()))
+                )
 
     sim_p = [(h.table_id, h.priority) for h in res.matched]
     ovs_p = ovs_path(r.raw)
@@ -157,8 +181,10 @@ def _compare_hop(ovs: PrivateOvs, bridge: str, sim: Any, sw: str, in_port: int, 
         k = next((i for i, (a, b) in enumerate(zip(sim_p, ovs_p)) if a != b[:2]), min(len(sim_p), len(ovs_p)))
         sim_rule = fmt_flow(res.matched[k].entry) if k < len(res.matched) else "(table miss / end)"
         ovs_rule = f"table {ovs_p[k][0]} priority {ovs_p[k][1]}: {ovs_p[k][2]}" if k < len(ovs_p) else "(end)"
-        diffs.append(f"path diverges at step {k}: simulator {sim_p}, OVS {[t[:2] for t in ovs_p]}\n"
-                     f"        simulator rule: {sim_rule}\n        OVS rule:       {ovs_rule}")
+        diffs.append(
+            f"path diverges at step {k}: simulator {sim_p}, OVS {[t[:2] for t in ovs_p]}\n"
+            f"        simulator rule: {sim_rule}\n        OVS rule:       {ovs_rule}"
+        )
     if diffs:
         diffs.insert(0, f"{sw} (`ofproto/trace {bridge} {flow}`)")
     return diffs
@@ -207,9 +233,11 @@ def test_ovs_agrees_with_simulator(ovs: PrivateOvs, example: Path, tmp_path: Pat
 
     elapsed = time.monotonic() - t0
     checks = ", ".join(f"{k}: {v}" for k, v in sorted(stats.items()))
-    summary = (f"{example.stem}: {len(hops)} distinct switch hops, {compared} compared with OVS [{checks}], "
-               f"{skipped} skipped (decided by a rule OVS rejected), {len(disagreements)} disagreements, "
-               f"{len(sim_errors)} traces the simulator refused, {elapsed:.1f}s")
+    summary = (
+        f"{example.stem}: {len(hops)} distinct switch hops, {compared} compared with OVS [{checks}], "
+        f"{skipped} skipped (decided by a rule OVS rejected), {len(disagreements)} disagreements, "
+        f"{len(sim_errors)} traces the simulator refused, {elapsed:.1f}s"
+    )
     print(summary)
     if disagreements:
         shown = "\n".join("\n    ".join(d) for d in disagreements[:MAX_REPORTED])

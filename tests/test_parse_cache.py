@@ -13,13 +13,67 @@ from fslang import parse_cache
 from fslang.source import SourceFile
 from tests.conftest import EXAMPLES, ROOT
 
-LINES = [line for p in [*EXAMPLES, *sorted((ROOT / "tests" / "lab_sites").glob("*.fs"))]
-         for line in p.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
-ATOMS = ["1.3", "1..5", "5..1", "0x1F", "10.0.0.1", "10.0.0.0/8", "10.0.0.1/8", "fe80::1", "2001:db8::/32", "::",
-         "aa:bb:cc:dd:ee:ff", "ab:cd", "sw:1", "s0:1..4", "64GiB", "1Gbps", "5%", "150%", '"str"', '"un', "ip6",
-         "host", "default", "drop", "pass", "else", "not", "(", ")", "{", "}", ",", ">>", "->", "*", "by src",
-         "symmetric", "#c\n", "\n", "tcp", "dst port", "port 80", "x-y", "_a", "65536", "999.1.1.1", "1.2.3",
-         "dead:beef::", "10.0.0.1:5", "a:b:c", "vlan 5000", "case {", "copy 5% to"]
+LINES = [
+    line
+    for p in [*EXAMPLES, *sorted((ROOT / "tests" / "lab_sites").glob("*.fs"))]
+    for line in p.read_text().splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
+ATOMS = [
+    "1.3",
+    "1..5",
+    "5..1",
+    "0x1F",
+    "10.0.0.1",
+    "10.0.0.0/8",
+    "10.0.0.1/8",
+    "fe80::1",
+    "2001:db8::/32",
+    "::",
+    "aa:bb:cc:dd:ee:ff",
+    "ab:cd",
+    "sw:1",
+    "s0:1..4",
+    "64GiB",
+    "1Gbps",
+    "5%",
+    "150%",
+    '"str"',
+    '"un',
+    "ip6",
+    "host",
+    "default",
+    "drop",
+    "pass",
+    "else",
+    "not",
+    "(",
+    ")",
+    "{",
+    "}",
+    ",",
+    ">>",
+    "->",
+    "*",
+    "by src",
+    "symmetric",
+    "#c\n",
+    "\n",
+    "tcp",
+    "dst port",
+    "port 80",
+    "x-y",
+    "_a",
+    "65536",
+    "999.1.1.1",
+    "1.2.3",
+    "dead:beef::",
+    "10.0.0.1:5",
+    "a:b:c",
+    "vlan 5000",
+    "case {",
+    "copy 5% to",
+]
 
 
 def _lark_only(parser, chunk, _diags):

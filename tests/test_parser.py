@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 
+from compiler.check.frontend import run
 from fslang import ast as A
 from fslang.diagnostics import render_json, render_text
-from compiler.check.frontend import run
 from fslang.parser import parse, split_statements
 from fslang.source import SourceFile
 

@@ -13,8 +13,8 @@ import pytest
 
 from compiler import ir
 from compiler.headerspace.space import HeaderSpace
-from compiler.placement.place import Placement, place
 from compiler.placement.model import Problem, affinity
+from compiler.placement.place import Placement, place
 from fslang.source import Span
 
 GiB = 1 << 30
@@ -28,11 +28,11 @@ def H(name: str, cores: int = 8, mem: int = 16, runs: tuple[str, ...] = KINDS, s
     return ir.Host(name, (), cores, mem * GiB, frozenset(runs), spare)
 
 
-def M(name: str, kind: str = "click", cores: int = 1, mem: int = 1, replicas: int = 1,
-      span: Span | None = None) -> ir.Module:
+def M(
+    name: str, kind: str = "click", cores: int = 1, mem: int = 1, replicas: int = 1, span: Span | None = None
+) -> ir.Module:
     m = ir.Module(name, "monitor", kind, cores, mem * GiB, replicas, (), ("out",))
-    return m if span is None else ir.Module(name, "monitor", kind, cores, mem * GiB, replicas, (), ("out",),
-                                            span=span)
+    return m if span is None else ir.Module(name, "monitor", kind, cores, mem * GiB, replicas, (), ("out",), span=span)
 
 
 def chain(k: int, *stages: str | ir.Pipeline, symmetric: bool = False) -> ir.Policy:
@@ -41,8 +41,7 @@ def chain(k: int, *stages: str | ir.Pipeline, symmetric: bool = False) -> ir.Pol
 
 
 def site(hosts, modules, policies=(), pins=(), avoids=(), mode: str = "spread") -> ir.Site:
-    return ir.Site("t", (), (), tuple(hosts), (), (), tuple(modules), tuple(policies), tuple(pins),
-                   tuple(avoids), mode)
+    return ir.Site("t", (), (), tuple(hosts), (), (), tuple(modules), tuple(policies), tuple(pins), tuple(avoids), mode)
 
 
 def check_valid(s: ir.Site, pl: Placement) -> None:
@@ -68,11 +67,26 @@ def check_valid(s: ir.Site, pl: Placement) -> None:
 
 # ---- constraints -------------------------------------------------------------------
 def test_kind_pin_avoid_and_capacity_are_honoured() -> None:
-    hosts = [H("a", 4, 8, ("click",)), H("b", 8, 16), H("c", 8, 16, ("click", "vm")), H("d", 2, 4, ("click", "process"))]
-    mods = [M("vm1", "vm", 2, 4, 3), M("p", "process", 1, 1, 2), M("fw", cores=2),
-            M("pinned", cores=1, replicas=2), M("dodge", cores=1)]
-    s = site(hosts, mods, [chain(0, "fw", "vm1"), chain(1, "p")],
-             pins=[("pinned", "a"), ("pinned", "d")], avoids=[("dodge", "a"), ("dodge", "b")])
+    hosts = [
+        H("a", 4, 8, ("click",)),
+        H("b", 8, 16),
+        H("c", 8, 16, ("click", "vm")),
+        H("d", 2, 4, ("click", "process")),
+    ]
+    mods = [
+        M("vm1", "vm", 2, 4, 3),
+        M("p", "process", 1, 1, 2),
+        M("fw", cores=2),
+        M("pinned", cores=1, replicas=2),
+        M("dodge", cores=1),
+    ]
+    s = site(
+        hosts,
+        mods,
+        [chain(0, "fw", "vm1"), chain(1, "p")],
+        pins=[("pinned", "a"), ("pinned", "d")],
+        avoids=[("dodge", "a"), ("dodge", "b")],
+    )
     r = place(s)
     assert r.diagnostics == [] and r.placement is not None
     check_valid(s, r.placement)
@@ -99,8 +113,11 @@ def test_spare_used_when_needed_and_as_little_as_possible() -> None:
 
 
 def test_replicas_on_distinct_hosts() -> None:
-    s = site([H(f"h{k}", 16, 32) for k in range(4)], [M("ids", "vm", 2, 2, 4), M("fw")],
-             [chain(0, "fw", "ids", symmetric=True)])
+    s = site(
+        [H(f"h{k}", 16, 32) for k in range(4)],
+        [M("ids", "vm", 2, 2, 4), M("fw")],
+        [chain(0, "fw", "ids", symmetric=True)],
+    )
     r = place(s)
     assert r.placement is not None
     assert len({r.placement.host_of(f"ids#{k}") for k in range(1, 5)}) == 4
@@ -128,13 +145,24 @@ def test_affinity_pairs_follow_pipelines() -> None:
         chain(5, ir.Use("cl", branches=(("x", ir.Serial((ir.Use("d"), ir.Drop()))), (None, ir.Pass()))), "e"),
     ]
     s = site([H("h")], mods, pols)
-    assert affinity(s) == {("a", "b"): 3, ("a", "c"): 1, ("b", "c"): 2, ("b", "e"): 1, ("c", "e"): 1,
-                           ("cl", "d"): 1, ("cl", "e"): 1, ("d", "t"): 1}
+    assert affinity(s) == {
+        ("a", "b"): 3,
+        ("a", "c"): 1,
+        ("b", "c"): 2,
+        ("b", "e"): 1,
+        ("c", "e"): 1,
+        ("cl", "d"): 1,
+        ("cl", "e"): 1,
+        ("d", "t"): 1,
+    }
 
 
 def test_chain_on_one_host_when_it_fits() -> None:
-    s = site([H(f"h{k}", 8, 16) for k in range(3)], [M("a", cores=2), M("b", cores=2), M("c", cores=2), M("z", cores=2)],
-             [chain(0, "a", "b", "c"), chain(1, "z")])
+    s = site(
+        [H(f"h{k}", 8, 16) for k in range(3)],
+        [M("a", cores=2), M("b", cores=2), M("c", cores=2), M("z", cores=2)],
+        [chain(0, "a", "b", "c"), chain(1, "z")],
+    )
     r = place(s)
     assert r.placement is not None and r.score is not None
     assert len({r.placement.host_of(x) for x in "abc"}) == 1 and r.score.crossings == 0
@@ -160,8 +188,7 @@ def test_pack_versus_spread() -> None:
 # ---- stability -----------------------------------------------------------------------
 def _campus_like() -> ir.Site:
     hosts = [H("mh1", 12, 16), H("mh2", 12, 16, ("click", "vm")), H("mh3", 12, 16, spare=True)]
-    mods = [M("fw"), M("ids", "vm", 2, 2, 4), M("pre"), M("deep", "vm", 4, 4), M("cnt"),
-            M("bl", "process", 1, 1)]
+    mods = [M("fw"), M("ids", "vm", 2, 2, 4), M("pre"), M("deep", "vm", 4, 4), M("cnt"), M("bl", "process", 1, 1)]
     pols = [chain(0, "fw", "ids", symmetric=True), chain(1, "pre", "deep"), chain(2, "bl", "cnt")]
     return site(hosts, mods, pols)
 
@@ -211,8 +238,10 @@ def test_replica_count_change_keeps_the_first_instance() -> None:
 # ---- diagnostics ---------------------------------------------------------------------
 def test_cores_short_names_resource_where_and_how_much() -> None:
     span = Span(100, 120)
-    s = site([H("mh1", 3, 16, ("vm",)), H("mh2", 2, 16, ("vm",)), H("mh3", 8, 16, ("click",))],
-             [M("ids", "vm", 2, 2, 3, span=span)])
+    s = site(
+        [H("mh1", 3, 16, ("vm",)), H("mh2", 2, 16, ("vm",)), H("mh3", 8, 16, ("click",))],
+        [M("ids", "vm", 2, 2, 3, span=span)],
+    )
     r = place(s)
     assert r.placement is None
     [d] = r.diagnostics
@@ -235,9 +264,11 @@ def test_memory_short() -> None:
 
 def test_no_host_at_all() -> None:
     span = Span(5, 9)
-    s = site([H("a", 8, 1, ("process",)), H("b", 8, 16, ("click",))],
-             [M("m", "process", 1, 2, span=span), M("v", "vm"), M("ok")],
-             pins=[("m", "a")])
+    s = site(
+        [H("a", 8, 1, ("process",)), H("b", 8, 16, ("click",))],
+        [M("m", "process", 1, 2, span=span), M("v", "vm"), M("ok")],
+        pins=[("m", "a")],
+    )
     r = place(s)
     assert r.placement is None
     codes = {d.message.split("`")[1]: d for d in r.diagnostics}
@@ -279,14 +310,25 @@ def test_json_round_trip_and_usage() -> None:
 
 # ---- scale and the exact solver ---------------------------------------------------------
 def random_site(rng: random.Random, n_hosts: int, n_modules: int, replicas: tuple[int, ...]) -> ir.Site:
-    hosts = [H(f"h{k:03d}", rng.choice([4, 8, 12, 16]), rng.choice([8, 16, 32, 64]),
-               KINDS if rng.random() < 0.6 else tuple(sorted(rng.sample(KINDS, 2))),
-               spare=(k == n_hosts - 1 and rng.random() < 0.4)) for k in range(n_hosts)]
-    mods = [M(f"m{k:03d}", rng.choice(KINDS), rng.choice([1, 1, 2, 3, 4]), rng.choice([1, 2, 4]),
-              rng.choice(replicas)) for k in range(n_modules)]
+    hosts = [
+        H(
+            f"h{k:03d}",
+            rng.choice([4, 8, 12, 16]),
+            rng.choice([8, 16, 32, 64]),
+            KINDS if rng.random() < 0.6 else tuple(sorted(rng.sample(KINDS, 2))),
+            spare=(k == n_hosts - 1 and rng.random() < 0.4),
+        )
+        for k in range(n_hosts)
+    ]
+    mods = [
+        M(f"m{k:03d}", rng.choice(KINDS), rng.choice([1, 1, 2, 3, 4]), rng.choice([1, 2, 4]), rng.choice(replicas))
+        for k in range(n_modules)
+    ]
     names = [m.name for m in mods]
-    pols = [chain(k, *rng.sample(names, rng.randint(1, min(4, len(names)))), symmetric=rng.random() < 0.3)
-            for k in range(max(2, n_modules * 2 // 3))]
+    pols = [
+        chain(k, *rng.sample(names, rng.randint(1, min(4, len(names)))), symmetric=rng.random() < 0.3)
+        for k in range(max(2, n_modules * 2 // 3))
+    ]
     pins = []
     m = rng.choice(mods)
     ok = [h.name for h in hosts if m.kind in h.runs]
@@ -298,13 +340,21 @@ def random_site(rng: random.Random, n_hosts: int, n_modules: int, replicas: tupl
 
 def test_thousand_instances_on_a_hundred_hosts() -> None:
     rng = random.Random(7)
-    hosts = [H(f"h{k:03d}", rng.choice([16, 24, 32, 48]), rng.choice([32, 64, 128]), spare=k % 25 == 0)
-             for k in range(100)]
+    hosts = [
+        H(f"h{k:03d}", rng.choice([16, 24, 32, 48]), rng.choice([32, 64, 128]), spare=k % 25 == 0) for k in range(100)
+    ]
     mods = []
     while sum(m.replicas for m in mods) < 1000:
         r = min(rng.choice([1, 1, 1, 2, 4, 8]), 1000 - sum(m.replicas for m in mods))
-        mods.append(M(f"m{len(mods):03d}", rng.choice(["vm", "click", "click"]), rng.choice([1, 1, 2, 4]),
-                      rng.choice([1, 2, 4]), r))
+        mods.append(
+            M(
+                f"m{len(mods):03d}",
+                rng.choice(["vm", "click", "click"]),
+                rng.choice([1, 1, 2, 4]),
+                rng.choice([1, 2, 4]),
+                r,
+            )
+        )
     pols = [chain(k, *rng.sample([m.name for m in mods], rng.randint(1, 4))) for k in range(len(mods) // 2)]
     for mode in ("spread", "pack"):
         s = site(hosts, mods, pols, mode=mode)
@@ -323,8 +373,12 @@ def test_heuristic_against_exact_on_random_small_sites() -> None:
     """gap = (cost(heuristic) - cost(exact)) / cost(exact), cost as the MILP's objective."""
     gaps, same, feasible = [], 0, 0
     for seed in range(20):
-        s = random_site(random.Random(seed), random.Random(seed).randint(3, 6), random.Random(seed + 99).randint(3, 8),
-                        (1, 1, 1, 2, 3))
+        s = random_site(
+            random.Random(seed),
+            random.Random(seed).randint(3, 6),
+            random.Random(seed + 99).randint(3, 8),
+            (1, 1, 1, 2, 3),
+        )
         p = Problem(s)
         h, x = place(s), place(s, optimal=True)
         assert x.proven_optimal or x.placement is None, seed
@@ -341,8 +395,10 @@ def test_heuristic_against_exact_on_random_small_sites() -> None:
         ch, cx = p.cost(h.score), p.cost(x.score)
         gaps.append((ch - cx) / max(cx, 1.0))
         same += h.score.key() == x.score.key()
-    print(f"\nheuristic vs exact on {feasible} feasible of 20 sites: {same} optimal, "
-          f"median gap {statistics.median(gaps):.3f}, worst {max(gaps):.3f}")
+    print(
+        f"\nheuristic vs exact on {feasible} feasible of 20 sites: {same} optimal, "
+        f"median gap {statistics.median(gaps):.3f}, worst {max(gaps):.3f}"
+    )
     # observed (seeds 0-149): 120 of 123 feasible sites optimal, worst gap 0.047
     assert feasible >= 12 and same >= feasible * 4 // 5
     assert max(gaps) <= 0.05

@@ -9,7 +9,6 @@ import dataclasses
 import functools
 import json
 import shlex
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,18 +16,18 @@ from hypothesis import strategies as st
 
 from backends.emit.process import render_process
 from backends.emit.vm.generate import tap_name
-from compiler.pipeline import Compiled, compile_site
 from compiler.check.frontend import load, run
+from compiler.pipeline import Compiled, compile_site
 from fslang.values import escape_string
-from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT
+from tests.golden_files import check_golden
 
 GOLDEN = ROOT / "tests" / "golden" / "process"
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 SHELL = ["/bin/sh", "-c"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(stem: str) -> Compiled:
     result = load(ROOT / "examples" / f"{stem}.fs")
     assert result.site is not None
@@ -84,11 +83,45 @@ def test_render_is_deterministic(stem: str) -> None:
 
 
 # ---- hostile commands --------------------------------------------------------------------------
-HOSTILE = ['"', "'", "\\", "\\\"", ";", "&&", "|", "$(", ")", "`", "${HOME}", "$HOME", "{{", "}}", "</", "]]>", "&",
-           "#", "*", "?", "~", ">", "<", " ", "\t", "\r", "é", "\U0001f600", "\x01", "%s", "\u2028"]
+HOSTILE = [
+    '"',
+    "'",
+    "\\",
+    '\\"',
+    ";",
+    "&&",
+    "|",
+    "$(",
+    ")",
+    "`",
+    "${HOME}",
+    "$HOME",
+    "{{",
+    "}}",
+    "</",
+    "]]>",
+    "&",
+    "#",
+    "*",
+    "?",
+    "~",
+    ">",
+    "<",
+    " ",
+    "\t",
+    "\r",
+    "é",
+    "\U0001f600",
+    "\x01",
+    "%s",
+    "\u2028",
+]
 fsl_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\x00")
-hostile = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(fsl_chars, max_size=4)), min_size=1,
-                   max_size=10).map("".join).filter(lambda s: s != "")
+hostile = (
+    st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(fsl_chars, max_size=4)), min_size=1, max_size=10)
+    .map("".join)
+    .filter(lambda s: s != "")
+)
 
 SITE = """site h
 switch sw dpid 1
@@ -111,7 +144,7 @@ def site_with(command: str) -> Compiled:
     return c
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _baseline() -> Compiled:
     return site_with("true")
 
@@ -153,7 +186,23 @@ def test_any_command_round_trips(command: str) -> None:
 
 
 def test_shell_syntax_stays_literal() -> None:
-    command = 'run "$(rm -rf /)" ; echo `id` && {{ x }} > /tmp/f \'$HOME\' # not a comment'
+    command = "run \"$(rm -rf /)\" ; echo `id` && {{ x }} > /tmp/f '$HOME' # not a comment"
     doc = json.loads(render_process(site_with(command))["process/p#1.json"])
-    assert doc["argv"] == ["run", "$(rm -rf /)", ";", "echo", "`id`", "&&", "{{", "x", "}}", ">", "/tmp/f",
-                           "$HOME", "#", "not", "a", "comment"]
+    assert doc["argv"] == [
+        "run",
+        "$(rm -rf /)",
+        ";",
+        "echo",
+        "`id`",
+        "&&",
+        "{{",
+        "x",
+        "}}",
+        ">",
+        "/tmp/f",
+        "$HOME",
+        "#",
+        "not",
+        "a",
+        "comment",
+    ]

@@ -17,8 +17,9 @@ import random
 import subprocess
 import sys
 import zlib
-from functools import lru_cache
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from functools import cache, lru_cache
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, event, given, note, settings
@@ -26,23 +27,22 @@ from hypothesis import strategies as st
 
 from backends.emit.openflow.ofctl import to_groups, to_ofctl
 from compiler import ir
+from compiler.check.frontend import load, run
 from compiler.flowir import Output
-from compiler.steering.flowhash import ADDR_FIELDS, BUCKETS, L4_FIELDS, bucket_sets
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
-from compiler.steering.hostplan import host_plans
-from compiler.verification.interpreter import interpret, route
 from compiler.lowering.lower import bucket_patterns, lower
-from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.pipeline import Compiled, compile_site
 from compiler.placement.place import place
+from compiler.steering.flowhash import ADDR_FIELDS, BUCKETS, L4_FIELDS, bucket_sets
+from compiler.steering.hostplan import host_plans
+from compiler.steering.steer import plan
+from compiler.verification.interpreter import interpret
+from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.verification.platform_sim import Platform
 from compiler.verification.simulator import Packet
-from compiler.steering.steer import plan
-from compiler.check.frontend import load, run
 from tests.conftest import EXAMPLES, ROOT
-from tests.platform_harness import (copy_exits, packet_from_point, ref_summary, run_both, sim_summary,
-                                    trace_errors)
+from tests.platform_harness import copy_exits, packet_from_point, ref_summary, run_both, sim_summary, trace_errors
 
 SCALE = float(os.environ.get("FSC_PROPERTIES_SCALE", "1"))  # > 1 for a longer hunt
 
@@ -51,13 +51,16 @@ def n(examples: int) -> int:
     return max(1, int(examples * SCALE))
 
 
-PROPS = settings(max_examples=n(150), deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                        HealthCheck.filter_too_much])
+PROPS = settings(
+    max_examples=n(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 EXAMPLE_NAMES = [p.stem for p in EXAMPLES]
 
 
 # ================================================================ compiled sites, cached
+
 
 @dataclasses.dataclass(frozen=True)
 class Built:
@@ -66,10 +69,10 @@ class Built:
     compiled: Compiled
     platform: Platform
     spaces: tuple[HeaderSpace, ...]  # where interesting packets come from
-    pools: "Pools"
+    pools: Pools
 
 
-@lru_cache(maxsize=None)
+@cache
 def example(name: str) -> Built:
     result = load(ROOT / "examples" / f"{name}.fs")
     assert result.site is not None, [(d.code, d.message) for d in result.diagnostics]
@@ -173,12 +176,21 @@ def _field_pool(pools: Pools, name: str) -> st.SearchStrategy[int]:
     return rnd
 
 
-other_eth = st.one_of(st.sampled_from(OTHER_ETH), st.integers(0x0600, 0xFFFF).filter(
-    lambda t: t not in (ETH_IPV4, ETH_IPV6, ETH_ARP, 0x8100, 0x88A8, 0x9100, 0x8847, 0x8848)))
+other_eth = st.one_of(
+    st.sampled_from(OTHER_ETH),
+    st.integers(0x0600, 0xFFFF).filter(
+        lambda t: t not in (ETH_IPV4, ETH_IPV6, ETH_ARP, 0x8100, 0x88A8, 0x9100, 0x8847, 0x8848)
+    ),
+)
 eth_types = st.one_of(st.sampled_from([ETH_IPV4, ETH_IPV6, ETH_ARP]), other_eth)
 protos = st.one_of(st.sampled_from(PROTOS), st.integers(0, 255))
-vlans = st.one_of(st.just(0), st.just(0), st.just(0), st.sampled_from(TAGS).map(lambda v: 0x1000 | v),
-                  st.integers(0, 4095).map(lambda v: 0x1000 | v))  # mostly untagged
+vlans = st.one_of(
+    st.just(0),
+    st.just(0),
+    st.just(0),
+    st.sampled_from(TAGS).map(lambda v: 0x1000 | v),
+    st.integers(0, 4095).map(lambda v: 0x1000 | v),
+)  # mostly untagged
 RANDOMISED = ("eth_src", "eth_dst", "ip_dscp", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
 
 
@@ -217,14 +229,23 @@ def _edge_from_cube(draw: Any, b: Built, cube: Any, point: dict[str, int]) -> No
 def free_points(draw: Any, b: Built) -> dict[str, int]:
     """A packet built from interesting values, field by field."""
     eth = draw(eth_types)
-    point = {"eth_type": eth, "vlan_vid": draw(vlans), "in_edge": draw(st.sampled_from([e.index for e in b.site.edges])),
-             "eth_src": draw(_field_pool(b.pools, "eth_src")), "eth_dst": draw(_field_pool(b.pools, "eth_dst"))}
+    point = {
+        "eth_type": eth,
+        "vlan_vid": draw(vlans),
+        "in_edge": draw(st.sampled_from([e.index for e in b.site.edges])),
+        "eth_src": draw(_field_pool(b.pools, "eth_src")),
+        "eth_dst": draw(_field_pool(b.pools, "eth_dst")),
+    }
     fam = {ETH_IPV4: "ipv4", ETH_IPV6: "ipv6"}.get(eth)
     if fam:
-        point |= {f"{fam}_src": draw(_field_pool(b.pools, f"{fam}_src")),
-                  f"{fam}_dst": draw(_field_pool(b.pools, f"{fam}_dst")),
-                  "ip_proto": draw(protos), "ip_dscp": draw(_field_pool(b.pools, "ip_dscp")),
-                  "tp_src": draw(_field_pool(b.pools, "tp_src")), "tp_dst": draw(_field_pool(b.pools, "tp_dst"))}
+        point |= {
+            f"{fam}_src": draw(_field_pool(b.pools, f"{fam}_src")),
+            f"{fam}_dst": draw(_field_pool(b.pools, f"{fam}_dst")),
+            "ip_proto": draw(protos),
+            "ip_dscp": draw(_field_pool(b.pools, "ip_dscp")),
+            "tp_src": draw(_field_pool(b.pools, "tp_src")),
+            "tp_dst": draw(_field_pool(b.pools, "tp_dst")),
+        }
     return point
 
 
@@ -241,6 +262,7 @@ def ingress_packets(draw: Any, b: Built) -> tuple[dict[str, int], str, tuple[str
 
 # ================================================================ module models
 
+
 def flow_key(pkt: Mapping[str, int]) -> tuple[int, ...]:
     eth = pkt.get("eth_type", 0)
     src, dst = ADDR_FIELDS.get(eth, ("", ""))
@@ -251,9 +273,11 @@ def flow_key(pkt: Mapping[str, int]) -> tuple[int, ...]:
 def random_oracle(seed: int) -> Callable[[ir.Module, str, Mapping[str, int]], str | None]:
     """Per (instance, 5-tuple): one of the module's outputs, or None (drop),
     the same every time it is asked about the same packet."""
+
     def oracle(module: ir.Module, instance: str, packet: Mapping[str, int]) -> str | None:
         choices = [*module.outputs, None]
         return choices[zlib.crc32(repr((seed, instance, flow_key(packet))).encode()) % len(choices)]
+
     oracle.__name__ = f"random_oracle({seed})"
     return oracle
 
@@ -272,6 +296,7 @@ oracle_seeds = st.one_of(st.none(), st.integers(0, 2**32 - 1))
 
 # ================================================================ the comparison
 
+
 def outputs_to_in_port(pf: Platform, tr: Any) -> list[str]:
     """Hops where the switch's matched entries output the packet to the port it
     came in by, by number: OpenFlow (and the simulator, like OVS) drops that
@@ -283,8 +308,10 @@ def outputs_to_in_port(pf: Platform, tr: Any) -> list[str]:
         res = pf.sims[hop["switch"]].run(Packet.from_fields(hop["headers"]), hop["in_port"])
         for hit in res.matched:
             if any(isinstance(a, Output) and a.port == hop["in_port"] for a in hit.entry.actions):
-                out.append(f"{hop['switch']}: in_port {hop['in_port']} vlan_vid {hop['headers'].get('vlan_vid')} "
-                           f"table {hit.table_id} outputs to port {hop['in_port']}")
+                out.append(
+                    f"{hop['switch']}: in_port {hop['in_port']} vlan_vid {hop['headers'].get('vlan_vid')} "
+                    f"table {hit.table_id} outputs to port {hop['in_port']}"
+                )
     for c in tr.copies:
         out += outputs_to_in_port(pf, c)
     return out
@@ -294,14 +321,17 @@ class KnownBug(AssertionError):
     """A disagreement explained by a bug a strict xfail test below pins down."""
 
 
-def check_packet(b: Built, pf: Platform, oracle: Any, pkt: Mapping[str, int], edge: str,
-                 port: tuple[str, int], replies: bool = True) -> None:
+def check_packet(
+    b: Built, pf: Platform, oracle: Any, pkt: Mapping[str, int], edge: str, port: tuple[str, int], replies: bool = True
+) -> None:
     """Properties 1-3 for one packet (and, when it leaves by one edge, for its reply)."""
     ref, tr = run_both(b.site, pf, pkt, edge, port, oracle)
-    ctx = (f"site {b.name}: packet {dict(pkt)} in at {edge} {port[0]}:{port[1]} "
-           f"(oracle {getattr(oracle, '__name__', oracle)})\n  interpreter {ref_summary(ref)} "
-           f"policy={ref.policy} {ref.direction} reason={ref.reason}\n  platform    {sim_summary(tr)} "
-           f"policy={tr.policy} error={tr.error}")
+    ctx = (
+        f"site {b.name}: packet {dict(pkt)} in at {edge} {port[0]}:{port[1]} "
+        f"(oracle {getattr(oracle, '__name__', oracle)})\n  interpreter {ref_summary(ref)} "
+        f"policy={ref.policy} {ref.direction} reason={ref.reason}\n  platform    {sim_summary(tr)} "
+        f"policy={tr.policy} error={tr.error}"
+    )
     note(ctx)
     assert not trace_errors(tr), ctx
     if ref_summary(ref) != sim_summary(tr) and outputs_to_in_port(pf, tr):
@@ -317,6 +347,7 @@ def check_packet(b: Built, pf: Platform, oracle: Any, pkt: Mapping[str, int], ed
 
 
 # ---------------------------------------------------------------- 1, 2, 3 on the examples
+
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 @PROPS
@@ -351,8 +382,9 @@ def flows_of(draw: Any, b: Built, policy: ir.Policy) -> tuple[dict[str, int], st
 @pytest.mark.parametrize("name,policy", SYMMETRIC)
 @settings(max_examples=n(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])  # filtering must stay rare
 @given(data=st.data(), seed=oracle_seeds)
-def test_symmetric_reply_meets_the_same_instances_in_reverse(name: str, policy: str, data: Any,
-                                                             seed: int | None) -> None:
+def test_symmetric_reply_meets_the_same_instances_in_reverse(
+    name: str, policy: str, data: Any, seed: int | None
+) -> None:
     b = example(name)
     pol = next(p for p in b.site.policies if p.name == policy)
     pf, oracle = platform_for(b, seed)
@@ -363,13 +395,16 @@ def test_symmetric_reply_meets_the_same_instances_in_reverse(name: str, policy: 
     reply = swapped(pkt)
     back_ref, back = run_both(b.site, pf, reply, ex["edge"], (ex["switch"], ex["port"]), oracle)
     assume(back_ref.policy == policy and back_ref.direction == "reverse")
-    ctx = f"{name}/{policy}: {pkt} at {edge}: forward {fwd.modules} -> {fwd.exits}; reply {back.modules} -> {back.exits}"
+    ctx = (
+        f"{name}/{policy}: {pkt} at {edge}: forward {fwd.modules} -> {fwd.exits}; reply {back.modules} -> {back.exits}"
+    )
     assert back.modules == list(reversed(fwd.modules)), ctx
     assert [x["edge"] for x in back.exits] == [edge], ctx
     assert not trace_errors(fwd) and not trace_errors(back), ctx
 
 
 # ---------------------------------------------------------------- 5. replica shares follow weights
+
 
 def replicated_stages(site: ir.Site) -> list[tuple[ir.Policy, ir.Module]]:
     out = []
@@ -398,7 +433,7 @@ STAGES = [(n, pol.name, m.name) for n in EXAMPLE_NAMES for pol, m in replicated_
 WEIGHT_SETS = [None, (3, 1), (1, 2, 5, 1), (1, 7, 2)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def weighted(name: str, module: str, weights: tuple[int, ...] | None) -> Built:
     b = example(name)
     if weights is None:
@@ -411,8 +446,9 @@ def weighted(name: str, module: str, weights: tuple[int, ...] | None) -> Built:
 
 @pytest.mark.parametrize("weights", WEIGHT_SETS, ids=lambda w: "placement" if w is None else ":".join(map(str, w)))
 @pytest.mark.parametrize("name,policy,module", STAGES)
-def test_replicas_share_flows_in_proportion_to_weights(name: str, policy: str, module: str,
-                                                       weights: tuple[int, ...] | None) -> None:
+def test_replicas_share_flows_in_proportion_to_weights(
+    name: str, policy: str, module: str, weights: tuple[int, ...] | None
+) -> None:
     b = weighted(name, module, weights)
     pol = next(p for p in b.site.policies if p.name == policy)
     insts = b.site.module(module).instance_names()
@@ -442,10 +478,13 @@ def test_replicas_share_flows_in_proportion_to_weights(name: str, policy: str, m
     assert total >= 400, f"only {total} of 800 flows reached {module}"
     shares = [counts[i] / total for i in insts]
     for inst, got, want in zip(insts, shares, expected):
-        assert abs(got - want) <= 0.07, f"{b.name}: {inst} got {got:.3f} of {total} flows, weight share {want:.3f} {counts}"
+        assert abs(got - want) <= 0.07, (
+            f"{b.name}: {inst} got {got:.3f} of {total} flows, weight share {want:.3f} {counts}"
+        )
 
 
 # ---------------------------------------------------------------- 6. tcam budgets, deterministic output
+
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_tables_fit_tcam_and_compiling_is_deterministic(name: str) -> None:
@@ -480,14 +519,16 @@ def test_output_does_not_depend_on_the_hash_seed() -> None:
     outs = []
     for seed in ("0", "4242"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        done = subprocess.run([sys.executable, "-c", _RENDER], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", _RENDER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr
         outs.append(done.stdout)
     assert outs[0] == outs[1]
 
 
 # ---------------------------------------------------------------- 7. flow mods applied twice
+
 
 def effect(e: Any) -> tuple:
     return (e.actions, e.goto_table, e.write_metadata)
@@ -545,41 +586,74 @@ def test_equal_priority_entries_that_overlap_do_the_same(name: str) -> None:
             groups.setdefault((e.table_id, e.priority), []).append(e)
         for key, es in groups.items():
             for i, x in enumerate(es):
-                for y in es[i + 1:]:
+                for y in es[i + 1 :]:
                     if effect(x) != effect(y) and _overlap(x.match, y.match):
                         # only a conflict if some packet can hold both: check prerequisites agree
-                        pytest.fail(f"{name}/{sw} table {key[0]} priority {key[1]}: {x.match} and {y.match} "
-                                    f"overlap with different effects")
+                        pytest.fail(
+                            f"{name}/{sw} table {key[0]} priority {key[1]}: {x.match} and {y.match} "
+                            f"overlap with different effects"
+                        )
 
 
 # ================================================================ 8. random small sites
 
-MATCH_ATOMS = ["tcp", "udp", "icmp", "ip", "ip6", "arp", "icmp6", "dst port 80", "dst port {22, 53}",
-               "src port 1000..2000", "port 443", "dst net 10.1.0.0/16", "src net 10.2.0.0/16",
-               "dst host 10.1.0.5", "net 10.3.0.0/24", "src net 2001:db8:1::/48", "dst net 2001:db8:3::/48",
-               "dscp 46", "vlan 20", "proto 47", "ether src 02:00:00:00:00:01", "dst port 5060..5061",
-               "tcp and dst port 80", "udp and dst port 53", "src host 8.8.8.8"]
+MATCH_ATOMS = [
+    "tcp",
+    "udp",
+    "icmp",
+    "ip",
+    "ip6",
+    "arp",
+    "icmp6",
+    "dst port 80",
+    "dst port {22, 53}",
+    "src port 1000..2000",
+    "port 443",
+    "dst net 10.1.0.0/16",
+    "src net 10.2.0.0/16",
+    "dst host 10.1.0.5",
+    "net 10.3.0.0/24",
+    "src net 2001:db8:1::/48",
+    "dst net 2001:db8:3::/48",
+    "dscp 46",
+    "vlan 20",
+    "proto 47",
+    "ether src 02:00:00:00:00:01",
+    "dst port 5060..5061",
+    "tcp and dst port 80",
+    "udp and dst port 53",
+    "src host 8.8.8.8",
+]
 EDGE_NETS = ["10.1.0.0/16, 2001:db8:1::/48", "10.2.0.0/16", "10.3.0.0/24, 2001:db8:3::/48"]
 
 
 def matches(depth: int = 0, negate: bool = True) -> st.SearchStrategy[str]:
     """Match expressions over a small vocabulary; ``negate``: `not` anywhere."""
     atom = st.sampled_from(MATCH_ATOMS)
-    leaf = st.one_of(atom, atom, atom, atom, atom.map(lambda a: f"not {a}" if " " not in a else f"not ({a})")) \
-        if negate else atom
+    leaf = (
+        st.one_of(atom, atom, atom, atom, atom.map(lambda a: f"not {a}" if " " not in a else f"not ({a})"))
+        if negate
+        else atom
+    )
     if depth >= 2:
         return leaf
     sub = st.deferred(lambda: matches(depth + 1, negate))
-    return st.one_of(leaf, leaf, st.tuples(sub, st.sampled_from(["and", "and", "or"]), sub).map(
-        lambda t: f"({t[0]} {t[1]} {t[2]})"))
+    return st.one_of(
+        leaf, leaf, st.tuples(sub, st.sampled_from(["and", "and", "or"]), sub).map(lambda t: f"({t[0]} {t[1]} {t[2]})")
+    )
 
 
 def narrow_matches() -> st.SearchStrategy[str]:
     """Policy matches and `case` guards: `not` only next to something positive.
     (Broad complements make `fsc check` itself take tens of seconds, see the report.)"""
     pos = matches(1, negate=False)
-    return st.one_of(pos, pos, st.tuples(pos, st.sampled_from(MATCH_ATOMS)).map(
-        lambda t: f"{t[0]} and not {t[1] if ' ' not in t[1] else '(' + t[1] + ')'}"))
+    return st.one_of(
+        pos,
+        pos,
+        st.tuples(pos, st.sampled_from(MATCH_ATOMS)).map(
+            lambda t: f"{t[0]} and not {t[1] if ' ' not in t[1] else '(' + t[1] + ')'}"
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -607,7 +681,7 @@ def modules(draw: Any, k: int) -> tuple[str, Mod]:
             params.append(f"deny: {draw(matches(1))}")
         text, outs = f"firewall({', '.join(params)})", ("out",)
     else:
-        labels = ["hot", "cold"][:draw(st.integers(1, 2))]
+        labels = ["hot", "cold"][: draw(st.integers(1, 2))]
         text = "classify(" + ", ".join(f"{lb}: {draw(matches(1))}" for lb in labels) + ")"
         outs = (*labels, "else")
     return f"module {name} = {text}", Mod(name, outs, replicas)
@@ -756,8 +830,11 @@ def select_estimate(site: ir.Site) -> int:
     if placed.placement is None:
         return 0
     steering = plan(site, dict(placed.placement.weights))
-    return sum(len(bucket_patterns(c.buckets)) * (len(c.space.cubes) if c.space is not None else 1)
-               for e in steering.entries for c, _ in e.combos)
+    return sum(
+        len(bucket_patterns(c.buckets)) * (len(c.space.cubes) if c.space is not None else 1)
+        for e in steering.entries
+        for c, _ in e.combos
+    )
 
 
 @lru_cache(maxsize=256)
@@ -765,8 +842,10 @@ def random_site(text: str) -> Built | None:
     result = run("r.fs", text)
     if result.site is None:
         return None
-    if (sum(len(p.match.cubes) for p in result.site.policies) > MAX_CUBES
-            or sum(_guard_cubes(p.pipeline) for p in result.site.policies) > MAX_CUBES // 2):
+    if (
+        sum(len(p.match.cubes) for p in result.site.policies) > MAX_CUBES
+        or sum(_guard_cubes(p.pipeline) for p in result.site.policies) > MAX_CUBES // 2
+    ):
         return None
     if select_estimate(result.site) > MAX_SELECT:
         return None
@@ -778,8 +857,11 @@ def random_site(text: str) -> Built | None:
     return _built("random", result.site, compiled)
 
 
-@settings(max_examples=n(100), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@settings(
+    max_examples=n(100),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 @given(text=site_texts(), data=st.data(), seed=oracle_seeds)
 def test_random_sites_platform_agrees_with_interpreter(text: str, data: Any, seed: int | None) -> None:
     b = random_site(text)
@@ -811,11 +893,15 @@ pin m0 to h1
 """
 FORKS = {
     # the copy goes back to the host that sent the fork: the copy is lost
-    "copy-to-sender": ("pin m1 to h1\npin m2 to h2\npolicy p via m0 >> copy 50% to m1\n",
-                       {"m0": "h1", "m1": "h1", "m2": "h2"}),
+    "copy-to-sender": (
+        "pin m1 to h1\npin m2 to h2\npolicy p via m0 >> copy 50% to m1\n",
+        {"m0": "h1", "m1": "h1", "m2": "h2"},
+    ),
     # the original goes on to the host that sent the fork: the original is lost (and never leaves)
-    "main-to-sender": ("pin m1 to h2\npin m2 to h1\npolicy p via m0 >> copy 50% to m1 >> m2\n",
-                       {"m0": "h1", "m1": "h2", "m2": "h1"}),
+    "main-to-sender": (
+        "pin m1 to h2\npin m2 to h1\npolicy p via m0 >> copy 50% to m1 >> m2\n",
+        {"m0": "h1", "m1": "h2", "m2": "h1"},
+    ),
 }
 
 
@@ -828,8 +914,16 @@ def test_fork_back_to_the_sending_host(case: str) -> None:
     assert compiled.ok and compiled.host_of() == hosts
     b = _built(f"fork-{case}", site, compiled)
     # flow bucket 0: every `copy` takes it
-    pkt = {"eth_src": 2, "eth_dst": 3, "eth_type": ETH_IPV4, "ipv4_src": 0x01020304, "ipv4_dst": 0x01020304,
-           "ip_proto": 6, "tcp_src": 0, "tcp_dst": 0}
+    pkt = {
+        "eth_src": 2,
+        "eth_dst": 3,
+        "eth_type": ETH_IPV4,
+        "ipv4_src": 0x01020304,
+        "ipv4_dst": 0x01020304,
+        "ip_proto": 6,
+        "tcp_src": 0,
+        "tcp_dst": 0,
+    }
     ref, tr = run_both(site, b.platform, pkt, "e0", ("sw", 40))
     assert ref_summary(ref)["copies"] == [("m1",)] and ref.exits
     assert sim_summary(tr) == ref_summary(ref), outputs_to_in_port(b.platform, tr)

@@ -12,30 +12,60 @@ from hypothesis import strategies as st
 
 from backends.emit.openflow.ofctl_json import flow_entries, group_entries, to_json
 from compiler.flowir import (
-    OFPP_IN_PORT, Bucket, FieldMatch, FlowEntry, GroupAction, GroupEntry,
-    Match, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField,
+    OFPP_IN_PORT,
+    Bucket,
+    FieldMatch,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Match,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
     SwitchTables,
 )
 from compiler.verification.simulator import (
-    AmbiguousMatch, MplsLse, Packet, SimulationError, VlanTag, simulate,
+    AmbiguousMatch,
+    MplsLse,
+    Packet,
+    SimulationError,
+    VlanTag,
+    simulate,
     validate,
 )
 
 F = FieldMatch
 IP4 = {"eth_type": 0x0800}
-TCP = {"eth_type": 0x0800, "ip_proto": 6, "ipv4_src": 0x0A000001,
-       "ipv4_dst": 0x0A000002, "tcp_src": 1234, "tcp_dst": 80, "ip_dscp": 13,
-       "eth_src": 0x020000000001, "eth_dst": 0x020000000002}
+TCP = {
+    "eth_type": 0x0800,
+    "ip_proto": 6,
+    "ipv4_src": 0x0A000001,
+    "ipv4_dst": 0x0A000002,
+    "tcp_src": 1234,
+    "tcp_dst": 80,
+    "ip_dscp": 13,
+    "eth_src": 0x020000000001,
+    "eth_dst": 0x020000000002,
+}
 
 
 def ip(s: str) -> int:
     return int(ipaddress.ip_address(s))
 
 
-def E(table: int, prio: int, *fields: FieldMatch, actions=(), goto=None,
-      cookie: int = 0, wm: tuple[int, int] | None = None) -> FlowEntry:
-    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie,
-                     wm)
+def E(
+    table: int,
+    prio: int,
+    *fields: FieldMatch,
+    actions=(),
+    goto=None,
+    cookie: int = 0,
+    wm: tuple[int, int] | None = None,
+) -> FlowEntry:
+    return FlowEntry(table, prio, Match.of(*fields), tuple(actions), goto, cookie, wm)
 
 
 def T(*entries: FlowEntry, groups=()) -> SwitchTables:
@@ -52,10 +82,12 @@ def kinds(tables: SwitchTables) -> list[str]:
 
 # -- matching ---------------------------------------------------------------
 
+
 def test_masked_ipv4_and_mac_match():
-    t = T(E(0, 10, F("eth_type", 0x800), F("ipv4_src", ip("10.0.0.0"), 0xFF000000),
-            actions=[Output(1)]),
-          E(0, 5, F("eth_dst", 1 << 40, 1 << 40), actions=[Output(2)]))
+    t = T(
+        E(0, 10, F("eth_type", 0x800), F("ipv4_src", ip("10.0.0.0"), 0xFF000000), actions=[Output(1)]),
+        E(0, 5, F("eth_dst", 1 << 40, 1 << 40), actions=[Output(2)]),
+    )
     assert validate(t) == []
     assert ports(simulate(t, TCP, 9)) == [1]
     other = {**TCP, "ipv4_src": ip("11.0.0.1")}
@@ -64,17 +96,18 @@ def test_masked_ipv4_and_mac_match():
 
 
 def test_vlan_vid_present_and_none():
-    t = T(E(0, 10, F("vlan_vid", 0x1000, 0x1000), actions=[Output(1)]),
-          E(0, 10, F("vlan_vid", 0), actions=[Output(2)]))
+    t = T(E(0, 10, F("vlan_vid", 0x1000, 0x1000), actions=[Output(1)]), E(0, 10, F("vlan_vid", 0), actions=[Output(2)]))
     assert validate(t) == []
     assert ports(simulate(t, {**IP4, "vlan_vid": 0x1005}, 9)) == [1]
     assert ports(simulate(t, IP4, 9)) == [2]
 
 
 def test_priority_highest_wins_and_falls_through():
-    t = T(E(0, 100, *_tcp_match(), F("tcp_dst", 80), actions=[Output(1)]),
-          E(0, 50, F("eth_type", 0x800), actions=[Output(2)]),
-          E(0, 0, actions=[Output(3)]))
+    t = T(
+        E(0, 100, *_tcp_match(), F("tcp_dst", 80), actions=[Output(1)]),
+        E(0, 50, F("eth_type", 0x800), actions=[Output(2)]),
+        E(0, 0, actions=[Output(3)]),
+    )
     assert ports(simulate(t, TCP, 9)) == [1]
     assert ports(simulate(t, {**TCP, "tcp_dst": 443}, 9)) == [2]
     assert ports(simulate(t, {"eth_type": 0x806}, 9)) == [3]
@@ -86,8 +119,10 @@ def _tcp_match():
 
 
 def test_missing_field_never_matches():
-    t = T(E(0, 10, *_tcp_match(), F("tcp_dst", 80), actions=[Output(1)]),
-          E(0, 9, F("eth_type", 0x800), F("ipv4_src", 0, 0), actions=[Output(2)]))
+    t = T(
+        E(0, 10, *_tcp_match(), F("tcp_dst", 80), actions=[Output(1)]),
+        E(0, 9, F("eth_type", 0x800), F("ipv4_src", 0, 0), actions=[Output(2)]),
+    )
     udp = {"eth_type": 0x800, "ip_proto": 17, "udp_dst": 80}
     assert simulate(t, udp, 9).dropped
     # A packet whose eth_type hides an L3 field does not expose it either.
@@ -96,14 +131,16 @@ def test_missing_field_never_matches():
 
 
 def test_equal_priority_overlap_is_ambiguous():
-    t = T(E(0, 10, F("eth_type", 0x800), actions=[Output(1)], cookie=1),
-          E(0, 10, F("eth_type", 0x800), F("ip_proto", 6), actions=[Output(2)],
-            cookie=2))
+    t = T(
+        E(0, 10, F("eth_type", 0x800), actions=[Output(1)], cookie=1),
+        E(0, 10, F("eth_type", 0x800), F("ip_proto", 6), actions=[Output(2)], cookie=2),
+    )
     with pytest.raises(AmbiguousMatch):
         simulate(t, TCP, 9)
     assert kinds(t) == ["overlap"]
-    disjoint = T(E(0, 10, F("eth_type", 0x800), actions=[Output(1)]),
-                 E(0, 10, F("eth_type", 0x806), actions=[Output(2)]))
+    disjoint = T(
+        E(0, 10, F("eth_type", 0x800), actions=[Output(1)]), E(0, 10, F("eth_type", 0x806), actions=[Output(2)])
+    )
     assert validate(disjoint) == []
 
 
@@ -116,14 +153,13 @@ def test_table_miss_drops():
 
 
 def test_goto_table_pipeline_and_trace():
-    t = T(E(0, 1, F("eth_type", 0x800), actions=[SetField("ipv4_dst", 7)],
-            goto=2, cookie=0xA),
-          E(2, 3, F("eth_type", 0x800), F("ipv4_dst", 7), actions=[Output(4)],
-            cookie=0xB))
+    t = T(
+        E(0, 1, F("eth_type", 0x800), actions=[SetField("ipv4_dst", 7)], goto=2, cookie=0xA),
+        E(2, 3, F("eth_type", 0x800), F("ipv4_dst", 7), actions=[Output(4)], cookie=0xB),
+    )
     res = simulate(t, TCP, 1)
     assert ports(res) == [4]
-    assert [(h.table_id, h.priority, h.cookie) for h in res.matched] == \
-        [(0, 1, 0xA), (2, 3, 0xB)]
+    assert [(h.table_id, h.priority, h.cookie) for h in res.matched] == [(0, 1, 0xA), (2, 3, 0xB)]
 
 
 def test_goto_loop_is_stopped_and_flagged():
@@ -137,14 +173,16 @@ def metadata_pipeline() -> SwitchTables:
     """Tables 0 and 1 write metadata bits under masks, table 2 matches them:
     bit 0 = IPv4, bit 8 = not IPv4, bits 4-7 = class (table 1 overwrites the
     0x4 class table 0 wrote with 0x2 for TCP port 80)."""
-    return T(E(0, 10, F("eth_type", 0x800), wm=(0x41, 0xFF), goto=1),
-             E(0, 0, wm=(0x100, 0x100), goto=1),
-             E(1, 10, *_tcp_match(), F("tcp_dst", 80), wm=(0x20, 0xF0), goto=2),
-             E(1, 0, goto=2),
-             E(2, 20, F("metadata", 0x21, 0xFF), actions=[Output(1)]),
-             E(2, 15, F("metadata", 0x1, 0x1), actions=[Output(2)]),
-             E(2, 10, F("metadata", 0x100, 0x100), actions=[Output(3)]),
-             E(2, 0))
+    return T(
+        E(0, 10, F("eth_type", 0x800), wm=(0x41, 0xFF), goto=1),
+        E(0, 0, wm=(0x100, 0x100), goto=1),
+        E(1, 10, *_tcp_match(), F("tcp_dst", 80), wm=(0x20, 0xF0), goto=2),
+        E(1, 0, goto=2),
+        E(2, 20, F("metadata", 0x21, 0xFF), actions=[Output(1)]),
+        E(2, 15, F("metadata", 0x1, 0x1), actions=[Output(2)]),
+        E(2, 10, F("metadata", 0x100, 0x100), actions=[Output(3)]),
+        E(2, 0),
+    )
 
 
 def test_write_metadata_across_tables_and_masked_match():
@@ -164,10 +202,11 @@ def test_write_metadata_across_tables_and_masked_match():
 
 
 def test_write_metadata_runs_after_apply_actions_and_before_goto():
-    t = T(E(0, 1, actions=[SetField("metadata", 0xFF00)], wm=(0x12, 0x0FF0),
-            goto=1),
-          E(1, 1, F("metadata", 0xF010), actions=[Output(1)]),
-          E(1, 0, actions=[Output(2)]))
+    t = T(
+        E(0, 1, actions=[SetField("metadata", 0xFF00)], wm=(0x12, 0x0FF0), goto=1),
+        E(1, 1, F("metadata", 0xF010), actions=[Output(1)]),
+        E(1, 0, actions=[Output(2)]),
+    )
     res = simulate(t, TCP, 9)
     assert ports(res) == [1] and res.final.value("metadata") == 0xF010
     last = T(E(0, 1, wm=(0x5, 0xF)))  # no goto: written, then the pipeline ends
@@ -182,10 +221,22 @@ def test_validate_write_metadata():
 
 # -- actions ----------------------------------------------------------------
 
+
 def test_set_field_applies_to_later_outputs_only():
-    t = T(E(0, 1, F("eth_type", 0x800),
-            actions=[Output(1), SetField("ipv4_dst", ip("192.0.2.9")), Output(2),
-                     SetField("eth_dst", 0xAABBCCDDEEFF), Output(3)]))
+    t = T(
+        E(
+            0,
+            1,
+            F("eth_type", 0x800),
+            actions=[
+                Output(1),
+                SetField("ipv4_dst", ip("192.0.2.9")),
+                Output(2),
+                SetField("eth_dst", 0xAABBCCDDEEFF),
+                Output(3),
+            ],
+        )
+    )
     out = simulate(t, TCP, 9).outputs
     assert [e.port for e in out] == [1, 2, 3]
     assert out[0].packet["ipv4_dst"] == TCP["ipv4_dst"]
@@ -201,11 +252,15 @@ def test_output_in_port_rules():
 
 def test_vlan_push_pop_preserves_inner_tag():
     inner = {**TCP, "vlan_vid": 0x1000 | 10, "vlan_pcp": 3}
-    t = T(E(0, 1, F("vlan_vid", 0x1000 | 10),
-            actions=[PushVlan(), SetField("vlan_vid", 0x1000 | 20), Output(1)],
-            goto=1),
-          E(1, 1, F("vlan_vid", 0x1000 | 20),  # sees the outermost tag
-            actions=[PopVlan(), Output(2)]))
+    t = T(
+        E(0, 1, F("vlan_vid", 0x1000 | 10), actions=[PushVlan(), SetField("vlan_vid", 0x1000 | 20), Output(1)], goto=1),
+        E(
+            1,
+            1,
+            F("vlan_vid", 0x1000 | 20),  # sees the outermost tag
+            actions=[PopVlan(), Output(2)],
+        ),
+    )
     assert validate(t) == []
     res = simulate(t, inner, 9)
     one, two = res.outputs
@@ -215,16 +270,21 @@ def test_vlan_push_pop_preserves_inner_tag():
 
 
 def test_mpls_push_pop_round_trip_restores_ip():
-    t = T(E(0, 1, *_tcp_match(),
-            actions=[PushMpls(), SetField("mpls_label", 5), Output(1)], goto=1),
-          E(1, 5, F("eth_type", 0x800), actions=[Output(99)]),  # hidden IP
-          E(1, 1, F("eth_type", 0x8847), F("mpls_label", 5), F("mpls_bos", 1),
-            actions=[PopMpls(0x0800), Output(2)]))
+    t = T(
+        E(0, 1, *_tcp_match(), actions=[PushMpls(), SetField("mpls_label", 5), Output(1)], goto=1),
+        E(1, 5, F("eth_type", 0x800), actions=[Output(99)]),  # hidden IP
+        E(1, 1, F("eth_type", 0x8847), F("mpls_label", 5), F("mpls_bos", 1), actions=[PopMpls(0x0800), Output(2)]),
+    )
     assert validate(t) == []
     labelled, back = simulate(t, TCP, 9).outputs
-    assert labelled.fields == {"eth_src": TCP["eth_src"], "eth_dst": TCP["eth_dst"],
-                               "eth_type": 0x8847, "mpls_label": 5,
-                               "mpls_tc": 13 & 7, "mpls_bos": 1}
+    assert labelled.fields == {
+        "eth_src": TCP["eth_src"],
+        "eth_dst": TCP["eth_dst"],
+        "eth_type": 0x8847,
+        "mpls_label": 5,
+        "mpls_tc": 13 & 7,
+        "mpls_bos": 1,
+    }
     assert back.port == 2 and back.fields == TCP
 
 
@@ -236,7 +296,7 @@ def test_mpls_two_labels_and_bad_pops():
     with pytest.raises(SimulationError):
         p2.pop_mpls(0x0800)  # labels left below
     with pytest.raises(SimulationError):
-        p.pop_mpls(0x86DD)   # payload is IPv4
+        p.pop_mpls(0x86DD)  # payload is IPv4
     with pytest.raises(SimulationError):
         p2.push_mpls(0x8847).push_mpls(0x8847)  # OVS: at most 3 labels
 
@@ -245,21 +305,23 @@ def test_actions_on_missing_headers_are_noops_but_invalid():
     p = Packet.from_fields(TCP)
     assert p.pop_vlan() == p and p.pop_mpls(0x800) == p
     assert p.set_field("vlan_pcp", 5) == p and p.set_field("udp_dst", 1) == p
-    t = T(E(0, 1, F("eth_type", 0x800), actions=[PopVlan(), Output(1)]),
-          E(0, 2, F("eth_type", 0x86DD), actions=[PushMpls(),
-                                                   SetField("ipv6_dst", 1)]),
-          E(0, 3, F("eth_type", 0x806), actions=[PushVlan(),
-                                                  SetField("vlan_vid", 5)]))
+    t = T(
+        E(0, 1, F("eth_type", 0x800), actions=[PopVlan(), Output(1)]),
+        E(0, 2, F("eth_type", 0x86DD), actions=[PushMpls(), SetField("ipv6_dst", 1)]),
+        E(0, 3, F("eth_type", 0x806), actions=[PushVlan(), SetField("vlan_vid", 5)]),
+    )
     probs = validate(t)
     assert sorted(p.kind for p in probs) == ["action", "action", "prereq"]
 
 
 # -- groups -----------------------------------------------------------------
 
+
 def _group_table(gtype: str, *buckets: Bucket) -> SwitchTables:
-    return T(E(0, 1, F("eth_type", 0x800),
-               actions=[SetField("ip_dscp", 1), GroupAction(7), Output(1)]),
-             groups=[GroupEntry(7, gtype, tuple(buckets))])
+    return T(
+        E(0, 1, F("eth_type", 0x800), actions=[SetField("ip_dscp", 1), GroupAction(7), Output(1)]),
+        groups=[GroupEntry(7, gtype, tuple(buckets))],
+    )
 
 
 B1 = Bucket((SetField("ipv4_dst", 1), Output(2)))
@@ -292,65 +354,69 @@ def test_group_select_lists_every_outcome():
 
 
 def test_group_problems():
-    t = T(E(0, 1, actions=[GroupAction(5)]),
-          groups=[GroupEntry(1, "all", (Bucket((GroupAction(2),)),)),
-                  GroupEntry(2, "all", (Bucket((GroupAction(1),)),))])
+    t = T(
+        E(0, 1, actions=[GroupAction(5)]),
+        groups=[GroupEntry(1, "all", (Bucket((GroupAction(2),)),)), GroupEntry(2, "all", (Bucket((GroupAction(1),)),))],
+    )
     assert kinds(t) == ["group"]
     assert any("unknown group 5" in str(p) for p in validate(t))
     assert any("cycle" in str(p) for p in validate(t))
     # bucket actions are checked in the context of the referring flow
-    t = T(E(0, 1, F("eth_type", 0x806), actions=[GroupAction(1)]),
-          groups=[GroupEntry(1, "all", (B1,))])
+    t = T(E(0, 1, F("eth_type", 0x806), actions=[GroupAction(1)]), groups=[GroupEntry(1, "all", (B1,))])
     assert [(p.kind, p.where) for p in validate(t)] == [("prereq", "group 1 bucket 0")]
 
 
 # -- validate: matches ----------------------------------------------------
 
-@pytest.mark.parametrize("fields, kind", [
-    ((F("ipv4_src", 1),), "prereq"),
-    ((F("eth_type", 0x800), F("tcp_dst", 80)), "prereq"),
-    ((F("eth_type", 0x806), F("ip_proto", 6), F("tcp_dst", 80)), "prereq"),
-    ((F("mpls_label", 3),), "prereq"),
-    ((F("vlan_pcp", 3),), "prereq"),
-    ((F("vlan_vid", 0), F("vlan_pcp", 3)), "prereq"),
-    ((F("eth_type", 0x800), F("ipv4_src", 0x0A000001, 0xFF000000)), "mask"),
-    ((F("eth_type", 0x800, 0xFFFF),), "mask"),
-    ((F("vlan_vid", 0x1000, 0x11000),), "mask"),
-    ((F("tcp_dst", 1 << 16), F("eth_type", 0x800), F("ip_proto", 6)), "range"),
-    ((F("vlan_vid", 5),), "field"),
-    ((F("no_such_field", 5),), "field"),
-])
+
+@pytest.mark.parametrize(
+    "fields, kind",
+    [
+        ((F("ipv4_src", 1),), "prereq"),
+        ((F("eth_type", 0x800), F("tcp_dst", 80)), "prereq"),
+        ((F("eth_type", 0x806), F("ip_proto", 6), F("tcp_dst", 80)), "prereq"),
+        ((F("mpls_label", 3),), "prereq"),
+        ((F("vlan_pcp", 3),), "prereq"),
+        ((F("vlan_vid", 0), F("vlan_pcp", 3)), "prereq"),
+        ((F("eth_type", 0x800), F("ipv4_src", 0x0A000001, 0xFF000000)), "mask"),
+        ((F("eth_type", 0x800, 0xFFFF),), "mask"),
+        ((F("vlan_vid", 0x1000, 0x11000),), "mask"),
+        ((F("tcp_dst", 1 << 16), F("eth_type", 0x800), F("ip_proto", 6)), "range"),
+        ((F("vlan_vid", 5),), "field"),
+        ((F("no_such_field", 5),), "field"),
+    ],
+)
 def test_validate_match_problems(fields, kind):
     assert kinds(T(E(0, 1, *fields))) == [kind]
 
 
-@pytest.mark.parametrize("fields", [
-    (F("eth_type", 0x800), F("ip_proto", 6), F("tcp_dst", 80, 0xFFF0)),
-    (F("eth_type", 0x86DD), F("ip_proto", 58), F("icmpv6_type", 135),
-     F("ipv6_nd_target", 1)),
-    (F("vlan_vid", 0x1000, 0x1000), F("vlan_pcp", 3)),
-    (F("eth_type", 0x8847), F("mpls_label", 3), F("mpls_bos", 1)),
-    (F("eth_type", 0x806), F("arp_op", 1), F("arp_spa", 1, 0xFF)),
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (F("eth_type", 0x800), F("ip_proto", 6), F("tcp_dst", 80, 0xFFF0)),
+        (F("eth_type", 0x86DD), F("ip_proto", 58), F("icmpv6_type", 135), F("ipv6_nd_target", 1)),
+        (F("vlan_vid", 0x1000, 0x1000), F("vlan_pcp", 3)),
+        (F("eth_type", 0x8847), F("mpls_label", 3), F("mpls_bos", 1)),
+        (F("eth_type", 0x806), F("arp_op", 1), F("arp_spa", 1, 0xFF)),
+    ],
+)
 def test_validate_accepts_complete_prerequisites(fields):
     assert validate(T(E(0, 1, *fields))) == []
 
 
 def test_validate_action_problems():
     assert kinds(T(E(0, 1, actions=[SetField("eth_type", 1)]))) == ["action"]
-    assert kinds(T(E(0, 1, F("vlan_vid", 0x1005),
-                     actions=[SetField("vlan_vid", 7)]))) == ["action"]
+    assert kinds(T(E(0, 1, F("vlan_vid", 0x1005), actions=[SetField("vlan_vid", 7)]))) == ["action"]
     assert kinds(T(E(0, 1, actions=[Output(0)]))) == ["port"]
     assert kinds(T(E(3, 1, goto=3))) == ["goto"]
-    assert kinds(T(E(0, 1, F("eth_type", 0x800), actions=[Output(1)]),
-                   E(0, 1, F("eth_type", 0x800), actions=[Output(1)]))) == \
-        ["duplicate"]
+    assert kinds(
+        T(E(0, 1, F("eth_type", 0x800), actions=[Output(1)]), E(0, 1, F("eth_type", 0x800), actions=[Output(1)]))
+    ) == ["duplicate"]
 
 
 # -- hypothesis: one table against a brute-force reference ----------------
 
-FIELD_BITS = {"in_port": None, "eth_src": 4, "eth_dst": 4, "vlan_vid": 2,
-              "ipv4_src": 4}
+FIELD_BITS = {"in_port": None, "eth_src": 4, "eth_dst": 4, "vlan_vid": 2, "ipv4_src": 4}
 
 
 @st.composite
@@ -383,9 +449,11 @@ def table(draw) -> SwitchTables:
 packets = st.fixed_dictionaries(
     {"eth_src": st.integers(0, 15), "eth_dst": st.integers(0, 15)},
     optional={"vlan_vid": st.integers(0, 3).map(lambda v: 0x1000 | v)},
-).flatmap(lambda d: st.one_of(
-    st.just({**d, "eth_type": 0x806}),
-    st.integers(0, 15).map(lambda a: {**d, "eth_type": 0x800, "ipv4_src": a})))
+).flatmap(
+    lambda d: st.one_of(
+        st.just({**d, "eth_type": 0x806}), st.integers(0, 15).map(lambda a: {**d, "eth_type": 0x800, "ipv4_src": a})
+    )
+)
 
 
 def reference(tables: SwitchTables, pkt: dict, in_port: int):
@@ -412,8 +480,7 @@ def reference(tables: SwitchTables, pkt: dict, in_port: int):
 @settings(max_examples=300, deadline=None)
 @given(table(), st.lists(packets, min_size=1, max_size=5), st.integers(1, 3))
 def test_single_table_matches_brute_force(tables, pkts, in_port):
-    overlap_reported = any(p.kind in ("overlap", "duplicate")
-                           for p in validate(tables))
+    overlap_reported = any(p.kind in ("overlap", "duplicate") for p in validate(tables))
     for pkt in pkts:
         want = reference(tables, pkt, in_port)
         if want == "ambiguous":
@@ -431,42 +498,77 @@ def test_single_table_matches_brute_force(tables, pkts, in_port):
 
 # -- the JSON is what os-ken's ofctl_v1_3 accepts -----------------------------
 
+
 def sample_tables() -> SwitchTables:
     """Every action type and every field spelling family."""
     return T(
-        E(0, 200, F("in_port", 1), F("eth_src", 0x020000000000, 0xFFFFFF000000),
-          F("eth_dst", 0x020000000002), F("vlan_vid", 0x1000 | 10), F("vlan_pcp", 2),
-          F("eth_type", 0x800), F("ip_proto", 6), F("ip_dscp", 10),
-          F("ipv4_src", ip("10.0.0.0"), 0xFF000000), F("ipv4_dst", ip("10.1.2.3")),
-          F("tcp_dst", 80), F("tcp_src", 1234),
-          actions=[PopVlan(), PushMpls(), SetField("mpls_label", 16),
-                   SetField("mpls_tc", 3), Output(2)], goto=1, cookie=0x10,
-          wm=(0x10, 0xF0)),
-        E(0, 150, F("eth_type", 0x86DD), F("ipv6_src", ip("2001:db8::"),
-                                           (1 << 128) - (1 << 96)),
-          F("ip_proto", 17), F("udp_dst", 53), F("ipv6_flabel", 5),
-          actions=[SetField("ipv6_dst", ip("2001:db8::1")), SetField("udp_dst", 5353),
-                   PushVlan(), SetField("vlan_vid", 0x1000 | 30),
-                   SetField("vlan_pcp", 5), Output(OFPP_IN_PORT)], cookie=0x11),
-        E(0, 100, F("vlan_vid", 0), F("eth_type", 0x806), F("arp_op", 1),
-          F("arp_spa", ip("10.0.0.1")), F("arp_tha", 0x0A0B0C0D0E0F),
-          actions=[GroupAction(1)]),
-        E(0, 90, F("eth_type", 0x800), F("ip_proto", 1), F("icmpv4_type", 8),
-          F("metadata", 0x5, 0xFF),
-          actions=[SetField("eth_src", 0x020000000009), SetField("ipv4_src", 1),
-                   GroupAction(2)]),
-        E(0, 80, F("eth_type", 0x8847), F("mpls_label", 16), F("mpls_bos", 1),
-          actions=[PopMpls(0x800), Output(3)]),
+        E(
+            0,
+            200,
+            F("in_port", 1),
+            F("eth_src", 0x020000000000, 0xFFFFFF000000),
+            F("eth_dst", 0x020000000002),
+            F("vlan_vid", 0x1000 | 10),
+            F("vlan_pcp", 2),
+            F("eth_type", 0x800),
+            F("ip_proto", 6),
+            F("ip_dscp", 10),
+            F("ipv4_src", ip("10.0.0.0"), 0xFF000000),
+            F("ipv4_dst", ip("10.1.2.3")),
+            F("tcp_dst", 80),
+            F("tcp_src", 1234),
+            actions=[PopVlan(), PushMpls(), SetField("mpls_label", 16), SetField("mpls_tc", 3), Output(2)],
+            goto=1,
+            cookie=0x10,
+            wm=(0x10, 0xF0),
+        ),
+        E(
+            0,
+            150,
+            F("eth_type", 0x86DD),
+            F("ipv6_src", ip("2001:db8::"), (1 << 128) - (1 << 96)),
+            F("ip_proto", 17),
+            F("udp_dst", 53),
+            F("ipv6_flabel", 5),
+            actions=[
+                SetField("ipv6_dst", ip("2001:db8::1")),
+                SetField("udp_dst", 5353),
+                PushVlan(),
+                SetField("vlan_vid", 0x1000 | 30),
+                SetField("vlan_pcp", 5),
+                Output(OFPP_IN_PORT),
+            ],
+            cookie=0x11,
+        ),
+        E(
+            0,
+            100,
+            F("vlan_vid", 0),
+            F("eth_type", 0x806),
+            F("arp_op", 1),
+            F("arp_spa", ip("10.0.0.1")),
+            F("arp_tha", 0x0A0B0C0D0E0F),
+            actions=[GroupAction(1)],
+        ),
+        E(
+            0,
+            90,
+            F("eth_type", 0x800),
+            F("ip_proto", 1),
+            F("icmpv4_type", 8),
+            F("metadata", 0x5, 0xFF),
+            actions=[SetField("eth_src", 0x020000000009), SetField("ipv4_src", 1), GroupAction(2)],
+        ),
+        E(0, 80, F("eth_type", 0x8847), F("mpls_label", 16), F("mpls_bos", 1), actions=[PopMpls(0x800), Output(3)]),
         E(0, 0),
         E(1, 10, F("vlan_vid", 0x1000, 0x1000), actions=[Output(4)]),
         groups=[
             GroupEntry(1, "all", (Bucket((Output(5),)), Bucket(()))),
-            GroupEntry(2, "select", (Bucket((Output(6),), weight=3),
-                                     Bucket((Output(7),), weight=1))),
+            GroupEntry(2, "select", (Bucket((Output(6),), weight=3), Bucket((Output(7),), weight=1))),
             GroupEntry(3, "ff", (Bucket((Output(8),)), Bucket((GroupAction(1),)))),
-            GroupEntry(4, "indirect", (Bucket((SetField("tcp_dst", 8080),
-                                               Output(9))),)),
-        ])
+            GroupEntry(4, "indirect", (Bucket((SetField("tcp_dst", 8080), Output(9))),)),
+        ],
+    )
 
 
 class FakeDatapath:
@@ -474,6 +576,7 @@ class FakeDatapath:
 
     def __init__(self) -> None:
         from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
+
         self.ofproto, self.ofproto_parser = ofproto_v1_3, ofproto_v1_3_parser
         self.id, self.sent = 1, []
 
@@ -515,16 +618,13 @@ def test_json_accepted_by_os_ken_ofctl(caplog):
         for body in doc["flows"]:
             ir = by_cookie_prio[(body["table_id"], body["priority"])]
             match = ofctl_v1_3.to_match(dp, dict(body["match"]))
-            want = {f.field: f.value if f.mask is None else (f.value, f.mask)
-                    for f in ir.match.fields}
+            want = {f.field: f.value if f.mask is None else (f.value, f.mask) for f in ir.match.fields}
             assert {k: _norm(v) for k, v in match.items()} == want
             insts = ofctl_v1_3.to_actions(dp, body["actions"])
             applies = [i for i in insts if isinstance(i, parser.OFPInstructionActions)]
-            gotos = [i.table_id for i in insts
-                     if isinstance(i, parser.OFPInstructionGotoTable)]
+            gotos = [i.table_id for i in insts if isinstance(i, parser.OFPInstructionGotoTable)]
             assert gotos == ([] if ir.goto_table is None else [ir.goto_table])
-            wms = [(i.metadata, i.metadata_mask) for i in insts
-                   if isinstance(i, parser.OFPInstructionWriteMetadata)]
+            wms = [(i.metadata, i.metadata_mask) for i in insts if isinstance(i, parser.OFPInstructionWriteMetadata)]
             assert wms == ([] if ir.write_metadata is None else [ir.write_metadata])
             acts = applies[0].actions if applies else []
             assert all(i.type == ofp.OFPIT_APPLY_ACTIONS for i in applies)
@@ -553,22 +653,19 @@ def test_metadata_pipeline_json_accepted_by_os_ken(caplog):
     first = next(b for b in bodies if b["table_id"] == 1 and b["priority"] == 10)
     assert first["actions"] == [
         {"type": "WRITE_METADATA", "metadata": 0x20, "metadata_mask": 0xF0},
-        {"type": "GOTO_TABLE", "table_id": 2}]
-    assert {"metadata": "0x21/0xff"}.items() <= next(
-        b for b in bodies if b["priority"] == 20)["match"].items()
+        {"type": "GOTO_TABLE", "table_id": 2},
+    ]
+    assert {"metadata": "0x21/0xff"}.items() <= next(b for b in bodies if b["priority"] == 20)["match"].items()
     dp = FakeDatapath()
     with caplog.at_level(logging.WARNING, logger="os_ken"):
         for body in bodies:
             insts = ofctl_v1_3.to_actions(dp, body["actions"])
-            wms = [(i.metadata, i.metadata_mask) for i in insts
-                   if isinstance(i, parser.OFPInstructionWriteMetadata)]
-            want = [(a["metadata"], a["metadata_mask"]) for a in body["actions"]
-                    if a["type"] == "WRITE_METADATA"]
+            wms = [(i.metadata, i.metadata_mask) for i in insts if isinstance(i, parser.OFPInstructionWriteMetadata)]
+            want = [(a["metadata"], a["metadata_mask"]) for a in body["actions"] if a["type"] == "WRITE_METADATA"]
             assert wms == want
             match = ofctl_v1_3.to_match(dp, dict(body["match"]))
             if "metadata" in body["match"]:
-                assert match["metadata"] in [(0x21, 0xFF), (0x1, 0x1),
-                                             (0x100, 0x100)]
+                assert match["metadata"] in [(0x21, 0xFF), (0x1, 0x1), (0x100, 0x100)]
             ofctl_v1_3.mod_flow_entry(dp, body, ofp.OFPFC_ADD)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(dp.sent) == len(tables.entries)
@@ -576,7 +673,12 @@ def test_metadata_pipeline_json_accepted_by_os_ken(caplog):
 
 
 def _os_ken_name(a) -> str:
-    return {Output: "OFPActionOutput", SetField: "OFPActionSetField",
-            PushVlan: "OFPActionPushVlan", PopVlan: "OFPActionPopVlan",
-            PushMpls: "OFPActionPushMpls", PopMpls: "OFPActionPopMpls",
-            GroupAction: "OFPActionGroup"}[type(a)]
+    return {
+        Output: "OFPActionOutput",
+        SetField: "OFPActionSetField",
+        PushVlan: "OFPActionPushVlan",
+        PopVlan: "OFPActionPopVlan",
+        PushMpls: "OFPActionPushMpls",
+        PopMpls: "OFPActionPopMpls",
+        GroupAction: "OFPActionGroup",
+    }[type(a)]

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from backends.emit.output import render
 from backends.emit.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
-from compiler.pipeline import Compiled, compile_site
 from compiler.check.frontend import load, run
+from compiler.pipeline import Compiled, compile_site
 from fslang.values import escape_string
-from tests.golden_files import check_golden
 from tests.conftest import EXAMPLES, ROOT
+from tests.golden_files import check_golden
 
 GOLDEN = ROOT / "tests" / "golden" / "vm"
 NS = f"{{{NAMESPACE}}}"
@@ -31,7 +31,7 @@ DEVICE_NAME = re.compile(r"[a-zA-Z0-9_.\-]+")  # libvirt's deviceName, less `\`,
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled(stem: str) -> Compiled:
     result = load(ROOT / "examples" / f"{stem}.fs")
     assert result.site is not None
@@ -43,8 +43,9 @@ def compiled(stem: str) -> Compiled:
 def _require_validator() -> None:
     missing = [t for t in ("virt-xml-validate", "xmllint") if shutil.which(t) is None]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not found: run scripts/system-deps.sh "
-                    "(Debian libvirt-clients, libxml2-utils)")
+        pytest.fail(
+            f"{', '.join(missing)} not found: run scripts/system-deps.sh (Debian libvirt-clients, libxml2-utils)"
+        )
 
 
 def _validate(path: Path) -> None:
@@ -110,7 +111,7 @@ def test_vm_tap_is_the_click_tap() -> None:
     """The device Click's configuration talks to is the VM's NIC (issue 4: no bridge in between)."""
     c = compiled("campus")
     click = render(c)
-    for rel, text in render_vm(c).items():
+    for _rel, text in render_vm(c).items():
         root = ET.fromstring(text)
         inst = root.findtext("name")
         host = root.findtext(f"metadata/{NS}domain/{NS}host")
@@ -170,11 +171,38 @@ def test_tap_name_of_any_string_is_a_device_name(instance: str, i: int) -> None:
 
 
 # ---- hostile strings ---------------------------------------------------------------------------
-HOSTILE = ['"', "'", "</", "]]>", "&", "&amp;", ";", "$(", "`", "{{", "}}", "{%", "\\", "\\\"", "<!--", "<![CDATA[",
-           "\t", " ", "/", "..", "é", "\u2028", "\U0001f600", "%s", "#", "${x}"]
+HOSTILE = [
+    '"',
+    "'",
+    "</",
+    "]]>",
+    "&",
+    "&amp;",
+    ";",
+    "$(",
+    "`",
+    "{{",
+    "}}",
+    "{%",
+    "\\",
+    '\\"',
+    "<!--",
+    "<![CDATA[",
+    "\t",
+    " ",
+    "/",
+    "..",
+    "é",
+    "\u2028",
+    "\U0001f600",
+    "%s",
+    "#",
+    "${x}",
+]
 # what an FSL string can hold: no control characters but tab (E0016)
 xml_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\x00").filter(
-    lambda ch: ch == "\t" or (ord(ch) >= 0x20 and ord(ch) != 0x7F))
+    lambda ch: ch == "\t" or (ord(ch) >= 0x20 and ord(ch) != 0x7F)
+)
 hostile = st.lists(st.one_of(st.sampled_from(HOSTILE), st.text(xml_chars, max_size=4)), max_size=8).map("".join)
 
 SITE = """site h
@@ -195,7 +223,7 @@ def site_with(image: str, command: str = "true") -> Compiled:
     return c
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _baseline() -> Compiled:
     return site_with("base.qcow2")
 
@@ -225,14 +253,30 @@ def test_hostile_image_from_fsl_round_trips(image: str) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(hostile, st.text(st.characters(blacklist_categories=("Cs",)).filter(
-    lambda ch: ch in "\t\n\r" or ord(ch) >= 0x20 and ch not in "\ufffe\uffff"))))
+@given(
+    st.one_of(
+        hostile,
+        st.text(
+            st.characters(blacklist_categories=("Cs",)).filter(
+                lambda ch: ch in "\t\n\r" or ord(ch) >= 0x20 and ch not in "\ufffe\uffff"
+            )
+        ),
+    )
+)
 def test_any_xml_representable_image_round_trips(image: str) -> None:
     _check_recovered(with_image(image), image)
 
 
-@pytest.mark.parametrize("image", ['a"b\'c.qcow2', "</source>]]>&amp;$(reboot);{{ x }}.qcow2",
-                                   "/srv/images/with space/\\back\\slash.qcow2", "tab\there.qcow2", "é😀.qcow2"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "a\"b'c.qcow2",
+        "</source>]]>&amp;$(reboot);{{ x }}.qcow2",
+        "/srv/images/with space/\\back\\slash.qcow2",
+        "tab\there.qcow2",
+        "é😀.qcow2",
+    ],
+)
 def test_hostile_image_still_validates(image: str, tmp_path: Path) -> None:
     _require_validator()
     path = tmp_path / "v.xml"

@@ -27,10 +27,10 @@ import re
 import sys
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Union
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -67,6 +67,7 @@ _INF = sys.maxsize
 # AST
 # ---------------------------------------------------------------------------
 
+
 def _line() -> int:
     return field(default=0, compare=False)  # type: ignore[return-value]
 
@@ -99,7 +100,7 @@ class InlineDecl:
     line: int = _line()
 
 
-Element = Union[ElementRef, AnonElement, InlineDecl]
+Element = ElementRef | AnonElement | InlineDecl
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ class ElementClassDef:
 
     name: str
     formals: tuple[str, ...] = ()
-    body: tuple["Statement", ...] = ()
+    body: tuple[Statement, ...] = ()
     synonym: str | None = None
     line: int = _line()
 
@@ -164,7 +165,7 @@ class Define:
         return tuple(out)
 
 
-Statement = Union[Declaration, Chain, ElementClassDef, Require, Define]
+Statement = Declaration | Chain | ElementClassDef | Require | Define
 
 
 @dataclass(frozen=True)
@@ -286,15 +287,14 @@ def substitute(config: str, env: dict[str, str]) -> str:
         return config
     parts = re.split(r"('[^']*')", config)
     for k in range(0, len(parts), 2):
-        parts[k] = _VAR_RE.sub(
-            lambda m: env.get(m.group(1) or m.group(2), m.group(0)), parts[k]
-        )
+        parts[k] = _VAR_RE.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), parts[k])
     return "".join(parts)
 
 
 # ---------------------------------------------------------------------------
 # Parser
 # ---------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
@@ -308,11 +308,25 @@ def _parser() -> Lark:
 
 
 _TOKEN_NAMES = {
-    "ARROW": '"->"', "LPAR": '"("', "RPAR": '")"', "SEMICOLON": '";"', "LSQB": '"["',
-    "RSQB": '"]"', "LBRACE": '"{"', "RBRACE": '"}"', "COMMA": '","', "VBAR": '"|"',
-    "__ANON_0": '"::"', "NAME": "a name", "INT": "a port number", "VARIABLE": "a $variable",
-    "CFG_TEXT": "configuration text", "$END": "end of input", "ELEMENTCLASS": '"elementclass"',
-    "REQUIRE": '"require"', "DEFINE": '"define"',
+    "ARROW": '"->"',
+    "LPAR": '"("',
+    "RPAR": '")"',
+    "SEMICOLON": '";"',
+    "LSQB": '"["',
+    "RSQB": '"]"',
+    "LBRACE": '"{"',
+    "RBRACE": '"}"',
+    "COMMA": '","',
+    "VBAR": '"|"',
+    "__ANON_0": '"::"',
+    "NAME": "a name",
+    "INT": "a port number",
+    "VARIABLE": "a $variable",
+    "CFG_TEXT": "configuration text",
+    "$END": "end of input",
+    "ELEMENTCLASS": '"elementclass"',
+    "REQUIRE": '"require"',
+    "DEFINE": '"define"',
 }
 
 
@@ -459,6 +473,7 @@ class _Builder:
 # ---------------------------------------------------------------------------
 # Printer
 # ---------------------------------------------------------------------------
+
 
 def _fmt_class(cls: str, cfg: str | None) -> str:
     return cls if cfg is None else f"{cls}({cfg})"
@@ -680,6 +695,7 @@ def load_element_table(path: str | Path | None = None) -> dict[str, ElementSpec]
 # Checker
 # ---------------------------------------------------------------------------
 
+
 @dataclass
 class _Node:
     id: str
@@ -689,7 +705,7 @@ class _Node:
     spec: ElementSpec | None = None
     args: tuple[str, ...] = ()
     owner: str = ""  # for pin/pout: the compound instance id
-    compound: "_CompoundClass | None" = None
+    compound: _CompoundClass | None = None
 
     def display(self) -> str:
         if self.kind in ("pin", "pout"):
@@ -710,12 +726,12 @@ class _Edge:
 class _CompoundClass:
     name: str
     definition: ElementClassDef
-    scope: "dict[str, _ClassEntry]"  # classes visible where it was defined
+    scope: dict[str, _ClassEntry]  # classes visible where it was defined
     env: dict[str, str]
     counts: tuple[int, int] | None = None  # (ninputs, noutputs), set on first use
 
 
-_ClassEntry = Union[ElementSpec, _CompoundClass]
+_ClassEntry = ElementSpec | _CompoundClass
 
 
 def _plural(n: int, word: str) -> str:
@@ -776,9 +792,7 @@ class _Checker:
         if owner is not None:
             local["input"] = owner + "/input"
             local["output"] = owner + "/output"
-        later_classes = {
-            s.name: s.line for s in stmts if isinstance(s, ElementClassDef)
-        }
+        later_classes = {s.name: s.line for s in stmts if isinstance(s, ElementClassDef)}
 
         def lookup_class(name: str, line: int) -> _ClassEntry | None:
             entry = classes.get(name)
@@ -845,10 +859,13 @@ class _Checker:
             if name in later_classes and later_classes[name] > e.line:
                 self.problem(
                     e.line,
-                    f"unknown element class '{name}' (elementclass {name} is defined later, on line {later_classes[name]})",
+                    f"unknown element class '{name}' (elementclass {name} is defined later, "
+                    f"on line {later_classes[name]})",
                 )
             else:
-                self.problem(e.line, f"undeclared element '{name}' (neither a declared element nor a known element class)")
+                self.problem(
+                    e.line, f"undeclared element '{name}' (neither a declared element nor a known element class)"
+                )
             # as Click does, go on with a placeholder so that its neighbours
             # are not reported as unconnected, and report it only once
             nid = prefix + name
@@ -868,9 +885,7 @@ class _Checker:
                     src, dst = ids[k - 1], ids[k]
                     if src is None or dst is None:
                         continue
-                    self.edges.append(
-                        _Edge(src, a.out_port or 0, dst, b.in_port or 0, b.arrow_line or b.line)
-                    )
+                    self.edges.append(_Edge(src, a.out_port or 0, dst, b.in_port or 0, b.arrow_line or b.line))
             elif isinstance(s, ElementClassDef):
                 if s.synonym is not None:
                     entry = lookup_class(s.synonym, s.line)
@@ -992,7 +1007,7 @@ class _Checker:
             return [d for e in nxt for d in dests(e.dst, e.dport, seen)]
 
         flat: dict[tuple[str, int, str, int], int] = {}
-        for key, edges in out_edges.items():
+        for _key, edges in out_edges.items():
             for e in edges:
                 if nodes[e.src].kind in leaf:
                     for d, dp in dests(e.dst, e.dport, frozenset()):

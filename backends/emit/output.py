@@ -64,14 +64,23 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
         "files": {p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
         "tables": {str(k): v for k, v in sorted(T.TABLES.items())},
         "generation": c.steering.generation,
-        "update": {"ingress_tables": list(T.INGRESS_TABLES), "generation_bits": {
-            "vlan_vid": 1 << T.GENERATION_TAG_BIT, "metadata": 1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
-            "cookie": 1 << T.GENERATION_COOKIE_BIT}},
+        "update": {
+            "ingress_tables": list(T.INGRESS_TABLES),
+            "generation_bits": {
+                "vlan_vid": 1 << T.GENERATION_TAG_BIT,
+                "metadata": 1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
+                "cookie": 1 << T.GENERATION_COOKIE_BIT,
+            },
+        },
         "steering": {"tag": "outer VLAN (802.1Q) id", "tags": tags},
-        "switches": {sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
-                     for sw in c.site.switches},
-        "policies": [{"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000",
-                      "symmetric": p.symmetric} for p in c.site.policies],
+        "switches": {
+            sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
+            for sw in c.site.switches
+        },
+        "policies": [
+            {"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000", "symmetric": p.symmetric}
+            for p in c.site.policies
+        ],
     }
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 

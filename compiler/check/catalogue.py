@@ -9,8 +9,9 @@ Resources are per instance and default by kind.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.functional_validators import AfterValidator
@@ -74,7 +75,7 @@ class FirewallParams(_Params):
     deny: MatchParam | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "FirewallParams":
+    def _one(self) -> FirewallParams:
         if self.allow is None and self.deny is None:
             raise ValueError("a firewall needs `allow` and/or `deny`")
         return self
@@ -139,25 +140,34 @@ class ModuleType:
         return self.outputs
 
 
-CATALOGUE: dict[str, ModuleType] = {t.name: t for t in (
-    ModuleType("firewall", FirewallParams, ("out",), "click", "firewall.click.j2"),
-    ModuleType("classify", None, None, "click", "classify.click.j2"),
-    ModuleType("monitor", MonitorParams, ("out",), "click", "monitor.click.j2", sink_param="sink"),
-    ModuleType("ratelimit", RatelimitParams, ("out",), "click", "ratelimit.click.j2"),
-    ModuleType("nat", NatParams, ("out",), "click", "nat.click.j2"),
-    ModuleType("loadbalance", LoadbalanceParams, ("out",), "click", "loadbalance.click.j2"),
-    ModuleType("encrypt", CryptoParams, ("out",), "click", "encrypt.click.j2"),
-    ModuleType("decrypt", CryptoParams, ("out",), "click", "decrypt.click.j2"),
-    ModuleType("tunnel", TunnelParams, ("out",), "click", "tunnel.click.j2"),
-    ModuleType("ids", IdsParams, ("out", "alert"), "vm", "ids.click.j2"),
-    ModuleType("dpi", NoParams, ("out",), "vm", "dpi.click.j2"),
-    ModuleType("process", ProcessParams, ("out",), "process", "process.click.j2", kinds=("process",)),
-)}
+CATALOGUE: dict[str, ModuleType] = {
+    t.name: t
+    for t in (
+        ModuleType("firewall", FirewallParams, ("out",), "click", "firewall.click.j2"),
+        ModuleType("classify", None, None, "click", "classify.click.j2"),
+        ModuleType("monitor", MonitorParams, ("out",), "click", "monitor.click.j2", sink_param="sink"),
+        ModuleType("ratelimit", RatelimitParams, ("out",), "click", "ratelimit.click.j2"),
+        ModuleType("nat", NatParams, ("out",), "click", "nat.click.j2"),
+        ModuleType("loadbalance", LoadbalanceParams, ("out",), "click", "loadbalance.click.j2"),
+        ModuleType("encrypt", CryptoParams, ("out",), "click", "encrypt.click.j2"),
+        ModuleType("decrypt", CryptoParams, ("out",), "click", "decrypt.click.j2"),
+        ModuleType("tunnel", TunnelParams, ("out",), "click", "tunnel.click.j2"),
+        ModuleType("ids", IdsParams, ("out", "alert"), "vm", "ids.click.j2"),
+        ModuleType("dpi", NoParams, ("out",), "vm", "dpi.click.j2"),
+        ModuleType("process", ProcessParams, ("out",), "process", "process.click.j2", kinds=("process",)),
+    )
+}
 
 # How a parameter's declared type reads an FSL value; used to say what was expected.
-EXPECTED: dict[str, str] = {"MatchParam": "a match expression", "AddrParam": "an IP address",
-                            "AddrSetParam": "a set of IP addresses", "RateParam": "a rate",
-                            "SizeParam": "a size", "bool": "true or false", "int": "a number",
-                            "str": 'a string "..."'}
+EXPECTED: dict[str, str] = {
+    "MatchParam": "a match expression",
+    "AddrParam": "an IP address",
+    "AddrSetParam": "a set of IP addresses",
+    "RateParam": "a rate",
+    "SizeParam": "a size",
+    "bool": "true or false",
+    "int": "a number",
+    "str": 'a string "..."',
+}
 
 LabelCheck = Callable[[str], bool]

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import ir
+from compiler.check.matchcomp import MatchCompiler, site_universe
 from compiler.check.modules import check_module
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.platform import PlatformChecker, check_topology
 from compiler.check.policies import check_order, check_policy
-from compiler.check.matchcomp import MatchCompiler, site_universe
 from compiler.check.symbols import Symbols, did_you_mean
 from fslang import ast as A
 from fslang.diagnostics import Diagnostic, DiagnosticSink
@@ -38,8 +38,16 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
 
     site_name = _site_name(stmts, sink)
     for s in stmts:
-        if type(s) in (A.SwitchStmt, A.HostStmt, A.EdgeStmt, A.BoxStmt, A.SetStmt, A.ClassStmt, A.ModuleStmt,
-                       A.PolicyStmt):
+        if type(s) in (
+            A.SwitchStmt,
+            A.HostStmt,
+            A.EdgeStmt,
+            A.BoxStmt,
+            A.SetStmt,
+            A.ClassStmt,
+            A.ModuleStmt,
+            A.PolicyStmt,
+        ):
             symbols.define(s)
     matches = MatchCompiler(symbols)
     platform = PlatformChecker(symbols, matches)
@@ -51,8 +59,12 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
     boxes = [x for x in (platform.box(s) for s in of(A.BoxStmt)) if x]
     check_topology(switches, links, hosts, edges, edge_stmts, symbols)
     if not edges and of(A.PolicyStmt):
-        sink.error("E0109", "the site has no `edge`: no traffic can enter it", Span(0, 0),
-                   hint="add `edge NAME at SWITCH:PORT [net PREFIX] [default]`")
+        sink.error(
+            "E0109",
+            "the site has no `edge`: no traffic can enter it",
+            Span(0, 0),
+            hint="add `edge NAME at SWITCH:PORT [net PREFIX] [default]`",
+        )
     universe = site_universe(len(edges))
 
     modules: dict[str, ir.Module] = {}
@@ -83,23 +95,37 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
 
     if sink.has_errors:
         return CheckResult(None, sink.items)
-    site = ir.Site(site_name or "site", tuple(switches), tuple(links), tuple(hosts), tuple(edges), tuple(boxes),
-                   tuple(modules.values()), tuple(policies), pins, avoids, placement, default)
+    site = ir.Site(
+        site_name or "site",
+        tuple(switches),
+        tuple(links),
+        tuple(hosts),
+        tuple(edges),
+        tuple(boxes),
+        tuple(modules.values()),
+        tuple(policies),
+        pins,
+        avoids,
+        placement,
+        default,
+    )
     return CheckResult(site, sink.items)
 
 
 def _site_name(stmts: tuple[Any, ...], sink: DiagnosticSink) -> str | None:
     sites = [s for s in stmts if isinstance(s, A.SiteStmt)]
     if not sites:
-        sink.error("E0101", "the file has no `site` statement", Span(0, 0),
-                   hint="start the file with `site NAME`")
+        sink.error("E0101", "the file has no `site` statement", Span(0, 0), hint="start the file with `site NAME`")
         return None
     if stmts[0] is not sites[0]:
-        sink.error("E0101", "`site` must be the first statement", sites[0].span,
-                   hint="move it to the top of the file")
+        sink.error("E0101", "`site` must be the first statement", sites[0].span, hint="move it to the top of the file")
     for extra in sites[1:]:
-        sink.error("E0101", "a file describes one site: `site` appears again", extra.span,
-                   hint="remove this `site` line or split the file")
+        sink.error(
+            "E0101",
+            "a file describes one site: `site` appears again",
+            extra.span,
+            hint="remove this `site` line or split the file",
+        )
     return sites[0].name.text
 
 
@@ -109,8 +135,13 @@ def _single(stmts: list[Any], what: str, sink: DiagnosticSink, default: str, get
     return get(stmts[0]) if stmts else default
 
 
-def _constraints(pins: list[A.PinStmt], avoids: list[A.AvoidStmt], symbols: Symbols,
-                 modules: dict[str, ir.Module], hosts: list[ir.Host]) -> tuple[tuple[tuple[str, str], ...], ...]:
+def _constraints(
+    pins: list[A.PinStmt],
+    avoids: list[A.AvoidStmt],
+    symbols: Symbols,
+    modules: dict[str, ir.Module],
+    hosts: list[ir.Host],
+) -> tuple[tuple[tuple[str, str], ...], ...]:
     host_map = {h.name: h for h in hosts}
     out: dict[str, list[tuple[str, str]]] = {"pin": [], "avoid": []}
     for verb, stmts in (("pin", pins), ("avoid", avoids)):
@@ -121,23 +152,34 @@ def _constraints(pins: list[A.PinStmt], avoids: list[A.AvoidStmt], symbols: Symb
                 continue
             module, host = modules.get(s.module.text), host_map.get(s.host.text)
             if verb == "pin" and module and host and module.kind not in host.runs:
-                symbols.sink.error("E0602", f"`{module.name}` runs as `{module.kind}` but host `{host.name}` does "
-                                   f"not run `{module.kind}`", s.span,
-                                   hint=f"add `{module.kind}` to `runs` of `{host.name}` or pin to another host")
+                symbols.sink.error(
+                    "E0602",
+                    f"`{module.name}` runs as `{module.kind}` but host `{host.name}` does not run `{module.kind}`",
+                    s.span,
+                    hint=f"add `{module.kind}` to `runs` of `{host.name}` or pin to another host",
+                )
             out[verb].append((s.module.text, s.host.text))
     both = set(out["pin"]) & set(out["avoid"])
     for s in avoids:
         if (s.module.text, s.host.text) in both:
-            symbols.sink.error("E0601", f"`{s.module.text}` is both pinned to and avoiding `{s.host.text}`", s.span,
-                               hint="remove the `pin` or the `avoid`")
+            symbols.sink.error(
+                "E0601",
+                f"`{s.module.text}` is both pinned to and avoiding `{s.host.text}`",
+                s.span,
+                hint="remove the `pin` or the `avoid`",
+            )
     return tuple(out["pin"]), tuple(out["avoid"])
 
 
 def _unused(symbols: Symbols, stmts: tuple[Any, ...]) -> None:
     for name, (kind, stmt) in symbols.defs.items():
         if kind in UNUSED_KINDS and name not in symbols.used:
-            symbols.sink.warning("W0001", f"{kind} `{name}` is never used", stmt.name.span,
-                                 hint=f"remove it, or use it in a {'policy' if kind in ('module', 'box') else 'match'}")
+            symbols.sink.warning(
+                "W0001",
+                f"{kind} `{name}` is never used",
+                stmt.name.span,
+                hint=f"remove it, or use it in a {'policy' if kind in ('module', 'box') else 'match'}",
+            )
 
 
 __all__ = ["check", "CheckResult", "did_you_mean"]

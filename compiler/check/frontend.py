@@ -36,14 +36,26 @@ def decode(name: str, data: bytes) -> tuple[SourceFile, list[Diagnostic]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         text = data.decode("utf-8", errors="replace")
-        diags.append(Diagnostic("E0001", f"the file is not UTF-8 text (byte {err.start} cannot be decoded)",
-                                Span(err.start, err.start + 1), hint="save the file as UTF-8"))
+        diags.append(
+            Diagnostic(
+                "E0001",
+                f"the file is not UTF-8 text (byte {err.start} cannot be decoded)",
+                Span(err.start, err.start + 1),
+                hint="save the file as UTF-8",
+            )
+        )
     if text.startswith("\ufeff"):
         text = " " + text[1:]  # keep offsets; a BOM is harmless
     if "\x00" in text:
         pos = text.index("\x00")
-        diags.append(Diagnostic("E0001", "the file contains NUL bytes: it is not a text file",
-                                Span(pos, pos + 1), hint="check that this is the right file"))
+        diags.append(
+            Diagnostic(
+                "E0001",
+                "the file contains NUL bytes: it is not a text file",
+                Span(pos, pos + 1),
+                hint="check that this is the right file",
+            )
+        )
         text = text.replace("\x00", " ")
     return SourceFile(name, text), diags
 
@@ -55,15 +67,25 @@ def load(path: Path | str, display_name: str | None = None) -> FrontendResult:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
             src = SourceFile(name, "")
-            return FrontendResult(src, None, [Diagnostic("E0005", f"the file is {size:,} bytes; fsc reads site files "
-                                                                  f"of up to {MAX_FILE_BYTES:,} bytes",
-                                                          hint="check that this is the right file; a site of "
-                                                               "40,000 policies fits in the limit")])
+            return FrontendResult(
+                src,
+                None,
+                [
+                    Diagnostic(
+                        "E0005",
+                        f"the file is {size:,} bytes; fsc reads site files of up to {MAX_FILE_BYTES:,} bytes",
+                        hint="check that this is the right file; a site of 40,000 policies fits in the limit",
+                    )
+                ],
+            )
         data = path.read_bytes()
     except OSError as err:
         src = SourceFile(name, "")
-        return FrontendResult(src, None, [Diagnostic("E0005", f"cannot read the file: {err.strerror}",
-                                                     hint="check the path and its permissions")])
+        return FrontendResult(
+            src,
+            None,
+            [Diagnostic("E0005", f"cannot read the file: {err.strerror}", hint="check the path and its permissions")],
+        )
     return run(name, data)
 
 

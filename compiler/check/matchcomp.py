@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
-from compiler.headerspace.space import HeaderSpace
 from compiler.check.symbols import Symbols
+from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 from fslang.source import Span
 
@@ -72,9 +73,13 @@ def _prefix(name: str, value: int, length: int) -> HeaderSpace:
 
 
 PROTO_SPACES = {
-    "ip": ipv4, "ip6": ipv6, "arp": lambda: _eq("eth_type", ETH_ARP),
-    "tcp": lambda: proto(6), "udp": lambda: proto(17),
-    "icmp": lambda: ipv4() & _eq("ip_proto", 1), "icmp6": lambda: ipv6() & _eq("ip_proto", 58),
+    "ip": ipv4,
+    "ip6": ipv6,
+    "arp": lambda: _eq("eth_type", ETH_ARP),
+    "tcp": lambda: proto(6),
+    "udp": lambda: proto(17),
+    "icmp": lambda: ipv4() & _eq("ip_proto", 1),
+    "icmp6": lambda: ipv6() & _eq("ip_proto", 58),
 }
 
 
@@ -129,8 +134,9 @@ class MatchCompiler:
         if isinstance(value, (A.RefVal, A.MRef)):
             name = value.name
             if name.text in seen:
-                self.symbols.sink.error("E0208", f"set `{name.text}` refers to itself", name.span,
-                                        hint="remove the cycle between the sets")
+                self.symbols.sink.error(
+                    "E0208", f"set `{name.text}` refers to itself", name.span, hint="remove the cycle between the sets"
+                )
                 return []
             stmt = self.symbols.lookup(name, "set")
             if stmt is None:
@@ -188,8 +194,9 @@ class MatchCompiler:
             self.symbols.used.add(name)
             return self.class_cache[name]
         if name in self.in_progress:
-            self.symbols.sink.error("E0208", f"class `{name}` refers to itself", e.name.span,
-                                    hint="remove the cycle between the classes")
+            self.symbols.sink.error(
+                "E0208", f"class `{name}` refers to itself", e.name.span, hint="remove the cycle between the classes"
+            )
             return HeaderSpace.empty()
         stmt = self.symbols.lookup(e.name, "class")
         if stmt is None:
@@ -211,8 +218,9 @@ class MatchCompiler:
             elif isinstance(v, A.PrefixVal) and allow_prefix:
                 net = v.net
             elif isinstance(v, A.PrefixVal):
-                return self._bad(v.span, f"`host` takes addresses, and {v.net} is a prefix",
-                                 hint=f"write `net {v.net}`")
+                return self._bad(
+                    v.span, f"`host` takes addresses, and {v.net} is a prefix", hint=f"write `net {v.net}`"
+                )
             else:
                 return self._bad(getattr(v, "span", e.span), "expected an IP address or prefix here")
             family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import ir
-from compiler.headerspace.space import HeaderSpace
 from compiler.check.matchcomp import MatchCompiler
 from compiler.check.symbols import Symbols, did_you_mean
+from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 from fslang.source import Span
 
@@ -47,9 +47,13 @@ class PipelineChecker:
         stopped: Any = None
         for s in p.stages:
             if stopped is not None:
-                self.symbols.sink.error("E0404", "this stage is never reached", s.span,
-                                        hint="the stage before it ends every packet (`drop` or a sink); "
-                                             "remove this stage or move it before")
+                self.symbols.sink.error(
+                    "E0404",
+                    "this stage is never reached",
+                    s.span,
+                    hint="the stage before it ends every packet (`drop` or a sink); "
+                    "remove this stage or move it before",
+                )
                 stopped = None  # one diagnostic per unreachable run
                 self.convert(s)
                 continue
@@ -62,9 +66,13 @@ class PipelineChecker:
     def p_PCopy(self, p: A.PCopy) -> ir.Pipeline:
         target = self.convert(p.target)
         if not terminates(target, self.modules):
-            self.symbols.sink.error("E0401", "the copy's branch does not end in a sink", p.target.span,
-                                    hint="end it with `drop` or a module with no outputs, e.g. "
-                                         "`monitor(sink: true)`: copies must never leave the platform")
+            self.symbols.sink.error(
+                "E0401",
+                "the copy's branch does not end in a sink",
+                p.target.span,
+                hint="end it with `drop` or a module with no outputs, e.g. "
+                "`monitor(sink: true)`: copies must never leave the platform",
+            )
         return ir.Copy(p.percent.value, target, p.span)
 
     def p_PCase(self, p: A.PCase) -> ir.Pipeline:
@@ -73,8 +81,9 @@ class PipelineChecker:
         seen_else = False
         for arm in p.arms:
             if seen_else:
-                self.symbols.sink.error("E0407", "`else` must be the last arm of `case`", arm.span,
-                                        hint="move the `else` arm to the end")
+                self.symbols.sink.error(
+                    "E0407", "`else` must be the last arm of `case`", arm.span, hint="move the `else` arm to the end"
+                )
             if arm.guard is None:
                 if seen_else:
                     self.symbols.sink.error("E0407", "`case` has two `else` arms", arm.span, hint="keep one")
@@ -83,9 +92,12 @@ class PipelineChecker:
                 continue
             space = self.matches.compile(arm.guard) & self.universe
             if (space - taken).is_empty():
-                self.symbols.sink.error("E0409", "this `case` arm never matches: earlier arms take all of it",
-                                        arm.guard.span if hasattr(arm.guard, "span") else arm.span,
-                                        hint="remove it or move it before the arms that cover it")
+                self.symbols.sink.error(
+                    "E0409",
+                    "this `case` arm never matches: earlier arms take all of it",
+                    arm.guard.span if hasattr(arm.guard, "span") else arm.span,
+                    hint="remove it or move it before the arms that cover it",
+                )
             taken = taken | space
             arms.append((space, self.convert(arm.pipeline)))
         return ir.Case(tuple(arms), p.span)
@@ -99,8 +111,12 @@ class PipelineChecker:
             return ir.Pass(p.span)  # already reported; don't cascade into reachability errors
         if isinstance(stmt, A.BoxStmt):
             if p.replicas is not None or p.branches is not None:
-                self.symbols.sink.error("E0408", f"box `{name}` is one appliance: it cannot be replicated or split",
-                                        p.span, hint=f"use `{name}` alone as a stage")
+                self.symbols.sink.error(
+                    "E0408",
+                    f"box `{name}` is one appliance: it cannot be replicated or split",
+                    p.span,
+                    hint=f"use `{name}` alone as a stage",
+                )
             return ir.Use(name, is_box=True, span=p.span)
         module = self.modules.get(name)
         if p.replicas is not None:
@@ -110,9 +126,12 @@ class PipelineChecker:
             else:
                 prev = self.replicas.get(name)
                 if prev is not None and prev[0] != count:
-                    self.symbols.sink.error("E0306", f"module `{name}` has {prev[0]} replicas elsewhere, {count} here",
-                                            p.replicas.span, hint="a module has one set of instances shared by "
-                                                                  "every policy; give it one replica count")
+                    self.symbols.sink.error(
+                        "E0306",
+                        f"module `{name}` has {prev[0]} replicas elsewhere, {count} here",
+                        p.replicas.span,
+                        hint="a module has one set of instances shared by every policy; give it one replica count",
+                    )
                 elif prev is None:
                     self.replicas[name] = (count, p.replicas.span)
         branches = None
@@ -125,8 +144,12 @@ class PipelineChecker:
         out: list[tuple[str | None, ir.Pipeline]] = []
         seen: set[str | None] = set()
         if module is not None and not outputs:
-            self.symbols.sink.error("E0403", f"module `{module.name}` is a sink: it has no outputs to split on",
-                                    p.span, hint="remove the braces")
+            self.symbols.sink.error(
+                "E0403",
+                f"module `{module.name}` is a sink: it has no outputs to split on",
+                p.span,
+                hint="remove the braces",
+            )
         for b in p.branches or ():
             label = b.label.text if b.label is not None else None
             span = b.label.span if b.label is not None else b.span
@@ -135,9 +158,12 @@ class PipelineChecker:
                 self.symbols.sink.error("E0407", f"{what} appears twice in this split", span, hint="keep one")
             elif label is not None and module is not None and outputs and label not in outputs:
                 named = [o for o in outputs if o != "else"]
-                self.symbols.sink.error("E0402", f"module `{module.name}` has no output `{label}`", span,
-                                        hint=(did_you_mean(label, named) or "") +
-                                        f" its outputs: {', '.join(f'`{o}`' for o in named)}")
+                self.symbols.sink.error(
+                    "E0402",
+                    f"module `{module.name}` has no output `{label}`",
+                    span,
+                    hint=(did_you_mean(label, named) or "") + f" its outputs: {', '.join(f'`{o}`' for o in named)}",
+                )
             seen.add(label)
             out.append((label, self.convert(b.pipeline)))
         return tuple(out)

@@ -27,8 +27,7 @@ def options(stmt: Any, symbols: Symbols) -> dict[str, A.Option]:
     seen: dict[str, A.Option] = {}
     for opt in stmt.options:
         if opt.key in seen:
-            symbols.sink.error("E0112", f"option `{opt.key}` is given twice", opt.span,
-                               hint="keep one of them")
+            symbols.sink.error("E0112", f"option `{opt.key}` is given twice", opt.span, hint="keep one of them")
             continue
         seen[opt.key] = opt
     return seen
@@ -50,20 +49,30 @@ class PlatformChecker:
     def switch(self, stmt: A.SwitchStmt) -> ir.Switch:
         opts = options(stmt, self.symbols)
         if "dpid" not in opts:
-            self.symbols.sink.error("E0110", f"switch `{stmt.name.text}` needs a `dpid`", stmt.name.span,
-                                    hint=f"write `switch {stmt.name.text} dpid 0x1 ...`")
+            self.symbols.sink.error(
+                "E0110",
+                f"switch `{stmt.name.text}` needs a `dpid`",
+                stmt.name.span,
+                hint=f"write `switch {stmt.name.text} dpid 0x1 ...`",
+            )
         get = lambda k, d=None: opts[k].value if k in opts else d  # noqa: E731
-        sw = ir.Switch(stmt.name.text, get("dpid", 0), get("ports"), get("tcam"), get("openflow", "1.3"),
-                       stmt.name.span)
+        sw = ir.Switch(
+            stmt.name.text, get("dpid", 0), get("ports"), get("tcam"), get("openflow", "1.3"), stmt.name.span
+        )
         if sw.ports is not None and not 1 <= sw.ports < MAX_OF_PORT:
-            self.symbols.sink.error("E0014", f"switch port count {sw.ports} is out of range (1..{MAX_OF_PORT - 1})",
-                                    opts["ports"].span)
+            self.symbols.sink.error(
+                "E0014", f"switch port count {sw.ports} is out of range (1..{MAX_OF_PORT - 1})", opts["ports"].span
+            )
         if sw.dpid >= 2**64:
             self.symbols.sink.error("E0014", "a dpid has at most 64 bits", opts["dpid"].span)
         for other in self.switches.values():
             if "dpid" in opts and other.dpid == sw.dpid:
-                self.symbols.sink.error("E0103", f"switches `{other.name}` and `{sw.name}` have the same dpid "
-                                        f"{sw.dpid:#x}", opts["dpid"].span, hint="give each switch its own dpid")
+                self.symbols.sink.error(
+                    "E0103",
+                    f"switches `{other.name}` and `{sw.name}` have the same dpid {sw.dpid:#x}",
+                    opts["dpid"].span,
+                    hint="give each switch its own dpid",
+                )
         self.switches[sw.name] = sw
         return sw
 
@@ -74,8 +83,12 @@ class PlatformChecker:
         if sw is None:
             return None
         if sw.ports is not None and not 1 <= port <= sw.ports:
-            self.symbols.sink.error("E0104", f"switch `{sw.name}` has ports 1..{sw.ports}; there is no port {port}",
-                                    span, hint=f"use a port up to {sw.ports} or raise `ports` on `{sw.name}`")
+            self.symbols.sink.error(
+                "E0104",
+                f"switch `{sw.name}` has ports 1..{sw.ports}; there is no port {port}",
+                span,
+                hint=f"use a port up to {sw.ports} or raise `ports` on `{sw.name}`",
+            )
             return None
         if not 1 <= port < MAX_OF_PORT:
             self.symbols.sink.error("E0104", f"port {port} is not a valid OpenFlow port number", span)
@@ -83,16 +96,24 @@ class PlatformChecker:
         key = (sw.name, port)
         prev = self.port_uses.get(key)
         if prev is not None:
-            self.symbols.sink.error("E0105", f"port {sw.name}:{port} is already used by {prev.owner}", span,
-                                    hint="every switch port connects one thing; pick a free port")
+            self.symbols.sink.error(
+                "E0105",
+                f"port {sw.name}:{port} is already used by {prev.owner}",
+                span,
+                hint="every switch port connects one thing; pick a free port",
+            )
             return None
         self.port_uses[key] = PortUse(owner, span)
         return key
 
     def link(self, stmt: A.LinkStmt) -> ir.Link | None:
         if stmt.a.switch.text == stmt.b.switch.text:
-            self.symbols.sink.error("E0107", f"link connects switch `{stmt.a.switch.text}` to itself", stmt.span,
-                                    hint="a link joins two different switches")
+            self.symbols.sink.error(
+                "E0107",
+                f"link connects switch `{stmt.a.switch.text}` to itself",
+                stmt.span,
+                hint="a link joins two different switches",
+            )
             return None
         a = self.use_port(stmt.a.switch, stmt.a.port, stmt.a.span, f"link {_fmt(stmt.a)} -- {_fmt(stmt.b)}")
         b = self.use_port(stmt.b.switch, stmt.b.port, stmt.b.span, f"link {_fmt(stmt.a)} -- {_fmt(stmt.b)}")
@@ -103,22 +124,37 @@ class PlatformChecker:
         name = stmt.name.text
         missing = [k for k in ("cores", "memory") if k not in opts]
         if missing:
-            self.symbols.sink.error("E0110", f"host `{name}` needs {' and '.join(f'`{m}`' for m in missing)}",
-                                    stmt.name.span, hint=f"write `host {name} at ... cores 8 memory 16GiB`")
+            self.symbols.sink.error(
+                "E0110",
+                f"host `{name}` needs {' and '.join(f'`{m}`' for m in missing)}",
+                stmt.name.span,
+                hint=f"write `host {name} at ... cores 8 memory 16GiB`",
+            )
         ports = tuple(p for p in (self.use_port(r.switch, r.port, r.span, f"host `{name}`") for r in stmt.at) if p)
         runs: list[str] = []
         for kind in opts["runs"].value if "runs" in opts else ():
             if kind.text not in KINDS:
-                self.symbols.sink.error("E0111", f"unknown module kind `{kind.text}`", kind.span,
-                                        hint=did_you_mean(kind.text, list(KINDS)) or "kinds are click, process, vm")
+                self.symbols.sink.error(
+                    "E0111",
+                    f"unknown module kind `{kind.text}`",
+                    kind.span,
+                    hint=did_you_mean(kind.text, list(KINDS)) or "kinds are click, process, vm",
+                )
             else:
                 runs.append(kind.text)
         cores = opts["cores"].value if "cores" in opts else 0
         if "cores" in opts and cores < 1:
             self.symbols.sink.error("E0014", "a host needs at least 1 core", opts["cores"].span)
         memory = opts["memory"].value.bytes if "memory" in opts else 0
-        return ir.Host(name, ports, cores, memory, frozenset(runs) if "runs" in opts else frozenset(KINDS),
-                       "spare" in opts, stmt.name.span)
+        return ir.Host(
+            name,
+            ports,
+            cores,
+            memory,
+            frozenset(runs) if "runs" in opts else frozenset(KINDS),
+            "spare" in opts,
+            stmt.name.span,
+        )
 
     def edge(self, stmt: A.EdgeStmt, index: int) -> ir.Edge:
         opts = options(stmt, self.symbols)
@@ -141,7 +177,9 @@ class PlatformChecker:
                 elif isinstance(v, A.AddrVal):
                     nets.append(ipaddress.ip_network(v.addr))
                 else:
-                    self.symbols.sink.error("E0505", "`net` takes prefixes like 10.0.0.0/8", getattr(v, "span", item.span))
+                    self.symbols.sink.error(
+                        "E0505", "`net` takes prefixes like 10.0.0.0/8", getattr(v, "span", item.span)
+                    )
         return ir.Edge(name, index, tuple(ports), tuple(nets), "default" in opts, stmt.name.span)
 
     def box(self, stmt: A.BoxStmt) -> ir.Box | None:
@@ -155,13 +193,23 @@ def _fmt(p: A.PortRef) -> str:
     return f"{p.switch.text}:{p.port}"
 
 
-def check_topology(site_switches: list[ir.Switch], links: list[ir.Link], hosts: list[ir.Host],
-                   edges: list[ir.Edge], edge_stmts: list[A.EdgeStmt], symbols: Symbols) -> None:
+def check_topology(
+    site_switches: list[ir.Switch],
+    links: list[ir.Link],
+    hosts: list[ir.Host],
+    edges: list[ir.Edge],
+    edge_stmts: list[A.EdgeStmt],
+    symbols: Symbols,
+) -> None:
     """One default edge at most; every host and edge reachable over the links."""
     defaults = [(e, s) for e, s in zip(edges, edge_stmts) if e.default]
     for e, s in defaults[1:]:
-        symbols.sink.error("E0106", f"edges `{defaults[0][0].name}` and `{e.name}` are both `default`", s.name.span,
-                           hint="only one edge can take the destinations no other edge claims")
+        symbols.sink.error(
+            "E0106",
+            f"edges `{defaults[0][0].name}` and `{e.name}` are both `default`",
+            s.name.span,
+            hint="only one edge can take the destinations no other edge claims",
+        )
     g = nx.Graph()
     g.add_nodes_from(s.name for s in site_switches)
     g.add_edges_from((link.a[0], link.b[0]) for link in links)
@@ -171,5 +219,9 @@ def check_topology(site_switches: list[ir.Switch], links: list[ir.Link], hosts: 
     main = set(components[0])
     for comp in components[1:]:
         sw = next(s for s in site_switches if s.name == comp[0])
-        symbols.sink.error("E0108", f"switch `{sw.name}` is not linked to switch `{sorted(main)[0]}`", sw.span,
-                           hint=f"add `link {sw.name}:PORT {sorted(main)[0]}:PORT`")
+        symbols.sink.error(
+            "E0108",
+            f"switch `{sw.name}` is not linked to switch `{sorted(main)[0]}`",
+            sw.span,
+            hint=f"add `link {sw.name}:PORT {sorted(main)[0]}:PORT`",
+        )

@@ -9,15 +9,16 @@ general rule after" idiom and is not reported.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from compiler import ir
-from compiler.check.pipelines import PipelineChecker
-from compiler.headerspace.space import HeaderSpace
-from compiler.headerspace.prefix_index import PrefixIndex
 from compiler.check.matchcomp import MatchCompiler
-from compiler.verification.packets import describe
+from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
+from compiler.headerspace.prefix_index import PrefixIndex
+from compiler.headerspace.space import HeaderSpace
+from compiler.verification.packets import describe
 from fslang import ast as A
 
 
@@ -28,8 +29,15 @@ def edge_space(indices: Sequence[int]) -> HeaderSpace:
     return out
 
 
-def check_policy(stmt: A.PolicyStmt, index: int, symbols: Symbols, matches: MatchCompiler,
-                 pipelines: PipelineChecker, edges: dict[str, ir.Edge], universe: HeaderSpace) -> ir.Policy:
+def check_policy(
+    stmt: A.PolicyStmt,
+    index: int,
+    symbols: Symbols,
+    matches: MatchCompiler,
+    pipelines: PipelineChecker,
+    edges: dict[str, ir.Edge],
+    universe: HeaderSpace,
+) -> ir.Policy:
     sources: list[str] = []
     for src in stmt.sources:
         if symbols.lookup(src, "edge") is None or src.text not in edges:
@@ -48,9 +56,13 @@ def check_policy(stmt: A.PolicyStmt, index: int, symbols: Symbols, matches: Matc
     else:
         pipeline = pipelines.convert(stmt.pipeline)
         if stmt.symmetric and not _serial_only(pipeline):
-            symbols.sink.error("E0410", f"`symmetric` policy `{stmt.name.text}` splits its traffic", stmt.pipeline.span,
-                               hint="a symmetric pipeline is a series of modules and boxes (copies allowed), so the "
-                                    "reply can retrace it; use a separate policy for the split")
+            symbols.sink.error(
+                "E0410",
+                f"`symmetric` policy `{stmt.name.text}` splits its traffic",
+                stmt.pipeline.span,
+                hint="a symmetric pipeline is a series of modules and boxes (copies allowed), so the "
+                "reply can retrace it; use a separate policy for the split",
+            )
     return ir.Policy(stmt.name.text, index, tuple(sources), space, pipeline, stmt.symmetric, stmt.name.span)
 
 
@@ -62,8 +74,13 @@ def _serial_only(p: ir.Pipeline) -> bool:
     return not isinstance(p, ir.Case)
 
 
-def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], symbols: Symbols,
-                edge_names: Sequence[str], had_errors_in: set[str]) -> None:
+def check_order(
+    policies: Sequence[ir.Policy],
+    stmts: Sequence[A.PolicyStmt],
+    symbols: Symbols,
+    edge_names: Sequence[str],
+    had_errors_in: set[str],
+) -> None:
     """First-match analysis over the policies in written order.  Each policy
     is compared only with the earlier cubes an index says it can meet."""
     index = PrefixIndex()
@@ -72,8 +89,12 @@ def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], sy
             continue
         span = stmt.match.span if stmt.match is not None else stmt.name.span
         if policy.match.is_empty():
-            symbols.sink.error("E0502", f"policy `{policy.name}` matches no packet", span,
-                               hint="its conditions contradict each other (for example `tcp and udp`)")
+            symbols.sink.error(
+                "E0502",
+                f"policy `{policy.name}` matches no packet",
+                span,
+                hint="its conditions contradict each other (for example `tcp and udp`)",
+            )
             continue
         near: dict[int, ir.Policy] = {}
         cubes: dict[Any, None] = {}
@@ -86,20 +107,30 @@ def check_order(policies: Sequence[ir.Policy], stmts: Sequence[A.PolicyStmt], sy
         if covered.intersects(policy.match) and (policy.match - covered).is_empty():
             takers = [p.name for p in earlier_policies if p.match.intersects(policy.match)]
             shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
-            symbols.sink.error("E0501", f"policy `{policy.name}` can never match: earlier polic"
-                               f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} all of its traffic",
-                               stmt.name.span, hint="remove it, narrow the earlier policies, or move it before them")
+            symbols.sink.error(
+                "E0501",
+                f"policy `{policy.name}` can never match: earlier polic"
+                f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} "
+                "all of its traffic",
+                stmt.name.span,
+                hint="remove it, narrow the earlier policies, or move it before them",
+            )
         else:
-            partial = [p for p in earlier_policies
-                       if p.match.intersects(policy.match) and not p.match.is_subset(policy.match)]
+            partial = [
+                p for p in earlier_policies if p.match.intersects(policy.match) and not p.match.is_subset(policy.match)
+            ]
             if partial:
                 first = partial[0]
                 point = (first.match & policy.match).sample() or {}
                 more = f" (and {len(partial) - 1} more)" if len(partial) > 1 else ""
-                symbols.sink.warning("W0501", f"policy `{policy.name}` partly overlaps earlier policy "
-                                     f"`{first.name}`{more}; for example `{describe(point, edge_names)}` goes to "
-                                     f"`{first.name}`", span,
-                                     hint=f"if that is intended, move `{policy.name}` before `{first.name}` or "
-                                          f"exclude the overlap with `and not ...`")
+                symbols.sink.warning(
+                    "W0501",
+                    f"policy `{policy.name}` partly overlaps earlier policy "
+                    f"`{first.name}`{more}; for example `{describe(point, edge_names)}` goes to "
+                    f"`{first.name}`",
+                    span,
+                    hint=f"if that is intended, move `{policy.name}` before `{first.name}` or "
+                    f"exclude the overlap with `and not ...`",
+                )
         for cube in policy.match.cubes:
             index.add(cube, (policy, cube))

@@ -14,11 +14,24 @@ from fslang import ast as A
 from fslang.diagnostics import DiagnosticSink
 
 KIND_OF_STMT: dict[type, str] = {
-    A.SwitchStmt: "switch", A.HostStmt: "host", A.EdgeStmt: "edge", A.BoxStmt: "box", A.SetStmt: "set",
-    A.ClassStmt: "class", A.ModuleStmt: "module", A.PolicyStmt: "policy",
+    A.SwitchStmt: "switch",
+    A.HostStmt: "host",
+    A.EdgeStmt: "edge",
+    A.BoxStmt: "box",
+    A.SetStmt: "set",
+    A.ClassStmt: "class",
+    A.ModuleStmt: "module",
+    A.PolicyStmt: "policy",
 }
-UNKNOWN_CODE = {"set": "E0201", "class": "E0201", "switch": "E0202", "module": "E0203", "box": "E0203",
-                "edge": "E0204", "host": "E0205"}
+UNKNOWN_CODE = {
+    "set": "E0201",
+    "class": "E0201",
+    "switch": "E0202",
+    "module": "E0203",
+    "box": "E0203",
+    "edge": "E0204",
+    "host": "E0205",
+}
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str | None:
@@ -37,9 +50,13 @@ class Symbols:
         name: A.Name = stmt.name
         if name.text in self.defs:
             prev_kind, prev = self.defs[name.text]
-            self.sink.error("E0102", f"`{name.text}` is defined twice", name.span,
-                            hint=f"the first definition ({prev_kind}) is at offset {prev.name.span.start}; "
-                                 "rename one of them", label="defined again here")
+            self.sink.error(
+                "E0102",
+                f"`{name.text}` is defined twice",
+                name.span,
+                hint=f"the first definition ({prev_kind}) is at offset {prev.name.span.start}; rename one of them",
+                label="defined again here",
+            )
             return
         self.defs[name.text] = (kind, stmt)
 
@@ -51,15 +68,21 @@ class Symbols:
         entry = self.defs.get(name.text)
         what = what or " or ".join(kinds)
         if entry is None:
-            self.sink.error(UNKNOWN_CODE.get(kinds[0], "E0201"), f"unknown {what} `{name.text}`", name.span,
-                            hint=did_you_mean(name.text, self.names_of(*kinds))
-                            or _known(self.names_of(*kinds), what))
+            self.sink.error(
+                UNKNOWN_CODE.get(kinds[0], "E0201"),
+                f"unknown {what} `{name.text}`",
+                name.span,
+                hint=did_you_mean(name.text, self.names_of(*kinds)) or _known(self.names_of(*kinds), what),
+            )
             return None
         kind, stmt = entry
         if kind not in kinds:
-            self.sink.error("E0206", f"`{name.text}` is a {kind}, not a {what}", name.span,
-                            hint=did_you_mean(name.text, self.names_of(*kinds))
-                            or _known(self.names_of(*kinds), what))
+            self.sink.error(
+                "E0206",
+                f"`{name.text}` is a {kind}, not a {what}",
+                name.span,
+                hint=did_you_mean(name.text, self.names_of(*kinds)) or _known(self.names_of(*kinds), what),
+            )
             return None
         self.used.add(name.text)
         return stmt

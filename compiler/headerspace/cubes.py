@@ -9,8 +9,9 @@ tuples of ints are far cheaper than dataclass instances in the inner loops;
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

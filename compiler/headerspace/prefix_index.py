@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube
 

@@ -17,8 +17,8 @@ cubes that meet or contain a cube costs dict lookups, not a scan.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP, OFPVID_PRESENT
 from compiler.headerspace.cubes import (
@@ -132,9 +132,7 @@ class HeaderSpace:
         return cls.field_masked(name, value, (1 << layout.field(name).width) - 1, layout)
 
     @classmethod
-    def field_prefix(
-        cls, name: str, value: int, prefix_len: int, layout: Layout = DEFAULT_LAYOUT
-    ) -> HeaderSpace:
+    def field_prefix(cls, name: str, value: int, prefix_len: int, layout: Layout = DEFAULT_LAYOUT) -> HeaderSpace:
         """The top ``prefix_len`` bits of ``name`` equal those of ``value`` (host bits ignored)."""
         w = layout.field(name).width
         if not 0 <= prefix_len <= w:

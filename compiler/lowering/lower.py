@@ -7,21 +7,34 @@ layout in ``compiler.lowering.tables``; what the rules must do in docs/semantics
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
-from dataclasses import dataclass, field
-from typing import Iterable
-
-from compiler.steering import flowhash
 from compiler import ir
-from compiler.lowering import tables as T
-from compiler.flowir import (OFPP_IN_PORT, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, Action, FieldMatch,
-                             FlowEntry, Match, Output, PopVlan, PushVlan, SetField, SwitchTables)
-from compiler.headerspace.space import HeaderSpace
-from compiler.lowering.ofmatch import edges_admitted, space_to_matches
+from compiler.flowir import (
+    ETH_TYPE_ARP,
+    ETH_TYPE_IPV4,
+    ETH_TYPE_IPV6,
+    OFPP_IN_PORT,
+    OFPVID_PRESENT,
+    Action,
+    FieldMatch,
+    FlowEntry,
+    Match,
+    Output,
+    PopVlan,
+    PushVlan,
+    SetField,
+    SwitchTables,
+)
 from compiler.headerspace.regions import exit_region, reverse_space, without_edge
-from compiler.steering.steer import (BoxVisit, Dispatch, Dropped, Entry, Exit, Fork, SteeringPlan, Visit)
+from compiler.headerspace.space import HeaderSpace
+from compiler.lowering import tables as T
+from compiler.lowering.ofmatch import edges_admitted, space_to_matches
 from compiler.lowering.topology import Topology
+from compiler.steering import flowhash
+from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Entry, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
 
 IP = HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6)
@@ -33,6 +46,7 @@ def widen_eth(space: HeaderSpace) -> HeaderSpace:
     """``space`` with eth_type left free (for packets already known to be of another ethertype)."""
     from compiler.headerspace.space import DEFAULT_LAYOUT
     from compiler.lowering.ofmatch import field_mask
+
     keep = ~field_mask("eth_type")
     return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & keep, c.mask & keep) for c in space.cubes])
 
@@ -46,8 +60,9 @@ def generation_specific(e: FlowEntry) -> bool:
         return True
     if any(isinstance(a, SetField) and a.field == "vlan_vid" for a in e.actions):
         return True
-    return e.table_id == T.CLASSIFY and any(f.field == "vlan_vid" and f.mask is None and f.value & 0xFFF
-                                            for f in e.match.fields)
+    return e.table_id == T.CLASSIFY and any(
+        f.field == "vlan_vid" and f.mask is None and f.value & 0xFFF for f in e.match.fields
+    )
 
 
 def vid(tag: int) -> int:
@@ -99,14 +114,16 @@ class Lowering:
         self.entries = {s.name: [] for s in self.site.switches}
         self.hosts = {h.name: h for h in self.site.hosts}
         self.boxes = {b.name: b for b in self.site.boxes}
-        self.edge_ports = {s.name: [(e, p) for e in self.site.edges for (sw, p) in e.ports if sw == s.name]
-                           for s in self.site.switches}
+        self.edge_ports = {
+            s.name: [(e, p) for e in self.site.edges for (sw, p) in e.ports if sw == s.name] for s in self.site.switches
+        }
         self.policies = {p.name: p for p in self.site.policies}
         self.entries_here: dict[str, set[int]] = {}  # switch -> entries its classification writes
         self._select_cache: dict[int, list[FlowEntry]] = {}
         self._parts: dict[int, list[tuple[str, list]]] = {}  # entry id -> (kind, matches), same on every switch
-        self.needs_hash = any(c.buckets != frozenset(range(flowhash.BUCKETS))
-                              for e in self.plan.entries for c, _ in e.combos)
+        self.needs_hash = any(
+            c.buckets != frozenset(range(flowhash.BUCKETS)) for e in self.plan.entries for c, _ in e.combos
+        )
 
     def add(self, switch: str, entry: FlowEntry) -> None:
         if self.plan.generation and generation_specific(entry):
@@ -156,8 +173,9 @@ class Lowering:
         edge_index = {e.name: e.index for e in self.site.edges}
         for order, (policy, direction, entry) in enumerate(self.plan.ingress):
             prio = T.PRIO_POLICY_TOP - 10 * order
-            if not here or (direction == "forward" and policy.sources
-                            and not any(edge_index[s] in here for s in policy.sources)):
+            if not here or (
+                direction == "forward" and policy.sources and not any(edge_index[s] in here for s in policy.sources)
+            ):
                 continue  # no ingress port of this policy on this switch
             space = self._space(entry, policy)
             cookie = _cookie(policy.index, 0)
@@ -168,8 +186,9 @@ class Lowering:
             parts = self._parts.get(entry.id)
             if parts is None:  # the same on every switch: split and spell once
                 parts = self._parts[entry.id] = [
-                    (kind, space_to_matches(part)) for part, kind in
-                    ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other"))]
+                    (kind, space_to_matches(part))
+                    for part, kind in ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other"))
+                ]
             for kind, matches in parts:
                 table = T.NONIP if kind == "other" else T.POLICY
                 for edge_pat, fields in matches:
@@ -181,12 +200,23 @@ class Lowering:
                             if is_drop:
                                 self.add(sw, FlowEntry(table, prio, match, cookie=cookie))
                             elif kind == "ip":
-                                self.add(sw, FlowEntry(table, prio, match, goto_table=after, cookie=cookie,
-                                                       write_metadata=meta))
+                                self.add(
+                                    sw,
+                                    FlowEntry(table, prio, match, goto_table=after, cookie=cookie, write_metadata=meta),
+                                )
                                 self.entries_here.setdefault(sw, set()).add(entry.id)
                             else:
-                                self.add(sw, FlowEntry(table, prio, match, self.forward_nonip(sw, port, kind),
-                                                       goto_table=T.EXIT if kind == "arp" else None, cookie=cookie))
+                                self.add(
+                                    sw,
+                                    FlowEntry(
+                                        table,
+                                        prio,
+                                        match,
+                                        self.forward_nonip(sw, port, kind),
+                                        goto_table=T.EXIT if kind == "arp" else None,
+                                        cookie=cookie,
+                                    ),
+                                )
         # box returns: recognised by headers, the ingress edge unknown
         for entry in self.plan.entries:
             if entry.box is None:
@@ -195,23 +225,40 @@ class Lowering:
             if box.out_port[0] != sw:
                 continue
             policy = policies[entry.policy]
-            prio = T.PRIO_POLICY_TOP - 10 * next(i for i, (p, d, _) in enumerate(self.plan.ingress)
-                                                 if p.name == policy.name and d == entry.direction)
+            prio = T.PRIO_POLICY_TOP - 10 * next(
+                i for i, (p, d, _) in enumerate(self.plan.ingress) if p.name == policy.name and d == entry.direction
+            )
             space = without_edge(self._space(entry, policy)) & IP
             for _, fields in space_to_matches(space):
-                self.add(sw, FlowEntry(T.CLASSIFY, prio, Match.of(FieldMatch("in_port", box.out_port[1]), *fields),
-                                       goto_table=after, cookie=_cookie(policy.index, 0xFFF0),
-                                       write_metadata=(self.entry_bits(entry.id), T.ENTRY_MASK)))
+                self.add(
+                    sw,
+                    FlowEntry(
+                        T.CLASSIFY,
+                        prio,
+                        Match.of(FieldMatch("in_port", box.out_port[1]), *fields),
+                        goto_table=after,
+                        cookie=_cookie(policy.index, 0xFFF0),
+                        write_metadata=(self.entry_bits(entry.id), T.ENTRY_MASK),
+                    ),
+                )
                 self.entries_here.setdefault(sw, set()).add(entry.id)
         # unmatched traffic from edges; tagged traffic from hosts and links
-        for edge, port in self.edge_ports[sw]:
+        for _edge, port in self.edge_ports[sw]:
             m = Match.of(FieldMatch("in_port", port))
             if self.site.default_action == "drop":
                 self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m))
                 self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m))
                 continue
-            self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m, (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))),
-                                   goto_table=T.EXIT))
+            self.add(
+                sw,
+                FlowEntry(
+                    T.POLICY,
+                    T.PRIO_DEFAULT,
+                    m,
+                    (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))),
+                    goto_table=T.EXIT,
+                ),
+            )
             self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, self.forward_nonip(sw, port, "other")))
         inside = sorted({p for h in self.site.hosts for (s, p) in h.ports if s == sw} | set(self.topo.link_ports(sw)))
         for port in inside:
@@ -248,15 +295,20 @@ class Lowering:
             bit = 1 << i
             for eth, fam in ((ETH_TYPE_IPV4, "ipv4"), (ETH_TYPE_IPV6, "ipv6")):
                 for a, b in ((bit, 0), (0, bit)):
-                    m = Match.of(FieldMatch("eth_type", eth), FieldMatch(f"{fam}_src", a, bit),
-                                 FieldMatch(f"{fam}_dst", b, bit))
+                    m = Match.of(
+                        FieldMatch("eth_type", eth), FieldMatch(f"{fam}_src", a, bit), FieldMatch(f"{fam}_dst", b, bit)
+                    )
                     self.add(sw, FlowEntry(t_ip, 10, m, goto_table=t_l4, write_metadata=(bit, bit)))
                 for proto, l4 in ((6, "tcp"), (17, "udp")):
                     for a, b in ((bit, 0), (0, bit)):
                         for meta in (0, bit):
-                            m = Match.of(FieldMatch("eth_type", eth), FieldMatch("ip_proto", proto),
-                                         FieldMatch(f"{l4}_src", a, bit), FieldMatch(f"{l4}_dst", b, bit),
-                                         FieldMatch("metadata", meta, bit))
+                            m = Match.of(
+                                FieldMatch("eth_type", eth),
+                                FieldMatch("ip_proto", proto),
+                                FieldMatch(f"{l4}_src", a, bit),
+                                FieldMatch(f"{l4}_dst", b, bit),
+                                FieldMatch("metadata", meta, bit),
+                            )
                             self.add(sw, FlowEntry(t_l4, 10, m, goto_table=nxt, write_metadata=(bit ^ meta, bit)))
             self.add(sw, FlowEntry(t_ip, 0, Match(), goto_table=t_l4))
             self.add(sw, FlowEntry(t_l4, 0, Match(), goto_table=nxt))
@@ -290,8 +342,11 @@ class Lowering:
                     continue  # only packets from edges that do not exist (a complement's leftovers)
                 for value, mask in bucket_patterns(constraint.buckets):
                     meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value, T.ENTRY_MASK | mask)
-                    rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto,
-                                           cookie=_cookie(policy.index, 1 + ci)))
+                    rules.append(
+                        FlowEntry(
+                            T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie=_cookie(policy.index, 1 + ci)
+                        )
+                    )
         self._select_cache[entry.id] = rules
         return rules
 
@@ -303,21 +358,36 @@ class Lowering:
         return (PushVlan(), SetField("vlan_vid", vid(self.plan.tag(d)))), T.STEER
 
     def steer(self, sw: str) -> None:
-        self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT))
+        self.add(
+            sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
+        )
         for d, tag in sorted(self.plan.tags.items(), key=lambda kv: kv[1]):
             actions, goto = self.dispatch_actions(sw, d, final=True)
-            self.add(sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(tag))), actions, goto,
-                                   cookie=_cookie(0xFFFF, tag)))
+            self.add(
+                sw,
+                FlowEntry(
+                    T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(tag))), actions, goto, cookie=_cookie(0xFFFF, tag)
+                ),
+            )
             if isinstance(d, Fork):
                 # a fork's leg may lead back where the packet came from (the host
                 # that handed the fork over, the link it arrived on): OpenFlow
                 # drops output to the ingress port, so that port needs in_port
                 for port in sorted({a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}):
-                    hairpin = tuple(Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a
-                                    for a in actions)
-                    self.add(sw, FlowEntry(T.STEER, 101, Match.of(FieldMatch("in_port", port),
-                                                                  FieldMatch("vlan_vid", vid(tag))),
-                                           hairpin, goto, cookie=_cookie(0xFFFF, tag)))
+                    hairpin = tuple(
+                        Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in actions
+                    )
+                    self.add(
+                        sw,
+                        FlowEntry(
+                            T.STEER,
+                            101,
+                            Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(tag))),
+                            hairpin,
+                            goto,
+                            cookie=_cookie(0xFFFF, tag),
+                        ),
+                    )
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (VID already set to ``d``'s tag) on its way."""
@@ -355,9 +425,14 @@ class Lowering:
                 self._exit_rules(sw, edge, region, fam)
             for net in edge.nets:
                 if net.version == 4:
-                    m = Match.of(FieldMatch("eth_type", ETH_TYPE_ARP),
-                                 FieldMatch("arp_tpa", int(net.network_address),
-                                            None if net.prefixlen == 32 else (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF))
+                    m = Match.of(
+                        FieldMatch("eth_type", ETH_TYPE_ARP),
+                        FieldMatch(
+                            "arp_tpa",
+                            int(net.network_address),
+                            None if net.prefixlen == 32 else (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF,
+                        ),
+                    )
                     self._exit_rule(sw, 2 * (200 + net.prefixlen), m.fields, edge.ports[0])
             if edge.default:
                 self._exit_rule(sw, 100, (FieldMatch("eth_type", ETH_TYPE_ARP),), edge.ports[0])
@@ -405,6 +480,8 @@ def _order(e: FlowEntry) -> tuple:
     return (e.table_id, -e.priority, fields, e.cookie)
 
 
-def lower(site: ir.Site, placement: dict[str, str], plan: SteeringPlan) -> tuple[dict[str, SwitchTables], list[Diagnostic]]:
+def lower(
+    site: ir.Site, placement: dict[str, str], plan: SteeringPlan
+) -> tuple[dict[str, SwitchTables], list[Diagnostic]]:
     low = Lowering(site, placement, plan)
     return low.run(), low.diagnostics

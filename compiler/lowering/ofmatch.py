@@ -11,8 +11,8 @@ packet exactly when its pattern admits 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, FieldMatch
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
@@ -21,9 +21,18 @@ IP_FIELDS = ("ip_dscp", "ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_ds
 V4_FIELDS = ("ipv4_src", "ipv4_dst")
 V6_FIELDS = ("ipv6_src", "ipv6_dst")
 L4_FIELDS = ("tp_src", "tp_dst")
-PLAIN = {"eth_src": "eth_src", "eth_dst": "eth_dst", "vlan_vid": "vlan_vid", "eth_type": "eth_type",
-         "ip_dscp": "ip_dscp", "ip_proto": "ip_proto", "ipv4_src": "ipv4_src", "ipv4_dst": "ipv4_dst",
-         "ipv6_src": "ipv6_src", "ipv6_dst": "ipv6_dst"}
+PLAIN = {
+    "eth_src": "eth_src",
+    "eth_dst": "eth_dst",
+    "vlan_vid": "vlan_vid",
+    "eth_type": "eth_type",
+    "ip_dscp": "ip_dscp",
+    "ip_proto": "ip_proto",
+    "ipv4_src": "ipv4_src",
+    "ipv4_dst": "ipv4_dst",
+    "ipv6_src": "ipv6_src",
+    "ipv6_dst": "ipv6_dst",
+}
 L4_NAMES = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 

@@ -18,8 +18,15 @@ SELECT = HASH_LAST + 1  # entry + bucket + headers -> first tag
 STEER = SELECT + 1  # tag -> instance port, box, link, fork or exit
 EXIT = STEER + 1  # destination -> edge port (tag popped)
 
-TABLES = {CLASSIFY: "classify", POLICY: "policy", NONIP: "nonip", SELECT: "select", STEER: "steer", EXIT: "exit",
-          **{HASH_FIRST + i: f"hash{i // 2}{'ip' if i % 2 == 0 else 'l4'}" for i in range(2 * flowhash.HASH_BITS)}}
+TABLES = {
+    CLASSIFY: "classify",
+    POLICY: "policy",
+    NONIP: "nonip",
+    SELECT: "select",
+    STEER: "steer",
+    EXIT: "exit",
+    **{HASH_FIRST + i: f"hash{i // 2}{'ip' if i % 2 == 0 else 'l4'}" for i in range(2 * flowhash.HASH_BITS)},
+}
 
 ENTRY_SHIFT = 32
 ENTRY_MASK = 0xFFFF << ENTRY_SHIFT
@@ -39,6 +46,7 @@ MAX_TAG = (1 << GENERATION_TAG_BIT) - 2  # per generation (bit 11 is the generat
 def generation_tag(tag: int, generation: int) -> int:
     """The VLAN id of logical ``tag`` in ``generation``."""
     return tag | generation << GENERATION_TAG_BIT
+
 
 PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000

@@ -54,6 +54,10 @@ class Topology:
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def link_ports(self, switch: str) -> tuple[int, ...]:
-        return tuple(sorted({p for (s, _), p in self._link_ports.items() if s == switch} |
-                            {l.a[1] for l in self.site.links if l.a[0] == switch} |
-                            {l.b[1] for l in self.site.links if l.b[0] == switch}))
+        return tuple(
+            sorted(
+                {p for (s, _), p in self._link_ports.items() if s == switch}
+                | {l.a[1] for l in self.site.links if l.a[0] == switch}
+                | {l.b[1] for l in self.site.links if l.b[0] == switch}
+            )
+        )

@@ -14,8 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from compiler.flowir import (
-    OFPP_IN_PORT, OFPVID_PRESENT, Action, FlowEntry, GroupAction, GroupEntry,
-    Match, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField,
+    OFPP_IN_PORT,
+    OFPVID_PRESENT,
+    Action,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Match,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
     SwitchTables,
 )
 from compiler.oxm_fields import FIELDS, MPLS_ETH_TYPES, TAGGED, VLAN_TPIDS, Cond
@@ -28,8 +39,8 @@ _KEEP_ON_PUSH_MPLS = ("in_port", "eth_src", "eth_dst", "metadata", "tunnel_id")
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    kind: str    # field | mask | prereq | action | port | goto | group | overlap | duplicate | range
-    where: str   # "table 0 priority 10 cookie 0x1" or "group 3 bucket 0"
+    kind: str  # field | mask | prereq | action | port | goto | group | overlap | duplicate | range
+    where: str  # "table 0 priority 10 cookie 0x1" or "group 3 bucket 0"
     detail: str
 
     def __str__(self) -> str:
@@ -43,7 +54,7 @@ class _State:
     exact: dict[str, int] = field(default_factory=dict)
     vlans: int = 0  # VLAN tags known to be present
 
-    def copy(self) -> "_State":
+    def copy(self) -> _State:
         return _State(dict(self.exact), self.vlans)
 
     def holds(self, cond: Cond) -> bool:
@@ -64,8 +75,7 @@ def _state_from_match(match: Match) -> _State:
         if spec is None:
             continue
         if fm.field == "vlan_vid":
-            if (fm.mask is None or fm.mask & OFPVID_PRESENT) and \
-                    fm.value & OFPVID_PRESENT:
+            if (fm.mask is None or fm.mask & OFPVID_PRESENT) and fm.value & OFPVID_PRESENT:
                 st.vlans = 1
         if fm.mask is None or fm.mask == spec.full:
             st.exact[fm.field] = fm.value
@@ -107,7 +117,7 @@ class _Checker:
         for e in self.tables.entries:
             self.check_entry(e)
             by_slot.setdefault((e.table_id, e.priority), []).append(e)
-        for (table, prio), entries in sorted(by_slot.items()):
+        for (_table, _prio), entries in sorted(by_slot.items()):
             self.check_overlaps(entries)
         return self.problems
 
@@ -132,8 +142,7 @@ class _Checker:
             self.check_write_metadata(e.write_metadata, w)
         if e.goto_table is not None:
             if e.goto_table <= e.table_id:
-                self.add("goto", w, f"goto_table:{e.goto_table} does not move "
-                         "forward")
+                self.add("goto", w, f"goto_table:{e.goto_table} does not move forward")
             if e.goto_table > 254:
                 self.add("goto", w, f"goto_table:{e.goto_table} outside 0..254")
 
@@ -141,14 +150,11 @@ class _Checker:
         value, mask = wm
         full = FIELDS["metadata"].full
         if not 0 <= value <= full:
-            self.add("range", w, f"write_metadata value {value:#x} outside "
-                     "64 bits")
+            self.add("range", w, f"write_metadata value {value:#x} outside 64 bits")
         if not 0 <= mask <= full:
-            self.add("range", w, f"write_metadata mask {mask:#x} outside "
-                     "64 bits")
+            self.add("range", w, f"write_metadata mask {mask:#x} outside 64 bits")
         if value & ~mask:
-            self.add("mask", w, f"write_metadata value {value:#x} has bits "
-                     f"outside mask {mask:#x}")
+            self.add("mask", w, f"write_metadata value {value:#x} has bits outside mask {mask:#x}")
 
     def check_match(self, m: Match, w: str) -> None:
         names = [f.field for f in m.fields]
@@ -160,25 +166,21 @@ class _Checker:
                 self.add("field", w, f"unknown field {fm.field!r}")
                 continue
             if not 0 <= fm.value <= spec.full:
-                self.add("range", w, f"{fm.field} value {fm.value:#x} wider "
-                         f"than {spec.bits} bits")
+                self.add("range", w, f"{fm.field} value {fm.value:#x} wider than {spec.bits} bits")
             if fm.mask is None:
-                if fm.field == "vlan_vid" and fm.value and \
-                        not fm.value & OFPVID_PRESENT:
-                    self.add("field", w, f"vlan_vid={fm.value:#x} lacks "
-                             "OFPVID_PRESENT (only 0 means untagged)")
+                if fm.field == "vlan_vid" and fm.value and not fm.value & OFPVID_PRESENT:
+                    self.add("field", w, f"vlan_vid={fm.value:#x} lacks OFPVID_PRESENT (only 0 means untagged)")
                 continue
             if not spec.maskable:
                 self.add("mask", w, f"{fm.field} is not maskable")
             if not 0 <= fm.mask <= spec.full:
-                self.add("mask", w, f"{fm.field} mask {fm.mask:#x} wider than "
-                         f"{spec.bits} bits")
+                self.add("mask", w, f"{fm.field} mask {fm.mask:#x} wider than {spec.bits} bits")
             if fm.value & ~fm.mask:
-                self.add("mask", w, f"{fm.field} value {fm.value:#x} has bits "
-                         f"outside mask {fm.mask:#x}")
+                self.add("mask", w, f"{fm.field} value {fm.value:#x} has bits outside mask {fm.mask:#x}")
 
-    def check_actions(self, actions: tuple[Action, ...], st: _State | None,
-                      w: str, origin: str, chain: tuple[int, ...]) -> None:
+    def check_actions(
+        self, actions: tuple[Action, ...], st: _State | None, w: str, origin: str, chain: tuple[int, ...]
+    ) -> None:
         """``st`` None: context unknown (unreferenced group), so only
         context-free checks apply."""
         org = "" if origin == w else origin
@@ -191,32 +193,26 @@ class _Checker:
                 self.check_set_field(a, st, w, org)
             elif isinstance(a, PushVlan):
                 if a.ethertype not in VLAN_TPIDS:
-                    self.add("action", w, f"push_vlan:{a.ethertype:#06x} is not "
-                             "a VLAN TPID")
+                    self.add("action", w, f"push_vlan:{a.ethertype:#06x} is not a VLAN TPID")
                 if st is not None:
                     if st.vlans >= 2:
-                        self.add("action", w, "push_vlan onto 2 tags (OVS "
-                                 "supports at most 2)", org)
+                        self.add("action", w, "push_vlan onto 2 tags (OVS supports at most 2)", org)
                     st.vlans += 1
             elif isinstance(a, PopVlan):
                 if st is not None:
                     if st.vlans == 0:
-                        self.add("action", w, "pop_vlan without a VLAN tag "
-                                 "proven by the match", org)
+                        self.add("action", w, "pop_vlan without a VLAN tag proven by the match", org)
                     st.vlans = max(0, st.vlans - 1)
             elif isinstance(a, PushMpls):
                 if a.ethertype not in MPLS_ETH_TYPES:
-                    self.add("action", w, f"push_mpls:{a.ethertype:#06x} is "
-                             "not an MPLS ethertype")
+                    self.add("action", w, f"push_mpls:{a.ethertype:#06x} is not an MPLS ethertype")
                 if st is not None:
-                    st.exact = {k: v for k, v in st.exact.items()
-                                if k in _KEEP_ON_PUSH_MPLS}
+                    st.exact = {k: v for k, v in st.exact.items() if k in _KEEP_ON_PUSH_MPLS}
                     st.exact["eth_type"] = a.ethertype
             elif isinstance(a, PopMpls):
                 if st is not None:
                     if st.exact.get("eth_type") not in MPLS_ETH_TYPES:
-                        self.add("action", w, "pop_mpls on a packet not proven "
-                                 "MPLS", org)
+                        self.add("action", w, "pop_mpls on a packet not proven MPLS", org)
                     st.exact.pop("ip_proto", None)
                     st.exact["eth_type"] = a.ethertype
             elif isinstance(a, GroupAction):
@@ -224,8 +220,7 @@ class _Checker:
             else:
                 self.add("action", w, f"unknown action {a!r}")
 
-    def check_set_field(self, a: SetField, st: _State | None, w: str,
-                        org: str) -> None:
+    def check_set_field(self, a: SetField, st: _State | None, w: str, org: str) -> None:
         spec = FIELDS.get(a.field)
         if spec is None:
             self.add("field", w, f"set_field on unknown field {a.field!r}")
@@ -233,23 +228,19 @@ class _Checker:
         if not spec.writable:
             self.add("action", w, f"set_field on read-only field {a.field}")
         if not 0 <= a.value <= spec.full:
-            self.add("range", w, f"set_field {a.field} value {a.value:#x} wider"
-                     f" than {spec.bits} bits")
+            self.add("range", w, f"set_field {a.field} value {a.value:#x} wider than {spec.bits} bits")
         if a.field == "vlan_vid" and not a.value & OFPVID_PRESENT:
-            self.add("action", w, "set_field vlan_vid needs OFPVID_PRESENT "
-                     "(0x1000) in the value")
+            self.add("action", w, "set_field vlan_vid needs OFPVID_PRESENT (0x1000) in the value")
         if st is None:
             return
-        conds = spec.prereqs + ((("vlan_vid", TAGGED),)
-                                if a.field == "vlan_vid" else ())
+        conds = spec.prereqs + ((("vlan_vid", TAGGED),) if a.field == "vlan_vid" else ())
         missing = [c for c in conds if not st.holds(c)]
         if missing:
-            self.add("prereq", w, f"set_field {a.field} needs "
-                     f"{', '.join(_cond(c) for c in missing)} at this point",
-                     org)
+            self.add(
+                "prereq", w, f"set_field {a.field} needs {', '.join(_cond(c) for c in missing)} at this point", org
+            )
 
-    def check_group_ref(self, gid: int, st: _State | None, w: str,
-                        origin: str, chain: tuple[int, ...]) -> None:
+    def check_group_ref(self, gid: int, st: _State | None, w: str, origin: str, chain: tuple[int, ...]) -> None:
         g = self.groups.get(gid)
         if g is None:
             self.add("group", w, f"unknown group {gid}")
@@ -257,22 +248,25 @@ class _Checker:
         if gid in chain:
             return  # the cycle is reported by check_groups
         for i, b in enumerate(g.buckets):
-            self.check_actions(b.actions, None if st is None else st.copy(),
-                               f"group {gid} bucket {i}", origin, chain + (gid,))
+            self.check_actions(
+                b.actions, None if st is None else st.copy(), f"group {gid} bucket {i}", origin, chain + (gid,)
+            )
 
     def check_overlaps(self, entries: list[FlowEntry]) -> None:
         for i, a in enumerate(entries):
-            for b in entries[i + 1:]:
+            for b in entries[i + 1 :]:
                 if a == b:
                     self.add("duplicate", _where(a), "identical entry twice")
                 elif a.match == b.match:
-                    self.add("overlap", _where(a), f"same match as cookie "
-                             f"{b.cookie:#x} at equal priority (OVS keeps only "
-                             "the last)")
+                    self.add(
+                        "overlap",
+                        _where(a),
+                        f"same match as cookie {b.cookie:#x} at equal priority (OVS keeps only the last)",
+                    )
                 elif overlaps(a.match, b.match):
-                    self.add("overlap", _where(a), f"overlaps cookie "
-                             f"{b.cookie:#x} at equal priority: {a.match} / "
-                             f"{b.match}")
+                    self.add(
+                        "overlap", _where(a), f"overlaps cookie {b.cookie:#x} at equal priority: {a.match} / {b.match}"
+                    )
 
     # -- groups -------------------------------------------------------------
     def check_groups(self) -> None:
@@ -291,17 +285,14 @@ class _Checker:
                 if g.type == "select" and not 0 <= b.weight <= 0xFFFF:
                     self.add("range", w, f"bucket {i} weight {b.weight}")
                 if g.type == "ff" and ff_watch(b.actions) is None:
-                    self.add("group", w, f"ff bucket {i} has no output port or "
-                             "group to watch")
+                    self.add("group", w, f"ff bucket {i} has no output port or group to watch")
         for g in self.tables.groups:
             if self._cycle(g.group_id, ()):
                 self.add("group", f"group {g.group_id}", "group chain cycle")
-        referenced = {a.group_id for e in self.tables.entries for a in e.actions
-                      if isinstance(a, GroupAction)}
+        referenced = {a.group_id for e in self.tables.entries for a in e.actions if isinstance(a, GroupAction)}
         for g in self.tables.groups:
             if g.group_id not in referenced:  # context-free checks only
-                self.check_group_ref(g.group_id, None, f"group {g.group_id}",
-                                     f"group {g.group_id}", ())
+                self.check_group_ref(g.group_id, None, f"group {g.group_id}", f"group {g.group_id}", ())
 
     def _cycle(self, gid: int, path: tuple[int, ...]) -> bool:
         if gid in path:
@@ -309,9 +300,9 @@ class _Checker:
         g = self.groups.get(gid)
         if g is None:
             return False
-        return any(self._cycle(a.group_id, path + (gid,))
-                   for b in g.buckets for a in b.actions
-                   if isinstance(a, GroupAction))
+        return any(
+            self._cycle(a.group_id, path + (gid,)) for b in g.buckets for a in b.actions if isinstance(a, GroupAction)
+        )
 
 
 def ff_watch(actions: tuple[Action, ...]) -> tuple[str, int] | None:
@@ -330,8 +321,7 @@ def _cond(cond: Cond) -> str:
     name, allowed = cond
     if allowed is TAGGED:
         return "a VLAN tag (vlan_vid with OFPVID_PRESENT)"
-    vals = "|".join(f"{v:#06x}" if name == "eth_type" else str(v)
-                    for v in sorted(allowed))
+    vals = "|".join(f"{v:#06x}" if name == "eth_type" else str(v) for v in sorted(allowed))
     return f"{name}={vals}"
 
 

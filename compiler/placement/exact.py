@@ -23,6 +23,7 @@ def _highs():  # type: ignore[no-untyped-def]
     """A silent solver: HiGHS prints a banner on its first construction in a process."""
     global _banner_shown
     import highspy
+
     if _banner_shown:
         h = highspy.Highs()
     else:
@@ -64,8 +65,9 @@ class _Model:
         self.rows.append((lo, hi, coefs))
 
 
-def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict[int, int],
-          time_limit: float) -> tuple[list[int] | None, str, str | None]:
+def solve(
+    p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict[int, int], time_limit: float
+) -> tuple[list[int] | None, str, str | None]:
     """Returns (instance -> host index, status, note for a warning).  ``fixed``
     instances stay on their host; ``start`` seeds the search; ``prev`` decides
     which replica gets which of its module's hosts."""
@@ -89,8 +91,11 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
     for a, m in enumerate(p.modules):
         for h in p.allowed[a]:
             host = p.hosts[h]
-            kmax = min(m.replicas, host.cores // m.cores if m.cores else m.replicas,
-                       host.memory // m.memory if m.memory else m.replicas)
+            kmax = min(
+                m.replicas,
+                host.cores // m.cores if m.cores else m.replicas,
+                host.memory // m.memory if m.memory else m.replicas,
+            )
             cols = []
             for k in range(1, kmax + 1):
                 cost = b1 * (k - 1) + (b2 * m.cores if host.spare else 0.0)
@@ -115,8 +120,7 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
     else:
         t = md.var(0.0, inf, 0.5, False)
         for h, host in enumerate(p.hosts):
-            coefs = {c: -p.modules[a].cores / max(host.cores, 1) for (a, g), cols in z.items() if g == h
-                     for c in cols}
+            coefs = {c: -p.modules[a].cores / max(host.cores, 1) for (a, g), cols in z.items() if g == h for c in cols}
             md.maxes.append((t, {c: -v for c, v in coefs.items()}))
             coefs[t] = 1.0
             md.row(0.0, inf, coefs)
@@ -139,13 +143,25 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
         for c, v in sorted(coefs.items()):
             index.append(c)
             value.append(v)
-    hs.addRows(len(md.rows), np.array([r[0] for r in md.rows], dtype=float),
-               np.array([r[1] for r in md.rows], dtype=float), len(index),
-               np.array(starts, dtype=np.int32), np.array(index, dtype=np.int32), np.array(value, dtype=float))
-    hs.changeColsIntegrality(len(md.integer), np.array(md.integer, dtype=np.int32),
-                             np.ones(len(md.integer), dtype=np.uint8))
-    for opt, val in (("time_limit", float(time_limit)), ("mip_rel_gap", 0.0), ("mip_abs_gap", 1e-7),
-                     ("random_seed", 0), ("threads", 1)):
+    hs.addRows(
+        len(md.rows),
+        np.array([r[0] for r in md.rows], dtype=float),
+        np.array([r[1] for r in md.rows], dtype=float),
+        len(index),
+        np.array(starts, dtype=np.int32),
+        np.array(index, dtype=np.int32),
+        np.array(value, dtype=float),
+    )
+    hs.changeColsIntegrality(
+        len(md.integer), np.array(md.integer, dtype=np.int32), np.ones(len(md.integer), dtype=np.uint8)
+    )
+    for opt, val in (
+        ("time_limit", float(time_limit)),
+        ("mip_rel_gap", 0.0),
+        ("mip_abs_gap", 1e-7),
+        ("random_seed", 0),
+        ("threads", 1),
+    ):
         hs.setOptionValue(opt, val)
     if start is not None:
         hs.setSolution(_start_vector(p, md, z, start, n))
@@ -165,13 +181,20 @@ def solve(p: Problem, fixed: dict[int, int], start: list[int] | None, prev: dict
     if status == S.kOptimal:
         return host_of, "optimal", None
     gap = hs.getInfo().mip_gap
-    return host_of, "feasible", (f"the exact placement stopped at the {time_limit:g} s time limit "
-                                 f"(optimality gap {gap:.1%}); the best placement found is used")
+    return (
+        host_of,
+        "feasible",
+        (
+            f"the exact placement stopped at the {time_limit:g} s time limit "
+            f"(optimality gap {gap:.1%}); the best placement found is used"
+        ),
+    )
 
 
 def _start_vector(p: Problem, md: _Model, z: dict[tuple[int, int], list[int]], start: list[int], n: int):  # type: ignore[no-untyped-def]
     """A HiGHS solution for the heuristic's placement (a MIP start)."""
     import highspy
+
     count: dict[tuple[int, int], int] = {}
     for i, h in enumerate(start):
         key = (p.insts[i].module, h)
@@ -190,8 +213,9 @@ def _start_vector(p: Problem, md: _Model, z: dict[tuple[int, int], list[int]], s
     return sol
 
 
-def _name_instances(p: Problem, counts: dict[tuple[int, int], int], fixed: dict[int, int],
-                    prev: dict[int, int]) -> list[int] | None:
+def _name_instances(
+    p: Problem, counts: dict[tuple[int, int], int], fixed: dict[int, int], prev: dict[int, int]
+) -> list[int] | None:
     """Turn per-host counts into named instances: fixed ones first, then each
     replica back on its previous host when that host has room, then in order."""
     host_of = [-1] * len(p.insts)

@@ -23,11 +23,12 @@ directly follows A in a pipeline with no box between (see ``affinity``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import gcd
 from operator import truediv
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from compiler import ir
 from fslang.diagnostics import Diagnostic
@@ -74,8 +75,10 @@ class Placement:
             used[h][0] += c
             used[h][1] += m
         total = {h: (c, m) for h, c, m, _ in self.hosts}
-        return {h: Usage(u[0], total.get(h, (0, 0))[0] - u[0], u[1], total.get(h, (0, 0))[1] - u[1])
-                for h, u in sorted(used.items())}
+        return {
+            h: Usage(u[0], total.get(h, (0, 0))[0] - u[0], u[1], total.get(h, (0, 0))[1] - u[1])
+            for h, u in sorted(used.items())
+        }
 
     def to_json(self) -> str:
         """Deterministic report: sorted keys, indent 2."""
@@ -84,29 +87,52 @@ class Placement:
         inst_obj = {}
         for inst, h in self.assignments:
             mod, kind, c, m = info.get(inst, ("", "", 0, 0))
-            inst_obj[inst] = {"host": h, "module": mod, "kind": kind, "cores": c, "memory": m,
-                              "weight": weights.get(inst, 1)}
+            inst_obj[inst] = {
+                "host": h,
+                "module": mod,
+                "kind": kind,
+                "cores": c,
+                "memory": m,
+                "weight": weights.get(inst, 1),
+            }
         use = self.usage()
         host_obj = {}
         for h, c, m, spare in self.hosts:
             u = use[h]
-            host_obj[h] = {"cores": {"used": u.cores_used, "free": u.cores_free, "total": c},
-                           "memory": {"used": u.memory_used, "free": u.memory_free, "total": m},
-                           "spare": spare, "instances": list(self.instances_on(h))}
+            host_obj[h] = {
+                "cores": {"used": u.cores_used, "free": u.cores_free, "total": c},
+                "memory": {"used": u.memory_used, "free": u.memory_free, "total": m},
+                "spare": spare,
+                "instances": list(self.instances_on(h)),
+            }
         return json.dumps({"instances": inst_obj, "hosts": host_obj}, sort_keys=True, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "Placement":
+    def from_json(cls, text: str) -> Placement:
         """Read what ``to_json`` wrote; ``ValueError`` says what is malformed."""
         try:
             obj = json.loads(text)
             insts, hosts = obj["instances"], obj["hosts"]
             assignments = tuple(sorted((str(i), str(v["host"])) for i, v in insts.items()))
             weights = tuple(sorted((str(i), int(v.get("weight", 1))) for i, v in insts.items()))
-            info = tuple(sorted((str(i), str(v.get("module", "")), str(v.get("kind", "")),
-                                 int(v.get("cores", 0)), int(v.get("memory", 0))) for i, v in insts.items()))
-            host_info = tuple(sorted((str(h), int(v["cores"]["total"]), int(v["memory"]["total"]),
-                                      bool(v.get("spare", False))) for h, v in hosts.items()))
+            info = tuple(
+                sorted(
+                    (
+                        str(i),
+                        str(v.get("module", "")),
+                        str(v.get("kind", "")),
+                        int(v.get("cores", 0)),
+                        int(v.get("memory", 0)),
+                    )
+                    for i, v in insts.items()
+                )
+            )
+            host_info = tuple(
+                sorted(
+                    (str(h), int(v["cores"]["total"]), int(v["memory"]["total"]), bool(v.get("spare", False)))
+                    for h, v in hosts.items()
+                )
+            )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
             raise ValueError(f"not a placement file: {e!r}") from None
         return cls(assignments, weights, info, host_info)
@@ -209,8 +235,10 @@ class Problem:
         self.host_index = {h.name: k for k, h in enumerate(self.hosts)}
         self.modules: list[ir.Module] = sorted(site.modules, key=lambda m: m.name)
         self.module_index = {m.name: k for k, m in enumerate(self.modules)}
-        self.insts: list[Inst] = sorted((Inst(n, k, r + 1) for k, m in enumerate(self.modules)
-                                         for r, n in enumerate(m.instance_names())), key=lambda i: i.name)
+        self.insts: list[Inst] = sorted(
+            (Inst(n, k, r + 1) for k, m in enumerate(self.modules) for r, n in enumerate(m.instance_names())),
+            key=lambda i: i.name,
+        )
         self.inst_index = {i.name: k for k, i in enumerate(self.insts)}
         self.by_module: list[list[int]] = [[] for _ in self.modules]
         for inst in sorted(self.insts, key=lambda i: (i.module, i.rank)):
@@ -223,14 +251,23 @@ class Problem:
         self.avoids = avoids
         self.allowed: list[tuple[int, ...]] = []
         for m in self.modules:
-            self.allowed.append(tuple(k for k, h in enumerate(self.hosts)
-                                      if m.kind in h.runs and (m.name, h.name) not in avoids
-                                      and (m.name not in pins or h.name in pins[m.name])
-                                      and h.cores >= m.cores and h.memory >= m.memory))
+            self.allowed.append(
+                tuple(
+                    k
+                    for k, h in enumerate(self.hosts)
+                    if m.kind in h.runs
+                    and (m.name, h.name) not in avoids
+                    and (m.name not in pins or h.name in pins[m.name])
+                    and h.cores >= m.cores
+                    and h.memory >= m.memory
+                )
+            )
         self.allowed_set: list[frozenset[int]] = [frozenset(a) for a in self.allowed]
-        self.pairs: list[tuple[int, int, int]] = [(self.module_index[a], self.module_index[b], w)
-                                                  for (a, b), w in affinity(site).items()
-                                                  if a in self.module_index and b in self.module_index]
+        self.pairs: list[tuple[int, int, int]] = [
+            (self.module_index[a], self.module_index[b], w)
+            for (a, b), w in affinity(site).items()
+            if a in self.module_index and b in self.module_index
+        ]
         self.pair_w = {(a, b): w for a, b, w in self.pairs} | {(b, a): w for a, b, w in self.pairs}
         self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.modules]
         for a, b, w in self.pairs:
@@ -285,10 +322,14 @@ class Problem:
         g: dict[int, int] = {}
         for i in range(len(self.insts)):
             g[self.insts[i].module] = gcd(g.get(self.insts[i].module, 0), self.size(i)[0])
-        weights = tuple((self.insts[i].name, self.size(i)[0] // g[self.insts[i].module]
-                         if g[self.insts[i].module] else 1) for i in range(len(self.insts)))
-        info = tuple((i.name, self.modules[i.module].name, self.modules[i.module].kind,
-                      *self.size(k)) for k, i in enumerate(self.insts))
+        weights = tuple(
+            (self.insts[i].name, self.size(i)[0] // g[self.insts[i].module] if g[self.insts[i].module] else 1)
+            for i in range(len(self.insts))
+        )
+        info = tuple(
+            (i.name, self.modules[i.module].name, self.modules[i.module].kind, *self.size(k))
+            for k, i in enumerate(self.insts)
+        )
         hosts = tuple((h.name, h.cores, h.memory, h.spare) for h in self.hosts)
         return Placement(assignments, weights, info, hosts)  # type: ignore[arg-type]
 
@@ -394,9 +435,11 @@ class State:
         cnt, dc = self.cnt, self.ic[i] - self.ic[j]
         ds = dc * (self.spare[h2] - self.spare[h1])
         dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
-        dx = (sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
-              + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
-              + 2 * self.p.pair_w.get((a, b), 0))
+        dx = (
+            sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
+            + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
+            + 2 * self.p.pair_w.get((a, b), 0)
+        )
         return self._tail(ds, dr, dx, h1, h2, dc, 0)
 
 
@@ -472,19 +515,26 @@ def no_host(p: Problem, a: int) -> Diagnostic:
         hints.append(f"pin `{m.name}` to another host")
     scope = f"it is pinned to {names(pinned)}: " if pinned else ""
     detail = names(why) if why else "the site has no module hosts"
-    return Diagnostic("E0702", f"no host can run `{m.name}` ({_what(m)}): {scope}{detail}", m.span,
-                      hint="; ".join(dict.fromkeys(hints)) or "declare a `host`")
+    return Diagnostic(
+        "E0702",
+        f"no host can run `{m.name}` ({_what(m)}): {scope}{detail}",
+        m.span,
+        hint="; ".join(dict.fromkeys(hints)) or "declare a `host`",
+    )
 
 
 def shortage(p: Problem, a: int, xs: list[int], free_c: list[int], free_m: list[int]) -> Diagnostic:
     """E0701: which resource is short, where, and by how much."""
     m = p.modules[a]
     pinned = p.pins.get(m.name)
-    scope = [k for k, h in enumerate(p.hosts) if m.kind in h.runs and (m.name, h.name) not in p.avoids
-             and (not pinned or h.name in pinned)]
+    scope = [
+        k
+        for k, h in enumerate(p.hosts)
+        if m.kind in h.runs and (m.name, h.name) not in p.avoids and (not pinned or h.name in pinned)
+    ]
     insts = ", ".join(f"`{p.insts[x].name}`" for x in sorted(xs, key=lambda x: p.insts[x].rank))
     where = f"the hosts `{m.name}` is pinned to" if pinned else f"hosts that run `{m.kind}`"
-    more = (f"pin `{m.name}` to more hosts" if pinned else f"allow more hosts with `runs {m.kind}`")
+    more = f"pin `{m.name}` to more hosts" if pinned else f"allow more hosts with `runs {m.kind}`"
     if any((m.name, h.name) in p.avoids for h in p.hosts):
         more += ", or remove an `avoid`"
     n = len(xs)
@@ -506,10 +556,10 @@ def shortage(p: Problem, a: int, xs: list[int], free_c: list[int], free_m: list[
             msg += f", {fmt_bytes(total)} short for all {n}"
         hint = f"add memory to a host, lower `memory` of `{m.name}`, or {more}"
     else:
-        listing = names((f"{p.hosts[k].name}: {fmt_cores(free_c[k])}, {fmt_bytes(free_m[k])} free"
-                         for k in scope), sep="; ")
-        msg = (f"{head}: no host among {where} has both {fmt_cores(m.cores)} and {fmt_bytes(m.memory)} "
-               f"free ({listing})")
+        listing = names(
+            (f"{p.hosts[k].name}: {fmt_cores(free_c[k])}, {fmt_bytes(free_m[k])} free" for k in scope), sep="; "
+        )
+        msg = f"{head}: no host among {where} has both {fmt_cores(m.cores)} and {fmt_bytes(m.memory)} free ({listing})"
         hint = f"add cores or memory to a host, lower `cores` or `memory` of `{m.name}`, or {more}"
     # what must fit into these hosts at all (modules allowed nowhere else) against what they have
     inside = set(scope)
@@ -517,12 +567,15 @@ def shortage(p: Problem, a: int, xs: list[int], free_c: list[int], free_m: list[
     need_c, have_c = sum(p.size(i)[0] for i in must), sum(p.hosts[k].cores for k in scope)
     need_m, have_m = sum(p.size(i)[1] for i in must), sum(p.hosts[k].memory for k in scope)
     if need_c > have_c:
-        msg += (f"; what can only run there needs {fmt_cores(need_c)}, these hosts have {have_c}: "
-                f"{fmt_cores(need_c - have_c)} short in all")
+        msg += (
+            f"; what can only run there needs {fmt_cores(need_c)}, these hosts have {have_c}: "
+            f"{fmt_cores(need_c - have_c)} short in all"
+        )
     if need_m > have_m:
-        msg += (f"; what can only run there needs {fmt_bytes(need_m)} memory, these hosts have "
-                f"{fmt_bytes(have_m)}: {fmt_bytes(need_m - have_m)} short in all")
-    elif need_c <= have_c and sum(max(f, 0) for f in fc) >= n * m.cores \
-            and sum(max(f, 0) for f in fm) >= n * m.memory:
+        msg += (
+            f"; what can only run there needs {fmt_bytes(need_m)} memory, these hosts have "
+            f"{fmt_bytes(have_m)}: {fmt_bytes(need_m - have_m)} short in all"
+        )
+    elif need_c <= have_c and sum(max(f, 0) for f in fc) >= n * m.cores and sum(max(f, 0) for f in fm) >= n * m.memory:
         hint += " (free capacity is fragmented: exact placement, `optimal`, may find room)"
     return Diagnostic("E0701", msg, m.span, hint=hint)

@@ -28,8 +28,11 @@ def attempt(st: State, moves: list[tuple[int, int]]) -> bool:
         st.take(j)
         st.put(j, h)
         st.refresh_top()
-    if total is not None and all(st.free_c(h) >= 0 and st.free_m[h] >= 0 for _, h in moves) \
-            and better(tuple(round(x, 9) for x in total), False):
+    if (
+        total is not None
+        and all(st.free_c(h) >= 0 and st.free_m[h] >= 0 for _, h in moves)
+        and better(tuple(round(x, 9) for x in total), False)
+    ):
         return True
     for j, g in reversed(done):
         st.take(j)
@@ -51,8 +54,11 @@ def attempt_prefixes(st: State, moves: list[tuple[int, int]]) -> tuple[bool, int
         st.take(j)
         st.put(j, h)
         st.refresh_top()
-        if k >= 2 and all(st.free_c(g) >= 0 and st.free_m[g] >= 0 for _, g in moves[:k]) \
-                and better(tuple(round(x, 9) for x in total), False):
+        if (
+            k >= 2
+            and all(st.free_c(g) >= 0 and st.free_m[g] >= 0 for _, g in moves[:k])
+            and better(tuple(round(x, 9) for x in total), False)
+        ):
             return True, k - 1
     for j, g in reversed(done):
         st.take(j)

@@ -22,10 +22,22 @@ from __future__ import annotations
 import random
 
 from compiler import ir
-from compiler.placement.moves import attempt as _attempt, attempt_prefixes as _attempt_prefixes, better as _better
+from compiler.placement.model import (
+    Placement,
+    PlacementResult,
+    Problem,
+    Score,
+    State,
+    Usage,
+    keep_previous,
+    no_host,
+    previous_hosts,
+    shortage,
+)
+from compiler.placement.moves import attempt as _attempt
+from compiler.placement.moves import attempt_prefixes as _attempt_prefixes
+from compiler.placement.moves import better as _better
 from compiler.placement.small import exhaustive
-from compiler.placement.model import (Placement, PlacementResult, Problem, Score, State, Usage, keep_previous,
-                                      no_host, previous_hosts, shortage)
 from fslang.diagnostics import Diagnostic
 
 __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
@@ -66,6 +78,7 @@ def _order(p: Problem) -> list[int]:
     def key(i: int) -> tuple[float, int, str, int]:
         m = p.modules[p.insts[i].module]
         return (-max(m.cores / ac, m.memory / am), len(p.allowed[p.insts[i].module]), m.name, p.insts[i].rank)
+
     return sorted((i for i in range(len(p.insts)) if p.allowed[p.insts[i].module]), key=key)
 
 
@@ -87,8 +100,10 @@ def _repair(st: State, x: int, allow_frozen: bool) -> bool:
     p = st.p
     for h in sorted(p.allowed[st.mod[x]], key=lambda h: (st.spare[h], -(st.free_c(h) / st.cap[h]), h)):
         moved: list[tuple[int, int]] = []
-        victims = sorted((j for j in range(len(st.host_of)) if st.host_of[j] == h
-                          and (allow_frozen or j not in st.frozen)), key=lambda j: (-st.ic[j], -st.im[j], j))
+        victims = sorted(
+            (j for j in range(len(st.host_of)) if st.host_of[j] == h and (allow_frozen or j not in st.frozen)),
+            key=lambda j: (-st.ic[j], -st.im[j], j),
+        )
         for j in victims:
             if st.fits(x, h):
                 break
@@ -115,7 +130,7 @@ def _candidates(st: State, i: int, by_load: list[int]) -> list[int]:
     allowed = p.allowed_set[a]
     out = {st.host_of[j] for b, _ in p.neighbours[a] for j in p.by_module[b]} & allowed
     k = 0
-    for h in by_load[:8 * CANDIDATES] if len(by_load) > 8 * CANDIDATES else by_load:
+    for h in by_load[: 8 * CANDIDATES] if len(by_load) > 8 * CANDIDATES else by_load:
         if h in allowed and not st.spare[h] and st.cnt[a][h] == 0 and st.fits(i, h):
             out.add(h)
             k += 1
@@ -134,8 +149,7 @@ def _local_search(st: State) -> int:
         improved = False
         st.refresh_top()
         # pack: fullest hosts that still have room; spread: emptiest first
-        by_load = sorted((h for h in range(len(p.hosts)) if st.free_c(h) > 0),
-                         key=lambda h: (sign * st.frac(h), h))
+        by_load = sorted((h for h in range(len(p.hosts)) if st.free_c(h) > 0), key=lambda h: (sign * st.frac(h), h))
         for i in range(len(st.host_of)):
             h1 = st.host_of[i]
             if i in st.frozen and not st.spare[h1]:
@@ -187,8 +201,12 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                 b = st.mod[j]
                 if b == a or h1 not in p.allowed_set[b] or not (useful or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
                     continue
-                if st.free_c(h2) + st.ic[j] < st.ic[i] or st.free_m[h2] + st.im[j] < st.im[i] \
-                        or st.free_c(h1) + st.ic[i] < st.ic[j] or st.free_m[h1] + st.im[i] < st.im[j]:
+                if (
+                    st.free_c(h2) + st.ic[j] < st.ic[i]
+                    or st.free_m[h2] + st.im[j] < st.im[i]
+                    or st.free_c(h1) + st.ic[i] < st.ic[j]
+                    or st.free_m[h1] + st.im[i] < st.im[j]
+                ):
                     continue
                 evals += 1
                 if _better(st.swap_delta(i, j), False):
@@ -243,8 +261,11 @@ def _group_pass(st: State) -> tuple[bool, int]:
             group = [i]
             for b in mods[1:]:
                 free = [j for j in p.by_module[b] if j not in st.frozen]
-                group += ([j for j in free if st.host_of[j] == h2] or
-                          [j for j in free if st.host_of[j] == st.host_of[i]] or free)[:1]
+                group += (
+                    [j for j in free if st.host_of[j] == h2]
+                    or [j for j in free if st.host_of[j] == st.host_of[i]]
+                    or free
+                )[:1]
             moves = [(j, h2) for j in group if st.host_of[j] != h2 and h2 in p.allowed_set[st.mod[j]]]
             ok, n = _attempt_prefixes(st, moves)
             evals += n
@@ -329,8 +350,10 @@ def _ruin_recreate(st: State, rng: random.Random) -> None:
     for i in out:
         if st.host_of[i] >= 0:
             st.take(i)
-    todo = sorted((i for i in range(len(st.host_of)) if st.host_of[i] < 0 and p.allowed[st.mod[i]]),
-                  key=lambda i: (-st.ic[i], -st.im[i], rng.random()))
+    todo = sorted(
+        (i for i in range(len(st.host_of)) if st.host_of[i] < 0 and p.allowed[st.mod[i]]),
+        key=lambda i: (-st.ic[i], -st.im[i], rng.random()),
+    )
     how = rng.choice((p.mode, p.mode, "fit"))
     if shut >= 0:
         saved, st.lim_c[shut] = st.lim_c[shut], st.used_c[shut]
@@ -341,8 +364,7 @@ def _ruin_recreate(st: State, rng: random.Random) -> None:
 
 
 def _overload(st: State, h: int) -> float:
-    return (max(0, st.used_c[h] - st.lim_c[h]) / st.cap[h]
-            + max(0, -st.free_m[h]) / max(st.p.hosts[h].memory, 1))
+    return max(0, st.used_c[h] - st.lim_c[h]) / st.cap[h] + max(0, -st.free_m[h]) / max(st.p.hosts[h].memory, 1)
 
 
 def _unjam(st: State, rng: random.Random, steps: int) -> None:
@@ -350,13 +372,16 @@ def _unjam(st: State, rng: random.Random, steps: int) -> None:
     least, then move instances off overloaded hosts (tabu, fixed seed) until no
     host is over; whatever still overloads a host is taken off again."""
     p = st.p
-    for x in sorted((i for i, h in enumerate(st.host_of) if h < 0 and p.allowed[st.mod[i]]),
-                    key=lambda i: (-st.ic[i], i)):
+    for x in sorted(
+        (i for i, h in enumerate(st.host_of) if h < 0 and p.allowed[st.mod[i]]), key=lambda i: (-st.ic[i], i)
+    ):
+
         def after(h: int, x: int = x) -> tuple[float, int]:
             st.put(x, h)
             v = _overload(st, h)
             st.take(x)
             return (v, h)
+
         st.put(x, min(p.allowed[st.mod[x]], key=after))
     tabu: dict[tuple[int, int], int] = {}
     for step in range(steps):
@@ -364,8 +389,9 @@ def _unjam(st: State, rng: random.Random, steps: int) -> None:
         if not over:
             return
         h1 = rng.choice(over)
-        movers = [i for i, h in enumerate(st.host_of) if h == h1 and i not in st.frozen] or \
-                 [i for i, h in enumerate(st.host_of) if h == h1]
+        movers = [i for i, h in enumerate(st.host_of) if h == h1 and i not in st.frozen] or [
+            i for i, h in enumerate(st.host_of) if h == h1
+        ]
         i = rng.choice(movers)
         base = _overload(st, h1)
         best: list[tuple[float, int]] = []
@@ -439,8 +465,9 @@ def _surely_short(p: Problem) -> bool:
     that may only run there: then searching for room is pointless."""
     for hosts in set(p.allowed_set):
         inside = [i for i in range(len(p.insts)) if p.allowed_set[p.insts[i].module] <= hosts]
-        if sum(p.size(i)[0] for i in inside) > sum(p.hosts[h].cores for h in hosts) or \
-                sum(p.size(i)[1] for i in inside) > sum(p.hosts[h].memory for h in hosts):
+        if sum(p.size(i)[0] for i in inside) > sum(p.hosts[h].cores for h in hosts) or sum(
+            p.size(i)[1] for i in inside
+        ) > sum(p.hosts[h].memory for h in hosts):
             return True
     return False
 
@@ -474,11 +501,12 @@ def place(site: ir.Site, previous: Placement | None = None, optimal: bool = Fals
     by_mod: dict[int, list[int]] = {}
     for x in unplaced:
         by_mod.setdefault(st.mod[x], []).append(x)
-    by_mod = {a: p.by_module[a][-len(xs):] for a, xs in by_mod.items()}  # replicas are alike: name the last
+    by_mod = {a: p.by_module[a][-len(xs) :] for a, xs in by_mod.items()}  # replicas are alike: name the last
     host_of: list[int] | None = st.host_of if not diags and not unplaced else None
     proven = False
     if optimal and not diags:
         from compiler.placement import exact as placement_exact
+
         fixed = {i: h for i, h in enumerate(st.host_of) if i in st.frozen and h == prev[i] and not st.spare[h]}
         sol, status, note = placement_exact.solve(p, fixed, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)
         if status == "infeasible" and fixed:  # keeping every instance in place is what fails
@@ -489,8 +517,9 @@ def place(site: ir.Site, previous: Placement | None = None, optimal: bool = Fals
             host_of, proven, by_mod = sol, status == "optimal", {}
         elif status == "infeasible" and host_of is not None:  # cannot happen unless the solver errs
             diags.append(Diagnostic("W0701", "the exact solver found no placement; the heuristic's is used"))
-    diags += [shortage(p, a, xs, [st.free_c(h) for h in range(len(p.hosts))], st.free_m)
-              for a, xs in sorted(by_mod.items())]
+    diags += [
+        shortage(p, a, xs, [st.free_c(h) for h in range(len(p.hosts))], st.free_m) for a, xs in sorted(by_mod.items())
+    ]
     if host_of is None or any(d.severity == "error" for d in diags):
         return PlacementResult(None, diags)
     placement = p.placement(host_of)

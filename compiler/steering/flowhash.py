@@ -18,8 +18,8 @@ that adding or removing the last replica moves as few flows as possible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 HASH_BITS = 8
 BUCKETS = 1 << HASH_BITS

@@ -10,12 +10,12 @@ the host model of the simulator both read this plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 from compiler import ir
-from compiler.verification.modulemodel import swapped
 from compiler.steering.steer import Dispatch, Dropped, Exit, SteeringPlan, Visit
+from compiler.verification.modulemodel import swapped
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,9 @@ def host_plans(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) 
 Oracle = Callable[[ir.Module, str, Mapping[str, int]], "str | None"]
 
 
-def run_host(hp: HostPlan, site: ir.Site, tag: int, packet: Mapping[str, int],
-             oracle: Oracle) -> tuple[list[str], int | None]:
+def run_host(
+    hp: HostPlan, site: ir.Site, tag: int, packet: Mapping[str, int], oracle: Oracle
+) -> tuple[list[str], int | None]:
     """Process a packet that arrived with ``tag`` (tag already stripped from
     ``packet``): the instances visited and the tag it goes back with (None:
     dropped or consumed)."""

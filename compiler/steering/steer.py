@@ -18,12 +18,11 @@ the version of a consistent update.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-from compiler.steering import flowhash
 from compiler import ir
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering.tables import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
+from compiler.steering import flowhash
 
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
 
@@ -45,7 +44,7 @@ class Visit:
 
     instance: str
     module: str
-    next: tuple[tuple[str, "Dispatch"], ...]  # output label -> dispatch; missing = consumed (sink)
+    next: tuple[tuple[str, Dispatch], ...]  # output label -> dispatch; missing = consumed (sink)
     reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
 
 
@@ -62,11 +61,11 @@ class BoxVisit:
 class Fork:
     """`copy`: a copy takes ``copy``, the original goes on with ``main``."""
 
-    copy: "Dispatch"
-    main: "Dispatch"
+    copy: Dispatch
+    main: Dispatch
 
 
-Dispatch = Union[Exit, Dropped, Visit, BoxVisit, Fork]
+Dispatch = Exit | Dropped | Visit | BoxVisit | Fork
 EXIT, DROPPED = Exit(), Dropped()
 
 
@@ -78,7 +77,7 @@ class Constraint:
     buckets: frozenset[int] = ALL_BUCKETS
     space: HeaderSpace | None = None  # None = everything
 
-    def __and__(self, other: "Constraint") -> "Constraint":
+    def __and__(self, other: Constraint) -> Constraint:
         space = self.space if other.space is None else other.space if self.space is None else self.space & other.space
         return Constraint(self.buckets & other.buckets, space)
 
@@ -257,7 +256,7 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
     ingress: list[tuple[ir.Policy, str, Entry]] = []
     counter = 0
     for policy in site.policies:
-        for reverse in ((False, True) if policy.symmetric else (False,)):
+        for reverse in (False, True) if policy.symmetric else (False,):
             u = Unfolder(site, weights, reverse, policy.name, [], counter)
             combos = u.pipeline(policy.pipeline, [(TRUE, EXIT)])
             entry = Entry(u.next_entry, policy.name, "reverse" if reverse else "forward", combos)

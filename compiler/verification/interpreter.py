@@ -26,12 +26,13 @@ Choices where the contract is silent (kept consistent with the rest):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 from compiler import ir
-from compiler.steering.flowhash import bucket, copies, egress_index, replica_index, reverse_by
 from compiler.flowir import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6
+from compiler.steering.flowhash import bucket, copies, egress_index, replica_index, reverse_by
 from compiler.verification.modulemodel import Oracle, default_oracle, swapped, to_point
 
 __all__ = ["ExitInfo", "Outcome", "interpret", "route", "to_point", "swapped"]
@@ -66,7 +67,7 @@ class Outcome:
     exits: tuple[ExitInfo, ...] = ()
     dropped: bool = False
     consumed_by: str | None = None
-    copies: tuple["Outcome", ...] = ()
+    copies: tuple[Outcome, ...] = ()
     headers_out: dict[str, int] = field(default_factory=dict, hash=False)
     reason: str | None = None
 
@@ -222,17 +223,32 @@ def _branch(u: ir.Use, out: str) -> ir.Pipeline | None:
     return by_label.get(out, by_label.get(None))
 
 
-def _fate(path: _Path, policy: str | None, direction: Direction | None,
-          headers: dict[str, int], exits: tuple[ExitInfo, ...] = ()) -> Outcome:
-    return Outcome(policy, direction, tuple(path.modules), exits, path.reason is not None,
-                   path.consumed_by, tuple(path.copies), headers, path.reason)
+def _fate(
+    path: _Path,
+    policy: str | None,
+    direction: Direction | None,
+    headers: dict[str, int],
+    exits: tuple[ExitInfo, ...] = (),
+) -> Outcome:
+    return Outcome(
+        policy,
+        direction,
+        tuple(path.modules),
+        exits,
+        path.reason is not None,
+        path.consumed_by,
+        tuple(path.copies),
+        headers,
+        path.reason,
+    )
 
 
 # ---------------------------------------------------------------- policy choice
 
 
-def _is_reverse(site: ir.Site, policy: ir.Policy, packet: Mapping[str, int],
-                ingress: ir.Edge, out_edge: ir.Edge | None | str) -> tuple[dict[str, int], ir.Edge] | None:
+def _is_reverse(
+    site: ir.Site, policy: ir.Policy, packet: Mapping[str, int], ingress: ir.Edge, out_edge: ir.Edge | None | str
+) -> tuple[dict[str, int], ir.Edge] | None:
     """(swapped packet, its ingress edge) when ``packet`` entering at
     ``ingress`` is a reverse packet of symmetric ``policy``."""
     if not isinstance(out_edge, ir.Edge):
@@ -246,9 +262,14 @@ def _is_reverse(site: ir.Site, policy: ir.Policy, packet: Mapping[str, int],
     return q, out_edge
 
 
-def interpret(site: ir.Site, packet: Mapping[str, int], in_edge: str,
-              weights: Mapping[str, int] | None = None, oracle: Oracle = default_oracle,
-              in_port: int | ir.PortId | None = None) -> Outcome:
+def interpret(
+    site: ir.Site,
+    packet: Mapping[str, int],
+    in_edge: str,
+    weights: Mapping[str, int] | None = None,
+    oracle: Oracle = default_oracle,
+    in_port: int | ir.PortId | None = None,
+) -> Outcome:
     """What ``site`` does to ``packet`` (OXM fields) entering at edge ``in_edge``.
 
     ``weights`` maps instance names (``ids#2``) to load-balancing weights
@@ -285,8 +306,17 @@ def interpret(site: ir.Site, packet: Mapping[str, int], in_edge: str,
     else:
         pol, direction, view, view_edge = chosen
         policy_name = pol.name
-        walk = _Walk(packet, direction == "reverse", view, view_edge, weights or {}, oracle,
-                     {m.name: m for m in site.modules}, pol.name, direction)
+        walk = _Walk(
+            packet,
+            direction == "reverse",
+            view,
+            view_edge,
+            weights or {},
+            oracle,
+            {m.name: m for m in site.modules},
+            pol.name,
+            direction,
+        )
         walk.run(pol.pipeline, path, direction == "reverse")
     if path.reason is not None or path.consumed_by is not None:
         return _fate(path, policy_name, direction, {})
@@ -297,8 +327,9 @@ def interpret(site: ir.Site, packet: Mapping[str, int], in_edge: str,
     return _fate(path, policy_name, direction, dict(packet), exits)
 
 
-def _exits(site: ir.Site, packet: Mapping[str, int], out_edge: ir.Edge | None | str,
-           in_port: ir.PortId) -> tuple[ExitInfo, ...]:
+def _exits(
+    site: ir.Site, packet: Mapping[str, int], out_edge: ir.Edge | None | str, in_port: ir.PortId
+) -> tuple[ExitInfo, ...]:
     if out_edge == FLOOD:
         return tuple(ExitInfo(e.name, sw, p) for e in site.edges for sw, p in e.ports if (sw, p) != in_port)
     if not isinstance(out_edge, ir.Edge):

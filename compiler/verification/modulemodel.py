@@ -19,7 +19,7 @@ interpreter re-exports them.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from compiler import ir
 from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPROTO_TCP, IPPROTO_UDP

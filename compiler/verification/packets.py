@@ -7,7 +7,7 @@ argument of `fsc trace`.
 from __future__ import annotations
 
 import ipaddress
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 ETH_NAMES = {0x0806: "arp"}
@@ -22,8 +22,9 @@ def describe(point: Mapping[str, int], edge_names: Sequence[str]) -> str:
     eth = point.get("eth_type", 0)
     if eth in (0x0800, 0x86DD):
         v4 = eth == 0x0800
-        src = ipaddress.ip_address(point.get("ipv4_src" if v4 else "ipv6_src", 0) if v4
-                                   else ipaddress.IPv6Address(point.get("ipv6_src", 0)))
+        src = ipaddress.ip_address(
+            point.get("ipv4_src" if v4 else "ipv6_src", 0) if v4 else ipaddress.IPv6Address(point.get("ipv6_src", 0))
+        )
         dst = ipaddress.ip_address(point.get("ipv4_dst", 0)) if v4 else ipaddress.IPv6Address(point.get("ipv6_dst", 0))
         proto = point.get("ip_proto", 0)
         name = PROTO_NAMES.get(proto, f"proto {proto}")

@@ -5,15 +5,16 @@ the property tests run packets through it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from compiler.lowering import tables as T
-from compiler.steering.hostplan import run_host
-from compiler.verification.modulemodel import default_oracle
 from compiler.pipeline import Compiled
-from compiler.verification.simulator import Packet, Simulator
+from compiler.steering.hostplan import run_host
 from compiler.steering.steer import Dropped, Fork
+from compiler.verification.modulemodel import default_oracle
+from compiler.verification.simulator import Packet, Simulator
 
 MAX_HOPS = 64
 
@@ -24,15 +25,19 @@ class Trace:
     hops: list[dict[str, Any]] = field(default_factory=list)
     modules: list[str] = field(default_factory=list)
     exits: list[dict[str, Any]] = field(default_factory=list)  # {"edge","switch","port","headers"}
-    copies: list["Trace"] = field(default_factory=list)
+    copies: list[Trace] = field(default_factory=list)
     dropped: bool = False
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"policy": self.policy, "hops": self.hops, "modules": self.modules,
-                               "copies": [c.to_json() for c in self.copies],
-                               "exit": self.exits[0] if len(self.exits) == 1 else None,
-                               "dropped": self.dropped}
+        out: dict[str, Any] = {
+            "policy": self.policy,
+            "hops": self.hops,
+            "modules": self.modules,
+            "copies": [c.to_json() for c in self.copies],
+            "exit": self.exits[0] if len(self.exits) == 1 else None,
+            "dropped": self.dropped,
+        }
         if len(self.exits) > 1:
             out["exits"] = self.exits
         if self.error:
@@ -74,11 +79,20 @@ class Platform:
                 return
             res = self.sims[sw].run(pkt, port)
             outs = list(res.outputs)
-            cur.hops.append({"switch": sw, "in_port": port, "headers": dict(sorted(dict(pkt).items())),
-                             "out_ports": [o.port for o in outs]})
+            cur.hops.append(
+                {
+                    "switch": sw,
+                    "in_port": port,
+                    "headers": dict(sorted(dict(pkt).items())),
+                    "out_ports": [o.port for o in outs],
+                }
+            )
             for hit in res.matched:
-                if hit.table_id in (T.CLASSIFY, T.POLICY, T.NONIP) and cur.policy is None and \
-                        (hit.cookie >> 16 & 0xFFFF) - 1 in self.policy_names:
+                if (
+                    hit.table_id in (T.CLASSIFY, T.POLICY, T.NONIP)
+                    and cur.policy is None
+                    and (hit.cookie >> 16 & 0xFFFF) - 1 in self.policy_names
+                ):
                     cur.policy = self.policy_names[(hit.cookie >> 16 & 0xFFFF) - 1]
             if not outs:
                 cur.dropped = not cur.exits
@@ -112,8 +126,9 @@ class Platform:
     def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
         sw, port = at
         if at in self.edge_at:
-            tr.exits.append({"edge": self.edge_at[at].name, "switch": sw, "port": port,
-                             "headers": dict(sorted(dict(pkt).items()))})
+            tr.exits.append(
+                {"edge": self.edge_at[at].name, "switch": sw, "port": port, "headers": dict(sorted(dict(pkt).items()))}
+            )
             return
         if at in self.link_peer:
             queue.append((pkt, self.link_peer[at], tr))

@@ -41,9 +41,22 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from compiler.flowir import (
-    ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPP_IN_PORT, OFPVID_PRESENT, Action,
-    FieldMatch, FlowEntry, GroupAction, GroupEntry, Output, PopMpls, PopVlan,
-    PushMpls, PushVlan, SetField, SwitchTables,
+    ETH_TYPE_IPV4,
+    ETH_TYPE_IPV6,
+    OFPP_IN_PORT,
+    OFPVID_PRESENT,
+    Action,
+    FieldMatch,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
+    SwitchTables,
 )
 from compiler.oxm_fields import FIELDS, MPLS_ETH_TYPES, OFPVID_NONE, prereqs_hold
 
@@ -80,16 +93,15 @@ class MplsLse:
 class Packet(Mapping[str, int]):
     """Headers on the wire; a ``Mapping`` view of the matchable OXM fields."""
 
-    outer: tuple[tuple[str, int], ...] = ()   # eth_src/eth_dst/metadata/tunnel_id
-    vlans: tuple[VlanTag, ...] = ()           # outermost first
-    eth_type: int | None = None               # after the VLAN tags
-    mpls: tuple[MplsLse, ...] = ()            # outermost first
-    l3: tuple[tuple[str, int], ...] = ()      # payload fields (under the labels)
-    payload_type: int | None = None           # ethertype under the labels
+    outer: tuple[tuple[str, int], ...] = ()  # eth_src/eth_dst/metadata/tunnel_id
+    vlans: tuple[VlanTag, ...] = ()  # outermost first
+    eth_type: int | None = None  # after the VLAN tags
+    mpls: tuple[MplsLse, ...] = ()  # outermost first
+    l3: tuple[tuple[str, int], ...] = ()  # payload fields (under the labels)
+    payload_type: int | None = None  # ethertype under the labels
 
     @staticmethod
-    def from_fields(fields: Mapping[str, int], *,
-                    payload_type: int | None = None) -> "Packet":
+    def from_fields(fields: Mapping[str, int], *, payload_type: int | None = None) -> Packet:
         """Build from a flat OXM mapping (one VLAN tag / MPLS label at most;
         with ``mpls_label``, the L3 fields given are the labelled payload and
         ``payload_type`` its ethertype).  ``in_port`` is ignored."""
@@ -117,8 +129,7 @@ class Packet(Mapping[str, int]):
             mpls = (MplsLse(f.pop("mpls_label"), f.pop("mpls_tc", 0)),)
         elif payload_type is not None:
             raise ValueError("payload_type only applies under an MPLS label")
-        return Packet(outer, vlans, eth_type, mpls, tuple(sorted(f.items())),
-                      payload_type)
+        return Packet(outer, vlans, eth_type, mpls, tuple(sorted(f.items())), payload_type)
 
     @cached_property
     def _view(self) -> dict[str, int]:
@@ -130,8 +141,7 @@ class Packet(Mapping[str, int]):
             v["vlan_pcp"] = self.vlans[0].pcp
         if self.mpls:
             top = self.mpls[0]
-            v.update(mpls_label=top.label, mpls_tc=top.tc,
-                     mpls_bos=int(len(self.mpls) == 1))
+            v.update(mpls_label=top.label, mpls_tc=top.tc, mpls_bos=int(len(self.mpls) == 1))
         elif self.l3:
             raw = dict(self.l3)
             get = lambda k: v.get(k, raw.get(k))  # noqa: E731
@@ -161,7 +171,7 @@ class Packet(Mapping[str, int]):
         return self._view.get(name)
 
     # -- header operations (each returns a new packet) ------------------
-    def set_field(self, name: str, value: int) -> "Packet":
+    def set_field(self, name: str, value: int) -> Packet:
         spec = FIELDS.get(name)
         if spec is None or not spec.writable:
             raise SimulationError(f"set_field on non-writable field {name!r}")
@@ -172,40 +182,37 @@ class Packet(Mapping[str, int]):
             if not self.vlans:
                 return self
             top = self.vlans[0]
-            top = (replace(top, vid=value & 0xFFF) if name == "vlan_vid"
-                   else replace(top, pcp=value))
+            top = replace(top, vid=value & 0xFFF) if name == "vlan_vid" else replace(top, pcp=value)
             return replace(self, vlans=(top,) + self.vlans[1:])
         if name in ("mpls_label", "mpls_tc"):
             if not self.mpls:
                 return self
-            top = (replace(self.mpls[0], label=value) if name == "mpls_label"
-                   else replace(self.mpls[0], tc=value))
+            top = replace(self.mpls[0], label=value) if name == "mpls_label" else replace(self.mpls[0], tc=value)
             return replace(self, mpls=(top,) + self.mpls[1:])
         if self.mpls or not prereqs_hold(name, self.value):
             return self
         return replace(self, l3=_put(self.l3, name, value))
 
-    def write_metadata(self, value: int, mask: int) -> "Packet":
+    def write_metadata(self, value: int, mask: int) -> Packet:
         """The Write-Metadata instruction (64-bit metadata register)."""
         full = FIELDS["metadata"].full
         old = self.value("metadata") or 0
         new = ((old & ~mask) | (value & mask)) & full
         return replace(self, outer=_put(self.outer, "metadata", new))
 
-    def without_metadata(self) -> "Packet":
+    def without_metadata(self) -> Packet:
         """The packet as it is on the wire (metadata is pipeline state)."""
         if not any(k == "metadata" for k, _ in self.outer):
             return self
-        return replace(self, outer=tuple((k, v) for k, v in self.outer
-                                         if k != "metadata"))
+        return replace(self, outer=tuple((k, v) for k, v in self.outer if k != "metadata"))
 
-    def push_vlan(self, tpid: int) -> "Packet":
+    def push_vlan(self, tpid: int) -> Packet:
         return replace(self, vlans=(VlanTag(0, 0, tpid),) + self.vlans)
 
-    def pop_vlan(self) -> "Packet":
+    def pop_vlan(self) -> Packet:
         return replace(self, vlans=self.vlans[1:]) if self.vlans else self
 
-    def push_mpls(self, ethertype: int) -> "Packet":
+    def push_mpls(self, ethertype: int) -> Packet:
         if len(self.mpls) >= MAX_MPLS_LABELS:
             raise SimulationError("push_mpls beyond 3 labels (OVS drops)")
         if self.mpls:
@@ -215,28 +222,24 @@ class Packet(Mapping[str, int]):
         if self.eth_type in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
             label = 2 if self.eth_type == ETH_TYPE_IPV6 else 0
             tc = self._view.get("ip_dscp", 0) & 7
-        return replace(self, mpls=(MplsLse(label, tc),), eth_type=ethertype,
-                       payload_type=self.eth_type)
+        return replace(self, mpls=(MplsLse(label, tc),), eth_type=ethertype, payload_type=self.eth_type)
 
-    def pop_mpls(self, ethertype: int) -> "Packet":
+    def pop_mpls(self, ethertype: int) -> Packet:
         if not self.mpls:
             return self
         rest = self.mpls[1:]
         if rest:
             if ethertype not in MPLS_ETH_TYPES:
-                raise SimulationError(
-                    f"pop_mpls:0x{ethertype:04x} with labels left below")
+                raise SimulationError(f"pop_mpls:0x{ethertype:04x} with labels left below")
             return replace(self, mpls=rest, eth_type=ethertype)
         if ethertype in MPLS_ETH_TYPES:
             raise SimulationError("pop_mpls of the bottom label to an MPLS type")
         if self.payload_type is not None and ethertype != self.payload_type:
-            raise SimulationError(f"pop_mpls:0x{ethertype:04x} but the payload "
-                                  f"is 0x{self.payload_type:04x}")
+            raise SimulationError(f"pop_mpls:0x{ethertype:04x} but the payload is 0x{self.payload_type:04x}")
         return replace(self, mpls=(), eth_type=ethertype, payload_type=None)
 
 
-def _put(items: tuple[tuple[str, int], ...], name: str,
-         value: int) -> tuple[tuple[str, int], ...]:
+def _put(items: tuple[tuple[str, int], ...], name: str, value: int) -> tuple[tuple[str, int], ...]:
     return tuple(sorted({**dict(items), name: value}.items()))
 
 
@@ -303,13 +306,13 @@ class Simulator:
         by_table: dict[int, dict[int, dict[FlowEntry, None]]] = {}
         for e in tables.entries:  # exact duplicates: one entry (a dict keeps the order)
             by_table.setdefault(e.table_id, {}).setdefault(e.priority, {})[e] = None
-        self._tables = {t: sorted(((prio, list(es)) for prio, es in p.items()), key=lambda kv: -kv[0])
-                        for t, p in by_table.items()}
+        self._tables = {
+            t: sorted(((prio, list(es)) for prio, es in p.items()), key=lambda kv: -kv[0]) for t, p in by_table.items()
+        }
         self._groups = {g.group_id: g for g in tables.groups}
         self._select = False
 
-    def lookup(self, table_id: int, packet: Packet,
-               in_port: int) -> FlowEntry | None:
+    def lookup(self, table_id: int, packet: Packet, in_port: int) -> FlowEntry | None:
         for _prio, entries in self._tables.get(table_id, ()):
             hits = [e for e in entries if entry_matches(e, packet, in_port)]
             if len(hits) > 1 and len({_effect(e) for e in hits}) == 1:
@@ -318,16 +321,15 @@ class Simulator:
                 raise AmbiguousMatch(
                     f"table {table_id} priority {_prio}: {len(hits)} entries "
                     f"match {dict(packet)} (cookies "
-                    f"{[hex(e.cookie) for e in hits]})")
+                    f"{[hex(e.cookie) for e in hits]})"
+                )
             if hits:
                 return hits[0]
         return None
 
-    def run(self, packet: Mapping[str, int] | Packet,
-            in_port: int | None = None) -> SimResult:
+    def run(self, packet: Mapping[str, int] | Packet, in_port: int | None = None) -> SimResult:
         if in_port is None:
-            in_port = packet.get("in_port") if not isinstance(
-                packet, Packet) else None
+            in_port = packet.get("in_port") if not isinstance(packet, Packet) else None
             if in_port is None:
                 raise ValueError("simulate needs an in_port")
         pkt = packet if isinstance(packet, Packet) else Packet.from_fields(packet)
@@ -346,20 +348,24 @@ class Simulator:
             if entry is None:
                 miss = table
                 break
-            matched.append(Hit(entry.table_id, entry.priority, entry.cookie,
-                               entry))
+            matched.append(Hit(entry.table_id, entry.priority, entry.cookie, entry))
             pkt, alts = self._apply(entry.actions, pkt, in_port, 0)
             outcomes = _concat(outcomes, alts)
             if entry.write_metadata is not None:  # after apply, before goto
                 pkt = pkt.write_metadata(*entry.write_metadata)
             table = entry.goto_table
         uniq = tuple(dict.fromkeys(outcomes))
-        return SimResult(outputs=uniq[0], matched=tuple(matched),
-                         dropped=not any(uniq), select=self._select,
-                         outcomes=uniq, miss_table=miss, final=pkt)
+        return SimResult(
+            outputs=uniq[0],
+            matched=tuple(matched),
+            dropped=not any(uniq),
+            select=self._select,
+            outcomes=uniq,
+            miss_table=miss,
+            final=pkt,
+        )
 
-    def _apply(self, actions: tuple[Action, ...], pkt: Packet, in_port: int,
-               depth: int) -> tuple[Packet, Outcomes]:
+    def _apply(self, actions: tuple[Action, ...], pkt: Packet, in_port: int, depth: int) -> tuple[Packet, Outcomes]:
         outcomes: Outcomes = [()]
         for a in actions:
             if isinstance(a, Output):
@@ -378,14 +384,12 @@ class Simulator:
             elif isinstance(a, PopMpls):
                 pkt = pkt.pop_mpls(a.ethertype)
             elif isinstance(a, GroupAction):
-                outcomes = _concat(outcomes,
-                                   self._group(a.group_id, pkt, in_port, depth))
+                outcomes = _concat(outcomes, self._group(a.group_id, pkt, in_port, depth))
             else:
                 raise SimulationError(f"unsupported action {a!r}")
         return pkt, outcomes
 
-    def _group(self, group_id: int, pkt: Packet, in_port: int,
-               depth: int) -> Outcomes:
+    def _group(self, group_id: int, pkt: Packet, in_port: int, depth: int) -> Outcomes:
         if depth >= MAX_GROUP_DEPTH:
             raise SimulationError("group chain too deep (cycle?)")
         g: GroupEntry | None = self._groups.get(group_id)
@@ -417,8 +421,7 @@ def _concat(left: Outcomes, right: Outcomes) -> Outcomes:
     return out
 
 
-def simulate(tables: SwitchTables, packet: Mapping[str, int] | Packet,
-             in_port: int | None = None) -> SimResult:
+def simulate(tables: SwitchTables, packet: Mapping[str, int] | Packet, in_port: int | None = None) -> SimResult:
     """Run one packet through ``tables`` from table 0."""
     return Simulator(tables).run(packet, in_port)
 
@@ -426,7 +429,16 @@ def simulate(tables: SwitchTables, packet: Mapping[str, int] | Packet,
 from compiler.lowering.validate import Problem, validate  # noqa: E402  (re-export)
 
 __all__ = [
-    "AmbiguousMatch", "Emit", "Hit", "MplsLse", "Packet", "Problem",
-    "SimResult", "SimulationError", "Simulator", "VlanTag", "simulate",
+    "AmbiguousMatch",
+    "Emit",
+    "Hit",
+    "MplsLse",
+    "Packet",
+    "Problem",
+    "SimResult",
+    "SimulationError",
+    "Simulator",
+    "VlanTag",
+    "simulate",
     "validate",
 ]

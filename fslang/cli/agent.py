@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,11 +14,16 @@ def register(app: typer.Typer) -> None:
     def agent(
         host: str = typer.Option(..., "--host", help="this host's name in the site (e.g. mh1)"),
         controller: str = typer.Option(..., "--controller", help="the controller's URL, e.g. http://10.0.0.1:6680"),
-        token_file: Optional[Path] = typer.Option(None, "--token-file", help="file holding the bearer token"),
-        lab: bool = typer.Option(False, "--lab", help="no hypervisor: vm instances (and process instances whose "
-                                                      "program is missing) run their module's reference behaviour"),
-        state_dir: Optional[Path] = typer.Option(None, "--state-dir",
-                                                 help="logs, configs, counters (default /var/lib/fsc-agent/HOST)"),
+        token_file: Path | None = typer.Option(None, "--token-file", help="file holding the bearer token"),
+        lab: bool = typer.Option(
+            False,
+            "--lab",
+            help="no hypervisor: vm instances (and process instances whose "
+            "program is missing) run their module's reference behaviour",
+        ),
+        state_dir: Path | None = typer.Option(
+            None, "--state-dir", help="logs, configs, counters (default /var/lib/fsc-agent/HOST)"
+        ),
         netns_prefix: str = typer.Option("fsvm-", "--netns-prefix", help="prefix of lab vm namespaces"),
     ) -> None:
         """The control module of one module host: runs the instances the controller wants, reports load."""

@@ -42,10 +42,10 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
     must); the same generation as deployed first (equal files: nothing to
     do), else the other generation."""
     from backends.emit.output import render
+    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
     from compiler.placement.place import Placement
     from fslang.cli import Format, report
-    from compiler.check.frontend import load
 
     result = load(site)
     if not result.ok:
@@ -127,7 +127,9 @@ def register(app: typer.Typer) -> None:
     def controller_cmd(
         listen: str = typer.Option("127.0.0.1:8181", "--listen", help="HTTP API address HOST:PORT"),
         openflow: str = typer.Option("0.0.0.0:6653", "--openflow", help="OpenFlow listening address HOST:PORT"),
-        state: Path = typer.Option(Path("fsc-state"), "--state", help="state directory (token, deployed site, journal)"),
+        state: Path = typer.Option(
+            Path("fsc-state"), "--state", help="state directory (token, deployed site, journal)"
+        ),
     ) -> None:
         """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the agents."""
         from backends.platform.controller.server import StartupError, parse_hostport, run
@@ -143,11 +145,13 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"controller: {err}", 3) from None
 
     @app.command("plan")
-    def plan_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
-                 controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-                 token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-                 optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
-                 format: _Format = typer.Option(_Format.text, "--format", help="text or json")) -> None:
+    def plan_cmd(
+        site: Path = typer.Argument(..., help="the site file (.fs)"),
+        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+        format: _Format = typer.Option(_Format.text, "--format", help="text or json"),
+    ) -> None:
         """Show what `apply` would change against the deployed site."""
         from backends.platform.controller.client import ClientError
         from backends.platform.controller.render import plan_text
@@ -155,8 +159,11 @@ def register(app: typer.Typer) -> None:
         client = _client(controller, token_file)
         try:
             name, source, files, same = _compile(site, client, optimal)
-            plan = {"nothing_to_change": True} if same else \
-                client.post("/v1/plan", {"site": name, "files": files, "source": source})
+            plan = (
+                {"nothing_to_change": True}
+                if same
+                else client.post("/v1/plan", {"site": name, "files": files, "source": source})
+            )
         except ClientError as err:
             raise _fail(str(err), 2 if err.usage else 3) from None
         if format is _Format.json:
@@ -165,17 +172,20 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(plan_text(plan, name))
 
     @app.command("apply")
-    def apply_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
-                  controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-                  token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-                  yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
-                  optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
-                  ready_timeout: float = typer.Option(60.0, "--ready-timeout", min=0.1,
-                                                      help="seconds to wait for hosts to report new instances ready"),
-                  drain: float = typer.Option(1.0, "--drain", min=0.0,
-                                              help="seconds between the flip and removing the old rules"),
-                  format: _Format = typer.Option(_Format.text, "--format",
-                                                 help="text, or json (the NDJSON progress events)")) -> None:
+    def apply_cmd(
+        site: Path = typer.Argument(..., help="the site file (.fs)"),
+        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+        optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+        ready_timeout: float = typer.Option(
+            60.0, "--ready-timeout", min=0.1, help="seconds to wait for hosts to report new instances ready"
+        ),
+        drain: float = typer.Option(
+            1.0, "--drain", min=0.0, help="seconds between the flip and removing the old rules"
+        ),
+        format: _Format = typer.Option(_Format.text, "--format", help="text, or json (the NDJSON progress events)"),
+    ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
         from backends.platform.controller.client import ClientError
         from backends.platform.controller.render import event_text, plan_text
@@ -189,8 +199,13 @@ def register(app: typer.Typer) -> None:
                 else:
                     sys.stdout.write(f"{name}: nothing to change (the deployed site is the same)\n")
                 return
-            body = {"site": name, "files": files, "source": source, "ready_timeout": ready_timeout,
-                    "drain_seconds": drain}
+            body = {
+                "site": name,
+                "files": files,
+                "source": source,
+                "ready_timeout": ready_timeout,
+                "drain_seconds": drain,
+            }
             if not yes:
                 if not sys.stdin.isatty():
                     raise _fail("apply: not a terminal, so cannot ask; review with `fsc plan` and pass --yes", 2)
@@ -209,14 +224,18 @@ def register(app: typer.Typer) -> None:
             raise _fail(str(err), 2 if err.usage else 3) from None
         if last.get("result") != "ok":
             if not last:
-                sys.stderr.write("fsc: apply: the controller ended the answer without a result; "
-                                 "check `fsc status` and the controller's log\n")
+                sys.stderr.write(
+                    "fsc: apply: the controller ended the answer without a result; "
+                    "check `fsc status` and the controller's log\n"
+                )
             raise typer.Exit(3)
 
     @app.command("status")
-    def status_cmd(controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-                   token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-                   format: _Format = typer.Option(_Format.text, "--format", help="text or json")) -> None:
+    def status_cmd(
+        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        format: _Format = typer.Option(_Format.text, "--format", help="text or json"),
+    ) -> None:
         """Switches connected, hosts alive with their load, instances, rules against tcam."""
         from backends.platform.controller.client import ClientError
         from backends.platform.controller.render import status_text

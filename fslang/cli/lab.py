@@ -10,8 +10,12 @@ from pathlib import Path
 
 import typer
 
-lab_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                      help="Run a whole site on this machine: OVS bridges, namespaces, controller, agents.")
+lab_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Run a whole site on this machine: OVS bridges, namespaces, controller, agents.",
+)
 
 
 def _fail(msg: str, code: int = 3) -> None:
@@ -20,11 +24,15 @@ def _fail(msg: str, code: int = 3) -> None:
 
 
 @lab_app.command("up")
-def up_cmd(site: Path = typer.Argument(..., help="the site file (.fs)"),
-           name: str = typer.Option(None, "--name", help="lab name (default: the site's name)"),
-           static: bool = typer.Option(False, "--static",
-                                       help="no controller or agents: load the compiled rules and run the "
-                                            "Click configurations directly")) -> None:
+def up_cmd(
+    site: Path = typer.Argument(..., help="the site file (.fs)"),
+    name: str = typer.Option(None, "--name", help="lab name (default: the site's name)"),
+    static: bool = typer.Option(
+        False,
+        "--static",
+        help="no controller or agents: load the compiled rules and run the Click configurations directly",
+    ),
+) -> None:
     """Build the site on this machine and deploy it; prints what was built."""
     from backends.platform.lab.lab import describe, up
     from backends.platform.lab.state import LabError
@@ -58,9 +66,11 @@ def down_cmd(name: str = typer.Option(None, "--name", help="lab name (default: t
 
 
 @lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def exec_cmd(node: str = typer.Argument(..., help="an edge, host or box of the site, or `ovs` (the switches)"),
-             cmd: list[str] = typer.Argument(None, help="the command (after --); default: a shell"),
-             name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)")) -> None:
+def exec_cmd(
+    node: str = typer.Argument(..., help="an edge, host or box of the site, or `ovs` (the switches)"),
+    cmd: list[str] = typer.Argument(None, help="the command (after --); default: a shell"),
+    name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+) -> None:
     """Run CMD in NODE's network namespace; exits with CMD's exit code."""
     from backends.platform.lab.lab import exec_argv
     from backends.platform.lab.state import LabError

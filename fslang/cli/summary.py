@@ -17,9 +17,13 @@ def _size(n: int) -> str:
 
 
 def summary_text(c: Compiled, out: Path, files: dict[str, str]) -> str:
-    lines = [f"compiled site `{c.site.name}`: {len(c.site.policies)} policies, "
-             f"{sum(m.replicas for m in c.site.modules)} module instances, {len(c.steering.tags) if c.steering else 0} steering tags",
-             "", "switch        rules   tcam"]
+    lines = [
+        f"compiled site `{c.site.name}`: {len(c.site.policies)} policies, "
+        f"{sum(m.replicas for m in c.site.modules)} module instances, "
+        f"{len(c.steering.tags) if c.steering else 0} steering tags",
+        "",
+        "switch        rules   tcam",
+    ]
     for sw in c.site.switches:
         n = len(c.tables[sw.name].entries)
         lines.append(f"{sw.name:<12} {n:>6}   {sw.tcam if sw.tcam is not None else '-':>4}")
@@ -29,7 +33,9 @@ def summary_text(c: Compiled, out: Path, files: dict[str, str]) -> str:
     for h in c.site.hosts:
         u = usage[h.name]
         inst = ", ".join(c.placement.instances_on(h.name)) or ("(spare)" if h.spare else "-")
-        lines.append(f"{h.name:<12} {u.cores_used:>5}/{h.cores:<5}       {_size(u.memory_used):>7}/{_size(h.memory):<8}   {inst}")
+        lines.append(
+            f"{h.name:<12} {u.cores_used:>5}/{h.cores:<5}       {_size(u.memory_used):>7}/{_size(h.memory):<8}   {inst}"
+        )
     if c.moved:
         lines += ["", "moved: " + ", ".join(f"{i} {a} -> {b}" for i, a, b in c.moved)]
     lines += ["", f"wrote {len(files)} files to {out}/"]

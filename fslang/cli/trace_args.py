@@ -49,9 +49,15 @@ def parse_packet(words: list[str]) -> tuple[str, dict[str, int]]:
         raise PacketSyntaxError("use a protocol name: tcp, udp, icmp, icmp6")
     if proto not in PROTOS:
         raise PacketSyntaxError(f"unknown protocol `{proto}` (tcp, udp, icmp, icmp6)")
-    pkt = {"eth_src": 0x020000000001, "eth_dst": 0x020000000002, "eth_type": 0x0800 if v4 else 0x86DD,
-           "ip_proto": PROTOS[proto], "ip_dscp": 0,
-           ("ipv4_src" if v4 else "ipv6_src"): int(src), ("ipv4_dst" if v4 else "ipv6_dst"): int(dst)}
+    pkt = {
+        "eth_src": 0x020000000001,
+        "eth_dst": 0x020000000002,
+        "eth_type": 0x0800 if v4 else 0x86DD,
+        "ip_proto": PROTOS[proto],
+        "ip_dscp": 0,
+        ("ipv4_src" if v4 else "ipv6_src"): int(src),
+        ("ipv4_dst" if v4 else "ipv6_dst"): int(dst),
+    }
     if proto in ("tcp", "udp"):
         pkt[f"{proto}_src"] = sport or 0
         pkt[f"{proto}_dst"] = dport or 0

@@ -48,8 +48,9 @@ from backends.click.runtime.router import ClickLoadError, Router
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m backends.click.runtime",
-                                 description="Run an fsc Click configuration on AF_PACKET sockets.")
+    ap = argparse.ArgumentParser(
+        prog="python -m backends.click.runtime", description="Run an fsc Click configuration on AF_PACKET sockets."
+    )
     ap.add_argument("config")
     ap.add_argument("--stats-file")
     ap.add_argument("--stats-interval", type=float, default=5.0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from backends.click.runtime.packet import NAMED_ANNOS
 
@@ -16,6 +17,7 @@ class ConfigError(ValueError):
 
 # ---------------------------------------------------------------- strings
 
+
 def _backslash(text: str, i: int, out: bytearray) -> int:
     """Process the backslash escape at ``text[i]``; returns the index after it."""
     nxt = text[i + 1]
@@ -23,9 +25,9 @@ def _backslash(text: str, i: int, out: bytearray) -> int:
         j = text.find(">", i + 2)
         if j < 0:
             raise ConfigError("unterminated \\<...> escape")
-        body = re.sub(r"\s+|//[^\n]*|/\*.*?\*/", "", text[i + 2:j], flags=re.S)
+        body = re.sub(r"\s+|//[^\n]*|/\*.*?\*/", "", text[i + 2 : j], flags=re.S)
         if len(body) % 2 or not re.fullmatch(r"[0-9A-Fa-f]*", body):
-            raise ConfigError(f"bad hex in \\<{text[i + 2:j]}>")
+            raise ConfigError(f"bad hex in \\<{text[i + 2 : j]}>")
         out += bytes.fromhex(body)
         return j + 1
     simple = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "0": 0}
@@ -33,7 +35,7 @@ def _backslash(text: str, i: int, out: bytearray) -> int:
         out.append(simple[nxt])
         return i + 2
     if nxt == "x":
-        m = re.match(r"[0-9A-Fa-f]{1,2}", text[i + 2:])
+        m = re.match(r"[0-9A-Fa-f]{1,2}", text[i + 2 :])
         if m:
             out.append(int(m.group(0), 16))
             return i + 2 + len(m.group(0))
@@ -107,6 +109,7 @@ def spacevec(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- values
 
+
 def parse_int(text: str, lo: int | None = None, hi: int | None = None, what: str = "integer") -> int:
     t = text.strip()
     try:
@@ -164,8 +167,11 @@ def parse_ip_prefix(text: str) -> tuple[int, int]:
 
 def parse_ether(text: str) -> bytes:
     t = text.strip()
-    m = re.fullmatch(r"([0-9A-Fa-f]{1,2})([:-])([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})\2"
-                     r"([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})", t)
+    m = re.fullmatch(
+        r"([0-9A-Fa-f]{1,2})([:-])([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})\2"
+        r"([0-9A-Fa-f]{1,2})\2([0-9A-Fa-f]{1,2})",
+        t,
+    )
     if not m:
         raise ConfigError(f"Ethernet address expected, got {text!r}")
     return bytes(int(m.group(k), 16) for k in (1, 3, 4, 5, 6, 7))
@@ -191,8 +197,19 @@ def parse_seconds(text: str) -> float:
     m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|ms|msec|us|usec|m|min|h|hr)?", t)
     if not m:
         raise ConfigError(f"time expected, got {text!r}")
-    scale = {None: 1, "s": 1, "sec": 1, "ms": 1e-3, "msec": 1e-3, "us": 1e-6, "usec": 1e-6,
-             "m": 60, "min": 60, "h": 3600, "hr": 3600}[m.group(2)]
+    scale = {
+        None: 1,
+        "s": 1,
+        "sec": 1,
+        "ms": 1e-3,
+        "msec": 1e-3,
+        "us": 1e-6,
+        "usec": 1e-6,
+        "m": 60,
+        "min": 60,
+        "h": 3600,
+        "hr": 3600,
+    }[m.group(2)]
     return float(m.group(1)) * scale
 
 
@@ -223,8 +240,9 @@ def parse_offset_word(text: str) -> int:
 _KEYWORD = re.compile(r"([A-Z_][A-Z0-9_]*)(?:\s+(.*))?\Z", re.S)
 
 
-def read_args(args: Sequence[str], positional: Sequence[str], keywords: Sequence[str] = (),
-              mandatory: int | None = None) -> dict[str, str]:
+def read_args(
+    args: Sequence[str], positional: Sequence[str], keywords: Sequence[str] = (), mandatory: int | None = None
+) -> dict[str, str]:
     """Bind arguments the way Click's ``Args`` does: positional arguments in
     ``positional`` order, or any parameter by keyword (``NAME value``).
     ``mandatory`` is the number of leading positional parameters that must be

@@ -10,7 +10,8 @@ absent when untagged), ``vlan_pcp``, ``eth_type``, ``ipv4_src``/``ipv4_dst``,
 from __future__ import annotations
 
 import struct
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from backends.click.runtime.packet import checksum, ip_header
 
@@ -52,11 +53,11 @@ def _l4_checksum(proto: int, seg: bytearray, pseudo: bytes) -> None:
             c = checksum(bytes(seg))
             seg[2:4] = c.to_bytes(2, "big")
         return
-    seg[at:at + 2] = b"\0\0"
+    seg[at : at + 2] = b"\0\0"
     c = checksum(pseudo + bytes(seg))
     if proto == 17 and c == 0:
         c = 0xFFFF
-    seg[at:at + 2] = c.to_bytes(2, "big")
+    seg[at : at + 2] = c.to_bytes(2, "big")
 
 
 def ip_packet(f: Mapping[str, int], payload: bytes = b"", ident: int = 1) -> bytes:
@@ -107,22 +108,30 @@ def parse(frame_bytes: bytes) -> dict[str, Any]:
     b = frame_bytes
     f: dict[str, Any] = {"eth_dst": int.from_bytes(b[0:6], "big"), "eth_src": int.from_bytes(b[6:12], "big")}
     off = 12
-    et = int.from_bytes(b[off:off + 2], "big")
+    et = int.from_bytes(b[off : off + 2], "big")
     if et == ETH_VLAN:
         tci = int.from_bytes(b[14:16], "big")
         f["vlan_vid"], f["vlan_pcp"] = 0x1000 | (tci & 0xFFF), tci >> 13
         off = 16
-        et = int.from_bytes(b[off:off + 2], "big")
+        et = int.from_bytes(b[off : off + 2], "big")
     f["eth_type"] = et
-    ip = b[off + 2:]
+    ip = b[off + 2 :]
     if et == ETH_IP4 and len(ip) >= 20:
         hl = (ip[0] & 15) * 4
-        f.update(ipv4_src=int.from_bytes(ip[12:16], "big"), ipv4_dst=int.from_bytes(ip[16:20], "big"),
-                 ip_proto=ip[9], ip_dscp=ip[1] >> 2)
+        f.update(
+            ipv4_src=int.from_bytes(ip[12:16], "big"),
+            ipv4_dst=int.from_bytes(ip[16:20], "big"),
+            ip_proto=ip[9],
+            ip_dscp=ip[1] >> 2,
+        )
         l4 = ip[hl:]
     elif et == ETH_IP6 and len(ip) >= 40:
-        f.update(ipv6_src=int.from_bytes(ip[8:24], "big"), ipv6_dst=int.from_bytes(ip[24:40], "big"),
-                 ip_proto=ip[6], ip_dscp=(int.from_bytes(ip[0:4], "big") >> 22) & 0x3F)
+        f.update(
+            ipv6_src=int.from_bytes(ip[8:24], "big"),
+            ipv6_dst=int.from_bytes(ip[24:40], "big"),
+            ip_proto=ip[6],
+            ip_dscp=(int.from_bytes(ip[0:4], "big") >> 22) & 0x3F,
+        )
         l4 = ip[40:]
     else:
         return f

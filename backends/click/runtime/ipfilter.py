@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from backends.click.runtime.args import ConfigError
 
@@ -31,17 +32,57 @@ from backends.click.runtime.args import ConfigError
 PROTO_NAMES = {"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17}
 TCPUDP, TRANSP = 256, 257  # pseudo protocols: TCP or UDP; any transport
 PORT_NAMES = {
-    "echo": 7, "discard": 9, "daytime": 13, "chargen": 19, "ftp-data": 20, "ftp": 21, "ssh": 22,
-    "telnet": 23, "smtp": 25, "domain": 53, "dns": 53, "bootps": 67, "bootpc": 68, "tftp": 69,
-    "finger": 79, "www": 80, "pop3": 110, "sunrpc": 111, "auth": 113, "nntp": 119, "ntp": 123,
-    "netbios-ns": 137, "netbios-dgm": 138, "netbios-ssn": 139, "snmp": 161, "snmp-trap": 162,
-    "irc": 194, "imap3": 220, "https": 443, "rip": 520, "route": 520, "imaps": 993, "pop3s": 995,
+    "echo": 7,
+    "discard": 9,
+    "daytime": 13,
+    "chargen": 19,
+    "ftp-data": 20,
+    "ftp": 21,
+    "ssh": 22,
+    "telnet": 23,
+    "smtp": 25,
+    "domain": 53,
+    "dns": 53,
+    "bootps": 67,
+    "bootpc": 68,
+    "tftp": 69,
+    "finger": 79,
+    "www": 80,
+    "pop3": 110,
+    "sunrpc": 111,
+    "auth": 113,
+    "nntp": 119,
+    "ntp": 123,
+    "netbios-ns": 137,
+    "netbios-dgm": 138,
+    "netbios-ssn": 139,
+    "snmp": 161,
+    "snmp-trap": 162,
+    "irc": 194,
+    "imap3": 220,
+    "https": 443,
+    "rip": 520,
+    "route": 520,
+    "imaps": 993,
+    "pop3s": 995,
 }
 TCP_OPTS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "urg": 0x20}
 ICMP_TYPES = {
-    "echo-reply": 0, "unreachable": 3, "sourcequench": 4, "redirect": 5, "echo": 8, "routeradvert": 9,
-    "routersolicit": 10, "timeexceeded": 11, "parameterproblem": 12, "timestamp": 13,
-    "timestamp-reply": 14, "inforeq": 15, "inforeq-reply": 16, "maskreq": 17, "maskreq-reply": 18,
+    "echo-reply": 0,
+    "unreachable": 3,
+    "sourcequench": 4,
+    "redirect": 5,
+    "echo": 8,
+    "routeradvert": 9,
+    "routersolicit": 10,
+    "timeexceeded": 11,
+    "parameterproblem": 12,
+    "timestamp": 13,
+    "timestamp-reply": 14,
+    "inforeq": 15,
+    "inforeq-reply": 16,
+    "maskreq": 17,
+    "maskreq-reply": 18,
 }
 
 # header fields: (transport protocol or None, bit offset, bit length)
@@ -56,10 +97,24 @@ F_TCPWIN = (6, 112, 16)
 F_ICMPTYPE = (1, 0, 8)
 
 TYPE_WORDS: dict[str, Any] = {
-    "host": "host", "net": "net", "port": "port", "proto": "proto", "opt": "tcpopt",
-    "frag": "frag", "unfrag": "unfrag", "ect": "ect", "ce": "ce",
-    "len": F_IPLEN, "id": F_ID, "vers": F_VERS, "hl": F_HL, "tos": F_TOS, "dscp": F_DSCP,
-    "ttl": F_TTL, "win": F_TCPWIN, "type": F_ICMPTYPE,
+    "host": "host",
+    "net": "net",
+    "port": "port",
+    "proto": "proto",
+    "opt": "tcpopt",
+    "frag": "frag",
+    "unfrag": "unfrag",
+    "ect": "ect",
+    "ce": "ce",
+    "len": F_IPLEN,
+    "id": F_ID,
+    "vers": F_VERS,
+    "hl": F_HL,
+    "tos": F_TOS,
+    "dscp": F_DSCP,
+    "ttl": F_TTL,
+    "win": F_TCPWIN,
+    "type": F_ICMPTYPE,
 }
 SD_SRC, SD_DST, SD_AND, SD_OR = 1, 2, 3, 4
 
@@ -79,8 +134,8 @@ def tokenize(text: str) -> list[str]:
         if c.isspace():
             i += 1
             continue
-        if text[i:i + 2] in _TWO:
-            out.append(text[i:i + 2])
+        if text[i : i + 2] in _TWO:
+            out.append(text[i : i + 2])
             i += 2
         elif c in "&|<>!=()[],;?":
             out.append(c)
@@ -98,10 +153,15 @@ def tokenize(text: str) -> list[str]:
 
 # ---------------------------------------------------------------- primitives
 
+
 @dataclass
 class Prim:
-    type: Any = None  # "host" | "net" | "proto" | "port" | "tcpopt" | "frag" | "unfrag" | "ect" | "ce" | "ether" | field tuple
-    data: Any = None  # kind of the value read: "int" | "proto" | "port" | "tcpopt" | "host" | "net" | "ether" | field tuple
+    type: Any = (
+        None  # "host" | "net" | "proto" | "port" | "tcpopt" | "frag" | "unfrag" | "ect" | "ce" | "ether" | field tuple
+    )
+    data: Any = (
+        None  # kind of the value read: "int" | "proto" | "port" | "tcpopt" | "host" | "net" | "ether" | field tuple
+    )
     value: Any = None
     mask: Any = None
     op: str = "eq"  # "eq" | "gt" | "lt"
@@ -166,8 +226,11 @@ def _prefix(word: str) -> tuple[int, int] | None:
 
 
 def _mac(word: str) -> int | None:
-    m = re.fullmatch(r"([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):"
-                     r"([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2})", word)
+    m = re.fullmatch(
+        r"([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2}):"
+        r"([0-9A-Fa-f]{1,2}):([0-9A-Fa-f]{1,2})",
+        word,
+    )
     if not m:
         return None
     return int.from_bytes(bytes(int(g, 16) for g in m.groups()), "big")
@@ -522,6 +585,7 @@ def parse_pattern(text: str) -> Any:
 
 # ---------------------------------------------------------------- code generation
 
+
 class _Gen:
     """Python source for expression trees, over the locals set up by the
     function prologue: b (buffer), n (IP header), t (transport header), L
@@ -643,26 +707,31 @@ def compile_rules(patterns: list[str], targets: list[int], name: str = "ipfilter
             raise ConfigError(f"pattern {k}: {e}") from None
     gen = _Gen()
     exprs = [gen.expr(t) for t in trees]
-    lines = [f"def {name}(p):",
-             "    b = p.buf",
-             "    n = p.nh",
-             "    L = len(b)"]
+    lines = [f"def {name}(p):", "    b = p.buf", "    n = p.nh", "    L = len(b)"]
     short = next((targets[k] for k, t in enumerate(trees) if t == ("const", True)), -1)
-    lines += [f"    if n < 0 or n + 20 > L: return {short}",
-              "    pr = b[n + 9]",
-              "    t = n + ((b[n] & 15) << 2)",
-              "    fr = bool((b[n + 6] & 0x3f) or b[n + 7])",
-              "    ff = not ((b[n + 6] & 0x1f) or b[n + 7])"]
+    lines += [
+        f"    if n < 0 or n + 20 > L: return {short}",
+        "    pr = b[n + 9]",
+        "    t = n + ((b[n] & 15) << 2)",
+        "    fr = bool((b[n + 6] & 0x3f) or b[n + 7])",
+        "    ff = not ((b[n + 6] & 0x1f) or b[n + 7])",
+    ]
     if "addrs" in gen.needs:
-        lines += ["    sa = int.from_bytes(b[n + 12:n + 16], 'big')",
-                  "    da = int.from_bytes(b[n + 16:n + 20], 'big')"]
+        lines += [
+            "    sa = int.from_bytes(b[n + 12:n + 16], 'big')",
+            "    da = int.from_bytes(b[n + 16:n + 20], 'big')",
+        ]
     if "ports" in gen.needs:
-        lines += ["    sp = (b[t] << 8 | b[t + 1]) if t + 4 <= L else -1",
-                  "    dp = (b[t + 2] << 8 | b[t + 3]) if t + 4 <= L else -1"]
+        lines += [
+            "    sp = (b[t] << 8 | b[t + 1]) if t + 4 <= L else -1",
+            "    dp = (b[t + 2] << 8 | b[t + 3]) if t + 4 <= L else -1",
+        ]
     if "macs" in gen.needs:
-        lines += ["    m = p.mh",
-                  "    mdst = int.from_bytes(b[m:m + 6], 'big') if 0 <= m and m + 12 <= L else -1",
-                  "    msrc = int.from_bytes(b[m + 6:m + 12], 'big') if mdst >= 0 else -1"]
+        lines += [
+            "    m = p.mh",
+            "    mdst = int.from_bytes(b[m:m + 6], 'big') if 0 <= m and m + 12 <= L else -1",
+            "    msrc = int.from_bytes(b[m + 6:m + 12], 'big') if mdst >= 0 else -1",
+        ]
     for e, tgt in zip(exprs, targets):
         lines.append(f"    if {e}: return {tgt}")
     lines.append("    return -1")
@@ -675,6 +744,7 @@ def compile_rules(patterns: list[str], targets: list[int], name: str = "ipfilter
 
 
 # ---------------------------------------------------------------- Classifier patterns
+
 
 def compile_classifier(patterns: list[str], name: str = "classifier") -> Callable[[Any], int]:
     """Click ``Classifier`` patterns (``OFF/VALUE[%MASK]`` clauses, ``!``
@@ -706,7 +776,7 @@ def compile_classifier(patterns: list[str], name: str = "classifier") -> Callabl
                 mk = (0xF0 if hi != "?" else 0) | (0x0F if lo != "?" else 0)
                 v = (int(hi, 16) << 4 if hi != "?" else 0) | (int(lo, 16) if lo != "?" else 0)
                 if mask is not None:
-                    mk &= int(mask[j:j + 2], 16)
+                    mk &= int(mask[j : j + 2], 16)
                 vbytes.append(v & mk)
                 mbytes.append(mk)
             parts = [f"L - s >= {off + len(vbytes)}"]

@@ -158,8 +158,9 @@ def write_json_atomic(path: str, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def serve(router: Any, transport: SocketTransport, stats_file: str | None = None, stats_interval: float = 5.0,
-          burst: int = 64) -> int:
+def serve(
+    router: Any, transport: SocketTransport, stats_file: str | None = None, stats_interval: float = 5.0, burst: int = 64
+) -> int:
     """Run ``router`` on its devices until SIGTERM / SIGINT; SIGUSR1 writes
     the statistics now (to ``stats_file``, or stderr without one)."""
     flags = {"stop": False, "dump": False}
@@ -173,8 +174,10 @@ def serve(router: Any, transport: SocketTransport, stats_file: str | None = None
     def on_usr1(signum: int, frame: Any) -> None:
         flags["dump"] = True
 
-    old = {sig: signal.signal(sig, h) for sig, h in
-           ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGUSR1, on_usr1))}
+    old = {
+        sig: signal.signal(sig, h)
+        for sig, h in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGUSR1, on_usr1))
+    }
     old_wakeup = signal.set_wakeup_fd(wfd)
     started = time.time()
 

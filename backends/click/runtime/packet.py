@@ -65,12 +65,12 @@ class Packet:
 
     # -- data
     def data(self) -> bytes:
-        return bytes(self.buf[self.s:])
+        return bytes(self.buf[self.s :])
 
     def __len__(self) -> int:
         return len(self.buf) - self.s
 
-    def clone(self) -> "Packet":
+    def clone(self) -> Packet:
         q = Packet.__new__(Packet)
         q.buf = bytearray(self.buf)
         q.s, q.mh, q.nh, q.th = self.s, self.mh, self.nh, self.th
@@ -106,7 +106,7 @@ class Packet:
         if n > len(self.buf) - self.s:
             return False
         if n:
-            del self.buf[len(self.buf) - n:]
+            del self.buf[len(self.buf) - n :]
         return True
 
     def put(self, data: bytes) -> None:
@@ -143,6 +143,7 @@ class Packet:
 
 # ---------------------------------------------------------------- checksums
 
+
 def checksum(data: bytes | bytearray | memoryview) -> int:
     """The Internet checksum (RFC 1071) of ``data``."""
     if len(data) & 1:
@@ -165,11 +166,13 @@ def checksum_adjust(old_sum: int, old: bytes, new: bytes) -> int:
     return (~s) & 0xFFFF
 
 
-def ip_header(src: bytes, dst: bytes, proto: int, length: int, ident: int = 0, ttl: int = 250,
-              tos: int = 0, df: bool = False) -> bytearray:
+def ip_header(
+    src: bytes, dst: bytes, proto: int, length: int, ident: int = 0, ttl: int = 250, tos: int = 0, df: bool = False
+) -> bytearray:
     """A 20-byte IPv4 header with a correct checksum."""
-    h = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, length, ident & 0xFFFF, 0x4000 if df else 0,
-                              ttl, proto, 0, src, dst))
+    h = bytearray(
+        struct.pack("!BBHHHBBH4s4s", 0x45, tos, length, ident & 0xFFFF, 0x4000 if df else 0, ttl, proto, 0, src, dst)
+    )
     c = checksum(h)
     h[10], h[11] = c >> 8, c & 0xFF
     return h

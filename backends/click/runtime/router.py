@@ -38,8 +38,9 @@ import os
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from backends.click.clicklang import ClickSyntaxError, _Checker, load_element_table, parse_config
 from backends.click.runtime.args import ConfigError
@@ -82,8 +83,13 @@ class _CompoundStats:
     def to_json(self) -> dict[str, Any]:
         ins = {str(k): v[0] for k, v in sorted(self.inputs.items())}
         outs = {str(k): v[0] for k, v in sorted(self.outputs.items())}
-        return {"class": self.cls, "packets_in": sum(ins.values()), "packets_out": sum(outs.values()),
-                "inputs": ins, "outputs": outs}
+        return {
+            "class": self.cls,
+            "packets_in": sum(ins.values()),
+            "packets_out": sum(outs.values()),
+            "inputs": ins,
+            "outputs": outs,
+        }
 
 
 def _counting_push(f: Callable[[Packet], Any], cells: tuple[list[int], ...]) -> Callable[[Packet], Any]:
@@ -93,12 +99,14 @@ def _counting_push(f: Callable[[Packet], Any], cells: tuple[list[int], ...]) -> 
         def push1(p: Packet) -> None:
             c[0] += 1
             f(p)
+
         return push1
 
     def push(p: Packet) -> None:
         for c in cells:
             c[0] += 1
         f(p)
+
     return push
 
 
@@ -106,10 +114,13 @@ def _counter_action(cell: list[int]) -> Callable[[Packet], Packet]:
     def count(p: Packet) -> Packet:
         cell[0] += 1
         return p
+
     return count
 
 
-def _runner(acts: tuple[Callable[[Packet], Packet | None], ...], final: Callable[[Packet], Any]) -> Callable[[Packet], Any]:
+def _runner(
+    acts: tuple[Callable[[Packet], Packet | None], ...], final: Callable[[Packet], Any]
+) -> Callable[[Packet], Any]:
     """Run simple actions in a row, then hand the packet on (a fused push path)."""
     if not acts:
         return final
@@ -120,6 +131,7 @@ def _runner(acts: tuple[Callable[[Packet], Packet | None], ...], final: Callable
             p = a0(p)
             if p is not None:
                 final(p)
+
         return run1
 
     def run(p: Packet) -> None:
@@ -128,6 +140,7 @@ def _runner(acts: tuple[Callable[[Packet], Packet | None], ...], final: Callable
             if p is None:
                 return
         final(p)
+
     return run
 
 
@@ -138,6 +151,7 @@ def _counting_pull(f: Callable[[], Packet | None], cells: tuple[list[int], ...])
             for c in cells:
                 c[0] += 1
         return p
+
     return pull
 
 
@@ -162,8 +176,16 @@ class Router:
     drives rates and timeouts; ``seed`` makes random choices (IPsec IVs,
     NAT ports) repeatable."""
 
-    def __init__(self, text: str, filename: str = "<click>", *, clock: Callable[[], float] | None = None,
-                 seed: int | None = None, transport: Any = None, fuse: bool = True) -> None:
+    def __init__(
+        self,
+        text: str,
+        filename: str = "<click>",
+        *,
+        clock: Callable[[], float] | None = None,
+        seed: int | None = None,
+        transport: Any = None,
+        fuse: bool = True,
+    ) -> None:
         self.filename = filename
         self.now: Callable[[], float] = clock or time.monotonic
         self.rng = random.Random(seed if seed is not None else int.from_bytes(os.urandom(8), "big"))
@@ -197,8 +219,11 @@ class Router:
         prims = [n for n in nodes.values() if n.kind == "prim"]
         for n in sorted(prims, key=lambda n: n.line):
             if n.class_name not in REGISTRY:
-                raise self._fail(n.line, f"element '{n.id}' :: {n.class_name} is not supported by the fsc Click "
-                                         f"runtime (it runs the elements fsc emits: {', '.join(sorted(REGISTRY))})")
+                raise self._fail(
+                    n.line,
+                    f"element '{n.id}' :: {n.class_name} is not supported by the fsc Click "
+                    f"runtime (it runs the elements fsc emits: {', '.join(sorted(REGISTRY))})",
+                )
         for n in nodes.values():
             if n.kind == "compound":
                 self.compounds[n.id] = _CompoundStats(n.class_name)
@@ -308,8 +333,14 @@ class Router:
         counters they cross), up to the first element that is not simple."""
         acts: list[Callable[[Packet], Any]] = [_counter_action(c) for c in cells]
         seen: set[str] = set()
-        while (isinstance(el, SimpleElement) and port == 0 and el.name not in seen and el.noutputs
-               and el.output_personality[0] == "h" and (el.name, 0) in push_conns):
+        while (
+            isinstance(el, SimpleElement)
+            and port == 0
+            and el.name not in seen
+            and el.noutputs
+            and el.output_personality[0] == "h"
+            and (el.name, 0) in push_conns
+        ):
             seen.add(el.name)
             if el.class_name != "Null":
                 acts.append(el.action)
@@ -383,7 +414,7 @@ class Router:
         self.run_tasks()
         out: dict[str, list[bytes]] = {}
         for d, v in tr.sent.items():
-            new = v[before.get(d, 0):]
+            new = v[before.get(d, 0) :]
             if new:
                 out[d] = list(new)
         return out
@@ -400,8 +431,10 @@ class Router:
             rx = [e for e in self.sources.get(d, [])]
             tx = [e for e in self.sinks if e.devname == d]
             devices[d] = {
-                "rx_packets": sum(e.count for e in rx), "rx_bytes": sum(e.byte_count for e in rx),
-                "tx_packets": sum(e.count for e in tx), "tx_bytes": sum(e.byte_count for e in tx),
+                "rx_packets": sum(e.count for e in rx),
+                "rx_bytes": sum(e.byte_count for e in rx),
+                "tx_packets": sum(e.count for e in tx),
+                "tx_bytes": sum(e.byte_count for e in tx),
                 "tx_errors": sum(e.errors for e in tx),
             }
         elements = {}

@@ -52,18 +52,19 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import jinja2
 
 from backends.emit.vm.generate import tap_name
 from compiler import ir
-from compiler.lowering import tables as T
 from compiler.check.catalogue import CATALOGUE
 from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
+from compiler.lowering import tables as T
 from compiler.steering.hostplan import HostPlan, Next, Step
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -293,7 +294,7 @@ def _clauses(offset: int, nbytes: int, value: int, mask: int) -> list[str]:
     out = []
     vb, mb = value.to_bytes(nbytes, "big"), mask.to_bytes(nbytes, "big")
     for i in range(0, nbytes, 4):
-        vs, ms = vb[i:i + 4], mb[i:i + 4]
+        vs, ms = vb[i : i + 4], mb[i : i + 4]
         if not any(ms):
             continue
         # trim uncared bytes at both ends
@@ -422,8 +423,9 @@ def _args(items: list[str], comments: list[str] | None = None, indent: str = "  
     return Raw("\n" + "\n".join(lines) + "\n" + indent[:-4])
 
 
-def build_decision(name: str, port: int, title: str, rules: list[Rule], default: int | None,
-                   mode: str, labels: tuple[str, ...] = ()) -> Decision:
+def build_decision(
+    name: str, port: int, title: str, rules: list[Rule], default: int | None, mode: str, labels: tuple[str, ...] = ()
+) -> Decision:
     """``mode``: "filter" (firewall: IPFilter, allow = output 0) or "classify"
     (IPClassifier: one pattern per label, then ``-``)."""
     v4_ok = not any("vlan_vid" in r.fields and _family_view(r.fields, FAM_IP4) is not None for r in rules)
@@ -442,8 +444,13 @@ def build_decision(name: str, port: int, title: str, rules: list[Rule], default:
         else:
             pats, notes, targets = [], [], []
             for j, label in enumerate(labels):
-                exprs = [ipfilter_expr(g) for r in rules if r.target == j
-                         for g in [_family_view(r.fields, FAM_IP4)] if g is not None]
+                exprs = [
+                    ipfilter_expr(g)
+                    for r in rules
+                    if r.target == j
+                    for g in [_family_view(r.fields, FAM_IP4)]
+                    if g is not None
+                ]
                 if not exprs:
                     pats.append("false")
                 elif len(exprs) == 1:
@@ -461,8 +468,13 @@ def build_decision(name: str, port: int, title: str, rules: list[Rule], default:
     for r in rules:
         for p in frame_patterns(r.fields, families):
             pats.append(p)
-            notes.append(("allow" if r.target == 0 else "deny") if mode == "filter"
-                         else labels[r.target] if r.target is not None else "")
+            notes.append(
+                ("allow" if r.target == 0 else "deny")
+                if mode == "filter"
+                else labels[r.target]
+                if r.target is not None
+                else ""
+            )
             targets.append(_target(r.target))
     l2_decl = None
     if pats:
@@ -519,8 +531,11 @@ def _crypto_keys(key: str) -> tuple[Raw, Raw]:
     SHA-256.  The authentication key is always derived (SHA-256 of a label
     and the key), so one FSL key configures both ends identically."""
     raw = key.encode("utf-8", "surrogatepass")
-    enc = quote(key) if len(raw) == 16 and all(0x20 <= b < 0x7F for b in raw) else \
-        hex_string(hashlib.sha256(b"fsc-esp-encrypt\0" + raw).digest()[:16])
+    enc = (
+        quote(key)
+        if len(raw) == 16 and all(0x20 <= b < 0x7F for b in raw)
+        else hex_string(hashlib.sha256(b"fsc-esp-encrypt\0" + raw).digest()[:16])
+    )
     auth = hex_string(hashlib.sha256(b"fsc-esp-auth\0" + raw).digest()[:16])
     return enc, auth
 
@@ -538,12 +553,22 @@ def _rate_args(m: ir.Module) -> dict:
     ctx = {"rate_text": _plain(rate.text), "burst_text": _plain(burst.text)}
     if rate.unit == "pps":
         packets = max(1, -(-burst.bytes // 1500))
-        ctx.update(element=Raw("RatedSplitter"), rate=Raw(str(min(max(1, round(per_second)), 0xFFFFFFFF))),
-                   burst_kw=Raw("BURST_SIZE"), burst=Raw(str(min(packets, 0xFFFFFFFF))), pps=True)
+        ctx.update(
+            element=Raw("RatedSplitter"),
+            rate=Raw(str(min(max(1, round(per_second)), 0xFFFFFFFF))),
+            burst_kw=Raw("BURST_SIZE"),
+            burst=Raw(str(min(packets, 0xFFFFFFFF))),
+            pps=True,
+        )
     else:
         bytes_per_second = min(max(1, round(per_second / 8)), 0xFFFFFFFF)
-        ctx.update(element=Raw("BandwidthRatedSplitter"), rate=Raw(f"{bytes_per_second}Bps"),
-                   burst_kw=Raw("BURST_BYTES"), burst=Raw(str(min(burst.bytes, 0xFFFFFFFF))), pps=False)
+        ctx.update(
+            element=Raw("BandwidthRatedSplitter"),
+            rate=Raw(f"{bytes_per_second}Bps"),
+            burst_kw=Raw("BURST_BYTES"),
+            burst=Raw(str(min(burst.bytes, 0xFFFFFFFF))),
+            pps=False,
+        )
     return ctx
 
 
@@ -553,7 +578,7 @@ def _decisions(inst: Instance) -> list[Decision]:
     for rev in _judges(inst):
         port = _judges(inst).index(rev)
         name = "rev" if rev else "fwd"
-        title = ("reverse steps: judged with source and destination swapped" if rev else "forward steps")
+        title = "reverse steps: judged with source and destination swapped" if rev else "forward steps"
         if m.type == "firewall":
             deny, allow = _param(m, "deny"), _param(m, "allow")
             rules = []
@@ -586,13 +611,16 @@ def limitations(m: ir.Module) -> list[str]:
     out = []
     if _is_external(m):
         if len(m.outputs) > MAX_EXTERNAL_OUTPUTS:
-            out.append(f"module `{m.name}`: a {m.kind} module returns its output in 3 PCP bits; "
-                       f"outputs after the {MAX_EXTERNAL_OUTPUTS}th are never taken")
+            out.append(
+                f"module `{m.name}`: a {m.kind} module returns its output in 3 PCP bits; "
+                f"outputs after the {MAX_EXTERNAL_OUTPUTS}th are never taken"
+            )
         return out
     if m.type == "nat" and _ip(_param(m, "to")) is None:
         out.append(f"module `{m.name}`: Click's IPRewriter is IPv4-only; NAT to an IPv6 address is not done")
-    if m.type == "loadbalance" and (_ip(_param(m, "vip")) is None
-                                    or any(_ip(b) is None for b in _param(m, "backends"))):
+    if m.type == "loadbalance" and (
+        _ip(_param(m, "vip")) is None or any(_ip(b) is None for b in _param(m, "backends"))
+    ):
         out.append(f"module `{m.name}`: Click's IPRewriter is IPv4-only; IPv6 load balancing is not done")
     if m.type == "tunnel" and (_ip(_param(m, "local")) is None or _ip(_param(m, "remote")) is None):
         out.append(f"module `{m.name}`: Click's IPEncap is IPv4-only; a tunnel between IPv6 end points is not done")
@@ -600,8 +628,10 @@ def limitations(m: ir.Module) -> list[str]:
         rate = _param(m, "rate")
         limit = 0xFFFFFFFF if rate.unit == "pps" else 0xFFFFFFFF * 8
         if float(rate.per_second) > limit:
-            out.append(f"module `{m.name}`: Click's rates are 32-bit ({'packets' if rate.unit == 'pps' else 'bytes'} "
-                       f"per second); {rate.text} is capped at {limit} {rate.unit}")
+            out.append(
+                f"module `{m.name}`: Click's rates are 32-bit ({'packets' if rate.unit == 'pps' else 'bytes'} "
+                f"per second); {rate.text} is capped at {limit} {rate.unit}"
+            )
     return out
 
 
@@ -625,26 +655,35 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
                 port = k * len(m.outputs) + j
                 if j < MAX_EXTERNAL_OUTPUTS:
                     tci = (j << 13) | s.tag
-                    rets.append({"pattern": Raw(f"12/8100 14/{tci:04x}%efff"), "port": port,
-                                 "note": Raw(f"tag {s.tag}{' (reverse)' if s.reverse else ''}, {site_name(label)}")})
+                    rets.append(
+                        {
+                            "pattern": Raw(f"12/8100 14/{tci:04x}%efff"),
+                            "port": port,
+                            "note": Raw(f"tag {s.tag}{' (reverse)' if s.reverse else ''}, {site_name(label)}"),
+                        }
+                    )
                 else:
                     rets.append({"pattern": None, "port": port, "note": Raw(f"tag {s.tag}, {site_name(label)}")})
         pats = [r["pattern"] for r in rets if r["pattern"] is not None]
         notes = [r["note"] for r in rets if r["pattern"] is not None]
-        ctx.update(tap=Raw(taps[inst.name]), returns=rets,
-                   ret_args=_args(pats + ["-"], notes + ["anything else"]) if rets else None,
-                   image=quote(m.image) if m.image else None,
-                   command=quote(_param(m, "command")) if _param(m, "command") is not None else None,
-                   rules=quote(_param(m, "rules")) if _param(m, "rules") is not None else None,
-                   labels=Raw(", ".join(f"{site_name(label)} = {j}" for j, label in enumerate(m.outputs)) or "none"))
+        ctx.update(
+            tap=Raw(taps[inst.name]),
+            returns=rets,
+            ret_args=_args(pats + ["-"], notes + ["anything else"]) if rets else None,
+            image=quote(m.image) if m.image else None,
+            command=quote(_param(m, "command")) if _param(m, "command") is not None else None,
+            rules=quote(_param(m, "rules")) if _param(m, "rules") is not None else None,
+            labels=Raw(", ".join(f"{site_name(label)} = {j}" for j, label in enumerate(m.outputs)) or "none"),
+        )
         template = CATALOGUE[m.type].template if m.type in EXTERNAL_TYPES else "external.click.j2"
     else:
         template = CATALOGUE[m.type].template
         if m.type in ("firewall", "classify"):
             decisions = _decisions(inst)
             ctx["decisions"] = decisions
-            ctx["needs_drop"] = any(t == "drop" for d in decisions
-                                    for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest])
+            ctx["needs_drop"] = any(
+                t == "drop" for d in decisions for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest]
+            )
         elif m.type == "monitor":
             ctx["sink"] = m.is_sink
         elif m.type == "ratelimit":
@@ -708,7 +747,10 @@ def _step_note(s: Step) -> str:
         if n.kind == "local":
             parts.append(f"{label} -> tag {n.tag} here")
         elif n.kind == "switch":
-            parts.append(f"{label} -> switch, tag {n.tag}" + (" (exit)" if n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else ""))
+            parts.append(
+                f"{label} -> switch, tag {n.tag}"
+                + (" (exit)" if n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else "")
+            )
         else:
             parts.append(f"{label} -> dropped")
     return "; ".join(parts) or "consumed (sink)"
@@ -751,8 +793,12 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         inst_decls.append({"decl": Raw(f"{inst.cname} :: {inst.cls};"), "note": site_name(inst.name)})
         if painted:
             for j, label in enumerate(m.outputs):
-                decls.append(Raw(f"{_switch(inst, j)} :: PaintSwitch;  // {site_name(label)}: "
-                                 "to the step that painted the packet"))
+                decls.append(
+                    Raw(
+                        f"{_switch(inst, j)} :: PaintSwitch;  // {site_name(label)}: "
+                        "to the step that painted the packet"
+                    )
+                )
         for k, s in enumerate(inst.steps):
             entry = f"t{s.tag}"
             if inst.external:
@@ -777,8 +823,13 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
             else:
                 src = f"{inst.cname} [{j}]"
             lines.append(Raw(f"{src} -> {target(nxt.get(label))};  // {site_name(label)}"))
-        step_blocks.append({"tag": tag, "note": Raw(f"{site_name(inst.name)}{' (reverse)' if s.reverse else ''}: "
-                                                      f"{_step_note(s)}"), "lines": lines})
+        step_blocks.append(
+            {
+                "tag": tag,
+                "note": Raw(f"{site_name(inst.name)}{' (reverse)' if s.reverse else ''}: {_step_note(s)}"),
+                "lines": lines,
+            }
+        )
     for inst in insts:
         if _painted(inst):
             paint_conns += [Raw(f"{inst.cname} [{j}] -> {_switch(inst, j)};") for j in range(len(inst.module.outputs))]
@@ -793,9 +844,11 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "queue": QUEUE,
         "classes": [Raw(_class_text(i, taps).rstrip("\n")) for i in insts if i.steps],
         "instances": inst_decls,
-        "steer": _args([f"12/8100 14/{tag:04x}%0fff" for tag, _ in steps] + ["-"],
-                       [f"tag {tag}: {site_name(inst.name)}" for tag, inst in steps] + ["untagged, or not a tag of this host"],
-                       indent="    "),
+        "steer": _args(
+            [f"12/8100 14/{tag:04x}%0fff" for tag, _ in steps] + ["-"],
+            [f"tag {tag}: {site_name(inst.name)}" for tag, inst in steps] + ["untagged, or not a tag of this host"],
+            indent="    ",
+        ),
         "nsteps": len(steps),
         "steps": step_blocks,
         "decls": decls,

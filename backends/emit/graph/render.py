@@ -14,9 +14,9 @@ as typed.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import jinja2
 
@@ -26,9 +26,18 @@ from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Exit, Fork, Vis
 
 # Fixed palette (colour-blind-friendly first); policy i gets PALETTE[i % len].
 PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79",
-    "#ad494a", "#637939",
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#ad494a",
+    "#637939",
 )
 WIRE = "#8c8c8c"
 MAX_TEXT = 56  # user text (commands, images) is cut to this many characters
@@ -142,10 +151,17 @@ class _Builder:
                 node = f"inst:{inst}"
                 self.inst_node[inst] = node
                 instances.append({"id": node, "lines": self._instance_lines(inst)})
-            out.append({"cluster": f"cluster_host_{k}", "label": label, "spare": h.spare,
-                        "instances": instances, "placeholder": f"host:{h.name}",
-                        "anchor": instances[0]["id"] if instances else f"host:{h.name}",
-                        "ports": [self._port(p) for p in h.ports]})
+            out.append(
+                {
+                    "cluster": f"cluster_host_{k}",
+                    "label": label,
+                    "spare": h.spare,
+                    "instances": instances,
+                    "placeholder": f"host:{h.name}",
+                    "anchor": instances[0]["id"] if instances else f"host:{h.name}",
+                    "ports": [self._port(p) for p in h.ports],
+                }
+            )
         return out
 
     def _instance_lines(self, inst: str) -> list[str]:
@@ -175,8 +191,14 @@ class _Builder:
         out = []
         for b in self.site.boxes:
             lines = [f"box {b.name}", f"in {b.in_port[0]}:{b.in_port[1]}  out {b.out_port[0]}:{b.out_port[1]}"]
-            out.append({"id": f"box:{b.name}", "lines": lines,
-                        "in_port": self._port(b.in_port), "out_port": self._port(b.out_port)})
+            out.append(
+                {
+                    "id": f"box:{b.name}",
+                    "lines": lines,
+                    "in_port": self._port(b.in_port),
+                    "out_port": self._port(b.out_port),
+                }
+            )
         return out
 
     def links(self) -> list[dict]:
@@ -189,9 +211,15 @@ class _Builder:
             info = [f"dpid {s.dpid:#x}", f"OpenFlow {s.openflow}"]
             if rules is not None:
                 info.append(f"rules {rules}" + (f"/{s.tcam}" if s.tcam is not None else ""))
-            out.append({"cluster": f"cluster_switch_{k}", "label": [f"switch {s.name}", "  ".join(info)],
-                        "ports": [{"id": _port_id(s.name, n), "label": str(n)}
-                                  for n in sorted(self.used_ports.get(s.name, ()))]})
+            out.append(
+                {
+                    "cluster": f"cluster_switch_{k}",
+                    "label": [f"switch {s.name}", "  ".join(info)],
+                    "ports": [
+                        {"id": _port_id(s.name, n), "label": str(n)} for n in sorted(self.used_ports.get(s.name, ()))
+                    ],
+                }
+            )
         return out
 
     # logical side: every policy's path
@@ -221,8 +249,9 @@ class _Builder:
             seen[key] = PathEdge(a, b, view.color, style, label)
             view.edges.append(seen[key])
 
-    def _walk(self, view: PolicyView, seen: dict, prev: str, d: Dispatch, label: str, style: str,
-              boxes_seen: frozenset[int]) -> None:
+    def _walk(
+        self, view: PolicyView, seen: dict, prev: str, d: Dispatch, label: str, style: str, boxes_seen: frozenset[int]
+    ) -> None:
         key = ("walk", prev, d, label, style, boxes_seen)  # combos share their tails: walk each once
         if key in seen:
             return
@@ -264,10 +293,12 @@ def model(c: Compiled) -> dict:
     site = c.site
     return {
         "site": site.name,
-        "title": [f"site {site.name}",
-                  f"{_count(len(site.policies), 'policy', 'policies')}, "
-                  f"{_count(sum(m.replicas for m in site.modules), 'module instance', 'module instances')}, "
-                  f"default {site.default_action}"],
+        "title": [
+            f"site {site.name}",
+            f"{_count(len(site.policies), 'policy', 'policies')}, "
+            f"{_count(sum(m.replicas for m in site.modules), 'module instance', 'module instances')}, "
+            f"default {site.default_action}",
+        ],
         "switches": b.switches(),
         "hosts": hosts,
         "edges": edges,
@@ -314,8 +345,9 @@ def run_dot(dot_text: str, fmt: str, dot: str = "dot", timeout: float = 300) -> 
     if fmt not in ("svg", "png"):
         raise ValueError(f"unsupported format {fmt!r}")
     try:
-        proc = subprocess.run([dot, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            [dot, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, timeout=timeout, check=False
+        )
     except FileNotFoundError as err:
         raise DotMissing(f"Graphviz `{dot}` is not installed (not found on PATH)") from err
     except (OSError, subprocess.TimeoutExpired) as err:

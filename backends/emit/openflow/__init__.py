@@ -35,7 +35,9 @@ def fmt_ipv6(v: int) -> str:
 
 
 ADDRESS_FORMATS: dict[str, Callable[[int], str]] = {
-    "mac": fmt_mac, "ipv4": fmt_ipv4, "ipv6": fmt_ipv6,
+    "mac": fmt_mac,
+    "ipv4": fmt_ipv4,
+    "ipv6": fmt_ipv6,
 }
 
 
@@ -46,13 +48,11 @@ def field_kind(name: str) -> str:
     return spec.kind
 
 
-def ordered_entries(tables: SwitchTables,
-                    render: Callable[[FlowEntry], str]) -> list[tuple[FlowEntry, str]]:
+def ordered_entries(tables: SwitchTables, render: Callable[[FlowEntry], str]) -> list[tuple[FlowEntry, str]]:
     """Entries with their rendering, by table, priority descending, match and
     finally the rendering itself (so equal matches still sort stably)."""
     rendered = [(e, render(e)) for e in tables.entries]
-    rendered.sort(key=lambda er: (er[0].table_id, -er[0].priority,
-                                  er[0].match, er[1]))
+    rendered.sort(key=lambda er: (er[0].table_id, -er[0].priority, er[0].match, er[1]))
     return rendered
 
 

@@ -12,37 +12,66 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, ordered_entries
 from compiler.flowir import (
-    OFPP_IN_PORT, Action, FieldMatch, FlowEntry, GroupAction, GroupEntry,
-    Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField, SwitchTables,
+    OFPP_IN_PORT,
+    Action,
+    FieldMatch,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
+    SwitchTables,
 )
-from compiler.oxm_fields import FIELD_ORDER
 from compiler.lowering.validate import ff_watch
-
-from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, \
-    ordered_entries
+from compiler.oxm_fields import FIELD_ORDER
 
 OVS_NAMES: dict[str, str] = {
-    "in_port": "in_port", "metadata": "metadata", "tunnel_id": "tun_id",
-    "eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "eth_type",
-    "vlan_vid": "vlan_vid", "vlan_pcp": "vlan_pcp",
-    "mpls_label": "mpls_label", "mpls_tc": "mpls_tc", "mpls_bos": "mpls_bos",
-    "ip_dscp": "ip_dscp", "ip_ecn": "ip_ecn", "ip_proto": "nw_proto",
-    "ipv4_src": "ip_src", "ipv4_dst": "ip_dst",
-    "ipv6_src": "ipv6_src", "ipv6_dst": "ipv6_dst", "ipv6_flabel": "ipv6_label",
-    "tcp_src": "tcp_src", "tcp_dst": "tcp_dst",
-    "udp_src": "udp_src", "udp_dst": "udp_dst",
-    "sctp_src": "sctp_src", "sctp_dst": "sctp_dst",
-    "icmpv4_type": "icmp_type", "icmpv4_code": "icmp_code",
-    "icmpv6_type": "icmpv6_type", "icmpv6_code": "icmpv6_code",
-    "ipv6_nd_target": "nd_target", "ipv6_nd_sll": "nd_sll",
+    "in_port": "in_port",
+    "metadata": "metadata",
+    "tunnel_id": "tun_id",
+    "eth_src": "dl_src",
+    "eth_dst": "dl_dst",
+    "eth_type": "eth_type",
+    "vlan_vid": "vlan_vid",
+    "vlan_pcp": "vlan_pcp",
+    "mpls_label": "mpls_label",
+    "mpls_tc": "mpls_tc",
+    "mpls_bos": "mpls_bos",
+    "ip_dscp": "ip_dscp",
+    "ip_ecn": "ip_ecn",
+    "ip_proto": "nw_proto",
+    "ipv4_src": "ip_src",
+    "ipv4_dst": "ip_dst",
+    "ipv6_src": "ipv6_src",
+    "ipv6_dst": "ipv6_dst",
+    "ipv6_flabel": "ipv6_label",
+    "tcp_src": "tcp_src",
+    "tcp_dst": "tcp_dst",
+    "udp_src": "udp_src",
+    "udp_dst": "udp_dst",
+    "sctp_src": "sctp_src",
+    "sctp_dst": "sctp_dst",
+    "icmpv4_type": "icmp_type",
+    "icmpv4_code": "icmp_code",
+    "icmpv6_type": "icmpv6_type",
+    "icmpv6_code": "icmpv6_code",
+    "ipv6_nd_target": "nd_target",
+    "ipv6_nd_sll": "nd_sll",
     "ipv6_nd_tll": "nd_tll",
-    "arp_op": "arp_op", "arp_spa": "arp_spa", "arp_tpa": "arp_tpa",
-    "arp_sha": "arp_sha", "arp_tha": "arp_tha",
+    "arp_op": "arp_op",
+    "arp_spa": "arp_spa",
+    "arp_tpa": "arp_tpa",
+    "arp_sha": "arp_sha",
+    "arp_tha": "arp_tha",
 }
 HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0}
-GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect",
-               "ff": "ff"}
+GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect", "ff": "ff"}
 
 
 def _ipv6_mask(mask: int) -> str:
@@ -85,8 +114,7 @@ def fmt_match_field(fm: FieldMatch) -> str:
     if field_kind(fm.field) == "ipv6":
         return f"{name}={fmt_value(fm.field, fm.value)}/{_ipv6_mask(fm.mask)}"
     if field_kind(fm.field) in ADDRESS_FORMATS or fm.field in HEX_FIELDS:
-        return (f"{name}={fmt_value(fm.field, fm.value)}/"
-                f"{fmt_value(fm.field, fm.mask)}")
+        return f"{name}={fmt_value(fm.field, fm.value)}/{fmt_value(fm.field, fm.mask)}"
     return f"{name}={fm.value:#x}/{fm.mask:#x}"
 
 
@@ -116,8 +144,9 @@ def fmt_action(a: Action) -> str:
     return render(a)
 
 
-def fmt_actions(actions: tuple[Action, ...], goto: int | None = None,
-                write_metadata: tuple[int, int] | None = None) -> str:
+def fmt_actions(
+    actions: tuple[Action, ...], goto: int | None = None, write_metadata: tuple[int, int] | None = None
+) -> str:
     """Apply-actions, then the instructions in the order ovs-ofctl insists
     on (write_metadata before goto_table)."""
     parts = [fmt_action(a) for a in actions]
@@ -130,13 +159,10 @@ def fmt_actions(actions: tuple[Action, ...], goto: int | None = None,
 
 
 def fmt_flow(e: FlowEntry) -> str:
-    fields = sorted(e.match.fields, key=lambda f: (FIELD_ORDER.get(f.field, 999),
-                                                   f.field))
-    head = [f"table={e.table_id}", f"priority={e.priority}",
-            f"cookie={e.cookie:#x}"]
+    fields = sorted(e.match.fields, key=lambda f: (FIELD_ORDER.get(f.field, 999), f.field))
+    head = [f"table={e.table_id}", f"priority={e.priority}", f"cookie={e.cookie:#x}"]
     head += [fmt_match_field(f) for f in fields]
-    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table,
-                                                      e.write_metadata)
+    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table, e.write_metadata)
 
 
 def fmt_group(g: GroupEntry) -> str:

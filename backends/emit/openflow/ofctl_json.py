@@ -18,35 +18,38 @@ value (a plain int would get OFPVID_PRESENT or-ed in, turning "untagged" into
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
 from collections.abc import Callable
 from typing import Any
 
+from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, ordered_entries
 from compiler.flowir import (
-    Action, FieldMatch, FlowEntry, GroupAction, GroupEntry, Match, Output, PopMpls,
-    PopVlan, PushMpls, PushVlan, SetField, SwitchTables,
+    Action,
+    FieldMatch,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
+    SwitchTables,
 )
 from compiler.lowering.validate import ff_watch
 
-from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, \
-    ordered_entries
-
 MASKED_INT_FIELDS = {"metadata", "tunnel_id"}  # ofctl's to_match_masked_int
-GROUP_TYPES = {"all": "ALL", "select": "SELECT", "indirect": "INDIRECT",
-               "ff": "FF"}
+GROUP_TYPES = {"all": "ALL", "select": "SELECT", "indirect": "INDIRECT", "ff": "FF"}
 
 
 def match_value(fm: FieldMatch) -> Any:
     kind = field_kind(fm.field)
     if kind in ADDRESS_FORMATS:
         fmt = ADDRESS_FORMATS[kind]
-        return fmt(fm.value) if fm.mask is None else \
-            f"{fmt(fm.value)}/{fmt(fm.mask)}"
+        return fmt(fm.value) if fm.mask is None else f"{fmt(fm.value)}/{fmt(fm.mask)}"
     if fm.field == "vlan_vid":
-        return f"0x{fm.value:04x}" if fm.mask is None else \
-            f"0x{fm.value:04x}/0x{fm.mask:04x}"
+        return f"0x{fm.value:04x}" if fm.mask is None else f"0x{fm.value:04x}/0x{fm.mask:04x}"
     if fm.mask is None:
         return fm.value
     if fm.field in MASKED_INT_FIELDS or fm.field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
@@ -62,8 +65,7 @@ def to_match(fields: tuple[FieldMatch, ...]) -> dict[str, Any]:
 
 def _set_field(a: SetField) -> dict[str, Any]:
     kind = field_kind(a.field)
-    value = ADDRESS_FORMATS[kind](a.value) if kind in ADDRESS_FORMATS \
-        else a.value
+    value = ADDRESS_FORMATS[kind](a.value) if kind in ADDRESS_FORMATS else a.value
     return {"type": "SET_FIELD", "field": a.field, "value": value}
 
 
@@ -89,13 +91,17 @@ def flow_entry(e: FlowEntry, dpid: int) -> dict[str, Any]:
     actions = [to_action(a) for a in e.actions]
     if e.write_metadata is not None:
         value, mask = e.write_metadata
-        actions.append({"type": "WRITE_METADATA", "metadata": value,
-                        "metadata_mask": mask})
+        actions.append({"type": "WRITE_METADATA", "metadata": value, "metadata_mask": mask})
     if e.goto_table is not None:
         actions.append({"type": "GOTO_TABLE", "table_id": e.goto_table})
-    return {"dpid": dpid, "cookie": e.cookie, "table_id": e.table_id,
-            "priority": e.priority, "match": to_match(e.match.fields),
-            "actions": actions}
+    return {
+        "dpid": dpid,
+        "cookie": e.cookie,
+        "table_id": e.table_id,
+        "priority": e.priority,
+        "match": to_match(e.match.fields),
+        "actions": actions,
+    }
 
 
 def group_entry(g: GroupEntry, dpid: int) -> dict[str, Any]:
@@ -113,8 +119,7 @@ def group_entry(g: GroupEntry, dpid: int) -> dict[str, Any]:
                 raise UnsupportedError("ff bucket with nothing to watch")
             bucket[watch[0]] = watch[1]
         buckets.append(bucket)
-    return {"dpid": dpid, "type": gtype, "group_id": g.group_id,
-            "buckets": buckets}
+    return {"dpid": dpid, "type": gtype, "group_id": g.group_id, "buckets": buckets}
 
 
 def flow_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
@@ -126,19 +131,23 @@ def flow_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
         if body is None:
             body = bodies[e] = flow_entry(e, dpid)
         return json.dumps(body, sort_keys=True)
+
     return [bodies[e] if e in bodies else flow_entry(e, dpid) for e, _ in ordered_entries(tables, key)]
 
 
 def group_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
-    return [group_entry(g, dpid)
-            for g in sorted(tables.groups, key=lambda g: g.group_id)]
+    return [group_entry(g, dpid) for g in sorted(tables.groups, key=lambda g: g.group_id)]
 
 
 def to_json(tables: SwitchTables, dpid: int) -> str:
     """``{"dpid", "groups": [...], "flows": [...]}``: post groups first."""
+
     def lines(items: list[dict[str, Any]]) -> str:
         # one compact object per line: the C encoder (indent= is pure Python
         # and the slowest part of writing a large site), still diffable
         return "[\n" + ",\n".join("  " + json.dumps(i, sort_keys=True) for i in items) + "\n ]" if items else "[]"
-    return (f'{{"dpid": {dpid},\n "flows": {lines(flow_entries(tables, dpid))},\n'
-            f' "groups": {lines(group_entries(tables, dpid))}}}\n')
+
+    return (
+        f'{{"dpid": {dpid},\n "flows": {lines(flow_entries(tables, dpid))},\n'
+        f' "groups": {lines(group_entries(tables, dpid))}}}\n'
+    )

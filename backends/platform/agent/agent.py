@@ -23,14 +23,24 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from backends.platform.agent.client import ControllerClient, Unreachable
 from backends.platform.agent.hostload import LoadReader
-from backends.platform.agent.reconcile import (GiveUp, Observed, Restart, RestartPolicy, Start, Stop, describe_exit, reconcile,
-                                      report)
+from backends.platform.agent.reconcile import (
+    GiveUp,
+    Observed,
+    Restart,
+    RestartPolicy,
+    Start,
+    Stop,
+    describe_exit,
+    reconcile,
+    report,
+)
 from backends.platform.agent.runners import AgentSpec, Context, Handle, Runner, StartError, runners
 from backends.platform.controller.protocol import Heartbeat
 
@@ -88,8 +98,17 @@ class Agent:
                 phase = "ready" if slot.alive else "exited"
             else:
                 phase = "exited"
-            out[iid] = Observed(iid, slot.spec.digest, phase, slot.restarts, slot.exit_code, slot.exited_at,
-                                slot.gave_up, slot.packets, slot.message)
+            out[iid] = Observed(
+                iid,
+                slot.spec.digest,
+                phase,
+                slot.restarts,
+                slot.exit_code,
+                slot.exited_at,
+                slot.gave_up,
+                slot.packets,
+                slot.message,
+            )
         return out
 
     def _collect(self, slot: Slot, now: float) -> None:
@@ -140,8 +159,11 @@ class Agent:
         policies = {i: s.policy for i, s in self.slots.items()}
         # an instance whose start is under way is left alone this round (no waiting in the loop)
         busy = {i for i, s in self.slots.items() if s.future is not None and not s.future.done()}
-        actions = [a for a in reconcile(self.desired, observed, policies, now)
-                   if (a.spec.id if isinstance(a, Start) else a.id) not in busy]
+        actions = [
+            a
+            for a in reconcile(self.desired, observed, policies, now)
+            if (a.spec.id if isinstance(a, Start) else a.id) not in busy
+        ]
         wanted = {s.id for s in self.desired}
         starts = sorted((a for a in actions if isinstance(a, Start)), key=lambda a: (a.spec.kind == "click", a.spec.id))
         for a in actions:

@@ -22,8 +22,8 @@ type whose decision does not depend on parameters.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from backends.platform.agent import frames
 from compiler import ir
@@ -31,8 +31,18 @@ from compiler.verification.modulemodel import default_oracle, swapped
 
 MAX_FLOWS = 65536
 FlowKey = tuple[int, ...]
-_KEY_FIELDS = ("eth_type", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "ip_proto", "tcp_src", "tcp_dst",
-               "udp_src", "udp_dst")
+_KEY_FIELDS = (
+    "eth_type",
+    "ipv4_src",
+    "ipv4_dst",
+    "ipv6_src",
+    "ipv6_dst",
+    "ip_proto",
+    "tcp_src",
+    "tcp_dst",
+    "udp_src",
+    "udp_dst",
+)
 
 
 def flow_key(pkt: Mapping[str, int]) -> FlowKey:
@@ -104,9 +114,17 @@ class Behaviour:
         return pkt
 
     def stats(self) -> dict[str, object]:
-        return {"instance": self.instance, "type": self.type, "packets": self.packets_in,
-                "packets_in": self.packets_in, "packets_out": self.packets_out, "dropped": self.dropped,
-                "untagged": self.untagged, "outputs": dict(sorted(self.outputs.items())), "note": self.note}
+        return {
+            "instance": self.instance,
+            "type": self.type,
+            "packets": self.packets_in,
+            "packets_in": self.packets_in,
+            "packets_out": self.packets_out,
+            "dropped": self.dropped,
+            "untagged": self.untagged,
+            "outputs": dict(sorted(self.outputs.items())),
+            "note": self.note,
+        }
 
     def seed(self, stats: dict[str, object]) -> None:
         """Carry counters over from an earlier run (a restart, or a move from another host)."""

@@ -24,8 +24,9 @@ def read_token(path: Path | None) -> str:
     try:
         return path.read_text(encoding="utf-8").strip()
     except OSError as err:
-        raise SystemExit(f"cannot read the token file {path}: {err.strerror}; pass the controller's "
-                         "STATE/token with --token-file") from err
+        raise SystemExit(
+            f"cannot read the token file {path}: {err.strerror}; pass the controller's STATE/token with --token-file"
+        ) from err
 
 
 class ControllerClient:
@@ -35,8 +36,9 @@ class ControllerClient:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def heartbeat(self, beat: Heartbeat, extra_load: dict[str, Any] | None = None
-                  ) -> tuple[HeartbeatAnswer, list[AgentSpec]]:
+    def heartbeat(
+        self, beat: Heartbeat, extra_load: dict[str, Any] | None = None
+    ) -> tuple[HeartbeatAnswer, list[AgentSpec]]:
         """(the answer, its instances with any ``source`` the controller sent)."""
         body = beat.model_dump()
         body["load"].update(extra_load or {})

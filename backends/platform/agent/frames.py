@@ -56,15 +56,15 @@ def decode(frame: bytes) -> dict[str, int]:
         pkt["ip_dscp"] = frame[off + 1] >> 2
         proto = frame[off + 9]
         pkt["ip_proto"] = proto
-        pkt["ipv4_src"] = int.from_bytes(frame[off + 12:off + 16], "big")
-        pkt["ipv4_dst"] = int.from_bytes(frame[off + 16:off + 20], "big")
+        pkt["ipv4_src"] = int.from_bytes(frame[off + 12 : off + 16], "big")
+        pkt["ipv4_dst"] = int.from_bytes(frame[off + 16 : off + 20], "big")
         l4 = off + ihl
     elif eth_type == ETH_TYPE_IPV6 and len(frame) >= off + 40:
         pkt["ip_dscp"] = ((frame[off] & 0x0F) << 2) | (frame[off + 1] >> 6)
         proto = frame[off + 6]
         pkt["ip_proto"] = proto
-        pkt["ipv6_src"] = int.from_bytes(frame[off + 8:off + 24], "big")
-        pkt["ipv6_dst"] = int.from_bytes(frame[off + 24:off + 40], "big")
+        pkt["ipv6_src"] = int.from_bytes(frame[off + 8 : off + 24], "big")
+        pkt["ipv6_dst"] = int.from_bytes(frame[off + 24 : off + 40], "big")
         l4 = off + 40
     names = _L4.get(proto) if proto is not None else None
     if names and len(frame) >= l4 + 4:

@@ -13,17 +13,27 @@ from backends.platform.agent.client import ControllerClient, read_token
 from backends.platform.agent.runners import Context
 
 
-def run_agent(host: str, controller: str, token_file: Path | None = None, lab: bool = False,
-              state_dir: Path | None = None, netns_prefix: str = "fsvm-",
-              stop: threading.Event | None = None) -> int:
+def run_agent(
+    host: str,
+    controller: str,
+    token_file: Path | None = None,
+    lab: bool = False,
+    state_dir: Path | None = None,
+    netns_prefix: str = "fsvm-",
+    stop: threading.Event | None = None,
+) -> int:
     """Run the agent until SIGTERM/SIGINT (or ``stop``), then stop its instances."""
     if not controller.startswith(("http://", "https://")):
-        raise SystemExit(f"fsc agent: --controller {controller!r} is not a URL; "
-                         "write it as http://HOST:PORT (e.g. http://127.0.0.1:8181)")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s agent {host}: %(message)s", datefmt="%H:%M:%S")
-    ctx = Context(host=host, state_dir=state_dir or Path(f"/var/lib/fsc-agent/{host}"), lab=lab,
-                  netns_prefix=netns_prefix)
+        raise SystemExit(
+            f"fsc agent: --controller {controller!r} is not a URL; "
+            "write it as http://HOST:PORT (e.g. http://127.0.0.1:8181)"
+        )
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s agent {host}: %(message)s", datefmt="%H:%M:%S"
+    )
+    ctx = Context(
+        host=host, state_dir=state_dir or Path(f"/var/lib/fsc-agent/{host}"), lab=lab, netns_prefix=netns_prefix
+    )
     ctx.state_dir.mkdir(parents=True, exist_ok=True)
     killed = kill_leftovers(ctx)
     if killed:
@@ -33,11 +43,11 @@ def run_agent(host: str, controller: str, token_file: Path | None = None, lab: b
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.getLogger("fsc.agent").info("controller %s, state %s%s", controller, ctx.state_dir,
-                                        ", lab mode" if lab else "")
+    logging.getLogger("fsc.agent").info(
+        "controller %s, state %s%s", controller, ctx.state_dir, ", lab mode" if lab else ""
+    )
     try:
         agent.run(stop)
     finally:
         agent.shutdown()
     return 0
-

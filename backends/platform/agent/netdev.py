@@ -29,7 +29,9 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     except FileNotFoundError as err:
         raise DeviceError("`ip` (iproute2) is not installed: install Debian package iproute2") from err
     if check and res.returncode != 0:
-        hint = " (the agent needs root, or CAP_NET_ADMIN, for devices)" if "Operation not permitted" in res.stderr else ""
+        hint = (
+            " (the agent needs root, or CAP_NET_ADMIN, for devices)" if "Operation not permitted" in res.stderr else ""
+        )
         raise DeviceError(f"ip {' '.join(args)}: {res.stderr.strip()}{hint}")
     return res
 

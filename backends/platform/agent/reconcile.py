@@ -15,8 +15,9 @@ spec with another digest (or stops wanting it and wants it again).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 from backends.platform.controller.protocol import InstanceReport, InstanceSpec
 
@@ -93,8 +94,9 @@ def describe_exit(code: int | None) -> str:
     return f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
 
 
-def reconcile(desired: Sequence[InstanceSpec], observed: Mapping[str, Observed],
-              policies: Mapping[str, RestartPolicy], now: float) -> list[Action]:
+def reconcile(
+    desired: Sequence[InstanceSpec], observed: Mapping[str, Observed], policies: Mapping[str, RestartPolicy], now: float
+) -> list[Action]:
     """The actions that bring ``observed`` to ``desired``: stops first, then the
     rest, each group in id order."""
     wanted = {s.id: s for s in desired}
@@ -138,7 +140,10 @@ def report(obs: Observed, policy: RestartPolicy, now: float) -> InstanceReport:
     else:
         due = (now if obs.exited_at is None else obs.exited_at) + policy.delay(obs.restarts) - now
         state = "failed"
-        message = (f"{describe_exit(obs.exit_code)}; restart {obs.restarts + 1}/{policy.max_restarts} "
-                   f"in {max(0.0, due):.1f} s" + (f" ({obs.message})" if obs.message else ""))
-    return InstanceReport(id=obs.id, digest=obs.digest, state=state, packets=obs.packets,
-                          restarts=obs.restarts, message=message)
+        message = (
+            f"{describe_exit(obs.exit_code)}; restart {obs.restarts + 1}/{policy.max_restarts} "
+            f"in {max(0.0, due):.1f} s" + (f" ({obs.message})" if obs.message else "")
+        )
+    return InstanceReport(
+        id=obs.id, digest=obs.digest, state=state, packets=obs.packets, restarts=obs.restarts, message=message
+    )

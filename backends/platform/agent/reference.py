@@ -90,7 +90,9 @@ def serve(iface: str, behaviour: Behaviour, stats: Path, stop: list[bool], ready
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m backends.platform.agent.reference", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m backends.platform.agent.reference", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--iface", required=True, help="the device Click's frames arrive on")
     ap.add_argument("--instance", required=True, help="instance name, e.g. ids#1")
     ap.add_argument("--module", default="", help="module name (default: the instance name less #N)")

@@ -56,8 +56,10 @@ class AgentBook:
     def heartbeat(self, host: str, beat: Heartbeat, generation: int | None) -> HeartbeatAnswer:
         with self._lock:
             self._seen[host] = HostSeen(time.time(), beat)
-            specs = [s.model_copy(update={"source": self._source}) if self._source else s
-                     for s in self._desired.get(host, [])]
+            specs = [
+                s.model_copy(update={"source": self._source}) if self._source else s
+                for s in self._desired.get(host, [])
+            ]
             interval = self._interval
         with self.changed:
             self.changed.notify_all()
@@ -95,8 +97,11 @@ class AgentBook:
             if s is None:
                 continue
             reports = {r.id: r for r in s.beat.instances}
-            bad = [f"{sp.id}: {reports[sp.id].message or 'failed'}" for sp in wanted
-                   if sp.id in reports and reports[sp.id].digest == sp.digest and reports[sp.id].state == "failed"]
+            bad = [
+                f"{sp.id}: {reports[sp.id].message or 'failed'}"
+                for sp in wanted
+                if sp.id in reports and reports[sp.id].digest == sp.digest and reports[sp.id].state == "failed"
+            ]
             if bad:
                 out[host] = bad
         return out

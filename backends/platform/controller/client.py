@@ -34,8 +34,11 @@ def read_token(token_file: str | None) -> str:
         labs = sorted(glob.glob(LAB_TOKENS))
         path = labs[0] if len(labs) == 1 else None
     if not path:
-        raise ClientError("no token: pass --token-file FILE or set FSC_TOKEN_FILE "
-                          "(the controller prints where its token is, e.g. STATE/token)", usage=True)
+        raise ClientError(
+            "no token: pass --token-file FILE or set FSC_TOKEN_FILE "
+            "(the controller prints where its token is, e.g. STATE/token)",
+            usage=True,
+        )
     try:
         token = Path(path).read_text().strip()
     except OSError as err:
@@ -48,8 +51,10 @@ def read_token(token_file: str | None) -> str:
 class Client:
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ClientError(f"--controller {url!r} is not a URL; write it as http://HOST:PORT "
-                              "(e.g. http://127.0.0.1:8181)", usage=True)
+            raise ClientError(
+                f"--controller {url!r} is not a URL; write it as http://HOST:PORT (e.g. http://127.0.0.1:8181)",
+                usage=True,
+            )
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
@@ -64,14 +69,15 @@ class Client:
             msg = r.text.strip()
         raise ClientError(f"the controller at {self.url} answered {r.status_code}: {msg}")
 
-    def _request(self, method: str, path: str, body: Any = None, stream: bool = False,
-                 timeout: float | None = None) -> requests.Response:
+    def _request(
+        self, method: str, path: str, body: Any = None, stream: bool = False, timeout: float | None = None
+    ) -> requests.Response:
         try:
-            r = self.session.request(method, self.url + path, json=body, stream=stream,
-                                     timeout=timeout or self.timeout)
+            r = self.session.request(method, self.url + path, json=body, stream=stream, timeout=timeout or self.timeout)
         except requests.ConnectionError as err:
-            raise ClientError(f"cannot reach the controller at {self.url}: is `fsc controller` running "
-                              f"there? ({type(err).__name__})") from err
+            raise ClientError(
+                f"cannot reach the controller at {self.url}: is `fsc controller` running there? ({type(err).__name__})"
+            ) from err
         except requests.Timeout as err:
             raise ClientError(f"the controller at {self.url} did not answer in time") from err
         except requests.RequestException as err:

@@ -28,11 +28,36 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 #: A stand-in datapath for os-ken's converters, which only read these two.
 _DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
 
-_PLAIN_INT = {"in_port", "eth_type", "ip_proto", "vlan_pcp", "ip_dscp", "ip_ecn", "icmpv4_type",
-              "icmpv4_code", "icmpv6_type", "icmpv6_code", "arp_op", "mpls_label", "mpls_tc",
-              "mpls_bos", "in_phy_port"}
-_MASKED_INT = {"metadata", "tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_src", "sctp_dst",
-               "tunnel_id", "pbb_isid", "ipv6_exthdr", "ipv6_flabel"}
+_PLAIN_INT = {
+    "in_port",
+    "eth_type",
+    "ip_proto",
+    "vlan_pcp",
+    "ip_dscp",
+    "ip_ecn",
+    "icmpv4_type",
+    "icmpv4_code",
+    "icmpv6_type",
+    "icmpv6_code",
+    "arp_op",
+    "mpls_label",
+    "mpls_tc",
+    "mpls_bos",
+    "in_phy_port",
+}
+_MASKED_INT = {
+    "metadata",
+    "tcp_src",
+    "tcp_dst",
+    "udp_src",
+    "udp_dst",
+    "sctp_src",
+    "sctp_dst",
+    "tunnel_id",
+    "pbb_isid",
+    "ipv6_exthdr",
+    "ipv6_flabel",
+}
 _IP = {"ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "ipv6_nd_target"}
 _ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
 
@@ -69,9 +94,13 @@ class Flow:
         """A short ovs-ofctl-like rendering for messages."""
         if self.stats is not None and not self.entry_json:
             st = self.stats
-            entry = {"table_id": st.table_id, "priority": st.priority, "cookie": st.cookie,
-                     "match": ofctl.match_to_str(st.match),
-                     "actions": [{"type": str(a)} for a in ofctl.actions_to_str(st.instructions)]}
+            entry = {
+                "table_id": st.table_id,
+                "priority": st.priority,
+                "cookie": st.cookie,
+                "match": ofctl.match_to_str(st.match),
+                "actions": [{"type": str(a)} for a in ofctl.actions_to_str(st.instructions)],
+            }
             return _describe(json.loads(json.dumps(entry, default=str)))
         return _describe(json.loads(self.entry_json))
 
@@ -94,7 +123,9 @@ def to_match(attrs: dict[str, Any]) -> Any:
     for key, value in attrs.items():
         try:
             if key in _PLAIN_INT:
-                kwargs[key] = ofctl.UTIL.ofp_port_from_user(value) if key == "in_port" else ofctl_utils.str_to_int(value)
+                kwargs[key] = (
+                    ofctl.UTIL.ofp_port_from_user(value) if key == "in_port" else ofctl_utils.str_to_int(value)
+                )
             elif key in _MASKED_INT:
                 kwargs[key] = ofctl_utils.to_match_masked_int(value)
             elif key == "vlan_vid":
@@ -131,8 +162,14 @@ def parse_entry(e: dict[str, Any]) -> Flow:
         cookie = int(e.get("cookie", 0))
     except (TypeError, ValueError) as err:
         raise FlowFormatError(f"bad table/priority/cookie in {e!r}") from err
-    flow = Flow(table_id, priority, cookie, to_match(dict(e.get("match", {}))),
-                to_instructions(list(e.get("actions", []))), json.dumps(e, sort_keys=True))
+    flow = Flow(
+        table_id,
+        priority,
+        cookie,
+        to_match(dict(e.get("match", {}))),
+        to_instructions(list(e.get("actions", []))),
+        json.dumps(e, sort_keys=True),
+    )
     try:
         flow.canonical  # noqa: B018 - encodes the flow: a bad value fails here, not on the switch
     except Exception as err:
@@ -156,9 +193,9 @@ def _oxm_tlvs(buf: bytes) -> tuple:
     out = []
     i = 0
     while i + 4 <= len(buf):
-        header, = struct.unpack_from("!I", buf, i)
+        (header,) = struct.unpack_from("!I", buf, i)
         cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
-        body = buf[i + 4:i + 4 + length]
+        body = buf[i + 4 : i + 4 + length]
         i += 4 + length
         if hasmask:
             half = length // 2
@@ -207,11 +244,25 @@ def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
     """An OFPFlowMod for ``flow``: ``add`` (also replaces an equal-key flow) or ``delete`` (strict)."""
     p, o = dp.ofproto_parser, dp.ofproto
     if command == "add":
-        return p.OFPFlowMod(dp, cookie=flow.cookie, table_id=flow.table_id, command=o.OFPFC_ADD,
-                            priority=flow.priority, match=flow.match, instructions=list(flow.instructions))
+        return p.OFPFlowMod(
+            dp,
+            cookie=flow.cookie,
+            table_id=flow.table_id,
+            command=o.OFPFC_ADD,
+            priority=flow.priority,
+            match=flow.match,
+            instructions=list(flow.instructions),
+        )
     if command == "delete":
-        return p.OFPFlowMod(dp, table_id=flow.table_id, command=o.OFPFC_DELETE_STRICT, priority=flow.priority,
-                            out_port=o.OFPP_ANY, out_group=o.OFPG_ANY, match=flow.match)
+        return p.OFPFlowMod(
+            dp,
+            table_id=flow.table_id,
+            command=o.OFPFC_DELETE_STRICT,
+            priority=flow.priority,
+            out_port=o.OFPP_ANY,
+            out_group=o.OFPG_ANY,
+            match=flow.match,
+        )
     raise ValueError(command)
 
 

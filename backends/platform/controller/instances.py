@@ -15,8 +15,14 @@ from backends.platform.controller.protocol import InstanceSpec, spec_digest
 
 
 def _spec(id_: str, kind: str, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
-    return InstanceSpec(id=id_, kind=kind, generation=generation, files=files, site=site,  # type: ignore[arg-type]
-                        digest=spec_digest(files))
+    return InstanceSpec(
+        id=id_,
+        kind=kind,
+        generation=generation,
+        files=files,
+        site=site,  # type: ignore[arg-type]
+        digest=spec_digest(files),
+    )
 
 
 def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]:
@@ -28,13 +34,13 @@ def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]
     out: dict[str, list[InstanceSpec]] = {}
     for path, text in sorted(files.items()):
         if path.startswith("click/") and path.endswith(".click"):
-            host = path[len("click/"):-len(".click")]
+            host = path[len("click/") : -len(".click")]
             out.setdefault(host, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
     placement = placement_of(files)
     for path, text in sorted(files.items()):
         for prefix, suffix, kind in (("process/", ".json", "process"), ("vm/", ".xml", "vm")):
             if path.startswith(prefix) and path.endswith(suffix):
-                name = path[len(prefix):-len(suffix)]
+                name = path[len(prefix) : -len(suffix)]
                 host = placement.get(name)
                 if host is None and kind == "process":
                     host = json.loads(text).get("host")

@@ -67,13 +67,13 @@ class FscOpenFlow(app_manager.OSKenApp):
             return
         if ev.state == MAIN_DISPATCHER:
             import time
+
             with self._lock:
                 self.datapaths[dp.id] = dp
                 self.connected_at[dp.id] = time.time()
             LOG.info("switch %#x connected from %s", dp.id, dp.address)
             if self.on_connect is not None:
-                threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True,
-                                 name=f"connect-{dp.id:#x}").start()
+                threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
         elif ev.state == DEAD_DISPATCHER:
             with self._lock:
                 if self.datapaths.get(dp.id) is dp:

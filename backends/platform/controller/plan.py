@@ -27,7 +27,7 @@ def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Table
     out: dict[str, tuple[int, Tables]] = {}
     for path, text in sorted((files or {}).items()):
         if path.startswith("openflow/") and path.endswith(".json"):
-            name = path[len("openflow/"):-len(".json")]
+            name = path[len("openflow/") : -len(".json")]
             dpid, flows = parse_switch_json(text)
             out[name] = (dpid, {f.key: f for f in flows})
     return out
@@ -93,16 +93,28 @@ class UpdatePlan:
         for name, p in sorted(self.switches.items()):
             added = sum(1 for ph in (p.install, p.flip) for c, _ in ph if c == "add")
             removed = sum(1 for ph in (p.flip, p.cleanup) for c, _ in ph if c == "delete")
-            sw[name] = {"dpid": p.dpid, "added": added, "removed": removed,
-                        "install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup),
-                        "added_rules": [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"],
-                        "removed_rules": [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph
-                                          if c == "delete"]}
-        return {"nothing_to_change": self.empty, "old_generation": self.old_generation,
-                "new_generation": self.new_generation, "switches": sw,
-                "instances": {"started": self.started, "stopped": self.stopped,
-                              "moved": {k: {"from": a, "to": b} for k, (a, b) in sorted(self.moved.items())}},
-                "changed_files": self.changed_files}
+            sw[name] = {
+                "dpid": p.dpid,
+                "added": added,
+                "removed": removed,
+                "install": len(p.install),
+                "flip": len(p.flip),
+                "cleanup": len(p.cleanup),
+                "added_rules": [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"],
+                "removed_rules": [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph if c == "delete"],
+            }
+        return {
+            "nothing_to_change": self.empty,
+            "old_generation": self.old_generation,
+            "new_generation": self.new_generation,
+            "switches": sw,
+            "instances": {
+                "started": self.started,
+                "stopped": self.stopped,
+                "moved": {k: {"from": a, "to": b} for k, (a, b) in sorted(self.moved.items())},
+            },
+            "changed_files": self.changed_files,
+        }
 
 
 def _same(a: Flow, b: Flow) -> bool:
@@ -130,9 +142,12 @@ def _order(key: FlowKey) -> tuple:
     return (key[0], -key[1], repr(key[2]))
 
 
-def plan_update(old_files: Mapping[str, str] | None, new_files: Mapping[str, str],
-                old_tables: dict[str, tuple[int, Tables]] | None = None,
-                new_tables: dict[str, tuple[int, Tables]] | None = None) -> UpdatePlan:
+def plan_update(
+    old_files: Mapping[str, str] | None,
+    new_files: Mapping[str, str],
+    old_tables: dict[str, tuple[int, Tables]] | None = None,
+    new_tables: dict[str, tuple[int, Tables]] | None = None,
+) -> UpdatePlan:
     """The phased update from ``old_files`` (None: nothing deployed) to
     ``new_files``; ``old_tables``: ``switch_tables(old_files)`` if at hand."""
     old_sw = switch_tables(old_files) if old_tables is None else old_tables

@@ -38,8 +38,9 @@ def plan_text(plan: dict[str, Any], site: str) -> str:
     con.print("instances started: " + (", ".join(inst["started"]) or "-"))
     con.print("instances stopped: " + (", ".join(inst["stopped"]) or "-"))
     moved = inst["moved"]
-    con.print("instances moved:   " + (", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in sorted(moved.items()))
-                                      or "-"))
+    con.print(
+        "instances moved:   " + (", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in sorted(moved.items())) or "-")
+    )
     return buf.getvalue()
 
 
@@ -61,8 +62,10 @@ def event_text(ev: dict[str, Any]) -> str:
         return msg
     phase = ev.get("phase", "?")
     if phase == "plan":
-        sw = ", ".join(f"{n}: {c['install']} install, {c['flip']} flip, {c['cleanup']} cleanup"
-                       for n, c in sorted(ev.get("switches", {}).items()))
+        sw = ", ".join(
+            f"{n}: {c['install']} install, {c['flip']} flip, {c['cleanup']} cleanup"
+            for n, c in sorted(ev.get("switches", {}).items())
+        )
         line = f"plan: generation {ev.get('old_generation')} -> {ev.get('new_generation')} ({sw})"
         return line + (f"\nwarning: {ev['warning']}" if ev.get("warning") else "")
     if "waiting" in ev:
@@ -86,16 +89,29 @@ def status_text(st: dict[str, Any]) -> str:
     if st.get("site") is None:
         con.print("nothing deployed")
     else:
-        con.print(f"site `{st['site']}`, generation {st['generation']}"
-                  + ("  (an apply is in progress)" if st.get("applying") else ""))
+        con.print(
+            f"site `{st['site']}`, generation {st['generation']}"
+            + ("  (an apply is in progress)" if st.get("applying") else "")
+        )
     t = Table(box=None, pad_edge=False)
-    for col, just in (("switch", "left"), ("dpid", "left"), ("connected", "left"), ("rules", "right"),
-                      ("installed", "right"), ("tcam", "right")):
+    for col, just in (
+        ("switch", "left"),
+        ("dpid", "left"),
+        ("connected", "left"),
+        ("rules", "right"),
+        ("installed", "right"),
+        ("tcam", "right"),
+    ):
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for sw in st.get("switches", []):
-        t.add_row(sw["name"], f"{sw['dpid']:#x}", "yes" if sw["connected"] else "NO", str(sw["rules"]),
-                  "-" if sw["installed"] is None else str(sw["installed"]),
-                  "-" if sw["tcam"] is None else f"{sw['tcam']} ({100 * sw['rules'] // max(sw['tcam'], 1)}%)")
+        t.add_row(
+            sw["name"],
+            f"{sw['dpid']:#x}",
+            "yes" if sw["connected"] else "NO",
+            str(sw["rules"]),
+            "-" if sw["installed"] is None else str(sw["installed"]),
+            "-" if sw["tcam"] is None else f"{sw['tcam']} ({100 * sw['rules'] // max(sw['tcam'], 1)}%)",
+        )
     con.print(t)
     for dpid in st.get("unknown_switches", []):
         con.print(f"connected switch {dpid:#x} is not part of the deployed site")
@@ -104,12 +120,20 @@ def status_text(st: dict[str, Any]) -> str:
         h.add_column(col)
     for host in st.get("hosts", []):
         load = host.get("load")
-        inst = ", ".join(f"{i['id']} {i['state']}" + ("" if i.get("wanted", True) else " (unwanted)")
-                         for i in host["instances"]) or "-"
+        inst = (
+            ", ".join(
+                f"{i['id']} {i['state']}" + ("" if i.get("wanted", True) else " (unwanted)") for i in host["instances"]
+            )
+            or "-"
+        )
         age = "" if host.get("last_seen") is None else f" ({time.time() - host['last_seen']:.0f}s ago)"
-        h.add_row(host["name"], ("yes" if host["alive"] else "NO") + age,
-                  "-" if not load else f"{load['load1']:.2f}/{load['cores']}",
-                  "-" if not load else _bytes(load["memory_available"]), inst)
+        h.add_row(
+            host["name"],
+            ("yes" if host["alive"] else "NO") + age,
+            "-" if not load else f"{load['load1']:.2f}/{load['cores']}",
+            "-" if not load else _bytes(load["memory_available"]),
+            inst,
+        )
     if st.get("hosts"):
         con.print(h)
     return buf.getvalue()

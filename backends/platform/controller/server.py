@@ -31,8 +31,7 @@ def parse_hostport(text: str, default_host: str) -> tuple[str, int]:
 
 
 def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("os_ken.base.app_manager", "os_ken.controller.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -52,6 +51,7 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path) -> 
     except OSError as err:
         raise StartupError(f"cannot listen for HTTP on {listen[0]}:{listen[1]}: {err.strerror or err}") from err
     import socket
+
     probe = socket.socket(socket.AF_INET6 if ":" in openflow[0] else socket.AF_INET)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -61,8 +61,7 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path) -> 
     finally:
         probe.close()
 
-    cfg.CONF(args=["--ofp-listen-host", openflow[0], "--ofp-tcp-listen-port", str(openflow[1])],
-             project="os_ken")
+    cfg.CONF(args=["--ofp-listen-host", openflow[0], "--ofp-tcp-listen-port", str(openflow[1])], project="os_ken")
     mgr = app_manager.AppManager.get_instance()
     mgr.load_apps(["backends.platform.controller.ofapp"])
     services = mgr.instantiate_apps(**mgr.create_contexts())
@@ -74,8 +73,9 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path) -> 
     sys.stderr.write(
         f"fsc controller: OpenFlow on {openflow[0]}:{openflow[1]}, HTTP API on http://{listen[0]}:{api.server_port}\n"
         f"  state: {state.root}  (deployed: "
-        f"{'generation %s of site %s' % (deployed['generation'], deployed['site']) if deployed else 'nothing'})\n"
-        f"  token: {state.token_path}  (clients: --token-file {state.token_path} or FSC_TOKEN_FILE)\n")
+        f"{'generation {} of site {}'.format(deployed['generation'], deployed['site']) if deployed else 'nothing'})\n"
+        f"  token: {state.token_path}  (clients: --token-file {state.token_path} or FSC_TOKEN_FILE)\n"
+    )
     sys.stderr.flush()
     del services  # os-ken's threads run until the process ends
     stop = threading.Event()

@@ -16,8 +16,16 @@ from typing import Any
 from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FlowFormatError
 from backends.platform.controller.instances import host_specs, hosts_of
-from backends.platform.controller.plan import (Tables, apply_ops, ingress_tables, plan_doc, plan_update,
-                                      reconcile_ops, same_tables, switch_tables)
+from backends.platform.controller.plan import (
+    Tables,
+    apply_ops,
+    ingress_tables,
+    plan_doc,
+    plan_update,
+    reconcile_ops,
+    same_tables,
+    switch_tables,
+)
 from backends.platform.controller.protocol import ApplyRequest, Heartbeat, HeartbeatAnswer
 from backends.platform.controller.state import StateDir
 
@@ -50,9 +58,12 @@ class Controller:
         self.last_reconcile: dict[int, str] = {}
         journal = state.journal()
         if journal is not None:
-            LOG.warning("an apply was interrupted in phase `%s`; switches are reconciled to the committed "
-                        "site (generation %s) as they connect", journal.get("phase"),
-                        (state.deployed() or {}).get("generation"))
+            LOG.warning(
+                "an apply was interrupted in phase `%s`; switches are reconciled to the committed "
+                "site (generation %s) as they connect",
+                journal.get("phase"),
+                (state.deployed() or {}).get("generation"),
+            )
             state.clear_journal()
         self.agents.want([self._deployed_files()], self._deployed_source())
         switches.on_connect = self.on_connect
@@ -79,8 +90,14 @@ class Controller:
             self._tables_cache = switch_tables(self._deployed_files())
         return self._tables_cache
 
-    def _commit(self, generation: int, files: dict[str, str], site: str, source: str,
-                tables: dict[str, tuple[int, Tables]] | None = None) -> None:
+    def _commit(
+        self,
+        generation: int,
+        files: dict[str, str],
+        site: str,
+        source: str,
+        tables: dict[str, tuple[int, Tables]] | None = None,
+    ) -> None:
         self.state.commit(generation, files, site, source)
         self._deployed_cache = None
         self._tables_cache = tables  # the committed files' tables, already parsed
@@ -99,8 +116,9 @@ class Controller:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
 
-    def _reconcile_step(self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None,
-                        actual: Tables | None = None) -> tuple[int, Tables | None]:
+    def _reconcile_step(
+        self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None, actual: Tables | None = None
+    ) -> tuple[int, Tables | None]:
         """One reconcile step on one switch: with ``ingress``, only the ingress
         tables (extra rules elsewhere stay); without, everything. Verified.
         ``actual``: the tables just read (none sent since). Returns the
@@ -154,15 +172,23 @@ class Controller:
             tables = self._deployed_tables()
             name = next((n for n, (d, _) in tables.items() if d == dpid), None)
             if name is None:
-                LOG.warning("switch %#x connected, but the deployed site has no switch with that dpid "
-                            "(switches: %s)", dpid, ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none")
+                LOG.warning(
+                    "switch %#x connected, but the deployed site has no switch with that dpid (switches: %s)",
+                    dpid,
+                    ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none",
+                )
                 self.last_reconcile[dpid] = "unknown dpid"
                 return
             try:
                 n = self._reconcile([(name, dpid, tables[name][1])], ingress_tables(files))
                 self.last_reconcile[dpid] = f"ok, {n} operations"
-                LOG.info("switch %s (%#x) reconciled to generation %s with %d operations", name, dpid,
-                         plan_doc(files).get("generation", 0), n)
+                LOG.info(
+                    "switch %s (%#x) reconciled to generation %s with %d operations",
+                    name,
+                    dpid,
+                    plan_doc(files).get("generation", 0),
+                    n,
+                )
             except Exception as err:  # a switch that goes away mid-reconcile is retried on its next connect
                 self.last_reconcile[dpid] = f"failed: {err}"
                 LOG.error("switch %s (%#x): reconcile failed: %s", name, dpid, err)
@@ -198,8 +224,16 @@ class Controller:
                 except Exception:  # status must answer even when a switch hangs
                     installed = None
             sw = (doc.get("switches") or {}).get(name, {})
-            switches.append({"name": name, "dpid": dpid, "connected": dpid in connected, "rules": len(tables),
-                             "installed": installed, "tcam": sw.get("tcam")})
+            switches.append(
+                {
+                    "name": name,
+                    "dpid": dpid,
+                    "connected": dpid in connected,
+                    "rules": len(tables),
+                    "installed": installed,
+                    "tcam": sw.get("tcam"),
+                }
+            )
         unknown = sorted(connected - known)
         specs = host_specs(files)
         hosts = []
@@ -209,20 +243,46 @@ class Controller:
             inst = []
             for s in specs.get(host, []):
                 r = reports.get(s.id)
-                inst.append({"id": s.id, "kind": s.kind, "wanted": True,
-                             "state": (r.state if r.digest == s.digest else "old version") if r else "unknown",
-                             "packets": r.packets if r else 0, "restarts": r.restarts if r else 0})
+                inst.append(
+                    {
+                        "id": s.id,
+                        "kind": s.kind,
+                        "wanted": True,
+                        "state": (r.state if r.digest == s.digest else "old version") if r else "unknown",
+                        "packets": r.packets if r else 0,
+                        "restarts": r.restarts if r else 0,
+                    }
+                )
             wanted = {s.id for s in specs.get(host, [])}
             for r in sorted(reports.values(), key=lambda r: r.id):
                 if r.id not in wanted:  # still running on the host, e.g. the old generation while draining
-                    inst.append({"id": r.id, "kind": None, "wanted": False, "state": r.state,
-                                 "packets": r.packets, "restarts": r.restarts})
-            hosts.append({"name": host, "alive": self.agents.alive(host),
-                          "last_seen": seen.last if seen else None,
-                          "load": seen.beat.load.model_dump() if seen else None, "instances": inst})
-        return {"site": doc.get("site"), "generation": doc.get("generation", 0) if files else None,
-                "switches": switches, "unknown_switches": unknown, "hosts": hosts,
-                "applying": self._applying}
+                    inst.append(
+                        {
+                            "id": r.id,
+                            "kind": None,
+                            "wanted": False,
+                            "state": r.state,
+                            "packets": r.packets,
+                            "restarts": r.restarts,
+                        }
+                    )
+            hosts.append(
+                {
+                    "name": host,
+                    "alive": self.agents.alive(host),
+                    "last_seen": seen.last if seen else None,
+                    "load": seen.beat.load.model_dump() if seen else None,
+                    "instances": inst,
+                }
+            )
+        return {
+            "site": doc.get("site"),
+            "generation": doc.get("generation", 0) if files else None,
+            "switches": switches,
+            "unknown_switches": unknown,
+            "hosts": hosts,
+            "applying": self._applying,
+        }
 
     # -- apply --------------------------------------------------------------
     def apply(self, req: ApplyRequest) -> Iterator[dict[str, Any]]:
@@ -248,32 +308,52 @@ class Controller:
             yield {"result": "failed", "error": f"the compiled files are not usable: {err}"}
             return
         if plan.empty:
-            yield {"result": "ok", "changed": False, "message": "nothing to change",
-                   "generation": plan.old_generation}
+            yield {"result": "ok", "changed": False, "message": "nothing to change", "generation": plan.old_generation}
             return
         old_sw = self._deployed_tables()
         connected = set(self.of.connected())
         offline = [f"{n} ({p.dpid:#x})" for n, p in plan.switches.items() if p.dpid not in connected]
         if offline:
-            yield {"result": "failed", "error": "switches not connected: " + ", ".join(offline) +
-                   "; point them at this controller (ovs-vsctl set-controller BRIDGE tcp:HOST:PORT) and retry"}
+            yield {
+                "result": "failed",
+                "error": "switches not connected: "
+                + ", ".join(offline)
+                + "; point them at this controller (ovs-vsctl set-controller BRIDGE tcp:HOST:PORT) and retry",
+            }
             return
         ev: dict[str, Any] = {
-            "phase": "plan", "old_generation": plan.old_generation, "new_generation": plan.new_generation,
-            "switches": {n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
-                         for n, p in plan.switches.items()}}
+            "phase": "plan",
+            "old_generation": plan.old_generation,
+            "new_generation": plan.new_generation,
+            "switches": {
+                n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
+                for n, p in plan.switches.items()
+            },
+        }
         ingress = ingress_tables(new) | ingress_tables(old)
-        if (old is not None and plan.old_generation == plan.new_generation
-                and (host_specs(old) != host_specs(new)
-                     or any(f.table_id not in ingress for p in plan.switches.values()
-                            for ph in (p.install, p.flip, p.cleanup) for _, f in ph))):
-            ev["warning"] = (f"the new files have the deployed generation {plan.new_generation}: changed rules and "
-                             "instances are replaced in place, not side by side (compile with the other generation)")
+        if (
+            old is not None
+            and plan.old_generation == plan.new_generation
+            and (
+                host_specs(old) != host_specs(new)
+                or any(
+                    f.table_id not in ingress
+                    for p in plan.switches.values()
+                    for ph in (p.install, p.flip, p.cleanup)
+                    for _, f in ph
+                )
+            )
+        ):
+            ev["warning"] = (
+                f"the new files have the deployed generation {plan.new_generation}: changed rules and "
+                "instances are replaced in place, not side by side (compile with the other generation)"
+            )
         yield ev
         # bring every switch to the committed state first (drift, a crashed apply)
         try:
-            n = self._reconcile([(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()],
-                                ingress)
+            n = self._reconcile(
+                [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress
+            )
         except Exception as err:
             yield {"result": "failed", "error": f"before the update: {err}"}
             return
@@ -310,8 +390,12 @@ class Controller:
             problems = self._rollback([(n, plan.switches[n].dpid, old_sw.get(n, (0, {}))[1]) for n in touched], ingress)
             self.agents.want([old], self._deployed_source())
             self.state.clear_journal()
-            yield {"result": "failed", "error": str(err), "rolled_back": not problems,
-                   **({"rollback_problems": problems} if problems else {})}
+            yield {
+                "result": "failed",
+                "error": str(err),
+                "rolled_back": not problems,
+                **({"rollback_problems": problems} if problems else {}),
+            }
             return
         # 3. commit
         self._commit(plan.new_generation, new, req.site, req.source, new_sw)
@@ -332,9 +416,14 @@ class Controller:
         self.agents.want([new], req.source)
         self.state.clear_journal()
         summary = plan.to_json()
-        yield {"result": "ok", "changed": True, "generation": plan.new_generation,
-               "switches": {n: {"added": s["added"], "removed": s["removed"]} for n, s in summary["switches"].items()},
-               "instances": summary["instances"], "warnings": warnings}
+        yield {
+            "result": "ok",
+            "changed": True,
+            "generation": plan.new_generation,
+            "switches": {n: {"added": s["added"], "removed": s["removed"]} for n, s in summary["switches"].items()},
+            "instances": summary["instances"],
+            "warnings": warnings,
+        }
 
     def _paused(self, phase: str, update: bool) -> Iterator[dict[str, Any]]:
         if self.pause_after == phase and update:
@@ -352,18 +441,24 @@ class Controller:
         while True:
             missing = self.agents.not_ready(specs)
             if not missing:
-                yield {"phase": "install", "instances": "ready",
-                       "hosts": {h: [s.id for s in v] for h, v in specs.items()}}
+                yield {
+                    "phase": "install",
+                    "instances": "ready",
+                    "hosts": {h: [s.id for s in v] for h, v in specs.items()},
+                }
                 return
             failed = self.agents.failed(specs)
             if failed:
-                raise ApplyFailed("instances failed to start: " + "; ".join(
-                    f"{h}: {', '.join(v)}" for h, v in failed.items()))
+                raise ApplyFailed(
+                    "instances failed to start: " + "; ".join(f"{h}: {', '.join(v)}" for h, v in failed.items())
+                )
             now = time.monotonic()
             if now >= deadline:
-                raise ApplyFailed(f"hosts did not report the new instances ready within {timeout:.0f}s: " + "; ".join(
-                    f"{h}: {', '.join(v)}" for h, v in missing.items()) +
-                    " (is `fsc agent --host HOST` running and pointed at this controller?)")
+                raise ApplyFailed(
+                    f"hosts did not report the new instances ready within {timeout:.0f}s: "
+                    + "; ".join(f"{h}: {', '.join(v)}" for h, v in missing.items())
+                    + " (is `fsc agent --host HOST` running and pointed at this controller?)"
+                )
             if now - last_report >= 2.0:
                 last_report = now
                 yield {"phase": "install", "waiting": missing}

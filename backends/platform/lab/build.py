@@ -40,8 +40,11 @@ def preflight(need_tc: bool) -> None:
     except ImportError:
         missing.append("the mininet Python package (pip install mininet)")
     if missing:
-        raise LabError("fsc lab cannot start: missing " + "; ".join(missing)
-                       + "; `sudo bash scripts/system-deps.sh` installs the Debian packages")
+        raise LabError(
+            "fsc lab cannot start: missing "
+            + "; ".join(missing)
+            + "; `sudo bash scripts/system-deps.sh` installs the Debian packages"
+        )
 
 
 def ovs_of(state: LabState) -> PrivateOvs:
@@ -70,10 +73,18 @@ def build_network(state: LabState, topo: LabTopology) -> PrivateOvs:
         state.save()
         nodes.create_netns(ns)
         # no router solicitations, DAD or other chatter on the data ports
-        nodes.sysctls(ns, {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
-                           "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0",
-                           # a default edge owns every outside address, sources included (e.g. a tunnel's)
-                           "net.ipv4.conf.all.accept_local": "1", "net.ipv4.conf.default.accept_local": "1"})
+        nodes.sysctls(
+            ns,
+            {
+                "net.ipv6.conf.all.disable_ipv6": "1",
+                "net.ipv6.conf.default.disable_ipv6": "1",
+                "net.ipv4.conf.all.rp_filter": "0",
+                "net.ipv4.conf.default.rp_filter": "0",
+                # a default edge owns every outside address, sources included (e.g. a tunnel's)
+                "net.ipv4.conf.all.accept_local": "1",
+                "net.ipv4.conf.default.accept_local": "1",
+            },
+        )
     _wire(state, topo, ovs)
     for e in topo.edges.values():
         _edge(state.netns[e.name], e)
@@ -121,8 +132,32 @@ def _edge(ns: str, e: EdgePlan) -> None:
 def _box(ns: str, in_if: str, out_if: str) -> None:
     """Frames in on ``in_if`` go back out of ``out_if`` unchanged."""
     nodes.run(["tc", "-n", ns, "qdisc", "add", "dev", in_if, "ingress"])
-    nodes.run(["tc", "-n", ns, "filter", "add", "dev", in_if, "parent", "ffff:", "protocol", "all", "u32",
-               "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", out_if])
+    nodes.run(
+        [
+            "tc",
+            "-n",
+            ns,
+            "filter",
+            "add",
+            "dev",
+            in_if,
+            "parent",
+            "ffff:",
+            "protocol",
+            "all",
+            "u32",
+            "match",
+            "u32",
+            "0",
+            "0",
+            "action",
+            "mirred",
+            "egress",
+            "redirect",
+            "dev",
+            out_if,
+        ]
+    )
 
 
 def _management(state: LabState, topo: LabTopology, ovs: PrivateOvs) -> None:
@@ -144,8 +179,9 @@ def _management(state: LabState, topo: LabTopology, ovs: PrivateOvs) -> None:
     try:  # two labs coming up at once must not pick the same /30
         fcntl.flock(fd, fcntl.LOCK_EX)
         ovs_addr, root_addr = _free_root_link(state.name)
-        nodes.run(["ip", "link", "add", "name", root_if, "type", "veth", "peer", "name", "mroot",
-                   "netns", state.ovs_netns])
+        nodes.run(
+            ["ip", "link", "add", "name", root_if, "type", "veth", "peer", "name", "mroot", "netns", state.ovs_netns]
+        )
         nodes.run(["ip", "addr", "add", f"{root_addr}/30", "dev", root_if])
     finally:
         os.close(fd)  # releases the lock
@@ -172,7 +208,7 @@ def _free_root_link(lab: str) -> tuple[str, str]:
 def teardown(state: LabState) -> list[str]:
     """Remove everything the state names; returns the problems met (best effort)."""
     problems: list[str] = []
-    for label, pid in list(state.pids.items()):
+    for _label, pid in list(state.pids.items()):
         nodes.stop_process(state.name, pid)
     nodes.kill_pids(nodes.marked_pids(state.name))
     prefix = netns_name(state.name, "")

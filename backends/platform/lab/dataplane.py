@@ -10,8 +10,8 @@ agent (platform mode): a static lab of a site that has them says so.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from backends.platform.lab import nodes
@@ -43,19 +43,25 @@ def runtime_available() -> bool:
     return importlib.util.find_spec(RUNTIME_MODULE) is not None
 
 
-def start_static(state: LabState, topo: LabTopology, ovs: PrivateOvs, files: dict[str, str],
-                 log: Callable[[str], object]) -> None:
+def start_static(
+    state: LabState, topo: LabTopology, ovs: PrivateOvs, files: dict[str, str], log: Callable[[str], object]
+) -> None:
     build_dir = state.run_dir / "build"
     load_rules(state, topo, ovs, build_dir)
     log(f"loaded the compiled rules into {len(topo.bridges)} bridge(s)")
     other = sorted(p for p in files if p.startswith(("process/", "vm/")))
     if other:
-        state.notes.append("static mode runs Click only; not started: " + ", ".join(other)
-                           + " (use platform mode, where the agents run them)")
+        state.notes.append(
+            "static mode runs Click only; not started: "
+            + ", ".join(other)
+            + " (use platform mode, where the agents run them)"
+        )
     configs = sorted(p for p in files if p.startswith("click/"))
     if configs and not runtime_available():
-        raise LabError(f"the Click runtime ({RUNTIME_MODULE}) is not installed in this checkout; "
-                       "it runs the hosts' Click configurations")
+        raise LabError(
+            f"the Click runtime ({RUNTIME_MODULE}) is not installed in this checkout; "
+            "it runs the hosts' Click configurations"
+        )
     for path in configs:
         host = Path(path).stem
         start_click(state, host, build_dir / path)
@@ -70,8 +76,9 @@ def start_click(state: LabState, host: str, config: Path, label: str | None = No
     state.save()
     stats = stats_file(state, host)
     stats.parent.mkdir(parents=True, exist_ok=True)
-    pid = nodes.start_process(state.name, state.netns[host], runtime_argv(config, stats),
-                              state.run_dir / "logs" / f"{label}.log")
+    pid = nodes.start_process(
+        state.name, state.netns[host], runtime_argv(config, stats), state.run_dir / "logs" / f"{label}.log"
+    )
     state.pids[label] = pid
     state.save()
     return pid
@@ -92,5 +99,6 @@ def wait_ready(state: LabState, hosts: list[str], timeout: float = 30.0) -> None
                 pending.discard(host)
         time.sleep(0.1)
     if pending:
-        raise LabError(f"the Click runtime did not open its interfaces within {timeout:.0f}s on: "
-                       + ", ".join(sorted(pending)))
+        raise LabError(
+            f"the Click runtime did not open its interfaces within {timeout:.0f}s on: " + ", ".join(sorted(pending))
+        )

@@ -37,9 +37,9 @@ class CompiledSite:
 def compile_for_lab(site_file: Path) -> CompiledSite:
     """Front end + compile + render, or LabError with the diagnostics."""
     from backends.emit.output import render
+    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
     from fslang.diagnostics import render_text
-    from compiler.check.frontend import load
 
     result = load(site_file)
     if not result.ok:
@@ -50,8 +50,12 @@ def compile_for_lab(site_file: Path) -> CompiledSite:
     return CompiledSite(result.site, compiled, render(compiled))
 
 
-def up(site_file: Path, name: str | None = None, mode: str = "platform",
-       log: Callable[[str], object] = lambda msg: sys.stderr.write(msg + "\n")) -> LabState:
+def up(
+    site_file: Path,
+    name: str | None = None,
+    mode: str = "platform",
+    log: Callable[[str], object] = lambda msg: sys.stderr.write(msg + "\n"),
+) -> LabState:
     """Bring the lab for ``site_file`` up; returns its state (also on disk)."""
     site_file = Path(site_file).resolve()
     cs = compile_for_lab(site_file)
@@ -75,19 +79,23 @@ def up(site_file: Path, name: str | None = None, mode: str = "platform",
             os.environ[MARKER] = saved_marker
 
 
-def _up(site_file: Path, cs: CompiledSite, topo: LabTopology, lab: str, mode: str,
-        log: Callable[[str], object]) -> LabState:
+def _up(
+    site_file: Path, cs: CompiledSite, topo: LabTopology, lab: str, mode: str, log: Callable[[str], object]
+) -> LabState:
     state = LabState(lab, site_file=str(site_file), site=topo.site, mode=mode)
     state.addresses = {e.name: e.address for e in topo.edges.values()}
-    state.edge_nets = {e.name: e.nets + (["every other address"] if e.owns_default else [])
-                       for e in topo.edges.values()}
+    state.edge_nets = {
+        e.name: e.nets + (["every other address"] if e.owns_default else []) for e in topo.edges.values()
+    }
     state.save()
     try:
         from backends.emit.output import write
 
         write(state.run_dir / "build", cs.files)
-        log(f"lab {lab}: building {len(topo.bridges)} switch(es), {len(topo.hosts)} host(s), "
-            f"{len(topo.edges)} edge(s), {len(topo.boxes)} box(es)")
+        log(
+            f"lab {lab}: building {len(topo.bridges)} switch(es), {len(topo.hosts)} host(s), "
+            f"{len(topo.edges)} edge(s), {len(topo.boxes)} box(es)"
+        )
         ovs = build.build_network(state, topo)
         if mode == "static":
             from backends.platform.lab import dataplane
@@ -106,8 +114,9 @@ def _up(site_file: Path, cs: CompiledSite, topo: LabTopology, lab: str, mode: st
         problems = build.teardown(state)
         where = f"; everything built was removed, the logs are kept in {kept}" if kept else ""
         if isinstance(e, LabError):
-            raise LabError(f"{e}{where}" + (f"\n(cleaning up also met: {'; '.join(problems)})" if problems else "")
-                           ) from None
+            raise LabError(
+                f"{e}{where}" + (f"\n(cleaning up also met: {'; '.join(problems)})" if problems else "")
+            ) from None
         if isinstance(e, Exception):
             raise LabError(f"lab up failed: {type(e).__name__}: {e}{where}") from e
         raise
@@ -119,8 +128,11 @@ def _keep_logs(state: LabState) -> str:
     import shutil
     import tempfile
 
-    logs = [*(state.run_dir / "logs").glob("*.log"), *(state.run_dir / "ovs").glob("*.log"),
-            *(state.run_dir / "agents").glob("*/instances/*/log")]
+    logs = [
+        *(state.run_dir / "logs").glob("*.log"),
+        *(state.run_dir / "ovs").glob("*.log"),
+        *(state.run_dir / "agents").glob("*/instances/*/log"),
+    ]
     if not logs:
         return ""
     dest = Path(tempfile.mkdtemp(prefix=f"fsc-lab-{state.name}-failed-"))
@@ -185,6 +197,7 @@ def describe(state: LabState, topo: LabTopology | None = None) -> str:
     if state.controller_url and state.mode == "platform":
         lines.append(f"controller: {state.controller_url}  token file: {state.token_file}")
     lines += state.notes
-    lines.append(f"try: fsc lab exec {next(iter(state.addresses), 'NODE')} -- ping -c1 ADDRESS; "
-                 f"fsc lab down --name {state.name}")
+    lines.append(
+        f"try: fsc lab exec {next(iter(state.addresses), 'NODE')} -- ping -c1 ADDRESS; fsc lab down --name {state.name}"
+    )
     return "\n".join(lines)

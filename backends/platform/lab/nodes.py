@@ -32,8 +32,9 @@ def which(name: str) -> str | None:
     return shutil.which(name, path=os.environ.get("PATH", "") + os.pathsep + _SBIN)
 
 
-def run(cmd: Sequence[str], *, check: bool = True, input: str | None = None,
-        timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: Sequence[str], *, check: bool = True, input: str | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run a command; a failure raises LabError naming the command and its stderr."""
     try:
         cp = subprocess.run(list(cmd), input=input, capture_output=True, text=True, timeout=timeout)
@@ -54,8 +55,9 @@ def create_netns(name: str) -> None:
     from mininet.node import Host  # imported late: Mininet is only needed here
 
     if name in netns_list():
-        raise LabError(f"network namespace {name} already exists; `fsc lab down` the lab that owns it "
-                       f"or `ip netns del {name}`")
+        raise LabError(
+            f"network namespace {name} already exists; `fsc lab down` the lab that owns it or `ip netns del {name}`"
+        )
     host = Host(name[-60:], inNamespace=True)
     try:
         run(["ip", "netns", "attach", name, str(host.pid)])
@@ -161,8 +163,7 @@ def marked_pids(lab: str) -> list[int]:
     return out
 
 
-def start_process(lab: str, ns: str | None, argv: Sequence[str], log: Path,
-                  env: dict[str, str] | None = None) -> int:
+def start_process(lab: str, ns: str | None, argv: Sequence[str], log: Path, env: dict[str, str] | None = None) -> int:
     """Start ``argv`` in namespace ``ns`` (None: here), detached, output to ``log``; returns its pid."""
     full_env = dict(os.environ)
     full_env.update(env or {})
@@ -170,8 +171,15 @@ def start_process(lab: str, ns: str | None, argv: Sequence[str], log: Path,
     cmd = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             env=full_env, start_new_session=True, cwd=str(Path(__file__).resolve().parents[3]))
+        p = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[3]),
+        )
     return p.pid
 
 

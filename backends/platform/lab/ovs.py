@@ -323,7 +323,9 @@ class PrivateOvs:
             )
             self._pids["ovs-vswitchd"] = self._read_pid(d / "ovs-vswitchd.pid") or 0
             if not self.vswitchd_ctl.exists():
-                raise OvsError(f"ovs-vswitchd started but {self.vswitchd_ctl} is missing" + self._log_tail("ovs-vswitchd.log"))
+                raise OvsError(
+                    f"ovs-vswitchd started but {self.vswitchd_ctl} is missing" + self._log_tail("ovs-vswitchd.log")
+                )
         except BaseException:
             self.stop()
             raise
@@ -547,7 +549,9 @@ class PrivateOvs:
                 err_s = err if isinstance(err, str) else ""
                 bad.append(f"{pn}: ofport {ofport} (wanted {n}) {err_s}".rstrip())
         if bad:
-            raise OvsError("ports did not get their OpenFlow numbers: " + "; ".join(bad) + self._log_tail("ovs-vswitchd.log"))
+            raise OvsError(
+                "ports did not get their OpenFlow numbers: " + "; ".join(bad) + self._log_tail("ovs-vswitchd.log")
+            )
 
     def _links_up(self, ifnames: Iterable[str]) -> None:
         batch = "".join(f"link set dev {n} up\n" for n in ifnames)

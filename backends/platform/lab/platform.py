@@ -43,10 +43,19 @@ def start_controller(state: LabState, env: dict[str, str] | None = None) -> None
     FSC_CONTROLLER_PAUSE_AFTER=install)."""
     state.pids["controller"] = 0
     state.save()
-    argv = [*FSC, "controller", "--listen", f"0.0.0.0:{HTTP_PORT}", "--openflow", f"127.0.0.1:{OPENFLOW_PORT}",
-            "--state", str(controller_dir(state))]
-    state.pids["controller"] = nodes.start_process(state.name, state.ovs_netns, argv,
-                                                   state.run_dir / "logs" / "controller.log", env=env)
+    argv = [
+        *FSC,
+        "controller",
+        "--listen",
+        f"0.0.0.0:{HTTP_PORT}",
+        "--openflow",
+        f"127.0.0.1:{OPENFLOW_PORT}",
+        "--state",
+        str(controller_dir(state)),
+    ]
+    state.pids["controller"] = nodes.start_process(
+        state.name, state.ovs_netns, argv, state.run_dir / "logs" / "controller.log", env=env
+    )
     state.save()
 
 
@@ -79,8 +88,12 @@ def request(state: LabState, method: str, path: str, body: object | None = None,
     """One JSON call to the controller from the root namespace."""
     token = Path(state.token_file).read_text().strip()
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(state.controller_url + path, data=data, method=method,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        state.controller_url + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read().decode())
 
@@ -103,8 +116,10 @@ def wait_controller(state: LabState, topo: LabTopology, timeout: float = 60.0) -
             except (OSError, urllib.error.URLError, ValueError) as e:
                 last = str(e)
         time.sleep(0.2)
-    raise LabError(f"the controller is not ready after {timeout:.0f}s ({last}); its log:\n"
-                   + _tail(state.run_dir / "logs" / "controller.log"))
+    raise LabError(
+        f"the controller is not ready after {timeout:.0f}s ({last}); its log:\n"
+        + _tail(state.run_dir / "logs" / "controller.log")
+    )
 
 
 def _connected(status: object) -> set[int]:
@@ -129,19 +144,45 @@ def start_agents(state: LabState, topo: LabTopology) -> None:
         label = f"agent.{h.name}"
         state.pids[label] = 0
         state.save()
-        argv = [*FSC, "agent", "--host", h.name, "--controller", url, "--token-file", state.token_file, "--lab",
-                "--state-dir", str(state.run_dir / "agents" / h.name),
-                "--netns-prefix", netns_name(state.name, "vm-")]
-        state.pids[label] = nodes.start_process(state.name, state.netns[h.name], argv,
-                                                state.run_dir / "logs" / f"{label}.log")
+        argv = [
+            *FSC,
+            "agent",
+            "--host",
+            h.name,
+            "--controller",
+            url,
+            "--token-file",
+            state.token_file,
+            "--lab",
+            "--state-dir",
+            str(state.run_dir / "agents" / h.name),
+            "--netns-prefix",
+            netns_name(state.name, "vm-"),
+        ]
+        state.pids[label] = nodes.start_process(
+            state.name, state.netns[h.name], argv, state.run_dir / "logs" / f"{label}.log"
+        )
         state.save()
 
 
 def apply(state: LabState, site_file: str | Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """`fsc apply SITE --controller URL --token-file F --yes` from the root namespace."""
-    return subprocess.run([*FSC, "apply", str(site_file), "--controller", state.controller_url,
-                           "--token-file", state.token_file, "--yes"],
-                          capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).resolve().parents[3])
+    return subprocess.run(
+        [
+            *FSC,
+            "apply",
+            str(site_file),
+            "--controller",
+            state.controller_url,
+            "--token-file",
+            state.token_file,
+            "--yes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[3],
+    )
 
 
 def connect_bridges(state: LabState) -> None:

@@ -1,10 +1,10 @@
 """Driving traffic through a running lab from Python (tests, demos).
 
-    lab = Probe("mylab")
-    assert lab.ping("wan", "10.40.0.20")
-    with lab.udp_sink("lan", "10.40.0.20:5000", seconds=3) as sink:
-        lab.udp_send("wan", "10.40.0.20:5000", count=100, rate=200)
-    assert len(sink.result["received"]) == 100
+lab = Probe("mylab")
+assert lab.ping("wan", "10.40.0.20")
+with lab.udp_sink("lan", "10.40.0.20:5000", seconds=3) as sink:
+    lab.udp_send("wan", "10.40.0.20:5000", count=100, rate=200)
+assert len(sink.result["received"]) == 100
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from backends.platform.lab.state import LabError, LabState
 
@@ -46,8 +47,9 @@ class Probe:
         return self.state.netns[node]
 
     def run(self, node: str, *cmd: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:
-        cp = subprocess.run(["ip", "netns", "exec", self.ns(node), *cmd], capture_output=True, text=True,
-                            timeout=timeout, cwd=_ROOT)
+        cp = subprocess.run(
+            ["ip", "netns", "exec", self.ns(node), *cmd], capture_output=True, text=True, timeout=timeout, cwd=_ROOT
+        )
         if check and cp.returncode != 0:
             raise LabError(f"{' '.join(cmd)} in {node} failed: {cp.stderr.strip() or cp.stdout.strip()}")
         return cp
@@ -63,8 +65,13 @@ class Probe:
         return json.loads(cp.stdout.strip().splitlines()[-1])
 
     def traffic_bg(self, node: str, *args: str) -> Background:
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "backends.platform.lab.traffic",
-                                 *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=_ROOT)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "backends.platform.lab.traffic", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=_ROOT,
+        )
         return Background(proc)
 
     @contextmanager
@@ -94,8 +101,9 @@ class Probe:
     def tcp_echo(self, node: str, bind: str, seconds: float = 3) -> Any:
         return self._server(node, "tcp-echo", bind, seconds)
 
-    def udp_send(self, node: str, to: str, count: int = 100, rate: float = 200, src: str | None = None,
-                 sport: int = 0) -> dict[str, Any]:
+    def udp_send(
+        self, node: str, to: str, count: int = 100, rate: float = 200, src: str | None = None, sport: int = 0
+    ) -> dict[str, Any]:
         args = ["udp-send", "--to", to, "--count", str(count), "--rate", str(rate), "--sport", str(sport)]
         if src:
             args += ["--src", src]
@@ -127,8 +135,11 @@ class Probe:
             if "n_packets=" not in line:
                 continue
             n = int(line.split("n_packets=")[1].split(",")[0])
-            key = ",".join(p for p in line.strip().split(", ") if not p.startswith(("duration=", "n_packets=",
-                                                                                    "n_bytes=", "idle_age=")))
+            key = ",".join(
+                p
+                for p in line.strip().split(", ")
+                if not p.startswith(("duration=", "n_packets=", "n_bytes=", "idle_age="))
+            )
             res[key] = n
         return res
 
@@ -195,7 +206,7 @@ class Probe:
 
     def _hosts(self) -> list[str]:
         run = self.state.run_dir
-        hosts = {p.name[len("click."):-len(".json")] for p in (run / "stats").glob("click.*.json")}
+        hosts = {p.name[len("click.") : -len(".json")] for p in (run / "stats").glob("click.*.json")}
         hosts |= {p.name for p in (run / "agents").glob("*") if p.is_dir()}
         return sorted(hosts)
 

@@ -42,7 +42,7 @@ def udp_sink(bind: str, seconds: float, ready: str | None = None, expect: int = 
     while time.monotonic() < end and not (expect and len(set(got)) >= expect):
         try:
             data, peer = s.recvfrom(2048)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if len(data) >= _HDR.size:
             magic, seq = _HDR.unpack_from(data)
@@ -97,7 +97,7 @@ def tcp_echo(bind: str, seconds: float, ready: str | None = None) -> dict:
     while time.monotonic() < end:
         try:
             c, _ = srv.accept()
-        except socket.timeout:
+        except TimeoutError:
             continue
         stats["connections"] += 1
         threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -139,15 +139,18 @@ def raw_sink(proto: int, seconds: float, expect: int, ready: str | None = None) 
     while time.monotonic() < end and not (expect and len(got) >= expect):
         try:
             data = s.recv(65535)
-        except socket.timeout:
+        except TimeoutError:
             continue
         got.append(data.hex())
     return {"packets": got}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m backends.platform.lab.traffic", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m backends.platform.lab.traffic",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("udp-sink")
     a.add_argument("--bind", required=True)

@@ -17,18 +17,19 @@ another) packet or nothing out, usable in push and in pull context.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from backends.click.runtime.packet import Packet
 
 if TYPE_CHECKING:  # pragma: no cover
     from backends.click.runtime.router import Router
 
-REGISTRY: dict[str, type["Element"]] = {}
+REGISTRY: dict[str, type[Element]] = {}
 
 
-def element(cls: type["Element"]) -> type["Element"]:
+def element(cls: type[Element]) -> type[Element]:
     """Class decorator: register an element class under its Click name."""
     REGISTRY[cls.class_name] = cls
     return cls
@@ -43,7 +44,7 @@ class Element:
     #: statistics keys this element reports (besides drops)
     stat_keys: tuple[str, ...] = ()
 
-    def __init__(self, router: "Router", name: str, line: int, ninputs: int, noutputs: int) -> None:
+    def __init__(self, router: Router, name: str, line: int, ninputs: int, noutputs: int) -> None:
         self.router = router
         self.name = name
         self.line = line
@@ -56,6 +57,7 @@ class Element:
     def configure(self, args: tuple[str, ...]) -> None:
         if args:
             from backends.click.runtime.args import ConfigError
+
             raise ConfigError(f"{self.class_name} takes no configuration arguments")
 
     def initialize(self) -> None:

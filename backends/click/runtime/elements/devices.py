@@ -16,8 +16,22 @@ from backends.click.runtime.args import convert, parse_bool, parse_int, read_arg
 from backends.click.runtime.elements.base import Element, element
 from backends.click.runtime.packet import Packet
 
-_FROM_KEYWORDS = ("SNIFFER", "PROMISC", "BURST", "OUTBOUND", "FORCE_IP", "METHOD", "CAPTURE",
-                  "BPF_FILTER", "ENCAP", "HEADROOM", "TIMESTAMP", "SNAPLEN", "ALLOW_NONEXISTENT", "ACTIVE")
+_FROM_KEYWORDS = (
+    "SNIFFER",
+    "PROMISC",
+    "BURST",
+    "OUTBOUND",
+    "FORCE_IP",
+    "METHOD",
+    "CAPTURE",
+    "BPF_FILTER",
+    "ENCAP",
+    "HEADROOM",
+    "TIMESTAMP",
+    "SNAPLEN",
+    "ALLOW_NONEXISTENT",
+    "ACTIVE",
+)
 _TO_KEYWORDS = ("BURST", "QUIET", "ALLOW_NONEXISTENT", "METHOD", "DEBUG")
 
 
@@ -90,7 +104,7 @@ class ToDevice(Element):
                 p = pull()
                 if p is None:
                     break
-            frame = p.buf[p.s:]
+            frame = p.buf[p.s :]
             ok = send(dev, frame)
             if ok is None:  # would block: try again later
                 self.pending = p

@@ -4,7 +4,14 @@ GetEtherAddress, StoreEtherAddress."""
 from __future__ import annotations
 
 from backends.click.runtime.args import (
-    ConfigError, convert, parse_anno, parse_bool, parse_ether, parse_int, parse_offset_word, read_args,
+    ConfigError,
+    convert,
+    parse_anno,
+    parse_bool,
+    parse_ether,
+    parse_int,
+    parse_offset_word,
+    read_args,
 )
 from backends.click.runtime.elements.base import SimpleElement, element
 from backends.click.runtime.packet import VLAN_TCI_ANNO, Packet
@@ -24,7 +31,7 @@ class EtherEncap(SimpleElement):
     def action(self, p: Packet) -> Packet:
         p.push(14)
         s = p.s
-        p.buf[s:s + 14] = self.header
+        p.buf[s : s + 14] = self.header
         p.mh = s
         return p
 
@@ -70,8 +77,8 @@ class VLANEncap(SimpleElement):
             return p
         p.push(4)
         b, s = p.buf, p.s
-        b[s:s + 12] = b[s + 4:s + 16]
-        b[s + 12:s + 14] = self.shim_type
+        b[s : s + 12] = b[s + 4 : s + 16]
+        b[s + 12 : s + 14] = self.shim_type
         b[s + 14] = tci >> 8
         b[s + 15] = tci & 0xFF
         p.mh = s
@@ -97,7 +104,7 @@ class VLANDecap(SimpleElement):
         tci = 0
         if len(b) - s >= 16 and b[s + 12] == 0x81 and b[s + 13] == 0x00:
             tci = (b[s + 14] << 8) | b[s + 15]
-            b[s + 4:s + 16] = b[s:s + 12]
+            b[s + 4 : s + 16] = b[s : s + 12]
             s += 4
             p.s = s
         p.mh = s
@@ -124,7 +131,7 @@ class GetEtherAddress(SimpleElement):
         start = p.s + self.offset
         if start + 6 <= len(p.buf):
             a = self.anno_off
-            p.anno[a:a + 6] = p.buf[start:start + 6]
+            p.anno[a : a + 6] = p.buf[start : start + 6]
             return p
         self.checked_push(1, p)
         return None
@@ -152,10 +159,10 @@ class StoreEtherAddress(SimpleElement):
         start = p.s + self.offset
         if start + 6 <= len(p.buf):
             if self.addr is not None:
-                p.buf[start:start + 6] = self.addr
+                p.buf[start : start + 6] = self.addr
             else:
                 a = self.anno_off
-                p.buf[start:start + 6] = p.anno[a:a + 6]
+                p.buf[start : start + 6] = p.anno[a : a + 6]
             return p
         self.checked_push(1, p)
         return None

@@ -6,8 +6,19 @@ from backends.click.runtime.args import ConfigError, convert, parse_anno, parse_
 from backends.click.runtime.elements.base import SimpleElement, element
 from backends.click.runtime.packet import DST_IP_ANNO, Packet, checksum
 
-IP_PROTO_NAMES = {"icmp": 1, "igmp": 2, "ipip": 4, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51,
-                  "icmp6": 58, "icmpv6": 58, "sctp": 132}
+IP_PROTO_NAMES = {
+    "icmp": 1,
+    "igmp": 2,
+    "ipip": 4,
+    "tcp": 6,
+    "udp": 17,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "icmp6": 58,
+    "icmpv6": 58,
+    "sctp": 132,
+}
 
 
 def parse_proto(text: str) -> int:
@@ -109,9 +120,9 @@ class IPEncap(SimpleElement):
         h[16:20] = self.dst
         c = checksum(h)
         h[10], h[11] = c >> 8, c & 0xFF
-        p.buf[s:s + 20] = h
+        p.buf[s : s + 20] = h
         p.nh, p.th = s, s + 20
-        p.anno[DST_IP_ANNO:DST_IP_ANNO + 4] = self.dst
+        p.anno[DST_IP_ANNO : DST_IP_ANNO + 4] = self.dst
         return p
 
 
@@ -135,5 +146,5 @@ class GetIPAddress(SimpleElement):
             self.drops += 1
             return None
         a = self.anno_off
-        p.anno[a:a + 4] = p.buf[at:at + 4]
+        p.anno[a : a + 4] = p.buf[at : at + 4]
         return p

@@ -62,7 +62,7 @@ class SA:
         self._enc = cipher.encryptor()
         self._dec = cipher.decryptor()
 
-    def copy(self) -> "SA":
+    def copy(self) -> SA:
         return SA(self.enc_key, self.auth_key, self.replay_start, self.ooowin)
 
     def next_seq(self) -> int:
@@ -161,7 +161,7 @@ class RadixIPsecLookup(Element):
             return
         out = r.port
         if out == 1:
-            a[IPSEC_SPI_ANNO:IPSEC_SPI_ANNO + 4] = r.spi.to_bytes(4, "big")
+            a[IPSEC_SPI_ANNO : IPSEC_SPI_ANNO + 4] = r.spi.to_bytes(4, "big")
             p.sa = r.sa
         elif out == 0:
             b, s = p.buf, p.s
@@ -170,13 +170,13 @@ class RadixIPsecLookup(Element):
                 return
             if b[s + 9] != 50:
                 out = 2
-            sa = self.sa_table.get(int.from_bytes(b[s + 20:s + 24], "big"))
+            sa = self.sa_table.get(int.from_bytes(b[s + 20 : s + 24], "big"))
             if sa is None:
                 self.drops += 1
                 return
             p.sa = sa
         if r.gw is not None:
-            a[DST_IP_ANNO:DST_IP_ANNO + 4] = r.gw
+            a[DST_IP_ANNO : DST_IP_ANNO + 4] = r.gw
         self.checked_push(out, p)
 
 
@@ -199,9 +199,9 @@ class IPsecESPEncap(SimpleElement):
         p.push(ESP_HEADER)
         s = p.s
         b = p.buf
-        b[s:s + 4] = p.anno[IPSEC_SPI_ANNO:IPSEC_SPI_ANNO + 4]
-        b[s + 4:s + 8] = sa.next_seq().to_bytes(4, "big")
-        b[s + 8:s + 16] = self.router.random_bytes(8)
+        b[s : s + 4] = p.anno[IPSEC_SPI_ANNO : IPSEC_SPI_ANNO + 4]
+        b[s + 4 : s + 8] = sa.next_seq().to_bytes(4, "big")
+        b[s + 8 : s + 16] = self.router.random_bytes(8)
         p.put(bytes(range(1, padding - 1)) + bytes([padding - 2, ip_p]))
         return p
 
@@ -216,7 +216,7 @@ class IPsecESPUnencap(SimpleElement):
         if sa is None or len(b) - s < ESP_HEADER + 2:
             self.drops += 1
             return None
-        if not sa.replay_ok(int.from_bytes(b[s + 4:s + 8], "big")):
+        if not sa.replay_ok(int.from_bytes(b[s + 4 : s + 8], "big")):
             self.drops += 1
             return None
         p.pull(ESP_HEADER)
@@ -226,7 +226,7 @@ class IPsecESPUnencap(SimpleElement):
             self.drops += 1
             return None
         padlen = b[-2]
-        if padlen + 2 > n or b[len(b) - padlen - 2:len(b) - 2] != bytes(range(1, padlen + 1)):
+        if padlen + 2 > n or b[len(b) - padlen - 2 : len(b) - 2] != bytes(range(1, padlen + 1)):
             self.drops += 1  # corrupt padding
             return None
         p.take(padlen + 2)
@@ -293,22 +293,22 @@ class IPsecAES(SimpleElement):
             return None
         start = s + ESP_HEADER
         if self.encrypt:
-            prev = bytes(b[s + 8:s + 16])
+            prev = bytes(b[s + 8 : s + 16])
             enc = sa._enc.update
             out = bytearray()
             for k in range(start, start + plen, 16):
-                c = enc(_xor8(b[k:k + 8], prev) + b[k + 8:k + 16])
+                c = enc(_xor8(b[k : k + 8], prev) + b[k + 8 : k + 16])
                 out += c
                 prev = c[:8]
-            b[start:start + plen] = out
+            b[start : start + plen] = out
         else:
-            cipher = bytes(b[start:start + plen])
+            cipher = bytes(b[start : start + plen])
             plain = bytearray(sa._dec.update(cipher))
-            prev = bytes(b[s + 8:s + 16])
+            prev = bytes(b[s + 8 : s + 16])
             for k in range(0, plen, 16):
-                plain[k:k + 8] = _xor8(plain[k:k + 8], prev)
-                prev = cipher[k:k + 8]
-            b[start:start + plen] = plain
+                plain[k : k + 8] = _xor8(plain[k : k + 8], prev)
+                prev = cipher[k : k + 8]
+            b[start : start + plen] = plain
         return p
 
 
@@ -326,7 +326,7 @@ class IPsecEncap(SimpleElement):
         p.push(20)
         b, s = p.buf, p.s
         length = len(b) - s
-        dst = bytes(p.anno[DST_IP_ANNO:DST_IP_ANNO + 4])
+        dst = bytes(p.anno[DST_IP_ANNO : DST_IP_ANNO + 4])
         h = bytearray(20)
         h[0] = 0x45
         h[2], h[3] = (length >> 8) & 0xFF, length & 0xFF
@@ -337,7 +337,7 @@ class IPsecEncap(SimpleElement):
         h[16:20] = dst
         c = checksum(h)
         h[10], h[11] = c >> 8, c & 0xFF
-        b[s:s + 20] = h
+        b[s : s + 20] = h
         p.nh, p.th = s, s + 20
         p.anno[FIX_IP_SRC_ANNO] = 1
         return p

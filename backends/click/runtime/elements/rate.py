@@ -11,7 +11,12 @@ bytes) takes them and leaves by output 0; the others leave by output 1
 from __future__ import annotations
 
 from backends.click.runtime.args import (
-    ConfigError, convert, parse_bandwidth, parse_int, parse_seconds, read_args,
+    ConfigError,
+    convert,
+    parse_bandwidth,
+    parse_int,
+    parse_seconds,
+    read_args,
 )
 from backends.click.runtime.elements.base import Element, element
 from backends.click.runtime.packet import Packet

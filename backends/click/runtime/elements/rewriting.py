@@ -33,14 +33,34 @@ import re
 from typing import Any
 
 from backends.click.runtime.args import (
-    ConfigError, convert, parse_bool, parse_int, parse_ip, parse_seconds, read_args, spacevec,
+    ConfigError,
+    convert,
+    parse_bool,
+    parse_int,
+    parse_ip,
+    parse_seconds,
+    read_args,
+    spacevec,
 )
 from backends.click.runtime.elements.base import Element, element
 from backends.click.runtime.packet import DST_IP_ANNO, Packet, checksum_adjust
 
-_KEYWORDS = ("TCP_TIMEOUT", "TCP_DONE_TIMEOUT", "TCP_NODATA_TIMEOUT", "TCP_GUARANTEE", "UDP_TIMEOUT",
-             "UDP_STREAMING_TIMEOUT", "UDP_GUARANTEE", "REAP_INTERVAL", "MAPPING_CAPACITY", "DST_ANNO",
-             "REAP_TCP", "REAP_TCP_DONE", "REAP_UDP", "SET_REPLY_ANNO")
+_KEYWORDS = (
+    "TCP_TIMEOUT",
+    "TCP_DONE_TIMEOUT",
+    "TCP_NODATA_TIMEOUT",
+    "TCP_GUARANTEE",
+    "UDP_TIMEOUT",
+    "UDP_STREAMING_TIMEOUT",
+    "UDP_GUARANTEE",
+    "REAP_INTERVAL",
+    "MAPPING_CAPACITY",
+    "DST_ANNO",
+    "REAP_TCP",
+    "REAP_TCP_DONE",
+    "REAP_UDP",
+    "SET_REPLY_ANNO",
+)
 
 # flow id: (proto, saddr, sport, daddr, dport); addresses as 4-byte bytes
 FlowID = tuple[int, bytes, int, bytes, int]
@@ -69,7 +89,7 @@ class Pattern:
             self.random = m.group(3) == "?"
         self._next = self.sport_lo
 
-    def rewrite(self, rw: "IPRewriter", flow: FlowID) -> FlowID | None:
+    def rewrite(self, rw: IPRewriter, flow: FlowID) -> FlowID | None:
         proto, sa, sp, da, dp = flow
         nsa = self.saddr if self.saddr is not None else sa
         nda = self.daddr if self.daddr is not None else da
@@ -109,7 +129,7 @@ class Mapping:
 
     __slots__ = ("new", "output", "flow", "reply")
 
-    def __init__(self, new: FlowID, output: int, flow: "Flow", reply: bool) -> None:
+    def __init__(self, new: FlowID, output: int, flow: Flow, reply: bool) -> None:
         self.new, self.output, self.flow, self.reply = new, output, flow, reply
 
 
@@ -141,15 +161,16 @@ class RoundRobinIPMapper(Element):
                 raise ConfigError(f"pattern {k}: {e}") from None
         self.next = 0
 
-    def rewrite_flow(self, rw: "IPRewriter", flow: FlowID) -> tuple[FlowID | None, int, int]:
+    def rewrite_flow(self, rw: IPRewriter, flow: FlowID) -> tuple[FlowID | None, int, int]:
         pat, fout, rout = self.patterns[self.next]
         self.next = (self.next + 1) % len(self.patterns)
         return pat.rewrite(rw, flow), fout, rout
 
 
 class _Spec:
-    def __init__(self, kind: str, fout: int = 0, rout: int = 0, pattern: Pattern | None = None,
-                 mapper: str | None = None) -> None:
+    def __init__(
+        self, kind: str, fout: int = 0, rout: int = 0, pattern: Pattern | None = None, mapper: str | None = None
+    ) -> None:
         self.kind, self.fout, self.rout, self.pattern, self.mapper_name = kind, fout, rout, pattern, mapper
         self.mapper: Any = None
 
@@ -265,7 +286,13 @@ class IPRewriter(Element):
             else:
                 self.drops += 1
             return
-        key = (proto, bytes(b[n + 12:n + 16]), (b[t] << 8) | b[t + 1], bytes(b[n + 16:n + 20]), (b[t + 2] << 8) | b[t + 3])
+        key = (
+            proto,
+            bytes(b[n + 12 : n + 16]),
+            (b[t] << 8) | b[t + 1],
+            bytes(b[n + 16 : n + 20]),
+            (b[t + 2] << 8) | b[t + 3],
+        )
         m = self.map.get(key)
         if m is None:
             kind = spec.kind
@@ -295,16 +322,16 @@ class IPRewriter(Element):
         _, nsa, nsp, nda, ndp = new
         if old == new:
             if self.dst_anno:
-                p.anno[DST_IP_ANNO:DST_IP_ANNO + 4] = nda
+                p.anno[DST_IP_ANNO : DST_IP_ANNO + 4] = nda
             return
         b = p.buf
         old_addrs, new_addrs = osa + oda, nsa + nda
-        old_ports, new_ports = bytes(b[t:t + 4]), bytes(((nsp << 16) | ndp).to_bytes(4, "big"))
+        old_ports, new_ports = bytes(b[t : t + 4]), bytes(((nsp << 16) | ndp).to_bytes(4, "big"))
         if old_addrs != new_addrs:
-            b[n + 12:n + 20] = new_addrs
+            b[n + 12 : n + 20] = new_addrs
             c = checksum_adjust((b[n + 10] << 8) | b[n + 11], old_addrs, new_addrs)
             b[n + 10], b[n + 11] = c >> 8, c & 0xFF
-        b[t:t + 4] = new_ports
+        b[t : t + 4] = new_ports
         at = t + 16 if proto == 6 else t + 6
         if at + 2 <= len(b):
             csum = (b[at] << 8) | b[at + 1]
@@ -314,7 +341,7 @@ class IPRewriter(Element):
                     c = 0xFFFF
                 b[at], b[at + 1] = c >> 8, c & 0xFF
         if self.dst_anno:
-            p.anno[DST_IP_ANNO:DST_IP_ANNO + 4] = nda
+            p.anno[DST_IP_ANNO : DST_IP_ANNO + 4] = nda
 
     def _touch(self, m: Mapping, p: Packet, b: bytearray, t: int, proto: int) -> None:
         now = self.router.now()

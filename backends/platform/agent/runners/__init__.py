@@ -13,5 +13,15 @@ def runners(ctx: Context) -> dict[str, Runner]:
     return {r.kind: r for r in (ClickRunner(ctx), ProcessRunner(ctx), VmRunner(ctx))}
 
 
-__all__ = ["AgentSpec", "ClickRunner", "Context", "Handle", "Poll", "ProcessRunner", "Runner", "StartError",
-           "VmRunner", "runners"]
+__all__ = [
+    "AgentSpec",
+    "ClickRunner",
+    "Context",
+    "Handle",
+    "Poll",
+    "ProcessRunner",
+    "Runner",
+    "StartError",
+    "VmRunner",
+    "runners",
+]

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from backends.platform.agent.reconcile import RestartPolicy
 from backends.platform.controller.protocol import InstanceSpec
@@ -109,8 +110,15 @@ def read_packets(stats: Path | None) -> int | None:
 def launch(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A child in its own session (so a stop reaches its whole group), output to ``log``; no shell."""
     with open(log, "ab") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def terminate(proc: subprocess.Popen[bytes] | None, grace: float = 3.0) -> None:
@@ -141,8 +149,11 @@ def wait_ready(handle: Handle, ready: Callable[[], bool], timeout: float, what: 
     while time.monotonic() < deadline:
         if handle.proc is not None and handle.proc.poll() is not None:
             tail = log_tail(handle.log)
-            raise StartError(f"{what} exited with status {handle.proc.returncode} while starting"
-                             + (f": {tail}" if tail else "") + (f" (log: {handle.log})" if handle.log else ""))
+            raise StartError(
+                f"{what} exited with status {handle.proc.returncode} while starting"
+                + (f": {tail}" if tail else "")
+                + (f" (log: {handle.log})" if handle.log else "")
+            )
         if ready():
             return handle
         time.sleep(0.05)
@@ -166,13 +177,14 @@ class Runner(ABC):
 
     def plumb(self, spec: AgentSpec) -> None:
         """Create what must exist before the instance runs (default: nothing)."""
+        return None
 
     def unplumb(self, spec: AgentSpec) -> None:
         """Remove what :meth:`plumb` created (default: nothing)."""
+        return None
 
     @abstractmethod
-    def start(self, spec: AgentSpec, previous: Handle | None = None,
-              state: dict[str, Any] | None = None) -> Handle: ...
+    def start(self, spec: AgentSpec, previous: Handle | None = None, state: dict[str, Any] | None = None) -> Handle: ...
 
     def poll(self, handle: Handle) -> Poll:
         code = handle.proc.poll() if handle.proc is not None else None

@@ -19,16 +19,27 @@ import json
 import shutil
 from typing import Any
 
-from backends.platform.agent.runners.base import (PYTHON, AgentSpec, Handle, Poll, Runner, StartError, alive_for, launch,
-                                         wait_ready)
+from backends.platform.agent.runners.base import (
+    PYTHON,
+    AgentSpec,
+    Handle,
+    Poll,
+    Runner,
+    StartError,
+    alive_for,
+    launch,
+    wait_ready,
+)
 from backends.platform.agent.runners.reference_run import reference_env
 
 
 def config_text(spec: AgentSpec) -> str:
     confs = [t for n, t in sorted(spec.files.items()) if n.endswith(".click")]
     if len(confs) != 1:
-        raise StartError(f"instance {spec.id}: expected one .click file in the spec, got {len(confs)}; "
-                         "check the controller's deployed files")
+        raise StartError(
+            f"instance {spec.id}: expected one .click file in the spec, got {len(confs)}; "
+            "check the controller's deployed files"
+        )
     return confs[0]
 
 
@@ -58,12 +69,13 @@ class ClickRunner(Runner):
         if binary:
             return [binary, config], False
         if importlib.util.find_spec("backends.click.runtime") is None:
-            raise StartError("no `click` binary on PATH and the userlevel runtime backends.click.runtime is "
-                             "not installed; install Click or update fsc")
+            raise StartError(
+                "no `click` binary on PATH and the userlevel runtime backends.click.runtime is "
+                "not installed; install Click or update fsc"
+            )
         return [PYTHON, "-m", "backends.click.runtime", config, "--stats-file", stats, "--stats-interval", "1"], True
 
-    def start(self, spec: AgentSpec, previous: Handle | None = None,
-              state: dict[str, Any] | None = None) -> Handle:
+    def start(self, spec: AgentSpec, previous: Handle | None = None, state: dict[str, Any] | None = None) -> Handle:
         d = self.ctx.instance_dir(spec.id)
         config = d / "config.click"
         config.write_text(config_text(spec), encoding="utf-8")

@@ -19,11 +19,11 @@ import os
 import shutil
 from typing import Any
 
+from backends.emit.vm.generate import tap_name
 from backends.platform.agent import netdev
 from backends.platform.agent.reconcile import RestartPolicy
-from backends.platform.agent.runners.base import (AgentSpec, Handle, Runner, StartError, alive_for, launch, wait_ready)
+from backends.platform.agent.runners.base import AgentSpec, Handle, Runner, StartError, alive_for, launch, wait_ready
 from backends.platform.agent.runners.reference_run import ready_file, reference_argv, reference_env
-from backends.emit.vm.generate import tap_name
 
 READY_AFTER = 0.5  # a program that writes no stats counts as ready once it has run this long
 
@@ -56,8 +56,11 @@ class ProcessRunner(Runner):
             r = manifest(spec).get("restart", {})
         except StartError:
             return RestartPolicy()
-        return RestartPolicy(policy=str(r.get("policy", "on-failure")), max_restarts=int(r.get("max_restarts", 5)),
-                             backoff_seconds=float(r.get("backoff_seconds", 1.0)))
+        return RestartPolicy(
+            policy=str(r.get("policy", "on-failure")),
+            max_restarts=int(r.get("max_restarts", 5)),
+            backoff_seconds=float(r.get("backoff_seconds", 1.0)),
+        )
 
     def device(self, spec: AgentSpec) -> str:
         try:
@@ -72,8 +75,7 @@ class ProcessRunner(Runner):
     def unplumb(self, spec: AgentSpec) -> None:
         netdev.delete_link(self.device(spec))
 
-    def start(self, spec: AgentSpec, previous: Handle | None = None,
-              state: dict[str, Any] | None = None) -> Handle:
+    def start(self, spec: AgentSpec, previous: Handle | None = None, state: dict[str, Any] | None = None) -> Handle:
         doc = manifest(spec)
         argv = [str(a) for a in doc["argv"]]
         d = self.ctx.instance_dir(spec.id)
@@ -93,17 +95,21 @@ class ProcessRunner(Runner):
             env = {"FSC_IFACE": iface, "FSC_DEVICE": dev, "FSC_INSTANCE": spec.id, "FSC_STATS_FILE": str(stats)}
             handle.proc = launch(argv, handle.log, env)
             settled = alive_for(handle, READY_AFTER)
-            return wait_ready(handle, lambda: stats.exists() or settled(), self.ctx.ready_timeout,
-                              f"process {spec.id} ({argv[0]})")
+            return wait_ready(
+                handle, lambda: stats.exists() or settled(), self.ctx.ready_timeout, f"process {spec.id} ({argv[0]})"
+            )
         if not self.ctx.lab:
-            raise StartError(f"process {spec.id}: `{argv[0]}` is not installed on host {self.ctx.host} "
-                             "(not on PATH); install it, or run the agent with --lab to use the module "
-                             "type's reference behaviour")
+            raise StartError(
+                f"process {spec.id}: `{argv[0]}` is not installed on host {self.ctx.host} "
+                "(not on PATH); install it, or run the agent with --lab to use the module "
+                "type's reference behaviour"
+            )
         if previous is None and not state and stats.exists():
             stats.unlink()  # a fresh instance starts from zero; a restart continues (--seed)
         handle.base_packets = 0  # the reference behaviour carries its counters itself
-        handle.message = (f"lab: `{argv[0]}` is not installed; running the reference behaviour of module "
-                          f"`{doc.get('module', spec.id)}` on {iface}")
-        handle.proc = launch(reference_argv(spec, iface, d, str(doc.get("module", ""))), handle.log,
-                             reference_env())
+        handle.message = (
+            f"lab: `{argv[0]}` is not installed; running the reference behaviour of module "
+            f"`{doc.get('module', spec.id)}` on {iface}"
+        )
+        handle.proc = launch(reference_argv(spec, iface, d, str(doc.get("module", ""))), handle.log, reference_env())
         return wait_ready(handle, ready_file(d).exists, self.ctx.ready_timeout, f"reference behaviour of {spec.id}")

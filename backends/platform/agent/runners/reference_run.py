@@ -17,9 +17,23 @@ def reference_argv(spec: AgentSpec, iface: str, inst_dir: Path, module: str = ""
     program writes :func:`ready_file` once it reads the device (removed here first)."""
     stats = inst_dir / "stats.json"
     ready_file(inst_dir).unlink(missing_ok=True)
-    argv = [PYTHON, "-m", "backends.platform.agent.reference", "--iface", iface, "--instance", spec.id,
-            "--module", module or module_name(spec.id), "--stats", str(stats), "--seed", str(stats),
-            "--ready", str(ready_file(inst_dir))]
+    argv = [
+        PYTHON,
+        "-m",
+        "backends.platform.agent.reference",
+        "--iface",
+        iface,
+        "--instance",
+        spec.id,
+        "--module",
+        module or module_name(spec.id),
+        "--stats",
+        str(stats),
+        "--seed",
+        str(stats),
+        "--ready",
+        str(ready_file(inst_dir)),
+    ]
     source = spec.site_source()
     if source:
         site = inst_dir / "site.fs"

@@ -20,10 +20,10 @@ import os
 import time
 from typing import Any
 
+from backends.emit.vm.generate import tap_name
 from backends.platform.agent import netdev
 from backends.platform.agent.runners.base import AgentSpec, Handle, Poll, Runner, StartError, launch, wait_ready
 from backends.platform.agent.runners.reference_run import ready_file, reference_argv, reference_env
-from backends.emit.vm.generate import tap_name
 
 
 def hypervisor(uri: str) -> tuple[Any | None, str]:
@@ -71,8 +71,10 @@ class VmRunner(Runner):
             return "libvirt"
         if self.ctx.lab:
             return "lab"
-        raise StartError(f"vm {spec.id}: no hypervisor on host {self.ctx.host} ({self._why}); install libvirt "
-                         "and libvirt-python on a host with KVM, or run the agent with --lab")
+        raise StartError(
+            f"vm {spec.id}: no hypervisor on host {self.ctx.host} ({self._why}); install libvirt "
+            "and libvirt-python on a host with KVM, or run the agent with --lab"
+        )
 
     def plumb(self, spec: AgentSpec) -> None:
         if self._mode(spec) == "libvirt":
@@ -85,8 +87,7 @@ class VmRunner(Runner):
         if self.conn() is None:
             netdev.delete_netns(self.netns(spec))
 
-    def start(self, spec: AgentSpec, previous: Handle | None = None,
-              state: dict[str, Any] | None = None) -> Handle:
+    def start(self, spec: AgentSpec, previous: Handle | None = None, state: dict[str, Any] | None = None) -> Handle:
         d = self.ctx.instance_dir(spec.id)
         if self._mode(spec) == "libvirt":
             return self._start_domain(spec, previous)
@@ -97,8 +98,9 @@ class VmRunner(Runner):
         if state and isinstance(state.get("stats"), dict):
             stats.write_text(json.dumps(state["stats"]), encoding="utf-8")
         handle = Handle(spec, stats=stats, log=d / "log")
-        handle.message = (f"lab: no hypervisor; vm {spec.id} is the reference behaviour of its module type "
-                          f"in network namespace {ns}")
+        handle.message = (
+            f"lab: no hypervisor; vm {spec.id} is the reference behaviour of its module type in network namespace {ns}"
+        )
         handle.extra["netns"] = ns
         argv = ["ip", "netns", "exec", ns, *reference_argv(spec, "eth0", d)]
         handle.proc = launch(argv, handle.log, reference_env())
