@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from compiler import ir
 from compiler.flowir import SwitchTables
-from compiler.headerspace.regions import reverse_space, without_edge
 from compiler.lowering import tables as T
 from compiler.lowering.lower import lower
 from compiler.placement.place import Placement, place
 from compiler.steering.hostplan import HostPlan, host_plans
+from compiler.steering.regions import reverse_space, without_edge
 from compiler.steering.steer import SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 

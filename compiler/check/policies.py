@@ -16,9 +16,9 @@ from compiler import ir
 from compiler.check.matchcomp import MatchCompiler
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
+from compiler.headerspace.packets import describe
 from compiler.headerspace.prefix_index import PrefixIndex
 from compiler.headerspace.space import HeaderSpace
-from compiler.verification.packets import describe
 from fslang import ast as A
 
 

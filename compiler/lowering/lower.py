@@ -28,12 +28,12 @@ from compiler.flowir import (
     SetField,
     SwitchTables,
 )
-from compiler.headerspace.regions import exit_region, reverse_space, without_edge
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
 from compiler.lowering.ofmatch import edges_admitted, space_to_matches
 from compiler.lowering.topology import Topology
 from compiler.steering import flowhash
+from compiler.steering.regions import exit_region, reverse_space, without_edge
 from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Entry, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
 
