@@ -7,7 +7,7 @@ PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links \
 	--extra test --extra platform
 
-.PHONY: bootstrap system-deps demo test lock lock-upgrade
+.PHONY: bootstrap system-deps demo test lint lock lock-upgrade
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -18,8 +18,15 @@ system-deps:
 demo: bootstrap
 	$(VENV)/bin/fsc compile examples/campus.fs
 
-test: system-deps bootstrap
+test: system-deps bootstrap lint
 	$(PY) -m pytest -q -n 2
+
+# Static checks, part of `make test`: lint, formatting, the layer contracts
+# (pyproject.toml [tool.importlinter]) and types.
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Regenerate requirements.lock from pyproject.toml, keeping existing pins where
 # they still satisfy it (`make lock-upgrade` moves everything to the newest).

@@ -166,8 +166,8 @@ def port_check(stmt: A.PolicyStmt, bound: Bound, entries: list[Any]) -> str | No
 
 
 def measure(name: str, path: Path) -> list[tuple[Any, ...]]:
-    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
+    from fslang.api import load
     from fslang.parser import parse
 
     front = load(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from compiler import ir
@@ -117,3 +118,13 @@ def run_both(
     defaults to the platform's own, so both sides model modules alike."""
     ref = interpret(site, pkt, edge, platform.c.weights(), oracle=oracle or platform.oracle, in_port=in_port)
     return ref, platform.trace(pkt, edge, in_port)
+
+
+def lab_build(site: Path) -> Any:
+    """What `fsc lab up` hands the lab: the compiled site (it must compile)."""
+    from backends.platform.lab.lab import CompiledSite
+    from fslang import api
+
+    b = api.build_file(site)
+    assert b.ok and b.site is not None and b.compiled is not None, [d.message for d in b.diagnostics]
+    return CompiledSite(b.site, b.compiled, b.files)

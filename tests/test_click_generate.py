@@ -33,10 +33,11 @@ from backends.click.clicklang import (
     split_args,
 )
 from backends.emit.click import generate as G
-from compiler.check.frontend import load, run
+from compiler.check.frontend import run
 from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
 from compiler.pipeline import Compiled, compile_site
 from compiler.steering.hostplan import Step
+from fslang.api import load
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "click"

@@ -4,7 +4,7 @@ For packets of every policy (and the replies of symmetric policies), the
 compiled platform is simulated (``compiler.verification.platform_sim``, as ``fsc trace``
 does); every time the simulated switch hands a packet to a module host, the
 visit is recorded: the host, the steering tag, the packet, and the tag the
-host model (``compiler.hostplan.run_host``) says the packet comes back with
+host model (``compiler.verification.hosts.run_host``) says the packet comes back with
 (or that it does not come back).  The same packet, as a real frame with that
 outer 802.1Q tag, then goes through the host's generated Click
 configuration in the runtime; ``vm``/``process`` modules behind their tap
@@ -32,11 +32,11 @@ import compiler.verification.platform_sim as PS
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.emit.click import generate as G
-from compiler.check.frontend import load as load_site
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
 from compiler.pipeline import Compiled, compile_site
 from compiler.verification.modulemodel import default_oracle, swapped
+from fslang.api import load as load_site
 from tests.conftest import EXAMPLES
 from tests.platform_harness import packet_from_point
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.check.frontend import load, run
+from compiler.check.frontend import run
 from compiler.pipeline import compile_site
+from fslang.api import load
 from fslang.codes import CODES, markdown
 from tests.conftest import ROOT
 

@@ -205,10 +205,11 @@ def lab_with_controller(
 
 def compile_files(site: Path, out: Path, generation: int = 0, previous: Path | None = None) -> dict[str, str]:
     """What `fsc compile SITE -o OUT --generation G [--previous P]` writes (in-process: faster)."""
-    from backends.emit.output import render, write
-    from compiler.check.frontend import load
+    from backends.emit.output import render
+    from backends.emit.write import write
     from compiler.pipeline import compile_site
     from compiler.placement.place import Placement
+    from fslang.api import load
 
     result = load(site)
     assert result.site is not None, [d.message for d in result.diagnostics]

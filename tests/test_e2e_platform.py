@@ -24,7 +24,8 @@ from backends.platform.lab import lab as labmod
 from backends.platform.lab import platform
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.topology import plan_topology
-from compiler.check.frontend import load
+from fslang.api import load
+from tests.platform_harness import lab_build
 
 ROOT = Path(__file__).resolve().parents[1]
 V1 = ROOT / "tests" / "lab_sites" / "updlab_v1.fs"
@@ -40,7 +41,7 @@ def lab() -> Probe:
     if (Path("/run/fsc-lab") / LAB).exists():
         labmod.down(LAB)
     try:
-        labmod.up(V1, LAB, log=lambda m: None)
+        labmod.up(V1, lab_build(V1), LAB, log=lambda m: None)
         yield Probe(LAB)
     finally:
         assert labmod.down(LAB) == []

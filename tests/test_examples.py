@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from compiler.check.frontend import load
+from fslang.api import load
 from tests.conftest import EXAMPLES, ROOT
 
 

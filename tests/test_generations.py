@@ -13,11 +13,11 @@ from functools import cache
 
 import pytest
 
-from compiler.check.frontend import load
 from compiler.lowering import tables as T
 from compiler.lowering.lower import generation_specific
 from compiler.pipeline import Compiled, compile_site
 from compiler.verification.platform_sim import Platform
+from fslang.api import load
 from tests.conftest import EXAMPLES
 from tests.ovs_harness import site_packets
 

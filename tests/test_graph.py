@@ -9,8 +9,9 @@ import sys
 import xml.etree.ElementTree as ET
 
 from backends.emit.graph.render import PALETTE, lbl, model, q, render_dot, run_dot
-from compiler.check.frontend import load, run
+from compiler.check.frontend import run
 from compiler.pipeline import Compiled, compile_site
+from fslang.api import load
 from tests.conftest import ROOT
 
 

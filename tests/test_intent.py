@@ -8,9 +8,9 @@ import networkx as nx
 import pytest
 
 from compiler import ir
-from compiler.check.frontend import load
 from compiler.pipeline import compile_site
 from compiler.steering.intent import instances_of_policy, intent_graph
+from fslang.api import load
 from tests.conftest import EXAMPLES
 
 

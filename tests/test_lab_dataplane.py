@@ -13,6 +13,7 @@ import pytest
 
 from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
+from tests.platform_harness import lab_build
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "chainlab.fs"
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 def lab() -> Probe:
     labmod.down(LAB) if (Path("/run/fsc-lab") / LAB).exists() else None
     try:
-        labmod.up(SITE, LAB, mode="static", log=lambda m: None)
+        labmod.up(SITE, lab_build(SITE), LAB, mode="static", log=lambda m: None)
         yield Probe(LAB)
     finally:
         assert labmod.down(LAB) == []
@@ -79,9 +80,9 @@ def test_split_sends_matching_flows_to_deep_and_others_straight_on(lab: Probe) -
 
 def predicted_replica(sport: int) -> str:
     """The replica the compiled tables give the flow (simulator), as a compound name."""
-    from compiler.check.frontend import load
     from compiler.pipeline import compile_site
     from compiler.verification.platform_sim import Platform
+    from fslang.api import load
     from fslang.cli.trace_args import parse_packet
 
     global _PLATFORM

@@ -16,7 +16,8 @@ import pytest
 from backends.platform.lab import nodes
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.topology import plan_topology
-from compiler.check.frontend import load
+from fslang.api import load
+from tests.platform_harness import lab_build
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "boxlab.fs"
@@ -249,7 +250,7 @@ def test_a_failing_up_removes_what_it_built(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(dataplane, "start_static", refuse)
     lab = f"tf{os.getpid() % 100000}"
     with pytest.raises(LabError, match="the data plane refused; everything built was removed") as err:
-        labmod.up(SITE, lab, mode="static", log=lambda m: None)
+        labmod.up(SITE, lab_build(SITE), lab, mode="static", log=lambda m: None)
     kept = Path(str(err.value).rsplit("kept in ", 1)[1].split()[0])
     try:
         assert (kept / "logs" / "x.log").read_text() == "why it failed\n"

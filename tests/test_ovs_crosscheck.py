@@ -32,10 +32,10 @@ from backends.emit.openflow import to_groups, to_ofctl
 from backends.emit.openflow.ofctl import fmt_flow
 from backends.platform.lab import PrivateOvs
 from backends.platform.lab.ovs import OvsError, ovs_available
-from compiler.check.frontend import load
 from compiler.pipeline import compile_site
 from compiler.verification.platform_sim import Platform
 from compiler.verification.simulator import Packet
+from fslang.api import load
 from tests.conftest import EXAMPLES, example_ids
 from tests.ovs_harness import (
     collect_hops,

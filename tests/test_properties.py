@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from backends.emit.openflow.ofctl import to_groups, to_ofctl
 from compiler import ir
-from compiler.check.frontend import load, run
+from compiler.check.frontend import run
 from compiler.flowir import Output
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
@@ -41,6 +41,7 @@ from compiler.verification.interpreter import interpret
 from compiler.verification.modulemodel import default_oracle, swapped
 from compiler.verification.platform_sim import Platform
 from compiler.verification.simulator import Packet
+from fslang.api import load
 from tests.conftest import EXAMPLES, ROOT
 from tests.platform_harness import copy_exits, packet_from_point, ref_summary, run_both, sim_summary, trace_errors
 
@@ -506,7 +507,7 @@ import hashlib, sys
 from pathlib import Path
 from backends.emit.openflow.ofctl import to_groups, to_ofctl
 from compiler.pipeline import compile_site
-from compiler.check.frontend import load
+from fslang.api import load
 for path in sorted(Path("examples").glob("*.fs")):
     c = compile_site(load(path).site)
     text = "".join(sw + to_ofctl(t) + (to_groups(t) or "") for sw, t in sorted(c.tables.items()))

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from backends.emit.output import render
 from backends.emit.vm.generate import IMAGE_DIR, NAMESPACE, image_path, render_vm, tap_name
-from compiler.check.frontend import load, run
+from compiler.check.frontend import run
 from compiler.pipeline import Compiled, compile_site
+from fslang.api import load
 from fslang.values import escape_string
 from tests.conftest import EXAMPLES, ROOT
 from tests.golden_files import check_golden

@@ -1,18 +1,13 @@
 """Emit a compiled site as the `fsc compile` output directory.
 
-Rendering is pure (``render`` returns path -> text); ``write`` is the one
-I/O adapter: it builds the tree beside the target and swaps it in, so a
-failed or interrupted compile never leaves a half-written directory.
+Rendering is pure (``render`` returns path -> text); writing the files is
+:mod:`backends.emit.write`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 from backends.emit.click.generate import render_click
 from backends.emit.openflow import to_groups, to_json, to_ofctl
@@ -83,26 +78,3 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
         ],
     }
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
-
-
-def write(out: Path, files: dict[str, str]) -> None:
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -1,21 +1,18 @@
-"""Load, parse and check a site file: the front half of every command.
+"""Parse and check a site's text: the front half of every command.
 
-Reading the file is the only I/O; the rest are pure stages.  Bad bytes, huge
-files and deep nesting become diagnostics.
+Pure: bytes in, the checked site or diagnostics out (reading the file is
+:mod:`fslang.api`'s).  Bad bytes, NULs and deep nesting become diagnostics.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from compiler.check.checker import check
 from compiler.ir import Site
 from fslang.diagnostics import Diagnostic, DiagnosticSink, sort_key
 from fslang.parser import parse
 from fslang.source import SourceFile, Span
-
-MAX_FILE_BYTES = 4 * 2**20  # ~40,000 policies; larger input is refused up front, in milliseconds
 
 
 @dataclass
@@ -58,35 +55,6 @@ def decode(name: str, data: bytes) -> tuple[SourceFile, list[Diagnostic]]:
         )
         text = text.replace("\x00", " ")
     return SourceFile(name, text), diags
-
-
-def load(path: Path | str, display_name: str | None = None) -> FrontendResult:
-    path = Path(path)
-    name = display_name or str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            src = SourceFile(name, "")
-            return FrontendResult(
-                src,
-                None,
-                [
-                    Diagnostic(
-                        "E0005",
-                        f"the file is {size:,} bytes; fsc reads site files of up to {MAX_FILE_BYTES:,} bytes",
-                        hint="check that this is the right file; a site of 40,000 policies fits in the limit",
-                    )
-                ],
-            )
-        data = path.read_bytes()
-    except OSError as err:
-        src = SourceFile(name, "")
-        return FrontendResult(
-            src,
-            None,
-            [Diagnostic("E0005", f"cannot read the file: {err.strerror}", hint="check the path and its permissions")],
-        )
-    return run(name, data)
 
 
 def run(name: str, data: bytes | str) -> FrontendResult:

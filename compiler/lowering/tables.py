@@ -8,6 +8,14 @@ between tables of one switch.
 from __future__ import annotations
 
 from compiler.steering import flowhash
+from compiler.steering.tags import (  # noqa: F401 (the tag space, re-exported with the layout)
+    EXIT_TAG,
+    FIRST_TAG,
+    FLOOD_TAG,
+    GENERATION_TAG_BIT,
+    MAX_TAG,
+    generation_tag,
+)
 
 CLASSIFY = 0  # by port: edge ports -> POLICY (IP, ARP) or NONIP; tagged -> STEER; box returns -> entry
 POLICY = 1  # IP and ARP from edges: first-match policy -> entry (or drop / forward)
@@ -32,21 +40,9 @@ ENTRY_SHIFT = 32
 ENTRY_MASK = 0xFFFF << ENTRY_SHIFT
 BUCKET_MASK = flowhash.MASK
 
-GENERATION_TAG_BIT = 11  # VLAN id bit that says which generation a tag belongs to (docs/platform.md)
 GENERATION_ENTRY_BIT = 15  # top bit of the metadata entry field (metadata bit 47)
 GENERATION_COOKIE_BIT = 63
 INGRESS_TABLES = (0, 1, 2)  # tables whose rules pick a packet's generation; flipped in one bundle
-
-EXIT_TAG = 1  # tagged, heading for the exit table
-FLOOD_TAG = 2  # non-IP broadcast crossing a link
-FIRST_TAG = 3
-MAX_TAG = (1 << GENERATION_TAG_BIT) - 2  # per generation (bit 11 is the generation; 0xfff is reserved)
-
-
-def generation_tag(tag: int, generation: int) -> int:
-    """The VLAN id of logical ``tag`` in ``generation``."""
-    return tag | generation << GENERATION_TAG_BIT
-
 
 PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000

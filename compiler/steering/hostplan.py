@@ -10,12 +10,11 @@ the host model of the simulator both read this plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from compiler import ir
 from compiler.steering.steer import Dispatch, Dropped, Exit, SteeringPlan, Visit
-from compiler.verification.modulemodel import swapped
 
 
 @dataclass(frozen=True)
@@ -70,31 +69,3 @@ def host_plans(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) 
         sw, port = h.ports[0]
         out[h.name] = HostPlan(h.name, port, sw, tuple(steps[h.name]))
     return out
-
-
-Oracle = Callable[[ir.Module, str, Mapping[str, int]], "str | None"]
-
-
-def run_host(
-    hp: HostPlan, site: ir.Site, tag: int, packet: Mapping[str, int], oracle: Oracle
-) -> tuple[list[str], int | None]:
-    """Process a packet that arrived with ``tag`` (tag already stripped from
-    ``packet``): the instances visited and the tag it goes back with (None:
-    dropped or consumed)."""
-    visited: list[str] = []
-    for _ in range(64):
-        step = hp.step(tag)
-        if step is None:
-            return visited, None
-        visited.append(step.instance)
-        view = swapped(packet) if step.reverse else packet
-        out = oracle(site.module(step.module), step.instance, view)
-        if out is None:
-            return visited, None
-        nxt = dict(step.next).get(out)
-        if nxt is None or nxt.kind == "drop":
-            return visited, None
-        if nxt.kind == "switch":
-            return visited, nxt.tag
-        tag = nxt.tag
-    raise RuntimeError("host plumbing loops")

@@ -15,7 +15,6 @@ from functools import lru_cache
 
 from compiler import ir
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
-from compiler.lowering.ofmatch import field_mask
 
 V4 = HeaderSpace.field_eq("eth_type", 0x0800)
 V6 = HeaderSpace.field_eq("eth_type", 0x86DD)
@@ -53,7 +52,7 @@ def _regions(edges: tuple[ir.Edge, ...], side: str) -> dict[str, HeaderSpace]:
 def _swap_cube(cube: Cube) -> Cube:
     value, mask = cube.value, cube.mask
     for a, b in SWAP_PAIRS:
-        ma, mb = field_mask(a), field_mask(b)
+        ma, mb = DEFAULT_LAYOUT.field_mask(a), DEFAULT_LAYOUT.field_mask(b)
         oa, ob = DEFAULT_LAYOUT.offset(a), DEFAULT_LAYOUT.offset(b)
         va, vb = (value & ma) >> oa, (value & mb) >> ob
         ka, kb = (mask & ma) >> oa, (mask & mb) >> ob
@@ -76,7 +75,7 @@ def edge_is(index: int) -> HeaderSpace:
 
 def without_edge(space: HeaderSpace) -> HeaderSpace:
     """The same packets entering anywhere (the ingress edge forgotten)."""
-    mask = ~field_mask("in_edge")
+    mask = ~DEFAULT_LAYOUT.field_mask("in_edge")
     return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & mask, c.mask & mask) for c in space.cubes])
 
 

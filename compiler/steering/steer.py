@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from compiler import ir
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering.tables import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
 from compiler.steering import flowhash
+from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
 
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
-from compiler.steering.hostplan import run_host
 from compiler.steering.steer import Dropped, Fork
+from compiler.verification.hosts import run_host
 from compiler.verification.modulemodel import default_oracle
 from compiler.verification.simulator import Packet, Simulator
 

@@ -1,17 +1,28 @@
-"""The `fsc` command line (Typer + Rich).  Thin: it reads files, calls the
-pure stages and prints; exit codes follow the CLI contract (0 ok, 1 input
-errors, 2 usage, 3 platform)."""
+"""The `fsc` command line (Typer).  Thin: every command asks :mod:`fslang.api`
+for the compiled site and prints; exit codes follow the CLI contract (0 ok,
+1 input errors, 2 usage, 3 platform or internal error).
+
+Standard output carries only what a command was asked for (the summary, the
+trace, the JSON document); diagnostics go to standard error, or inside the
+JSON document with ``--format json``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import traceback
 from enum import Enum
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
-from compiler.check.frontend import FrontendResult, load
-from fslang.diagnostics import render_json, render_text, summary
+from fslang import api
+from fslang.diagnostics import Diagnostic, render_json, render_text, to_json_obj
+from fslang.diagnostics import summary as counts  # fslang.cli.summary is a submodule
+from fslang.source import SourceFile
 
 app = typer.Typer(
     add_completion=False,
@@ -22,7 +33,9 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="on an internal error, show its traceback"),
+) -> None:
     """fsc - the Flowstream compiler."""
 
 
@@ -31,14 +44,43 @@ class Format(str, Enum):
     json = "json"
 
 
-def report(result: FrontendResult, fmt: Format) -> None:
-    """Print diagnostics: text to stderr (with a summary), JSON to stdout."""
-    if fmt is Format.json:
-        sys.stdout.write(render_json(result.diagnostics, result.source))
-        return
-    if result.diagnostics:
-        sys.stderr.write(render_text(result.diagnostics, result.source))
-        sys.stderr.write(f"{result.source.name}: {summary(result.diagnostics)}\n")
+def fail(command: str, message: str, code: int, hint: str | None = None) -> NoReturn:
+    """Say what went wrong (and what to do) on standard error, then exit."""
+    sys.stderr.write(f"fsc {command}: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+    raise typer.Exit(code)
+
+
+def report(source: SourceFile, diagnostics: list[Diagnostic]) -> None:
+    """Diagnostics as text on standard error, with a summary line."""
+    if diagnostics:
+        sys.stderr.write(render_text(diagnostics, source))
+        sys.stderr.write(f"{source.name}: {counts(diagnostics)}\n")
+
+
+def _previous(previous: Path | None) -> api.Placement | None:
+    if previous is None:
+        return None
+    try:
+        return api.previous_placement(previous)
+    except api.PreviousUnreadable as err:
+        fail("compile", str(err), 2, "pass the output folder of an earlier `fsc compile`")
+
+
+def _built(
+    command: str, site: Path, fmt: Format = Format.text, render_files: bool = True, **options: object
+) -> api.Build:
+    """The compiled site, or exit 1 after printing why not."""
+    b = api.build_file(site, render_files=render_files, **options)  # type: ignore[arg-type]
+    if not b.ok:
+        if fmt is Format.json:
+            doc = {"error": "the site has errors", "diagnostics": [to_json_obj(d, b.source) for d in b.diagnostics]}
+            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        else:
+            report(b.source, b.diagnostics)
+        raise typer.Exit(1)
+    if fmt is Format.text:
+        report(b.source, b.diagnostics)
+    return b
 
 
 @app.command("check")
@@ -46,50 +88,26 @@ def check_cmd(
     site: Path = typer.Argument(..., help="the site file (.fs)"),
     format: Format = typer.Option(Format.text, "--format", help="text or json"),
 ) -> None:
-    """Parse and check SITE; print every problem (nothing is written)."""
-    result = load(site)
-    report(result, format)
-    if format is Format.text and result.ok:
-        sys.stderr.write(f"{result.source.name}: ok ({summary(result.diagnostics)})\n")
-    raise typer.Exit(0 if result.ok else 1)
-
-
-def _compiled(
-    site: Path, previous: Path | None = None, optimal: bool = False, fmt: Format = Format.text, generation: int = 0
-):
-    """Front end + compile; prints diagnostics; exits 1 on errors."""
-    from compiler.pipeline import compile_site
-    from compiler.placement.place import Placement
-
-    result = load(site)
-    if not result.ok:
-        report(result, fmt)
-        raise typer.Exit(1)
-    prev = None
-    if previous is not None:
-        try:
-            prev = Placement.from_json((previous / "placement.json").read_text())
-        except (OSError, ValueError, KeyError) as err:
-            sys.stderr.write(
-                f"fsc: cannot read {previous / 'placement.json'}: {err}\n"
-                "hint: pass the output directory of an earlier `fsc compile`\n"
-            )
-            raise typer.Exit(2) from None
-    compiled = compile_site(result.site, prev, optimal, generation)
-    result.diagnostics = result.diagnostics + compiled.diagnostics
-    if result.diagnostics:
-        report(result, fmt)
-    if not compiled.ok:
-        raise typer.Exit(1)
-    return result, compiled
+    """Check SITE as `compile` would (placement and rule budgets included); print every problem, write nothing."""
+    b = api.build_file(site)
+    if format is Format.json:
+        sys.stdout.write(render_json(b.diagnostics, b.source))
+    else:
+        report(b.source, b.diagnostics)
+        if b.ok:
+            sys.stderr.write(f"{b.source.name}: ok ({counts(b.diagnostics)})\n")
+    raise typer.Exit(0 if b.ok else 1)
 
 
 @app.command("compile")
 def compile_cmd(
     site: Path = typer.Argument(..., help="the site file (.fs)"),
-    out: Path = typer.Option(None, "-o", "--out", help="output directory (default build/SITE/)"),
-    previous: Path = typer.Option(None, "--previous", help="an earlier output directory: keep placement stable"),
+    out: Path = typer.Option(None, "-o", "--out", help="output folder (default build/SITE/)"),
+    previous: Path = typer.Option(None, "--previous", help="an earlier output folder: keep placement stable"),
     optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
+    force: bool = typer.Option(
+        False, "--force", help="replace an earlier fsc output even if files were added to it (never other folders)"
+    ),
     generation: int = typer.Option(
         0,
         "--generation",
@@ -99,15 +117,21 @@ def compile_cmd(
     ),
 ) -> None:
     """Check, place and compile SITE into OpenFlow rules and host artifacts."""
-    from backends.emit.output import render, write
-
-    _, compiled = _compiled(site, previous, optimal, generation=generation)
-    files = render(compiled)
-    target = out or Path("build") / site.stem
-    write(target, files)
+    from backends.emit.write import OutputRefused, check_target, write
     from fslang.cli.summary import summary_text
 
-    sys.stdout.write(summary_text(compiled, target, files))
+    target = out or Path("build") / site.stem
+    try:
+        check_target(target, force)  # refuse before the work, not after
+    except OutputRefused as err:
+        fail("compile", str(err), 1, err.hint)
+    b = _built("compile", site, previous=_previous(previous), optimal=optimal, generation=generation)
+    try:
+        write(target, b.files, force)
+    except OutputRefused as err:
+        fail("compile", str(err), 1, err.hint)
+    assert b.compiled is not None
+    sys.stdout.write(summary_text(b.compiled, target, b.files))
 
 
 @app.command("trace")
@@ -117,26 +141,23 @@ def trace_cmd(
     format: Format = typer.Option(Format.text, "--format", help="text or json"),
 ) -> None:
     """Follow one packet through the compiled tables and host plumbing."""
-    import json
-
     from compiler.verification.platform_sim import Platform
     from fslang.cli.trace_args import PacketSyntaxError, parse_packet
 
     try:
         edge, pkt = parse_packet(packet)
     except PacketSyntaxError as err:
-        sys.stderr.write(
-            f"fsc trace: {err}\nexample: fsc trace site.fs from internet tcp 203.0.113.7:40000 -> 10.0.1.20:80\n"
-        )
-        raise typer.Exit(2) from None
-    _, compiled = _compiled(site, fmt=format)
-    if edge not in {e.name for e in compiled.site.edges}:
-        names = ", ".join(e.name for e in compiled.site.edges)
-        sys.stderr.write(f"fsc trace: the site has no edge `{edge}` (edges: {names})\n")
-        raise typer.Exit(2) from None
-    tr = Platform(compiled).trace(pkt, edge)
+        fail("trace", str(err), 2, "write it like: from internet tcp 203.0.113.7:40000 -> 10.0.1.20:80 (in quotes)")
+    b = _built("trace", site, format, render_files=False)
+    assert b.compiled is not None
+    if edge not in {e.name for e in b.compiled.site.edges}:
+        names = ", ".join(e.name for e in b.compiled.site.edges)
+        fail("trace", f"the site has no edge `{edge}`", 2, f"the edges are: {names}")
+    tr = Platform(b.compiled).trace(pkt, edge)
     if format is Format.json:
-        sys.stdout.write(json.dumps(tr.to_json(), indent=2, sort_keys=False) + "\n")
+        doc = tr.to_json()
+        doc["diagnostics"] = [to_json_obj(d, b.source) for d in b.diagnostics]
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
         return
     from fslang.cli.summary import trace_text
 
@@ -153,12 +174,10 @@ def graph_cmd(
 
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        sys.stderr.write(
-            f"fsc graph: cannot tell the format of `{out}` from its extension; use FILE.svg, FILE.png or FILE.dot\n"
-        )
-        raise typer.Exit(2) from None
-    _, compiled = _compiled(site)
-    text = render_dot(compiled)
+        fail("graph", f"cannot tell the format of `{out}` from its extension", 2, "use FILE.svg, FILE.png or FILE.dot")
+    b = _built("graph", site, render_files=False)
+    assert b.compiled is not None
+    text = render_dot(b.compiled)
     fmt = FORMATS[suffix]
     if fmt is None:
         data = text.encode("utf-8")
@@ -166,29 +185,27 @@ def graph_cmd(
         try:
             data = run_dot(text, fmt)
         except DotMissing as err:
-            sys.stderr.write(
-                f"fsc graph: {err}\nhint: {suffix} needs Graphviz (`apt-get install graphviz`); "
-                f"or write the graph with `-o {out.with_suffix('.dot')}` and lay it out elsewhere\n"
+            fail(
+                "graph",
+                str(err),
+                3,
+                f"{suffix} needs Graphviz (`apt-get install graphviz`); or write the graph with "
+                f"`-o {out.with_suffix('.dot')}` and lay it out elsewhere",
             )
-            raise typer.Exit(3) from None
         except DotFailed as err:
-            sys.stderr.write(f"fsc graph: {err}\n")
-            raise typer.Exit(3) from None
+            fail("graph", str(err), 3)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
     except OSError as err:
-        sys.stderr.write(f"fsc graph: cannot write {out}: {err.strerror or err}\n")
-        raise typer.Exit(3) from None
+        fail("graph", f"cannot write {out}: {err.strerror or err}", 1, "choose a file you can write with -o")
     sys.stderr.write(f"wrote {out}\n")
 
 
 def _register_platform() -> None:
-    from fslang.cli import agent as cli_agent
-    from fslang.cli import controller as cli_controller
-    from fslang.cli import lab as cli_lab
+    from fslang.cli import agent, controller, lab
 
-    for mod in (cli_controller, cli_agent, cli_lab):
+    for mod in (controller, agent, lab):
         mod.register(app)
 
 
@@ -196,11 +213,21 @@ _register_platform()
 
 
 def main() -> None:
+    """The `fsc` entry point: any exception that escapes a command is a bug,
+    reported as one line (the traceback only with --debug or FSC_DEBUG=1)."""
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))
     try:
         app()
-    except KeyboardInterrupt:  # pragma: no cover
+    except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as err:  # noqa: BLE001 (the one top-level guard)
+        if "--debug" in sys.argv[1:] or os.environ.get("FSC_DEBUG") == "1":
+            traceback.print_exc()
+        sys.stderr.write(
+            f"fsc: internal error: {type(err).__name__}: {err}\n"
+            "this is a bug in fsc, not in your input; rerun with --debug for the traceback and report it\n"
+        )
+        sys.exit(3)
 
 
 if __name__ == "__main__":

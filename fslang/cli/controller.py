@@ -41,15 +41,13 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
     The deployed placement is the previous one (modules move only when they
     must); the same generation as deployed first (equal files: nothing to
     do), else the other generation."""
-    from backends.emit.output import render
-    from compiler.check.frontend import load
-    from compiler.pipeline import compile_site
     from compiler.placement.place import Placement
-    from fslang.cli import Format, report
+    from fslang import api
+    from fslang.cli import report
 
-    result = load(site)
-    if not result.ok:
-        report(result, Format.text)
+    name, data, diags = api.read_source(site)
+    if data is None:
+        report(api.SourceFile(name, ""), diags)
         raise typer.Exit(1)
     deployed = client.get("/v1/deployed")
     gen = deployed.get("generation")
@@ -59,27 +57,27 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
             prev = Placement.from_json(deployed["files"]["placement.json"])
         except (ValueError, KeyError):
             prev = None
-    diags_shown = False
+    shown = False
 
-    def build(g: int) -> dict[str, str]:
-        nonlocal diags_shown
-        compiled = compile_site(result.site, prev, optimal, generation=g)
-        if compiled.diagnostics and not diags_shown:
-            result.diagnostics = result.diagnostics + compiled.diagnostics
-            report(result, Format.text)
-            diags_shown = True
-        if not compiled.ok:
+    def build(g: int) -> tuple[str, str, dict[str, str]]:
+        nonlocal shown
+        b = api.build(name, data, prev, optimal, generation=g)
+        if not shown:
+            report(b.source, b.diagnostics)
+            shown = True
+        if not b.ok:
             raise typer.Exit(1)
-        return render(compiled)
+        assert b.site is not None
+        return b.site.name, b.source.text, b.files
 
-    name = result.site.name
     if gen is not None:
-        same = build(int(gen))
+        site_name, text, same = build(int(gen))
         if same == deployed.get("files"):
-            return name, result.source.text, same, True
+            return site_name, text, same, True
         if _ingress_only(deployed.get("files") or {}, same):
-            return name, result.source.text, same, False
-    return name, result.source.text, build(0 if gen is None else 1 - int(gen)), False
+            return site_name, text, same, False
+    site_name, text, files = build(0 if gen is None else 1 - int(gen))
+    return site_name, text, files, False
 
 
 def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:

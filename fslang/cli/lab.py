@@ -34,16 +34,22 @@ def up_cmd(
     ),
 ) -> None:
     """Build the site on this machine and deploy it; prints what was built."""
-    from backends.platform.lab.lab import describe, up
+    from backends.platform.lab.lab import CompiledSite, describe, up
     from backends.platform.lab.state import LabError
+    from fslang import api
+    from fslang.cli import report
 
     if not site.is_file():
         _fail(f"no such site file: {site}", 2)
+    b = api.build_file(site)
+    report(b.source, b.diagnostics)
+    if not b.ok:
+        _fail(f"{site} has errors; nothing was built", 1)
+    assert b.site is not None and b.compiled is not None
     try:
-        state = up(site, name, "static" if static else "platform")
+        state = up(site, CompiledSite(b.site, b.compiled, b.files), name, "static" if static else "platform")
     except LabError as e:
-        msg = str(e)
-        _fail(msg, 1 if " has errors:" in msg or "does not compile" in msg else 3)
+        _fail(str(e), 3)
     sys.stdout.write(describe(state) + "\n")
 
 

@@ -21,13 +21,24 @@ def _endpoint(text: str, proto: str) -> tuple[ipaddress.IPv4Address | ipaddress.
         pass
     try:
         if m and m.group("v6"):
-            return ipaddress.ip_address(m.group("v6")), int(m.group("port")) if m.group("port") else None
+            return ipaddress.ip_address(m.group("v6")), _port(m.group("port"), text)
         if text.count(":") > 1:  # bare IPv6 without a port
             return ipaddress.ip_address(text), None
         addr, _, port = text.partition(":")
-        return ipaddress.ip_address(addr), int(port) if port else None
-    except ValueError:
+        return ipaddress.ip_address(addr), _port(port, text)
+    except ValueError as err:
+        if isinstance(err, PacketSyntaxError):
+            raise
         raise PacketSyntaxError(f"`{text}` is not ADDRESS[:PORT] (IPv6 with a port: [ADDRESS]:PORT)") from None
+
+
+def _port(digits: str | None, text: str) -> int | None:
+    """A transport port: decimal digits, 0..65535."""
+    if not digits:
+        return None
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 5 or int(digits) > 65535:
+        raise PacketSyntaxError(f"`{text}`: the port must be a number from 0 to 65535")
+    return int(digits)
 
 
 def parse_packet(words: list[str]) -> tuple[str, dict[str, int]]:

@@ -1,6 +1,6 @@
 """`fsc lab up / down / exec`: a whole site on this machine.
 
-``up`` compiles the site, builds the network (:mod:`backends.platform.lab.build`) and
+``up`` takes the compiled site (the CLI compiles it), builds the network (:mod:`backends.platform.lab.build`) and
 then runs it in one of two modes:
 
 * ``platform`` (default): the controller in the switches' namespace, one agent
@@ -25,42 +25,31 @@ from pathlib import Path
 from backends.platform.lab import build, nodes
 from backends.platform.lab.state import MARKER, LabError, LabState, check_name, list_labs, root_link_name
 from backends.platform.lab.topology import LabTopology, plan_topology
+from compiler.ir import Site
+from compiler.pipeline import Compiled
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompiledSite:
-    site: object  # compiler.ir.Site
-    compiled: object  # compiler.pipeline.Compiled
+    """What the lab runs: the checked site, its compilation and its files
+    (built by :func:`fslang.api.build_file`; the lab never compiles)."""
+
+    site: Site
+    compiled: Compiled
     files: dict[str, str]
-
-
-def compile_for_lab(site_file: Path) -> CompiledSite:
-    """Front end + compile + render, or LabError with the diagnostics."""
-    from backends.emit.output import render
-    from compiler.check.frontend import load
-    from compiler.pipeline import compile_site
-    from fslang.diagnostics import render_text
-
-    result = load(site_file)
-    if not result.ok:
-        raise LabError(f"{site_file} has errors:\n" + render_text(result.diagnostics, result.source))
-    compiled = compile_site(result.site)
-    if not compiled.ok:
-        raise LabError(f"{site_file} does not compile:\n" + render_text(compiled.diagnostics, result.source))
-    return CompiledSite(result.site, compiled, render(compiled))
 
 
 def up(
     site_file: Path,
+    cs: CompiledSite,
     name: str | None = None,
     mode: str = "platform",
     log: Callable[[str], object] = lambda msg: sys.stderr.write(msg + "\n"),
 ) -> LabState:
     """Bring the lab for ``site_file`` up; returns its state (also on disk)."""
     site_file = Path(site_file).resolve()
-    cs = compile_for_lab(site_file)
-    topo = plan_topology(cs.site)  # type: ignore[arg-type]
-    lab = check_name(name or _default_name(cs.site.name))  # type: ignore[attr-defined]
+    topo = plan_topology(cs.site)
+    lab = check_name(name or _default_name(cs.site.name))
     if mode not in ("platform", "static"):
         raise LabError(f"unknown lab mode {mode!r}: platform or static")
     build.preflight(need_tc=bool(topo.boxes))
@@ -89,7 +78,7 @@ def _up(
     }
     state.save()
     try:
-        from backends.emit.output import write
+        from backends.emit.write import write
 
         write(state.run_dir / "build", cs.files)
         log(

@@ -1,0 +1,148 @@
+"""The one orchestrator: load -> check -> place -> compile -> render.
+
+Every command that needs a compiled site comes here (``fsc check``,
+``compile``, ``trace``, ``graph``, ``plan``/``apply``, ``lab up``), so what
+``check`` accepts is exactly what ``compile`` accepts.  Nothing here writes:
+:func:`build` returns diagnostics and the rendered files; the caller decides
+where they go.  Reading the site file is the only I/O, bounded so that a
+device or a pipe that never ends costs a diagnostic, not the memory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backends.emit.output import render
+from compiler.check.frontend import FrontendResult, run
+from compiler.ir import Site
+from compiler.pipeline import Compiled, compile_site
+from compiler.placement.place import Placement
+from fslang.diagnostics import Diagnostic, sort_key
+from fslang.source import SourceFile
+
+__all__ = [
+    "Build",
+    "Placement",
+    "PreviousUnreadable",
+    "SourceFile",
+    "build",
+    "build_file",
+    "load",
+    "previous_placement",
+    "read_source",
+]
+
+MAX_FILE_BYTES = 4 * 2**20  # ~40,000 policies; larger input is refused up front, in milliseconds
+
+
+@dataclass
+class Build:
+    """What a site compiles to, or why not: the source, the checked site,
+    the compiled platform and its files (empty unless everything passed)."""
+
+    source: SourceFile
+    site: Site | None
+    compiled: Compiled | None
+    files: dict[str, str] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.compiled is not None and not any(d.severity == "error" for d in self.diagnostics)
+
+
+def read_source(path: Path | str) -> tuple[str, bytes | None, list[Diagnostic]]:
+    """(display name, bytes or None, diagnostics) of a site file.  At most
+    MAX_FILE_BYTES + 1 bytes are ever read, whatever the file is (a regular
+    file, a character device, a pipe); a directory or a missing file is a
+    diagnostic."""
+    name = str(path)
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            return name, None, [_cannot_read(f"{name} is a directory", "give the site file (SITE.fs), not a folder")]
+        if stat.S_ISREG(st.st_mode) and st.st_size > MAX_FILE_BYTES:
+            return name, None, [_too_big(f"the file is {st.st_size:,} bytes")]
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        return (
+            name,
+            None,
+            [_cannot_read(f"cannot read the file: {err.strerror or err}", "check the path and its permissions")],
+        )
+    if len(data) > MAX_FILE_BYTES:
+        return name, None, [_too_big("the input goes on past the limit")]
+    return name, data, []
+
+
+def _cannot_read(message: str, hint: str) -> Diagnostic:
+    return Diagnostic("E0005", message, hint=hint)
+
+
+def _too_big(what: str) -> Diagnostic:
+    return Diagnostic(
+        "E0005",
+        f"{what}; fsc reads site files of up to {MAX_FILE_BYTES:,} bytes",
+        hint="check that this is the right file; a site of 40,000 policies fits in the limit",
+    )
+
+
+class PreviousUnreadable(Exception):
+    """``--previous DIR`` holds no readable placement."""
+
+
+def previous_placement(out_dir: Path | str) -> Placement:
+    """The placement of an earlier output folder (``--previous``)."""
+    path = Path(out_dir) / "placement.json"
+    try:
+        return Placement.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise PreviousUnreadable(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise PreviousUnreadable(f"{path} is not an fsc placement: {err}") from None
+
+
+def load(path: Path | str) -> FrontendResult:
+    """Read, parse and check a site file (no placement or compilation)."""
+    name, data, diags = read_source(path)
+    if data is None:
+        return FrontendResult(SourceFile(name, ""), None, diags)
+    return run(name, data)
+
+
+def build(
+    name: str,
+    data: bytes | str,
+    previous: Placement | None = None,
+    optimal: bool = False,
+    generation: int = 0,
+    render_files: bool = True,
+) -> Build:
+    """Check, place, compile and (with ``render_files``) render a site's text."""
+    front = run(name, data)
+    if front.site is None:
+        return Build(front.source, None, None, diagnostics=front.diagnostics)
+    compiled = compile_site(front.site, previous, optimal, generation)
+    diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
+    if not compiled.ok:
+        return Build(front.source, front.site, None, diagnostics=diags)
+    files = render(compiled) if render_files else {}
+    return Build(front.source, front.site, compiled, files, diags)
+
+
+def build_file(
+    path: Path | str,
+    previous: Placement | None = None,
+    optimal: bool = False,
+    generation: int = 0,
+    render_files: bool = True,
+) -> Build:
+    """:func:`build` of a site file."""
+    name, data, diags = read_source(path)
+    if data is None:
+        return Build(SourceFile(name, ""), None, None, diagnostics=diags)
+    return build(name, data, previous, optimal, generation, render_files)
