@@ -144,5 +144,11 @@ def copies(b: int, percent: float) -> bool:
 
 def egress_index(packet: Mapping[str, int], n_ports: int) -> int:
     """Which port (0-based) of an n-port edge a packet leaves by: a hash of
-    its destination, so one flow always takes one port."""
-    return replica_index(bucket(packet, "dst"), [1] * n_ports) if n_ports > 1 else 0
+    its destination, so one flow always takes one port.  The ports share the
+    buckets as contiguous ranges (:func:`bucket_ranges`; an edge's ports are
+    fixed, so the replica sets' stealing order buys nothing here and ranges
+    have the smaller ternary covers)."""
+    if n_ports <= 1:
+        return 0
+    b = bucket(packet, "dst")
+    return next(i for i, (lo, hi) in enumerate(bucket_ranges([1] * n_ports)) if lo <= b <= hi)

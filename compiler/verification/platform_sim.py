@@ -11,7 +11,7 @@ from typing import Any
 
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
-from compiler.steering.steer import Dropped, Fork
+from compiler.steering.steer import Dispatch, Dropped, Fork
 from compiler.verification.hosts import run_host
 from compiler.verification.modulemodel import default_oracle
 from compiler.verification.simulator import Packet, Simulator
@@ -98,11 +98,16 @@ class Platform:
                 cur.dropped = not cur.exits
                 continue
             legs = self._legs(res, len(outs), cur)
+            if all(leg is not cur for leg in legs):
+                cur.dropped = not cur.exits  # every packet sent is a copy: the original ends here
             for emit, leg in zip(outs, legs):
                 self._deliver(emit.packet, (sw, emit.port), leg, queue)
 
     def _legs(self, res: Any, n: int, cur: Trace) -> list[Trace]:
-        """Which trace each output belongs to: a fork's copies come first."""
+        """Which trace each output belongs to.  A STEER entry that forks sends
+        its legs in the order lowering writes them (copy first, then main,
+        nested forks depth first, the exit table's output last); every copy
+        leg starts a copy trace of its own."""
         fork = None
         for hit in res.matched:
             if hit.table_id == T.STEER:
@@ -112,15 +117,10 @@ class Platform:
                     fork = d
         if fork is None:
             return [cur] * n
-        n_copy = n if isinstance(fork.main, Dropped) else n - 1
-        legs = []
-        for k in range(n):
-            if k < n_copy:
-                copy = Trace(policy=cur.policy)
-                cur.copies.append(copy)
-                legs.append(copy)
-            else:
-                legs.append(cur)
+        legs = _fork_legs(fork, cur)
+        if len(legs) != n:
+            cur.error = f"a fork sends {n} packets where its dispatch has {len(legs)} legs"
+            return [cur] * n
         return legs
 
     def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
@@ -153,3 +153,14 @@ class Platform:
             tr.dropped = True
             return
         queue.append((inner.push_vlan(0x8100).set_field("vlan_vid", 0x1000 | back), (hp.switch, hp.port), tr))
+
+
+def _fork_legs(d: Dispatch, cur: Trace) -> list[Trace]:
+    """The trace of each packet a dispatch sends, in output order."""
+    if isinstance(d, Dropped):
+        return []
+    if isinstance(d, Fork):
+        copy = Trace(policy=cur.policy)
+        cur.copies.append(copy)
+        return _fork_legs(d.copy, copy) + _fork_legs(d.main, cur)
+    return [cur]
