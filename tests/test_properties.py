@@ -22,7 +22,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
 
 from backends.emit.openflow.ofctl import to_groups, to_ofctl
