@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from fslang.source import NO_SPAN, Span
 
@@ -29,6 +30,7 @@ class Switch:
     ports: int | None  # None: not declared, no limit checked
     tcam: int | None  # None: no budget
     openflow: str = "1.3"
+    ovs: bool = False  # Open vSwitch: its extensions may be used (masked L4 ports, ct, learn)
     span: Span = _span()
 
 
@@ -117,7 +119,7 @@ class Use:
 
 @dataclass(frozen=True)
 class Case:
-    arms: tuple[tuple[HeaderSpace | None, Pipeline], ...]  # None guard = else
+    arms: tuple[tuple[MatchSet | None, Pipeline], ...]  # None guard = else
     span: Span = _span()
 
 
@@ -142,7 +144,7 @@ class Policy:
     name: str
     index: int  # position in first-match order
     sources: tuple[str, ...]  # edge names; () = every edge
-    match: HeaderSpace  # including the `from` edges and well-formedness
+    match: MatchSet  # including the `from` edges and well-formedness
     pipeline: Pipeline  # `drop` policies have Drop()
     symmetric: bool = False
     span: Span = _span()

@@ -15,7 +15,7 @@ from compiler.lowering import tables as T
 from compiler.lowering.lower import lower
 from compiler.placement.place import Placement, place
 from compiler.steering.hostplan import HostPlan, host_plans
-from compiler.steering.regions import reverse_space, without_edge
+from compiler.steering.regions import reverse_space
 from compiler.steering.steer import SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 
@@ -87,7 +87,7 @@ def _check_boxes(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
         if e.box is None:
             continue
         pol = policies[e.policy]
-        space = without_edge(pol.match if e.direction == "forward" else reverse_space(site, pol))
+        space = (pol.match.space() if e.direction == "forward" else reverse_space(site, pol)).forget(["in_edge"])
         for other, ospace in by_box.get(e.box, []):
             if space.intersects(ospace):
                 out.append(

@@ -4,7 +4,7 @@
 # the direct path; voice from the phone VLAN is shaped and rogue DHCP servers are dropped.
 site legacy_box
 
-switch sw dpid 0x50 ports 24
+switch sw dpid 0x50 ports 24 ovs   # Open vSwitch: masked ports keep the RTP range to a few rules
 
 host mh at sw:1 cores 4 memory 8GiB
 

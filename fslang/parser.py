@@ -500,7 +500,7 @@ class _Builder:
             return tuple(vals)
         if key == "kind":
             return vals[0]
-        return True  # flags: spare, default
+        return True  # flags: spare, default, ovs
 
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("r_opt_"):

@@ -24,6 +24,7 @@ from backends.platform.controller.plan import (
 )
 from backends.platform.controller.protocol import Heartbeat, InstanceReport
 from backends.platform.controller.state import StateDir
+from compiler.lowering import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +80,7 @@ def test_phases_keep_traffic_on_one_generation(vpn: tuple[dict[str, str], dict[s
     plan = plan_update(g0, g1)
     assert (plan.old_generation, plan.new_generation) == (0, 1)
     ingress = ingress_tables(g1)
-    assert ingress == {0, 1, 2}
+    assert ingress == set(T.INGRESS_TABLES)
     old = switch_tables(g0)["gw"][1]
     new = switch_tables(g1)["gw"][1]
     p = plan.switches["gw"]

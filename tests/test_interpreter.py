@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 
 from compiler import ir
 from compiler.check.frontend import run
-from compiler.steering.flowhash import bucket, copies, egress_index, replica_index
+from compiler.steering.flowhash import bucket, copies, egress_index, reads_ports, replica_index
 from compiler.verification.interpreter import ExitInfo, Outcome, interpret, route, to_point
 from compiler.verification.modulemodel import default_oracle, swapped
 
 PLATFORM = """
 site t
-switch sw  dpid 1 ports 32
-switch sw2 dpid 2 ports 32
+switch sw  dpid 1 ports 32 ovs
+switch sw2 dpid 2 ports 32 ovs
 link sw:32 sw2:32
 host h1 at sw:1 cores 64 memory 128GiB
 edge inet at sw:16 default
@@ -153,7 +153,7 @@ def test_replica_follows_the_flow_hash_and_weights() -> None:
     for sport in range(1000, 1100):
         pkt = tcp(OUT, DMZ, sport=sport)
         for w in (None, weights):
-            k = replica_index(bucket(pkt, "flow"), [(w or {}).get(f"a#{i}", 1) for i in range(1, 5)])
+            k = replica_index(bucket(pkt, "flow", reads_ports(s)), [(w or {}).get(f"a#{i}", 1) for i in range(1, 5)])
             o = interpret(s, pkt, "inet", weights=w)
             assert o.modules == (f"a#{k + 1}",)
             seen.add(o.modules)
@@ -240,12 +240,12 @@ def _find(pred, packets):
 def test_copy_selected_flows_get_their_own_path() -> None:
     s = site("policy p match tcp via copy 50% to (b * 2 >> sk) >> a\npolicy q match udp via copy 10% to drop\n")
     pkts = [tcp(OUT, DMZ, sport=n) for n in range(1000, 1200)]
-    taken = _find(lambda p: copies(bucket(p, "flow"), 50), pkts)
-    left = _find(lambda p: not copies(bucket(p, "flow"), 50), pkts)
+    taken = _find(lambda p: copies(bucket(p, "flow", reads_ports(s)), 50), pkts)
+    left = _find(lambda p: not copies(bucket(p, "flow", reads_ports(s)), 50), pkts)
     o = interpret(s, taken, "inet")
     assert o.modules == ("a",) and o.exit is not None and len(o.copies) == 1
     copy = o.copies[0]
-    k = replica_index(bucket(taken, "flow"), [1, 1]) + 1
+    k = replica_index(bucket(taken, "flow", reads_ports(s)), [1, 1]) + 1
     assert copy.modules == (f"b#{k}", "sk") and copy.consumed_by == "sk" and copy.exits == ()
     assert (copy.policy, copy.direction, copy.dropped) == ("p", "forward", False)
     o = interpret(s, left, "inet")

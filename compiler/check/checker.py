@@ -17,6 +17,7 @@ from compiler.check.pipelines import PipelineChecker
 from compiler.check.platform import PlatformChecker, check_topology
 from compiler.check.policies import check_order, check_policy
 from compiler.check.symbols import Symbols, did_you_mean
+from compiler.headerspace.matchset import MatchSet
 from fslang import ast as A
 from fslang.diagnostics import Diagnostic, DiagnosticSink
 from fslang.source import Span
@@ -65,7 +66,7 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
             Span(0, 0),
             hint="add `edge NAME at SWITCH:PORT [net PREFIX] [default]`",
         )
-    universe = site_universe(len(edges))
+    universe = MatchSet.of(site_universe(len(edges)))
 
     modules: dict[str, ir.Module] = {}
     for s in of(A.ModuleStmt):

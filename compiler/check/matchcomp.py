@@ -1,4 +1,9 @@
-"""Match expressions -> exact header spaces.
+"""Match expressions -> match sets (cubes with exclusions, exact).
+
+``compile`` gives the :class:`~compiler.headerspace.matchset.MatchSet` that
+policies and `case` arms keep (``not`` stays an exclusion, which the switch
+computes with a flag); ``compile_exact`` the plain cover that module
+parameters need (hosts spell a `not` as its complement).
 
 The meaning follows pcap-filter where FSL borrows its words: `tcp` is TCP over
 IPv4 or IPv6, `port` implies tcp or udp, `host` without a direction is either
@@ -16,6 +21,8 @@ from functools import lru_cache
 from typing import Any
 
 from compiler.check.symbols import Symbols
+from compiler.headerspace.cubes import DEFAULT_LAYOUT
+from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 from fslang.source import Span
@@ -25,13 +32,12 @@ PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
 
 
 def site_universe(n_edges: int) -> HeaderSpace:
-    """The packets a site can see: an existing ingress edge and a consistent
-    VLAN field.  Fields a packet lacks need no constraint: every primitive that
-    touches an IP or L4 field also fixes the protocol, so no policy space
-    consists of impossible packets only (the full ``well_formed`` space is
-    exact too, but has hundreds of cubes and slows every operation)."""
-    vlan = HeaderSpace.field_eq("vlan_vid", 0) | HeaderSpace.field_masked("vlan_vid", 0x1000, 0x1000)
-    return HeaderSpace.field_range("in_edge", 0, max(1, n_edges) - 1) & vlan
+    """The packets a site can see: an existing ingress edge.  (A consistent
+    VLAN field is part of every set's diagram, :meth:`MatchSet.space`, not of
+    its terms, which would double every rule.)  Fields a packet lacks need no
+    constraint: every primitive that touches an IP or L4 field also fixes the
+    protocol, so no policy space consists of impossible packets only."""
+    return HeaderSpace.field_range("in_edge", 0, max(1, n_edges) - 1)
 
 
 @lru_cache(maxsize=4096)
@@ -119,9 +125,9 @@ class MatchCompiler:
     """Compiles match ASTs of one site, memoising classes and sets."""
 
     symbols: Symbols
-    class_cache: dict[str, HeaderSpace] = field(default_factory=dict)
+    class_cache: dict[str, MatchSet] = field(default_factory=dict)
     in_progress: set[str] = field(default_factory=set)
-    memo: dict[Any, HeaderSpace] = field(default_factory=dict)
+    memo: dict[Any, MatchSet] = field(default_factory=dict)
 
     # ---- values ----
     def values(self, value: Any, seen: frozenset[str] = frozenset()) -> list[Any]:
@@ -144,12 +150,16 @@ class MatchCompiler:
             return self.values(stmt.value, seen | {name.text})
         return [value]
 
-    def _bad(self, span: Span, message: str, hint: str | None = None) -> HeaderSpace:
+    def _bad(self, span: Span, message: str, hint: str | None = None) -> MatchSet:
         self.symbols.sink.error("E0505", message, span, hint=hint)
-        return HeaderSpace.empty()
+        return MatchSet.empty()
 
     # ---- expressions ----
-    def compile(self, expr: Any) -> HeaderSpace:
+    def compile_exact(self, expr: Any) -> HeaderSpace:
+        """The plain cover of ``expr`` (a `not` spelt as its complement)."""
+        return self.compile(expr).exact()
+
+    def compile(self, expr: Any) -> MatchSet:
         """The space of ``expr``.  Sub-expressions that name nothing are
         memoised by their structure (spans left out): large sites repeat
         `not dst port 53` or `dst port {80, 443}` many times, and a
@@ -167,28 +177,25 @@ class MatchCompiler:
             self.memo[key] = space
         return space
 
-    def m_MOr(self, e: A.MOr) -> HeaderSpace:
-        out = HeaderSpace.empty()
-        for item in e.items:
-            out = out | self.compile(item)
-        return out
+    def m_MOr(self, e: A.MOr) -> MatchSet:
+        return MatchSet.union(self.compile(item) for item in e.items)
 
-    def m_MAnd(self, e: A.MAnd) -> HeaderSpace:
-        out = HeaderSpace.all()
+    def m_MAnd(self, e: A.MAnd) -> MatchSet:
+        out = MatchSet.all()
         for item in e.items:
             out = out & self.compile(item)
         return out
 
-    def m_MNot(self, e: A.MNot) -> HeaderSpace:
-        return ~self.compile(e.expr)
+    def m_MNot(self, e: A.MNot) -> MatchSet:
+        return self.compile(e.expr).negate()
 
-    def m_MProto(self, e: A.MProto) -> HeaderSpace:
-        return PROTO_SPACES[e.proto]()
+    def m_MProto(self, e: A.MProto) -> MatchSet:
+        return MatchSet.of(PROTO_SPACES[e.proto]())
 
-    def m_MProtoNum(self, e: A.MProtoNum) -> HeaderSpace:
-        return proto(e.number)
+    def m_MProtoNum(self, e: A.MProtoNum) -> MatchSet:
+        return MatchSet.of(proto(e.number))
 
-    def m_MRef(self, e: A.MRef) -> HeaderSpace:
+    def m_MRef(self, e: A.MRef) -> MatchSet:
         name = e.name.text
         if name in self.class_cache:
             self.symbols.used.add(name)
@@ -197,10 +204,10 @@ class MatchCompiler:
             self.symbols.sink.error(
                 "E0208", f"class `{name}` refers to itself", e.name.span, hint="remove the cycle between the classes"
             )
-            return HeaderSpace.empty()
+            return MatchSet.empty()
         stmt = self.symbols.lookup(e.name, "class")
         if stmt is None:
-            return HeaderSpace.empty()
+            return MatchSet.empty()
         self.in_progress.add(name)
         space = self.compile(stmt.match)
         self.in_progress.discard(name)
@@ -210,8 +217,8 @@ class MatchCompiler:
     def _directions(self, d: str | None) -> tuple[str, ...]:
         return ("src", "dst") if d is None else (d,)
 
-    def _addresses(self, e: Any, allow_prefix: bool) -> HeaderSpace:
-        out = HeaderSpace.empty()
+    def _addresses(self, e: Any, allow_prefix: bool) -> MatchSet:
+        pairs: list[tuple[int, int]] = []
         for v in self.values(e.value):
             if isinstance(v, A.AddrVal):
                 net = ipaddress.ip_network(v.addr)
@@ -225,23 +232,25 @@ class MatchCompiler:
                 return self._bad(getattr(v, "span", e.span), "expected an IP address or prefix here")
             family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())
             for d in self._directions(e.dir):
-                out = out | (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))
-        return out
+                pairs += (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))._pairs()
+        return MatchSet.of(HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
-    def m_MHost(self, e: A.MHost) -> HeaderSpace:
+    def m_MHost(self, e: A.MHost) -> MatchSet:
         return self._addresses(e, allow_prefix=False)
 
-    def m_MNet(self, e: A.MNet) -> HeaderSpace:
+    def m_MNet(self, e: A.MNet) -> MatchSet:
         return self._addresses(e, allow_prefix=True)
 
-    def m_MPort(self, e: A.MPort) -> HeaderSpace:
-        ports = HeaderSpace.empty()
+    def m_MPort(self, e: A.MPort) -> MatchSet:
+        """A port set is merged into ranges first, so its cover is built once
+        (a set of 20,000 ports costs one pass, not 20,000 unions)."""
+        pairs: list[tuple[int, int]] = []
         for d in self._directions(e.dir):
-            for lo, hi in self.port_ranges(e.value, e.span):
-                ports = ports | _port_range(f"tp_{d}", lo, hi)
-        return tcp_or_udp() & ports
+            for lo, hi in merge_ranges(self.port_ranges(e.value, e.span)):
+                pairs += _port_range(f"tp_{d}", lo, hi)._pairs()
+        return MatchSet.of(tcp_or_udp() & HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
-    def port_ranges(self, value: Any, span: Span) -> Iterable[tuple[int, int]]:
+    def port_ranges(self, value: Any, span: Span) -> list[tuple[int, int]]:
         out = []
         for v in self.values(value):
             if isinstance(v, A.IntVal):
@@ -258,17 +267,28 @@ class MatchCompiler:
                 out.append((lo, hi))
         return out
 
-    def m_MVlan(self, e: A.MVlan) -> HeaderSpace:
-        return _eq("vlan_vid", 0x1000 | e.vid)
+    def m_MVlan(self, e: A.MVlan) -> MatchSet:
+        return MatchSet.of(_eq("vlan_vid", 0x1000 | e.vid))
 
-    def m_MEther(self, e: A.MEther) -> HeaderSpace:
-        out = HeaderSpace.empty()
+    def m_MEther(self, e: A.MEther) -> MatchSet:
+        pairs: list[tuple[int, int]] = []
         for v in self.values(e.value):
             if not isinstance(v, A.MacVal):
                 return self._bad(getattr(v, "span", e.span), "`ether` takes a MAC address like 00:11:22:33:44:55")
             for d in self._directions(e.dir):
-                out = out | _eq(f"eth_{d}", v.value)
-        return out
+                pairs += _eq(f"eth_{d}", v.value)._pairs()
+        return MatchSet.of(HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
-    def m_MDscp(self, e: A.MDscp) -> HeaderSpace:
-        return any_ip() & _eq("ip_dscp", e.value)
+    def m_MDscp(self, e: A.MDscp) -> MatchSet:
+        return MatchSet.of(any_ip() & _eq("ip_dscp", e.value))
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, with overlapping and adjacent ranges joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out

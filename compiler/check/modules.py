@@ -146,7 +146,7 @@ def _params(
                     hint="write a match such as `tcp and dst port 22`",
                 )
                 continue
-            labels[label] = matches.compile(p.value)
+            labels[label] = matches.compile_exact(p.value)
         return {k: v for k, v in labels.items()}, labels
     model = mtype.params
     values: dict[str, Any] = {}
@@ -198,7 +198,7 @@ def _params(
     out: dict[str, Any] = {}
     for pname in given:
         v = getattr(validated, pname)
-        out[pname] = matches.compile(v) if isinstance(v, MATCH_TYPES) else v
+        out[pname] = matches.compile_exact(v) if isinstance(v, MATCH_TYPES) else v
     return out, {}
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from compiler import ir
 from compiler.check.matchcomp import MatchCompiler
 from compiler.check.symbols import Symbols, did_you_mean
-from compiler.headerspace.space import HeaderSpace
+from compiler.headerspace.bdd import Space
+from compiler.headerspace.matchset import MatchSet
 from fslang import ast as A
 from fslang.source import Span
 
@@ -25,7 +26,7 @@ class PipelineChecker:
     matches: MatchCompiler
     modules: dict[str, ir.Module]
     boxes: dict[str, ir.Box]
-    universe: HeaderSpace
+    universe: MatchSet
     replicas: dict[str, tuple[int, Span]] = field(default_factory=dict)
 
     def declare_module_replicas(self, stmt: A.ModuleStmt) -> None:
@@ -76,8 +77,8 @@ class PipelineChecker:
         return ir.Copy(p.percent.value, target, p.span)
 
     def p_PCase(self, p: A.PCase) -> ir.Pipeline:
-        arms: list[tuple[HeaderSpace | None, ir.Pipeline]] = []
-        taken = HeaderSpace.empty()
+        arms: list[tuple[MatchSet | None, ir.Pipeline]] = []
+        taken = Space.empty()
         seen_else = False
         for arm in p.arms:
             if seen_else:
@@ -91,14 +92,14 @@ class PipelineChecker:
                 arms.append((None, self.convert(arm.pipeline)))
                 continue
             space = self.matches.compile(arm.guard) & self.universe
-            if (space - taken).is_empty():
+            if space.space().is_subset(taken):
                 self.symbols.sink.error(
                     "E0409",
                     "this `case` arm never matches: earlier arms take all of it",
                     arm.guard.span if hasattr(arm.guard, "span") else arm.span,
                     hint="remove it or move it before the arms that cover it",
                 )
-            taken = taken | space
+            taken = taken | space.space()
             arms.append((space, self.convert(arm.pipeline)))
         return ir.Case(tuple(arms), p.span)
 

@@ -57,7 +57,13 @@ class PlatformChecker:
             )
         get = lambda k, d=None: opts[k].value if k in opts else d  # noqa: E731
         sw = ir.Switch(
-            stmt.name.text, get("dpid", 0), get("ports"), get("tcam"), get("openflow", "1.3"), stmt.name.span
+            stmt.name.text,
+            get("dpid", 0),
+            get("ports"),
+            get("tcam"),
+            get("openflow", "1.3"),
+            bool(get("ovs", False)),
+            stmt.name.span,
         )
         if sw.ports is not None and not 1 <= sw.ports < MAX_OF_PORT:
             self.symbols.sink.error(

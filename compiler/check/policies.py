@@ -5,6 +5,11 @@ A policy whose traffic is entirely taken by earlier policies is an error.  A
 one is not contained in the later one - is a warning with an example packet.
 An earlier policy wholly inside a later one is the usual "exception first,
 general rule after" idiom and is not reported.
+
+The analysis runs on decision diagrams and keeps the union of every prefix
+of the policy list, so finding the first earlier policy a match meets is a
+binary search (a few diagram operations), not a comparison with each earlier
+policy: 2,000 policies that all overlap cost what 2,000 disjoint ones do.
 """
 
 from __future__ import annotations
@@ -16,17 +21,18 @@ from compiler import ir
 from compiler.check.matchcomp import MatchCompiler
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
+from compiler.headerspace.bdd import Space
+from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.packets import describe
-from compiler.headerspace.prefix_index import PrefixIndex
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 
 
-def edge_space(indices: Sequence[int]) -> HeaderSpace:
+def edge_space(indices: Sequence[int]) -> MatchSet:
     out = HeaderSpace.empty()
     for i in indices:
         out = out | HeaderSpace.field_eq("in_edge", i)
-    return out
+    return MatchSet.of(out)
 
 
 def check_policy(
@@ -36,7 +42,7 @@ def check_policy(
     matches: MatchCompiler,
     pipelines: PipelineChecker,
     edges: dict[str, ir.Edge],
-    universe: HeaderSpace,
+    universe: MatchSet,
 ) -> ir.Policy:
     sources: list[str] = []
     for src in stmt.sources:
@@ -81,14 +87,15 @@ def check_order(
     edge_names: Sequence[str],
     had_errors_in: set[str],
 ) -> None:
-    """First-match analysis over the policies in written order.  Each policy
-    is compared only with the earlier cubes an index says it can meet."""
-    index = PrefixIndex()
+    """First-match analysis over the policies in written order."""
+    prefix: list[Space] = []  # prefix[k]: the union of the first k+1 checked policies
+    checked: list[ir.Policy] = []
     for policy, stmt in zip(policies, stmts):
         if policy.name in had_errors_in:  # its match is not trustworthy; don't pile on
             continue
         span = stmt.match.span if stmt.match is not None else stmt.name.span
-        if policy.match.is_empty():
+        space = policy.match.space()
+        if space.is_empty():
             symbols.sink.error(
                 "E0502",
                 f"policy `{policy.name}` matches no packet",
@@ -96,41 +103,78 @@ def check_order(
                 hint="its conditions contradict each other (for example `tcp and udp`)",
             )
             continue
-        near: dict[int, ir.Policy] = {}
-        cubes: dict[Any, None] = {}
-        for cube in policy.match.cubes:
-            for earlier, ecube in index.candidates(cube):
-                cubes[ecube] = None
-                near.setdefault(earlier.index, earlier)
-        earlier_policies = [near[i] for i in sorted(near)]
-        covered = HeaderSpace._of(policy.match.layout, [(c.value, c.mask) for c in cubes])
-        if covered.intersects(policy.match) and (policy.match - covered).is_empty():
-            takers = [p.name for p in earlier_policies if p.match.intersects(policy.match)]
-            shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
-            symbols.sink.error(
-                "E0501",
-                f"policy `{policy.name}` can never match: earlier polic"
-                f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} "
-                "all of its traffic",
-                stmt.name.span,
-                hint="remove it, narrow the earlier policies, or move it before them",
-            )
-        else:
-            partial = [
-                p for p in earlier_policies if p.match.intersects(policy.match) and not p.match.is_subset(policy.match)
-            ]
-            if partial:
-                first = partial[0]
-                point = (first.match & policy.match).sample() or {}
-                more = f" (and {len(partial) - 1} more)" if len(partial) > 1 else ""
-                symbols.sink.warning(
-                    "W0501",
-                    f"policy `{policy.name}` partly overlaps earlier policy "
-                    f"`{first.name}`{more}; for example `{describe(point, edge_names)}` goes to "
-                    f"`{first.name}`",
-                    span,
-                    hint=f"if that is intended, move `{policy.name}` before `{first.name}` or "
-                    f"exclude the overlap with `and not ...`",
+        before = prefix[-1] if prefix else Space.empty()
+        if before.intersects(space):
+            first = _first_meeting(prefix, space, 0)
+            if space.is_subset(before):
+                takers = [checked[first].name]
+                while len(takers) < 4:
+                    nxt = _first_meeting(prefix, space - prefix[first], first + 1) if first + 1 < len(prefix) else None
+                    if nxt is None:
+                        break
+                    first = nxt
+                    takers.append(checked[nxt].name)
+                shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
+                symbols.sink.error(
+                    "E0501",
+                    f"policy `{policy.name}` can never match: earlier polic"
+                    f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} "
+                    "all of its traffic",
+                    stmt.name.span,
+                    hint="remove it, narrow the earlier policies, or move it before them",
                 )
-        for cube in policy.match.cubes:
-            index.add(cube, (policy, cube))
+            else:
+                _warn_partial(policy, stmt, span, space, prefix, checked, first, symbols, edge_names)
+        prefix.append(before | space)
+        checked.append(policy)
+
+
+def _first_meeting(prefix: list[Space], space: Space, lo: int) -> int | None:
+    """The first k >= lo whose prefix union beyond ``prefix[lo - 1]`` meets
+    ``space`` (prefix unions only grow, so meeting is monotone in k)."""
+    base = prefix[lo - 1] if lo > 0 else Space.empty()
+    hi = len(prefix) - 1
+    if lo > hi or not (prefix[hi] - base).intersects(space):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (prefix[mid] - base).intersects(space):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _warn_partial(
+    policy: ir.Policy,
+    stmt: A.PolicyStmt,
+    span: Any,
+    space: Space,
+    prefix: list[Space],
+    checked: list[ir.Policy],
+    first: int | None,
+    symbols: Symbols,
+    edge_names: Sequence[str],
+) -> None:
+    """W0501 for the first earlier policy that shares traffic with this one
+    without lying wholly inside it (the "exception first" idiom is fine)."""
+    k = first
+    while k is not None:
+        earlier = checked[k].match.space()
+        if not earlier.is_subset(space):
+            break
+        k = _first_meeting(prefix, space - prefix[k], k + 1) if k + 1 < len(prefix) else None
+    if k is None:
+        return
+    other = checked[k]
+    point = (other.match.space() & space).sample() or {}
+    more = " (and others)" if not (space & (prefix[-1] - other.match.space())).is_empty() else ""
+    symbols.sink.warning(
+        "W0501",
+        f"policy `{policy.name}` partly overlaps earlier policy "
+        f"`{other.name}`{more}; for example `{describe(point, edge_names)}` goes to "
+        f"`{other.name}`",
+        span,
+        hint=f"if that is intended, move `{policy.name}` before `{other.name}` or "
+        f"exclude the overlap with `and not ...`",
+    )

@@ -1,7 +1,9 @@
 """Lowering: site + placement + steering plan -> OpenFlow tables per switch.
 
 Pure: returns ``SwitchTables`` (compiler.flowir) and diagnostics.  Table
-layout in ``compiler.lowering.tables``; what the rules must do in docs/semantics.md.
+layout in :mod:`compiler.lowering.tables`, the ingress tables (edge, regions,
+flags, policies) in :mod:`compiler.lowering.ingress`; what the rules must do
+in docs/semantics.md.
 """
 
 from __future__ import annotations
@@ -28,34 +30,24 @@ from compiler.flowir import (
     SetField,
     SwitchTables,
 )
+from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
-from compiler.lowering.ofmatch import edges_admitted, space_to_matches
+from compiler.lowering.ingress import Ingress
+from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.topology import Topology
 from compiler.steering import flowhash
-from compiler.steering.regions import exit_region, reverse_space, without_edge
 from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Entry, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
 
-IP = HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6)
-ARP = HeaderSpace.field_eq("eth_type", ETH_TYPE_ARP)
-OTHER = HeaderSpace.all() - IP - ARP
-
-
-def widen_eth(space: HeaderSpace) -> HeaderSpace:
-    """``space`` with eth_type left free (for packets already known to be of another ethertype)."""
-    from compiler.headerspace.space import DEFAULT_LAYOUT
-    from compiler.lowering.ofmatch import field_mask
-
-    keep = ~field_mask("eth_type")
-    return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & keep, c.mask & keep) for c in space.cubes])
+IP = MatchSet.of(HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6))
 
 
 def generation_specific(e: FlowEntry) -> bool:
     """Does ``e`` differ between generations (it names a platform tag or a
     classification entry)?  Only those carry the generation's cookie bit; the
-    rest (port dispatch, flow-hash tables, plain drops) are the same in every
-    generation and are left alone by an update."""
+    rest (port dispatch, region and flag tables, flow-hash tables, plain
+    drops) are the same in every generation and are left alone by an update."""
     if e.table_id in (T.SELECT, T.STEER, T.EXIT) or (e.write_metadata or (0, 0))[1] & T.ENTRY_MASK:
         return True
     if any(isinstance(a, SetField) and a.field == "vlan_vid" for a in e.actions):
@@ -106,29 +98,30 @@ class Lowering:
     placement: dict[str, str]  # instance -> host
     plan: SteeringPlan
     topo: Topology = field(init=False)
-    entries: dict[str, list[FlowEntry]] = field(default_factory=dict)
+    entries: dict[str, dict[FlowEntry, None]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
-        self.entries = {s.name: [] for s in self.site.switches}
+        self.entries = {s.name: {} for s in self.site.switches}
+        self.profiles = {s.name: profile_of(s) for s in self.site.switches}
         self.hosts = {h.name: h for h in self.site.hosts}
         self.boxes = {b.name: b for b in self.site.boxes}
         self.edge_ports = {
             s.name: [(e, p) for e in self.site.edges for (sw, p) in e.ports if sw == s.name] for s in self.site.switches
         }
         self.policies = {p.name: p for p in self.site.policies}
-        self.entries_here: dict[str, set[int]] = {}  # switch -> entries its classification writes
-        self._select_cache: dict[int, list[FlowEntry]] = {}
-        self._parts: dict[int, list[tuple[str, list]]] = {}  # entry id -> (kind, matches), same on every switch
+        self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self.needs_hash = any(
             c.buckets != frozenset(range(flowhash.BUCKETS)) for e in self.plan.entries for c, _ in e.combos
         )
+        self.hash_ports = flowhash.reads_ports(self.site)
+        self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
     def add(self, switch: str, entry: FlowEntry) -> None:
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
-        self.entries[switch].append(entry)
+        self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
 
     def entry_bits(self, entry_id: int) -> int:
         """Metadata value of a classification entry; its top bit is the generation."""
@@ -149,117 +142,17 @@ class Lowering:
     # ---- tables ----
     def run(self) -> dict[str, SwitchTables]:
         for sw in self.entries:
-            self.classify(sw)
+            self.ingress.classify(sw)
             if self.needs_hash:
                 self.hash_tables(sw)
             self.select(sw)
             self.steer(sw)
             self.exit(sw)
+            self.tagged(sw)
         return {sw: SwitchTables(sw, tuple(sorted(es, key=_order))) for sw, es in self.entries.items()}
 
-    def _space(self, entry: Entry, policy: ir.Policy) -> HeaderSpace:
-        return policy.match if entry.direction == "forward" else reverse_space(self.site, policy)
-
-    def classify(self, sw: str) -> None:
-        n_edges = len(self.site.edges)
-        after = T.HASH_FIRST if self.needs_hash else T.SELECT
-        policies = {p.name: p for p in self.site.policies}
-        for _, port in self.edge_ports[sw]:
-            for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
-                m = Match.of(FieldMatch("in_port", port), FieldMatch("eth_type", eth))
-                self.add(sw, FlowEntry(T.CLASSIFY, 10, m, goto_table=T.POLICY))
-            self.add(sw, FlowEntry(T.CLASSIFY, 5, Match.of(FieldMatch("in_port", port)), goto_table=T.NONIP))
-        here = {edge.index for edge, _ in self.edge_ports[sw]}
-        edge_index = {e.name: e.index for e in self.site.edges}
-        for order, (policy, direction, entry) in enumerate(self.plan.ingress):
-            prio = T.PRIO_POLICY_TOP - 10 * order
-            if not here or (
-                direction == "forward" and policy.sources and not any(edge_index[s] in here for s in policy.sources)
-            ):
-                continue  # no ingress port of this policy on this switch
-            space = self._space(entry, policy)
-            cookie = _cookie(policy.index, 0)
-            meta = (self.entry_bits(entry.id), T.ENTRY_MASK)
-            is_drop = isinstance(policy.pipeline, ir.Drop)
-            # other ethertypes: no FSL primitive tells them apart, so their part
-            # of a policy is exact with eth_type left out (NONIP sees no IP/ARP)
-            parts = self._parts.get(entry.id)
-            if parts is None:  # the same on every switch: split and spell once
-                parts = self._parts[entry.id] = [
-                    (kind, space_to_matches(part))
-                    for part, kind in ((space & IP, "ip"), (space & ARP, "arp"), (widen_eth(space & OTHER), "other"))
-                ]
-            for kind, matches in parts:
-                table = T.NONIP if kind == "other" else T.POLICY
-                for edge_pat, fields in matches:
-                    for e in edges_admitted(edge_pat, n_edges):
-                        for edge, port in self.edge_ports[sw]:
-                            if edge.index != e:
-                                continue
-                            match = Match.of(FieldMatch("in_port", port), *fields)
-                            if is_drop:
-                                self.add(sw, FlowEntry(table, prio, match, cookie=cookie))
-                            elif kind == "ip":
-                                self.add(
-                                    sw,
-                                    FlowEntry(table, prio, match, goto_table=after, cookie=cookie, write_metadata=meta),
-                                )
-                                self.entries_here.setdefault(sw, set()).add(entry.id)
-                            else:
-                                self.add(
-                                    sw,
-                                    FlowEntry(
-                                        table,
-                                        prio,
-                                        match,
-                                        self.forward_nonip(sw, port, kind),
-                                        goto_table=T.EXIT if kind == "arp" else None,
-                                        cookie=cookie,
-                                    ),
-                                )
-        # box returns: recognised by headers, the ingress edge unknown
-        for entry in self.plan.entries:
-            if entry.box is None:
-                continue
-            box = self.boxes[entry.box]
-            if box.out_port[0] != sw:
-                continue
-            policy = policies[entry.policy]
-            prio = T.PRIO_POLICY_TOP - 10 * next(
-                i for i, (p, d, _) in enumerate(self.plan.ingress) if p.name == policy.name and d == entry.direction
-            )
-            space = without_edge(self._space(entry, policy)) & IP
-            for _, fields in space_to_matches(space):
-                self.add(
-                    sw,
-                    FlowEntry(
-                        T.CLASSIFY,
-                        prio,
-                        Match.of(FieldMatch("in_port", box.out_port[1]), *fields),
-                        goto_table=after,
-                        cookie=_cookie(policy.index, 0xFFF0),
-                        write_metadata=(self.entry_bits(entry.id), T.ENTRY_MASK),
-                    ),
-                )
-                self.entries_here.setdefault(sw, set()).add(entry.id)
-        # unmatched traffic from edges; tagged traffic from hosts and links
-        for _edge, port in self.edge_ports[sw]:
-            m = Match.of(FieldMatch("in_port", port))
-            if self.site.default_action == "drop":
-                self.add(sw, FlowEntry(T.POLICY, T.PRIO_DEFAULT, m))
-                self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m))
-                continue
-            self.add(
-                sw,
-                FlowEntry(
-                    T.POLICY,
-                    T.PRIO_DEFAULT,
-                    m,
-                    (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))),
-                    goto_table=T.EXIT,
-                ),
-            )
-            self.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, self.forward_nonip(sw, port, "other")))
+    def tagged(self, sw: str) -> None:
+        """Tagged traffic from hosts and links goes to STEER; floods cross links."""
         inside = sorted({p for h in self.site.hosts for (s, p) in h.ports if s == sw} | set(self.topo.link_ports(sw)))
         for port in inside:
             tagged = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", OFPVID_PRESENT, OFPVID_PRESENT))
@@ -288,17 +181,23 @@ class Lowering:
         return tuple(acts)
 
     def hash_tables(self, sw: str) -> None:
-        """bucket bit i = ip_src[i] ^ ip_dst[i] ^ l4_src[i] ^ l4_dst[i] (flowhash)."""
+        """bucket bit i = ip_src[i] ^ ip_dst[i] (^ l4_src[i] ^ l4_dst[i] when
+        the site's hash reads ports; flowhash)."""
         for i in range(flowhash.HASH_BITS):
             t_ip, t_l4 = T.HASH_FIRST + 2 * i, T.HASH_FIRST + 2 * i + 1
-            nxt = t_l4 + 1 if i + 1 < flowhash.HASH_BITS else T.SELECT
+            last = i + 1 == flowhash.HASH_BITS
+            after_ip = t_l4 if self.hash_ports else (T.SELECT if last else t_ip + 2)
             bit = 1 << i
             for eth, fam in ((ETH_TYPE_IPV4, "ipv4"), (ETH_TYPE_IPV6, "ipv6")):
                 for a, b in ((bit, 0), (0, bit)):
                     m = Match.of(
-                        FieldMatch("eth_type", eth), FieldMatch(f"{fam}_src", a, bit), FieldMatch(f"{fam}_dst", b, bit)
+                        FieldMatch("eth_type", eth),
+                        FieldMatch(f"{fam}_src", a, bit),
+                        FieldMatch(f"{fam}_dst", b, bit),
                     )
-                    self.add(sw, FlowEntry(t_ip, 10, m, goto_table=t_l4, write_metadata=(bit, bit)))
+                    self.add(sw, FlowEntry(t_ip, 10, m, goto_table=after_ip, write_metadata=(bit, bit)))
+                if not self.hash_ports:
+                    continue
                 for proto, l4 in ((6, "tcp"), (17, "udp")):
                     for a, b in ((bit, 0), (0, bit)):
                         for meta in (0, bit):
@@ -309,21 +208,23 @@ class Lowering:
                                 FieldMatch(f"{l4}_dst", b, bit),
                                 FieldMatch("metadata", meta, bit),
                             )
+                            nxt = t_l4 + 1 if not last else T.SELECT
                             self.add(sw, FlowEntry(t_l4, 10, m, goto_table=nxt, write_metadata=(bit ^ meta, bit)))
-            self.add(sw, FlowEntry(t_ip, 0, Match(), goto_table=t_l4))
-            self.add(sw, FlowEntry(t_l4, 0, Match(), goto_table=nxt))
+            self.add(sw, FlowEntry(t_ip, 0, Match(), goto_table=after_ip))
+            if self.hash_ports:
+                self.add(sw, FlowEntry(t_l4, 0, Match(), goto_table=t_l4 + 1 if not last else T.SELECT))
 
     def select(self, sw: str) -> None:
         """Entry + bucket + headers -> first tag, only for the entries that this
         switch's classification can write (the rules are the same on every
-        switch, so they are built once)."""
+        switch of a profile, so they are built once)."""
         for entry in self.plan.entries:
-            if entry.id in self.entries_here.get(sw, ()):
-                for e in self._select_rules(entry):
+            if entry.id in self.ingress.entries_here.get(sw, ()):
+                for e in self._select_rules(entry, self.profiles[sw]):
                     self.add(sw, e)
 
-    def _select_rules(self, entry: Entry) -> list[FlowEntry]:
-        cached = self._select_cache.get(entry.id)
+    def _select_rules(self, entry: Entry, profile: Profile) -> list[FlowEntry]:
+        cached = self._select_cache.get((entry.id, profile))
         if cached is not None:
             return cached
         policy = self.policies[entry.policy]
@@ -336,18 +237,24 @@ class Lowering:
             actions, goto = self.first_dispatch(dispatch)
             # an entry is only ever written for IP packets, so a choice without
             # a header constraint needs no header fields at all
-            parts = [(None, ())] if constraint.space is None else space_to_matches(constraint.space & IP)
-            for edge_pat, fields in parts:
-                if edge_pat is not None and not edges_admitted(edge_pat, len(self.site.edges)):
-                    continue  # only packets from edges that do not exist (a complement's leftovers)
+            if constraint.space is None:
+                parts: Iterable[tuple[tuple[FieldMatch, ...], tuple[int, int]]] = [((), (0, 0))]
+            else:
+                parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
+            for fields, (mv, mm) in parts:
                 for value, mask in bucket_patterns(constraint.buckets):
-                    meta = FieldMatch("metadata", (self.entry_bits(entry.id)) | value, T.ENTRY_MASK | mask)
+                    meta = FieldMatch("metadata", self.entry_bits(entry.id) | value | mv, T.ENTRY_MASK | mask | mm)
                     rules.append(
                         FlowEntry(
-                            T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie=_cookie(policy.index, 1 + ci)
+                            T.SELECT,
+                            prio,
+                            Match.of(meta, *fields),
+                            actions,
+                            goto,
+                            cookie=T.policy_cookie(policy.index, 1 + ci),
                         )
                     )
-        self._select_cache[entry.id] = rules
+        self._select_cache[(entry.id, profile)] = rules
         return rules
 
     def first_dispatch(self, d: Dispatch) -> tuple[tuple[Action, ...], int | None]:
@@ -366,7 +273,12 @@ class Lowering:
             self.add(
                 sw,
                 FlowEntry(
-                    T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(tag))), actions, goto, cookie=_cookie(0xFFFF, tag)
+                    T.STEER,
+                    100,
+                    Match.of(FieldMatch("vlan_vid", vid(tag))),
+                    actions,
+                    goto,
+                    cookie=T.policy_cookie(0xFFFF, tag),
                 ),
             )
             if isinstance(d, Fork):
@@ -385,7 +297,7 @@ class Lowering:
                             Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(tag))),
                             hairpin,
                             goto,
-                            cookie=_cookie(0xFFFF, tag),
+                            cookie=T.policy_cookie(0xFFFF, tag),
                         ),
                     )
 
@@ -418,37 +330,46 @@ class Lowering:
         return (), None
 
     def exit(self, sw: str) -> None:
-        """Destination -> edge port: longest prefix first, then the default edge."""
+        """Destination -> edge port by longest prefix: each net at a priority
+        that grows with its length, the default edge below them all (no
+        region is spelt as a complement; the default edge costs one rule)."""
         for edge in self.site.edges:
-            for eth, fam in ((ETH_TYPE_IPV4, "ipv4"), (ETH_TYPE_IPV6, "ipv6")):
-                region = exit_region(self.site, edge) & HeaderSpace.field_eq("eth_type", eth)
-                self._exit_rules(sw, edge, region, fam)
             for net in edge.nets:
+                fam = "ipv4" if net.version == 4 else "ipv6"
+                eth = ETH_TYPE_IPV4 if net.version == 4 else ETH_TYPE_IPV6
+                prio = EXIT_NET + 2 * net.prefixlen
+                self._exit_rules(sw, edge, prio, eth, fam, int(net.network_address), net.prefixlen)
                 if net.version == 4:
-                    m = Match.of(
-                        FieldMatch("eth_type", ETH_TYPE_ARP),
-                        FieldMatch(
-                            "arp_tpa",
-                            int(net.network_address),
-                            None if net.prefixlen == 32 else (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF,
-                        ),
-                    )
-                    self._exit_rule(sw, 2 * (200 + net.prefixlen), m.fields, edge.ports[0])
+                    arp = [FieldMatch("eth_type", ETH_TYPE_ARP)]
+                    if net.prefixlen:
+                        mask = (0xFFFFFFFF << (32 - net.prefixlen)) & 0xFFFFFFFF
+                        arp.append(
+                            FieldMatch("arp_tpa", int(net.network_address), None if net.prefixlen == 32 else mask)
+                        )
+                    self._exit_rule(sw, prio, arp, edge.ports[0])
             if edge.default:
-                self._exit_rule(sw, 100, (FieldMatch("eth_type", ETH_TYPE_ARP),), edge.ports[0])
+                for eth, fam in ((ETH_TYPE_IPV4, "ipv4"), (ETH_TYPE_IPV6, "ipv6")):
+                    self._exit_rules(sw, edge, EXIT_DEFAULT, eth, fam, 0, 0)
+                self._exit_rule(sw, EXIT_DEFAULT, (FieldMatch("eth_type", ETH_TYPE_ARP),), edge.ports[0])
 
-    def _exit_rules(self, sw: str, edge: ir.Edge, region: HeaderSpace, fam: str) -> None:
+    def _exit_rules(self, sw: str, edge: ir.Edge, prio: int, eth: int, fam: str, addr: int, plen: int) -> None:
+        """A net's rule, split over the ports of a multi-port edge by a hash
+        of the destination's low bits (flowhash.egress_index)."""
+        width = 32 if fam == "ipv4" else 128
+        full = (1 << width) - 1
+        net_mask = (full << (width - plen)) & full
         n = len(edge.ports)
         ranges = flowhash.bucket_ranges([1] * n) if n > 1 else [(0, flowhash.MASK)]
         for k, (lo, hi) in enumerate(ranges):
-            part = region
-            if n > 1:
-                bits = HeaderSpace.empty()
-                for value, mask in bucket_patterns(frozenset(range(lo, hi + 1))):
-                    bits = bits | HeaderSpace.field_masked(f"{fam}_dst", value, mask)
-                part = region & bits
-            for _, fields in space_to_matches(part):
-                self._exit_rule(sw, 200 + _prefix_len(fields, fam), fields, edge.ports[k])
+            patterns = bucket_patterns(frozenset(range(lo, hi + 1))) if n > 1 else ((0, 0),)
+            for value, mask in patterns:
+                if (addr ^ value) & net_mask & mask:
+                    continue  # the net has no address with these low bits
+                v, m = (addr & net_mask) | value, net_mask | mask
+                fields = [FieldMatch("eth_type", eth)]
+                if m:
+                    fields.append(FieldMatch(f"{fam}_dst", v, None if m == full else m))
+                self._exit_rule(sw, prio, fields, edge.ports[k])
 
     def _exit_rule(self, sw: str, prio: int, fields: Iterable[FieldMatch], port: tuple[str, int]) -> None:
         fields = (*fields, FieldMatch("vlan_vid", vid(self.plan.exit_tag)))  # pop_vlan needs a matched tag
@@ -463,16 +384,8 @@ class Lowering:
         return (Output(self.toward(sw, port)),)
 
 
-def _prefix_len(fields: Iterable[FieldMatch], fam: str) -> int:
-    for f in fields:
-        if f.field == f"{fam}_dst":
-            return bin(f.mask).count("1") if f.mask is not None else (32 if fam == "ipv4" else 128)
-    return 0
-
-
-def _cookie(policy_index: int, hop: int) -> int:
-    """Cookies name policy and hop so counters can be read per hop."""
-    return ((policy_index + 1) & 0xFFFF) << 16 | (hop & 0xFFFF)
+EXIT_DEFAULT = 100  # the default edge; every net above it
+EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
 
 
 def _order(e: FlowEntry) -> tuple:

@@ -16,6 +16,8 @@ from functools import lru_cache
 
 from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, FieldMatch
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
+from compiler.lowering.profiles import OVS, Profile
+from compiler.oxm_fields import FIELDS
 
 IP_FIELDS = ("ip_dscp", "ip_proto", "ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "tp_src", "tp_dst")
 V4_FIELDS = ("ipv4_src", "ipv4_dst")
@@ -129,13 +131,14 @@ def _split(space: HeaderSpace) -> list[tuple[int | None, int | None, Cube]]:
 Matches = list[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]]]
 
 
-def space_to_matches(space: HeaderSpace) -> Matches:
+def space_to_matches(space: HeaderSpace, profile: Profile = OVS) -> Matches:
     """Each cube of ``space`` as (in_edge pattern or None, OpenFlow field matches).
 
-    The ``in_edge`` pattern is returned apart: the caller turns it into
-    ``in_port`` matches for the ports of the edges it admits.  Lowering asks
-    for the same spaces on every switch, so results are memoised by cover."""
-    return list(_matches(space.cubes))
+    The ``in_edge`` pattern is returned apart: the caller turns it into a
+    metadata match.  Fields the profile cannot mask are spelt exactly (a
+    masked port on a standard switch becomes one entry per port).  Lowering
+    asks for the same spaces on every switch, so results are memoised by cover."""
+    return list(_matches(space.cubes, profile))
 
 
 _VID = _FIELD_MASKS["vlan_vid"]
@@ -178,7 +181,9 @@ def _any_vlan(cubes: tuple[Cube, ...]) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=1 << 16)
-def _matches(cubes: tuple[Cube, ...]) -> tuple[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]], ...]:
+def _matches(
+    cubes: tuple[Cube, ...], profile: Profile
+) -> tuple[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]], ...]:
     result = []
     for _eth, proto, cube in _split(HeaderSpace._raw(DEFAULT_LAYOUT, _any_vlan(cubes))):
         fields: list[FieldMatch] = []
@@ -193,22 +198,17 @@ def _matches(cubes: tuple[Cube, ...]) -> tuple[tuple[tuple[int, int] | None, tup
             else:
                 oxm = PLAIN[name]
             fields.append(FieldMatch(oxm, value, None if mask == full else mask))
-        for spelt in _exact(fields):
+        for spelt in _exact(fields, profile):
             result.append((edge, tuple(sorted(spelt))))
     return tuple(result)
 
 
-NOT_MASKABLE = ("eth_type", "ip_proto", "ip_dscp")  # OpenFlow 1.3 (and OVS) match these exactly only
-
-
-def _exact(fields: list[FieldMatch]) -> list[list[FieldMatch]]:
-    """Spell masked values of fields that cannot be masked as exact values."""
+def _exact(fields: list[FieldMatch], profile: Profile) -> list[list[FieldMatch]]:
+    """Spell masked values of fields the profile cannot mask as exact values."""
     out = [fields]
-    for name in NOT_MASKABLE:
-        fm = next((f for f in fields if f.field == name and f.mask is not None), None)
-        if fm is None:
-            continue
-        width = {"eth_type": 16, "ip_proto": 8, "ip_dscp": 6}[name]
+    for fm in [f for f in fields if f.mask is not None and f.field not in profile.maskable]:
+        name, width = fm.field, FIELDS[fm.field].bits
+        assert fm.mask is not None
         free = [b for b in range(width) if not fm.mask >> b & 1]
         values = [fm.value | sum(((k >> i) & 1) << b for i, b in enumerate(free)) for k in range(1 << len(free))]
         out = [[f for f in row if f.field != name] + [FieldMatch(name, v)] for row in out for v in values]

@@ -1,8 +1,18 @@
 """The OpenFlow table layout, declared as data.
 
-Each switch runs the same pipeline; lowering fills it.  Metadata carries the
-classification entry (bits 32..47) and the flow-hash bucket (bits 0..7)
-between tables of one switch.
+Each switch runs the same pipeline; lowering fills it and leaves out the
+tables a site does not need (a goto skips them).  Table numbers are fixed,
+so two generations of a site always agree on them during an update.
+
+Packets from edges (and back from boxes) pass the *ingress* tables, which
+classify them: CLASSIFY writes the ingress edge into metadata, the region
+tables the edges the packet's destination and source would leave by, the
+flag tables one bit per exclusion set (docs/design.md, "Exclusions"), and
+POLICY picks the first policy that matches.  The flow-hash tables, SELECT,
+STEER and EXIT then steer it.  Metadata carries, between the tables of one
+switch, the flow-hash bucket (bits 0..7), the classification entry (bits
+32..47, bit 47 the update generation) and the fields of
+:mod:`compiler.lowering.metadata` (the other bits).
 """
 
 from __future__ import annotations
@@ -17,10 +27,15 @@ from compiler.steering.tags import (  # noqa: F401 (the tag space, re-exported w
     generation_tag,
 )
 
-CLASSIFY = 0  # by port: edge ports -> POLICY (IP, ARP) or NONIP; tagged -> STEER; box returns -> entry
-POLICY = 1  # IP and ARP from edges: first-match policy -> entry (or drop / forward)
-NONIP = 2  # other ethertypes from edges: policy -> drop or flood (no FSL primitive tells them apart)
-HASH_FIRST = 3  # 2 tables per hash bit: IP-address XOR, then L4-port XOR
+CLASSIFY = 0  # by port: edge ports -> ingress edge, then the region/flag tables; tagged -> STEER
+REGION_DST = 1  # destination address -> the edge it leaves by (longest prefix)
+REGION_SRC = 2  # source address -> the edge a reply to it leaves by
+SRC_HOME = 3  # the source's region is the ingress edge (replies of symmetric policies)
+FLAGS_FIRST = 4  # one table per group of disjoint exclusion sets
+FLAGS_LAST = 39
+POLICY = 40  # IP and ARP: first-match policies -> classification entry (or drop / forward)
+NONIP = 41  # other ethertypes from edges: policy -> drop or flood (no FSL primitive tells them apart)
+HASH_FIRST = 42  # per hash bit: IP-address XOR, then (Open vSwitch) L4-port XOR
 HASH_LAST = HASH_FIRST + 2 * flowhash.HASH_BITS - 1
 SELECT = HASH_LAST + 1  # entry + bucket + headers -> first tag
 STEER = SELECT + 1  # tag -> instance port, box, link, fork or exit
@@ -28,6 +43,10 @@ EXIT = STEER + 1  # destination -> edge port (tag popped)
 
 TABLES = {
     CLASSIFY: "classify",
+    REGION_DST: "region_dst",
+    REGION_SRC: "region_src",
+    SRC_HOME: "src_home",
+    **{t: f"flags{t - FLAGS_FIRST}" for t in range(FLAGS_FIRST, FLAGS_LAST + 1)},
     POLICY: "policy",
     NONIP: "nonip",
     SELECT: "select",
@@ -38,13 +57,24 @@ TABLES = {
 
 ENTRY_SHIFT = 32
 ENTRY_MASK = 0xFFFF << ENTRY_SHIFT
+MAX_ENTRIES = (1 << 15) - 1  # entry ids 1..32767 (bit 15 of the field is the generation)
 BUCKET_MASK = flowhash.MASK
 
 GENERATION_ENTRY_BIT = 15  # top bit of the metadata entry field (metadata bit 47)
 GENERATION_COOKIE_BIT = 63
-INGRESS_TABLES = (0, 1, 2)  # tables whose rules pick a packet's generation; flipped in one bundle
+INGRESS_TABLES = tuple(range(CLASSIFY, NONIP + 1))  # pick a packet's generation; flipped in one bundle
 
-PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000
+PRIO_POLICY_TOP = 65000  # the first policy (direction); each later one 1 lower
+PRIO_POLICY_MIN = 100  # below: the defaults of POLICY
 PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
 PRIO_DEFAULT = 1
+
+
+def policy_cookie(policy_index: int, hop: int) -> int:
+    """Cookies name the policy (bits 16..31) and the hop (bits 0..15), so
+    counters can be read per hop and a policy's rules found again."""
+    return ((policy_index + 1) & 0xFFFF) << 16 | (hop & 0xFFFF)
+
+
+POLICY_COOKIE_MASK = 0xFFFF0000

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
+from compiler import ir
+
 HASH_BITS = 8
 BUCKETS = 1 << HASH_BITS
 MASK = BUCKETS - 1
@@ -29,8 +31,16 @@ ADDR_FIELDS = {0x0800: ("ipv4_src", "ipv4_dst"), 0x86DD: ("ipv6_src", "ipv6_dst"
 L4_FIELDS = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}
 
 
-def bucket(packet: Mapping[str, int], by: str = "flow") -> int:
-    """The hash bucket (0..BUCKETS-1) of a packet given by OXM fields."""
+def reads_ports(site: ir.Site) -> bool:
+    """The site's ``flow`` hash reads transport ports only when every switch
+    is Open vSwitch (standard OpenFlow cannot match ports by mask), so that a
+    flow hashes alike wherever it enters and a reply meets the same replica."""
+    return bool(site.switches) and all(sw.ovs for sw in site.switches)
+
+
+def bucket(packet: Mapping[str, int], by: str = "flow", ports: bool = True) -> int:
+    """The hash bucket (0..BUCKETS-1) of a packet given by OXM fields
+    (``ports``: whether the ``flow`` hash reads transport ports)."""
     addrs = ADDR_FIELDS.get(packet.get("eth_type", 0))
     if addrs is None:
         return 0
@@ -40,9 +50,9 @@ def bucket(packet: Mapping[str, int], by: str = "flow") -> int:
     if by == "dst":
         return dst & MASK
     value = src ^ dst
-    ports = L4_FIELDS.get(packet.get("ip_proto", -1))
-    if ports is not None:
-        value ^= packet.get(ports[0], 0) ^ packet.get(ports[1], 0)
+    l4 = L4_FIELDS.get(packet.get("ip_proto", -1)) if ports else None
+    if l4 is not None:
+        value ^= packet.get(l4[0], 0) ^ packet.get(l4[1], 0)
     return value & MASK
 
 

@@ -18,8 +18,10 @@ the version of a consistent update.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from compiler import ir
+from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from compiler.steering import flowhash
 from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
@@ -75,7 +77,7 @@ class Constraint:
     carries `case` arms and `by src`/`by dst` address bits)."""
 
     buckets: frozenset[int] = ALL_BUCKETS
-    space: HeaderSpace | None = None  # None = everything
+    space: MatchSet | None = None  # None = everything
 
     def __and__(self, other: Constraint) -> Constraint:
         space = self.space if other.space is None else other.space if self.space is None else self.space & other.space
@@ -92,7 +94,8 @@ list a pipeline unfolds to covers every packet, so products taken in
 lexicographic order keep first-match right (an earlier stage's choice first)."""
 
 
-def addr_bucket_space(by: str, buckets: frozenset[int]) -> HeaderSpace:
+@lru_cache(maxsize=4096)
+def addr_bucket_space(by: str, buckets: frozenset[int]) -> MatchSet:
     """Packets whose `src`/`dst` hash is in ``buckets``: low address bits."""
     out = HeaderSpace.empty()
     v4 = HeaderSpace.field_eq("eth_type", 0x0800)
@@ -102,7 +105,7 @@ def addr_bucket_space(by: str, buckets: frozenset[int]) -> HeaderSpace:
         out = out | (v6 & HeaderSpace.field_masked(f"ipv6_{by}", b, flowhash.MASK))
     if 0 in buckets:
         out = out | (HeaderSpace.all() - (v4 | v6))
-    return out
+    return MatchSet.of(out)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from typing import Literal
 
 from compiler import ir
 from compiler.flowir import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6
-from compiler.steering.flowhash import bucket, copies, egress_index, replica_index, reverse_by
+from compiler.steering.flowhash import bucket, copies, egress_index, reads_ports, replica_index, reverse_by
 from compiler.verification.modulemodel import Oracle, default_oracle, swapped, to_point
 
 __all__ = ["ExitInfo", "Outcome", "interpret", "route", "to_point", "swapped"]
@@ -154,6 +154,7 @@ class _Walk:
     modules: dict[str, ir.Module]
     policy: str
     direction: Direction
+    ports: bool = True  # the site's flow hash reads transport ports (flowhash.reads_ports)
 
     def run(self, pipe: ir.Pipeline, path: _Path, rev: bool) -> bool:
         """Run ``pipe`` (reversed when ``rev``); True while the packet is alive."""
@@ -172,7 +173,7 @@ class _Walk:
                     return self.run(arm, path, rev)
             return True
         if isinstance(pipe, ir.Copy):
-            if copies(bucket(self.packet, "flow"), pipe.percent):
+            if copies(bucket(self.packet, "flow", self.ports), pipe.percent):
                 copy = _Path()
                 if self.run(pipe.target, copy, False):  # the checker forbids it; never let a copy out
                     copy.reason = "copy not sunk"
@@ -186,7 +187,7 @@ class _Walk:
         names = module.instance_names()
         if len(names) == 1:
             return names[0]
-        b = bucket(self.packet, reverse_by(by) if self.reverse else by)
+        b = bucket(self.packet, reverse_by(by) if self.reverse else by, self.ports)
         k = replica_index(b, [self.weights.get(n, 1) for n in names])
         return names[k]
 
@@ -316,6 +317,7 @@ def interpret(
             {m.name: m for m in site.modules},
             pol.name,
             direction,
+            reads_ports(site),
         )
         walk.run(pol.pipeline, path, direction == "reverse")
     if path.reason is not None or path.consumed_by is not None:
