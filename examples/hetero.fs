@@ -4,7 +4,7 @@
 # source-NATed like all other office traffic to the Internet (replies come back the same way).
 site hetero
 
-switch sw dpid 0x40 ports 24 tcam 1500
+switch sw dpid 0x40 ports 24 tcam 1500 ovs
 
 host a at sw:1 cores 4 memory 8GiB runs click, process
 host b at sw:2 cores 4 memory 8GiB runs click, process

@@ -4,7 +4,7 @@
 # limiter replicas hashed on the source address. Anything not listed is dropped.
 site ids_farm
 
-switch tor dpid 0x10 ports 16 tcam 3000 openflow 1.4
+switch tor dpid 0x10 ports 16 tcam 3000 openflow 1.4 ovs
 
 host s1 at tor:1 cores 8 memory 8GiB runs click, vm
 host s2 at tor:2 cores 8 memory 8GiB runs click, vm

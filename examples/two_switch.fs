@@ -4,8 +4,8 @@
 # router is dual-homed, one port on each switch.
 site two_switch
 
-switch north dpid 0xa ports 24 tcam 2500 openflow 1.5
-switch south dpid 0xb ports 24
+switch north dpid 0xa ports 24 tcam 2500 openflow 1.5 ovs
+switch south dpid 0xb ports 24 ovs
 link north:24 south:24
 
 host m1 at north:1 cores 4 memory 8GiB runs click

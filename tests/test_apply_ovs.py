@@ -18,6 +18,7 @@ import requests
 from test_controller_harness import compile_files, events, lab_with_controller, real_agent, wait_for
 
 from backends.platform.lab.ovs import ovs_available
+from compiler.lowering import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -33,7 +34,7 @@ SWITCHES = {"north": 0xA, "south": 0xB}
 def _break_ingress_rule(files: dict[str, str], switch: str) -> str:
     """Make one table-1 rule jump backwards (OpenFlow forbids it); returns its cookie."""
     doc = json.loads(files[f"openflow/{switch}.json"])
-    flow = next(f for f in doc["flows"] if f["table_id"] == 1 and f["cookie"])
+    flow = next(f for f in doc["flows"] if f["table_id"] == T.POLICY and f["cookie"])
     flow["actions"] = [{"type": "GOTO_TABLE", "table_id": 0}]
     files[f"openflow/{switch}.json"] = json.dumps(doc)
     return hex(flow["cookie"])

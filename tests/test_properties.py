@@ -361,7 +361,7 @@ SYMMETRIC = [(n, p.name) for n in EXAMPLE_NAMES for p in example(n).site.policie
 
 @st.composite
 def flows_of(draw: Any, b: Built, policy: ir.Policy) -> tuple[dict[str, int], str, tuple[str, int]]:
-    cube = draw(st.sampled_from(policy.match.cubes))
+    cube = draw(st.sampled_from([t.cube for t in policy.match.terms]))
     point = L.unpack(cube.value)
     for name in RANDOMISED:
         v, m = cube.field(L, name)
@@ -452,7 +452,7 @@ def test_replicas_share_flows_in_proportion_to_weights(
     rng = random.Random(f"{name}/{policy}/{module}/{weights}")
     counts = dict.fromkeys(insts, 0)
     for _ in range(800):
-        cube = rng.choice(pol.match.cubes)
+        cube = rng.choice([t.cube for t in pol.match.terms])
         point = L.unpack(cube.value)
         for f in RANDOMISED:
             v, m = cube.field(L, f)

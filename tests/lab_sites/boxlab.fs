@@ -2,7 +2,7 @@
 # (a namespace that sends frames back hairpin) sits on tcp port 80 traffic.
 site boxlab
 
-switch sw dpid 0x42 ports 16
+switch sw dpid 0x42 ports 16 ovs
 
 host mh at sw:1 cores 2 memory 2GiB runs click
 

@@ -2,7 +2,7 @@
 # hosts, for the lab's end-to-end tests with real packets.
 site chainlab
 
-switch sw dpid 0x51 ports 16
+switch sw dpid 0x51 ports 16 ovs
 
 host m1 at sw:1 cores 4 memory 4GiB runs click
 host m2 at sw:2 cores 4 memory 4GiB runs click

@@ -1,7 +1,7 @@
 # updlab_v1.fs - the site the update tests start from (see updlab_v2.fs).
 site updlab
 
-switch sw dpid 0x61 ports 16
+switch sw dpid 0x61 ports 16 ovs
 
 host m1 at sw:1 cores 4 memory 4GiB runs click
 host m2 at sw:2 cores 4 memory 4GiB runs click

@@ -2,7 +2,7 @@
 # udp to port 5002 now goes through the box; policy `steady` is untouched.
 site updlab
 
-switch sw dpid 0x61 ports 16
+switch sw dpid 0x61 ports 16 ovs
 
 host m1 at sw:1 cores 4 memory 4GiB runs click
 host m2 at sw:2 cores 4 memory 4GiB runs click
