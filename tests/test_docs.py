@@ -308,3 +308,29 @@ def test_tutorial_output(block: Block, site: str, cmd: str, expected: list[str],
         if not earlier.startswith("sudo "):
             _run(earlier, tmp_path)  # e.g. the compile that a later `find` lists
     assert _lines(_run(cmd, tmp_path)) == _lines(expected), f"{block.where}: `{cmd}`"
+
+
+LINKED = ("README.md", "docs/language.md", "docs/tutorial.md", "docs/platform-notes.md")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation gone, spaces to dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", LINKED)
+def test_links_resolve(doc: str) -> None:
+    """Relative links in the users' documents lead to files and headings that exist."""
+    path = ROOT / doc
+    text = path.read_text(encoding="utf-8")
+    for target in LINK.findall(text):
+        if "://" in target:
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (path.parent / file).resolve() if file else path
+        assert dest.exists(), f"{doc}: link to {target}: no such file"
+        assert ROOT in dest.parents, f"{doc}: link to {target} leaves the repository"
+        if anchor:
+            headings = re.findall(r"^#+ (.*)$", dest.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{doc}: link to {target}: no such heading"
