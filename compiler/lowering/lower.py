@@ -471,8 +471,7 @@ def _prefix_len(fields: Iterable[FieldMatch], fam: str) -> int:
 
 
 def _cookie(policy_index: int, hop: int) -> int:
-    """Cookies name policy and hop so counters can be read per hop."""
-    return ((policy_index + 1) & 0xFFFF) << 16 | (hop & 0xFFFF)
+    return T.policy_cookie(policy_index, hop)
 
 
 def _order(e: FlowEntry) -> tuple:

@@ -44,6 +44,15 @@ GENERATION_ENTRY_BIT = 15  # top bit of the metadata entry field (metadata bit 4
 GENERATION_COOKIE_BIT = 63
 INGRESS_TABLES = (0, 1, 2)  # tables whose rules pick a packet's generation; flipped in one bundle
 
+POLICY_COOKIE_MASK = 0xFFFF << 16  # the cookie bits that name the policy (plan.json gives VALUE/MASK)
+
+
+def policy_cookie(policy_index: int, hop: int) -> int:
+    """A rule's cookie names its policy (bits 16..31: index + 1) and hop (bits 0..15),
+    so counters can be read per policy and hop."""
+    return ((policy_index + 1) & 0xFFFF) << 16 | (hop & 0xFFFF)
+
+
 PRIO_POLICY_TOP = 60000  # first policy; each later entry 10 lower
 PRIO_TAGGED = 65000
 PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
