@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ class SwitchError(RuntimeError):
 class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     replies: list[Any] = field(default_factory=list)
+    lost: bool = False  # the switch disconnected before the last reply
 
 
 class FscOpenFlow(app_manager.OSKenApp):
@@ -66,8 +68,6 @@ class FscOpenFlow(app_manager.OSKenApp):
         if dp.id is None:
             return
         if ev.state == MAIN_DISPATCHER:
-            import time
-
             with self._lock:
                 self.datapaths[dp.id] = dp
                 self.connected_at[dp.id] = time.time()
@@ -76,9 +76,14 @@ class FscOpenFlow(app_manager.OSKenApp):
                 threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
         elif ev.state == DEAD_DISPATCHER:
             with self._lock:
-                if self.datapaths.get(dp.id) is dp:
-                    del self.datapaths[dp.id]
-                    self.connected_at.pop(dp.id, None)
+                if self.datapaths.get(dp.id) is not dp:
+                    return  # an older connection of a switch that has reconnected
+                del self.datapaths[dp.id]
+                self.connected_at.pop(dp.id, None)
+                waiting = [slot for (dpid, _), slot in self._pending.items() if dpid == dp.id]
+            for slot in waiting:  # no reply will come: fail now, not at the timeout
+                slot.lost = True
+                slot.done.set()
             LOG.info("switch %#x disconnected", dp.id)
 
     def _deliver(self, dpid: int, msg: Any, final: bool) -> None:
@@ -133,6 +138,8 @@ class FscOpenFlow(app_manager.OSKenApp):
         try:
             if not slot.done.wait(timeout):
                 raise SwitchError(f"switch {dpid:#x}: no answer to {what} within {timeout:.0f}s")
+            if slot.lost:
+                raise SwitchError(f"switch {dpid:#x}: disconnected while waiting for the answer to {what}")
             return slot.replies
         finally:
             with self._lock:
