@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +52,6 @@ class FscOpenFlow(app_manager.OSKenApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.datapaths: dict[int, Any] = {}
-        self.connected_at: dict[int, float] = {}
         self._lock = threading.Lock()
         self._xids = itertools.count(_XID_BASE)
         self._pending: dict[tuple[int, int], _Pending] = {}
@@ -70,7 +68,6 @@ class FscOpenFlow(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             with self._lock:
                 self.datapaths[dp.id] = dp
-                self.connected_at[dp.id] = time.time()
             LOG.info("switch %#x connected from %s", dp.id, dp.address)
             if self.on_connect is not None:
                 threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
@@ -79,7 +76,6 @@ class FscOpenFlow(app_manager.OSKenApp):
                 if self.datapaths.get(dp.id) is not dp:
                     return  # an older connection of a switch that has reconnected
                 del self.datapaths[dp.id]
-                self.connected_at.pop(dp.id, None)
                 waiting = [slot for (dpid, _), slot in self._pending.items() if dpid == dp.id]
             for slot in waiting:  # no reply will come: fail now, not at the timeout
                 slot.lost = True

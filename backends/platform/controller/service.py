@@ -21,6 +21,7 @@ from backends.platform.controller.instances import host_specs, hosts_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
+    generation_of,
     ingress_tables,
     plan_doc,
     plan_update,
@@ -80,7 +81,6 @@ class Controller:
         self._deployed_cache: tuple[DeployedState | None] | None = None
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
         self._switch_locks: dict[int, threading.Lock] = {}
-        self.last_reconcile: dict[int, str] = {}
         journal = state.journal()
         if (state.root / "journal.json").exists():
             d = self._deployed_doc()
@@ -203,14 +203,17 @@ class Controller:
                     dpid,
                     ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none",
                 )
-                self.last_reconcile[dpid] = "unknown dpid"
                 return
             try:
                 n = self._reconcile([(name, dpid, tables[name][1])], ingress_tables(files))
-                self.last_reconcile[dpid] = f"ok, {n} operations"
-                LOG.info("switch %s (%#x) reconciled to the deployed site with %d operations", name, dpid, n)
+                LOG.info(
+                    "switch %s (%#x) reconciled to generation %d with %d operations",
+                    name,
+                    dpid,
+                    generation_of(files),
+                    n,
+                )
             except Exception as err:  # a switch that goes away mid-reconcile is retried on its next connect
-                self.last_reconcile[dpid] = f"failed: {err}"
                 LOG.error("switch %s (%#x): reconcile failed: %s", name, dpid, err)
 
     # -- API ------------------------------------------------------------------
