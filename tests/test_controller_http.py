@@ -15,7 +15,15 @@ import pytest
 import requests
 from test_controller_harness import Controller
 
-from backends.platform.controller.httpapi import MAX_BODY, MAX_DEPTH, nesting_problem, openapi_document
+from backends.platform.controller.client import ClientError
+from backends.platform.controller.httpapi import (
+    MAX_BODY,
+    MAX_CONNECTIONS,
+    MAX_DEPTH,
+    nesting_problem,
+    openapi_document,
+)
+from backends.platform.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 1.5  # the controller's --request-timeout here
@@ -170,6 +178,28 @@ def test_half_sent_and_idle_requests_time_out_and_hold_nothing(ctl: Controller) 
     finally:
         for s in socks:
             s.close()
+
+
+def test_too_many_connections_are_told_so(ctl: Controller) -> None:
+    socks = [socket.create_connection(("127.0.0.1", ctl.http_port)) for _ in range(MAX_CONNECTIONS + 4)]
+    try:
+        socks[-1].settimeout(10)
+        data = b""
+        while part := socks[-1].recv(4096):
+            data += part
+        status, _, doc = answer(data)
+        assert status == 503 and "too many connections" in doc["error"]  # type: ignore[index]
+    finally:
+        for s in socks:
+            s.close()
+
+    def answers() -> bool:
+        try:
+            return ctl.api.deployed().generation is None
+        except ClientError:  # 503 until it has seen the others close
+            return False
+
+    wait_until(answers, 10, "the controller to answer again")
 
 
 def test_a_kept_alive_connection_serves_many_requests(ctl: Controller) -> None:

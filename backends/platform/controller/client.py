@@ -89,7 +89,6 @@ class ApiClient:
             )
         self.url = url.rstrip("/")
         self.session = requests.Session()
-        self.session.trust_env = False  # a proxy from the environment must not stand between us and the controller
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.timeout = (connect_timeout, read_timeout)

@@ -227,14 +227,12 @@ def _oxm_tlvs(buf: bytes) -> tuple:
         cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
         body = buf[i + 4 : i + 4 + length]
         i += 4 + length
+        value, mask = body, None
         if hasmask:
             half = length // 2
-            value, mask = body[:half], body[half:]
-            value = bytes(v & m for v, m in zip(value, mask))
-            if all(b == 0xFF for b in mask):
-                mask = None
-        else:
-            value, mask = body, None
+            value = bytes(v & m for v, m in zip(body[:half], body[half:]))
+            if not all(b == 0xFF for b in body[half:]):
+                mask = body[half:]
         out.append((cls, field, value, mask))
     return tuple(sorted(out, key=lambda t: (t[0], t[1])))
 

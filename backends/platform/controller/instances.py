@@ -12,10 +12,10 @@ from collections.abc import Mapping
 
 from backends.platform.controller.flows import FilesError
 from backends.platform.controller.plan import generation_of, placement_doc, placement_of, plan_doc
-from backends.platform.controller.protocol import InstanceSpec, spec_digest
+from backends.platform.controller.protocol import InstanceKind, InstanceSpec, spec_digest
 
 
-def _spec(id_: str, kind: str, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
+def _spec(id_: str, kind: InstanceKind, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
     return InstanceSpec(
         id=id_,
         kind=kind,
@@ -36,14 +36,15 @@ def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]
     out: dict[str, list[InstanceSpec]] = {}
     for path, text in sorted(files.items()):
         if path.startswith("click/") and path.endswith(".click"):
-            host = path[len("click/") : -len(".click")]
-            out.setdefault(host, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
+            on = path[len("click/") : -len(".click")]
+            out.setdefault(on, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
     placement = placement_of(files)
     for path, text in sorted(files.items()):
-        for prefix, suffix, kind in (("process/", ".json", "process"), ("vm/", ".xml", "vm")):
+        kinds: tuple[tuple[str, str, InstanceKind], ...] = (("process/", ".json", "process"), ("vm/", ".xml", "vm"))
+        for prefix, suffix, kind in kinds:
             if path.startswith(prefix) and path.endswith(suffix):
                 name = path[len(prefix) : -len(suffix)]
-                host = placement.get(name)
+                host: str | None = placement.get(name)
                 if host is None and kind == "process":
                     host = _manifest_host(path, text)
                 if host is None:

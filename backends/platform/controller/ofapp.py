@@ -73,7 +73,8 @@ class FscOpenFlow(app_manager.OSKenApp):
                 threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
         elif ev.state == DEAD_DISPATCHER:
             with self._lock:
-                if self.datapaths.get(dp.id) is not dp:
+                stale = self.datapaths.get(dp.id) is not dp
+                if stale:
                     return  # an older connection of a switch that has reconnected
                 del self.datapaths[dp.id]
                 waiting = [slot for (dpid, _), slot in self._pending.items() if dpid == dp.id]

@@ -126,7 +126,7 @@ class UpdatePlan:
             instances=InstanceChanges(
                 started=self.started,
                 stopped=self.stopped,
-                moved={k: Moved(from_=a, to=b) for k, (a, b) in sorted(self.moved.items())},
+                moved={k: Moved.model_validate({"from": a, "to": b}) for k, (a, b) in sorted(self.moved.items())},
             ),
             changed_files=self.changed_files,
         )
@@ -216,7 +216,7 @@ def same_tables(a: Tables, b: Tables) -> list[str]:
     for key in sorted(set(a) | set(b), key=_order):
         fa, fb = a.get(key), b.get(key)
         if fa is None:
-            diffs.append(f"unexpected on the switch: {fb.describe()}")
+            diffs.append(f"unexpected on the switch: {b[key].describe()}")
         elif fb is None:
             diffs.append(f"missing on the switch: {fa.describe()}")
         elif not _same(fa, fb):
