@@ -17,6 +17,7 @@ from test_controller_harness import Controller
 
 from backends.platform.controller.client import ClientError
 from backends.platform.controller.httpapi import (
+    APPLY_KEEPALIVE,
     MAX_BODY,
     MAX_CONNECTIONS,
     MAX_DEPTH,
@@ -250,3 +251,24 @@ def test_openapi_document_is_served_and_committed(ctl: Controller) -> None:
 def test_nesting_is_measured_without_parsing(text: bytes, problem: str | None) -> None:
     got = nesting_problem(text)
     assert (got is None) if problem is None else (got is not None and problem in got), got
+
+
+def test_a_quiet_apply_keeps_its_stream_alive(tmp_path: Path) -> None:
+    """While an apply waits (here its drain), empty lines keep coming, so a
+    client's read timeout tells a busy controller from a dead one."""
+    c = Controller(tmp_path / "state", "127.0.0.1")
+    c.start()
+    try:
+        r = requests.post(
+            c.url + "/v1/apply",
+            json={"site": "x", "files": {"notes.txt": "no switch, no host"}, "drain_seconds": APPLY_KEEPALIVE + 1},
+            headers=c.headers(),
+            stream=True,
+            timeout=(5, APPLY_KEEPALIVE + 3),  # fails unless something arrives between the commit and the result
+        )
+        lines = list(r.iter_lines())
+        assert b"" in lines, lines
+        events = [json.loads(line) for line in lines if line]
+        assert [e.get("phase") for e in events][:2] == ["plan", "commit"] and events[-1]["result"] == "ok", events
+    finally:
+        assert c.stop() == 0

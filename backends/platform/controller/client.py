@@ -33,9 +33,11 @@ from backends.platform.controller.protocol import (
 
 DEFAULT_URL = "http://127.0.0.1:8181"
 CONNECT_TIMEOUT = 5.0
-#: Seconds to wait for an answer (and, in an apply's stream, between two
-#: lines: the controller sends an empty line every 5 s while it works).
+#: Seconds to wait for an answer.
 READ_TIMEOUT = 30.0
+#: At least this many seconds between two lines of an apply's stream (the
+#: controller sends an empty line every 5 s while it works).
+STREAM_QUIET = 15.0
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -108,7 +110,7 @@ class ApiClient:
 
     def apply(self, req: ApplyRequest) -> Iterator[ApplyEvent]:
         """POST /v1/apply and yield each progress event as it arrives."""
-        r = self._send("POST", "/v1/apply", req, stream=True)
+        r = self._send("POST", "/v1/apply", req, stream=True, read_timeout=max(self.timeout[1], STREAM_QUIET))
         with r:
             try:
                 for line in r.iter_lines():
@@ -116,7 +118,7 @@ class ApiClient:
                         yield self._model_line(line)
             except requests.RequestException as err:
                 if _timed_out(err):
-                    raise self._timeout(err) from err
+                    raise self._timeout(err, (self.timeout[0], max(self.timeout[1], STREAM_QUIET))) from err
                 raise ClientError(
                     f"the connection to the controller at {self.url} broke during the apply ({_why(err)}); "
                     "the apply goes on there: see `fsc status`"
@@ -139,16 +141,19 @@ class ApiClient:
                 f"{line[:80].decode(errors='replace')!r}"
             ) from None
 
-    def _send(self, method: str, path: str, body: BaseModel | None, stream: bool = False) -> requests.Response:
+    def _send(
+        self, method: str, path: str, body: BaseModel | None, stream: bool = False, read_timeout: float | None = None
+    ) -> requests.Response:
         data = body.model_dump_json(by_alias=True).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        timeout = (self.timeout[0], read_timeout or self.timeout[1])
         try:
             r = self.session.request(
-                method, self.url + path, data=data, headers=headers, stream=stream, timeout=self.timeout
+                method, self.url + path, data=data, headers=headers, stream=stream, timeout=timeout
             )
         except requests.RequestException as err:
             if _timed_out(err):
-                raise self._timeout(err) from err
+                raise self._timeout(err, timeout) from err
             if isinstance(err, requests.ConnectionError):
                 raise ClientError(
                     f"cannot reach the controller at {self.url}: is `fsc controller` running there? ({_why(err)})"
@@ -160,9 +165,9 @@ class ApiClient:
             )
         return r
 
-    def _timeout(self, err: Exception) -> ClientError:
+    def _timeout(self, err: Exception, timeout: tuple[float, float]) -> ClientError:
         connecting = isinstance(err, requests.ConnectTimeout)
-        limit = self.timeout[0] if connecting else self.timeout[1]
+        limit = timeout[0] if connecting else timeout[1]
         what = "accept the connection" if connecting else "answer"
         return ClientError(f"the controller at {self.url} did not {what} within {limit:g}s; is it stuck? see its log")
 
