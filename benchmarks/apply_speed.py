@@ -203,13 +203,13 @@ def same_generation_plan(old_dir: Path, new_dir: Path) -> dict[str, Any]:
     plan = plan_update(old_files, files(new_dir), old_tables)
     sw = plan.switches[SWITCH]
     old = old_tables[SWITCH][1]
-    j = plan.to_json()["switches"][SWITCH]
+    j = plan.answer().switches[SWITCH]
     return {
         "install": len(sw.install),
         "flip": len(sw.flip),
         "cleanup": len(sw.cleanup),
-        "added": j["added"],
-        "removed": j["removed"],
+        "added": j.added,
+        "removed": j.removed,
         "moved": bool(plan.started or plan.stopped or plan.moved),
         "replaced": sum(1 for c, f in (*sw.install, *sw.flip) if c == "add" and f.key in old),
     }

@@ -10,16 +10,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from backends.emit.vm.generate import tap_name
+from backends.platform.controller.client import ApiClient, ClientError
 from backends.platform.controller.state import StateDir
+from backends.platform.wait import WaitTimeout, wait_until
 from tests.conftest import ROOT
 from tests.test_agent_harness import cleanup_devices, exchange, h3_links, h3_namespaces, site_files, tcp_frame
 
@@ -115,10 +115,9 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def status(p: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        res = requests.get(p["url"] + "/v1/status", headers={"Authorization": f"Bearer {p['token']}"}, timeout=10)
-    except requests.RequestException:
+        return ApiClient(p["url"], p["token"]).status().model_dump(mode="json")
+    except ClientError:
         return None
-    return res.json() if res.status_code == 200 else None
 
 
 def host(doc: dict[str, Any] | None) -> dict[str, Any]:
@@ -126,15 +125,17 @@ def host(doc: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def wait_status(p: dict[str, Any], what: str, cond: Any, timeout: float = 40.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    doc = None
-    while time.monotonic() < deadline:
-        doc = status(p)
-        if doc is not None and cond(host(doc)):
-            return host(doc)
-        time.sleep(0.3)
-    logs = "".join((p["tmp"] / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("controller", "agent"))
-    raise AssertionError(f"timed out waiting for {what}; status {doc}\n{logs}")
+    seen: list[dict[str, Any] | None] = [None]
+
+    def holds() -> dict[str, Any] | None:
+        seen[0] = doc = status(p)
+        return host(doc) if doc is not None and cond(host(doc)) else None
+
+    try:
+        return wait_until(holds, timeout, what)
+    except WaitTimeout as err:
+        logs = "".join((p["tmp"] / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("controller", "agent"))
+        raise AssertionError(f"{err}; status {seen[0]}\n{logs}") from None
 
 
 def test_agent_serves_the_controllers_desired_set(platform: dict[str, Any]) -> None:

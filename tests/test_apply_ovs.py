@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 
 import pytest
-import requests
 from test_controller_harness import compile_files, events, lab_with_controller, real_agent, wait_for
 
+from backends.platform.controller.protocol import ApplyRequest, ResultFailed, SwitchEvent
 from backends.platform.lab.ovs import ovs_available
 from compiler.lowering import tables as T
 
@@ -96,18 +96,11 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             new = compile_files(site, tmp_path / "new", generation=1, previous=tmp_path / "old")
             bad = dict(new)
             cookie = _break_ingress_rule(bad, "south")
-            resp = requests.post(
-                ctl.url + "/v1/apply",
-                json={"site": "two_switch", "files": bad, "drain_seconds": 0},
-                headers=ctl.headers(),
-                stream=True,
-                timeout=120,
-            )
-            evs = [json.loads(line) for line in resp.iter_lines() if line.strip()]
-            assert [e["switch"] for e in evs if e.get("phase") == "flip"] == ["north"]
+            evs = list(ctl.api.apply(ApplyRequest(site="two_switch", files=bad, drain_seconds=0)))
+            assert [e.switch for e in evs if isinstance(e, SwitchEvent) and e.phase == "flip"] == ["north"]
             last = evs[-1]
-            assert last["result"] == "failed" and last["rolled_back"] is True, last
-            assert "switch 0xb refused rule table=1" in last["error"] and cookie in last["error"], last["error"]
+            assert isinstance(last, ResultFailed) and last.rolled_back is True, last
+            assert "switch 0xb refused rule table=1" in last.error and cookie in last.error, last.error
             assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
 
             # and the good update goes through, phase by phase

@@ -11,15 +11,14 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import requests
-
+from backends.platform.controller.client import ApiClient, ClientError
 from backends.platform.lab.ovs import PrivateOvs
+from backends.platform.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 FSC = str(ROOT / ".venv" / "bin" / "fsc")
@@ -41,9 +40,10 @@ def fsc(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> 
 class Controller:
     """`fsc controller` as a subprocess (so it can be SIGKILLed)."""
 
-    def __init__(self, state: Path, of_host: str) -> None:
+    def __init__(self, state: Path, of_host: str, args: tuple[str, ...] = ()) -> None:
         self.state = state
         self.of_host = of_host
+        self.args = args
         self.of_port = free_port()
         self.http_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
@@ -69,6 +69,7 @@ class Controller:
                 f"{self.of_host}:{self.of_port}",
                 "--state",
                 str(self.state),
+                *self.args,
             ],
             stdout=self.log_f,
             stderr=subprocess.STDOUT,
@@ -76,27 +77,37 @@ class Controller:
             cwd=ROOT,
             env={**os.environ, **(env or {})},
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def up() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"controller exited: {self.log.read_text()[-2000:]}")
+            if not self.token_file.exists():
+                return False
             try:
-                if self.token_file.exists():
-                    r = requests.get(self.url + "/v1/deployed", headers=self.headers(), timeout=2)
-                    if r.status_code == 200:
-                        return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"controller did not come up: {self.log.read_text()[-2000:]}")
+                self.api.deployed()
+                return True
+            except ClientError:
+                return False
+
+        wait_until(up, 30, f"the controller to answer (log: {self.log})")
+
+    @property
+    def token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    @property
+    def api(self) -> ApiClient:
+        """The API client, as `fsc plan/apply/status` and the agents use it."""
+        return ApiClient(self.url, self.token)
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token_file.read_text().strip()}"}
+        return {"Authorization": f"Bearer {self.token}"}
 
     def get(self, path: str) -> Any:
-        r = requests.get(self.url + path, headers=self.headers(), timeout=30)
-        r.raise_for_status()
-        return r.json()
+        """``/v1/status`` or ``/v1/deployed`` as JSON (through the API client)."""
+        answer = {"/v1/status": self.api.status, "/v1/deployed": self.api.deployed}[path]()
+        return answer.model_dump(mode="json", by_alias=True)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -174,14 +185,12 @@ class Lab:
 
     def wait_connected(self, ctl: Controller, names: list[str], timeout: float = 20) -> None:
         want = {self.bridges[n] for n in names}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = ctl.get("/v1/status")
-            got = {s["dpid"] for s in st["switches"] if s["connected"]} | set(st["unknown_switches"])
-            if want <= got:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"switches {names} did not connect")
+
+        def connected() -> bool:
+            st = ctl.api.status()
+            return want <= {s.dpid for s in st.switches if s.connected} | set(st.unknown_switches)
+
+        wait_until(connected, timeout, f"switches {names} to connect")
 
 
 @contextmanager
@@ -226,12 +235,8 @@ def events(stdout: str) -> list[dict[str, Any]]:
 
 
 def wait_for(pred: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    """``wait_until`` with the argument order the apply tests use."""
+    wait_until(pred, timeout, what)
 
 
 STANDIN_CLICK = """#!{python}

@@ -22,8 +22,8 @@ from backends.platform.controller.plan import (
     same_tables,
     switch_tables,
 )
-from backends.platform.controller.protocol import Heartbeat, InstanceReport
-from backends.platform.controller.state import StateDir
+from backends.platform.controller.protocol import Heartbeat, InstanceChanges, InstanceReport
+from backends.platform.controller.state import DeployedState, Journal, StateDir
 from compiler.lowering import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,9 +99,9 @@ def test_phases_keep_traffic_on_one_generation(vpn: tuple[dict[str, str], dict[s
     # cleanup only deletes outside the ingress tables, and the result is exactly the new site
     assert all(c == "delete" and f.table_id not in ingress for c, f in p.cleanup)
     assert same_tables(new, apply_ops(after_flip, p.cleanup)) == []
-    doc = plan.to_json()
-    assert doc["switches"]["gw"]["added"] == len(p.install) + len(p.flip)
-    assert doc["instances"] == {"started": [], "stopped": [], "moved": {}}
+    doc = plan.answer()
+    assert doc.switches["gw"].added == len(p.install) + len(p.flip)
+    assert doc.instances == InstanceChanges(started=[], stopped=[], moved={})
 
 
 def test_same_files_plan_nothing(vpn: tuple[dict[str, str], dict[str, str]]) -> None:
@@ -167,9 +167,15 @@ def test_state_files_are_atomic_and_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(st.token_path).st_mode) == 0o600
     assert st.deployed() is None and st.journal() is None
     st.commit(1, {"a": "b"}, "s", "src")
-    st.write_journal({"phase": "flip"})
-    assert st.deployed() == {"generation": 1, "files": {"a": "b"}, "site": "s", "source": "src"}
-    assert st.journal() == {"phase": "flip"}
+    st.write_journal(Journal(phase="flip", generation=1, site="s"))
+    assert st.deployed() == DeployedState(generation=1, files={"a": "b"}, site="s", source="src")
+    assert json.loads((tmp_path / "state" / "deployed.json").read_text()) == {
+        "generation": 1,
+        "files": {"a": "b"},
+        "site": "s",
+        "source": "src",
+    }
+    assert st.journal() == Journal(phase="flip", generation=1, site="s")
     st.clear_journal()
     assert st.journal() is None
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["deployed.json", "token"]
@@ -186,9 +192,9 @@ def test_instances_started_stopped_moved(tmp_path: Path) -> None:
     )
     a = compile_files(tmp_path / "a.fs", tmp_path / "a", generation=0)
     b = compile_files(tmp_path / "b.fs", tmp_path / "b", generation=1, previous=tmp_path / "a")
-    doc = plan_update(a, b).to_json()
-    assert doc["instances"]["moved"] == {"shaper": {"from": "m2", "to": "m1"}}
-    assert doc["instances"]["started"] == ["acct"] and doc["instances"]["stopped"] == ["acct#1", "acct#2"]
+    doc = plan_update(a, b).answer()
+    assert doc.model_dump(by_alias=True)["instances"]["moved"] == {"shaper": {"from": "m2", "to": "m1"}}
+    assert doc.instances.started == ["acct"] and doc.instances.stopped == ["acct#1", "acct#2"]
     from backends.platform.controller.render import plan_text
 
     text = plan_text(doc, "two_switch")

@@ -6,6 +6,7 @@ calls the os-ken app offers; the real switch path is in test_apply_*.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from test_controller_harness import compile_files
 
 from backends.platform.controller.ofapp import SwitchError
 from backends.platform.controller.plan import Op, Tables, apply_ops, same_tables, switch_tables
-from backends.platform.controller.protocol import ApplyRequest
+from backends.platform.controller.protocol import APPLY_EVENT, ApplyRequest, event_line
 from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
 
@@ -60,7 +61,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], dic
 
 
 def _run(ctl: Controller, files: dict[str, str]) -> list[dict[str, Any]]:
-    return list(ctl.apply(ApplyRequest(site="two_switch", files=files, drain_seconds=0, ready_timeout=5)))
+    """The apply's events as the HTTP answer carries them (and the client reads them back)."""
+    lines = [
+        event_line(e) for e in ctl.apply(ApplyRequest(site="two_switch", files=files, drain_seconds=0, ready_timeout=5))
+    ]
+    assert all(APPLY_EVENT.validate_json(line) is not None for line in lines)
+    return [json.loads(line) for line in lines]
 
 
 def _ready_agents(ctl: Controller, files: dict[str, str]) -> None:
@@ -96,7 +102,7 @@ def test_a_table_that_reads_back_wrong_fails_and_rolls_back(
     assert "switch south (0xb) does not hold what was sent: missing on the switch" in last["error"]
     for name, (dpid, tables) in want_a.items():
         assert same_tables(tables, sw.tables[dpid]) == [], name
-    assert ctl.deployed()["generation"] == 0 and ctl.state.journal() is None
+    assert ctl.deployed().generation == 0 and ctl.state.journal() is None
 
 
 def test_a_switch_lost_during_the_flip_rolls_back_the_others(

@@ -7,17 +7,22 @@ Rendering is pure (``render`` returns path -> text); writing the files is
 from __future__ import annotations
 
 import hashlib
-import json
 
 from backends.emit.click.generate import render_click
+from backends.emit.documents import (
+    GenerationBits,
+    PlanDocument,
+    PolicyInfo,
+    SteeringInfo,
+    SwitchInfo,
+    UpdateInfo,
+)
 from backends.emit.openflow import to_groups, to_json, to_ofctl
 from backends.emit.process import render_process
 from backends.emit.vm.generate import render_vm
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
 from compiler.steering.steer import BoxVisit, Fork, Visit
-
-FORMAT_VERSION = 1
 
 
 def render(c: Compiled) -> dict[str, str]:
@@ -50,31 +55,35 @@ def _describe(d: object) -> str:
 
 
 def _plan(c: Compiled, files: dict[str, str]) -> str:
+    """plan.json (:class:`backends.emit.documents.PlanDocument`) of the other files."""
     assert c.steering is not None
     tags = {str(c.steering.exit_tag): "exit", str(c.steering.flood_tag): "flood"}
     tags.update({str(t): _describe(d) for d, t in sorted(c.steering.tags.items(), key=lambda kv: kv[1])})
-    doc = {
-        "version": FORMAT_VERSION,
-        "site": c.site.name,
-        "files": {p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
-        "tables": {str(k): v for k, v in sorted(T.TABLES.items())},
-        "generation": c.steering.generation,
-        "update": {
-            "ingress_tables": list(T.INGRESS_TABLES),
-            "generation_bits": {
-                "vlan_vid": 1 << T.GENERATION_TAG_BIT,
-                "metadata": 1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
-                "cookie": 1 << T.GENERATION_COOKIE_BIT,
-            },
-        },
-        "steering": {"tag": "outer VLAN (802.1Q) id", "tags": tags},
-        "switches": {
-            sw.name: {"dpid": sw.dpid, "rules": len(c.tables[sw.name].entries), "tcam": sw.tcam}
+    doc = PlanDocument(
+        site=c.site.name,
+        files={p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
+        tables={str(k): v for k, v in sorted(T.TABLES.items())},
+        generation=c.steering.generation,
+        update=UpdateInfo(
+            ingress_tables=list(T.INGRESS_TABLES),
+            generation_bits=GenerationBits(
+                vlan_vid=1 << T.GENERATION_TAG_BIT,
+                metadata=1 << (T.GENERATION_ENTRY_BIT + T.ENTRY_SHIFT),
+                cookie=1 << T.GENERATION_COOKIE_BIT,
+            ),
+        ),
+        steering=SteeringInfo(tag="outer VLAN (802.1Q) id", tags=tags),
+        switches={
+            sw.name: SwitchInfo(dpid=sw.dpid, rules=len(c.tables[sw.name].entries), tcam=sw.tcam)
             for sw in c.site.switches
         },
-        "policies": [
-            {"name": p.name, "cookie": f"{((p.index + 1) & 0xFFFF) << 16:#x}/0xffff0000", "symmetric": p.symmetric}
+        policies=[
+            PolicyInfo(
+                name=p.name,
+                cookie=f"{T.policy_cookie(p.index, 0):#x}/{T.POLICY_COOKIE_MASK:#x}",
+                symmetric=p.symmetric,
+            )
             for p in c.site.policies
         ],
-    }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    )
+    return doc.to_text()

@@ -22,7 +22,6 @@ directly follows A in a pipeline with no box between (see ``affinity``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -30,7 +29,10 @@ from math import gcd
 from operator import truediv
 from typing import NamedTuple
 
+from pydantic import ValidationError
+
 from compiler import ir
+from compiler.placement.document import Amount, PlacedInstance, PlacementDocument, PlacementHost
 from fslang.diagnostics import Diagnostic
 
 GiB = 1 << 30
@@ -81,61 +83,42 @@ class Placement:
         }
 
     def to_json(self) -> str:
-        """Deterministic report: sorted keys, indent 2."""
+        """placement.json (:class:`PlacementDocument`): sorted keys, indent 2."""
         weights = dict(self.weights)
         info = {i: (mod, kind, c, m) for i, mod, kind, c, m in self.instances}
-        inst_obj = {}
+        placed = {}
         for inst, h in self.assignments:
             mod, kind, c, m = info.get(inst, ("", "", 0, 0))
-            inst_obj[inst] = {
-                "host": h,
-                "module": mod,
-                "kind": kind,
-                "cores": c,
-                "memory": m,
-                "weight": weights.get(inst, 1),
-            }
+            placed[inst] = PlacedInstance(host=h, module=mod, kind=kind, cores=c, memory=m, weight=weights.get(inst, 1))
         use = self.usage()
-        host_obj = {}
-        for h, c, m, spare in self.hosts:
-            u = use[h]
-            host_obj[h] = {
-                "cores": {"used": u.cores_used, "free": u.cores_free, "total": c},
-                "memory": {"used": u.memory_used, "free": u.memory_free, "total": m},
-                "spare": spare,
-                "instances": list(self.instances_on(h)),
-            }
-        return json.dumps({"instances": inst_obj, "hosts": host_obj}, sort_keys=True, indent=2) + "\n"
+        hosts = {
+            h: PlacementHost(
+                cores=Amount(used=use[h].cores_used, free=use[h].cores_free, total=c),
+                memory=Amount(used=use[h].memory_used, free=use[h].memory_free, total=m),
+                spare=spare,
+                instances=list(self.instances_on(h)),
+            )
+            for h, c, m, spare in self.hosts
+        }
+        return PlacementDocument(instances=placed, hosts=hosts).to_text()
 
     @classmethod
     def from_json(cls, text: str) -> Placement:
         """Read what ``to_json`` wrote; ``ValueError`` says what is malformed."""
         try:
-            obj = json.loads(text)
-            insts, hosts = obj["instances"], obj["hosts"]
-            assignments = tuple(sorted((str(i), str(v["host"])) for i, v in insts.items()))
-            weights = tuple(sorted((str(i), int(v.get("weight", 1))) for i, v in insts.items()))
-            info = tuple(
-                sorted(
-                    (
-                        str(i),
-                        str(v.get("module", "")),
-                        str(v.get("kind", "")),
-                        int(v.get("cores", 0)),
-                        int(v.get("memory", 0)),
-                    )
-                    for i, v in insts.items()
-                )
-            )
-            host_info = tuple(
-                sorted(
-                    (str(h), int(v["cores"]["total"]), int(v["memory"]["total"]), bool(v.get("spare", False)))
-                    for h, v in hosts.items()
-                )
-            )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as e:
-            raise ValueError(f"not a placement file: {e!r}") from None
-        return cls(assignments, weights, info, host_info)
+            doc = PlacementDocument.from_text(text)
+        except ValueError as e:
+            first = e.errors()[0] if isinstance(e, ValidationError) and e.errors() else None
+            where = ".".join(str(x) for x in first["loc"]) if first else ""
+            why = f"{where}: {first['msg']}" if first else str(e)
+            raise ValueError(f"not a placement file: {why}") from None
+        insts = doc.instances
+        return cls(
+            tuple(sorted((i, v.host) for i, v in insts.items())),
+            tuple(sorted((i, v.weight) for i, v in insts.items())),
+            tuple(sorted((i, v.module, v.kind, v.cores, v.memory) for i, v in insts.items())),
+            tuple(sorted((h, v.cores.total, v.memory.total, v.spare) for h, v in doc.hosts.items())),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,17 @@
 """`fsc` platform commands (controller, plan, apply, status); registered by
-:mod:`fslang.cli`. Exit codes: 0 ok, 1 input errors, 2 usage, 3 platform."""
+:mod:`fslang.cli`. Exit codes: 0 ok, 1 input errors, 2 usage, 3 platform.
+
+With ``--format json`` standard output carries only the answer (plan,
+status: one JSON document; apply: NDJSON, one event a line); diagnostics,
+warnings and errors go to standard error."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,7 @@ import typer
 
 _URL_HELP = "the controller's HTTP API (default: $FSC_CONTROLLER or http://127.0.0.1:8181)"
 _TOKEN_HELP = "file holding the controller's bearer token (default: $FSC_TOKEN_FILE)"
+_TIMEOUT_HELP = "seconds to wait for each answer of the controller"
 
 
 class _Format(str, Enum):
@@ -26,13 +33,28 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _client(url: str | None, token_file: str | None) -> Any:
-    from backends.platform.controller.client import DEFAULT_URL, Client, ClientError, read_token
+def _client(url: str | None, token_file: str | None, timeout: float) -> Any:
+    from backends.platform.controller.client import DEFAULT_URL, ApiClient, ClientError, read_token
 
     try:
-        return Client(url or os.environ.get("FSC_CONTROLLER") or DEFAULT_URL, read_token(token_file))
+        return ApiClient(url or os.environ.get("FSC_CONTROLLER") or DEFAULT_URL, read_token(token_file), timeout)
     except ClientError as err:
         raise _fail(str(err), 2) from None
+
+
+@contextmanager
+def _talking() -> Iterator[None]:
+    """A controller that refuses or answers nonsense: one line, exit 3 (2 for usage)."""
+    from backends.platform.controller.client import ClientError
+
+    try:
+        yield
+    except ClientError as err:
+        raise _fail(str(err), 2 if err.usage else 3) from None
+
+
+def _json(doc: Any) -> str:
+    return json.dumps(doc.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True) + "\n"
 
 
 def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str, str], bool]:
@@ -49,7 +71,7 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
     if data is None:
         report(api.SourceFile(name, ""), diags)
         raise typer.Exit(1)
-    deployed = client.get("/v1/deployed")
+    deployed = client.deployed().model_dump()
     gen = deployed.get("generation")
     prev = None
     if gen is not None and "placement.json" in deployed.get("files", {}):
@@ -120,13 +142,25 @@ def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `fsc` app."""
+    from backends.platform.controller.server import DEFAULT_LISTEN, DEFAULT_OPENFLOW
 
     @app.command("controller")
     def controller_cmd(
-        listen: str = typer.Option("127.0.0.1:8181", "--listen", help="HTTP API address HOST:PORT"),
-        openflow: str = typer.Option("0.0.0.0:6653", "--openflow", help="OpenFlow listening address HOST:PORT"),
+        listen: str = typer.Option(DEFAULT_LISTEN, "--listen", help="HTTP API address HOST:PORT"),
+        openflow: str = typer.Option(
+            DEFAULT_OPENFLOW,
+            "--openflow",
+            help="OpenFlow address HOST:PORT (the loopback unless told: give the address switches reach)",
+        ),
         state: Path = typer.Option(
-            Path("fsc-state"), "--state", help="state directory (token, deployed site, journal)"
+            Path("fsc-state"), "--state", help="state directory (lock, token, deployed site, journal)"
+        ),
+        request_timeout: float = typer.Option(
+            30.0,
+            "--request-timeout",
+            min=0.5,
+            max=3600,
+            help="seconds a client has to send a request's head, and its body",
         ),
     ) -> None:
         """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the agents."""
@@ -134,11 +168,11 @@ def register(app: typer.Typer) -> None:
 
         try:
             http_addr = parse_hostport(listen, "127.0.0.1")
-            of_addr = parse_hostport(openflow, "0.0.0.0")
+            of_addr = parse_hostport(openflow, "127.0.0.1")
         except ValueError as err:
-            raise _fail(f"controller: {err}; example: --listen 127.0.0.1:8181 --openflow 0.0.0.0:6653", 2) from None
+            raise _fail(f"controller: {err}; example: --listen 127.0.0.1:8181 --openflow 10.0.0.1:6653", 2) from None
         try:
-            run(http_addr, of_addr, state)
+            run(http_addr, of_addr, state, request_timeout)
         except StartupError as err:
             raise _fail(f"controller: {err}", 3) from None
 
@@ -148,26 +182,18 @@ def register(app: typer.Typer) -> None:
         controller: str = typer.Option(None, "--controller", help=_URL_HELP),
         token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
         optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
-        format: _Format = typer.Option(_Format.text, "--format", help="text or json"),
+        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
+        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
     ) -> None:
         """Show what `apply` would change against the deployed site."""
-        from backends.platform.controller.client import ClientError
+        from backends.platform.controller.protocol import ApplyRequest
         from backends.platform.controller.render import plan_text
 
-        client = _client(controller, token_file)
-        try:
-            name, source, files, same = _compile(site, client, optimal)
-            plan = (
-                {"nothing_to_change": True}
-                if same
-                else client.post("/v1/plan", {"site": name, "files": files, "source": source})
-            )
-        except ClientError as err:
-            raise _fail(str(err), 2 if err.usage else 3) from None
-        if format is _Format.json:
-            sys.stdout.write(json.dumps(plan, indent=2, sort_keys=True) + "\n")
-        else:
-            sys.stdout.write(plan_text(plan, name))
+        client = _client(controller, token_file, timeout)
+        with _talking():
+            name, source, files, _same = _compile(site, client, optimal)
+            plan = client.plan(ApplyRequest(site=name, files=files, source=source))
+        sys.stdout.write(_json(plan) if format is _Format.json else plan_text(plan, name))
 
     @app.command("apply")
     def apply_cmd(
@@ -177,51 +203,44 @@ def register(app: typer.Typer) -> None:
         yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
         optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
         ready_timeout: float = typer.Option(
-            60.0, "--ready-timeout", min=0.1, help="seconds to wait for hosts to report new instances ready"
+            60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for hosts to report new instances ready"
         ),
         drain: float = typer.Option(
-            1.0, "--drain", min=0.0, help="seconds between the flip and removing the old rules"
+            1.0, "--drain", min=0.0, max=3600, help="seconds between the flip and removing the old rules"
         ),
-        format: _Format = typer.Option(_Format.text, "--format", help="text, or json (the NDJSON progress events)"),
+        format: _Format = typer.Option(
+            _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
+        ),
+        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
     ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
-        from backends.platform.controller.client import ClientError
+        from backends.platform.controller.protocol import ApplyRequest, ResultOk, event_line
         from backends.platform.controller.render import event_text, plan_text
 
-        client = _client(controller, token_file)
-        try:
+        client = _client(controller, token_file, timeout)
+        as_json = format is _Format.json
+        with _talking():
             name, source, files, same = _compile(site, client, optimal)
             if same:
-                if format is _Format.json:
-                    sys.stdout.write(json.dumps({"result": "ok", "changed": False}) + "\n")
-                else:
-                    sys.stdout.write(f"{name}: nothing to change (the deployed site is the same)\n")
+                done = ResultOk(result="ok", changed=False, message="nothing to change (the deployed site is the same)")
+                sys.stdout.write(
+                    event_line(done) if as_json else f"{name}: nothing to change (the deployed site is the same)\n"
+                )
                 return
-            body = {
-                "site": name,
-                "files": files,
-                "source": source,
-                "ready_timeout": ready_timeout,
-                "drain_seconds": drain,
-            }
+            req = ApplyRequest(site=name, files=files, source=source, ready_timeout=ready_timeout, drain_seconds=drain)
             if not yes:
                 if not sys.stdin.isatty():
                     raise _fail("apply: not a terminal, so cannot ask; review with `fsc plan` and pass --yes", 2)
-                sys.stdout.write(plan_text(client.post("/v1/plan", body), name))
-                if not typer.confirm("apply these changes?", default=False):
+                (sys.stderr if as_json else sys.stdout).write(plan_text(client.plan(req), name))
+                if not typer.confirm("apply these changes?", default=False, err=as_json):
                     raise _fail("apply: cancelled, nothing changed", 2)
-            last: dict[str, Any] = {}
-            for ev in client.stream("/v1/apply", body, timeout=ready_timeout + 600):
+            last = None
+            for ev in client.apply(req):
                 last = ev
-                if format is _Format.json:
-                    sys.stdout.write(json.dumps(ev, sort_keys=True) + "\n")
-                else:
-                    sys.stdout.write(event_text(ev) + "\n")
+                sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")
                 sys.stdout.flush()
-        except ClientError as err:
-            raise _fail(str(err), 2 if err.usage else 3) from None
-        if last.get("result") != "ok":
-            if not last:
+        if getattr(last, "result", None) != "ok":
+            if last is None or getattr(last, "result", None) is None:
                 sys.stderr.write(
                     "fsc: apply: the controller ended the answer without a result; "
                     "check `fsc status` and the controller's log\n"
@@ -232,18 +251,13 @@ def register(app: typer.Typer) -> None:
     def status_cmd(
         controller: str = typer.Option(None, "--controller", help=_URL_HELP),
         token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-        format: _Format = typer.Option(_Format.text, "--format", help="text or json"),
+        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
+        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
     ) -> None:
         """Switches connected, hosts alive with their load, instances, rules against tcam."""
-        from backends.platform.controller.client import ClientError
         from backends.platform.controller.render import status_text
 
-        client = _client(controller, token_file)
-        try:
-            st = client.get("/v1/status")
-        except ClientError as err:
-            raise _fail(str(err), 2 if err.usage else 3) from None
-        if format is _Format.json:
-            sys.stdout.write(json.dumps(st, indent=2, sort_keys=True) + "\n")
-        else:
-            sys.stdout.write(status_text(st))
+        client = _client(controller, token_file, timeout)
+        with _talking():
+            st = client.status()
+        sys.stdout.write(_json(st) if format is _Format.json else status_text(st))

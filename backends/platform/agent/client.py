@@ -1,16 +1,17 @@
-"""The agent's side of ``POST /v1/agents/HOST/heartbeat`` (docs/platform.md)."""
+"""The agent's side of ``POST /v1/agents/HOST/heartbeat`` (docs/platform.md),
+through the one API client (:class:`backends.platform.controller.client.ApiClient`);
+this module only turns its errors into what the agent's loop logs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
-
-import requests
 
 from backends.platform.agent.runners.base import AgentSpec
+from backends.platform.controller.client import ApiClient, ClientError
 from backends.platform.controller.protocol import Heartbeat, HeartbeatAnswer
 
+#: A heartbeat is small and frequent: a controller that takes longer is treated as away.
 TIMEOUT = 3.0
 
 
@@ -30,32 +31,25 @@ def read_token(path: Path | None) -> str:
 
 
 class ControllerClient:
+    """One host's heartbeats."""
+
     def __init__(self, url: str, host: str, token: str = "") -> None:
-        self.url = url.rstrip("/") + f"/v1/agents/{quote(host, safe='')}/heartbeat"
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.host = host
+        self.api = ApiClient(url, token, read_timeout=TIMEOUT, connect_timeout=TIMEOUT)
+        self.url = f"{self.api.url}/v1/agents/{host}/heartbeat"
 
     def heartbeat(
         self, beat: Heartbeat, extra_load: dict[str, Any] | None = None
     ) -> tuple[HeartbeatAnswer, list[AgentSpec]]:
         """(the answer, its instances with any ``source`` the controller sent)."""
-        body = beat.model_dump()
-        body["load"].update(extra_load or {})
+        if extra_load:
+            beat = beat.model_copy(update={"load": beat.load.model_copy(update=extra_load)})
         try:
-            res = self.session.post(self.url, json=body, timeout=TIMEOUT)
-        except requests.RequestException as err:
-            raise Unreachable(f"{self.url}: {type(err).__name__}: {err}") from err
-        if res.status_code == 401:
-            raise Unreachable(f"{self.url}: 401 unauthorized; pass the controller's token with --token-file")
-        if res.status_code == 404:
-            raise Unreachable(f"{self.url}: 404; the deployed site has no host of this name (check --host)")
-        if res.status_code != 200:
-            raise Unreachable(f"{self.url}: HTTP {res.status_code}: {res.text[:200]}")
-        try:
-            raw = res.json()
-            answer = HeartbeatAnswer.model_validate(raw)
-            specs = [AgentSpec.model_validate(s) for s in raw.get("instances", [])]
-        except ValueError as err:
-            raise Unreachable(f"{self.url}: the answer is not a heartbeat answer: {err}") from err
-        return answer, specs
+            answer = self.api.heartbeat(self.host, beat)
+        except ClientError as err:
+            why = {
+                401: "401 unauthorized; pass the controller's token with --token-file",
+                404: "404; the deployed site has no host of this name (check --host)",
+            }.get(err.status or 0)
+            raise Unreachable(f"{self.url}: {why}" if why else str(err)) from err
+        return answer, [AgentSpec.model_validate(s.model_dump()) for s in answer.instances]

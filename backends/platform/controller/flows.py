@@ -24,6 +24,9 @@ from os_ken.lib import ofctl_utils
 from os_ken.lib import ofctl_v1_3 as ofctl
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backends.platform.controller.protocol import one_line
 
 #: A stand-in datapath for os-ken's converters, which only read these two.
 _DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
@@ -65,8 +68,34 @@ _ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"
 FlowKey = tuple[int, int, tuple]
 
 
-class FlowFormatError(ValueError):
+class FilesError(ValueError):
+    """Compiled files the controller cannot use; the message says which and why."""
+
+
+class FlowFormatError(FilesError):
     """A compiled flow entry that cannot be turned into an OpenFlow message."""
+
+
+class _Entry(BaseModel):
+    """One flow entry of ``openflow/SWITCH.json`` (Ryu ofctl_rest's form)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    table_id: int = Field(default=0, ge=0, le=254)
+    priority: int = Field(default=0, ge=0, le=0xFFFF)
+    cookie: int = Field(default=0, ge=0, lt=1 << 64)
+    match: dict[str, Any] = Field(default_factory=dict)
+    actions: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class _SwitchFile(BaseModel):
+    """``openflow/SWITCH.json``: the switch's dpid and its flow entries."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    dpid: int = Field(ge=0, lt=1 << 64)
+    flows: list[dict[str, Any]] = Field(default_factory=list)
+    groups: list[Any] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -146,28 +175,29 @@ def to_match(attrs: dict[str, Any]) -> Any:
 def to_instructions(actions: list[dict[str, Any]]) -> tuple:
     """Instructions from an ofctl_rest action list; unknown types are errors (os-ken only logs them)."""
     known = {"GOTO_TABLE", "WRITE_METADATA", "WRITE_ACTIONS", "CLEAR_ACTIONS", "METER"}
-    for a in actions:
-        t = a.get("type")
-        if t not in known and ofctl.to_action(_DP, a) is None:
-            raise FlowFormatError(f"unknown action type `{t}`")
     try:
+        for a in actions:
+            t = a.get("type")
+            if t not in known and ofctl.to_action(_DP, a) is None:
+                raise FlowFormatError(f"unknown action type `{t}`")
         return tuple(ofctl.to_actions(_DP, actions))
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
+    except FlowFormatError:
+        raise
+    except Exception as err:  # os-ken and netaddr raise many kinds
         raise FlowFormatError(f"bad actions {actions!r}: {err}") from err
 
 
 def parse_entry(e: dict[str, Any]) -> Flow:
     try:
-        table_id, priority = int(e.get("table_id", 0)), int(e.get("priority", 0))
-        cookie = int(e.get("cookie", 0))
-    except (TypeError, ValueError) as err:
-        raise FlowFormatError(f"bad table/priority/cookie in {e!r}") from err
+        entry = _Entry.model_validate(e)
+    except ValidationError as err:
+        raise FlowFormatError(f"bad flow entry {json.dumps(e, sort_keys=True)[:200]}: {one_line(err, 1)}") from None
     flow = Flow(
-        table_id,
-        priority,
-        cookie,
-        to_match(dict(e.get("match", {}))),
-        to_instructions(list(e.get("actions", []))),
+        entry.table_id,
+        entry.priority,
+        entry.cookie,
+        to_match(entry.match),
+        to_instructions(entry.actions),
         json.dumps(e, sort_keys=True),
     )
     try:
@@ -180,12 +210,12 @@ def parse_entry(e: dict[str, Any]) -> Flow:
 def parse_switch_json(text: str) -> tuple[int, list[Flow]]:
     """(dpid, flows) of one ``openflow/SWITCH.json`` file."""
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise FlowFormatError(f"not JSON: {err}") from err
-    if doc.get("groups"):
+        doc = _SwitchFile.model_validate_json(text)
+    except ValidationError as err:
+        raise FlowFormatError(one_line(err, 1)) from None
+    if doc.groups:
         raise FlowFormatError("group entries are not supported by the controller yet")
-    return int(doc["dpid"]), [parse_entry(e) for e in doc.get("flows", [])]
+    return doc.dpid, [parse_entry(e) for e in doc.flows]
 
 
 def _oxm_tlvs(buf: bytes) -> tuple:
@@ -197,14 +227,12 @@ def _oxm_tlvs(buf: bytes) -> tuple:
         cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
         body = buf[i + 4 : i + 4 + length]
         i += 4 + length
+        value, mask = body, None
         if hasmask:
             half = length // 2
-            value, mask = body[:half], body[half:]
-            value = bytes(v & m for v, m in zip(value, mask))
-            if all(b == 0xFF for b in mask):
-                mask = None
-        else:
-            value, mask = body, None
+            value = bytes(v & m for v, m in zip(body[:half], body[half:]))
+            if not all(b == 0xFF for b in body[half:]):
+                mask = body[half:]
         out.append((cls, field, value, mask))
     return tuple(sorted(out, key=lambda t: (t[0], t[1])))
 
@@ -227,17 +255,6 @@ def _instruction_bytes(inst: Any) -> bytes:
     buf = bytearray()
     inst.serialize(buf, 0)
     return bytes(buf)
-
-
-def canonical(table_id: int, priority: int, cookie: int, match: Any, instructions: Any) -> tuple:
-    """The comparable form of a flow, equal for what we sent and what the switch reports."""
-    insts = tuple(sorted(_instruction_bytes(i) for i in instructions))
-    return (table_id, priority, match_canonical(match), cookie, insts)
-
-
-def stats_canonical(stats: Any) -> tuple:
-    """Canonical form of an OFPFlowStats read back from a switch."""
-    return canonical(stats.table_id, stats.priority, stats.cookie, stats.match, stats.instructions)
 
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from backends.platform.controller.plan import generation_of, placement_of, plan_doc
-from backends.platform.controller.protocol import InstanceSpec, spec_digest
+from backends.platform.controller.flows import FilesError
+from backends.platform.controller.plan import generation_of, placement_doc, placement_of, plan_doc
+from backends.platform.controller.protocol import InstanceKind, InstanceSpec, spec_digest
 
 
-def _spec(id_: str, kind: str, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
+def _spec(id_: str, kind: InstanceKind, generation: int, files: dict[str, str], site: str) -> InstanceSpec:
     return InstanceSpec(
         id=id_,
         kind=kind,
         generation=generation,
         files=files,
-        site=site,  # type: ignore[arg-type]
+        site=site,
         digest=spec_digest(files),
     )
 
@@ -30,20 +31,22 @@ def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]
     if not files:
         return {}
     gen = generation_of(files)
-    site = str(plan_doc(files).get("site", ""))
+    doc = plan_doc(files)
+    site = doc.site if doc is not None else ""
     out: dict[str, list[InstanceSpec]] = {}
     for path, text in sorted(files.items()):
         if path.startswith("click/") and path.endswith(".click"):
-            host = path[len("click/") : -len(".click")]
-            out.setdefault(host, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
+            on = path[len("click/") : -len(".click")]
+            out.setdefault(on, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
     placement = placement_of(files)
     for path, text in sorted(files.items()):
-        for prefix, suffix, kind in (("process/", ".json", "process"), ("vm/", ".xml", "vm")):
+        kinds: tuple[tuple[str, str, InstanceKind], ...] = (("process/", ".json", "process"), ("vm/", ".xml", "vm"))
+        for prefix, suffix, kind in kinds:
             if path.startswith(prefix) and path.endswith(suffix):
                 name = path[len(prefix) : -len(suffix)]
-                host = placement.get(name)
+                host: str | None = placement.get(name)
                 if host is None and kind == "process":
-                    host = json.loads(text).get("host")
+                    host = _manifest_host(path, text)
                 if host is None:
                     continue
                 out.setdefault(host, []).append(_spec(name, kind, gen, {path: text}, site))
@@ -63,6 +66,15 @@ def desired(file_sets: list[Mapping[str, str] | None]) -> dict[str, list[Instanc
 
 def hosts_of(files: Mapping[str, str] | None) -> list[str]:
     """Every host of the site (placement.json), spare ones included."""
-    if not files or "placement.json" not in files:
-        return []
-    return sorted(json.loads(files["placement.json"]).get("hosts", {}))
+    doc = placement_doc(files)
+    return sorted(doc.hosts) if doc is not None else []
+
+
+def _manifest_host(path: str, text: str) -> str | None:
+    """The ``host`` of a process manifest that placement.json does not name."""
+    try:
+        doc = json.loads(text)
+    except ValueError as err:
+        raise FilesError(f"{path}: not JSON ({err})") from None
+    host = doc.get("host") if isinstance(doc, dict) else None
+    return host if isinstance(host, str) else None

@@ -41,6 +41,7 @@ class SwitchError(RuntimeError):
 class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     replies: list[Any] = field(default_factory=list)
+    lost: bool = False  # the switch disconnected before the last reply
 
 
 class FscOpenFlow(app_manager.OSKenApp):
@@ -51,7 +52,6 @@ class FscOpenFlow(app_manager.OSKenApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.datapaths: dict[int, Any] = {}
-        self.connected_at: dict[int, float] = {}
         self._lock = threading.Lock()
         self._xids = itertools.count(_XID_BASE)
         self._pending: dict[tuple[int, int], _Pending] = {}
@@ -66,19 +66,21 @@ class FscOpenFlow(app_manager.OSKenApp):
         if dp.id is None:
             return
         if ev.state == MAIN_DISPATCHER:
-            import time
-
             with self._lock:
                 self.datapaths[dp.id] = dp
-                self.connected_at[dp.id] = time.time()
             LOG.info("switch %#x connected from %s", dp.id, dp.address)
             if self.on_connect is not None:
                 threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
         elif ev.state == DEAD_DISPATCHER:
             with self._lock:
-                if self.datapaths.get(dp.id) is dp:
-                    del self.datapaths[dp.id]
-                    self.connected_at.pop(dp.id, None)
+                stale = self.datapaths.get(dp.id) is not dp
+                if stale:
+                    return  # an older connection of a switch that has reconnected
+                del self.datapaths[dp.id]
+                waiting = [slot for (dpid, _), slot in self._pending.items() if dpid == dp.id]
+            for slot in waiting:  # no reply will come: fail now, not at the timeout
+                slot.lost = True
+                slot.done.set()
             LOG.info("switch %#x disconnected", dp.id)
 
     def _deliver(self, dpid: int, msg: Any, final: bool) -> None:
@@ -133,6 +135,8 @@ class FscOpenFlow(app_manager.OSKenApp):
         try:
             if not slot.done.wait(timeout):
                 raise SwitchError(f"switch {dpid:#x}: no answer to {what} within {timeout:.0f}s")
+            if slot.lost:
+                raise SwitchError(f"switch {dpid:#x}: disconnected while waiting for the answer to {what}")
             return slot.replies
         finally:
             with self._lock:

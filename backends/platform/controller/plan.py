@@ -10,13 +10,16 @@ content into any other (restart, rollback).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from backends.platform.controller.flows import Flow, FlowKey, parse_switch_json
+from pydantic import ValidationError
 
-DEFAULT_INGRESS_TABLES = (0, 1, 2)
+from backends.emit.documents import PlanDocument
+from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey, parse_switch_json
+from backends.platform.controller.protocol import InstanceChanges, Moved, PlanAnswer, SwitchChanges, one_line
+from compiler.lowering import tables as T
+from compiler.placement.document import PlacementDocument
 
 Tables = dict[FlowKey, Flow]
 Op = tuple[str, Flow]  # ("add" | "delete", flow)
@@ -28,35 +31,49 @@ def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Table
     for path, text in sorted((files or {}).items()):
         if path.startswith("openflow/") and path.endswith(".json"):
             name = path[len("openflow/") : -len(".json")]
-            dpid, flows = parse_switch_json(text)
+            try:
+                dpid, flows = parse_switch_json(text)
+            except FlowFormatError as err:
+                raise FlowFormatError(f"{path}: {err}") from None
             out[name] = (dpid, {f.key: f for f in flows})
     return out
 
 
-def plan_doc(files: Mapping[str, str] | None) -> dict:
+def plan_doc(files: Mapping[str, str] | None) -> PlanDocument | None:
+    """``plan.json`` of a compiled site (None: the files have none)."""
     if not files or "plan.json" not in files:
-        return {}
+        return None
     try:
-        return json.loads(files["plan.json"])
-    except json.JSONDecodeError:
-        return {}
+        return PlanDocument.from_text(files["plan.json"])
+    except ValidationError as err:
+        raise FilesError(f"plan.json: {one_line(err)}") from None
 
 
 def generation_of(files: Mapping[str, str] | None) -> int:
-    return int(plan_doc(files).get("generation", 0) or 0)
+    doc = plan_doc(files)
+    return doc.generation if doc is not None else 0
 
 
 def ingress_tables(files: Mapping[str, str] | None) -> frozenset[int]:
-    update = plan_doc(files).get("update") or {}
-    return frozenset(int(t) for t in update.get("ingress_tables", DEFAULT_INGRESS_TABLES))
+    """The tables flipped in one bundle (the compiler's layout when there is no plan.json)."""
+    doc = plan_doc(files)
+    return frozenset(doc.update.ingress_tables if doc is not None else T.INGRESS_TABLES)
+
+
+def placement_doc(files: Mapping[str, str] | None) -> PlacementDocument | None:
+    """``placement.json`` of a compiled site (None: the files have none)."""
+    if not files or "placement.json" not in files:
+        return None
+    try:
+        return PlacementDocument.from_text(files["placement.json"])
+    except ValidationError as err:
+        raise FilesError(f"placement.json: {one_line(err)}") from None
 
 
 def placement_of(files: Mapping[str, str] | None) -> dict[str, str]:
     """Instance -> host from ``placement.json``."""
-    if not files or "placement.json" not in files:
-        return {}
-    doc = json.loads(files["placement.json"])
-    return {name: inst["host"] for name, inst in sorted(doc.get("instances", {}).items())}
+    doc = placement_doc(files)
+    return {name: inst.host for name, inst in sorted(doc.instances.items())} if doc is not None else {}
 
 
 @dataclass
@@ -65,9 +82,6 @@ class SwitchPlan:
     install: list[Op] = field(default_factory=list)
     flip: list[Op] = field(default_factory=list)
     cleanup: list[Op] = field(default_factory=list)
-
-    def phase(self, name: str) -> list[Op]:
-        return {"install": self.install, "flip": self.flip, "cleanup": self.cleanup}[name]
 
     @property
     def empty(self) -> bool:
@@ -88,33 +102,34 @@ class UpdatePlan:
     def empty(self) -> bool:
         return not self.changed_files
 
-    def to_json(self) -> dict:
+    def answer(self) -> PlanAnswer:
+        """What ``POST /v1/plan`` answers."""
         sw = {}
         for name, p in sorted(self.switches.items()):
-            added = sum(1 for ph in (p.install, p.flip) for c, _ in ph if c == "add")
-            removed = sum(1 for ph in (p.flip, p.cleanup) for c, _ in ph if c == "delete")
-            sw[name] = {
-                "dpid": p.dpid,
-                "added": added,
-                "removed": removed,
-                "install": len(p.install),
-                "flip": len(p.flip),
-                "cleanup": len(p.cleanup),
-                "added_rules": [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"],
-                "removed_rules": [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph if c == "delete"],
-            }
-        return {
-            "nothing_to_change": self.empty,
-            "old_generation": self.old_generation,
-            "new_generation": self.new_generation,
-            "switches": sw,
-            "instances": {
-                "started": self.started,
-                "stopped": self.stopped,
-                "moved": {k: {"from": a, "to": b} for k, (a, b) in sorted(self.moved.items())},
-            },
-            "changed_files": self.changed_files,
-        }
+            added = [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"]
+            removed = [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph if c == "delete"]
+            sw[name] = SwitchChanges(
+                dpid=p.dpid,
+                added=len(added),
+                removed=len(removed),
+                install=len(p.install),
+                flip=len(p.flip),
+                cleanup=len(p.cleanup),
+                added_rules=added,
+                removed_rules=removed,
+            )
+        return PlanAnswer(
+            nothing_to_change=self.empty,
+            old_generation=self.old_generation,
+            new_generation=self.new_generation,
+            switches=sw,
+            instances=InstanceChanges(
+                started=self.started,
+                stopped=self.stopped,
+                moved={k: Moved.model_validate({"from": a, "to": b}) for k, (a, b) in sorted(self.moved.items())},
+            ),
+            changed_files=self.changed_files,
+        )
 
 
 def _same(a: Flow, b: Flow) -> bool:
@@ -201,7 +216,7 @@ def same_tables(a: Tables, b: Tables) -> list[str]:
     for key in sorted(set(a) | set(b), key=_order):
         fa, fb = a.get(key), b.get(key)
         if fa is None:
-            diffs.append(f"unexpected on the switch: {fb.describe()}")
+            diffs.append(f"unexpected on the switch: {b[key].describe()}")
         elif fb is None:
             diffs.append(f"missing on the switch: {fa.describe()}")
         elif not _same(fa, fb):

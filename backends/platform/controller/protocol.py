@@ -1,28 +1,46 @@
 """Wire format between the controller, the CLI client and the host agents.
 
-The single source of the JSON shapes of the HTTP API in docs/platform.md; the
-agent (backends/agent) and the controller both import these models, so a change
-here is a protocol change (bump ``PROTOCOL_VERSION``).
+The single source of the JSON shapes of the HTTP API (docs/platform.md,
+docs/openapi.json): the server answers with these models and the client
+(:mod:`backends.platform.controller.client`) reads the answers back into
+them, so a change here is a protocol change (bump ``PROTOCOL_VERSION``).
+Unknown fields are ignored on both sides (an older peer); types are strict
+(``false`` is not a number, ``"1"`` not an integer).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
 
 InstanceKind = Literal["click", "process", "vm"]
 InstanceState = Literal["starting", "ready", "failed", "stopped"]
+#: What ``fsc status`` shows for an instance: the agent's state, or why there is none.
+ShownState = Literal["starting", "ready", "failed", "stopped", "old version", "unknown"]
+#: Longest wait a request may ask for (seconds).
+MAX_WAIT = 3600.0
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, strict=True)
 
 
+def one_line(err: ValidationError, limit: int = 3) -> str:
+    """A pydantic error as one line: ``where: what`` for the first few problems."""
+    parts = []
+    for e in err.errors()[:limit]:
+        where = ".".join(str(x) for x in e["loc"])
+        parts.append(f"{where}: {e['msg']}" if where else e["msg"])
+    more = err.error_count() - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+# ---- agents -------------------------------------------------------------------------------------
 class InstanceSpec(_Model):
     """One instance a host should run, as the controller wants it.
 
@@ -58,12 +76,14 @@ class InstanceReport(_Model):
 
 
 class HostLoad(_Model):
-    """The host's load: 1-minute load average, cores, memory in bytes."""
+    """The host's load: 1-minute load average, cores, memory in bytes, and the
+    busy share of all cores since the previous heartbeat (0..1)."""
 
     load1: float = 0.0
     cores: int = 0
     memory_total: int = 0
     memory_available: int = 0
+    cpu_busy: float = 0.0
 
 
 class Heartbeat(_Model):
@@ -86,6 +106,7 @@ class HeartbeatAnswer(_Model):
     generation: int | None = None
 
 
+# ---- plan and apply -----------------------------------------------------------------------------
 class ApplyRequest(_Model):
     """Body of ``POST /v1/plan`` and ``POST /v1/apply``: a compiled site.
 
@@ -97,8 +118,215 @@ class ApplyRequest(_Model):
     site: str
     files: dict[str, str]
     source: str = ""
-    drain_seconds: float = Field(default=1.0, ge=0)
-    ready_timeout: float = Field(default=60.0, gt=0)
+    drain_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
+    ready_timeout: float = Field(default=60.0, gt=0, le=MAX_WAIT)
+
+
+class Moved(_Model):
+    from_: str = Field(alias="from")
+    to: str
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class InstanceChanges(_Model):
+    started: list[str] = Field(default_factory=list)
+    stopped: list[str] = Field(default_factory=list)
+    moved: dict[str, Moved] = Field(default_factory=dict)
+
+
+class SwitchChanges(_Model):
+    """One switch in a plan: rules added and removed, operations per phase."""
+
+    dpid: int
+    added: int
+    removed: int
+    install: int
+    flip: int
+    cleanup: int
+    added_rules: list[str] = Field(default_factory=list)
+    removed_rules: list[str] = Field(default_factory=list)
+
+
+class PlanAnswer(_Model):
+    """Answer of ``POST /v1/plan`` (and `fsc plan --format json`)."""
+
+    nothing_to_change: bool
+    old_generation: int | None
+    new_generation: int
+    switches: dict[str, SwitchChanges] = Field(default_factory=dict)
+    instances: InstanceChanges = Field(default_factory=InstanceChanges)
+    changed_files: list[str] = Field(default_factory=list)
+
+
+class PhaseCounts(_Model):
+    install: int
+    flip: int
+    cleanup: int
+
+
+class RuleCounts(_Model):
+    added: int
+    removed: int
+
+
+class PlanEvent(_Model):
+    phase: Literal["plan"]
+    old_generation: int | None
+    new_generation: int
+    switches: dict[str, PhaseCounts]
+    warning: str | None = None
+
+
+class PrepareEvent(_Model):
+    phase: Literal["prepare"]
+    repaired: int
+
+
+class WaitingEvent(_Model):
+    phase: Literal["install"]
+    waiting: dict[str, list[str]]  # host -> "INSTANCE (why)" not ready yet
+
+
+class ReadyEvent(_Model):
+    phase: Literal["install"]
+    instances: Literal["ready"]
+    hosts: dict[str, list[str]]
+
+
+class SwitchEvent(_Model):
+    phase: Literal["install", "flip", "cleanup"]
+    switch: str
+    rules: int
+
+
+class CommitEvent(_Model):
+    phase: Literal["commit"]
+    generation: int
+
+
+class RollbackEvent(_Model):
+    phase: Literal["rollback"]
+    error: str
+
+
+class PausedEvent(_Model):
+    phase: Literal["paused"]
+    after: str
+
+
+class ResultOk(_Model):
+    result: Literal["ok"]
+    changed: bool
+    generation: int | None = None
+    message: str | None = None
+    switches: dict[str, RuleCounts] | None = None
+    instances: InstanceChanges | None = None
+    warnings: list[str] | None = None
+
+
+class ResultFailed(_Model):
+    result: Literal["failed"]
+    error: str
+    rolled_back: bool | None = None
+    rollback_problems: list[str] | None = None
+
+
+def _event_tag(v: Any) -> str | None:
+    """Which event an object is: by ``result`` or ``phase``, and for
+    ``install`` by its fields."""
+
+    def get(key: str) -> Any:
+        return v.get(key) if isinstance(v, dict) else getattr(v, key, None)
+
+    result, phase = get("result"), get("phase")
+    if result is not None:
+        return f"result:{result}"
+    if phase == "install":
+        if get("waiting") is not None:
+            return "waiting"
+        if get("instances") is not None:
+            return "ready"
+        return "switch"
+    if phase in ("flip", "cleanup"):
+        return "switch"
+    return phase if isinstance(phase, str) else None
+
+
+ApplyEvent = Annotated[
+    Annotated[PlanEvent, Tag("plan")]
+    | Annotated[PrepareEvent, Tag("prepare")]
+    | Annotated[WaitingEvent, Tag("waiting")]
+    | Annotated[ReadyEvent, Tag("ready")]
+    | Annotated[SwitchEvent, Tag("switch")]
+    | Annotated[CommitEvent, Tag("commit")]
+    | Annotated[RollbackEvent, Tag("rollback")]
+    | Annotated[PausedEvent, Tag("paused")]
+    | Annotated[ResultOk, Tag("result:ok")]
+    | Annotated[ResultFailed, Tag("result:failed")],
+    Discriminator(_event_tag),
+]
+"""One line of the ``POST /v1/apply`` answer (NDJSON): a progress event
+(``phase``), and last the result (``result``: ``ok`` or ``failed``)."""
+
+APPLY_EVENT: TypeAdapter[ApplyEvent] = TypeAdapter(ApplyEvent)
+
+
+def event_line(ev: BaseModel) -> str:
+    """An event as its NDJSON line: the fields it was built with, keys sorted."""
+    return json.dumps(ev.model_dump(mode="json", exclude_unset=True, by_alias=True), sort_keys=True) + "\n"
+
+
+# ---- deployed state and status ------------------------------------------------------------------
+class DeployedAnswer(_Model):
+    """Answer of ``GET /v1/deployed``: the committed site (all null/empty when none)."""
+
+    generation: int | None
+    files: dict[str, str]
+    site: str | None
+
+
+class SwitchStatus(_Model):
+    name: str
+    dpid: int
+    connected: bool
+    rules: int  # in the deployed site
+    installed: int | None  # read back from the switch now (None: not connected or no answer)
+    tcam: int | None
+
+
+class InstanceStatus(_Model):
+    id: str
+    kind: InstanceKind | None  # None: not wanted (e.g. the old generation while draining)
+    wanted: bool
+    state: ShownState
+    packets: int
+    restarts: int
+
+
+class HostStatus(_Model):
+    name: str
+    alive: bool
+    last_seen: float | None  # Unix time of the last heartbeat
+    load: HostLoad | None
+    instances: list[InstanceStatus]
+
+
+class StatusAnswer(_Model):
+    """Answer of ``GET /v1/status``."""
+
+    site: str | None
+    generation: int | None
+    switches: list[SwitchStatus]
+    unknown_switches: list[int]  # connected dpids the deployed site does not have
+    hosts: list[HostStatus]
+    applying: bool
+
+
+class ErrorAnswer(_Model):
+    """Every answer that is not a success: what went wrong and what to do."""
+
+    error: str
 
 
 def spec_digest(files: dict[str, str]) -> str:

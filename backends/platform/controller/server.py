@@ -1,20 +1,29 @@
-"""`fsc controller`: os-ken in-process (OpenFlow listener) plus the HTTP API
-in a thread; blocks until killed. The only place that wires the pieces."""
+"""`fsc controller`: the state directory locked, both listening sockets bound
+(so every startup problem is reported before anything runs), os-ken's
+OpenFlow machinery fed by our listener, the HTTP API in a thread; blocks
+until SIGTERM/SIGINT. The only place that wires the pieces."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
 
-from backends.platform.controller.state import StateDir
+from backends.platform.controller.state import StateDir, StateError
+
+#: Where `fsc controller` listens unless told: both on the loopback only. A
+#: switch elsewhere needs `--openflow ADDRESS:6653` (the lab passes
+#: 127.0.0.1, its controller runs in the switches' namespace).
+DEFAULT_LISTEN = "127.0.0.1:8181"
+DEFAULT_OPENFLOW = "127.0.0.1:6653"
 
 
 class StartupError(RuntimeError):
-    """The controller cannot start (port in use, bad state directory...)."""
+    """The controller cannot start (port in use, state directory locked...)."""
 
 
 def parse_hostport(text: str, default_host: str) -> tuple[str, int]:
@@ -30,62 +39,64 @@ def parse_hostport(text: str, default_host: str) -> tuple[str, int]:
     return (host.strip("[]") or default_host), p
 
 
-def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path) -> None:
+def _bind(addr: tuple[str, int], what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+    try:
+        return socket.create_server(addr, family=family, backlog=128)
+    except OSError as err:
+        raise StartupError(f"cannot listen for {what} on {addr[0]}:{addr[1]}: {err.strerror or err}") from err
+
+
+def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path, request_timeout: float = 30.0) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("os_ken.base.app_manager", "os_ken.controller.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         state = StateDir(state_dir)
+        state.lock()
         token = state.token()
+        deployed = state.deployed()
+    except StateError as err:
+        raise StartupError(str(err)) from err
     except OSError as err:
-        raise StartupError(f"cannot use the state directory {state_dir}: {err}") from err
+        raise StartupError(f"cannot use the state directory {state_dir}: {err.strerror or err}") from err
+    http_sock = _bind(listen, "HTTP")
+    of_sock = _bind(openflow, "OpenFlow")
 
     from os_ken import cfg
     from os_ken.base import app_manager
 
-    from backends.platform.controller.httpapi import ApiServer
+    from backends.platform.controller.httpapi import ApiServer, create_app
+    from backends.platform.controller.ofapp import FscOpenFlow
+    from backends.platform.controller.ofserver import FscOFPHandler, OpenFlowListener, quiet_osken_parser
     from backends.platform.controller.service import Controller
 
-    try:
-        api = ApiServer(listen, None, token)  # type: ignore[arg-type]
-    except OSError as err:
-        raise StartupError(f"cannot listen for HTTP on {listen[0]}:{listen[1]}: {err.strerror or err}") from err
-    import socket
-
-    probe = socket.socket(socket.AF_INET6 if ":" in openflow[0] else socket.AF_INET)
-    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        probe.bind(openflow)
-    except OSError as err:
-        raise StartupError(f"cannot listen for OpenFlow on {openflow[0]}:{openflow[1]}: {err.strerror or err}") from err
-    finally:
-        probe.close()
-
-    cfg.CONF(args=["--ofp-listen-host", openflow[0], "--ofp-tcp-listen-port", str(openflow[1])], project="os_ken")
+    cfg.CONF(args=[], project="os_ken")
+    quiet_osken_parser()
     mgr = app_manager.AppManager.get_instance()
-    mgr.load_apps(["backends.platform.controller.ofapp"])
-    services = mgr.instantiate_apps(**mgr.create_contexts())
-    of = mgr.applications["FscOpenFlow"]
+    handler = mgr.instantiate(FscOFPHandler)
+    of = mgr.instantiate(FscOpenFlow)
+    handler.listener = OpenFlowListener(of_sock)
     controller = Controller(state, of, pause_after=os.environ.get("FSC_CONTROLLER_PAUSE_AFTER") or None)
-    api.controller = controller
-    threading.Thread(target=api.serve_forever, daemon=True, name="http").start()
-    deployed = state.deployed()
+    api = ApiServer(http_sock, create_app(controller, token, request_timeout), request_timeout)
+    handler.start()
+    of.start()
+    api.start()
     sys.stderr.write(
-        f"fsc controller: OpenFlow on {openflow[0]}:{openflow[1]}, HTTP API on http://{listen[0]}:{api.server_port}\n"
+        f"fsc controller: OpenFlow on {openflow[0]}:{of_sock.getsockname()[1]}, "
+        f"HTTP API on http://{listen[0]}:{api.port}\n"
         f"  state: {state.root}  (deployed: "
-        f"{'generation {} of site {}'.format(deployed['generation'], deployed['site']) if deployed else 'nothing'})\n"
+        f"{f'generation {deployed.generation} of site {deployed.site}' if deployed else 'nothing'})\n"
         f"  token: {state.token_path}  (clients: --token-file {state.token_path} or FSC_TOKEN_FILE)\n"
     )
     sys.stderr.flush()
-    del services  # os-ken's threads run until the process ends
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
-    # os-ken's threads are not daemons and cannot be joined; the state on disk
-    # is always consistent (atomic writes), an apply cut off here is handled
-    # like a crash on the next start
+    stop.wait()
+    # os-ken's threads cannot be joined; the state on disk is always
+    # consistent (atomic writes), an apply cut off here is handled like a
+    # crash on the next start
     sys.stderr.write("fsc controller: stopped\n")
     sys.stderr.flush()
     os._exit(0)

@@ -13,12 +13,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
+
 from backends.platform.controller.agents import AgentBook
-from backends.platform.controller.flows import FlowFormatError
+from backends.platform.controller.flows import FilesError
 from backends.platform.controller.instances import host_specs, hosts_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
+    generation_of,
     ingress_tables,
     plan_doc,
     plan_update,
@@ -26,8 +29,31 @@ from backends.platform.controller.plan import (
     same_tables,
     switch_tables,
 )
-from backends.platform.controller.protocol import ApplyRequest, Heartbeat, HeartbeatAnswer
-from backends.platform.controller.state import StateDir
+from backends.platform.controller.protocol import (
+    ApplyRequest,
+    CommitEvent,
+    DeployedAnswer,
+    Heartbeat,
+    HeartbeatAnswer,
+    HostStatus,
+    InstanceSpec,
+    InstanceStatus,
+    PausedEvent,
+    PhaseCounts,
+    PlanAnswer,
+    PlanEvent,
+    PrepareEvent,
+    ReadyEvent,
+    ResultFailed,
+    ResultOk,
+    RollbackEvent,
+    RuleCounts,
+    StatusAnswer,
+    SwitchEvent,
+    SwitchStatus,
+    WaitingEvent,
+)
+from backends.platform.controller.state import DeployedState, Journal, StateDir
 
 LOG = logging.getLogger("fsc.controller")
 
@@ -52,17 +78,17 @@ class Controller:
         self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
         self._guard = threading.Lock()
         self._applying = False
-        self._deployed_cache: tuple[dict[str, Any] | None] | None = None
+        self._deployed_cache: tuple[DeployedState | None] | None = None
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
         self._switch_locks: dict[int, threading.Lock] = {}
-        self.last_reconcile: dict[int, str] = {}
         journal = state.journal()
-        if journal is not None:
+        if (state.root / "journal.json").exists():
+            d = self._deployed_doc()
             LOG.warning(
                 "an apply was interrupted in phase `%s`; switches are reconciled to the committed "
                 "site (generation %s) as they connect",
-                journal.get("phase"),
-                (state.deployed() or {}).get("generation"),
+                journal.phase if journal is not None else "unknown",
+                d.generation if d is not None else None,
             )
             state.clear_journal()
         self.agents.want([self._deployed_files()], self._deployed_source())
@@ -73,13 +99,13 @@ class Controller:
     # -- helpers ------------------------------------------------------------
     def _deployed_files(self) -> dict[str, str] | None:
         d = self._deployed_doc()
-        return d["files"] if d else None
+        return d.files if d is not None else None
 
     def _deployed_source(self) -> str:
         d = self._deployed_doc()
-        return str(d.get("source") or "") if d else ""
+        return d.source if d is not None else ""
 
-    def _deployed_doc(self) -> dict[str, Any] | None:
+    def _deployed_doc(self) -> DeployedState | None:
         """deployed.json, read once and kept (only this process writes it)."""
         if self._deployed_cache is None:
             self._deployed_cache = (self.state.deployed(),)
@@ -177,39 +203,37 @@ class Controller:
                     dpid,
                     ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none",
                 )
-                self.last_reconcile[dpid] = "unknown dpid"
                 return
             try:
                 n = self._reconcile([(name, dpid, tables[name][1])], ingress_tables(files))
-                self.last_reconcile[dpid] = f"ok, {n} operations"
                 LOG.info(
-                    "switch %s (%#x) reconciled to generation %s with %d operations",
+                    "switch %s (%#x) reconciled to generation %d with %d operations",
                     name,
                     dpid,
-                    plan_doc(files).get("generation", 0),
+                    generation_of(files),
                     n,
                 )
             except Exception as err:  # a switch that goes away mid-reconcile is retried on its next connect
-                self.last_reconcile[dpid] = f"failed: {err}"
                 LOG.error("switch %s (%#x): reconcile failed: %s", name, dpid, err)
 
     # -- API ------------------------------------------------------------------
-    def deployed(self) -> dict[str, Any]:
+    def deployed(self) -> DeployedAnswer:
         d = self._deployed_doc()
         if d is None:
-            return {"generation": None, "files": {}, "site": None}
-        return {"generation": d["generation"], "files": d["files"], "site": d["site"]}
+            return DeployedAnswer(generation=None, files={}, site=None)
+        return DeployedAnswer(generation=d.generation, files=d.files, site=d.site)
 
-    def plan(self, req: ApplyRequest) -> dict[str, Any]:
-        return plan_update(self._deployed_files(), req.files, self._deployed_tables()).to_json()
+    def plan(self, req: ApplyRequest) -> PlanAnswer:
+        """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
+        return plan_update(self._deployed_files(), req.files, self._deployed_tables()).answer()
 
     def heartbeat(self, host: str, beat: Heartbeat) -> HeartbeatAnswer | None:
         if not self.agents.knows(host):
             return None
         d = self._deployed_doc()
-        return self.agents.heartbeat(host, beat, d["generation"] if d else None)
+        return self.agents.heartbeat(host, beat, d.generation if d is not None else None)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusAnswer:
         files = self._deployed_files()
         doc = plan_doc(files)
         connected = set(self.of.connected())
@@ -223,73 +247,68 @@ class Controller:
                     installed = len(self.of.read_tables(dpid, timeout=5.0))
                 except Exception:  # status must answer even when a switch hangs
                     installed = None
-            sw = (doc.get("switches") or {}).get(name, {})
+            sw = doc.switches.get(name) if doc is not None else None
             switches.append(
-                {
-                    "name": name,
-                    "dpid": dpid,
-                    "connected": dpid in connected,
-                    "rules": len(tables),
-                    "installed": installed,
-                    "tcam": sw.get("tcam"),
-                }
-            )
-        unknown = sorted(connected - known)
-        specs = host_specs(files)
-        hosts = []
-        for host in hosts_of(files):
-            seen = self.agents.seen(host)
-            reports = {r.id: r for r in seen.beat.instances} if seen else {}
-            inst = []
-            for s in specs.get(host, []):
-                r = reports.get(s.id)
-                inst.append(
-                    {
-                        "id": s.id,
-                        "kind": s.kind,
-                        "wanted": True,
-                        "state": (r.state if r.digest == s.digest else "old version") if r else "unknown",
-                        "packets": r.packets if r else 0,
-                        "restarts": r.restarts if r else 0,
-                    }
+                SwitchStatus(
+                    name=name,
+                    dpid=dpid,
+                    connected=dpid in connected,
+                    rules=len(tables),
+                    installed=installed,
+                    tcam=sw.tcam if sw is not None else None,
                 )
-            wanted = {s.id for s in specs.get(host, [])}
-            for r in sorted(reports.values(), key=lambda r: r.id):
-                if r.id not in wanted:  # still running on the host, e.g. the old generation while draining
-                    inst.append(
-                        {
-                            "id": r.id,
-                            "kind": None,
-                            "wanted": False,
-                            "state": r.state,
-                            "packets": r.packets,
-                            "restarts": r.restarts,
-                        }
-                    )
-            hosts.append(
-                {
-                    "name": host,
-                    "alive": self.agents.alive(host),
-                    "last_seen": seen.last if seen else None,
-                    "load": seen.beat.load.model_dump() if seen else None,
-                    "instances": inst,
-                }
             )
-        return {
-            "site": doc.get("site"),
-            "generation": doc.get("generation", 0) if files else None,
-            "switches": switches,
-            "unknown_switches": unknown,
-            "hosts": hosts,
-            "applying": self._applying,
-        }
+        specs = host_specs(files)
+        hosts = [self._host_status(host, specs.get(host, [])) for host in hosts_of(files)]
+        return StatusAnswer(
+            site=doc.site if doc is not None else None,
+            generation=(doc.generation if doc is not None else 0) if files else None,
+            switches=switches,
+            unknown_switches=sorted(connected - known),
+            hosts=hosts,
+            applying=self._applying,
+        )
+
+    def _host_status(self, host: str, specs: list[InstanceSpec]) -> HostStatus:
+        seen = self.agents.seen(host)
+        reports = {r.id: r for r in seen.beat.instances} if seen else {}
+        inst = []
+        for s in specs:
+            r = reports.get(s.id)
+            inst.append(
+                InstanceStatus(
+                    id=s.id,
+                    kind=s.kind,
+                    wanted=True,
+                    state=(r.state if r.digest == s.digest else "old version") if r else "unknown",
+                    packets=r.packets if r else 0,
+                    restarts=r.restarts if r else 0,
+                )
+            )
+        wanted = {s.id for s in specs}
+        for r in sorted(reports.values(), key=lambda r: r.id):
+            if r.id not in wanted:  # still running on the host, e.g. the old generation while draining
+                inst.append(
+                    InstanceStatus(
+                        id=r.id, kind=None, wanted=False, state=r.state, packets=r.packets, restarts=r.restarts
+                    )
+                )
+        return HostStatus(
+            name=host,
+            alive=self.agents.alive(host),
+            last_seen=seen.last if seen else None,
+            load=seen.beat.load if seen else None,
+            instances=inst,
+        )
 
     # -- apply --------------------------------------------------------------
-    def apply(self, req: ApplyRequest) -> Iterator[dict[str, Any]]:
-        """Carry out an update; yields progress events, the last one the result."""
+    def apply(self, req: ApplyRequest) -> Iterator[BaseModel]:
+        """Carry out an update; yields progress events (protocol.ApplyEvent), the last one the result."""
         with self._guard:
             if self._applying:
-                yield {"result": "failed", "error": "another apply is in progress; try again when it has finished"}
+                yield ResultFailed(
+                    result="failed", error="another apply is in progress; try again when it has finished"
+                )
                 return
             self._applying = True
         try:
@@ -298,44 +317,46 @@ class Controller:
         finally:
             self._applying = False
 
-    def _apply(self, req: ApplyRequest) -> Iterator[dict[str, Any]]:
+    def _apply(self, req: ApplyRequest) -> Iterator[BaseModel]:
         old = self._deployed_files()
         new = dict(req.files)
         try:
             new_sw = switch_tables(new)
             plan = plan_update(old, new, self._deployed_tables(), new_sw)
-        except (FlowFormatError, KeyError, ValueError) as err:
-            yield {"result": "failed", "error": f"the compiled files are not usable: {err}"}
+            ingress = ingress_tables(new) | ingress_tables(old)
+            new_specs = host_specs(new)
+            changed_specs = host_specs(old) != new_specs
+        except FilesError as err:
+            yield ResultFailed(result="failed", error=f"the compiled files are not usable: {err}")
             return
         if plan.empty:
-            yield {"result": "ok", "changed": False, "message": "nothing to change", "generation": plan.old_generation}
+            yield ResultOk(result="ok", changed=False, message="nothing to change", generation=plan.old_generation)
             return
         old_sw = self._deployed_tables()
         connected = set(self.of.connected())
         offline = [f"{n} ({p.dpid:#x})" for n, p in plan.switches.items() if p.dpid not in connected]
         if offline:
-            yield {
-                "result": "failed",
-                "error": "switches not connected: "
+            yield ResultFailed(
+                result="failed",
+                error="switches not connected: "
                 + ", ".join(offline)
                 + "; point them at this controller (ovs-vsctl set-controller BRIDGE tcp:HOST:PORT) and retry",
-            }
+            )
             return
-        ev: dict[str, Any] = {
-            "phase": "plan",
-            "old_generation": plan.old_generation,
-            "new_generation": plan.new_generation,
-            "switches": {
-                n: {"install": len(p.install), "flip": len(p.flip), "cleanup": len(p.cleanup)}
+        ev = PlanEvent(
+            phase="plan",
+            old_generation=plan.old_generation,
+            new_generation=plan.new_generation,
+            switches={
+                n: PhaseCounts(install=len(p.install), flip=len(p.flip), cleanup=len(p.cleanup))
                 for n, p in plan.switches.items()
             },
-        }
-        ingress = ingress_tables(new) | ingress_tables(old)
+        )
         if (
             old is not None
             and plan.old_generation == plan.new_generation
             and (
-                host_specs(old) != host_specs(new)
+                changed_specs
                 or any(
                     f.table_id not in ingress
                     for p in plan.switches.values()
@@ -344,7 +365,7 @@ class Controller:
                 )
             )
         ):
-            ev["warning"] = (
+            ev.warning = (
                 f"the new files have the deployed generation {plan.new_generation}: changed rules and "
                 "instances are replaced in place, not side by side (compile with the other generation)"
             )
@@ -355,17 +376,16 @@ class Controller:
                 [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress
             )
         except Exception as err:
-            yield {"result": "failed", "error": f"before the update: {err}"}
+            yield ResultFailed(result="failed", error=f"before the update: {err}")
             return
         if n:
-            yield {"phase": "prepare", "repaired": n}
-        journal = {"phase": "install", "generation": plan.new_generation, "site": req.site}
+            yield PrepareEvent(phase="prepare", repaired=n)
+        journal = Journal(phase="install", generation=plan.new_generation, site=req.site)
         self.state.write_journal(journal)
         touched: list[str] = []
         try:
             # 1. install: instances, then the new generation's non-ingress rules
             self.agents.want([old, new], req.source)
-            new_specs = host_specs(new)
             yield from self._wait_ready(new_specs, req.ready_timeout)
             expected = {n: old_sw.get(n, (0, {}))[1] for n in plan.switches}
             for name, p in plan.switches.items():
@@ -373,35 +393,32 @@ class Controller:
                 expected[name] = apply_ops(expected[name], p.install)
                 with self._lock_for(p.dpid):
                     self._push_verified(name, p.dpid, p.install, expected[name])
-                yield {"phase": "install", "switch": name, "rules": len(p.install)}
+                yield SwitchEvent(phase="install", switch=name, rules=len(p.install))
             yield from self._paused("install", old is not None)
             # 2. flip
-            journal["phase"] = "flip"
+            journal = journal.model_copy(update={"phase": "flip"})
             self.state.write_journal(journal)
             for name, p in plan.switches.items():
                 expected[name] = apply_ops(expected[name], p.flip)
                 with self._lock_for(p.dpid):
                     self._push_verified(name, p.dpid, p.flip, expected[name])
-                yield {"phase": "flip", "switch": name, "rules": len(p.flip)}
+                yield SwitchEvent(phase="flip", switch=name, rules=len(p.flip))
             yield from self._paused("flip", old is not None)
         except Exception as err:  # any failure before the commit: back to the old site
             LOG.error("apply failed: %s", err)
-            yield {"phase": "rollback", "error": str(err)}
+            yield RollbackEvent(phase="rollback", error=str(err))
             problems = self._rollback([(n, plan.switches[n].dpid, old_sw.get(n, (0, {}))[1]) for n in touched], ingress)
             self.agents.want([old], self._deployed_source())
             self.state.clear_journal()
-            yield {
-                "result": "failed",
-                "error": str(err),
-                "rolled_back": not problems,
-                **({"rollback_problems": problems} if problems else {}),
-            }
+            failed = ResultFailed(result="failed", error=str(err), rolled_back=not problems)
+            if problems:
+                failed.rollback_problems = problems
+            yield failed
             return
         # 3. commit
         self._commit(plan.new_generation, new, req.site, req.source, new_sw)
-        journal["phase"] = "cleanup"
-        self.state.write_journal(journal)
-        yield {"phase": "commit", "generation": plan.new_generation}
+        self.state.write_journal(journal.model_copy(update={"phase": "cleanup"}))
+        yield CommitEvent(phase="commit", generation=plan.new_generation)
         yield from self._paused("commit", old is not None)
         # 4. cleanup after the drain time
         time.sleep(req.drain_seconds)
@@ -410,29 +427,28 @@ class Controller:
             try:
                 with self._lock_for(p.dpid):
                     self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1])
-                yield {"phase": "cleanup", "switch": name, "rules": len(p.cleanup)}
+                yield SwitchEvent(phase="cleanup", switch=name, rules=len(p.cleanup))
             except Exception as err:
                 warnings.append(f"switch {name}: cleanup failed ({err}); it is retried when the switch reconnects")
         self.agents.want([new], req.source)
         self.state.clear_journal()
-        summary = plan.to_json()
-        yield {
-            "result": "ok",
-            "changed": True,
-            "generation": plan.new_generation,
-            "switches": {n: {"added": s["added"], "removed": s["removed"]} for n, s in summary["switches"].items()},
-            "instances": summary["instances"],
-            "warnings": warnings,
-        }
+        summary = plan.answer()
+        yield ResultOk(
+            result="ok",
+            changed=True,
+            generation=plan.new_generation,
+            switches={n: RuleCounts(added=s.added, removed=s.removed) for n, s in summary.switches.items()},
+            instances=summary.instances,
+            warnings=warnings,
+        )
 
-    def _paused(self, phase: str, update: bool) -> Iterator[dict[str, Any]]:
+    def _paused(self, phase: str, update: bool) -> Iterator[BaseModel]:
         if self.pause_after == phase and update:
             LOG.warning("pausing for good after phase %s (FSC_CONTROLLER_PAUSE_AFTER)", phase)
-            yield {"phase": "paused", "after": phase}
-            while True:
-                time.sleep(3600)
+            yield PausedEvent(phase="paused", after=phase)
+            threading.Event().wait()  # for good: the crash tests kill the process here
 
-    def _wait_ready(self, specs: dict, timeout: float) -> Iterator[dict[str, Any]]:
+    def _wait_ready(self, specs: dict[str, list[InstanceSpec]], timeout: float) -> Iterator[BaseModel]:
         """Phase 1 gate: every host reports the new instances ready."""
         if not specs:
             return
@@ -441,11 +457,9 @@ class Controller:
         while True:
             missing = self.agents.not_ready(specs)
             if not missing:
-                yield {
-                    "phase": "install",
-                    "instances": "ready",
-                    "hosts": {h: [s.id for s in v] for h, v in specs.items()},
-                }
+                yield ReadyEvent(
+                    phase="install", instances="ready", hosts={h: [s.id for s in v] for h, v in specs.items()}
+                )
                 return
             failed = self.agents.failed(specs)
             if failed:
@@ -461,7 +475,7 @@ class Controller:
                 )
             if now - last_report >= 2.0:
                 last_report = now
-                yield {"phase": "install", "waiting": missing}
+                yield WaitingEvent(phase="install", waiting=missing)
             self.agents.wait_change(min(0.5, deadline - now))
 
     def _rollback(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> list[str]:
