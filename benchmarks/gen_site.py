@@ -9,16 +9,25 @@ import random
 import sys
 
 
-def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int = 1, n_chains: int = 0) -> str:
+def generate(
+    n_policies: int,
+    n_hosts: int = 20,
+    n_switches: int = 2,
+    seed: int = 1,
+    n_chains: int = 0,
+    ovs: bool = True,
+    own_chains: bool = False,
+) -> str:
     """A site whose policies share ``n_chains`` service chains (default
     N/20, between 8 and 60): real sites reuse a few chains for many
-    destinations, and each distinct chain costs steering tags (a VLAN id
-    offers 2,046 per generation), so one chain per policy cannot compile."""
+    destinations.  ``own_chains``: every policy gets a chain of its own (a
+    multi-tenant site), drawn from 100 modules.  ``ovs``: the switches are
+    Open vSwitch (masked ports); else standard OpenFlow 1.3."""
     rng = random.Random(seed)
     out = [f"site synth{n_policies}"]
     ports = 64
     for s in range(n_switches):
-        out.append(f"switch s{s} dpid {s + 1:#x} ports {ports}")
+        out.append(f"switch s{s} dpid {s + 1:#x} ports {ports}{' ovs' if ovs else ''}")
     for s in range(1, n_switches):  # a chain of links: s0 - s1 - s2 ...
         out.append(f"link s{s - 1}:{ports} s{s}:{ports - 1}")
     hosts_per = -(-n_hosts // n_switches)
@@ -38,13 +47,14 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
         ("cls", "classify(bad: tcp and dst port {22, 23}, web: tcp and dst port 80)"),
     ]
     modules = []
-    for i in range(max(4, n_hosts // 2)):
+    for i in range(100 if own_chains else max(4, n_hosts // 2)):
         name, spec = types[i % len(types)]
         modules.append(f"{name}{i}")
         out.append(f"module {name}{i} = {spec}")
     out.append("module sink0 = monitor(sink: true)")
     replicated = {m: rng.choice([2, 3, 4]) for m in rng.sample(modules, k=max(1, len(modules) // 4))}
-    chains = [_chain(rng, modules, replicated) for _ in range(n_chains or max(8, min(60, n_policies // 20)))]
+    n = n_policies if own_chains else (n_chains or max(8, min(60, n_policies // 20)))
+    chains = [_chain(rng, modules, replicated) for _ in range(n)]
     for i in range(n_policies):
         e = i % n_nets
         block = (i // n_nets) * 4  # a /30 of its own: policies never shadow each other
@@ -68,7 +78,8 @@ def generate(n_policies: int, n_hosts: int = 20, n_switches: int = 2, seed: int 
                 f"(src net 203.0.{rng.randrange(113, 120)}.0/24 or src host 198.51.100.{rng.randrange(1, 255)})"
             )
         match = " and ".join(parts)
-        out.append(f"policy p{i} from internet match {match} via {rng.choice(chains)}")
+        chain = chains[i] if own_chains else rng.choice(chains)
+        out.append(f"policy p{i} from internet match {match} via {chain}")
     out.append("placement spread")
     return "\n".join(out) + "\n"
 

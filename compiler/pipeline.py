@@ -89,7 +89,7 @@ def _check_boxes(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
         pol = policies[e.policy]
         space = (pol.match.space() if e.direction == "forward" else reverse_space(site, pol)).forget(["in_edge"])
         for other, ospace in by_box.get(e.box, []):
-            if space.intersects(ospace):
+            if other.id != e.id and space.intersects(ospace):  # the same continuation needs no telling apart
                 out.append(
                     Diagnostic(
                         "E0703",

@@ -96,8 +96,8 @@ class Ingress:
             if policy.symmetric:
                 for rt in reverse_terms(policy.match):
                     seen.update(dict.fromkeys(sorted(rt.term.excluded, key=_key)))
-        for entry in self.low.plan.entries:
-            for c, _ in entry.combos:
+        for combos in self.low.plan.selectors:
+            for c, _ in combos:
                 if c.space is not None:
                     for t in c.space.terms:
                         seen.update(dict.fromkeys(sorted(t.excluded, key=_key)))

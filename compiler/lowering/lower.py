@@ -37,7 +37,7 @@ from compiler.lowering.ingress import Ingress
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.topology import Topology
 from compiler.steering import flowhash
-from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Entry, Exit, Fork, SteeringPlan, Visit
+from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
 
 IP = MatchSet.of(HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6))
@@ -113,7 +113,7 @@ class Lowering:
         self.policies = {p.name: p for p in self.site.policies}
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self.needs_hash = any(
-            c.buckets != frozenset(range(flowhash.BUCKETS)) for e in self.plan.entries for c, _ in e.combos
+            c.buckets != frozenset(range(flowhash.BUCKETS)) for combos in self.plan.selectors for c, _ in combos
         )
         self.hash_ports = flowhash.reads_ports(self.site)
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
@@ -218,21 +218,19 @@ class Lowering:
         """Entry + bucket + headers -> first tag, only for the entries that this
         switch's classification can write (the rules are the same on every
         switch of a profile, so they are built once)."""
-        for entry in self.plan.entries:
-            if entry.id in self.ingress.entries_here.get(sw, ()):
-                for e in self._select_rules(entry, self.profiles[sw]):
-                    self.add(sw, e)
+        for sid in sorted(self.ingress.entries_here.get(sw, ())):
+            for e in self._select_rules(sid, self.profiles[sw]):
+                self.add(sw, e)
 
-    def _select_rules(self, entry: Entry, profile: Profile) -> list[FlowEntry]:
-        cached = self._select_cache.get((entry.id, profile))
+    def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
+        cached = self._select_cache.get((sid, profile))
         if cached is not None:
             return cached
-        policy = self.policies[entry.policy]
+        combos = self.plan.selectors[sid]
         rules: list[FlowEntry] = []
-        n = len(entry.combos)
-        if n > T.PRIO_SELECT_TOP:
-            raise ValueError(f"policy {policy.name}: {n} steering combos exceed the select table's priorities")
-        for ci, (constraint, dispatch) in enumerate(entry.combos):
+        if len(combos) > T.PRIO_SELECT_TOP:
+            raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
+        for ci, (constraint, dispatch) in enumerate(combos):
             prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
             actions, goto = self.first_dispatch(dispatch)
             # an entry is only ever written for IP packets, so a choice without
@@ -243,18 +241,10 @@ class Lowering:
                 parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
             for fields, (mv, mm) in parts:
                 for value, mask in bucket_patterns(constraint.buckets):
-                    meta = FieldMatch("metadata", self.entry_bits(entry.id) | value | mv, T.ENTRY_MASK | mask | mm)
-                    rules.append(
-                        FlowEntry(
-                            T.SELECT,
-                            prio,
-                            Match.of(meta, *fields),
-                            actions,
-                            goto,
-                            cookie=T.policy_cookie(policy.index, 1 + ci),
-                        )
-                    )
-        self._select_cache[(entry.id, profile)] = rules
+                    meta = FieldMatch("metadata", self.entry_bits(sid) | value | mv, T.ENTRY_MASK | mask | mm)
+                    cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
+                    rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie=cookie))
+        self._select_cache[(sid, profile)] = rules
         return rules
 
     def first_dispatch(self, d: Dispatch) -> tuple[tuple[Action, ...], int | None]:

@@ -78,3 +78,4 @@ def policy_cookie(policy_index: int, hop: int) -> int:
 
 
 POLICY_COOKIE_MASK = 0xFFFF0000
+SELECT_COOKIE_POLICY = 0xFFFD  # SELECT rules are shared by policies: their cookie names the entry (bits 0..15)

@@ -126,10 +126,10 @@ class Unfolder:
 
     site: ir.Site
     weights: dict[str, int]
+    selectors: Selectors
     reverse: bool = False
     policy: str = ""
     entries: list[Entry] = field(default_factory=list)
-    next_entry: int = 0
     in_copy: int = 0  # a copy's own path keeps its written order (it ends in its sink)
 
     def pipeline(self, p: ir.Pipeline, conts: Combos) -> Combos:
@@ -228,18 +228,36 @@ class Unfolder:
         return results
 
     def _entry(self, combos: Combos, box: str | None = None) -> Entry:
-        entry = Entry(self.next_entry, self.policy, "reverse" if self.reverse else "forward", combos, box)
-        self.next_entry += 1
+        entry = Entry(self.selectors.intern(combos), self.policy, "reverse" if self.reverse else "forward", combos, box)
         self.entries.append(entry)
         return entry
 
 
+class Selectors:
+    """Decision lists shared by structure: two entries (of one policy or of
+    two) whose combos are equal get one id, so the switch holds their SELECT
+    rules once (a site reuses a few chains for many policies)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[tuple[Constraint, Dispatch], ...], int] = {}
+        self.combos: list[Combos] = []
+
+    def intern(self, combos: Combos) -> int:
+        key = tuple(combos)
+        sid = self.ids.get(key)
+        if sid is None:
+            sid = self.ids[key] = len(self.combos)
+            self.combos.append(combos)
+        return sid
+
+
 @dataclass
 class SteeringPlan:
-    entries: list[Entry]  # ingress entries first, in first-match order, then box returns
+    entries: list[Entry]  # per policy and direction: the ingress entry, then its box returns
     ingress: list[tuple[ir.Policy, str, Entry]]  # (policy, direction, entry) in first-match order
     tags: dict[Dispatch, int]  # interned dispatches sent over the wire -> VLAN id
     generation: int = 0  # 0 or 1: folded into every tag (bit 11), entry and cookie
+    selectors: list[Combos] = field(default_factory=list)  # by entry id (shared by equal decision lists)
 
     def tag(self, d: Dispatch) -> int:
         return self.tags[d]
@@ -254,26 +272,31 @@ class SteeringPlan:
 
 
 def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> SteeringPlan:
-    """Unfold every policy (and the reverse of symmetric ones); tags of ``generation``."""
+    """Unfold every policy (and the reverse of symmetric ones); tags of
+    ``generation``.  A pipeline is unfolded once per direction however many
+    policies use it."""
     entries: list[Entry] = []
     ingress: list[tuple[ir.Policy, str, Entry]] = []
-    counter = 0
+    selectors = Selectors()
+    memo: dict[tuple[ir.Pipeline, bool], tuple[Combos, list[Entry]]] = {}
     for policy in site.policies:
         for reverse in (False, True) if policy.symmetric else (False,):
-            u = Unfolder(site, weights, reverse, policy.name, [], counter)
-            combos = u.pipeline(policy.pipeline, [(TRUE, EXIT)])
-            entry = Entry(u.next_entry, policy.name, "reverse" if reverse else "forward", combos)
-            u.next_entry += 1
-            counter = u.next_entry
+            direction = "reverse" if reverse else "forward"
+            hit = memo.get((policy.pipeline, reverse))
+            if hit is None:
+                u = Unfolder(site, weights, selectors, reverse, policy.name)
+                hit = memo[(policy.pipeline, reverse)] = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
+            combos, boxes = hit
+            entry = Entry(selectors.intern(combos), policy.name, direction, combos)
             entries.append(entry)
-            entries.extend(u.entries)
-            ingress.append((policy, entry.direction, entry))
+            entries.extend(Entry(b.id, policy.name, direction, b.combos, b.box) for b in boxes)
+            ingress.append((policy, direction, entry))
     tags: dict[Dispatch, int] = {}
-    for e in entries:
-        for _, d in e.combos:
+    for combos in selectors.combos:
+        for _, d in combos:
             _intern(d, tags)
     tags = {d: generation_tag(t, generation) for d, t in tags.items()}
-    return SteeringPlan(entries, ingress, tags, generation)
+    return SteeringPlan(entries, ingress, tags, generation, selectors.combos)
 
 
 def _intern(d: Dispatch, tags: dict[Dispatch, int]) -> None:

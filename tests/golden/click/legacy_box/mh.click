@@ -1217,8 +1217,8 @@ from_switch :: FromDevice(eth0, SNIFFER false, PROMISC true, METHOD PCAP);
 to_switch :: Queue(1000);
 steer :: Classifier(
     12/8100 14/0003%0fff,  // tag 3: qos
-    12/8100 14/0006%0fff,  // tag 6: fw
-    12/8100 14/0007%0fff,  // tag 7: cnt
+    12/8100 14/0005%0fff,  // tag 5: cnt
+    12/8100 14/0007%0fff,  // tag 7: fw
     -  // untagged, or not a tag of this host
 );
 vid_1 :: VLANEncap(VLAN_ID 1);  // to the exit table
@@ -1227,8 +1227,8 @@ vid_1 :: VLANEncap(VLAN_ID 1);  // to the exit table
 i_cnt :: I_cnt;  // cnt
 i_fw :: I_fw;  // fw
 i_qos :: I_qos;  // qos
+t5 :: Null;
 t7 :: Null;
-t6 :: Null;
 t3 :: Null;
 
 // ---- connections
@@ -1242,12 +1242,12 @@ steer [0] -> VLANDecap -> t3;
 t3 -> [0] i_qos;
 i_qos [0] -> vid_1;  // out
 
-// tag 6: fw: out -> switch, tag 1 (exit)
-steer [1] -> VLANDecap -> t6;
-t6 -> [0] i_fw;
-i_fw [0] -> vid_1;  // out
-
-// tag 7: cnt: out -> switch, tag 1 (exit)
-steer [2] -> VLANDecap -> t7;
-t7 -> [0] i_cnt;
+// tag 5: cnt: out -> switch, tag 1 (exit)
+steer [1] -> VLANDecap -> t5;
+t5 -> [0] i_cnt;
 i_cnt [0] -> vid_1;  // out
+
+// tag 7: fw: out -> switch, tag 1 (exit)
+steer [2] -> VLANDecap -> t7;
+t7 -> [0] i_fw;
+i_fw [0] -> vid_1;  // out
