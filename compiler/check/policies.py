@@ -22,8 +22,10 @@ from compiler.check.matchcomp import MatchCompiler
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
 from compiler.headerspace.bdd import Space
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, meets
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.packets import describe
+from compiler.headerspace.prefix_index import PrefixIndex
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 
@@ -87,15 +89,20 @@ def check_order(
     edge_names: Sequence[str],
     had_errors_in: set[str],
 ) -> None:
-    """First-match analysis over the policies in written order."""
-    prefix: list[Space] = []  # prefix[k]: the union of the first k+1 checked policies
+    """First-match analysis over the policies in written order.
+
+    An index of the earlier policies' cubes tells, in a lookup, that a policy
+    meets none of them (the usual case): then it needs no diagram at all.
+    Diagrams and prefix unions are built only once some policy may overlap
+    an earlier one, and from then on kept up to date."""
+    prefix: list[Space] = []  # prefix[k]: the union of the first k+1 checked policies (once built)
     checked: list[ir.Policy] = []
+    seen = PrefixIndex()  # earlier terms' cubes by the destination prefix they fix
     for policy, stmt in zip(policies, stmts):
         if policy.name in had_errors_in:  # its match is not trustworthy; don't pile on
             continue
         span = stmt.match.span if stmt.match is not None else stmt.name.span
-        space = policy.match.space()
-        if space.is_empty():
+        if not _surely_nonempty(policy) and policy.match.space().is_empty():
             symbols.sink.error(
                 "E0502",
                 f"policy `{policy.name}` matches no packet",
@@ -103,30 +110,70 @@ def check_order(
                 hint="its conditions contradict each other (for example `tcp and udp`)",
             )
             continue
+        cubes = [t.cube for t in policy.match.terms]
+        suspect = any(meets((c.value, c.mask), (e.value, e.mask)) for c in cubes for e in seen.candidates(c))
+        for c in cubes:
+            seen.add(c, c)
+        if suspect and len(prefix) < len(checked):  # from here on every union is needed
+            acc = prefix[-1] if prefix else Space.empty()
+            for earlier in checked[len(prefix) :]:
+                acc = acc | earlier.match.space()
+                prefix.append(acc)
+        checked.append(policy)
+        if not prefix and not suspect:
+            continue  # still disjoint from everything: no diagram needed yet
+        space = policy.match.space()
         before = prefix[-1] if prefix else Space.empty()
-        if before.intersects(space):
+        if suspect and before.intersects(space):
             first = _first_meeting(prefix, space, 0)
             if space.is_subset(before):
-                takers = [checked[first].name]
-                while len(takers) < 4:
-                    nxt = _first_meeting(prefix, space - prefix[first], first + 1) if first + 1 < len(prefix) else None
-                    if nxt is None:
-                        break
-                    first = nxt
-                    takers.append(checked[nxt].name)
-                shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
-                symbols.sink.error(
-                    "E0501",
-                    f"policy `{policy.name}` can never match: earlier polic"
-                    f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} "
-                    "all of its traffic",
-                    stmt.name.span,
-                    hint="remove it, narrow the earlier policies, or move it before them",
-                )
+                _shadowed(policy, stmt, space, prefix, checked, first, symbols)
             else:
                 _warn_partial(policy, stmt, span, space, prefix, checked, first, symbols, edge_names)
         prefix.append(before | space)
-        checked.append(policy)
+
+
+def _surely_nonempty(policy: ir.Policy) -> bool:
+    """A term without exclusions is a cube, never empty, unless its VLAN
+    field names an id without the present bit (no such packet)."""
+    return any(not t.excluded and _real_vlan_cube(t.cube.value, t.cube.mask) for t in policy.match.terms)
+
+
+_VID_OFF = DEFAULT_LAYOUT.offset("vlan_vid")
+
+
+def _real_vlan_cube(value: int, mask: int) -> bool:
+    v, m = (value >> _VID_OFF) & 0x1FFF, (mask >> _VID_OFF) & 0x1FFF
+    return bool(not m & 0x1000 or v & 0x1000 or not v & 0xFFF)
+
+
+def _shadowed(
+    policy: ir.Policy,
+    stmt: A.PolicyStmt,
+    space: Space,
+    prefix: list[Space],
+    checked: list[ir.Policy],
+    first: int | None,
+    symbols: Symbols,
+) -> None:
+    """E0501 with up to three of the earlier policies that take the traffic."""
+    assert first is not None
+    takers = [checked[first].name]
+    while len(takers) < 4:
+        nxt = _first_meeting(prefix, space - prefix[first], first + 1) if first + 1 < len(prefix) else None
+        if nxt is None:
+            break
+        first = nxt
+        takers.append(checked[nxt].name)
+    shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
+    symbols.sink.error(
+        "E0501",
+        f"policy `{policy.name}` can never match: earlier polic"
+        f"{'y' if len(takers) == 1 else 'ies'} {shown} take{'s' if len(takers) == 1 else ''} "
+        "all of its traffic",
+        stmt.name.span,
+        hint="remove it, narrow the earlier policies, or move it before them",
+    )
 
 
 def _first_meeting(prefix: list[Space], space: Space, lo: int) -> int | None:

@@ -65,6 +65,7 @@ class Manager:
                 self.bitpos[name] = off + f.width - 1 - i
         self.bdd.declare(*names)
         self.vars = {n: self.bdd.var(n) for n in names}
+        self.fields = [(f.name, layout.field_mask(f.name), layout.offset(f.name)) for f in layout.fields]
         self.true = self.bdd.true
         self.false = self.bdd.false
 
@@ -73,25 +74,28 @@ class Manager:
         return _field_masked(self, name, value, mask)
 
     def cube(self, value: int, mask: int) -> _cudd.Function:
-        """A packed-layout cube (value, mask) as a diagram."""
+        """A packed-layout cube (value, mask) as a diagram: the conjunction
+        of its fields, each built once (fields repeat across a site)."""
         out = self.true
-        for fname in self.layout.names:
-            fmask = self.layout.field_mask(fname)
-            if mask & fmask:
-                off = self.layout.offset(fname)
-                out &= self.field_masked(fname, (value & fmask) >> off, (mask & fmask) >> off)
+        for fname, fmask, off in self.fields:
+            fm = mask & fmask
+            if fm:
+                out &= _field_masked(self, fname, (value & fmask) >> off, fm >> off)
         return out
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 17)
 def _field_masked(m: Manager, name: str, value: int, mask: int) -> _cudd.Function:
+    """One field's pattern: a single CUDD cube call."""
     width = m.layout.field(name).width
-    out = m.true
-    for b in range(width - 1, -1, -1):  # bottom up would be the same set; top down keeps it readable
-        if mask >> b & 1:
-            v = m.vars[f"{name}.{b}"]
-            out &= v if value >> b & 1 else ~v
-    return out
+    bits: dict[str, bool] = {}
+    x = mask & ((1 << width) - 1)
+    while x:
+        low = x & -x
+        b = low.bit_length() - 1
+        bits[f"{name}.{b}"] = bool(value >> b & 1)
+        x ^= low
+    return m.bdd.cube(bits) if bits else m.true
 
 
 @lru_cache(maxsize=8)

@@ -45,6 +45,8 @@ class Term:
 def _term(cube: Pair, excluded: Iterable[HeaderSpace]) -> Term | None:
     """A term with exclusions that cannot matter dropped; None if it is empty
     for a reason visible without diagrams (its cube inside an exclusion)."""
+    if not excluded:
+        return Term(Cube(*cube))
     keep = []
     for ex in excluded:
         if not any(meets(cube, c) for c in ex._pairs()):
