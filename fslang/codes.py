@@ -157,7 +157,7 @@ CODES: tuple[Code, ...] = (
     Code(
         "E0703",
         "a box whose users cannot be told apart when packets come back from it",
-        _b("box b at sw:4 -> sw:5\npolicy p from lan via b\npolicy q from out via b\n"),
+        _b("box b at sw:4 -> sw:5\nmodule m = monitor()\npolicy p from lan via b >> m\npolicy q from out via b\n"),
     ),
     Code(
         "E0801",
