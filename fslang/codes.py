@@ -166,9 +166,10 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0802",
-        "more steering tags than a VLAN id offers",
+        "more steering tags or classification entries than the platform can tell apart",
         None,
-        "reported by `fsc compile` when a site needs more than 4092 distinct steering states",
+        "reported by `fsc compile` when a site needs more than 262,143 distinct steering steps per update "
+        "generation (MPLS labels; up to 2,046 travel as VLAN ids) or more than 32,767 distinct decision lists",
     ),
     Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
     Code(

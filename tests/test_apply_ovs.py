@@ -100,7 +100,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert [e.switch for e in evs if isinstance(e, SwitchEvent) and e.phase == "flip"] == ["north"]
             last = evs[-1]
             assert isinstance(last, ResultFailed) and last.rolled_back is True, last
-            assert "switch 0xb refused rule table=1" in last.error and cookie in last.error, last.error
+            assert f"switch 0xb refused rule table={T.POLICY}" in last.error and cookie in last.error, last.error
             assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
 
             # and the good update goes through, phase by phase
