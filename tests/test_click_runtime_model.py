@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from backends.emit.click import generate as G
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
 from compiler.pipeline import Compiled, compile_site
+from compiler.steering.hostplan import Next
 from compiler.verification.modulemodel import default_oracle, swapped
 from fslang.api import load as load_site
 from tests.conftest import EXAMPLES
@@ -120,18 +122,29 @@ def policy_packets(c: Compiled, seed: int) -> list[tuple[dict[str, int], str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Visit:
+    """A packet the simulated switch hands to a module host, and what the host model says comes back."""
+
+    host: str
+    tag: int
+    label: bool  # the tag is an MPLS label
+    packet: dict[str, int]
+    back: Next | None  # None: dropped or consumed
+    visited: tuple[str, ...]
+
+
 class Visits:
     """Host visits recorded from the simulated platform."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, int, dict[str, int], int | None, list[str]]] = []
+        self.seen: list[Visit] = []
 
     def __call__(
         self, hp: Any, site: Any, tag: int, packet: Mapping[str, int], oracle: Any, label: bool = False
     ) -> Any:
         visited, back = self.orig(hp, site, tag, packet, oracle, label)
-        assert back is None or not back.label, "these examples' tags are VLAN ids"
-        self.seen.append((hp.host, tag, dict(packet), None if back is None else back.tag, list(visited)))
+        self.seen.append(Visit(hp.host, tag, label, dict(packet), back, tuple(visited)))
         return visited, back
 
 
@@ -151,19 +164,27 @@ def tap_oracle(seed: int) -> Any:
     return oracle
 
 
-def record_visits(c: Compiled, seed: int, monkeypatch: pytest.MonkeyPatch, oracle: Any = default_oracle) -> list:
+def record_visits(
+    c: Compiled,
+    seed: int,
+    monkeypatch: pytest.MonkeyPatch,
+    oracle: Any = default_oracle,
+    packets: list[tuple[dict[str, int], str]] | None = None,
+) -> list[Visit]:
     v = Visits()
     v.orig = PS.run_host
     monkeypatch.setattr(PS, "run_host", v)
     pf = PS.Platform(c, oracle)
-    for pkt, edge in policy_packets(c, seed):
+    for pkt, edge in policy_packets(c, seed) if packets is None else packets:
         tr = pf.trace(pkt, edge)
+        assert tr.error is None, (pkt, tr.error)
         for ex in tr.exits:  # the reply of the flow, from where it left
             pf.trace(swapped(pkt), ex["edge"])
+    monkeypatch.undo()
     # one visit per (host, tag, packet)
-    uniq = {}
-    for host, tag, pkt, back, visited in v.seen:
-        uniq.setdefault((host, tag, tuple(sorted(pkt.items()))), (host, tag, pkt, back, visited))
+    uniq: dict[Any, Visit] = {}
+    for x in v.seen:
+        uniq.setdefault((x.host, x.label, x.tag, tuple(sorted(x.packet.items()))), x)
     return list(uniq.values())
 
 
@@ -179,6 +200,8 @@ class HostRig:
         self.router = load(text, f"{host}.click", clock=self.clock, seed=7, fuse=fuse)
         self.tap_of = {tap: inst for inst, tap in G.tap_names(c.site).items()}
         self.module_of = {i: m for m in c.site.modules for i in m.instance_names()}
+        vids = G.tap_vids(c, self.hp)
+        self.tap_step = {(s.instance, vids[(s.label, s.tag)]): s for s in self.hp.steps if (s.label, s.tag) in vids}
 
     def run(self, frame: bytes, packet: Mapping[str, int]) -> list[bytes]:
         """Frames the host sends back to the switch for ``frame`` arriving from it."""
@@ -202,10 +225,11 @@ class HostRig:
 
     def tap_module(self, dev: str, frame: bytes, packet: Mapping[str, int]) -> bytes | None:
         inst = self.tap_of[dev]
-        tci, _ = F.pop_tag(frame)
+        tci, inner = F.pop_tag(frame)
         assert tci is not None, f"frame to {dev} without the step's tag"
-        step = self.hp.step(tci & 0xFFF)
-        assert step is not None and step.instance == inst, f"tag {tci & 0xFFF} on {dev} is no step of {inst}"
+        assert F.pop_label(inner)[0] is None, f"frame to {dev} with a label"
+        step = self.tap_step.get((inst, tci & 0xFFF))
+        assert step is not None, f"VLAN id {tci & 0xFFF} on {dev} is no step of {inst}"
         module = self.module_of[inst]
         view = swapped(packet) if step.reverse else packet
         label = self.oracle(module, inst, view)
@@ -215,10 +239,10 @@ class HostRig:
         return frame[:14] + ((j << 13) | (tci & 0xFFF)).to_bytes(2, "big") + frame[16:]
 
 
-def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int]) -> bytes | None:
+def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], label: bool = False) -> bytes | None:
     """For an ESP packet whose first step on this host is a decrypt module: a
     real ESP payload of that module's SA (else None)."""
-    step = hp.step(tag)
+    step = hp.step(tag, label)
     if step is None or packet.get("eth_type") != 0x0800 or packet.get("ip_proto") != 50:
         return None
     module = c.site.module(step.module)
@@ -252,14 +276,29 @@ def seal(spi: int, key: str, packet: Mapping[str, int]) -> bytes:
     return out["out"][0]
 
 
-def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: int) -> bytes:
-    esp = esp_for(c, hp, tag, packet)
+def build_frame(c: Compiled, hp: Any, v: Visit, pcp: int) -> bytes:
+    """The frame of a visit as the switch hands it to the host: the packet
+    with its steering tag (a VLAN id, PCP ``pcp``; or an MPLS label)."""
+    esp = esp_for(c, hp, v.tag, v.packet, v.label)
     if esp is not None:
-        inner = F.frame(dict(packet, ip_proto=50), esp, min_size=0)
-        fr = inner
+        fr = F.frame(dict(v.packet, ip_proto=50), esp, min_size=0)
     else:
-        fr = F.frame(packet)
-    return F.push_tag(fr, (pcp << 13) | tag)
+        fr = F.frame(v.packet)
+    return F.push_label(fr, v.tag) if v.label else F.push_tag(fr, (pcp << 13) | v.tag)
+
+
+def returned(frame: bytes) -> tuple[Next | None, bytes]:
+    """The tag a frame goes back to the switch with (None: a frame with
+    neither a label nor a PCP-0 VLAN tag, or a label entry other than the
+    host's: bottom of stack, traffic class 0, TTL 64), and the frame without it."""
+    lse, inner = F.pop_label(frame)
+    if lse is not None:
+        ok = lse & 0xFFF == 0x100 | 64
+        return (Next("switch", lse >> 12, True) if ok else None), inner
+    tci, inner = F.pop_tag(frame)
+    if tci is None or tci >> 12:
+        return None, frame
+    return Next("switch", tci), inner
 
 
 @pytest.mark.parametrize("taps", ["model-taps", "random-taps"])
@@ -274,15 +313,15 @@ def test_runtime_returns_the_tags_the_host_model_predicts(
     oracle = default_oracle if taps == "model-taps" else tap_oracle(seed)
     visits = record_visits(c, seed=seed, monkeypatch=monkeypatch, oracle=oracle)
     assert visits, "no packet reached a module host"
-    rigs = {h: HostRig(c, h, files[f"click/{h}.click"], fuse, oracle) for h in {v[0] for v in visits}}
+    rigs = {h: HostRig(c, h, files[f"click/{h}.click"], fuse, oracle) for h in {v.host for v in visits}}
     failures = []
-    for n, (host, tag, pkt, back, visited) in enumerate(visits):
-        rig = rigs[host]
-        got = rig.run(build_frame(c, rig.hp, tag, pkt, pcp=4 if n % 2 else 0), pkt)
-        tags = [F.pop_tag(g)[0] for g in got]
-        want = [] if back is None else [back]
-        if [t & 0xFFF if t is not None else None for t in tags] != want or any(t and t >> 13 for t in tags):
-            failures.append(f"host {host} tag {tag} {visited} {pkt}: model {want}, runtime {tags}")
+    for n, v in enumerate(visits):
+        rig = rigs[v.host]
+        got = rig.run(build_frame(c, rig.hp, v, pcp=4 if n % 2 else 0), v.packet)
+        tags = [returned(g)[0] for g in got]
+        want = [] if v.back is None else [v.back]
+        if tags != want:
+            failures.append(f"host {v.host} tag {v.tag} {v.visited} {v.packet}: model {want}, runtime {tags}")
     assert not failures, f"{len(failures)} of {len(visits)} visits differ:\n" + "\n".join(failures[:20])
 
 
@@ -308,8 +347,9 @@ def one_visit(c: Compiled, pkt: dict[str, int], edge: str, monkeypatch: pytest.M
     monkeypatch.setattr(PS, "run_host", v)
     PS.Platform(c).trace(pkt, edge)
     monkeypatch.undo()
-    [(host, tag, _, back, _)] = v.seen
-    return host, tag, back
+    [x] = v.seen
+    assert x.back is not None and not x.label
+    return x.host, x.tag, x.back.tag
 
 
 def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
