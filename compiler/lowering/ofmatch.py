@@ -199,8 +199,55 @@ def _matches(
                 oxm = PLAIN[name]
             fields.append(FieldMatch(oxm, value, None if mask == full else mask))
         for spelt in _exact(fields, profile):
-            result.append((edge, tuple(sorted(spelt))))
+            for row in ipv6_loadable(spelt):
+                result.append((edge, tuple(sorted(row))))
     return tuple(result)
+
+
+def ipv6_loadable(fields: list[FieldMatch]) -> list[list[FieldMatch]]:
+    """Split IPv6 matches whose mask ovs-ofctl cannot read (:func:`ipv6_mask_ok`)."""
+    out = [fields]
+    for fm in fields:
+        if fm.field in ("ipv6_src", "ipv6_dst") and fm.mask is not None and not ipv6_mask_ok(fm.mask):
+            parts = split_ipv6_mask(fm)
+            out = [[f for f in row if f is not fm] + [p] for row in out for p in parts]
+    return out
+
+
+IPV6_FULL = (1 << 128) - 1
+
+
+def ipv6_mask_ok(mask: int) -> bool:
+    """ovs-ofctl reads an IPv6 mask written with a decimal digit first as a
+    prefix length (``::/8000::80`` is refused), so a mask that is not a
+    prefix must start, in its shortest spelling, with ':' or a hex letter."""
+    inverted = ~mask & IPV6_FULL
+    if inverted & (inverted + 1) == 0:
+        return True  # a prefix: written as its length
+    top = mask >> 112
+    if top == 0:
+        return True  # written "::..."
+    return (top >> 4 * ((top.bit_length() - 1) // 4)) >= 0xA
+
+
+def split_ipv6_mask(fm: FieldMatch) -> list[FieldMatch]:
+    """The same set as matches with loadable masks: care about a bit or two
+    more in the leading hex digit of the first group (it becomes a letter),
+    one match per value of the added bits."""
+    assert fm.mask is not None
+    top = fm.mask >> 112
+    shift = 4 * ((top.bit_length() - 1) // 4)
+    nibble = top >> shift
+    extra = 0b0010 if nibble & 0b1000 else 0b1010 & ~nibble
+    bits = [b for b in range(4) if extra >> b & 1]
+    out = []
+    for k in range(1 << len(bits)):
+        v = fm.value
+        for i, b in enumerate(bits):
+            if k >> i & 1:
+                v |= 1 << (112 + shift + b)
+        out.append(FieldMatch(fm.field, v, fm.mask | extra << (112 + shift)))
+    return out
 
 
 def _exact(fields: list[FieldMatch], profile: Profile) -> list[list[FieldMatch]]:
