@@ -34,6 +34,7 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
+from compiler.lowering import contracts
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress
 from compiler.lowering.ofmatch import ipv6_loadable
@@ -122,6 +123,7 @@ class Lowering:
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
     def add(self, switch: str, entry: FlowEntry) -> None:
+        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
