@@ -188,20 +188,39 @@ def _matches(
     for _eth, proto, cube in _split(HeaderSpace._raw(DEFAULT_LAYOUT, _any_vlan(cubes))):
         fields: list[FieldMatch] = []
         edge: tuple[int, int] | None = None
-        for name, (value, mask) in cube.cared_fields(DEFAULT_LAYOUT).items():
-            full = _FIELD_MASKS[name] >> _OFFSETS[name]
-            if name == "in_edge":
-                edge = (value, mask)
+        value, mask = cube.value, cube.mask
+        for name, off, full, oxm in _FIELD_INFO:
+            m = (mask >> off) & full
+            if not m:
                 continue
-            if name in L4_FIELDS:
+            v = (value >> off) & full
+            if oxm is None:  # in_edge: the caller's business
+                edge = (v, m)
+                continue
+            if oxm == "":  # a transport port: its name depends on the protocol
                 oxm = L4_NAMES[proto][0 if name == "tp_src" else 1]  # type: ignore[index]
-            else:
-                oxm = PLAIN[name]
-            fields.append(FieldMatch(oxm, value, None if mask == full else mask))
-        for spelt in _exact(fields, profile):
-            for row in ipv6_loadable(spelt):
-                result.append((edge, tuple(sorted(row))))
+            fields.append(FieldMatch(oxm, v, None if m == full else m))
+        spelt = _exact(fields, profile) if any(f.mask is not None for f in fields) else [fields]
+        for row in spelt:
+            for r in ipv6_loadable(row) if _has_v6_mask(row) else (row,):
+                result.append((edge, tuple(sorted(r))))
     return tuple(result)
+
+
+# (layout field, offset, all-ones of its width, OXM name: None for in_edge, "" for tp_*), in layout order
+_FIELD_INFO = tuple(
+    (
+        f.name,
+        DEFAULT_LAYOUT.offset(f.name),
+        (1 << f.width) - 1,
+        None if f.name == "in_edge" else "" if f.name in L4_FIELDS else PLAIN[f.name],
+    )
+    for f in DEFAULT_LAYOUT.fields
+)
+
+
+def _has_v6_mask(fields: list[FieldMatch]) -> bool:
+    return any(f.mask is not None and f.field in ("ipv6_src", "ipv6_dst") for f in fields)
 
 
 def ipv6_loadable(fields: list[FieldMatch]) -> list[list[FieldMatch]]:

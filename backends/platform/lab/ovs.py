@@ -7,7 +7,7 @@
         assert r.output_ports == [2]
 
 Layout and behaviour (facts checked with Debian's OVS 3.1, see
-shared/notes/platform-facts.md):
+docs/platform-notes.md):
 
 * Everything lives in the work directory ``D``: ``conf.db``, the database
   socket ``D/db.sock``, the control sockets ``D/ovsdb-server.ctl`` and
