@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import requests
 
 from backends.emit.vm.generate import tap_name
 from backends.platform.controller.state import StateDir
+from backends.platform.wait import WaitTimeout, wait_until
 from tests.conftest import ROOT
 from tests.test_agent_harness import cleanup_devices, exchange, h3_links, h3_namespaces, site_files, tcp_frame
 
@@ -126,15 +126,18 @@ def host(doc: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def wait_status(p: dict[str, Any], what: str, cond: Any, timeout: float = 40.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
     doc = None
-    while time.monotonic() < deadline:
+
+    def check() -> dict[str, Any] | None:
+        nonlocal doc
         doc = status(p)
-        if doc is not None and cond(host(doc)):
-            return host(doc)
-        time.sleep(0.3)
-    logs = "".join((p["tmp"] / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("controller", "agent"))
-    raise AssertionError(f"timed out waiting for {what}; status {doc}\n{logs}")
+        return host(doc) if doc is not None and cond(host(doc)) else None
+
+    try:
+        return wait_until(check, timeout, what)
+    except WaitTimeout as e:
+        logs = "".join((p["tmp"] / f"{n}.log").read_text(errors="replace")[-3000:] for n in ("controller", "agent"))
+        raise AssertionError(f"{e}; status {doc}\n{logs}") from None
 
 
 def test_agent_serves_the_controllers_desired_set(platform: dict[str, Any]) -> None:
