@@ -25,6 +25,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.fs"))
 
 #: examples per test under ``ci`` for tests that do not set their own budget
 CI_EXAMPLES = 50
+#: the most a test may ask for under ``ci`` (more is what `make explore` is for)
+CI_MAX_EXAMPLES = 300
 #: how many times each test's budget ``explore`` runs
 EXPLORE_SCALE = float(os.environ.get("FSC_EXPLORE_SCALE", "10"))
 
@@ -55,8 +57,9 @@ if settings.get_current_profile_name() == "default":
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``ci``, refuse a Hypothesis test that turns derandomizing or the
     example database back on (its draws would differ between machines or
-    runs). Under ``explore``, tests that fix their own ``max_examples`` get
-    that budget times FSC_EXPLORE_SCALE too (a profile alone cannot raise an
+    runs) or asks for more than CI_MAX_EXAMPLES (the suite must stay quick).
+    Under ``explore``, tests that fix their own ``max_examples`` get that
+    budget times FSC_EXPLORE_SCALE too (a profile alone cannot raise an
     explicit per-test setting)."""
     profile = settings.get_current_profile_name()
     seen: set[int] = set()
@@ -67,15 +70,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         seen.add(id(fn))
         own = fn._hypothesis_internal_use_settings  # type: ignore[union-attr]
-        if profile == "ci" and (not own.derandomize or own.database is not None):
+        if profile == "ci" and (not own.derandomize or own.database is not None or own.max_examples > CI_MAX_EXAMPLES):
             bad.append(item.nodeid)
         elif profile == "explore" and own.max_examples != settings.default.max_examples:
             scaled = settings(own, max_examples=max(1, int(own.max_examples * EXPLORE_SCALE)))
             fn._hypothesis_internal_use_settings = scaled  # type: ignore[union-attr]
     if bad:
         raise pytest.UsageError(
-            "these Hypothesis tests set derandomize=False or a database, so CI would draw differently "
-            "on each machine: " + ", ".join(bad) + " (leave both to the profiles in tests/conftest.py)"
+            "these Hypothesis tests set derandomize=False or a database (CI would draw differently on "
+            f"each machine) or more than {CI_MAX_EXAMPLES} examples (CI would be slow): "
+            + ", ".join(bad)
+            + " (leave randomness to the profiles in tests/conftest.py and long hunts to `make explore`)"
         )
 
 

@@ -92,15 +92,17 @@ def test_explore_draws_at_random_and_more(tmp_path: Path) -> None:
     assert a.read_text() != b.read_text()
 
 
-def test_ci_refuses_a_test_that_turns_randomness_back_on(tmp_path: Path) -> None:
+def test_ci_refuses_a_test_that_turns_randomness_back_on_or_runs_long(tmp_path: Path) -> None:
     extra = (
         "\n\n@settings(derandomize=False)\n@given(st.integers())\ndef test_random(n):\n    pass\n"
-        "\n\n@settings(database=None, max_examples=3)\n@given(st.integers())\ndef test_fine(n):\n    pass\n"
+        "\n\n@settings(max_examples=301)\n@given(st.integers())\ndef test_long(n):\n    pass\n"
+        "\n\n@settings(database=None, max_examples=300)\n@given(st.integers())\ndef test_fine(n):\n    pass\n"
     )
     run_draws(tmp_path, "r", extra=extra)
     out = (tmp_path / "r" / "pytest.out").read_text()
-    assert "set derandomize=False or a database" in out and "test_draws.py::test_random" in out, out
-    assert "test_fine" not in out.split("database, so CI")[1]
+    assert "set derandomize=False or a database" in out and "more than 300 examples" in out, out
+    refused = out.split("(CI would be slow): ")[1].split(" (leave")[0].split(", ")
+    assert refused == ["test_draws.py::test_random", "test_draws.py::test_long"], out
 
 
 # ---- no unseeded randomness in the suite's own code -------------------------------------------
