@@ -236,8 +236,9 @@ class MatchCompiler:
 
     def m_MPort(self, e: A.MPort) -> HeaderSpace:
         ports = HeaderSpace.empty()
+        ranges = self.port_ranges(e.value, e.span)  # once: a bad port is reported once
         for d in self._directions(e.dir):
-            for lo, hi in self.port_ranges(e.value, e.span):
+            for lo, hi in ranges:
                 ports = ports | _port_range(f"tp_{d}", lo, hi)
         return tcp_or_udp() & ports
 
@@ -252,7 +253,8 @@ class MatchCompiler:
                 self._bad(getattr(v, "span", span), "expected a port number, range or set of them")
                 continue
             if hi > 65535:
-                self.symbols.sink.error("E0014", f"port {hi} is out of range (0..65535)", v.span)
+                shown = str(hi) if hi < 10**12 else "beyond 10^12"
+                self.symbols.sink.error("E0014", f"port {shown} is out of range (0..65535)", v.span)
                 continue
             if lo <= hi:
                 out.append((lo, hi))
