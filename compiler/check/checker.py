@@ -86,7 +86,8 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
         if any(d.severity == "error" for d in sink.items[before:]):
             errored.add(s.name.text)
     for name, (count, _) in pipes.replicas.items():
-        modules[name] = dataclasses.replace(modules[name], replicas=count)
+        if name in modules:  # a module whose definition has errors is not in `modules`
+            modules[name] = dataclasses.replace(modules[name], replicas=count)
     check_order(policies, policy_stmts, symbols, [e.name for e in edges], errored)
 
     pins, avoids = _constraints(of(A.PinStmt), of(A.AvoidStmt), symbols, modules, hosts)

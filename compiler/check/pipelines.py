@@ -91,7 +91,7 @@ class PipelineChecker:
                 arms.append((None, self.convert(arm.pipeline)))
                 continue
             space = self.matches.compile(arm.guard) & self.universe
-            if (space - taken).is_empty():
+            if space.is_subset(taken):
                 self.symbols.sink.error(
                     "E0409",
                     "this `case` arm never matches: earlier arms take all of it",

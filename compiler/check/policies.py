@@ -104,7 +104,7 @@ def check_order(
                 near.setdefault(earlier.index, earlier)
         earlier_policies = [near[i] for i in sorted(near)]
         covered = HeaderSpace._of(policy.match.layout, [(c.value, c.mask) for c in cubes])
-        if covered.intersects(policy.match) and (policy.match - covered).is_empty():
+        if covered.intersects(policy.match) and policy.match.is_subset(covered):
             takers = [p.name for p in earlier_policies if p.match.intersects(policy.match)]
             shown = ", ".join(f"`{t}`" for t in takers[:3]) + (" ..." if len(takers) > 3 else "")
             symbols.sink.error(
