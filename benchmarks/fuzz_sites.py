@@ -31,7 +31,9 @@ command exits 1 if there was any.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import re
@@ -206,9 +208,13 @@ def save(out_dir: Path, seed: int, o: Outcome, data: str | bytes) -> None:
     )
 
 
-def report(s: Summary, wall: float, started: int, seed: int) -> str:
+def report(s: Summary, wall: float, started: int, seed: int, runs: list[str] | None = None) -> str:
     outs = s.outcomes
-    lines = [f"fuzz_sites: seed {seed}, inputs {started}..{started + len(outs) - 1}, wall {wall:.0f} s", ""]
+    if runs:
+        head = f"fuzz_sites: {len(outs)} inputs from {len(runs)} runs ({', '.join(runs)})"
+    else:
+        head = f"fuzz_sites: seed {seed}, inputs {started}..{started + len(outs) - 1}, wall {wall:.0f} s"
+    lines = [head, f"CPU time in check_one: {sum(o.seconds for o in outs):.0f} s", ""]
     kinds = sorted({o.kind for o in outs})
     verdicts = ["ok", "rejected", "traceback", "bad", "timeout"]
     lines.append(f"{'generator':<10}" + "".join(f"{v:>11}" for v in ["inputs", *verdicts]) + f"{'mean ms':>10}")
@@ -232,8 +238,14 @@ def report(s: Summary, wall: float, started: int, seed: int) -> str:
     deepest = Counter(c for o in outs for c in o.codes)
     lines.append(f"distinct diagnostic codes seen: {len(deepest)}; most frequent: "
                  + ", ".join(f"{c} {n}" for c, n in deepest.most_common(8)))  # fmt: skip
-    findings = [o for o in outs if o.verdict in ("traceback", "bad", "timeout")] + differ
-    groups = Counter((o.verdict, o.detail.splitlines()[0] if o.detail else o.cli[:160]) for o in findings)
+    findings = [o for o in outs if o.verdict in ("traceback", "bad", "timeout") or o in differ]
+
+    def what(o: Outcome) -> tuple[str, str]:
+        if o.verdict in ("ok", "rejected"):
+            return "disagreement", o.cli[:160]
+        return o.verdict, o.detail.splitlines()[0] if o.detail else ""
+
+    groups = Counter(what(o) for o in findings)
     lines += ["", f"findings: {len(findings)} ({len(groups)} distinct)"]
     for (v, what), n in groups.most_common():
         lines.append(f"  {n:>5} x {v}: {what}")
@@ -253,7 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "fuzz", help="where findings are saved")
     ap.add_argument("--deep", action="store_true", help="only sites with deeply nested matches and pipelines")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--summarize", type=Path, nargs="+", help="only print the summary of earlier runs' outcome logs")
     a = ap.parse_args(argv)
+    if a.summarize:
+        outs = [Outcome(**json.loads(line)) for f in a.summarize for line in f.read_text().splitlines() if line]
+        sys.stdout.write(report(Summary(outs), 0.0, 0, a.seed, runs=[str(f) for f in a.summarize]))
+        return 0
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10000))  # as `fsc` itself (fslang.cli.main)
     if a.out.exists():
         shutil.rmtree(a.out)
@@ -264,9 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     tasks = ((a.seed, i, a.timeout, a.cli_every, cli_timeout, a.deep) for i in range(a.start, a.start + a.n))
     pool = mp.get_context("fork").Pool(a.j) if a.j > 1 else None
     results = pool.imap(_work, tasks, chunksize=8) if pool else map(_work, tasks)
+    a.out.mkdir(parents=True, exist_ok=True)
+    log = (a.out / "outcomes.jsonl").open("w", encoding="utf-8")  # one line per input: --summarize reads them
     try:
         for o in results:
             summary.add(o)
+            log.write(json.dumps(dataclasses.asdict(o) | {"detail": o.detail.splitlines()[0] if o.detail else ""}))
+            log.write("\n")
             if o.verdict in ("traceback", "bad", "timeout") or o.cli.startswith("differs"):
                 save(a.out, a.seed, o, generate(a.seed, o.index, a.deep)[1])
                 if not a.quiet:
@@ -276,15 +297,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"... {len(summary.outcomes)} inputs, {time.monotonic() - t0:.0f} s", file=sys.stderr)
             if deadline and time.monotonic() > deadline:
                 break
+        if a.ast:
+            for k, text in enumerate(ast_inputs(a.ast, a.seed)):
+                o = check_one(-1 - k, "ast", text, a.timeout)
+                summary.add(o)
+                log.write(json.dumps(dataclasses.asdict(o) | {"detail": o.detail.splitlines()[0] if o.detail else ""}))
+                log.write("\n")
+                if o.verdict in ("traceback", "bad", "timeout"):
+                    save(a.out, a.seed, o, text)
     finally:
+        log.close()
         if pool:
             pool.terminate()
-    if a.ast:
-        for k, text in enumerate(ast_inputs(a.ast, a.seed)):
-            o = check_one(-1 - k, "ast", text, a.timeout)
-            summary.add(o)
-            if o.verdict in ("traceback", "bad", "timeout"):
-                save(a.out, a.seed, o, text)
     text = report(summary, time.monotonic() - t0, a.start, a.seed)
     sys.stdout.write(text)
     bad = [o for o in summary.outcomes if o.verdict in ("traceback", "bad", "timeout") or o.cli.startswith("differs")]
