@@ -149,7 +149,8 @@ CODES: tuple[Code, ...] = (
         "E0016",
         "a string with a character the output files cannot carry: a control character (tab is fine), "
         "U+FFFE, U+FFFF or a surrogate (XML 1.0 forbids them)",
-        _b('module m = dpi() image "a\uffffb"\npolicy p via m\n'),
+        _b('module m = process(command: "a\x01b")\npolicy p via m\n'),
+        "the example holds the control character U+0001; a U+FFFF in an `image` (written into XML) is refused alike",
     ),
     Code(
         "E0017",
