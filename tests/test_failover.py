@@ -317,7 +317,7 @@ def test_a_drain_splits_old_and_new_connections_until_the_old_ones_are_quiet(dep
     steer_before = dict(sw.tables)
     sw.traffic = True
     t, events = _drain(ctl, "m2", DrainRequest(grace=30, idle=2))
-    _wait(lambda: ctl.drain is not None, "the drain to start")
+    _wait(lambda: ctl.drain is not None and not ctl._applying, "the drain to start")
     assert ctl.hosts.state_of("m2") == "draining" and ctl.status().hosts[1].drained
     # the old instances still run on m2 (its old instance set); m3 has the new ones
     assert {s.id for s in ctl.agents.wanted("m2")} == {s.id for s in host_specs(old)["m2"]}
@@ -348,7 +348,7 @@ def test_a_drain_ends_at_its_grace_time(deployed: Any) -> None:
     ctl, sw, agents, mon, clock = deployed
     sw.traffic = True  # the old connections never go quiet
     t, events = _drain(ctl, "m2", DrainRequest(grace=4, idle=2))
-    _wait(lambda: ctl.drain is not None, "the drain to start")
+    _wait(lambda: ctl.drain is not None and not ctl._applying, "the drain to start")
     advance(clock, mon, agents, 3.5)
     assert ctl.drain is not None
     advance(clock, mon, agents, 1)
@@ -369,7 +369,7 @@ def test_a_failover_ends_a_running_drain_first(deployed: Any) -> None:
     ctl, sw, agents, mon, clock = deployed
     sw.traffic = True
     t, events = _drain(ctl, "m2", DrainRequest(grace=60, idle=30))
-    _wait(lambda: ctl.drain is not None, "the drain to start")
+    _wait(lambda: ctl.drain is not None and not ctl._applying, "the drain to start")
     agents.alive.discard("m1")
     advance(clock, mon, agents, 4)
     t.join(10)

@@ -53,8 +53,10 @@ class Monitor:
         ctl.agents.set_out(ctl.out_hosts())
         # a host that falls silent may be failing: every agent beats faster, so a
         # failover's new instances are seen (and reported ready) sooner
-        wavering = any(ctl.hosts.state_of(h) == "up" and self._silent(h) for h in ctl.site_hosts())
-        ctl.agents.busy(ctl._applying or wavering)
+        wavering = [h for h in ctl.site_hosts() if ctl.hosts.state_of(h) == "up" and self._silent(h)]
+        ctl.agents.busy(ctl._applying or bool(wavering))
+        for host in wavering:  # the failover, should it come, finds its compile done
+            ctl.precompile(ctl.out_hosts() | ctl.hosts.drained() | {host})
         active = ctl.drain
         if active is not None and now - self._drain_read >= DRAIN_POLL:
             self._drain_read = now

@@ -133,7 +133,8 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
         return
     unavailable = ctl.hosts.unavailable()
     t0 = time.monotonic()
-    out = ctl.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
+    out = ctl.compiled_for(d, unavailable)
+    t_compiled = time.monotonic()
     ctl.unplaced = list(out.warnings)
     if out.files is None:
         raise RelocationFailed(
@@ -181,6 +182,7 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
     try:
         ctl.agents.want([new], d.source, keep=keep)
         yield from ctl._wait_ready({h: v for h, v in starting.items() if v}, drain.ready_timeout if drain else 60.0)
+        t_ready = time.monotonic()
         for name, p in plan.switches.items():
             split = drainrules.DrainRules()
             if splitting:
@@ -214,21 +216,25 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
     counts = {
         n: RuleCounts(added=c.added, removed=c.removed) for n, c in summary.switches.items() if c.added or c.removed
     }
-    took = time.monotonic() - t0
+    t_rules = time.monotonic()
+    took = (
+        f"{t_rules - t0:.1f}s (compile {t_compiled - t0:.2f}s, new instances ready "
+        f"{t_ready - t_compiled:.2f}s, rules {t_rules - t_ready:.2f}s)"
+    )
     moved = ", ".join(f"{i} -> {b}" for i, (_, b) in sorted(plan.moved.items())) or "nothing"
     if splitting and drain is not None:
         now = ctl.clock()
         ctl.drain = ActiveDrain(host, rules, cleanup, now, now + drain.grace, drain.idle, last_change=now)
         ctl.hosts.set_draining(host)
         ctl.state.write_journal(journal.model_copy(update={"phase": "drain"}))
-        ctl.note(f"drain of {host}: moved {moved} in {took:.1f}s; old connections stay until they end")
+        ctl.note(f"drain of {host}: moved {moved} in {took}; old connections stay until they end")
         yield ResultOk(result="ok", changed=True, generation=d.generation, switches=counts, instances=summary.instances)
         return
     ctl.state.write_journal(journal.model_copy(update={"phase": "cleanup"}))
     warnings = _clean(ctl, {n: (plan.switches[n].dpid, ops) for n, ops in cleanup.items()})
     ctl.agents.want([new], d.source)
     ctl.state.clear_journal()
-    ctl.note(f"{kind} of {host}: moved {moved} in {took:.1f}s")
+    ctl.note(f"{kind} of {host}: moved {moved} in {took}")
     yield ResultOk(
         result="ok",
         changed=True,

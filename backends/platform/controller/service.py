@@ -104,6 +104,8 @@ class Controller:
         self.operation: str | None = None  # what the platform does by itself now
         self.unplaced: list[str] = []  # W0702 of the last re-placement
         self.events: deque[str] = deque(maxlen=10)
+        self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
+        self._compiling: set[tuple] = set()
         self._extras: dict[str, Tables] = {}  # switch -> rules beside the committed site (a drain's)
         self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
         self._guard = threading.Lock()
@@ -470,6 +472,48 @@ class Controller:
             if was
             else f"{host} was not drained",
         )
+
+    def _compile_key(self, d: DeployedState, unavailable: frozenset[str]) -> tuple:
+        return (hash(d.source), hash(d.files.get("placement.json")), d.generation, unavailable)
+
+    def compiled_for(self, d: DeployedState, unavailable: frozenset[str]) -> Any:
+        """The deployed site recompiled without ``unavailable`` (from the cache
+        when :meth:`precompile` has done it already)."""
+        assert self.recompile is not None
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            done = self._compiled.pop(key, None)
+        if done is not None:
+            return done
+        return self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
+
+    def precompile(self, unavailable: frozenset[str]) -> None:
+        """Compile for a failover that may come (a host has fallen silent) in a
+        thread, so that the failover, if it comes, does not wait for it."""
+        d = self._deployed_doc()
+        if self.recompile is None or d is None:
+            return
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            if key in self._compiled or key in self._compiling:
+                return
+            self._compiling.add(key)
+
+        def run() -> None:
+            try:
+                assert self.recompile is not None
+                out = self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
+                with self._guard:
+                    if len(self._compiled) > 8:
+                        self._compiled.clear()
+                    self._compiled[key] = out
+            except Exception:  # the failover compiles again and reports it
+                LOG.exception("compiling ahead for a failover")
+            finally:
+                with self._guard:
+                    self._compiling.discard(key)
+
+        threading.Thread(target=run, daemon=True, name="precompile").start()
 
     def needs_relocation(self) -> str | None:
         """An unavailable host the committed placement still uses (a host just
