@@ -295,6 +295,13 @@ CODES: tuple[Code, ...] = (
         "printed by `fsc compile --optimal` when the exact solver stops at its time limit or finds nothing",
     ),
     Code(
+        "W0702",
+        "an instance of a host that is down or drained that no other host can take: it stays there, lost",
+        None,
+        "reported by the controller's failover and drain (and `fsc plan`/`apply` while a host is out), "
+        "and shown by `fsc status`: the message says why no other host fits (pins, kinds, cores, memory)",
+    ),
+    Code(
         "W0501",
         "a policy that partly overlaps an earlier one (with an example packet)",
         _b("policy a match tcp and dst port 80 drop\npolicy b match src net 10.0.0.0/8 drop\n"),

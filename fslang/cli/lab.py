@@ -111,4 +111,7 @@ def exec_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add the `lab` sub-app to the `fsc` app."""
+    from fslang.cli import labfaults  # fail / heal
+
+    labfaults.add(lab_app)
     app.add_typer(lab_app, name="lab")

@@ -143,30 +143,33 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 def start_agents(state: LabState, topo: LabTopology) -> None:
     for h in topo.hosts.values():
-        url = f"http://{h.mgmt_ovs}:{HTTP_PORT}"
-        state.controller_url_hosts[h.name] = url
-        label = f"agent.{h.name}"
-        state.pids[label] = 0
-        state.save()
-        argv = [
-            *FSC,
-            "agent",
-            "--host",
-            h.name,
-            "--controller",
-            url,
-            "--token-file",
-            state.token_file,
-            "--lab",
-            "--state-dir",
-            str(state.run_dir / "agents" / h.name),
-            "--netns-prefix",
-            netns_name(state.name, "vm-"),
-        ]
-        state.pids[label] = nodes.start_process(
-            state.name, state.netns[h.name], argv, state.run_dir / "logs" / f"{label}.log"
-        )
-        state.save()
+        start_agent(state, h.name, f"http://{h.mgmt_ovs}:{HTTP_PORT}")
+
+
+def start_agent(state: LabState, host: str, url: str) -> None:
+    """`fsc agent --lab` in ``host``'s namespace, reaching the controller at ``url``."""
+    state.controller_url_hosts[host] = url
+    label = f"agent.{host}"
+    state.pids[label] = 0
+    state.save()
+    argv = [
+        *FSC,
+        "agent",
+        "--host",
+        host,
+        "--controller",
+        url,
+        "--token-file",
+        state.token_file,
+        "--lab",
+        "--state-dir",
+        str(state.run_dir / "agents" / host),
+        "--netns-prefix",
+        netns_name(state.name, "vm-"),
+    ]
+    log = state.run_dir / "logs" / f"{label}.log"
+    state.pids[label] = nodes.start_process(state.name, state.netns[host], argv, log)
+    state.save()
 
 
 def apply(state: LabState, site_file: str | Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

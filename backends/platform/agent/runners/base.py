@@ -80,6 +80,7 @@ class Poll:
     exit_code: int | None
     packets: int
     message: str = ""
+    modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets in
 
 
 @dataclass
