@@ -42,12 +42,17 @@ class Compiled:
 
 
 def compile_site(
-    site: ir.Site, previous: Placement | None = None, optimal: bool = False, generation: int = 0
+    site: ir.Site,
+    previous: Placement | None = None,
+    optimal: bool = False,
+    generation: int = 0,
+    unavailable: frozenset[str] = frozenset(),
 ) -> Compiled:
     """Place, steer and lower ``site``; ``generation`` (0 or 1) is folded into
     every tag, entry and cookie so two compiles can share the switch tables
-    during an update (docs/platform.md)."""
-    placed = place(site, previous, optimal)
+    during an update (docs/platform.md); ``unavailable``: hosts that must not
+    be used (down or drained, named by the platform)."""
+    placed = place(site, previous, optimal, unavailable)
     diags = list(placed.diagnostics)
     if placed.placement is None or any(d.severity == "error" for d in diags):
         return Compiled(site, None, None, {}, {}, diags, placed.moved)

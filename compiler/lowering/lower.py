@@ -34,8 +34,10 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
+from compiler.lowering import contracts
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress
+from compiler.lowering.ofmatch import ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.topology import Topology
 from compiler.steering import flowhash
@@ -121,6 +123,7 @@ class Lowering:
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
     def add(self, switch: str, entry: FlowEntry) -> None:
+        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
@@ -360,7 +363,8 @@ class Lowering:
                 fields = [FieldMatch("eth_type", eth)]
                 if m:
                     fields.append(FieldMatch(f"{fam}_dst", v, None if m == full else m))
-                self._exit_rule(sw, prio, fields, edge.ports[k])
+                for row in ipv6_loadable(fields):
+                    self._exit_rule(sw, prio, row, edge.ports[k])
 
     def _exit_rule(self, sw: str, prio: int, fields: Iterable[FieldMatch], port: tuple[str, int]) -> None:
         fields = (*fields, FieldMatch("vlan_vid", vid(self.plan.exit_tag)))  # pop_vlan needs a matched tag
