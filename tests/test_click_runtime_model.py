@@ -15,6 +15,11 @@ switch must be exactly the one the model predicts, with the predicted tag.
 
 Packets that enter a ``decrypt`` module as ESP are built as real ESP packets
 of that module's security association, since the runtime really decrypts.
+
+A site that needs more tags than VLAN ids (MPLS labels) is tried step by
+step: every step of its host plans, entered with a labelled (or VLAN-tagged)
+frame, comes back with the next hop's label or VLAN id and otherwise the
+very frame it came with, and modules behind taps see that frame unlabelled.
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ from backends.emit.click import generate as G
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
 from compiler.pipeline import Compiled, compile_site
+from compiler.steering import tags as T
 from compiler.steering.hostplan import Next
+from compiler.verification.hosts import run_host
 from compiler.verification.modulemodel import default_oracle, swapped
+from fslang.api import build
 from fslang.api import load as load_site
 from tests.conftest import EXAMPLES
 from tests.platform_harness import packet_from_point
@@ -202,6 +210,7 @@ class HostRig:
         self.module_of = {i: m for m in c.site.modules for i in m.instance_names()}
         vids = G.tap_vids(c, self.hp)
         self.tap_step = {(s.instance, vids[(s.label, s.tag)]): s for s in self.hp.steps if (s.label, s.tag) in vids}
+        self.tapped: list[bytes] = []  # frames tap modules got, without the tap's VLAN tag
 
     def run(self, frame: bytes, packet: Mapping[str, int]) -> list[bytes]:
         """Frames the host sends back to the switch for ``frame`` arriving from it."""
@@ -228,6 +237,7 @@ class HostRig:
         tci, inner = F.pop_tag(frame)
         assert tci is not None, f"frame to {dev} without the step's tag"
         assert F.pop_label(inner)[0] is None, f"frame to {dev} with a label"
+        self.tapped.append(inner)
         step = self.tap_step.get((inst, tci & 0xFFF))
         assert step is not None, f"VLAN id {tci & 0xFFF} on {dev} is no step of {inst}"
         module = self.module_of[inst]
@@ -416,3 +426,101 @@ def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: py
     wire2 = through("hq", reply, "lan")
     assert F.parse(wire2)["ipv4_dst"] == 0xC6336402 and b"the answer" not in wire2
     assert through("branch", wire2, "wan") == reply
+
+
+# ---------------------------------------------------------------- beyond the VLAN space
+
+N_LABELLED = 800  # policies of their own three- or four-stage chains: more tags than VLAN ids
+
+
+def labelled_site(n: int = N_LABELLED) -> str:
+    """A site whose steering needs MPLS labels: ``n`` policies, each through
+    a firewall and three monitors of its own drawing on two Click hosts, some
+    then through a tap-attached ``process`` module or a classifier; some
+    IPv6, some symmetric, a few with a copy (whose tag stays a VLAN id)."""
+    rng = random.Random(3)
+    lines = [
+        "site tenants",
+        "switch sw dpid 0x1 ports 64 ovs",
+        "host h0 at sw:1 cores 64 memory 256GiB runs click, process",
+        "host h1 at sw:2 cores 64 memory 256GiB runs click, process",
+        "edge internet at sw:40 default",
+        "edge cust at sw:41 net 10.0.0.0/8, fd00::/16",
+        *(f"module m{i} = monitor()" for i in range(32)),
+        *(f"module f{i} = firewall(deny: udp and dst port 6666)" for i in range(6)),
+        *(f"module c{i} = classify(web: tcp and dst port 80)" for i in range(4)),
+        "module trial = monitor(sink: true)",
+        'module px = process(command: "relay") kind process cores 1 memory 256MiB',
+        *(f"pin m{i} to h{i % 2}" for i in range(32)),
+        *(f"pin f{i} to h{i % 2}" for i in range(6)),
+    ]
+    for k in range(n):
+        chain = f"f{k % 6} >> " + " >> ".join(f"m{i}" for i in rng.sample(range(32), 3))
+        if k % 50 == 0:
+            chain += " >> copy 25% to trial"
+        if k % 10 == 3:
+            chain += " >> px"
+        if k % 8 == 5:
+            chain += f" >> c{k % 4} {{ web: m{k % 32}, else: pass }}"
+        net = f"10.{k >> 14 & 255}.{k >> 6 & 255}.{(k & 63) << 2}/30" if k % 20 else f"fd00:{k:x}::/32"
+        sym = " symmetric" if k % 7 == 0 and k % 8 != 5 else ""
+        lines.append(f"policy p{k} from internet match dst net {net} via {chain}{sym}")
+    return "\n".join(lines) + "\n"
+
+
+def _probe(n: int) -> dict[str, int]:
+    """Packet ``n`` of a small set every step is tried with: plain UDP, what
+    the firewalls deny, what the classifiers take, IPv6, a customer VLAN tag."""
+    base = {"eth_src": 0x020000000011, "eth_dst": 0x020000000022, "ip_dscp": 0}
+    v4 = dict(base, eth_type=0x0800, ipv4_src=0x64400001, ipv4_dst=0x0A000009)
+    v6 = dict(base, eth_type=0x86DD, ipv6_src=0xFD01 << 112 | 1, ipv6_dst=0xFD00 << 112 | 9)
+    return [
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=5000),
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=6666),
+        dict(v4, ip_proto=6, tcp_src=4000 + n, tcp_dst=80),
+        dict(v6, ip_proto=6, tcp_src=4000 + n, tcp_dst=80),
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=53, vlan_vid=0x1000 | 12, vlan_pcp=3),
+    ][n % 5]
+
+
+@pytest.fixture(scope="module")
+def labelled() -> Compiled:
+    b = build("tenants.fs", labelled_site(), render_files=False)
+    assert b.ok and b.compiled is not None, [d.message for d in b.diagnostics if d.severity == "error"]
+    return b.compiled
+
+
+def test_labelled_site_mixes_labels_and_vlan_ids_on_hosts(labelled: Compiled) -> None:
+    steps = [s for hp in labelled.hosts.values() for s in hp.steps]
+    assert len(labelled.steering.tags) > T.MAX_VLAN_TAG and labelled.steering.labelled
+    assert sum(s.label for s in steps) > T.MAX_VLAN_TAG // 2  # labelled steps on every host
+    assert any(not s.label for s in steps)  # copies keep VLAN ids
+    nexts = [n for s in steps for _, n in s.next if n.kind != "drop"]
+    assert {n.label for n in nexts if n.kind == "switch"} == {True, False}  # labels, and the exit's VLAN id
+    assert any(n.label for n in nexts if n.kind == "local")  # from step to step on the host
+    assert any(s.label for s in steps if s.module == "px")  # labelled steps over a tap
+
+
+def test_every_labelled_step_returns_what_the_host_model_says(labelled: Compiled) -> None:
+    """Every step of both hosts (MPLS labels and VLAN ids), entered with the
+    frame the switch sends: the runtime gives back the frame it got, without
+    the label, under the label or VLAN id of the model's next hop (or
+    nothing when the model drops it); every frame a module behind a tap sees
+    is the frame as it entered the platform."""
+    files = G.render_click(labelled)
+    failures = []
+    for host, hp in sorted(labelled.hosts.items()):
+        rig = HostRig(labelled, host, files[f"click/{host}.click"])
+        for n, s in enumerate(hp.steps):
+            for pkt in (_probe(n), _probe(n + 2)):
+                _, back = run_host(hp, labelled.site, s.tag, pkt, default_oracle, s.label)
+                sent = F.frame(pkt)
+                rig.tapped.clear()
+                got = rig.run(F.push_label(sent, s.tag) if s.label else F.push_tag(sent, s.tag), pkt)
+                tags = [returned(g) for g in got]
+                want = [] if back is None else [(back, sent)]
+                if tags != want:
+                    failures.append(f"host {host} {G._what(s)} ({s.instance}) {pkt}: model {want}, runtime {tags}")
+                if any(t != sent for t in rig.tapped):
+                    failures.append(f"host {host} {G._what(s)}: a tap module saw {rig.tapped}, not {sent.hex()}")
+    assert not failures, f"{len(failures)} differ:\n" + "\n".join(failures[:20])
