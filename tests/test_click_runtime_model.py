@@ -35,6 +35,7 @@ from typing import Any
 import pytest
 
 import compiler.verification.platform_sim as PS
+from backends.click.clicklang import check_config
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.emit.click import generate as G
@@ -508,6 +509,8 @@ def test_every_labelled_step_returns_what_the_host_model_says(labelled: Compiled
     nothing when the model drops it); every frame a module behind a tap sees
     is the frame as it entered the platform."""
     files = G.render_click(labelled)
+    for path, text in files.items():  # what real Click would accept (element names, arguments, ports)
+        assert check_config(text, path) == []
     failures = []
     for host, hp in sorted(labelled.hosts.items()):
         rig = HostRig(labelled, host, files[f"click/{host}.click"])
