@@ -287,15 +287,15 @@ def seal(spi: int, key: str, packet: Mapping[str, int]) -> bytes:
     return out["out"][0]
 
 
-def build_frame(c: Compiled, hp: Any, v: Visit, pcp: int) -> bytes:
+def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: int, label: bool = False) -> bytes:
     """The frame of a visit as the switch hands it to the host: the packet
     with its steering tag (a VLAN id, PCP ``pcp``; or an MPLS label)."""
-    esp = esp_for(c, hp, v.tag, v.packet, v.label)
+    esp = esp_for(c, hp, tag, packet, label)
     if esp is not None:
-        fr = F.frame(dict(v.packet, ip_proto=50), esp, min_size=0)
+        fr = F.frame(dict(packet, ip_proto=50), esp, min_size=0)
     else:
-        fr = F.frame(v.packet)
-    return F.push_label(fr, v.tag) if v.label else F.push_tag(fr, (pcp << 13) | v.tag)
+        fr = F.frame(packet)
+    return F.push_label(fr, tag) if label else F.push_tag(fr, (pcp << 13) | tag)
 
 
 def returned(frame: bytes) -> tuple[Next | None, bytes]:
@@ -328,7 +328,7 @@ def test_runtime_returns_the_tags_the_host_model_predicts(
     failures = []
     for n, v in enumerate(visits):
         rig = rigs[v.host]
-        got = rig.run(build_frame(c, rig.hp, v, pcp=4 if n % 2 else 0), v.packet)
+        got = rig.run(build_frame(c, rig.hp, v.tag, v.packet, pcp=4 if n % 2 else 0, label=v.label), v.packet)
         tags = [returned(g)[0] for g in got]
         want = [] if v.back is None else [v.back]
         if tags != want:
