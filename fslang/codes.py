@@ -286,7 +286,7 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0803",
-        "a pipeline whose decisions multiply past 256 choices at one classification point",
+        "a pipeline whose decisions multiply past 1,024 choices at one classification point",
         _b(
             "policy p via "
             + " >> ".join(

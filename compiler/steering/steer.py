@@ -34,7 +34,7 @@ _T = TypeVar("_T")
 # along a pipeline; one decision list holds at most this many choices (E0803).
 # The examples need at most 8; the bound keeps a pathological pipeline from
 # costing minutes and hundreds of thousands of entries.
-MAX_CHOICES = 256
+MAX_CHOICES = 1024
 
 
 class TooManyChoices(Exception):
