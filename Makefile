@@ -7,7 +7,7 @@ PIP_COMPILE_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links \
 	--extra test --extra platform
 
-.PHONY: bootstrap system-deps demo test lint lock lock-upgrade
+.PHONY: bootstrap system-deps demo test explore lint lock lock-upgrade
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -20,6 +20,13 @@ demo: bootstrap
 
 test: system-deps bootstrap lint
 	$(PY) -m pytest -q -n 2
+
+# Random exploration, not CI: the property and fuzz tests (every Hypothesis
+# test) with random draws and FSC_EXPLORE_SCALE (default 10) times their
+# examples (tests/conftest.py, profile `explore`). Run it before you stop; a
+# failure prints the blob that reproduces it and is replayed first next time.
+explore: bootstrap
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -n 2 -m hypothesis
 
 # Static checks, part of `make test`: lint, formatting, the layer contracts
 # (pyproject.toml [tool.importlinter]) and types.

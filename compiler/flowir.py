@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
+def _cached_hash(obj: object, key: object) -> int:
+    """The hash of a frozen IR object, computed once: entries are hashed
+    whenever they are deduplicated or used as keys, and their matches nest."""
+    h = obj.__dict__.get("_hash")
+    if h is None:
+        h = hash(key)
+        object.__setattr__(obj, "_hash", h)
+    return h
+
+
 OFPVID_PRESENT = 0x1000
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_IPV6 = 0x86DD
@@ -30,12 +41,18 @@ class FieldMatch:
     value: int
     mask: int | None = None
 
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.field, self.value, self.mask))
+
 
 @dataclass(frozen=True, order=True)
 class Match:
     """A conjunction of field matches, kept sorted by field name."""
 
     fields: tuple[FieldMatch, ...] = ()
+
+    def __hash__(self) -> int:
+        return _cached_hash(self, self.fields)
 
     @staticmethod
     def of(*items: FieldMatch) -> Match:
@@ -101,6 +118,18 @@ class FlowEntry:
     goto_table: int | None = None
     cookie: int = 0
     write_metadata: tuple[int, int] | None = None  # Write-Metadata instruction (value, mask)
+
+    def __hash__(self) -> int:
+        key = (
+            self.table_id,
+            self.priority,
+            self.match,
+            self.actions,
+            self.goto_table,
+            self.cookie,
+            self.write_metadata,
+        )
+        return _cached_hash(self, key)
 
 
 @dataclass(frozen=True)

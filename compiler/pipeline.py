@@ -42,12 +42,17 @@ class Compiled:
 
 
 def compile_site(
-    site: ir.Site, previous: Placement | None = None, optimal: bool = False, generation: int = 0
+    site: ir.Site,
+    previous: Placement | None = None,
+    optimal: bool = False,
+    generation: int = 0,
+    unavailable: frozenset[str] = frozenset(),
 ) -> Compiled:
     """Place, steer and lower ``site``; ``generation`` (0 or 1) is folded into
     every tag, entry and cookie so two compiles can share the switch tables
-    during an update (docs/platform.md)."""
-    placed = place(site, previous, optimal)
+    during an update (docs/platform.md); ``unavailable``: hosts that must not
+    be used (down or drained, named by the platform)."""
+    placed = place(site, previous, optimal, unavailable)
     diags = list(placed.diagnostics)
     if placed.placement is None or any(d.severity == "error" for d in diags):
         return Compiled(site, None, None, {}, {}, diags, placed.moved)
@@ -65,17 +70,37 @@ def compile_site(
 
 
 def _check_tags(steering: SteeringPlan) -> list[Diagnostic]:
-    used = len(steering.tags) + T.FIRST_TAG - 1
-    if used > T.MAX_TAG:
-        return [
+    out = []
+    labels = len(steering.labelled)
+    if steering.vlan_overflow:
+        out.append(
             Diagnostic(
                 "E0802",
-                f"the site needs {used} steering tags; a VLAN id offers {T.MAX_TAG} per "
-                "generation (bit 11 of the VLAN id is the update generation)",
+                f"the site needs {T.MAX_TAG + steering.vlan_overflow} steering tags that the "
+                f"switch must take off (box visits and copies before the exit); a VLAN id offers "
+                f"{T.MAX_TAG} per update generation",
+                hint="share pipelines between policies, or use fewer boxes and copies at the end",
+            )
+        )
+    if labels > T.MAX_MPLS_TAG - T.FIRST_TAG:
+        out.append(
+            Diagnostic(
+                "E0802",
+                f"the site needs {labels} steering tags; MPLS labels offer "
+                f"{T.MAX_MPLS_TAG - T.FIRST_TAG} per update generation",
                 hint="share pipelines between policies or reduce replicas and copies",
             )
-        ]
-    return []
+        )
+    if len(steering.selectors) > T.MAX_ENTRIES:
+        out.append(
+            Diagnostic(
+                "E0802",
+                f"the site needs {len(steering.selectors)} distinct decision lists; the "
+                f"switch metadata tells {T.MAX_ENTRIES} apart",
+                hint="share pipelines between policies (equal pipelines share one list)",
+            )
+        )
+    return out
 
 
 def _check_boxes(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:

@@ -121,12 +121,14 @@ def build(
     optimal: bool = False,
     generation: int = 0,
     render_files: bool = True,
+    unavailable: frozenset[str] = frozenset(),
 ) -> Build:
-    """Check, place, compile and (with ``render_files``) render a site's text."""
+    """Check, place, compile and (with ``render_files``) render a site's text;
+    ``unavailable``: hosts placement must not use (down or drained)."""
     front = run(name, data)
     if front.site is None:
         return Build(front.source, None, None, diagnostics=front.diagnostics)
-    compiled = compile_site(front.site, previous, optimal, generation)
+    compiled = compile_site(front.site, previous, optimal, generation, unavailable)
     diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
     if not compiled.ok:
         return Build(front.source, front.site, None, diagnostics=diags)

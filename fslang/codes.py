@@ -17,6 +17,94 @@ edge lan at sw:3 net 10.0.0.0/8
 
 
 @dataclass(frozen=True)
+class Limit:
+    """A bound on what a site may say, checked where the value enters, with
+    the reason for it (shown in the diagnostic's hint and in the docs)."""
+
+    what: str
+    lo: int
+    hi: int
+    reason: str
+    size: bool = False  # bytes: shown as FSL sizes
+
+    def show(self, value: int) -> str:
+        return fsl_size(value) if self.size else f"{value:,}"
+
+    def text(self) -> str:
+        """``lo..hi`` as FSL would write the bounds."""
+        return f"{self.show(self.lo)}..{self.show(self.hi)}"
+
+
+def fsl_size(n: int) -> str:
+    """A byte count as FSL writes it, in the largest unit that divides it (``1MiB``, ``1024TiB``)."""
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n and n % factor == 0:
+            return f"{n // factor}{unit}"
+    return f"{n}B"
+
+
+KiB, MiB, GiB, TiB, PiB = 2**10, 2**20, 2**30, 2**40, 2**50
+
+LIMITS: dict[str, Limit] = {
+    "name": Limit(
+        "characters in a name",
+        1,
+        64,
+        "names become file names (`openflow/SWITCH.json`, `click/HOST.click`, `vm/MODULE#N.xml`), libvirt "
+        "domain names and parts of Click identifiers; 64 keeps every derived name far below the 255-byte "
+        "file-name limit of Linux file systems",
+    ),
+    "cores": Limit(
+        "`cores` of a host or a module",
+        1,
+        1024,
+        "an instance needs a core to run; 1024 is above the largest machines and KVM's vCPU limit per guest",
+    ),
+    "memory": Limit(
+        "`memory` of a host or a module",
+        MiB,
+        PiB,
+        "nothing runs in less than 1 MiB (libvirt counts memory in KiB); 1 PiB is above any machine and "
+        "keeps byte counts exact in JSON readers that use doubles",
+        size=True,
+    ),
+    "tcam": Limit(
+        "`tcam` of a switch",
+        1,
+        2**32 - 1,
+        "a switch needs room for at least its table-miss entry; OpenFlow counts entries in 32 bits",
+    ),
+    "ports": Limit(
+        "`ports` of a switch",
+        1,
+        0xFEFF,
+        "Open vSwitch numbers ports in 16 bits and reserves 0xff00 and above (OFPP_MAX)",
+    ),
+    "dpid": Limit("a switch `dpid`", 0, 2**64 - 1, "an OpenFlow datapath id has 64 bits"),
+    "replicas": Limit(
+        "the replicas of a module",
+        1,
+        256,
+        "flows are shared among replicas by a flow hash with 256 buckets: each replica needs a bucket",
+    ),
+    "stages": Limit(
+        "stages a packet passes along one path of a pipeline",
+        1,
+        64,
+        "each stage is one more steering state and host visit per packet; real pipelines have a handful, "
+        "and deeper nesting would exhaust the compiler's recursion",
+    ),
+    "rate": Limit(
+        "a rate (bits or packets per second; above 0)",
+        0,
+        10**15,
+        "a rate of 0 passes nothing (write `drop`); 1 Pbps is above any link and exact in a double",
+    ),
+    "size": Limit("a size", 0, PiB, "1 PiB is above any memory or burst and exact in a double", size=True),
+}
+
+
+@dataclass(frozen=True)
 class Code:
     code: str
     title: str
@@ -51,9 +139,24 @@ CODES: tuple[Code, ...] = (
         "prefix with host bits set (the hint gives the network address)",
         _b("policy p match dst net 10.28.90.0/20 drop\n"),
     ),
-    Code("E0014", "number out of range", _b("policy p match vlan 5000 drop\n")),
+    Code(
+        "E0014",
+        "number out of range (the limits and their reasons are listed under Limits below)",
+        _b("policy p match vlan 5000 drop\n"),
+    ),
     Code("E0015", "empty or inverted range", _b("policy p match tcp and dst port 90..80 drop\n")),
-    Code("E0016", "a string with a control character", _b('module m = process(command: "a\x01b")\npolicy p via m\n')),
+    Code(
+        "E0016",
+        "a string with a character the output files cannot carry: a control character (tab is fine), "
+        "U+FFFE, U+FFFF or a surrogate (XML 1.0 forbids them)",
+        _b('module m = process(command: "a\x01b")\npolicy p via m\n'),
+        "the example holds the control character U+0001; a U+FFFF in an `image` (written into XML) is refused alike",
+    ),
+    Code(
+        "E0017",
+        "a name longer than 64 characters (names become file, domain and Click names)",
+        BASE.replace("host h ", "host " + "h" * 65 + " "),
+    ),
     Code("E0101", "`site` missing, not first, or repeated", BASE.replace("site s\n", "") + "site s\n"),
     Code("E0102", "a name defined twice", _b("set a = 10.0.0.1\nset a = 10.0.0.2\npolicy p match host a drop\n")),
     Code("E0103", "two switches with the same dpid", _b("switch sw2 dpid 0x1 ports 8\nlink sw:8 sw2:8\n")),
@@ -110,7 +213,11 @@ CODES: tuple[Code, ...] = (
     ),
     Code("E0403", "a split on a sink module", _b("module t = monitor(sink: true)\npolicy p via t { out: pass }\n")),
     Code("E0404", "a stage that is never reached", _b("module m = monitor()\npolicy p via drop >> m\n")),
-    Code("E0406", "a replica count below 1", _b("module m = monitor()\npolicy p via m * 0\n")),
+    Code(
+        "E0406",
+        "a replica count outside 1..256 (the flow hash has 256 buckets)",
+        _b("module m = monitor()\npolicy p via m * 0\n"),
+    ),
     Code(
         "E0407",
         "a split label or `else` twice, or `else` not last",
@@ -126,6 +233,11 @@ CODES: tuple[Code, ...] = (
         "E0410",
         "a `symmetric` policy whose pipeline splits",
         _b("module c = classify(a: tcp)\npolicy p via c { a: drop, else: pass } symmetric\n"),
+    ),
+    Code(
+        "E0411",
+        "a pipeline whose packets can pass more than 64 stages along one path",
+        _b("module m = monitor()\npolicy p via " + " >> ".join(["m"] * 65) + "\n"),
     ),
     Code(
         "E0501",
@@ -146,7 +258,8 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0701",
-        "placement does not fit: a resource is short (the message says which, where, by how much)",
+        "placement does not fit: a resource is short (the message says which, where, by how much); "
+        "`fsc check` counts first, so a site far too big for its hosts is refused at once",
         _b("module m = monitor() cores 3\npolicy p via m * 2\n"),
     ),
     Code(
@@ -166,9 +279,10 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0802",
-        "more steering tags than a VLAN id offers",
+        "more steering tags or classification entries than the platform can tell apart",
         None,
-        "reported by `fsc compile` when a site needs more than 4092 distinct steering states",
+        "reported by `fsc compile` when a site needs more than 262,143 distinct steering steps per update "
+        "generation (MPLS labels; up to 2,046 travel as VLAN ids) or more than 32,767 distinct decision lists",
     ),
     Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
     Code(
@@ -179,6 +293,13 @@ CODES: tuple[Code, ...] = (
         "a note from exact placement (`--optimal`): the solver's limits were reached",
         None,
         "printed by `fsc compile --optimal` when the exact solver stops at its time limit or finds nothing",
+    ),
+    Code(
+        "W0702",
+        "an instance of a host that is down or drained that no other host can take: it stays there, lost",
+        None,
+        "reported by the controller's failover and drain (and `fsc plan`/`apply` while a host is out), "
+        "and shown by `fsc status`: the message says why no other host fits (pins, kinds, cores, memory)",
     ),
     Code(
         "W0501",
@@ -210,6 +331,16 @@ def markdown() -> str:
         if c.example is not None:
             shown = c.example.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             out += ["```", shown.rstrip("\n"), "```", ""]
+    out += [
+        "## Limits",
+        "",
+        "What a site may say, checked where the value enters (the diagnostic's hint gives the reason).",
+        "",
+        "| what | allowed | why |",
+        "|---|---|---|",
+    ]
+    out += [f"| {lim.what} | {lim.text()} | {lim.reason} |" for lim in LIMITS.values()]
+    out.append("")
     return "\n".join(out)
 
 

@@ -23,6 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from fslang import ast as A
 from fslang import values as V
+from fslang.codes import LIMITS, Limit
 from fslang.diagnostics import Diagnostic
 from fslang.parse_cache import Replay, parse_statement
 from fslang.source import SourceFile, Span
@@ -294,7 +295,7 @@ class _Builder:
 
     def defines(self, name: A.Name) -> A.Name:
         """A name being defined must not be a keyword (parameter names may:
-        the catalogue's `nat(to: ...)` is one)."""
+        the catalogue's `nat(to: ...)` is one) and must fit LIMITS["name"]."""
         if name.text in reserved_keywords():
             self.err(
                 "E0006",
@@ -302,12 +303,37 @@ class _Builder:
                 name.span,
                 hint="choose another name",
             )
+        limit = LIMITS["name"]
+        if len(name.text) > limit.hi:
+            self.err(
+                "E0017",
+                f"name `{name.text[:20]}...` has {len(name.text)} characters; names have at most {limit.hi}",
+                name.span,
+                hint=f"shorten it: {limit.reason}",
+            )
         return name
 
     def int_of(self, tok: Tok, lo: int = 0, hi: int | None = None, what: str = "number") -> int:
+        """The number of ``tok``; out of ``lo..hi`` it is reported and read as
+        ``lo``, so later stages only ever see values in range."""
         value = V.parse_int(tok.text)
         if value < lo or (hi is not None and value > hi):
-            self.err("E0014", f"{what} {tok.text} is out of range ({lo}..{hi})", tok.span)
+            self.err("E0014", f"{what} {_shown(tok.text)} is out of range ({lo}..{hi})", tok.span)
+            return lo
+        return value
+
+    def bounded(self, tok: Tok, value: int, limit: Limit, code: str = "E0014") -> int:
+        """``value`` (read from ``tok``), reported when it is outside
+        ``limit`` with the limit's reason.  The value is kept as written: the
+        checker only compares and counts such values, and a site with an
+        error goes no further."""
+        if not limit.lo <= value <= limit.hi:
+            self.err(
+                code,
+                f"{_shown(tok.text)} is out of range for {limit.what} ({limit.text()})",
+                tok.span,
+                hint=limit.reason,
+            )
         return value
 
     def r_integer(self, span: Span, tok: Tok) -> A.IntVal:
@@ -325,10 +351,18 @@ class _Builder:
         return A.RangeVal(a, b, span)
 
     def r_size(self, span: Span, tok: Tok) -> A.SizeVal:
-        return A.SizeVal(V.parse_size(tok.text), tok.text, span)
+        return A.SizeVal(self.bounded(tok, V.parse_size(tok.text), LIMITS["size"]), tok.text, span)
 
     def r_rate(self, span: Span, tok: Tok) -> A.RateVal:
         value, unit = V.parse_rate(tok.text)
+        limit = LIMITS["rate"]
+        if not 0 < value <= limit.hi:
+            self.err(
+                "E0014",
+                f"rate {_shown(tok.text)} is out of range: above 0 and at most 10^15 per second",
+                span,
+                hint=limit.reason,
+            )
         return A.RateVal(value, unit, tok.text, span)
 
     def r_percent(self, span: Span, tok: Tok) -> A.PercentVal:
@@ -367,13 +401,14 @@ class _Builder:
 
     def r_string(self, span: Span, tok: Tok) -> A.StringVal:
         value = V.unescape_string(tok.text)
-        bad = next((c for c in value if ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F), None)
+        bad = V.uncarried(value)
         if bad is not None:
+            what = "control character" if ord(bad) < 0x20 or ord(bad) == 0x7F else "character"
             self.err(
                 "E0016",
-                f"string contains the control character U+{ord(bad):04X}",
+                f"string contains the {what} U+{ord(bad):04X}",
                 span,
-                hint="remove it: configuration files (XML, Click, JSON) cannot carry it faithfully",
+                hint="remove it: the files fsc writes (XML, Click, JSON) cannot carry it faithfully",
             )
         return A.StringVal(value, span)
 
@@ -446,7 +481,8 @@ class _Builder:
         return inner
 
     def r_replicate(self, span: Span, count: Tok, by: str | None) -> tuple[A.IntVal, str | None]:
-        return A.IntVal(V.parse_int(count.text), count.span), by
+        n = self.bounded(count, V.parse_int(count.text), LIMITS["replicas"], "E0406")
+        return A.IntVal(n, count.span), by
 
     def r_branches(self, span: Span, *branches: A.Branch) -> tuple[A.Branch, ...]:
         return tuple(branches)
@@ -489,9 +525,11 @@ class _Builder:
 
     def _opt_value(self, key: str, vals: tuple[Any, ...]) -> Any:
         if key in ("dpid", "ports", "tcam", "cores", "replicas"):
-            return V.parse_int(vals[0].text)
+            code = "E0406" if key == "replicas" else "E0014"
+            return self.bounded(vals[0], V.parse_int(vals[0].text), LIMITS[key], code)
         if key == "memory":
-            return A.SizeVal(V.parse_size(vals[0].text), vals[0].text, vals[0].span)
+            size = self.bounded(vals[0], V.parse_size(vals[0].text), LIMITS["memory"])
+            return A.SizeVal(size, vals[0].text, vals[0].span)
         if key == "openflow":
             return vals[0].text
         if key == "image":
@@ -590,6 +628,11 @@ class _Builder:
 
     def r_default_stmt(self, span: Span, action: str) -> A.DefaultStmt:
         return A.DefaultStmt(action, span)
+
+
+def _shown(text: str) -> str:
+    """A number as written, shortened when it is very long."""
+    return text if len(text) <= 24 else text[:20] + "..."
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from fractions import Fraction
 
 SIZE_UNITS = {
     "B": 1,
@@ -32,17 +33,33 @@ RATE_UNITS = {
     "Gpps": ("pps", 10**9),
 }
 _NUM_UNIT = re.compile(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]+)")
+MAX_DIGITS = 40  # longer numbers are far beyond every limit; Python refuses int() of over 4,300 digits
+HUGE = 10**MAX_DIGITS  # what such a number reads as: out of every range, so a range check reports it
 
 
 def parse_int(text: str) -> int:
-    return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    """A decimal or ``0x`` number; one with more than MAX_DIGITS digits reads
+    as HUGE (every range check then reports it)."""
+    hexa = text.lower().startswith("0x")
+    digits = text[2:] if hexa else text
+    if len(digits.lstrip("0")) > MAX_DIGITS:
+        return HUGE
+    return int(digits, 16) if hexa else int(digits, 10)
+
+
+def _decimal(text: str) -> Fraction:
+    """An exact decimal (no float rounding, no overflow to infinity)."""
+    whole, _, frac = text.partition(".")
+    if len(whole.lstrip("0")) > MAX_DIGITS:
+        return Fraction(HUGE)
+    return Fraction(int(whole or "0")) + (Fraction(int(frac[:MAX_DIGITS]), 10 ** len(frac[:MAX_DIGITS])) if frac else 0)
 
 
 def parse_size(text: str) -> int:
     m = _NUM_UNIT.fullmatch(text)
     if not m or m.group(2) not in SIZE_UNITS:
         raise ValueError(f"`{text}` is not a size")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2)])
+    return int(_decimal(m.group(1)) * SIZE_UNITS[m.group(2)])
 
 
 def parse_rate(text: str) -> tuple[float, str]:
@@ -50,11 +67,11 @@ def parse_rate(text: str) -> tuple[float, str]:
     if not m or m.group(2) not in RATE_UNITS:
         raise ValueError(f"`{text}` is not a rate")
     unit, factor = RATE_UNITS[m.group(2)]
-    return float(m.group(1)) * factor, unit
+    return float(_decimal(m.group(1)) * factor), unit
 
 
 def parse_percent(text: str) -> float:
-    value = float(text.rstrip("%"))
+    value = float(_decimal(text.rstrip("%")))
     if not 0 < value <= 100:
         raise ValueError(f"percentage `{text}` must be above 0% and at most 100%")
     return value
@@ -93,6 +110,20 @@ def parse_mac(text: str) -> int:
 def format_mac(value: int) -> str:
     raw = f"{value:012x}"
     return ":".join(raw[i : i + 2] for i in range(0, 12, 2))
+
+
+def uncarried(text: str) -> str | None:
+    """The first character of ``text`` that a file fsc writes cannot carry,
+    or None.  Strings reach XML 1.0 (libvirt domains: no C0 control but tab,
+    newline and return, no surrogate, no U+FFFE or U+FFFF), Click
+    configurations (quoted, any other character escaped) and JSON (any
+    character but a lone surrogate); FSL strings cannot hold a newline, and
+    DEL and the C0 controls but tab would be invisible in a review."""
+    for c in text:
+        o = ord(c)
+        if (o < 0x20 and c != "\t") or o == 0x7F or 0xD800 <= o <= 0xDFFF or o in (0xFFFE, 0xFFFF):
+            return c
+    return None
 
 
 def unescape_string(token: str) -> str:

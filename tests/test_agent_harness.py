@@ -17,6 +17,7 @@ from typing import Any
 from backends.emit.output import render
 from backends.platform.agent.reference import open_socket, receive
 from backends.platform.controller.protocol import spec_digest
+from backends.platform.wait import WaitTimeout, wait_until
 from compiler.check.frontend import run
 from compiler.pipeline import compile_site
 
@@ -61,6 +62,7 @@ class Endpoint:
         self.host = host
         self.desired: list[dict[str, Any]] = []
         self.beats: list[dict[str, Any]] = []
+        self.refused = 0  # heartbeats answered 503 while not available
         self.available = True
         self.lock = threading.Lock()
         outer = self
@@ -76,6 +78,8 @@ class Endpoint:
                 if self.path != f"/v1/agents/{outer.host}/heartbeat":
                     return self._send(404, {"error": "unknown host"})
                 if not outer.available:
+                    with outer.lock:
+                        outer.refused += 1
                     return self._send(503, {"error": "down"})
                 with outer.lock:
                     outer.beats.append(json.loads(body))
@@ -108,13 +112,22 @@ class Endpoint:
     def wait(
         self, what: str, cond: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 20.0
     ) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def check() -> tuple[dict[str, dict[str, Any]]] | None:
             seen = self.last()
-            if cond(seen):
-                return seen
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; last heartbeat: {json.dumps(self.last(), indent=1)}")
+            return (seen,) if cond(seen) else None  # a tuple: an empty heartbeat may be what is awaited
+
+        try:
+            return wait_until(check, timeout, what)[0]
+        except WaitTimeout as e:
+            raise AssertionError(f"{e}; last heartbeat: {json.dumps(self.last(), indent=1)}") from None
+
+    def beats_after(self, n: int, more: int, timeout: float = 20.0) -> None:
+        """Until ``more`` heartbeats came after the first ``n``: the agent has
+        seen its desired set (and acted on it) at least ``more - 1`` times."""
+        try:
+            wait_until(lambda: len(self.beats) >= n + more, timeout, f"{more} more heartbeats")
+        except WaitTimeout as e:
+            raise AssertionError(f"{e}; last heartbeat: {json.dumps(self.last(), indent=1)}") from None
 
     def close(self) -> None:
         self.server.shutdown()

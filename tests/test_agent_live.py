@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pytest
 from backends.emit.vm.generate import tap_name
 from backends.platform.agent.client import ControllerClient, Unreachable
 from backends.platform.controller.protocol import Heartbeat
+from backends.platform.wait import wait_until
 from compiler.check.frontend import run
 from compiler.pipeline import compile_site
 from tests.conftest import ROOT
@@ -46,12 +46,12 @@ from tests.test_agent_harness import (
 pytestmark = pytest.mark.root
 HOST = "h3a"
 STANDIN_CLICK = """#!{python}
-import pathlib, signal, sys, time
+import pathlib, signal, sys
 conf = pathlib.Path(sys.argv[1])
 (conf.parent / "standin-ran").write_text(conf.read_text())
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 while True:
-    time.sleep(1)
+    signal.pause()
 """
 
 
@@ -207,7 +207,7 @@ def test_crashing_process_is_given_up(lab: Lab) -> None:
     seen = lab.endpoint.wait("give up", lambda s: "gave up" in s.get("h3gu", {}).get("message", ""))
     assert seen["h3gu"]["state"] == "failed" and seen["h3gu"]["restarts"] == 2
     assert "gave up after 2 restarts: exited with status 1" in seen["h3gu"]["message"]
-    time.sleep(0.5)
+    lab.endpoint.beats_after(len(lab.endpoint.beats), 3)  # the agent went round its loop again, twice at least
     assert lab.endpoint.last()["h3gu"]["restarts"] == 2  # and stays given up
 
 
@@ -225,9 +225,7 @@ def test_process_environment_and_no_shell(lab: Lab) -> None:
     lab.endpoint.set_desired(list(specs.values()))
     lab.endpoint.wait("h3env ready", ready({"h3env"}))
     log = lab.state / "instances" / "h3env" / "log"
-    deadline = time.monotonic() + 5
-    while "stays" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "stays" in log.read_text(), 10, "the program's output in its log")
     text = log.read_text()
     peer = next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("FSC_IFACE="))
     assert f"FSC_DEVICE={tap_name('h3env')}" in text and "FSC_INSTANCE=h3env" in text and "$HOME stays" in text
@@ -264,9 +262,10 @@ def test_wrong_token_and_unknown_host_say_what_to_do(lab: Lab) -> None:
 
 def test_instances_keep_running_without_controller(lab: Lab) -> None:
     lab.endpoint.wait("ready", ready({"h3ids"}))
+    refused = lab.endpoint.refused
     lab.endpoint.available = False
-    try:
-        time.sleep(1.5)
+    try:  # the agent has met its unavailable controller, twice
+        wait_until(lambda: lab.endpoint.refused >= refused + 2, 20, "two heartbeats refused")
         assert exchange(tap_name("h3ids"), 6, tcp_frame(80)) == 6
         assert lab.proc is not None and lab.proc.poll() is None
     finally:

@@ -6,13 +6,13 @@ unplumb leave no namespace or device behind."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from backends.emit.vm.generate import tap_name
 from backends.platform.agent.runners import AgentSpec, Context, VmRunner
+from backends.platform.wait import wait_until
 from tests.test_agent_harness import (
     SITE,
     cleanup_devices,
@@ -42,12 +42,11 @@ def test_vm_lab_runner_carries_state_for_a_move(tmp_path: Path) -> None:
         assert "reference behaviour" in handle.message and "h3vm-h3b-h3ids" in handle.message
         assert runner.poll(handle).packets == 42 and runner.poll(handle).alive
         assert exchange(tap_name("h3ids"), 0x807, tcp_frame(443)) == 0x807
-        exported = runner.export_state(handle)
-        for _ in range(20):  # the program writes its counters at most every 0.2 s
-            if exported["stats"].get("packets_in") == 43:
-                break
-            time.sleep(0.1)
-            exported = runner.export_state(handle)
+        exported = wait_until(  # the program writes its counters at most every 0.2 s
+            lambda: (e := runner.export_state(handle))["stats"].get("packets_in", 0) >= 43 and e,
+            10,
+            "the frame in the exported counters",
+        )
         assert exported["id"] == "h3ids" and exported["digest"] == s.digest
         assert exported["stats"]["packets_in"] == 43 and exported["stats"]["outputs"] == {"out": 41}
     finally:

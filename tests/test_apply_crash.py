@@ -10,9 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_controller_harness import FSC, compile_files, lab_with_controller, real_agent, wait_for
+from test_controller_harness import FSC, compile_files, lab_with_controller, real_agent
 
 from backends.platform.lab.ovs import ovs_available
+from backends.platform.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
@@ -94,7 +95,7 @@ def test_kill_between_phases_then_restart_converges(tmp_path: Path) -> None:
                 mid = tables()
                 assert mid != ref_old and mid != ref_new, f"after {phase} the tables hold both generations"
                 ctl.start(env={"FSC_CONTROLLER_PAUSE_AFTER": nxt} if nxt else None)
-                wait_for(
+                wait_until(
                     lambda survivor=survivor: tables() == survivor,
                     30,
                     f"the tables to equal the committed site after a kill after {phase}",

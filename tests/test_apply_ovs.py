@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 
 import pytest
-from test_controller_harness import compile_files, events, lab_with_controller, real_agent, wait_for
+from test_controller_harness import compile_files, events, lab_with_controller, real_agent
 
 from backends.platform.controller.protocol import ApplyRequest, ResultFailed, SwitchEvent
 from backends.platform.lab.ovs import ovs_available
+from backends.platform.wait import wait_until
 from compiler.lowering import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +82,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert "instances failed to start: m2: click.g1" in r.stdout and "crashing on purpose" in r.stdout
             assert "rolled back" in r.stdout
             assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
-            wait_for(lambda: runs("m2") == ["click.g0"], 10, "m2 back to the old instance only")
+            wait_until(lambda: runs("m2") == ["click.g0"], 10, "m2 back to the old instance only")
 
             # a host whose agent is gone: the apply times out
             agents["m2"].__exit__(None, None, None)
@@ -100,7 +101,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert [e.switch for e in evs if isinstance(e, SwitchEvent) and e.phase == "flip"] == ["north"]
             last = evs[-1]
             assert isinstance(last, ResultFailed) and last.rolled_back is True, last
-            assert "switch 0xb refused rule table=1" in last.error and cookie in last.error, last.error
+            assert f"switch 0xb refused rule table={T.POLICY}" in last.error and cookie in last.error, last.error
             assert tables() == ref_old and ctl.get("/v1/deployed")["generation"] == 0
 
             # and the good update goes through, phase by phase
@@ -112,7 +113,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert evs[-1]["result"] == "ok" and evs[-1]["generation"] == 1
             assert tables() == {n: lab.reference(new[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
             # the agents stop the old generation's Click after the clean-up
-            wait_for(
+            wait_until(
                 lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15, "the agents to stop click.g0"
             )
             text = ctl.cli("status")
@@ -124,7 +125,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert all(h["alive"] for h in st["hosts"])
             # a switch the site does not have is logged and listed, and left alone
             lab.add_switch("h2stray", 0x77, ctl)
-            wait_for(lambda: ctl.get("/v1/status")["unknown_switches"] == [0x77], 15, "the stray switch")
+            wait_until(lambda: ctl.get("/v1/status")["unknown_switches"] == [0x77], 15, "the stray switch")
             assert "switch 0x77 connected, but the deployed site has no switch with that dpid" in ctl.log.read_text()
             assert "0x77" in ctl.cli("status").stdout
 

@@ -38,6 +38,7 @@ from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
 from compiler.pipeline import Compiled, compile_site
 from compiler.steering.hostplan import Step
 from fslang.api import load
+from fslang.values import uncarried
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "click"
@@ -220,8 +221,8 @@ def test_quote_round_trips(s: str) -> None:
 
 
 def fsl_ok(s: str) -> bool:
-    """FSL strings hold no control characters other than tab (E0016)."""
-    return not any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in s)
+    """FSL strings hold no control characters other than tab, no U+FFFE/U+FFFF (E0016)."""
+    return uncarried(s) is None
 
 
 site_text = hostile_text.filter(fsl_ok)

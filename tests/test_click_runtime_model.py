@@ -126,9 +126,12 @@ class Visits:
     def __init__(self) -> None:
         self.seen: list[tuple[str, int, dict[str, int], int | None, list[str]]] = []
 
-    def __call__(self, hp: Any, site: Any, tag: int, packet: Mapping[str, int], oracle: Any) -> Any:
-        visited, back = self.orig(hp, site, tag, packet, oracle)
-        self.seen.append((hp.host, tag, dict(packet), back, list(visited)))
+    def __call__(
+        self, hp: Any, site: Any, tag: int, packet: Mapping[str, int], oracle: Any, label: bool = False
+    ) -> Any:
+        visited, back = self.orig(hp, site, tag, packet, oracle, label)
+        assert back is None or not back.label, "these examples' tags are VLAN ids"
+        self.seen.append((hp.host, tag, dict(packet), None if back is None else back.tag, list(visited)))
         return visited, back
 
 

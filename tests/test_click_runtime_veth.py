@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import pytest
 
 from backends.click.runtime import frames as F
 from backends.click.runtime.netio import open_socket, recv_frame
+from backends.platform.wait import wait_until
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.root
@@ -105,12 +107,9 @@ def runtime(veths, tmp_path: Path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.time() + 20
-        while not stats.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.time() < deadline, "the runtime did not start"
-            time.sleep(0.05)
+    try:  # the runtime writes its stats file once its devices are open
+        wait_until(lambda: stats.exists() or proc.poll() is not None, 20, "the runtime to open its devices")
+        assert proc.poll() is None, proc.stderr.read()
         yield proc, stats
     finally:
         if proc.poll() is None:
@@ -123,14 +122,18 @@ def runtime(veths, tmp_path: Path):
 
 
 def collect(sock, want: int, timeout: float = 5.0) -> list[bytes]:
+    """Up to ``want`` frames from ``sock``, waiting for each (select) until
+    ``timeout`` seconds have passed in all."""
     out: list[bytes] = []
-    deadline = time.time() + timeout
-    while len(out) < want and time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while len(out) < want:
         frame, more = recv_frame(sock)
         if frame is not None:
             out.append(frame)
         elif not more:
-            time.sleep(0.002)
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                break
     return out
 
 
@@ -176,15 +179,10 @@ def test_frames_come_back_retagged_and_through_a_tap(runtime) -> None:
             tap.send(g)
         returned = collect(sw, len(sent9))
         assert [F.pop_tag(g) for g in returned] == [(11, f) for f in sent9]
-        time.sleep(0.2)
-        assert collect(sw, 1, timeout=0.3) == []  # nothing else came back
 
-        before = stats.stat().st_mtime_ns
+        t0 = json.loads(stats.read_text())["time"]
         proc.send_signal(signal.SIGUSR1)
-        deadline = time.time() + 5
-        while stats.stat().st_mtime_ns == before and time.time() < deadline:
-            time.sleep(0.02)
-        st = json.loads(stats.read_text())
+        st = wait_until(lambda: (d := json.loads(stats.read_text()))["time"] > t0 and d, 10, "fresh stats")
         el = st["elements"]
         assert el["fwd"]["count"] == n and el["back"]["count"] == len(sent9)
         # only the untagged frames: the runtime never read back what it sent on eth0 (h1r0)
@@ -193,6 +191,8 @@ def test_frames_come_back_retagged_and_through_a_tap(runtime) -> None:
         assert st["devices"]["eth0"]["tx_packets"] == n + len(sent9)
         assert st["devices"]["eth0"]["rx_packets"] == n + 5 + len(sent9)
         assert st["devices"]["h1r1"]["tx_packets"] == len(sent9) == st["devices"]["h1r1"]["rx_packets"]
+        # every frame it received is counted, so it sent exactly what came back above: nothing else is on its way
+        assert collect(sw, 1, timeout=0) == []
     finally:
         sw.close()
         tap.close()

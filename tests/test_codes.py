@@ -41,7 +41,7 @@ def test_every_code_emitted_by_the_source_is_documented() -> None:
 
     documented = {c.code for c in CODES}
     used: set[str] = set()
-    for path in list((ROOT / "fslang").glob("*.py")) + list((ROOT / "compiler").glob("*.py")):
+    for path in list((ROOT / "fslang").rglob("*.py")) + list((ROOT / "compiler").rglob("*.py")):
         if path.name == "codes.py":
             continue
         used |= set(re.findall(r'"([EW]0\d{3})"', path.read_text()))

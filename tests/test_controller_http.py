@@ -228,7 +228,15 @@ def test_openapi_document_is_served_and_committed(ctl: Controller) -> None:
         "docs/openapi.json is out of date: python -m backends.platform.controller.httpapi > docs/openapi.json"
     )
     paths = committed["paths"]
-    assert set(paths) == {"/v1/status", "/v1/deployed", "/v1/plan", "/v1/apply", "/v1/agents/{host}/heartbeat"}
+    assert set(paths) == {
+        "/v1/status",
+        "/v1/deployed",
+        "/v1/plan",
+        "/v1/apply",
+        "/v1/agents/{host}/heartbeat",
+        "/v1/hosts/{host}/drain",
+        "/v1/hosts/{host}/undrain",
+    }
     assert all(op["security"] == [{"bearer": []}] for p in paths.values() for op in p.values())
     assert "application/x-ndjson" in paths["/v1/apply"]["post"]["responses"]["200"]["content"]
     for page in ("/docs", "/redoc"):  # no HTML pages

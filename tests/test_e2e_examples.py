@@ -18,6 +18,7 @@ import pytest
 
 from backends.platform.lab import nodes
 from backends.platform.lab.probe import Probe
+from backends.platform.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 FSC = [sys.executable, "-m", "fslang.cli"]
@@ -83,10 +84,12 @@ def test_campus_curl_through_firewall_and_vm_ids(example_lab) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(50):
-            if probe.run("dmz", "ss", "-ltn").stdout.count("10.0.1.20:80"):
-                break
-            subprocess.run(["sleep", "0.1"])
+        wait_until(
+            lambda: "10.0.1.20:80" in probe.run("dmz", "ss", "-ltn").stdout or server.poll() is not None,
+            20,
+            "the web server in dmz to listen on 10.0.1.20:80",
+        )
+        assert server.poll() is None, "the web server in dmz exited"
         fw_before = probe.packets("fw")
         get = "import urllib.request as u; print(u.urlopen('http://10.0.1.20/', timeout=10).status)"
         cp = fsc("lab", "exec", "--name", lab, "internet", "--", sys.executable, "-c", get)
@@ -96,22 +99,30 @@ def test_campus_curl_through_firewall_and_vm_ids(example_lab) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    st = json.loads(
-        fsc(
-            "status",
-            "--format",
-            "json",
-            "--controller",
-            probe.state.controller_url,
-            "--token-file",
-            probe.state.token_file,
-        ).stdout
-    )
-    states = {i["id"]: i["state"] for h in st["hosts"] for i in h["instances"]}
+
+    def instances() -> list[dict]:
+        st = json.loads(
+            fsc(
+                "status",
+                "--format",
+                "json",
+                "--controller",
+                probe.state.controller_url,
+                "--token-file",
+                probe.state.token_file,
+            ).stdout
+        )
+        return [i for h in st["hosts"] for i in h["instances"]]
+
+    def ids_counted() -> list[dict] | None:
+        now = instances()
+        return now if sum(i["packets"] for i in now if i["id"].startswith("ids#")) > 0 else None
+
+    # the symmetric policy sends the reply through the same IDS replica: its reference behaviour
+    # counted packets, which the controller learns from the agent's next heartbeat
+    seen = wait_until(ids_counted, 30, "an IDS replica's packets in `fsc status` (the agent's next heartbeat)")
+    states = {i["id"]: i["state"] for i in seen}
     assert states.get("ids#1") == "ready" and states.get("click.g0") == "ready", states
-    # the symmetric policy sends the reply through the same IDS replica: its reference behaviour counted packets
-    ids = [i for h in st["hosts"] for i in h["instances"] if i["id"].startswith("ids#")]
-    assert sum(i["packets"] for i in ids) > 0, ids
 
 
 def test_vpn_gateway_encrypts_then_tunnels(example_lab) -> None:

@@ -24,6 +24,7 @@ from backends.platform.lab import lab as labmod
 from backends.platform.lab import platform
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.topology import plan_topology
+from backends.platform.wait import WaitTimeout, wait_until
 from fslang.api import load
 from tests.platform_harness import lab_build
 
@@ -113,24 +114,24 @@ def behaves_like(lab: Probe, version: int) -> None:
     assert lab.packets("cnt")[0] - cnt == 20
 
 
-def consistent(lab: Probe, generation: int, timeout: float = 15.0) -> None:
+def consistent(lab: Probe, generation: int, timeout: float = 30.0) -> None:
     """The switch holds exactly the deployed generation: no mix, nothing
     missing (waits for the controller's reconcile after a restart)."""
-    import time
+    last: list = []
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def holds() -> bool:
         st = status(lab)
         (sw,) = st["switches"]
         seen = (st["generation"], sw["connected"], sw["installed"] == sw["rules"], generations(lab))
-        if seen == (generation, True, True, {generation}):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"want generation {generation} alone on the switch; got (generation, connected, "
-                f"installed == rules, generations on the switch) = {seen}; {sw}"
-            )
-        time.sleep(0.3)
+        last[:] = [seen, sw]
+        return seen == (generation, True, True, {generation})
+
+    try:
+        wait_until(holds, timeout, f"generation {generation} alone on the switch")
+    except WaitTimeout as e:
+        raise AssertionError(
+            f"{e}; got (generation, connected, installed == rules, generations on the switch) = {last[0]}; {last[1]}"
+        ) from None
 
 
 def ensure(lab: Probe, site: Path) -> int:

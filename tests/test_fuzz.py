@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +112,31 @@ def test_large_file_under_the_limit_gives_every_diagnostic(tmp_path) -> None:
     out = _fsc_check(f)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.count("error[E0203]") == 5000
+
+
+SLICE_SEED = 7
+SLICE = 300
+CHUNKS = 3  # separate tests, so that pytest-xdist spreads them
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_a_slice_of_the_site_fuzzer_finds_nothing(chunk: int) -> None:
+    """300 inputs of `benchmarks/fuzz_sites.py` (a fixed seed: the same
+    inputs every run): generated sites, grammar derivations, mutated examples
+    and junk.  None may raise out of the parser or `api.build`, and every
+    verdict must be a proper one (a rejected site has an error with a
+    documented code and a span inside the text)."""
+    from benchmarks.fuzz_gen import generate
+    from benchmarks.fuzz_sites import check_one
+
+    findings = []
+    verdicts = set()
+    for i in range(chunk, SLICE, CHUNKS):
+        kind, data = generate(SLICE_SEED, i)
+        o = check_one(i, kind, data, timeout=120)
+        verdicts.add((kind, o.verdict))
+        if o.verdict not in ("ok", "rejected"):
+            findings.append((i, kind, o.verdict, o.detail[-1500:]))
+    assert not findings, findings[:3]
+    assert {k for k, _ in verdicts} == {"site", "grammar", "mutant", "junk"}
+    assert ("site", "ok") in verdicts and ("mutant", "ok") in verdicts  # the slice reaches compilation

@@ -16,6 +16,7 @@ import pytest
 from backends.platform.lab import nodes
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.topology import plan_topology
+from backends.platform.wait import wait_until
 from fslang.api import load
 from tests.platform_harness import lab_build
 
@@ -151,7 +152,7 @@ def test_exec_runs_in_the_node(lab: Probe) -> None:
     cp = fsc("lab", "exec", "--name", LAB, "mh", "--", "sh", "-c", "exit 7", check=False)
     assert cp.returncode == 7
     cp = fsc("lab", "exec", "--name", LAB, "nosuch", "--", "true", check=False)
-    assert cp.returncode == 3 and "no node 'nosuch'" in cp.stderr and "lan" in cp.stderr
+    assert cp.returncode == 2 and "no node 'nosuch'" in cp.stderr and "lan" in cp.stderr
 
 
 def test_bad_site_builds_nothing(tmp_path: Path) -> None:
@@ -201,7 +202,6 @@ def test_down_after_up_was_killed_half_way() -> None:
     running), then `down`: nothing is left."""
     import json
     import signal
-    import time
 
     lab = f"tk{os.getpid() % 100000}"
     fsc("lab", "down", "--name", lab, check=False)
@@ -209,17 +209,15 @@ def test_down_after_up_was_killed_half_way() -> None:
         [*FSC, "lab", "up", str(SITE), "--name", lab], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     state = Path(f"/run/fsc-lab/{lab}/state.json")
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if "lan" in json.loads(state.read_text()).get("netns", {}):
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.01)
-        else:
-            raise AssertionError("`fsc lab up` never got to the edges")
+
+    def at_the_edges() -> bool:
+        try:
+            return "lan" in json.loads(state.read_text()).get("netns", {})
+        except (OSError, ValueError):
+            return False
+
+    try:  # polled often: the point is to kill it half-way
+        wait_until(at_the_edges, 60, "`fsc lab up` to get to the edges", interval=0.01, max_interval=0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -240,16 +238,16 @@ def test_a_failing_up_removes_what_it_built(monkeypatch: pytest.MonkeyPatch) -> 
     start) rolls everything back and says why."""
     from backends.platform.lab import dataplane
     from backends.platform.lab import lab as labmod
-    from backends.platform.lab.state import LabError
+    from backends.platform.lab.state import NoSuchLab
 
     def refuse(state, topo, ovs, files, log) -> None:
         (state.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         (state.run_dir / "logs" / "x.log").write_text("why it failed\n")
-        raise LabError("the data plane refused")
+        raise NoSuchLab("the data plane refused")  # any LabError subclass: it keeps its class (its exit code)
 
     monkeypatch.setattr(dataplane, "start_static", refuse)
     lab = f"tf{os.getpid() % 100000}"
-    with pytest.raises(LabError, match="the data plane refused; everything built was removed") as err:
+    with pytest.raises(NoSuchLab, match="the data plane refused; everything built was removed") as err:
         labmod.up(SITE, lab_build(SITE), lab, mode="static", log=lambda m: None)
     kept = Path(str(err.value).rsplit("kept in ", 1)[1].split()[0])
     try:

@@ -102,3 +102,63 @@ def test_no_traceback_on_binary_junk(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-m", "fslang.cli", "check", str(junk)], capture_output=True, text=True)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr and "E0001" in out.stderr
+
+
+# ---- values where they enter: ranges, long numbers, names, strings
+
+
+def _codes(text: str) -> list[tuple[str, int]]:
+    """(code, line) of every parser diagnostic."""
+    src = SourceFile("v.fs", text)
+    return [(d.code, src.position(d.span.start)[0]) for d in parse(src).diagnostics]
+
+
+def test_numbers_of_thousands_of_digits_are_out_of_range_not_a_crash() -> None:
+    from fslang import values as V
+
+    assert V.parse_int("9" * 5000) == V.HUGE and V.parse_int("0x" + "f" * 5000) == V.HUGE
+    assert V.parse_int("0" * 60 + "7") == 7  # leading zeros are not digits that count
+    assert V.parse_size("9" * 400 + "GiB") >= V.HUGE
+    assert V.parse_size("1.5KiB") == 1536 and V.parse_rate("0.5Mbps") == (500_000.0, "bps")
+    text = (
+        "site s\nswitch sw dpid 0x"
+        + "f" * 5000
+        + " ports "
+        + "9" * 5000
+        + "\npolicy p match vlan "
+        + "9" * 5000
+        + " drop\n"
+    )
+    assert _codes(text) == [("E0014", 2), ("E0014", 2), ("E0014", 3)]
+
+
+def test_an_out_of_range_match_value_is_reported_and_read_as_in_range() -> None:
+    src = SourceFile("v.fs", "site s\npolicy p match dscp 64 or proto 256 or vlan 4096 drop\n")
+    result = parse(src)
+    assert [d.code for d in result.diagnostics] == ["E0014"] * 3
+    match = result.program.statements[1].match
+    assert [type(m).__name__ for m in match.items] == ["MDscp", "MProtoNum", "MVlan"]
+    assert all(getattr(m, f) == 0 for m, f in zip(match.items, ("value", "number", "vid")))
+
+
+def test_option_limits_name_the_limit_and_its_reason() -> None:
+    from fslang.codes import LIMITS
+
+    src = SourceFile("v.fs", "site s\nhost h at sw:1 cores 0 memory 512KiB\nmodule m = monitor() replicas 300\n")
+    diags = parse(src).diagnostics
+    assert [d.code for d in diags] == ["E0014", "E0014", "E0406"]
+    assert "1..1,024" in diags[0].message and diags[0].hint == LIMITS["cores"].reason
+    assert "1MiB..1024TiB" in diags[1].message and "512KiB" in diags[1].message
+    assert "1..256" in diags[2].message and "256 buckets" in (diags[2].hint or "")
+
+
+def test_names_have_at_most_64_characters() -> None:
+    assert _codes("site " + "s" * 64 + "\n") == []
+    assert _codes("site s\nset " + "a" * 65 + " = 10.0.0.1\n") == [("E0017", 2)]
+
+
+def test_strings_must_be_carried_by_every_output_file() -> None:
+    ok = 'site s\nmodule m = ids(rules: "t\u00e9\tab \U0001f600 \u0085 \ufffd")\n'
+    assert _codes(ok) == []
+    for bad in ("\x01", "\x1b", "\x7f", "\ufffe", "\uffff"):
+        assert _codes(f'site s\nmodule m = ids(rules: "a{bad}b")\n') == [("E0016", 2)], repr(bad)

@@ -34,13 +34,16 @@ class UpdateInfo(_Doc):
 
 class SteeringInfo(_Doc):
     tag: str  # what carries the steering tag on the wire
-    tags: dict[str, str]  # tag (decimal) -> what it means
+    tags: dict[str, str]  # VLAN id (decimal) -> what it means
+    labels: dict[str, str] = {}  # MPLS label (decimal) -> what it means (sites beyond 2,046 tags)
 
 
 class SwitchInfo(_Doc):
     dpid: int
     rules: int
     tcam: int | None  # None: no budget declared
+    profile: str = "openflow1.3"  # or "ovs": Open vSwitch extensions allowed (`switch ... ovs`)
+    json_cannot_carry: list[str] = []  # extensions the .ofctl uses that a standard ofctl_rest parser refuses
 
 
 class PolicyInfo(_Doc):

@@ -20,7 +20,9 @@ from backends.emit.documents import (
 from backends.emit.openflow import render_switch
 from backends.emit.process import render_process
 from backends.emit.vm.generate import render_vm
+from compiler.flowir import SwitchTables
 from compiler.lowering import tables as T
+from compiler.lowering.profiles import L4_PORTS, profile_of
 from compiler.pipeline import Compiled
 from compiler.steering.steer import BoxVisit, Fork, Visit
 
@@ -53,11 +55,29 @@ def _describe(d: object) -> str:
     return type(d).__name__.lower()
 
 
+_MASKED_PORTS = (
+    "masked transport ports (Open vSwitch's tcp_dst=VALUE/MASK): os-ken's and Ryu's ofctl parse no mask there"
+)
+
+
+def json_cannot_carry(tables: SwitchTables) -> list[str]:
+    """The Open vSwitch extensions a switch's rules use that the JSON form
+    cannot take to a standard ofctl_rest parser (load the .ofctl instead)."""
+    for e in tables.entries:
+        for f in e.match.fields:
+            if f.mask is not None and f.field in L4_PORTS:
+                return [_MASKED_PORTS]
+    return []
+
+
 def _plan(c: Compiled, files: dict[str, str]) -> str:
     """plan.json (:class:`backends.emit.documents.PlanDocument`) of the other files."""
     assert c.steering is not None
-    tags = {str(c.steering.exit_tag): "exit", str(c.steering.flood_tag): "flood"}
-    tags.update({str(t): _describe(d) for d, t in sorted(c.steering.tags.items(), key=lambda kv: kv[1])})
+    steering = c.steering
+    tags = {str(steering.exit_tag): "exit", str(steering.flood_tag): "flood"}
+    ordered = sorted(steering.tags.items(), key=lambda kv: kv[1])
+    tags.update({str(t): _describe(d) for d, t in ordered if not steering.is_label(d)})
+    labels = {str(t): _describe(d) for d, t in ordered if steering.is_label(d)}
     doc = PlanDocument(
         site=c.site.name,
         files={p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
@@ -71,9 +91,19 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
                 cookie=1 << T.GENERATION_COOKIE_BIT,
             ),
         ),
-        steering=SteeringInfo(tag="outer VLAN (802.1Q) id", tags=tags),
+        steering=SteeringInfo(
+            tag="outer VLAN (802.1Q) id" + ("; MPLS label (0x8847) where labels are listed" if labels else ""),
+            tags=tags,
+            labels=labels,
+        ),
         switches={
-            sw.name: SwitchInfo(dpid=sw.dpid, rules=len(c.tables[sw.name].entries), tcam=sw.tcam)
+            sw.name: SwitchInfo(
+                dpid=sw.dpid,
+                rules=len(c.tables[sw.name].entries),
+                tcam=sw.tcam,
+                profile=profile_of(sw).name,
+                json_cannot_carry=json_cannot_carry(c.tables[sw.name]),
+            )
             for sw in c.site.switches
         },
         policies=[

@@ -56,6 +56,8 @@ def _is_rate(v: Any) -> Any:
 def _is_size(v: Any) -> Any:
     if not isinstance(v, A.SizeVal):
         raise ValueError("expected a size like 64KiB")
+    if v.bytes < 1:
+        raise ValueError("expected a size above zero")
     return v
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import ir
+from compiler.check.limits import check_capacity, check_paths
 from compiler.check.matchcomp import MatchCompiler, site_universe
 from compiler.check.modules import check_module
 from compiler.check.pipelines import PipelineChecker
@@ -86,13 +87,17 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
         if any(d.severity == "error" for d in sink.items[before:]):
             errored.add(s.name.text)
     for name, (count, _) in pipes.replicas.items():
-        modules[name] = dataclasses.replace(modules[name], replicas=count)
+        if name in modules:  # a module whose definition has errors is not in `modules`
+            modules[name] = dataclasses.replace(modules[name], replicas=count)
     check_order(policies, policy_stmts, symbols, [e.name for e in edges], errored)
 
     pins, avoids = _constraints(of(A.PinStmt), of(A.AvoidStmt), symbols, modules, hosts)
     placement = _single(of(A.PlacementStmt), "placement", sink, "spread", lambda s: s.mode)
     default = _single(of(A.DefaultStmt), "default", sink, "forward", lambda s: s.action)
     _unused(symbols, stmts)
+    check_paths(policies, sink)
+    if not sink.has_errors:  # on a site that is otherwise right: say at once what placement would find
+        check_capacity(list(modules.values()), hosts, pins, avoids, sink)
 
     if sink.has_errors:
         return CheckResult(None, sink.items)

@@ -6,6 +6,7 @@ Pure: bytes in, the checked site or diagnostics out (reading the file is
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from compiler.check.checker import check
@@ -13,6 +14,8 @@ from compiler.ir import Site
 from fslang.diagnostics import Diagnostic, DiagnosticSink, sort_key
 from fslang.parser import parse
 from fslang.source import SourceFile, Span
+
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -33,11 +36,12 @@ def decode(name: str, data: bytes) -> tuple[SourceFile, list[Diagnostic]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         text = data.decode("utf-8", errors="replace")
+        at = len(data[: err.start].decode("utf-8", errors="replace"))  # spans count characters, not bytes
         diags.append(
             Diagnostic(
                 "E0001",
                 f"the file is not UTF-8 text (byte {err.start} cannot be decoded)",
-                Span(err.start, err.start + 1),
+                Span(at, at + 1),
                 hint="save the file as UTF-8",
             )
         )
@@ -58,6 +62,10 @@ def decode(name: str, data: bytes) -> tuple[SourceFile, list[Diagnostic]]:
 
 
 def run(name: str, data: bytes | str) -> FrontendResult:
+    """Text is checked as its UTF-8 bytes would be: NULs and lone surrogates
+    are diagnostics, and a BOM is a blank, whichever way the site comes in."""
+    if isinstance(data, str) and (_NOT_TEXT.search(data) or data.startswith("\ufeff")):
+        data = data.encode("utf-8", "surrogatepass")
     if isinstance(data, str):
         src, diags = SourceFile(name, data), []
     else:

@@ -245,8 +245,9 @@ class MatchCompiler:
         """A port set is merged into ranges first, so its cover is built once
         (a set of 20,000 ports costs one pass, not 20,000 unions)."""
         pairs: list[tuple[int, int]] = []
+        ranges = merge_ranges(self.port_ranges(e.value, e.span))  # once: a bad port is reported once
         for d in self._directions(e.dir):
-            for lo, hi in merge_ranges(self.port_ranges(e.value, e.span)):
+            for lo, hi in ranges:
                 pairs += _port_range(f"tp_{d}", lo, hi)._pairs()
         return MatchSet.of(tcp_or_udp() & HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
@@ -261,7 +262,8 @@ class MatchCompiler:
                 self._bad(getattr(v, "span", span), "expected a port number, range or set of them")
                 continue
             if hi > 65535:
-                self.symbols.sink.error("E0014", f"port {hi} is out of range (0..65535)", v.span)
+                shown = str(hi) if hi < 10**12 else "beyond 10^12"
+                self.symbols.sink.error("E0014", f"port {shown} is out of range (0..65535)", v.span)
                 continue
             if lo <= hi:
                 out.append((lo, hi))

@@ -74,14 +74,12 @@ def check_module(stmt: A.ModuleStmt, symbols: Symbols, matches: MatchCompiler) -
         else:
             kind = kname.text
     cores, memory = DEFAULT_RESOURCES[kind]
-    if "cores" in opts:
+    if "cores" in opts:  # cores, memory and replicas are in range: the parser bounds them
         cores = opts["cores"].value
-        if cores < 1:
-            sink.error("E0014", "a module instance needs at least 1 core", opts["cores"].span)
     if "memory" in opts:
         memory = opts["memory"].value.bytes
     image = opts["image"].value.value if "image" in opts else None
-    if kind == "vm" and image is None:
+    if kind == "vm" and not image:
         sink.error(
             "E0305", f"`vm` module `{name}` needs an `image`", stmt.name.span, hint=f'add `image "{name}.qcow2"`'
         )
@@ -93,9 +91,6 @@ def check_module(stmt: A.ModuleStmt, symbols: Symbols, matches: MatchCompiler) -
             hint="remove the image or add `kind vm`",
         )
     replicas = opts["replicas"].value if "replicas" in opts else 1
-    if replicas < 1:
-        sink.error("E0406", "a module needs at least 1 replica", opts["replicas"].span)
-        replicas = 1
     return ir.Module(
         name,
         mtype.name,
@@ -187,7 +182,7 @@ def _params(
     if mtype.name == "process":
         command = getattr(validated, "command", "")
         try:
-            shlex.split(command)
+            argv = shlex.split(command)
         except ValueError as err:
             sink.error(
                 "E0309",
@@ -195,6 +190,14 @@ def _params(
                 given["command"].value.span,
                 hint="balance the quotes; fsc runs the command without a shell",
             )
+        else:
+            if not argv:
+                sink.error(
+                    "E0309",
+                    "`command` names no program",
+                    given["command"].value.span,
+                    hint='write the program and its arguments, e.g. `command: "/usr/bin/mybox --port 1"`',
+                )
     out: dict[str, Any] = {}
     for pname in given:
         v = getattr(validated, pname)

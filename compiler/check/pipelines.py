@@ -121,20 +121,17 @@ class PipelineChecker:
             return ir.Use(name, is_box=True, span=p.span)
         module = self.modules.get(name)
         if p.replicas is not None:
-            count = p.replicas.value
-            if count < 1:
-                self.symbols.sink.error("E0406", "a module needs at least 1 replica", p.replicas.span)
-            else:
-                prev = self.replicas.get(name)
-                if prev is not None and prev[0] != count:
-                    self.symbols.sink.error(
-                        "E0306",
-                        f"module `{name}` has {prev[0]} replicas elsewhere, {count} here",
-                        p.replicas.span,
-                        hint="a module has one set of instances shared by every policy; give it one replica count",
-                    )
-                elif prev is None:
-                    self.replicas[name] = (count, p.replicas.span)
+            count = p.replicas.value  # in range: the parser bounds it (E0406)
+            prev = self.replicas.get(name)
+            if prev is not None and prev[0] != count:
+                self.symbols.sink.error(
+                    "E0306",
+                    f"module `{name}` has {prev[0]} replicas elsewhere, {count} here",
+                    p.replicas.span,
+                    hint="a module has one set of instances shared by every policy; give it one replica count",
+                )
+            elif prev is None:
+                self.replicas[name] = (count, p.replicas.span)
         branches = None
         if p.branches is not None:
             branches = self._branches(p, module)

@@ -29,7 +29,7 @@ from compiler.flowir import (
     PushVlan,
     SetField,
 )
-from compiler.headerspace.cubes import DEFAULT_LAYOUT
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube
 from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
@@ -45,6 +45,7 @@ IP_SPACE = HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_e
 ARP_SPACE = HeaderSpace.field_eq("eth_type", ETH_TYPE_ARP)
 OTHER_SPACE = HeaderSpace.all() - IP_SPACE - ARP_SPACE
 _ETH_KEEP = ~DEFAULT_LAYOUT.field_mask("eth_type")
+_ETH_OFF = DEFAULT_LAYOUT.offset("eth_type")
 N_FLAG_TABLES = T.FLAGS_LAST - T.FLAGS_FIRST + 1
 
 Spelt = tuple[tuple[FieldMatch, ...], tuple[int, int]]  # OpenFlow fields, (metadata value, mask)
@@ -315,10 +316,11 @@ class Ingress:
                 ):
                     continue  # none of its edges has a port on this switch
                 term = item.term
-                for kind, space in (("ip", IP_SPACE), ("arp", ARP_SPACE)):
+                for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                     if kind == "arp" and (direction == "reverse" or box is not None):
                         continue
-                    for t in (MatchSet((term,)) & MatchSet.of(space)).terms:
+                    t = _with_eth(term, eth)
+                    if t is not None:
                         for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
                             parts = [(mv, mm), *item.meta]
                             if item.edges is not None:
@@ -357,6 +359,9 @@ class Ingress:
     def _nonip(self, sw: str, term: Term, edges: tuple[int, int] | None, prio: int, cookie: int, drop: bool) -> None:
         """Other ethertypes: exact (no FSL primitive tells them apart, so
         exclusions are rare here and spelt out), by ingress port."""
+        eth = (term.cube.mask >> _ETH_OFF) & 0xFFFF, (term.cube.value >> _ETH_OFF) & 0xFFFF
+        if eth[0] == 0xFFFF and eth[1] in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
+            return  # an IP or ARP term has no part for NONIP (the usual case: no set operations)
         hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(term.cube.value, term.cube.mask)]) & OTHER_SPACE
         for x in sorted(term.excluded, key=_key):
             hs = hs - x
@@ -388,6 +393,21 @@ class Ingress:
             m = Match.of(FieldMatch("in_port", port))
             acts = () if low.site.default_action == "drop" else low.forward_nonip(sw, port, "other")
             low.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, acts))
+
+
+_ETH_FULL = 0xFFFF << _ETH_OFF
+
+
+def _with_eth(t: Term, eth: int) -> Term | None:
+    """The part of a term with ethertype ``eth`` (None if it has none): a
+    bit operation on its cube, no set algebra."""
+    v, m = t.cube.value, t.cube.mask
+    bits = eth << _ETH_OFF
+    if (v ^ bits) & m & _ETH_FULL:
+        return None
+    if m & _ETH_FULL == _ETH_FULL:
+        return t
+    return Term(Cube(v | bits, m | _ETH_FULL), t.excluded)
 
 
 def _narrow(rt: ReverseTerm, width: int) -> tuple[int, int] | None:

@@ -18,6 +18,7 @@ from compiler.flowir import (
     ETH_TYPE_ARP,
     ETH_TYPE_IPV4,
     ETH_TYPE_IPV6,
+    ETH_TYPE_MPLS,
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
@@ -26,14 +27,17 @@ from compiler.flowir import (
     Match,
     Output,
     PopVlan,
+    PushMpls,
     PushVlan,
     SetField,
     SwitchTables,
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
+from compiler.lowering import contracts
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress
+from compiler.lowering.ofmatch import ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.topology import Topology
 from compiler.steering import flowhash
@@ -119,6 +123,7 @@ class Lowering:
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
     def add(self, switch: str, entry: FlowEntry) -> None:
+        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
@@ -157,6 +162,9 @@ class Lowering:
         for port in inside:
             tagged = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", OFPVID_PRESENT, OFPVID_PRESENT))
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED, tagged, goto_table=T.STEER))
+            if self.plan.labelled:
+                labelled = Match.of(FieldMatch("in_port", port), FieldMatch("eth_type", ETH_TYPE_MPLS))
+                self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED, labelled, goto_table=T.STEER))
         for port in self.topo.link_ports(sw):  # floods crossing a link
             m = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(self.plan.flood_tag)))
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED + 1, m, self.flood(sw, port, tagged=True)))
@@ -230,19 +238,19 @@ class Lowering:
         rules: list[FlowEntry] = []
         if len(combos) > T.PRIO_SELECT_TOP:
             raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
+        cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
         for ci, (constraint, dispatch) in enumerate(combos):
             prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
-            actions, goto = self.first_dispatch(dispatch)
             # an entry is only ever written for IP packets, so a choice without
             # a header constraint needs no header fields at all
             if constraint.space is None:
                 parts: Iterable[tuple[tuple[FieldMatch, ...], tuple[int, int]]] = [((), (0, 0))]
             else:
                 parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
+            actions, goto = self.first_dispatch(dispatch)
             for fields, (mv, mm) in parts:
                 for value, mask in bucket_patterns(constraint.buckets):
                     meta = FieldMatch("metadata", self.entry_bits(sid) | value | mv, T.ENTRY_MASK | mask | mm)
-                    cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
                     rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie=cookie))
         self._select_cache[(sid, profile)] = rules
         return rules
@@ -252,47 +260,43 @@ class Lowering:
             return (), None
         if isinstance(d, Exit):
             return (PushVlan(), SetField("vlan_vid", vid(self.plan.exit_tag))), T.EXIT
-        return (PushVlan(), SetField("vlan_vid", vid(self.plan.tag(d)))), T.STEER
+        return (PushMpls() if self.plan.is_label(d) else PushVlan(), self._set_tag(d)), T.STEER
+
+    # ---- the tag on the wire: a VLAN id, or an MPLS label (steering.tags) ----
+    def _set_tag(self, d: Dispatch) -> SetField:
+        if self.plan.is_label(d):
+            return SetField("mpls_label", self.plan.tag(d))
+        return SetField("vlan_vid", vid(self.plan.tag(d)))
+
+    def _tag_match(self, d: Dispatch) -> tuple[FieldMatch, ...]:
+        if self.plan.is_label(d):
+            return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", self.plan.tag(d)))
+        return (FieldMatch("vlan_vid", vid(self.plan.tag(d))),)
 
     def steer(self, sw: str) -> None:
         self.add(
             sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
         )
-        for d, tag in sorted(self.plan.tags.items(), key=lambda kv: kv[1]):
+        for d, tag in sorted(self.plan.tags.items(), key=lambda kv: (self.plan.is_label(kv[0]), kv[1])):
+            cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
-            self.add(
-                sw,
-                FlowEntry(
-                    T.STEER,
-                    100,
-                    Match.of(FieldMatch("vlan_vid", vid(tag))),
-                    actions,
-                    goto,
-                    cookie=T.policy_cookie(0xFFFF, tag),
-                ),
-            )
-            if isinstance(d, Fork):
-                # a fork's leg may lead back where the packet came from (the host
-                # that handed the fork over, the link it arrived on): OpenFlow
-                # drops output to the ingress port, so that port needs in_port
-                for port in sorted({a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}):
-                    hairpin = tuple(
-                        Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in actions
-                    )
-                    self.add(
-                        sw,
-                        FlowEntry(
-                            T.STEER,
-                            101,
-                            Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(tag))),
-                            hairpin,
-                            goto,
-                            cookie=T.policy_cookie(0xFFFF, tag),
-                        ),
-                    )
+            tag_match = self._tag_match(d)
+            self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
+            if not isinstance(d, Fork):
+                continue
+            # a fork's leg may lead back where the packet came from (the host
+            # that handed the fork over, the link it arrived on): OpenFlow
+            # drops output to the ingress port, so that port needs in_port
+            for port in sorted({a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}):
+                hairpin = tuple(
+                    Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in actions
+                )
+                m = Match.of(FieldMatch("in_port", port), *tag_match)
+                self.add(sw, FlowEntry(T.STEER, 101, m, hairpin, goto, cookie=cookie))
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
-        """Actions that send a tagged packet (VID already set to ``d``'s tag) on its way."""
+        """Actions that send a tagged packet (its tag already ``d``'s) on its
+        way.  Boxes and forks that untag are VLAN-tagged (steering.tags)."""
         if isinstance(d, Visit):
             return (Output(self.toward(sw, self.instance_port(d.instance))),), None
         if isinstance(d, BoxVisit):
@@ -309,7 +313,7 @@ class Lowering:
                 if isinstance(part, Exit):
                     out.append(SetField("vlan_vid", vid(self.plan.exit_tag)))
                     return tuple(out), T.EXIT
-                out.append(SetField("vlan_vid", vid(self.plan.tag(part))))
+                out.append(self._set_tag(part))
                 acts2, goto = self.dispatch_actions(sw, part, last)
                 out.extend(acts2)
                 if goto is not None:
@@ -359,7 +363,8 @@ class Lowering:
                 fields = [FieldMatch("eth_type", eth)]
                 if m:
                     fields.append(FieldMatch(f"{fam}_dst", v, None if m == full else m))
-                self._exit_rule(sw, prio, fields, edge.ports[k])
+                for row in ipv6_loadable(fields):
+                    self._exit_rule(sw, prio, row, edge.ports[k])
 
     def _exit_rule(self, sw: str, prio: int, fields: Iterable[FieldMatch], port: tuple[str, int]) -> None:
         fields = (*fields, FieldMatch("vlan_vid", vid(self.plan.exit_tag)))  # pop_vlan needs a matched tag

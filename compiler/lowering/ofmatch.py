@@ -188,19 +188,85 @@ def _matches(
     for _eth, proto, cube in _split(HeaderSpace._raw(DEFAULT_LAYOUT, _any_vlan(cubes))):
         fields: list[FieldMatch] = []
         edge: tuple[int, int] | None = None
-        for name, (value, mask) in cube.cared_fields(DEFAULT_LAYOUT).items():
-            full = _FIELD_MASKS[name] >> _OFFSETS[name]
-            if name == "in_edge":
-                edge = (value, mask)
+        value, mask = cube.value, cube.mask
+        for name, off, full, oxm in _FIELD_INFO:
+            m = (mask >> off) & full
+            if not m:
                 continue
-            if name in L4_FIELDS:
+            v = (value >> off) & full
+            if oxm is None:  # in_edge: the caller's business
+                edge = (v, m)
+                continue
+            if oxm == "":  # a transport port: its name depends on the protocol
                 oxm = L4_NAMES[proto][0 if name == "tp_src" else 1]  # type: ignore[index]
-            else:
-                oxm = PLAIN[name]
-            fields.append(FieldMatch(oxm, value, None if mask == full else mask))
-        for spelt in _exact(fields, profile):
-            result.append((edge, tuple(sorted(spelt))))
+            fields.append(FieldMatch(oxm, v, None if m == full else m))
+        spelt = _exact(fields, profile) if any(f.mask is not None for f in fields) else [fields]
+        for row in spelt:
+            for r in ipv6_loadable(row) if _has_v6_mask(row) else (row,):
+                result.append((edge, tuple(sorted(r))))
     return tuple(result)
+
+
+# (layout field, offset, all-ones of its width, OXM name: None for in_edge, "" for tp_*), in layout order
+_FIELD_INFO = tuple(
+    (
+        f.name,
+        DEFAULT_LAYOUT.offset(f.name),
+        (1 << f.width) - 1,
+        None if f.name == "in_edge" else "" if f.name in L4_FIELDS else PLAIN[f.name],
+    )
+    for f in DEFAULT_LAYOUT.fields
+)
+
+
+def _has_v6_mask(fields: list[FieldMatch]) -> bool:
+    return any(f.mask is not None and f.field in ("ipv6_src", "ipv6_dst") for f in fields)
+
+
+def ipv6_loadable(fields: list[FieldMatch]) -> list[list[FieldMatch]]:
+    """Split IPv6 matches whose mask ovs-ofctl cannot read (:func:`ipv6_mask_ok`)."""
+    out = [fields]
+    for fm in fields:
+        if fm.field in ("ipv6_src", "ipv6_dst") and fm.mask is not None and not ipv6_mask_ok(fm.mask):
+            parts = split_ipv6_mask(fm)
+            out = [[f for f in row if f is not fm] + [p] for row in out for p in parts]
+    return out
+
+
+IPV6_FULL = (1 << 128) - 1
+
+
+def ipv6_mask_ok(mask: int) -> bool:
+    """ovs-ofctl reads an IPv6 mask written with a decimal digit first as a
+    prefix length (``::/8000::80`` is refused), so a mask that is not a
+    prefix must start, in its shortest spelling, with ':' or a hex letter."""
+    inverted = ~mask & IPV6_FULL
+    if inverted & (inverted + 1) == 0:
+        return True  # a prefix: written as its length
+    top = mask >> 112
+    if top == 0:
+        return True  # written "::..."
+    return (top >> 4 * ((top.bit_length() - 1) // 4)) >= 0xA
+
+
+def split_ipv6_mask(fm: FieldMatch) -> list[FieldMatch]:
+    """The same set as matches with loadable masks: care about a bit or two
+    more in the leading hex digit of the first group (it becomes a letter),
+    one match per value of the added bits."""
+    assert fm.mask is not None
+    top = fm.mask >> 112
+    shift = 4 * ((top.bit_length() - 1) // 4)
+    nibble = top >> shift
+    extra = 0b0010 if nibble & 0b1000 else 0b1010 & ~nibble
+    bits = [b for b in range(4) if extra >> b & 1]
+    out = []
+    for k in range(1 << len(bits)):
+        v = fm.value
+        for i, b in enumerate(bits):
+            if k >> i & 1:
+                v |= 1 << (112 + shift + b)
+        out.append(FieldMatch(fm.field, v, fm.mask | extra << (112 + shift)))
+    return out
 
 
 def _exact(fields: list[FieldMatch], profile: Profile) -> list[list[FieldMatch]]:

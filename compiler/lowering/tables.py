@@ -23,6 +23,7 @@ from compiler.steering.tags import (  # noqa: F401 (the tag space, re-exported w
     FIRST_TAG,
     FLOOD_TAG,
     GENERATION_TAG_BIT,
+    MAX_MPLS_TAG,
     MAX_TAG,
     generation_tag,
 )

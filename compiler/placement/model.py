@@ -211,8 +211,10 @@ def affinity(site: ir.Site) -> dict[tuple[str, str], int]:
 class Problem:
     """A site flattened for placement: indices, sizes, allowed hosts, affinity."""
 
-    def __init__(self, site: ir.Site) -> None:
+    def __init__(self, site: ir.Site, unavailable: frozenset[str] = frozenset()) -> None:
         self.site = site
+        #: hosts that must not be used (down, drained): no instance is allowed there
+        self.unavailable = frozenset(unavailable)
         self.mode = "pack" if site.placement == "pack" else "spread"
         self.hosts: list[ir.Host] = sorted(site.hosts, key=lambda h: h.name)
         self.host_index = {h.name: k for k, h in enumerate(self.hosts)}
@@ -239,6 +241,7 @@ class Problem:
                     k
                     for k, h in enumerate(self.hosts)
                     if m.kind in h.runs
+                    and h.name not in self.unavailable
                     and (m.name, h.name) not in avoids
                     and (m.name not in pins or h.name in pins[m.name])
                     and h.cores >= m.cores
@@ -482,7 +485,10 @@ def no_host(p: Problem, a: int) -> Diagnostic:
     for h in p.hosts:
         if pinned and h.name not in pinned:
             continue
-        if m.kind not in h.runs:
+        if h.name in p.unavailable:
+            why.append(f"`{h.name}` is down or drained")
+            hints.append(f"bring `{h.name}` back (`fsc undrain`, or heal it)")
+        elif m.kind not in h.runs:
             why.append(f"`{h.name}` does not run `{m.kind}`")
             hints.append(f"add `{m.kind}` to `runs` of a host")
         elif (m.name, h.name) in p.avoids:
@@ -513,7 +519,10 @@ def shortage(p: Problem, a: int, xs: list[int], free_c: list[int], free_m: list[
     scope = [
         k
         for k, h in enumerate(p.hosts)
-        if m.kind in h.runs and (m.name, h.name) not in p.avoids and (not pinned or h.name in pinned)
+        if m.kind in h.runs
+        and h.name not in p.unavailable
+        and (m.name, h.name) not in p.avoids
+        and (not pinned or h.name in pinned)
     ]
     insts = ", ".join(f"`{p.insts[x].name}`" for x in sorted(xs, key=lambda x: p.insts[x].rank))
     where = f"the hosts `{m.name}` is pinned to" if pinned else f"hosts that run `{m.kind}`"

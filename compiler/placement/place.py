@@ -15,6 +15,12 @@ deterministic (no clock, a fixed seed) and bounded by counted work:
 4. small sites: ruin-and-recreate rounds (iterated local search).
 So re-compiling an unchanged site moves nothing and adding a module does not
 shuffle the others.
+
+With ``unavailable`` hosts (down or drained, named by the platform) and a
+``previous`` placement, only what must move moves (:func:`displace`): every
+other instance stays where it is, the displaced ones go to spare hosts first
+(that is what spares are kept free for), and no search reshuffles the rest, so
+policies that did not use the lost host keep their rules.
 """
 
 from __future__ import annotations
@@ -492,19 +498,86 @@ def heuristic(p: Problem, previous: list[int] | None = None) -> tuple[State, lis
     return st, []
 
 
-def place(site: ir.Site, previous: Placement | None = None, optimal: bool = False) -> PlacementResult:
-    """Assign every module instance to a host; errors E0701 (capacity) and E0702 (no host)."""
-    p = Problem(site)
-    diags = [no_host(p, a) for a in range(len(p.modules)) if not p.allowed[a]]
+def _displaced_key(st: State, i: int, h: int) -> tuple[float, ...]:
+    """Where an instance of a lost host goes: a spare first, then away from its
+    module's other replicas, next to its pipeline neighbours, the emptiest."""
+    a = st.mod[i]
+    return (-st.spare[h], st.cnt[a][h], -st.gain(a, h), (st.used_c[h] + st.ic[i]) / st.cap[h], h)
+
+
+def displace(p: Problem, previous: list[int]) -> tuple[State, list[int], list[Diagnostic]]:
+    """Placement while hosts are unavailable: every instance that still fits
+    where it was stays (frozen); the others are put greedily, those of an
+    unavailable host spares first (:func:`_displaced_key`), new ones as usual;
+    when that leaves some out, instances elsewhere may make room (ejection).
+    Returns the state, the instances left out, and a warning (W0702) for each
+    *stuck* one: an instance of an unavailable host that no other host can
+    take, put back where it was (lost until the host is back, but the rest of
+    the site goes on)."""
+    st = State(p)
+    keep_previous(st, previous)
+    unplaced: list[int] = []
+    order = _order(p)
+    listed = set(order)
+    for i in [*order, *(i for i in range(len(p.insts)) if i not in listed)]:
+        if st.host_of[i] >= 0:
+            continue
+        lost = previous[i] >= 0 and p.hosts[previous[i]].name in p.unavailable
+        cands = [h for h in p.allowed[st.mod[i]] if st.fits(i, h)]
+        if cands:
+            st.put(i, min(cands, key=lambda h: _displaced_key(st, i, h) if lost else _greedy_key(st, i, h, p.mode)))
+        else:
+            unplaced.append(i)
+    for allow_frozen in (False, True):
+        unplaced = [x for x in unplaced if not (p.allowed[st.mod[x]] and _repair(st, x, allow_frozen))]
+    stuck = [x for x in unplaced if previous[x] >= 0 and p.hosts[previous[x]].name in p.unavailable]
+    free = ([st.free_c(h) for h in range(len(p.hosts))], list(st.free_m))
+    warnings = [_stuck_warning(p, st, x, p.hosts[previous[x]].name, free) for x in stuck]
+    for x in stuck:
+        st.put(x, previous[x])
+    return st, [x for x in unplaced if x not in stuck], warnings
+
+
+def _stuck_warning(p: Problem, st: State, x: int, host: str, free: tuple[list[int], list[int]]) -> Diagnostic:
+    """W0702: an instance of an unavailable host that no other host can take."""
+    a = st.mod[x]
+    why = no_host(p, a) if not p.allowed[a] else shortage(p, a, [x], *free)
+    return Diagnostic(
+        "W0702",
+        f"`{p.insts[x].name}` stays on `{host}`, which is down or drained, and is lost until `{host}` is back: "
+        + why.message,
+        p.modules[a].span,
+        hint=why.hint,
+    )
+
+
+def place(
+    site: ir.Site, previous: Placement | None = None, optimal: bool = False, unavailable: frozenset[str] = frozenset()
+) -> PlacementResult:
+    """Assign every module instance to a host; errors E0701 (capacity) and E0702 (no host).
+    ``unavailable``: hosts that must not be used (down, drained); with a
+    ``previous`` placement only the instances that must move do (:func:`displace`)."""
+    p = Problem(site, unavailable)
     prev = previous_hosts(p, previous)
-    st, unplaced = heuristic(p, prev)
+    stable = bool(p.unavailable) and previous is not None
+    warnings: list[Diagnostic] = []
+    if stable:
+        st, unplaced, warnings = displace(p, prev)
+        optimal = False  # the exact solver would move whatever scores better
+    else:
+        st, unplaced = heuristic(p, prev)
+    left = {st.mod[i] for i in unplaced}
+    diags = [no_host(p, a) for a in range(len(p.modules)) if not p.allowed[a] and (not stable or a in left)]
+    unplaced = [i for i in unplaced if p.allowed[st.mod[i]]]  # E0702 says it for the others
+    diags += warnings
     by_mod: dict[int, list[int]] = {}
     for x in unplaced:
         by_mod.setdefault(st.mod[x], []).append(x)
     by_mod = {a: p.by_module[a][-len(xs) :] for a, xs in by_mod.items()}  # replicas are alike: name the last
-    host_of: list[int] | None = st.host_of if not diags and not unplaced else None
+    errors = any(d.severity == "error" for d in diags)
+    host_of: list[int] | None = st.host_of if not errors and not unplaced else None
     proven = False
-    if optimal and not diags:
+    if optimal and not errors:
         from compiler.placement import exact as placement_exact
 
         fixed = {i: h for i, h in enumerate(st.host_of) if i in st.frozen and h == prev[i] and not st.spare[h]}

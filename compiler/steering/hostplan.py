@@ -21,6 +21,7 @@ from compiler.steering.steer import Dispatch, Dropped, Exit, SteeringPlan, Visit
 class Next:
     kind: str  # "local" | "switch" | "drop"
     tag: int = 0  # local: the tag of the next step on this host; switch: the tag to send with
+    label: bool = False  # the tag travels as an MPLS label, not a VLAN id (steering.tags)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class Step:
     module: str
     next: tuple[tuple[str, Next], ...]  # output label -> what follows; missing = consumed
     reverse: bool = False  # judge the packet with source and destination swapped
+    label: bool = False  # the packet arrives with its tag as an MPLS label
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,9 @@ class HostPlan:
     switch: str
     steps: tuple[Step, ...]
 
-    def step(self, tag: int) -> Step | None:
+    def step(self, tag: int, label: bool = False) -> Step | None:
         for s in self.steps:
-            if s.tag == tag:
+            if s.tag == tag and s.label == label:
                 return s
         return None
 
@@ -52,8 +54,8 @@ def _next(d: Dispatch, host: str, placement: Mapping[str, str], plan: SteeringPl
     if isinstance(d, Exit):
         return Next("switch", plan.exit_tag)
     if isinstance(d, Visit) and placement[d.instance] == host:
-        return Next("local", plan.tag(d))
-    return Next("switch", plan.tag(d))
+        return Next("local", plan.tag(d), plan.is_label(d))
+    return Next("switch", plan.tag(d), plan.is_label(d))
 
 
 def host_plans(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> dict[str, HostPlan]:
@@ -63,7 +65,7 @@ def host_plans(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) 
             continue
         host = placement[d.instance]
         nxt = tuple((label, _next(nd, host, placement, plan)) for label, nd in d.next)
-        steps[host].append(Step(tag, d.instance, d.module, nxt, d.reverse))
+        steps[host].append(Step(tag, d.instance, d.module, nxt, d.reverse, plan.is_label(d)))
     out = {}
     for h in site.hosts:
         sw, port = h.ports[0]

@@ -24,7 +24,7 @@ from compiler import ir
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from compiler.steering import flowhash
-from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, generation_tag
+from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, MAX_VLAN_TAG, Encoding, generation_tag
 
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
 
@@ -255,15 +255,20 @@ class Selectors:
 class SteeringPlan:
     entries: list[Entry]  # per policy and direction: the ingress entry, then its box returns
     ingress: list[tuple[ir.Policy, str, Entry]]  # (policy, direction, entry) in first-match order
-    tags: dict[Dispatch, int]  # interned dispatches sent over the wire -> VLAN id
-    generation: int = 0  # 0 or 1: folded into every tag (bit 11), entry and cookie
+    tags: dict[Dispatch, int]  # interned dispatches sent over the wire -> tag value (generation folded in)
+    generation: int = 0  # 0 or 1: folded into every tag, entry and cookie
     selectors: list[Combos] = field(default_factory=list)  # by entry id (shared by equal decision lists)
+    labelled: frozenset[Dispatch] = frozenset()  # dispatches whose tag travels as an MPLS label (steering.tags)
+    vlan_overflow: int = 0  # dispatches that must be VLAN ids beyond the VLAN space (E0802)
+
+    def is_label(self, d: Dispatch) -> bool:
+        return d in self.labelled
 
     def tag(self, d: Dispatch) -> int:
         return self.tags[d]
 
     @property
-    def exit_tag(self) -> int:
+    def exit_tag(self) -> int:  # exit and flood are VLAN ids whatever the dispatch tags are
         return generation_tag(EXIT_TAG, self.generation)
 
     @property
@@ -291,22 +296,72 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
             entries.append(entry)
             entries.extend(Entry(b.id, policy.name, direction, b.combos, b.box) for b in boxes)
             ingress.append((policy, direction, entry))
-    tags: dict[Dispatch, int] = {}
+    found: dict[Dispatch, None] = {}
     for combos in selectors.combos:
         for _, d in combos:
-            _intern(d, tags)
-    tags = {d: generation_tag(t, generation) for d, t in tags.items()}
-    return SteeringPlan(entries, ingress, tags, generation, selectors.combos)
+            _collect(d, found)
+    labelled: frozenset[Dispatch] = frozenset()
+    if len(found) + FIRST_TAG - 1 > MAX_VLAN_TAG:
+        keep = _untagged_by_switch(found)
+        labelled = frozenset(d for d in found if d not in keep)
+    tags: dict[Dispatch, int] = {}
+    counters = {False: FIRST_TAG, True: FIRST_TAG}
+    for d in found:
+        label = d in labelled
+        tags[d] = generation_tag(counters[label], generation, Encoding.MPLS if label else Encoding.VLAN)
+        counters[label] += 1
+    overflow = max(0, counters[False] - 1 - MAX_VLAN_TAG)
+    return SteeringPlan(entries, ingress, tags, generation, selectors.combos, labelled, overflow)
 
 
-def _intern(d: Dispatch, tags: dict[Dispatch, int]) -> None:
-    """Give every dispatch that travels tagged (to a host, a box, a fork) a tag."""
-    if isinstance(d, (Exit, Dropped)) or d in tags:
+def _untagged_by_switch(found: dict[Dispatch, None]) -> set[Dispatch]:
+    """The dispatches that must travel as VLAN ids: a box visit (the switch
+    takes the tag off before the box), a fork whose legs lead to the exit
+    table or a box, and every dispatch a fork sets in the same actions as
+    one of those (a fork's legs are tagged alike)."""
+    parent: dict[Dispatch, Dispatch] = {}
+
+    def root(d: Dispatch) -> Dispatch:
+        while (up := parent.get(d)) is not None and up != d:
+            d = up
+        return d
+
+    needs: set[Dispatch] = set()
+    for d in found:
+        if isinstance(d, BoxVisit):
+            needs.add(d)
+        if isinstance(d, Fork):
+            legs = _legs(d)
+            if any(isinstance(leg, (Exit, BoxVisit)) for leg in legs):
+                needs.add(d)
+            for leg in legs:
+                if isinstance(leg, (Visit, BoxVisit, Fork)):
+                    a, b = root(d), root(leg)
+                    if a != b:
+                        parent[b] = a
+    vlan_roots = {root(d) for d in needs}
+    return {d for d in found if root(d) in vlan_roots}
+
+
+def _legs(f: Fork) -> list[Dispatch]:
+    """Every dispatch a fork's actions set, nested forks included."""
+    out: list[Dispatch] = []
+    for part in (f.copy, f.main):
+        out.append(part)
+        if isinstance(part, Fork):
+            out += _legs(part)
+    return out
+
+
+def _collect(d: Dispatch, found: dict[Dispatch, None]) -> None:
+    """Every dispatch that travels tagged (to a host, a box, a fork), each
+    after the ones it leads to (so numbering is stable)."""
+    if isinstance(d, (Exit, Dropped)) or d in found:
         return
     if isinstance(d, Visit):
         for _, nxt in d.next:
-            _intern(nxt, tags)
+            _collect(nxt, found)
     elif isinstance(d, Fork):
-        _intern(d.copy, tags)
-        _intern(d.main, tags)
-    tags[d] = len(tags) + FIRST_TAG
+        _collect(d.copy, found)
+        _collect(d.main, found)
+    found[d] = None

@@ -6,21 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from compiler import ir
-from compiler.steering.hostplan import HostPlan
+from compiler.steering.hostplan import HostPlan, Next
 from compiler.verification.modulemodel import swapped
 
 Oracle = Callable[[ir.Module, str, Mapping[str, int]], "str | None"]
 
 
 def run_host(
-    hp: HostPlan, site: ir.Site, tag: int, packet: Mapping[str, int], oracle: Oracle
-) -> tuple[list[str], int | None]:
-    """Process a packet that arrived with ``tag`` (tag already stripped from
-    ``packet``): the instances visited and the tag it goes back with (None:
-    dropped or consumed)."""
+    hp: HostPlan, site: ir.Site, tag: int, packet: Mapping[str, int], oracle: Oracle, label: bool = False
+) -> tuple[list[str], Next | None]:
+    """Process a packet that arrived with ``tag`` (a VLAN id, or an MPLS
+    label when ``label``; already stripped from ``packet``): the instances
+    visited and how it goes back to the switch (None: dropped or consumed)."""
     visited: list[str] = []
     for _ in range(len(hp.steps) + 1):  # steps form a DAG: a longer walk is a bug
-        step = hp.step(tag)
+        step = hp.step(tag, label)
         if step is None:
             return visited, None
         visited.append(step.instance)
@@ -32,6 +32,6 @@ def run_host(
         if nxt is None or nxt.kind == "drop":
             return visited, None
         if nxt.kind == "switch":
-            return visited, nxt.tag
-        tag = nxt.tag
+            return visited, nxt
+        tag, label = nxt.tag, nxt.label
     raise RuntimeError("host plumbing loops")

@@ -9,8 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_MPLS
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
+from compiler.steering.hostplan import Next
 from compiler.steering.steer import Dispatch, Dropped, Fork
 from compiler.verification.hosts import run_host
 from compiler.verification.modulemodel import default_oracle
@@ -58,7 +60,10 @@ class Platform:
         for link in self.site.links:
             self.link_peer[link.a] = link.b
             self.link_peer[link.b] = link.a
-        self.dispatch_of = {t: d for d, t in compiled.steering.tags.items()} if compiled.steering else {}
+        steering = compiled.steering
+        tags = steering.tags if steering else {}
+        self.dispatch_of = {t: d for d, t in tags.items() if not (steering and steering.is_label(d))}
+        self.label_of = {t: d for d, t in tags.items() if steering and steering.is_label(d)}
         self.policy_names = {p.index: p.name for p in self.site.policies}
 
     def trace(self, packet: Mapping[str, int], in_edge: str, in_port: tuple[str, int] | None = None) -> Trace:
@@ -111,8 +116,7 @@ class Platform:
         fork = None
         for hit in res.matched:
             if hit.table_id == T.STEER:
-                vid = hit.entry.match.get("vlan_vid")
-                d = self.dispatch_of.get(vid.value & 0xFFF) if vid else None
+                d = self._dispatch_matched(hit.entry.match)
                 if isinstance(d, Fork):
                     fork = d
         if fork is None:
@@ -122,6 +126,14 @@ class Platform:
             cur.error = f"a fork sends {n} packets where its dispatch has {len(legs)} legs"
             return [cur] * n
         return legs
+
+    def _dispatch_matched(self, match: Any) -> Dispatch | None:
+        """The dispatch a STEER entry is for (by its VLAN id or MPLS label)."""
+        label = match.get("mpls_label")
+        if label is not None:
+            return self.label_of.get(label.value)
+        vid = match.get("vlan_vid")
+        return self.dispatch_of.get(vid.value & 0xFFF) if vid is not None else None
 
     def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
         sw, port = at
@@ -143,16 +155,27 @@ class Platform:
         if host is None:
             tr.error = f"output to unconnected port {sw}:{port}"
             return
-        tag = dict(pkt).get("vlan_vid", 0) & 0xFFF
-        inner = pkt.pop_vlan()
+        if pkt.mpls:  # a host reads the IP version from the packet to take the label off
+            tag, label = pkt.mpls[0].label, True
+            inner = pkt.pop_mpls(pkt.payload_type or ETH_TYPE_IPV4)
+        else:
+            tag, label = dict(pkt).get("vlan_vid", 0) & 0xFFF, False
+            inner = pkt.pop_vlan()
         hp = self.c.hosts[host.name]
-        visited, back = run_host(hp, self.site, tag, dict(inner), self.oracle)
+        visited, back = run_host(hp, self.site, tag, dict(inner), self.oracle, label)
         tr.hops.append({"host": host.name, "instances": visited})
         tr.modules.extend(visited)
         if back is None:
             tr.dropped = True
             return
-        queue.append((inner.push_vlan(0x8100).set_field("vlan_vid", 0x1000 | back), (hp.switch, hp.port), tr))
+        queue.append((self._retag(inner, back), (hp.switch, hp.port), tr))
+
+    @staticmethod
+    def _retag(inner: Packet, nxt: Next) -> Packet:
+        """The packet as a host sends it back: tagged with a VLAN id or an MPLS label."""
+        if nxt.label:
+            return inner.push_mpls(ETH_TYPE_MPLS).set_field("mpls_label", nxt.tag)
+        return inner.push_vlan(0x8100).set_field("vlan_vid", 0x1000 | nxt.tag)
 
 
 def _fork_legs(d: Dispatch, cur: Trace) -> list[Trace]:

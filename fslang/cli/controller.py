@@ -71,7 +71,9 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
     if data is None:
         report(api.SourceFile(name, ""), diags)
         raise typer.Exit(1)
-    deployed = client.deployed().model_dump()
+    answer = client.deployed()
+    deployed = answer.model_dump()
+    out = frozenset(answer.unavailable)  # down or drained: placement leaves them out, as the failover does
     gen = deployed.get("generation")
     prev = None
     if gen is not None and "placement.json" in deployed.get("files", {}):
@@ -83,7 +85,7 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
 
     def build(g: int) -> tuple[str, str, dict[str, str]]:
         nonlocal shown
-        b = api.build(name, data, prev, optimal, generation=g)
+        b = api.build(name, data, prev, optimal, generation=g, unavailable=out)
         if not shown:
             report(b.source, b.diagnostics)
             shown = True
@@ -140,6 +142,27 @@ def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
     return True
 
 
+def recompile(source: str, placement: str | None, generation: int, unavailable: frozenset[str]) -> Any:
+    """The controller's compile function (failover, drain): the deployed site
+    again, built by ``fslang.api.build`` with the deployed placement as the
+    previous one, the deployed generation, and ``unavailable`` hosts left out.
+    Returns a ``relocate.Recompiled``; the platform layer only calls it."""
+    from backends.platform.controller.relocate import Recompiled
+    from compiler.placement.place import Placement
+    from fslang import api
+
+    prev = None
+    if placement:
+        try:
+            prev = Placement.from_json(placement)
+        except ValueError:
+            prev = None
+    b = api.build("the deployed site", source, prev, generation=generation, unavailable=unavailable)
+    errors = [f"{d.code}: {d.message}" for d in b.diagnostics if d.severity == "error"]
+    stuck = [d.message for d in b.diagnostics if d.code == "W0702"]
+    return Recompiled(b.files if b.ok else None, errors, stuck)
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `fsc` app."""
     from backends.platform.controller.server import DEFAULT_LISTEN, DEFAULT_OPENFLOW
@@ -162,8 +185,15 @@ def register(app: typer.Typer) -> None:
             max=3600,
             help="seconds a client has to send a request's head, and its body",
         ),
+        down_after: float = typer.Option(
+            3.0, "--down-after", min=0.5, max=3600, help="seconds of heartbeat silence before a host is declared down"
+        ),
+        up_after: float = typer.Option(
+            3.0, "--up-after", min=0.0, max=3600, help="seconds of steady heartbeats before a down host is up again"
+        ),
     ) -> None:
-        """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the agents."""
+        """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the
+        agents, and the monitoring loop (failover of hosts that go down, drains)."""
         from backends.platform.controller.server import StartupError, parse_hostport, run
 
         try:
@@ -172,7 +202,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as err:
             raise _fail(f"controller: {err}; example: --listen 127.0.0.1:8181 --openflow 10.0.0.1:6653", 2) from None
         try:
-            run(http_addr, of_addr, state, request_timeout)
+            run(http_addr, of_addr, state, request_timeout, recompile, down_after, up_after)
         except StartupError as err:
             raise _fail(f"controller: {err}", 3) from None
 
@@ -245,6 +275,60 @@ def register(app: typer.Typer) -> None:
                     "fsc: apply: the controller ended the answer without a result; "
                     "check `fsc status` and the controller's log\n"
                 )
+            raise typer.Exit(3)
+
+    @app.command("drain")
+    def drain_cmd(
+        host: str = typer.Argument(..., help="the module host to empty (e.g. mh1)"),
+        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        grace: float = typer.Option(
+            60.0, "--grace", min=0.0, max=3600, help="seconds old connections may stay on the old instances at most"
+        ),
+        idle: float = typer.Option(
+            3.0, "--idle", min=0.1, max=3600, help="old connections silent this many seconds count as ended"
+        ),
+        ready_timeout: float = typer.Option(
+            60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for the new instances to be ready"
+        ),
+        format: _Format = typer.Option(
+            _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
+        ),
+        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+    ) -> None:
+        """Move every instance off HOST, make-before-break: new connections go to the new
+        instances at once, established ones stay with the old until they end or --grace
+        runs out. Afterwards HOST runs nothing and no placement uses it until `fsc undrain`."""
+        from backends.platform.controller.protocol import DrainRequest, event_line
+        from backends.platform.controller.render import event_text
+
+        client = _client(controller, token_file, timeout)
+        as_json = format is _Format.json
+        last = None
+        with _talking():
+            for ev in client.drain(host, DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout)):
+                last = ev
+                sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")
+                sys.stdout.flush()
+        if getattr(last, "result", None) != "ok":
+            if last is None or getattr(last, "result", None) is None:
+                sys.stderr.write("fsc: drain: the controller ended the answer without a result; see `fsc status`\n")
+            raise typer.Exit(3)
+
+    @app.command("undrain")
+    def undrain_cmd(
+        host: str = typer.Argument(..., help="the drained module host"),
+        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
+        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
+        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+    ) -> None:
+        """Let later placements use HOST again (nothing moves now)."""
+        client = _client(controller, token_file, timeout)
+        with _talking():
+            answer = client.undrain(host)
+        sys.stdout.write(_json(answer) if format is _Format.json else answer.message + "\n")
+        if answer.state == "draining":
             raise typer.Exit(3)
 
     @app.command("status")

@@ -16,7 +16,9 @@ the host does with a packet (``compiler.steering.hostplan``):
   state -- counters, NAT mappings, token buckets -- is shared by every step
   that visits it).  When several steps visit one Click instance, the step
   entry paints the packet (``Paint``) and a ``PaintSwitch`` per instance
-  output hands each packet to the next hop of its own step.
+  output hands each packet to the next hop of its own step (an instance of
+  more than 255 steps paints a second byte too, which picks a group of 255
+  steps first: ``_grouped``).
 * Each output then goes to the next step on this host (no trip to the
   switch), back to the switch re-tagged (``VLANEncap(VLAN_ID tag)`` ->
   ``Queue`` -> ``ToDevice``), or into ``Discard``.
@@ -71,6 +73,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 IFACE = "eth0"  # the host's first switch port
 QUEUE = 1000  # packets per output queue (Click's default capacity)
 MAX_PAINT = 255  # steps one Paint tells apart: colours 0..254 (255 means "every output" to PaintSwitch)
+GROUP_ANNO = 18  # a second paint byte for instances of more than MAX_PAINT steps (no element fsc uses touches it)
 ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
 FAM_IP4, FAM_IP6, FAM_OTHER = "ip4", "ip6", "other"
 IP4_FIELDS = ("ipv4_src", "ipv4_dst")
@@ -740,6 +743,15 @@ def _painted(inst: Instance) -> bool:
     return not inst.external and len(inst.steps) > 1 and bool(inst.module.outputs)
 
 
+def _grouped(inst: Instance) -> bool:
+    """A painted instance with more steps than one paint byte tells apart:
+    step ``k`` is painted ``k % MAX_PAINT`` and, in the GROUP_ANNO byte,
+    ``k // MAX_PAINT``; each output's PaintSwitch picks the group, then a
+    PaintSwitch per group the step (steps are tags: at most 4094, far below
+    MAX_PAINT squared)."""
+    return _painted(inst) and len(inst.steps) > MAX_PAINT
+
+
 def _step_note(s: Step) -> str:
     parts = []
     for label, n in s.next:
@@ -788,23 +800,32 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         m = inst.module
         n = len(inst.steps)
         painted = _painted(inst)
-        if painted and n > MAX_PAINT:
-            raise ClickUnsupported(f"instance {inst.name} has {n} steps; Paint tells at most {MAX_PAINT} apart")
         inst_decls.append({"decl": Raw(f"{inst.cname} :: {inst.cls};"), "note": site_name(inst.name)})
         if painted:
             for j, label in enumerate(m.outputs):
-                decls.append(
-                    Raw(
-                        f"{_switch(inst, j)} :: PaintSwitch;  // {site_name(label)}: "
-                        "to the step that painted the packet"
+                if _grouped(inst):
+                    decls.append(
+                        Raw(
+                            f"{_switch(inst, j)} :: PaintSwitch(ANNO {GROUP_ANNO});  // {site_name(label)}: "
+                            "to the group of the step that painted the packet"
+                        )
                     )
-                )
+                    decls += [Raw(f"{_switch(inst, j)}_g{g} :: PaintSwitch;") for g in range(-(-n // MAX_PAINT))]
+                else:
+                    decls.append(
+                        Raw(
+                            f"{_switch(inst, j)} :: PaintSwitch;  // {site_name(label)}: "
+                            "to the step that painted the packet"
+                        )
+                    )
         for k, s in enumerate(inst.steps):
             entry = f"t{s.tag}"
             if inst.external:
                 decls.append(Raw(f"{entry} :: VLANEncap(VLAN_ID {s.tag});"))
             elif painted:
-                decls.append(Raw(f"{entry} :: Paint({k});"))
+                decls.append(Raw(f"{entry} :: Paint({k % MAX_PAINT});"))
+                if _grouped(inst):
+                    decls.append(Raw(f"{entry}_g :: Paint({k // MAX_PAINT}, ANNO {GROUP_ANNO});"))
             else:
                 decls.append(Raw(f"{entry} :: Null;"))
     step_blocks = []
@@ -812,12 +833,15 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         m = inst.module
         k = inst.steps.index(next(s for s in inst.steps if s.tag == tag))
         s = inst.steps[k]
-        lines = [Raw(f"t{tag} -> [{_input_port(inst, s)}] {inst.cname};")]
+        via = f" -> t{tag}_g" if _grouped(inst) else ""
+        lines = [Raw(f"t{tag}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
         nxt = dict(s.next)
         painted = _painted(inst)
         for j, label in enumerate(m.outputs):
             if inst.external:
                 src = f"{inst.cname} [{k * len(m.outputs) + j}]"
+            elif painted and _grouped(inst):
+                src = f"{_switch(inst, j)}_g{k // MAX_PAINT} [{k % MAX_PAINT}]"
             elif painted:
                 src = f"{_switch(inst, j)} [{k}]"
             else:
@@ -833,6 +857,12 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
     for inst in insts:
         if _painted(inst):
             paint_conns += [Raw(f"{inst.cname} [{j}] -> {_switch(inst, j)};") for j in range(len(inst.module.outputs))]
+        if _painted(inst) and _grouped(inst):
+            paint_conns += [
+                Raw(f"{_switch(inst, j)} [{g}] -> {_switch(inst, j)}_g{g};")
+                for j in range(len(inst.module.outputs))
+                for g in range(-(-len(inst.steps) // MAX_PAINT))
+            ]
     host = site.host(hp.host)
     ctx = {
         "site": quote(site.name),

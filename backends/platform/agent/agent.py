@@ -9,6 +9,10 @@ the agent keeps its instances running (and restarting, by their policies)
 against the last desired set it got, and retries with backoff (0.5 s doubling
 to 10 s).  Before the first answer it changes nothing.
 
+An agent that restarts adopts the instances an earlier run started that
+still run (:mod:`backends.platform.agent.adopt`): nothing that works is
+restarted.
+
 Devices come before instances: every `process` and `vm` instance's device is
 created (``plumb``) before any start of the same round, and non-Click starts
 are submitted before Click ones, so a Click configuration finds the devices
@@ -19,8 +23,6 @@ a replacement (new digest) keeps it, so Click's sockets on it stay valid.
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from backends.platform.agent import adopt
 from backends.platform.agent.client import ControllerClient, Unreachable
 from backends.platform.agent.hostload import LoadReader
 from backends.platform.agent.reconcile import (
@@ -45,7 +48,10 @@ from backends.platform.agent.runners import AgentSpec, Context, Handle, Runner, 
 from backends.platform.controller.protocol import Heartbeat
 
 log = logging.getLogger("fsc.agent")
-MAX_RETRY = 10.0
+#: Longest pause between two heartbeats while the controller does not answer: a
+#: restarted controller hears from every agent within this long (and so never
+#: takes a host for down only because its agent was waiting to retry).
+MAX_RETRY = 2.0
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Slot:
     gave_up: bool = False
     packets: int = 0
     message: str = ""
+    modules: dict[str, int] | None = None
 
 
 class Agent:
@@ -91,7 +98,7 @@ class Agent:
                 phase = "starting"
             elif slot.handle is not None and slot.alive:
                 poll = slot.runner.poll(slot.handle)
-                slot.packets, slot.message = poll.packets, poll.message
+                slot.packets, slot.message, slot.modules = poll.packets, poll.message, poll.modules
                 if not poll.alive:
                     slot.alive, slot.exit_code, slot.exited_at = False, poll.exit_code, now
                     log.warning("%s: %s", iid, describe_exit(slot.exit_code))
@@ -108,6 +115,7 @@ class Agent:
                 slot.gave_up,
                 slot.packets,
                 slot.message,
+                dict(slot.modules or {}),
             )
         return out
 
@@ -116,9 +124,7 @@ class Agent:
         try:
             slot.handle = slot.future.result()
             slot.alive, slot.exit_code, slot.message = True, None, slot.handle.message
-            if slot.handle.proc is not None:
-                pid = slot.handle.proc.pid
-                (self.ctx.instance_dir(slot.spec.id) / "pid").write_text(f"{pid} {start_time(pid)}")
+            adopt.record(self.ctx, slot.handle)
             log.info("%s ready%s", slot.spec.id, f" ({slot.message})" if slot.message else "")
         except StartError as err:
             slot.alive, slot.exit_code, slot.exited_at, slot.message = False, 1, now, str(err)
@@ -205,6 +211,7 @@ class Agent:
                 slot.handle = None
         if slot.handle is not None:
             slot.runner.stop(slot.handle)
+        adopt.forget(self.ctx, iid)
         if unplumb:
             try:
                 slot.runner.unplumb(slot.spec)
@@ -237,29 +244,14 @@ class Agent:
             raise KeyError(f"{iid} is not running")
         return slot.runner.export_state(slot.handle)
 
-
-def start_time(pid: int) -> str:
-    """The process's start time in clock ticks (/proc/PID/stat field 22): with the
-    pid, it names one process even after the pid is reused."""
-    try:
-        stat = open(f"/proc/{pid}/stat", encoding="utf-8").read()
-    except OSError:
-        return ""
-    return stat.rpartition(")")[2].split()[19]
-
-
-def kill_leftovers(ctx: Context) -> list[int]:
-    """End the instances an earlier run of this agent left behind (pid files whose
-    process, pid and start time, still runs)."""
-    killed: list[int] = []
-    for pidfile in sorted((ctx.state_dir / "instances").glob("*/pid")):
-        try:
-            pid_text, _, started = pidfile.read_text().partition(" ")
-            pid = int(pid_text)
-            if started and start_time(pid) == started.strip():
-                os.killpg(pid, signal.SIGKILL)
-                killed.append(pid)
-        except (ValueError, OSError):
-            pass
-        pidfile.unlink(missing_ok=True)
-    return killed
+    def adopt(self) -> int:
+        """Take over the instances an earlier run of the agent left running
+        (before the first heartbeat); returns how many."""
+        handles, ended = adopt.adopt(self.ctx)
+        if ended:
+            log.info("ended %d instance(s) an older agent left without a record", len(ended))
+        for h in handles:
+            runner = self.runners[h.spec.kind]
+            self.slots[h.spec.id] = Slot(h.spec, runner, runner.policy(h.spec), handle=h, alive=True)
+            log.info("%s: adopted (pid %s, digest %s)", h.spec.id, h.proc.pid if h.proc else "-", h.spec.digest[:12])
+        return len(handles)

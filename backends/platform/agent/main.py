@@ -1,4 +1,6 @@
-"""`fsc agent` entry point: arguments checked, leftovers ended, the loop run until a signal."""
+"""`fsc agent` entry point: arguments checked, running instances adopted, the loop
+run until a signal (SIGTERM/SIGINT stop the instances too; an agent that dies
+without one leaves them running for the next agent to adopt)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from backends.platform.agent.agent import Agent, kill_leftovers
+from backends.platform.agent.agent import Agent
 from backends.platform.agent.client import ControllerClient, read_token
 from backends.platform.agent.runners import Context
 
@@ -35,10 +37,8 @@ def run_agent(
         host=host, state_dir=state_dir or Path(f"/var/lib/fsc-agent/{host}"), lab=lab, netns_prefix=netns_prefix
     )
     ctx.state_dir.mkdir(parents=True, exist_ok=True)
-    killed = kill_leftovers(ctx)
-    if killed:
-        logging.getLogger("fsc.agent").info("ended %d instance(s) left by an earlier run", len(killed))
     agent = Agent(ctx, ControllerClient(controller, host, read_token(token_file)))
+    agent.adopt()
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

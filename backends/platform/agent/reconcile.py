@@ -16,7 +16,7 @@ spec with another digest (or stops wanting it and wants it again).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from backends.platform.controller.protocol import InstanceReport, InstanceSpec
@@ -61,6 +61,7 @@ class Observed:
     gave_up: bool = False
     packets: int = 0
     message: str = ""
+    modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets
 
 
 @dataclass(frozen=True)
@@ -145,5 +146,11 @@ def report(obs: Observed, policy: RestartPolicy, now: float) -> InstanceReport:
             f"in {max(0.0, due):.1f} s" + (f" ({obs.message})" if obs.message else "")
         )
     return InstanceReport(
-        id=obs.id, digest=obs.digest, state=state, packets=obs.packets, restarts=obs.restarts, message=message
+        id=obs.id,
+        digest=obs.digest,
+        state=state,
+        packets=obs.packets,
+        restarts=obs.restarts,
+        message=message,
+        modules=dict(obs.modules),
     )

@@ -24,8 +24,10 @@ from backends.platform.controller.protocol import (
     ApplyEvent,
     ApplyRequest,
     DeployedAnswer,
+    DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
+    HostAnswer,
     PlanAnswer,
     StatusAnswer,
     one_line,
@@ -110,7 +112,17 @@ class ApiClient:
 
     def apply(self, req: ApplyRequest) -> Iterator[ApplyEvent]:
         """POST /v1/apply and yield each progress event as it arrives."""
-        r = self._send("POST", "/v1/apply", req, stream=True, read_timeout=max(self.timeout[1], STREAM_QUIET))
+        return self._stream("/v1/apply", req, "the apply")
+
+    def drain(self, host: str, req: DrainRequest) -> Iterator[ApplyEvent]:
+        """POST /v1/hosts/HOST/drain and yield each progress event as it arrives."""
+        return self._stream(f"/v1/hosts/{quote(host, safe='')}/drain", req, "the drain")
+
+    def undrain(self, host: str) -> HostAnswer:
+        return self._call("POST", f"/v1/hosts/{quote(host, safe='')}/undrain", HostAnswer)
+
+    def _stream(self, path: str, body: BaseModel, what: str) -> Iterator[ApplyEvent]:
+        r = self._send("POST", path, body, stream=True, read_timeout=max(self.timeout[1], STREAM_QUIET))
         with r:
             try:
                 for line in r.iter_lines():
@@ -120,8 +132,8 @@ class ApiClient:
                 if _timed_out(err):
                     raise self._timeout(err, (self.timeout[0], max(self.timeout[1], STREAM_QUIET))) from err
                 raise ClientError(
-                    f"the connection to the controller at {self.url} broke during the apply ({_why(err)}); "
-                    "the apply goes on there: see `fsc status`"
+                    f"the connection to the controller at {self.url} broke during {what} ({_why(err)}); "
+                    f"{what} goes on there: see `fsc status`"
                 ) from err
 
     # ---- plumbing ----

@@ -258,8 +258,21 @@ def _instruction_bytes(inst: Any) -> bytes:
 
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
-    """An OFPFlowMod for ``flow``: ``add`` (also replaces an equal-key flow) or ``delete`` (strict)."""
+    """An OFPFlowMod for ``flow``: ``add`` (also replaces an equal-key flow),
+    ``delete`` (strict), or ``delete_cookie`` (every flow of ``flow``'s table
+    with its cookie, e.g. the pins a drain's switch learned)."""
     p, o = dp.ofproto_parser, dp.ofproto
+    if command == "delete_cookie":
+        return p.OFPFlowMod(
+            dp,
+            cookie=flow.cookie,
+            cookie_mask=0xFFFFFFFFFFFFFFFF,
+            table_id=flow.table_id,
+            command=o.OFPFC_DELETE,
+            out_port=o.OFPP_ANY,
+            out_group=o.OFPG_ANY,
+            match=p.OFPMatch(),
+        )
     if command == "add":
         return p.OFPFlowMod(
             dp,

@@ -49,9 +49,11 @@ from backends.platform.controller.protocol import (
     PROTOCOL_VERSION,
     ApplyRequest,
     DeployedAnswer,
+    DrainRequest,
     ErrorAnswer,
     Heartbeat,
     HeartbeatAnswer,
+    HostAnswer,
     PlanAnswer,
     ResultFailed,
     StatusAnswer,
@@ -290,7 +292,42 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
     async def apply(req: ApplyRequest) -> StreamingResponse:
         """Deploy these compiled files: the two-phase update (docs/platform.md). The
         apply runs to its end even when the client goes away."""
-        return StreamingResponse(_apply_lines(controller, req), media_type="application/x-ndjson")
+        return StreamingResponse(_stream_lines(lambda: controller.apply(req)), media_type=_NDJSON_TYPE)
+
+    _NDJSON = {
+        **_ERRORS,
+        200: {
+            "description": "progress as NDJSON, one ApplyEvent a line, the last one the result; "
+            "empty lines (keep-alive) may come between them",
+            "content": {"application/x-ndjson": {"schema": {"$ref": "#/components/schemas/ApplyEvent"}}},
+        },
+        404: {"model": ErrorAnswer, "description": "the deployed site has no such host"},
+    }
+
+    @api.post("/v1/hosts/{host}/drain", response_class=StreamingResponse, responses=_NDJSON)
+    async def drain(
+        req: DrainRequest, host: str = Path(pattern=HOST_NAME, max_length=255, description="the host to drain")
+    ) -> StreamingResponse:
+        """Move every instance off HOST, make-before-break (docs/platform.md, "Drain"); the
+        answer streams the moves and the wait for the old connections. The drain runs to
+        its end even when the client goes away."""
+        if host not in controller.site_hosts():
+            raise HTTPException(404, f"the deployed site has no host `{host}`")
+        return StreamingResponse(_stream_lines(lambda: controller.drain_host(host, req)), media_type=_NDJSON_TYPE)
+
+    @api.post(
+        "/v1/hosts/{host}/undrain",
+        response_model=HostAnswer,
+        responses={**_ERRORS, 404: {"model": ErrorAnswer, "description": "the deployed site has no such host"}},
+    )
+    def undrain(
+        host: str = Path(pattern=HOST_NAME, max_length=255, description="the host to give back to placement"),
+    ) -> HostAnswer:
+        """Later placements may use HOST again (nothing moves now)."""
+        answer = controller.undrain(host)
+        if answer is None:
+            raise HTTPException(404, f"the deployed site has no host `{host}`")
+        return answer
 
     @api.post(
         "/v1/agents/{host}/heartbeat",
@@ -357,9 +394,13 @@ def _first(errors: Any) -> str:
     return f"{where}: {e.get('msg')}" if where else str(e.get("msg"))
 
 
-async def _apply_lines(controller: Any, req: ApplyRequest) -> AsyncIterator[str]:
-    """The apply runs in a thread of its own (it must finish even when the client
-    goes away); its events come here through a queue, one NDJSON line each."""
+_NDJSON_TYPE = "application/x-ndjson"
+
+
+async def _stream_lines(events: Callable[[], Any]) -> AsyncIterator[str]:
+    """An update (apply, drain) runs in a thread of its own (it must finish even
+    when the client goes away); its events come here through a queue, one NDJSON
+    line each."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
 
@@ -371,10 +412,10 @@ async def _apply_lines(controller: Any, req: ApplyRequest) -> AsyncIterator[str]
 
     def run() -> None:
         try:
-            for ev in controller.apply(req):
+            for ev in events():
                 put(event_line(ev))
         except Exception as err:  # a bug: answer instead of cutting the stream
-            LOG.exception("internal error in an apply")
+            LOG.exception("internal error in an update")
             put(event_line(ResultFailed(result="failed", error=f"the controller failed: {err}; see its log")))
         finally:
             put(None)

@@ -3,6 +3,8 @@
 One Click instance per host and generation (``click.gN``, the host's
 ``click/HOST.click``); one instance per ``process`` and ``vm`` module
 instance, named like the instance (see docs/platform.md, agent protocol).
+A host that placement gives no instance (a spare, a drained host) runs
+nothing, not even an empty Click configuration.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ def host_specs(files: Mapping[str, str] | None) -> dict[str, list[InstanceSpec]]
     doc = plan_doc(files)
     site = doc.site if doc is not None else ""
     out: dict[str, list[InstanceSpec]] = {}
+    pdoc = placement_doc(files)
     for path, text in sorted(files.items()):
         if path.startswith("click/") and path.endswith(".click"):
             on = path[len("click/") : -len(".click")]
+            if pdoc is not None and on in pdoc.hosts and not pdoc.hosts[on].instances:
+                continue  # nothing placed there
             out.setdefault(on, []).append(_spec(f"click.g{gen}", "click", gen, {path: text}, site))
     placement = placement_of(files)
     for path, text in sorted(files.items()):

@@ -200,11 +200,12 @@ class FscOpenFlow(app_manager.OSKenApp):
         if errors:
             raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
 
-    def read_tables(self, dpid: int, timeout: float = 30.0) -> Tables:
-        """Every flow of every table, by key."""
+    def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:
+        """Every flow of every table (or of ``table`` only), by key; each with its stats."""
         dp = self._dp(dpid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
-        req = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
+        which = ofp.OFPTT_ALL if table is None else table
+        req = parser.OFPFlowStatsRequest(dp, 0, which, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
         slot = _Pending()
         xid = next(self._xids) & 0xFFFFFFFF
         req.set_xid(xid)

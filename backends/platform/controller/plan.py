@@ -22,7 +22,7 @@ from compiler.lowering import tables as T
 from compiler.placement.document import PlacementDocument
 
 Tables = dict[FlowKey, Flow]
-Op = tuple[str, Flow]  # ("add" | "delete", flow)
+Op = tuple[str, Flow]  # ("add" | "delete" | "delete_cookie", flow): see flows.flow_mod
 
 
 def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Tables]]:
@@ -205,6 +205,8 @@ def apply_ops(tables: Tables, ops: list[Op]) -> Tables:
     for cmd, f in ops:
         if cmd == "add":
             out[f.key] = f
+        elif cmd == "delete_cookie":
+            out = {k: g for k, g in out.items() if not (g.table_id == f.table_id and g.cookie == f.cookie)}
         else:
             out.pop(f.key, None)
     return out

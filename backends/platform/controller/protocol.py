@@ -20,8 +20,11 @@ PROTOCOL_VERSION = 1
 
 InstanceKind = Literal["click", "process", "vm"]
 InstanceState = Literal["starting", "ready", "failed", "stopped"]
-#: What ``fsc status`` shows for an instance: the agent's state, or why there is none.
-ShownState = Literal["starting", "ready", "failed", "stopped", "old version", "unknown"]
+#: What ``fsc status`` shows for an instance: the agent's state, or why there is none
+#: (``lost``: its host is down).
+ShownState = Literal["starting", "ready", "failed", "stopped", "old version", "unknown", "lost"]
+#: A host as the controller's monitoring loop sees it (docs/platform.md, "Host states").
+HostState = Literal["unknown", "up", "down", "draining", "drained"]
 #: Longest wait a request may ask for (seconds).
 MAX_WAIT = 3600.0
 
@@ -73,6 +76,8 @@ class InstanceReport(_Model):
     packets: int = 0
     restarts: int = 0
     message: str = ""
+    #: a Click configuration's module instances (``fw``, ``ids#2``) -> packets each took in
+    modules: dict[str, int] = Field(default_factory=dict)
 
 
 class HostLoad(_Model):
@@ -215,6 +220,29 @@ class PausedEvent(_Model):
     after: str
 
 
+class MovedEvent(_Model):
+    """A failover or drain chose where the instances go (an in-place update of the deployed generation)."""
+
+    phase: Literal["moves"]
+    host: str
+    moved: dict[str, Moved] = Field(default_factory=dict)
+    stuck: list[str] = Field(default_factory=list)  # W0702: cannot move, with why
+
+
+class DrainEvent(_Model):
+    """A drain waits for the connections established through the old instances:
+    ``old_packets`` went their way so far, ``quiet`` seconds since the last one,
+    ``left`` seconds of the grace time; ``new_flows`` connections already went
+    to the new instances."""
+
+    phase: Literal["drain"]
+    host: str
+    old_packets: int
+    new_flows: int
+    quiet: float
+    left: float
+
+
 class ResultOk(_Model):
     result: Literal["ok"]
     changed: bool
@@ -262,6 +290,8 @@ ApplyEvent = Annotated[
     | Annotated[CommitEvent, Tag("commit")]
     | Annotated[RollbackEvent, Tag("rollback")]
     | Annotated[PausedEvent, Tag("paused")]
+    | Annotated[MovedEvent, Tag("moves")]
+    | Annotated[DrainEvent, Tag("drain")]
     | Annotated[ResultOk, Tag("result:ok")]
     | Annotated[ResultFailed, Tag("result:failed")],
     Discriminator(_event_tag),
@@ -278,12 +308,35 @@ def event_line(ev: BaseModel) -> str:
 
 
 # ---- deployed state and status ------------------------------------------------------------------
+class DrainRequest(_Model):
+    """Body of ``POST /v1/hosts/HOST/drain``: every instance of HOST moves to
+    other hosts, make-before-break. Connections established through a moved
+    instance stay with the old one until they have been silent for ``idle``
+    seconds (ended) or ``grace`` seconds have passed; new ones go to the new
+    instance at once."""
+
+    grace: float = Field(default=60.0, ge=0, le=MAX_WAIT)
+    idle: float = Field(default=3.0, gt=0, le=MAX_WAIT)
+    ready_timeout: float = Field(default=60.0, gt=0, le=MAX_WAIT)
+
+
+class HostAnswer(_Model):
+    """Answer of ``POST /v1/hosts/HOST/undrain``: the host's state now."""
+
+    host: str
+    state: HostState
+    message: str
+
+
 class DeployedAnswer(_Model):
-    """Answer of ``GET /v1/deployed``: the committed site (all null/empty when none)."""
+    """Answer of ``GET /v1/deployed``: the committed site (all null/empty when
+    none), and the hosts placement must not use now (down or drained): `fsc
+    plan/apply` compile with them left out, as the controller's failover does."""
 
     generation: int | None
     files: dict[str, str]
     site: str | None
+    unavailable: list[str] = Field(default_factory=list)
 
 
 class SwitchStatus(_Model):
@@ -296,12 +349,20 @@ class SwitchStatus(_Model):
 
 
 class InstanceStatus(_Model):
+    """One instance under its host: a module instance by its own name (``fw``,
+    ``ids#2``; Click ones too, with ``in`` the host's Click configuration
+    ``click.gN``), or a host's Click configuration itself."""
+
     id: str
     kind: InstanceKind | None  # None: not wanted (e.g. the old generation while draining)
     wanted: bool
     state: ShownState
     packets: int
     restarts: int
+    in_: str | None = Field(default=None, alias="in")  # a Click module instance: its Click configuration
+    message: str = ""  # why it is lost, failed or stuck
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
 class HostStatus(_Model):
@@ -310,6 +371,9 @@ class HostStatus(_Model):
     last_seen: float | None  # Unix time of the last heartbeat
     load: HostLoad | None
     instances: list[InstanceStatus]
+    drained: bool = False  # taken out by `fsc drain` (draining or drained): no placement uses it
+    state: HostState = "unknown"
+    spare: bool = False
 
 
 class StatusAnswer(_Model):
@@ -321,6 +385,12 @@ class StatusAnswer(_Model):
     unknown_switches: list[int]  # connected dpids the deployed site does not have
     hosts: list[HostStatus]
     applying: bool
+    #: what the platform is doing by itself (``failover of mh2``, ``drain of mh1``), or None
+    operation: str | None = None
+    #: instances that could not be re-placed, with why (W0702 messages)
+    unplaced: list[str] = Field(default_factory=list)
+    #: the last failover or drain: what happened, when (newest last, at most 10)
+    events: list[str] = Field(default_factory=list)
 
 
 class ErrorAnswer(_Model):

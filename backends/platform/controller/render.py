@@ -11,6 +11,8 @@ from rich.table import Table
 
 from backends.platform.controller.protocol import (
     CommitEvent,
+    DrainEvent,
+    MovedEvent,
     PausedEvent,
     PlanAnswer,
     PlanEvent,
@@ -59,8 +61,15 @@ def plan_text(plan: PlanAnswer, site: str) -> str:
 
 def event_text(ev: BaseModel) -> str:
     """One line (or a few) for one apply progress event."""
+    if isinstance(ev, ResultOk) and ev.message and (ev.changed or ev.generation is None):
+        sw = ", ".join(f"{n} +{s.added}/-{s.removed}" for n, s in sorted((ev.switches or {}).items()))
+        lines = [ev.message + (f" (rules: {sw})" if sw else "")]
+        lines += [f"warning: {w}" for w in ev.warnings or []]
+        return "\n".join(lines)
     if isinstance(ev, ResultOk):
         if not ev.changed:
+            if ev.message and not ev.message.startswith("nothing to change"):
+                return ev.message
             return f"nothing to change (generation {ev.generation} is deployed)"
         sw = ", ".join(f"{n} +{s.added}/-{s.removed}" for n, s in sorted((ev.switches or {}).items()))
         lines = [f"applied: generation {ev.generation} is live ({sw or 'no rules changed'})"]
@@ -93,6 +102,16 @@ def event_text(ev: BaseModel) -> str:
         return f"rollback: {ev.error}"
     if isinstance(ev, PausedEvent):
         return f"paused after {ev.after}"
+    if isinstance(ev, MovedEvent):
+        moved = ", ".join(f"{k} {v.from_} -> {v.to}" for k, v in sorted(ev.moved.items())) or "nothing"
+        lines = [f"moves off {ev.host}: {moved}"]
+        lines += [f"cannot move: {w}" for w in ev.stuck]
+        return "\n".join(lines)
+    if isinstance(ev, DrainEvent):
+        return (
+            f"drain of {ev.host}: {ev.new_flows} new connection(s) on the new instances; old connections "
+            f"{ev.old_packets} packets so far, quiet for {ev.quiet:.1f}s; grace left {ev.left:.0f}s"
+        )
     return str(ev)
 
 
@@ -128,19 +147,32 @@ def status_text(st: StatusAnswer) -> str:
     for dpid in st.unknown_switches:
         con.print(f"connected switch {dpid:#x} is not part of the deployed site")
     h = Table(box=None, pad_edge=False)
-    for col in ("host", "alive", "load", "memory free", "instances"):
+    for col in ("host", "state", "alive", "load", "memory free"):
         h.add_column(col)
     for host in st.hosts:
         load = host.load
-        inst = ", ".join(f"{i.id} {i.state}" + ("" if i.wanted else " (unwanted)") for i in host.instances) or "-"
         age = "" if host.last_seen is None else f" ({time.time() - host.last_seen:.0f}s ago)"
         h.add_row(
-            host.name,
+            host.name + (" (spare)" if host.spare else ""),
+            host.state.upper() if host.state in ("down", "drained", "draining") else host.state,
             ("yes" if host.alive else "NO") + age,
             "-" if load is None else f"{load.load1:.2f}/{load.cores}",
             "-" if load is None else _bytes(load.memory_available),
-            inst,
         )
     if st.hosts:
         con.print(h)
+    for host in st.hosts:
+        note = {"drained": " (drained: runs nothing, no placement uses it)", "draining": " (draining)"}
+        con.print(f"{host.name}{note.get(host.state, '')}:" + ("" if host.instances else " no instances"))
+        for i in host.instances:
+            where = f" in {i.in_}" if i.in_ else ""
+            extra = "" if i.wanted else " (not wanted: stopping)"
+            why = f"  {i.message}" if i.message and i.state in ("lost", "failed") else ""
+            con.print(f"  {i.id:<14} {i.kind or '-':<8} {i.state:<11} {i.packets:>9} pkts{where}{extra}{why}")
+    if st.operation:
+        con.print(f"in progress: {st.operation}")
+    for u in st.unplaced:
+        con.print(f"cannot re-place: {u}")
+    for e in st.events:
+        con.print(f"event: {e}")
     return buf.getvalue()

@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER
+from backends.platform.controller.relocate import Recompile
 from backends.platform.controller.state import StateDir, StateError
 
 #: Where `fsc controller` listens unless told: both on the loopback only. A
@@ -47,7 +49,18 @@ def _bind(addr: tuple[str, int], what: str) -> socket.socket:
         raise StartupError(f"cannot listen for {what} on {addr[0]}:{addr[1]}: {err.strerror or err}") from err
 
 
-def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path, request_timeout: float = 30.0) -> None:
+def run(
+    listen: tuple[str, int],
+    openflow: tuple[str, int],
+    state_dir: Path,
+    request_timeout: float = 30.0,
+    recompile: Recompile | None = None,
+    down_after: float = DOWN_AFTER,
+    up_after: float = UP_AFTER,
+) -> None:
+    """Serve until SIGTERM/SIGINT. ``recompile``: how the controller compiles the
+    deployed site again for a failover or drain (``fsc controller`` passes one
+    built on ``fslang.api.build``; the platform layer may not import it)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("os_ken.base.app_manager", "os_ken.controller.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -67,6 +80,7 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path, req
     from os_ken.base import app_manager
 
     from backends.platform.controller.httpapi import ApiServer, create_app
+    from backends.platform.controller.monitor import Monitor
     from backends.platform.controller.ofapp import FscOpenFlow
     from backends.platform.controller.ofserver import FscOFPHandler, OpenFlowListener, quiet_osken_parser
     from backends.platform.controller.service import Controller
@@ -77,11 +91,20 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path, req
     handler = mgr.instantiate(FscOFPHandler)
     of = mgr.instantiate(FscOpenFlow)
     handler.listener = OpenFlowListener(of_sock)
-    controller = Controller(state, of, pause_after=os.environ.get("FSC_CONTROLLER_PAUSE_AFTER") or None)
+    controller = Controller(
+        state,
+        of,
+        pause_after=os.environ.get("FSC_CONTROLLER_PAUSE_AFTER") or None,
+        recompile=recompile,
+        down_after=down_after,
+        up_after=up_after,
+    )
     api = ApiServer(http_sock, create_app(controller, token, request_timeout), request_timeout)
     handler.start()
     of.start()
     api.start()
+    stop = threading.Event()
+    Monitor(controller).start(stop)
     sys.stderr.write(
         f"fsc controller: OpenFlow on {openflow[0]}:{of_sock.getsockname()[1]}, "
         f"HTTP API on http://{listen[0]}:{api.port}\n"
@@ -90,7 +113,6 @@ def run(listen: tuple[str, int], openflow: tuple[str, int], state_dir: Path, req
         f"  token: {state.token_path}  (clients: --token-file {state.token_path} or FSC_TOKEN_FILE)\n"
     )
     sys.stderr.flush()
-    stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()

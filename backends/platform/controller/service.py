@@ -1,8 +1,11 @@
 """The controller's behaviour: plan, apply (two-phase, with rollback), status,
-reconcile-on-connect, heartbeats. Talks to switches through an object with
-``connected()``, ``push(dpid, ops, bundle=True)`` and ``read_tables(dpid)``
+reconcile-on-connect, heartbeats, and the platform's own moves (failover,
+drain: :mod:`relocate`, driven by :mod:`monitor`). Talks to switches through
+an object with ``connected()``, ``push(dpid, ops, bundle=True)`` and
+``read_tables(dpid, table=None)``
 (:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
-:class:`StateDir`; the HTTP layer only translates.
+:class:`StateDir`; the HTTP layer only translates. Time comes from an
+injectable clock (the monitoring loop's timers; tests drive it).
 """
 
 from __future__ import annotations
@@ -10,19 +13,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
 
+from backends.platform.controller import drainrules
 from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FilesError
+from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER, HostBook
 from backends.platform.controller.instances import host_specs, hosts_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
     generation_of,
     ingress_tables,
+    placement_doc,
     plan_doc,
     plan_update,
     reconcile_ops,
@@ -33,8 +40,10 @@ from backends.platform.controller.protocol import (
     ApplyRequest,
     CommitEvent,
     DeployedAnswer,
+    DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
+    HostAnswer,
     HostStatus,
     InstanceSpec,
     InstanceStatus,
@@ -53,6 +62,7 @@ from backends.platform.controller.protocol import (
     SwitchStatus,
     WaitingEvent,
 )
+from backends.platform.controller.relocate import ActiveDrain, Recompile
 from backends.platform.controller.state import DeployedState, Journal, StateDir
 
 LOG = logging.getLogger("fsc.controller")
@@ -67,14 +77,36 @@ class ApplyFailed(Exception):
 
 
 class Controller:
-    def __init__(self, state: StateDir, switches: Any, pause_after: str | None = None) -> None:
+    def __init__(
+        self,
+        state: StateDir,
+        switches: Any,
+        pause_after: str | None = None,
+        recompile: Recompile | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        down_after: float = DOWN_AFTER,
+        up_after: float = UP_AFTER,
+    ) -> None:
         self.state = state
         #: fault injection for the crash tests: stop for good after this phase
         #: (``install``, ``flip`` or ``commit``) of an update (not of a first
         #: deploy), as if the process hung there.
         self.pause_after = pause_after
         self.of = switches
-        self.agents = AgentBook()
+        self.clock = clock
+        #: compiles the deployed site again (failover, drain); None: the
+        #: controller cannot move instances by itself (it says so)
+        self.recompile = recompile
+        self.hosts = HostBook(state, clock, down_after, up_after)
+        self.agents = AgentBook(clock=clock)
+        self.agents.on_beat(self.hosts.beat)
+        self.drain: ActiveDrain | None = None
+        self.operation: str | None = None  # what the platform does by itself now
+        self.unplaced: list[str] = []  # W0702 of the last re-placement
+        self.events: deque[str] = deque(maxlen=10)
+        self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
+        self._compiling: set[tuple] = set()
+        self._extras: dict[str, Tables] = {}  # switch -> rules beside the committed site (a drain's)
         self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
         self._guard = threading.Lock()
         self._applying = False
@@ -91,7 +123,10 @@ class Controller:
                 d.generation if d is not None else None,
             )
             state.clear_journal()
+        if journal is not None and journal.kind == "drain":
+            LOG.warning("a drain of %s was under way: it ends now (old connections move)", journal.host)
         self.agents.want([self._deployed_files()], self._deployed_source())
+        self.agents.set_out(self.out_hosts())
         switches.on_connect = self.on_connect
         for dpid in switches.connected():  # connected before we were listening for it
             threading.Thread(target=self.on_connect, args=(dpid,), daemon=True).start()
@@ -131,12 +166,32 @@ class Controller:
     def _lock_for(self, dpid: int) -> threading.Lock:
         return self._switch_locks.setdefault(dpid, threading.Lock())
 
+    # -- hosts ----------------------------------------------------------------
+    def note(self, message: str) -> None:
+        """Something the platform did by itself: logged, and listed by status."""
+        LOG.warning("%s", message)
+        self.events.append(time.strftime("%H:%M:%S ") + message)
+
+    def site_hosts(self) -> list[str]:
+        return hosts_of(self._deployed_files())
+
+    def out_hosts(self) -> frozenset[str]:
+        """Hosts that are to run nothing: down, or drained (once the drain is over)."""
+        draining = self.drain.host if self.drain is not None else None
+        return self.hosts.down() | (self.hosts.drained() - {draining})
+
+    def _switch_expected(self, name: str) -> Tables:
+        """What switch ``name`` must hold: the committed site's rules and a drain's."""
+        tables = dict(self._deployed_tables().get(name, (0, {}))[1])
+        tables.update(self._extras.get(name, {}))
+        return tables
+
     def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables) -> None:
         """Push one phase to one switch as a bundle, read back, compare."""
         if not ops:
             return  # nothing sent: the last read-back still holds
         self.of.push(dpid, ops)
-        got = self.of.read_tables(dpid)
+        got = drainrules.without_pins(self.of.read_tables(dpid))
         diffs = same_tables(expected, got)
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
@@ -152,13 +207,14 @@ class Controller:
         with self._lock_for(dpid):
             if actual is None:
                 actual = self.of.read_tables(dpid)
+            pins = self.drain is not None  # a drain's pins stay; left over from an old one, they go
             keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
-            ops = reconcile_ops(actual, desired, keep=keep)
+            ops = reconcile_ops(actual, desired, keep=lambda f: keep(f) or (pins and drainrules.is_pin(f)))
             if not ops:
                 return 0, actual
             self.of.push(dpid, ops)
-            got = self.of.read_tables(dpid)
-            want = apply_ops(actual, ops)
+            got = drainrules.without_pins(self.of.read_tables(dpid))
+            want = drainrules.without_pins(apply_ops(actual, ops))
             diffs = same_tables(want, got)
             if diffs:
                 raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
@@ -205,7 +261,7 @@ class Controller:
                 )
                 return
             try:
-                n = self._reconcile([(name, dpid, tables[name][1])], ingress_tables(files))
+                n = self._reconcile([(name, dpid, self._switch_expected(name))], ingress_tables(files))
                 LOG.info(
                     "switch %s (%#x) reconciled to generation %d with %d operations",
                     name,
@@ -219,9 +275,10 @@ class Controller:
     # -- API ------------------------------------------------------------------
     def deployed(self) -> DeployedAnswer:
         d = self._deployed_doc()
+        out = sorted(self.hosts.unavailable())
         if d is None:
-            return DeployedAnswer(generation=None, files={}, site=None)
-        return DeployedAnswer(generation=d.generation, files=d.files, site=d.site)
+            return DeployedAnswer(generation=None, files={}, site=None, unavailable=out)
+        return DeployedAnswer(generation=d.generation, files=d.files, site=d.site, unavailable=out)
 
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
@@ -259,7 +316,7 @@ class Controller:
                 )
             )
         specs = host_specs(files)
-        hosts = [self._host_status(host, specs.get(host, [])) for host in hosts_of(files)]
+        hosts = [self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)]
         return StatusAnswer(
             site=doc.site if doc is not None else None,
             generation=(doc.generation if doc is not None else 0) if files else None,
@@ -267,39 +324,206 @@ class Controller:
             unknown_switches=sorted(connected - known),
             hosts=hosts,
             applying=self._applying,
+            operation=self.operation
+            or (f"drain of {self.drain.host} (old connections stay until they end)" if self.drain else None),
+            unplaced=list(self.unplaced),
+            events=list(self.events),
         )
 
-    def _host_status(self, host: str, specs: list[InstanceSpec]) -> HostStatus:
+    def _host_status(self, host: str, specs: list[InstanceSpec], files: dict[str, str] | None) -> HostStatus:
+        """Every instance under its host by its own name: the host's Click
+        configuration, each module instance in it, each process and vm; all
+        ``lost`` while the host is down."""
         seen = self.agents.seen(host)
         reports = {r.id: r for r in seen.beat.instances} if seen else {}
+        state = self.hosts.state_of(host)
+        lost = host in self.hosts.down()
+        pdoc = placement_doc(files)
+        placed = {n: i for n, i in (pdoc.instances.items() if pdoc is not None else ()) if i.host == host}
+        stuck = {w.split("`")[1]: w for w in self.unplaced if w.count("`") >= 2}
+        silence = self.hosts.silence(host)
+        why_lost = (
+            f"host {host} is down (no heartbeat for {silence:.0f}s)" if silence is not None else f"host {host} is down"
+        )
         inst = []
+        clicks = []
         for s in specs:
             r = reports.get(s.id)
+            shown = (r.state if r.digest == s.digest else "old version") if r else "unknown"
+            if s.kind == "click":
+                clicks.append((s, r, shown))
             inst.append(
                 InstanceStatus(
                     id=s.id,
                     kind=s.kind,
                     wanted=True,
-                    state=(r.state if r.digest == s.digest else "old version") if r else "unknown",
+                    state="lost" if lost else shown,  # type: ignore[arg-type]
                     packets=r.packets if r else 0,
                     restarts=r.restarts if r else 0,
+                    message=stuck.get(s.id, why_lost) if lost else (r.message if r else ""),
                 )
             )
-        wanted = {s.id for s in specs}
+        listed = {s.id for s in specs}
+        for name, pi in sorted(placed.items()):
+            if name in listed or pi.kind != "click":
+                continue
+            spec, r, shown = clicks[-1] if clicks else (None, None, "unknown")
+            inst.append(
+                InstanceStatus(
+                    id=name,
+                    kind="click",
+                    wanted=True,
+                    state="lost" if lost else shown,  # type: ignore[arg-type]
+                    packets=r.modules.get(name, 0) if r is not None else 0,
+                    restarts=r.restarts if r is not None else 0,
+                    in_=spec.id if spec is not None else None,
+                    message=stuck.get(name, why_lost) if lost else "",
+                )
+            )
         for r in sorted(reports.values(), key=lambda r: r.id):
-            if r.id not in wanted:  # still running on the host, e.g. the old generation while draining
+            if r.id not in listed and not lost:  # still running there, e.g. the old generation while draining
                 inst.append(
                     InstanceStatus(
                         id=r.id, kind=None, wanted=False, state=r.state, packets=r.packets, restarts=r.restarts
                     )
                 )
+        spare = bool(pdoc is not None and host in pdoc.hosts and pdoc.hosts[host].spare)
         return HostStatus(
             name=host,
-            alive=self.agents.alive(host),
+            alive=self.hosts.alive(host),
             last_seen=seen.last if seen else None,
             load=seen.beat.load if seen else None,
             instances=inst,
+            drained=state in ("draining", "drained"),
+            state=state,
+            spare=spare,
         )
+
+    # -- the platform's own moves ---------------------------------------------
+    def relocate(self, kind: str, host: str) -> BaseModel | None:
+        """A failover (or the end of an interrupted drain): re-place what the
+        committed site still has on unavailable hosts. Does nothing (None) when
+        another update holds the apply lock; the monitoring loop tries again."""
+        from backends.platform.controller.relocate import RelocationFailed, finish_drain, relocate
+
+        if self.recompile is None:
+            return ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
+        if not self._apply_lock.acquire(blocking=False):
+            return None
+        try:
+            with self._guard:
+                if self._applying:
+                    return None
+                self._applying = True
+            self.operation = f"{kind} of {host}"
+            if self.drain is not None:  # a failover ends a running drain first (its rules point at the old site)
+                finish_drain(self, self.drain, f"ended early by the {kind} of {host}")
+            self.agents.set_out(self.out_hosts())
+            self.agents.busy(True)
+            last: BaseModel | None = None
+            try:
+                for ev in relocate(self, kind, host):
+                    last = ev
+            except RelocationFailed as err:
+                self.note(f"{kind} of {host} failed: {err}")
+                last = ResultFailed(result="failed", error=str(err))
+            return last
+        finally:
+            self.operation = None
+            self._applying = False
+            self.agents.busy(False)
+            self.agents.set_out(self.out_hosts())
+            self._apply_lock.release()
+
+    def drain_host(self, host: str, req: DrainRequest) -> Iterator[BaseModel]:
+        """``fsc drain HOST``: events as an apply's, DrainEvents while old connections last."""
+        from backends.platform.controller.relocate import drain_stream
+
+        if self.recompile is None:
+            yield ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
+            return
+        self.operation = f"drain of {host}"
+        try:
+            yield from drain_stream(self, host, req, threading.Event().wait)
+        finally:
+            self.operation = None
+
+    def undrain(self, host: str) -> HostAnswer | None:
+        """``fsc undrain HOST``: later placements may use HOST again; nothing
+        moves now. None: the site has no such host. Refused while it drains."""
+        if host not in self.site_hosts():
+            return None
+        if self.drain is not None and self.drain.host == host:
+            return HostAnswer(
+                host=host,
+                state="draining",
+                message=f"{host} is still draining; undrain it when `fsc drain {host}` has finished",
+            )
+        was = host in self.hosts.drained()
+        self.hosts.set_drained(host, False)
+        self.agents.set_out(self.out_hosts())
+        if was:
+            self.note(f"{host} undrained; later placements may use it again")
+        state = self.hosts.state_of(host)
+        return HostAnswer(
+            host=host,
+            state=state,
+            message=f"{host} is available to later placements (nothing moves now)"
+            if was
+            else f"{host} was not drained",
+        )
+
+    def _compile_key(self, d: DeployedState, unavailable: frozenset[str]) -> tuple:
+        return (hash(d.source), hash(d.files.get("placement.json")), d.generation, unavailable)
+
+    def compiled_for(self, d: DeployedState, unavailable: frozenset[str]) -> Any:
+        """The deployed site recompiled without ``unavailable`` (from the cache
+        when :meth:`precompile` has done it already)."""
+        assert self.recompile is not None
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            done = self._compiled.pop(key, None)
+        if done is not None:
+            return done
+        return self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
+
+    def precompile(self, unavailable: frozenset[str]) -> None:
+        """Compile for a failover that may come (a host has fallen silent) in a
+        thread, so that the failover, if it comes, does not wait for it."""
+        d = self._deployed_doc()
+        if self.recompile is None or d is None:
+            return
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            if key in self._compiled or key in self._compiling:
+                return
+            self._compiling.add(key)
+
+        def run() -> None:
+            try:
+                assert self.recompile is not None
+                out = self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
+                with self._guard:
+                    if len(self._compiled) > 8:
+                        self._compiled.clear()
+                    self._compiled[key] = out
+            except Exception:  # the failover compiles again and reports it
+                LOG.exception("compiling ahead for a failover")
+            finally:
+                with self._guard:
+                    self._compiling.discard(key)
+
+        threading.Thread(target=run, daemon=True, name="precompile").start()
+
+    def needs_relocation(self) -> str | None:
+        """An unavailable host the committed placement still uses (a host just
+        declared down, a failover cut short by a restart), or None."""
+        doc = placement_doc(self._deployed_files())
+        if doc is None:
+            return None
+        out = self.out_hosts()
+        used = sorted({i.host for i in doc.instances.values()} & out)
+        return used[0] if used else None
 
     # -- apply --------------------------------------------------------------
     def apply(self, req: ApplyRequest) -> Iterator[BaseModel]:
@@ -307,7 +531,19 @@ class Controller:
         with self._guard:
             if self._applying:
                 yield ResultFailed(
-                    result="failed", error="another apply is in progress; try again when it has finished"
+                    result="failed",
+                    error=(
+                        f"another update is in progress ({self.operation})"
+                        if self.operation
+                        else "another apply is in progress"
+                    )
+                    + "; try again when it has finished",
+                )
+                return
+            if self.drain is not None:
+                yield ResultFailed(
+                    result="failed",
+                    error=f"a drain of {self.drain.host} is in progress; try again when `fsc drain` has finished",
                 )
                 return
             self._applying = True

@@ -39,14 +39,36 @@ class DeployedState(BaseModel):
 
 
 class Journal(BaseModel):
-    """``DIR/journal.json``: the apply in progress (only logged after a crash:
-    the committed site decides what the switches get)."""
+    """``DIR/journal.json``: the update in progress (only logged after a crash:
+    the committed site decides what the switches get). ``kind``: an `apply`,
+    or a failover or drain the controller makes by itself (of ``host``)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    phase: Literal["install", "flip", "cleanup"]
+    phase: Literal["install", "flip", "cleanup", "drain"]
     generation: int = Field(ge=0, le=1)
     site: str
+    kind: Literal["apply", "failover", "drain"] = "apply"
+    host: str | None = None
+
+
+class HostRecord(BaseModel):
+    """What the controller decided about one host, kept across restarts:
+    ``down`` (declared down by the monitoring loop, until it heartbeats
+    steadily again), ``drained`` (`fsc drain`, until `fsc undrain`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    down: bool = False
+    drained: bool = False
+
+
+class HostsState(BaseModel):
+    """``DIR/hosts.json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hosts: dict[str, HostRecord] = Field(default_factory=dict)
 
 
 def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -73,7 +95,7 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
 
 
 class StateDir:
-    """``DIR/lock``, ``DIR/token``, ``DIR/deployed.json``, ``DIR/journal.json``."""
+    """``DIR/lock``, ``DIR/token``, ``DIR/deployed.json``, ``DIR/journal.json``, ``DIR/hosts.json``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -155,6 +177,22 @@ class StateDir:
 
     def write_journal(self, journal: Journal) -> None:
         atomic_write(self.root / "journal.json", json.dumps(journal.model_dump(), sort_keys=True) + "\n")
+
+    def hosts(self) -> HostsState:
+        """The hosts' recorded states (empty when none is recorded; a damaged file is refused)."""
+        text = self._read("hosts.json")
+        if text is None:
+            return HostsState()
+        try:
+            return HostsState.model_validate_json(text)
+        except ValidationError as err:
+            raise StateError(
+                f"{self.root / 'hosts.json'} is damaged: {one_line(err)}; remove it (every host counts as up again)"
+            ) from None
+
+    def write_hosts(self, hosts: HostsState) -> None:
+        keep = {h: r for h, r in sorted(hosts.hosts.items()) if r.down or r.drained}
+        atomic_write(self.root / "hosts.json", json.dumps(HostsState(hosts=keep).model_dump(), sort_keys=True) + "\n")
 
     def clear_journal(self) -> None:
         try:

@@ -21,10 +21,7 @@ OVS_NODE = "ovs"  # the name of the switches' namespace in `fsc lab exec`
 
 def preflight(need_tc: bool) -> None:
     """Raise LabError naming what is missing (root, binaries)."""
-    import os
-
-    if os.geteuid() != 0:
-        raise LabError("fsc lab needs root (network namespaces, veths, Open vSwitch): run it with sudo")
+    nodes.require_root()
     missing = []
     reason = ovs_available()
     if reason:

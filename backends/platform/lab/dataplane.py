@@ -10,7 +10,6 @@ agent (platform mode): a static lab of a site that has them says so.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from backends.platform.lab import nodes
 from backends.platform.lab.ovs import PrivateOvs
 from backends.platform.lab.state import LabError, LabState
 from backends.platform.lab.topology import LabTopology
+from backends.platform.wait import WaitTimeout, wait_until
 
 RUNTIME_MODULE = "backends.click.runtime"
 
@@ -86,19 +86,21 @@ def start_click(state: LabState, host: str, config: Path, label: str | None = No
 
 def wait_ready(state: LabState, hosts: list[str], timeout: float = 30.0) -> None:
     """Wait until each host's runtime has written its stats file: its devices are open."""
-    deadline = time.monotonic() + timeout
     pending = set(hosts)
-    while pending and time.monotonic() < deadline:
+
+    def all_ready() -> bool:
         for host in list(pending):
-            pid = state.pids.get(f"click.{host}", 0)
-            if not nodes._alive(pid):
+            if stats_file(state, host).exists():
+                pending.discard(host)
+            elif not nodes._alive(state.pids.get(f"click.{host}", 0)):
                 logf = state.run_dir / "logs" / f"click.{host}.log"
                 tail = logf.read_text(errors="replace")[-1500:] if logf.exists() else ""
                 raise LabError(f"the Click runtime of host {host} exited; its log ({logf}):\n{tail}")
-            if stats_file(state, host).exists():
-                pending.discard(host)
-        time.sleep(0.1)
-    if pending:
+        return not pending
+
+    try:
+        wait_until(all_ready, timeout, "the Click runtimes to open their interfaces")
+    except WaitTimeout:
         raise LabError(
             f"the Click runtime did not open its interfaces within {timeout:.0f}s on: " + ", ".join(sorted(pending))
-        )
+        ) from None

@@ -17,13 +17,23 @@ Any failure during ``up`` tears down what was built and raises LabError.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from backends.platform.lab import build, nodes
-from backends.platform.lab.state import MARKER, LabError, LabState, check_name, list_labs, root_link_name
+from backends.platform.lab.state import (
+    MARKER,
+    LabError,
+    LabState,
+    LabUsageError,
+    NoSuchLab,
+    check_name,
+    list_labs,
+    root_link_name,
+)
 from backends.platform.lab.topology import LabTopology, plan_topology
 from compiler.ir import Site
 from compiler.pipeline import Compiled
@@ -51,7 +61,7 @@ def up(
     topo = plan_topology(cs.site)
     lab = check_name(name or _default_name(cs.site.name))
     if mode not in ("platform", "static"):
-        raise LabError(f"unknown lab mode {mode!r}: platform or static")
+        raise LabUsageError(f"unknown lab mode {mode!r}: platform or static")
     build.preflight(need_tc=bool(topo.boxes))
     if lab in list_labs() or LabState(lab).run_dir.exists():
         raise LabError(f"a lab named {lab!r} exists ({LabState(lab).run_dir}); `fsc lab down --name {lab}` first")
@@ -102,8 +112,8 @@ def _up(
         kept = _keep_logs(state)
         problems = build.teardown(state)
         where = f"; everything built was removed, the logs are kept in {kept}" if kept else ""
-        if isinstance(e, LabError):
-            raise LabError(
+        if isinstance(e, LabError):  # the same class: it decides the exit code
+            raise type(e)(
                 f"{e}{where}" + (f"\n(cleaning up also met: {'; '.join(problems)})" if problems else "")
             ) from None
         if isinstance(e, Exception):
@@ -138,18 +148,32 @@ def _default_name(site: str) -> str:
 
 
 def down(name: str | None = None) -> list[str]:
-    """Remove the lab; returns problems met (empty: nothing is left)."""
+    """Remove the lab; returns problems met (empty: nothing is left). A lab
+    with no readable record is still removed by its names and marker; a name
+    with no trace at all on this machine is NoSuchLab (a typo must not say
+    "down")."""
     lab = resolve(name)
     try:
         state = LabState.load(lab)
-    except LabError:
-        state = LabState(lab)  # unreadable record: still remove what the marker and names find
+    except LabError as e:
+        if isinstance(e, NoSuchLab) and not _traces(lab):
+            raise
+        state = LabState(lab)  # no or unreadable record: still remove what the marker and names find
         state.netns = {n: n for n in nodes.netns_list() if n.startswith(f"fsclab-{lab}-")}
         if (state.run_dir / "ovs").is_dir():
             state.ovs_dir, state.ovs_netns = str(state.run_dir / "ovs"), f"fsclab-{lab}-{build.OVS_NODE}"
             state.netns.pop(state.ovs_netns, None)
         state.root_links = [root_link_name(lab)]
     return build.teardown(state)
+
+
+def _traces(lab: str) -> bool:
+    """Anything of lab ``lab`` on this machine: its run directory, a namespace, a marked process."""
+    return (
+        LabState(lab).run_dir.exists()
+        or any(n.startswith(f"fsclab-{lab}-") for n in nodes.netns_list())
+        or bool(nodes.marked_pids(lab))
+    )
 
 
 def resolve(name: str | None) -> str:
@@ -159,18 +183,29 @@ def resolve(name: str | None) -> str:
     if len(labs) == 1:
         return labs[0]
     if not labs:
-        raise LabError("no lab is up; start one with `fsc lab up SITE.fs`")
-    raise LabError(f"several labs are up ({', '.join(labs)}): say which with --name")
+        raise NoSuchLab("no lab is up; start one with `fsc lab up SITE.fs`")
+    raise LabUsageError(f"several labs are up ({', '.join(labs)}): say which with --name")
 
 
 def exec_argv(name: str | None, node: str, cmd: list[str]) -> list[str]:
-    """The argv that runs ``cmd`` inside ``node``'s namespace."""
+    """The argv that runs ``cmd`` inside ``node``'s namespace (the command is
+    looked up first: `ip netns exec` would only say "exec failed", exit 255)."""
     state = LabState.load(resolve(name))
     if node not in state.netns:
-        raise LabError(f"lab {state.name} has no node {node!r}; nodes: {', '.join(sorted(state.netns))}")
+        raise LabUsageError(f"lab {state.name} has no node {node!r}; nodes: {', '.join(sorted(state.netns))}")
+    if state.netns[node] not in nodes.netns_list():
+        raise LabError(
+            f"the namespace of node {node} ({state.netns[node]}) is gone; "
+            f"`fsc lab down --name {state.name}`, then `fsc lab up` again"
+        )
     if not cmd:
         cmd = [os.environ.get("SHELL", "/bin/sh")]
-    return ["ip", "netns", "exec", state.netns[node], *cmd]
+    if not shutil.which(cmd[0]):
+        raise LabUsageError(f"no command {cmd[0]!r} on this machine (not on PATH, or not executable)")
+    ip = nodes.which("ip")
+    if ip is None:
+        raise LabError("`ip` (iproute2) is not installed: apt install iproute2")
+    return [ip, "netns", "exec", state.netns[node], *cmd]
 
 
 def describe(state: LabState, topo: LabTopology | None = None) -> str:

@@ -19,17 +19,23 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from backends.platform.lab.state import MARKER, LabError
+from backends.platform.wait import WaitTimeout, wait_until
 
 _SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 
 
 def which(name: str) -> str | None:
     return shutil.which(name, path=os.environ.get("PATH", "") + os.pathsep + _SBIN)
+
+
+def require_root() -> None:
+    """Raise LabError unless this process is root."""
+    if os.geteuid() != 0:
+        raise LabError("fsc lab needs root (network namespaces, veths, Open vSwitch): run it with sudo")
 
 
 def run(
@@ -115,9 +121,10 @@ def kill_pids(pids: list[int], grace: float = 2.0) -> None:
     pids = [p for p in pids if p != os.getpid()]
     for p in pids:
         _signal(p, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: all(gone(p) for p in pids), grace, "processes to end after SIGTERM")
+    except WaitTimeout:
+        pass  # SIGKILL below
     for p in pids:
         if _alive(p):
             _signal(p, signal.SIGKILL)
@@ -137,6 +144,12 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (reaped here if it is our child)."""
+    _reap(pid)
+    return not _alive(pid)
 
 
 def _alive(pid: int) -> bool:

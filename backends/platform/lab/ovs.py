@@ -7,7 +7,7 @@
         assert r.output_ports == [2]
 
 Layout and behaviour (facts checked with Debian's OVS 3.1, see
-shared/notes/platform-facts.md):
+docs/platform-notes.md):
 
 * Everything lives in the work directory ``D``: ``conf.db``, the database
   socket ``D/db.sock``, the control sockets ``D/ovsdb-server.ctl`` and
@@ -47,11 +47,12 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from backends.platform.wait import WaitTimeout, wait_until
 
 __all__ = ["OFPP_LOCAL", "OvsError", "PrivateOvs", "TraceResult", "ovs_available"]
 
@@ -396,11 +397,11 @@ class PrivateOvs:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     return
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if gone():
-                    return
-                time.sleep(0.05)
+            try:
+                wait_until(gone, 5, f"{daemon} (pid {pid}) to end")
+                return
+            except WaitTimeout:
+                continue  # the next, stronger signal
         raise OvsError(f"{daemon} (pid {pid}) does not die")
 
     def _clean_workdir(self, *, also_db: bool) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from pathlib import Path
 from backends.platform.lab import nodes
 from backends.platform.lab.state import LabError, LabState, netns_name
 from backends.platform.lab.topology import LabTopology
+from backends.platform.wait import WaitTimeout, wait_until
 
 HTTP_PORT = 6680
 OPENFLOW_PORT = 6653
@@ -67,13 +67,10 @@ def kill_controller(state: LabState) -> None:
     pid = state.pids.get("controller", 0)
     if pid and nodes._alive(pid):
         os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while nodes._alive(pid) and time.monotonic() < deadline:
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
+        try:
+            wait_until(lambda: nodes.gone(pid), 10, f"the killed controller (pid {pid}) to end")
+        except WaitTimeout as e:
+            raise LabError(str(e)) from None
 
 
 def restart_controller(state: LabState, topo: LabTopology, env: dict[str, str] | None = None) -> dict:
@@ -99,27 +96,34 @@ def request(state: LabState, method: str, path: str, body: object | None = None,
 
 
 def wait_controller(state: LabState, topo: LabTopology, timeout: float = 60.0) -> dict:
-    """Until the token exists, the API answers and every switch is connected."""
-    deadline = time.monotonic() + timeout
+    """Until the token exists, the API answers and every switch is connected;
+    a controller that exits first is a LabError at once."""
     last = "no answer yet"
-    while time.monotonic() < deadline:
-        pid = state.pids.get("controller", 0)
-        if not nodes._alive(pid):
+
+    def ready() -> dict | None:
+        nonlocal last
+        if not nodes._alive(state.pids.get("controller", 0)):
             raise LabError("the controller exited:\n" + _tail(state.run_dir / "logs" / "controller.log"))
-        if Path(state.token_file).exists():
-            try:
-                status = request(state, "GET", "/v1/status")
-                conn = _connected(status)
-                if all(dpid in conn for _, dpid, _ in topo.bridges.values()):
-                    return status  # type: ignore[return-value]
-                last = f"switches connected: {sorted(hex(d) for d in conn)}"
-            except (OSError, urllib.error.URLError, ValueError) as e:
-                last = str(e)
-        time.sleep(0.2)
-    raise LabError(
-        f"the controller is not ready after {timeout:.0f}s ({last}); its log:\n"
-        + _tail(state.run_dir / "logs" / "controller.log")
-    )
+        if not Path(state.token_file).exists():
+            return None
+        try:
+            status = request(state, "GET", "/v1/status")
+        except (OSError, urllib.error.URLError, ValueError) as e:
+            last = str(e)
+            return None
+        conn = _connected(status)
+        if all(dpid in conn for _, dpid, _ in topo.bridges.values()):
+            return status  # type: ignore[return-value]
+        last = f"switches connected: {sorted(hex(d) for d in conn)}"
+        return None
+
+    try:
+        return wait_until(ready, timeout, "the controller", max_interval=0.2)
+    except WaitTimeout:
+        raise LabError(
+            f"the controller is not ready after {timeout:.0f}s ({last}); its log:\n"
+            + _tail(state.run_dir / "logs" / "controller.log")
+        ) from None
 
 
 def _connected(status: object) -> set[int]:
@@ -139,30 +143,33 @@ def _tail(path: Path, n: int = 3000) -> str:
 
 def start_agents(state: LabState, topo: LabTopology) -> None:
     for h in topo.hosts.values():
-        url = f"http://{h.mgmt_ovs}:{HTTP_PORT}"
-        state.controller_url_hosts[h.name] = url
-        label = f"agent.{h.name}"
-        state.pids[label] = 0
-        state.save()
-        argv = [
-            *FSC,
-            "agent",
-            "--host",
-            h.name,
-            "--controller",
-            url,
-            "--token-file",
-            state.token_file,
-            "--lab",
-            "--state-dir",
-            str(state.run_dir / "agents" / h.name),
-            "--netns-prefix",
-            netns_name(state.name, "vm-"),
-        ]
-        state.pids[label] = nodes.start_process(
-            state.name, state.netns[h.name], argv, state.run_dir / "logs" / f"{label}.log"
-        )
-        state.save()
+        start_agent(state, h.name, f"http://{h.mgmt_ovs}:{HTTP_PORT}")
+
+
+def start_agent(state: LabState, host: str, url: str) -> None:
+    """`fsc agent --lab` in ``host``'s namespace, reaching the controller at ``url``."""
+    state.controller_url_hosts[host] = url
+    label = f"agent.{host}"
+    state.pids[label] = 0
+    state.save()
+    argv = [
+        *FSC,
+        "agent",
+        "--host",
+        host,
+        "--controller",
+        url,
+        "--token-file",
+        state.token_file,
+        "--lab",
+        "--state-dir",
+        str(state.run_dir / "agents" / host),
+        "--netns-prefix",
+        netns_name(state.name, "vm-"),
+    ]
+    log = state.run_dir / "logs" / f"{label}.log"
+    state.pids[label] = nodes.start_process(state.name, state.netns[host], argv, log)
+    state.save()
 
 
 def apply(state: LabState, site_file: str | Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -13,13 +13,13 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from backends.platform.lab.state import LabError, LabState
+from backends.platform.wait import WaitTimeout, wait_until
 
 _ROOT = Path(__file__).resolve().parents[3]
 
@@ -79,12 +79,13 @@ class Probe:
         with tempfile.TemporaryDirectory() as d:
             ready = Path(d) / "ready"
             bg = self.traffic_bg(node, kind, "--bind", bind, "--seconds", str(seconds), "--ready", str(ready), *extra)
-            deadline = time.monotonic() + 10
-            while not ready.exists():
-                if bg.proc.poll() is not None or time.monotonic() > deadline:
-                    bg.proc.kill()
-                    raise LabError(f"{kind} in {node} did not start: {bg.proc.communicate()[1]}")
-                time.sleep(0.02)
+            try:  # the server writes the file once its socket is bound
+                wait_until(lambda: ready.exists() or bg.proc.poll() is not None, 20, f"{kind} in {node}")
+            except WaitTimeout:
+                pass
+            if not ready.exists():
+                bg.proc.kill()
+                raise LabError(f"{kind} in {node} did not start: {bg.proc.communicate()[1]}")
             try:
                 yield bg
             finally:
@@ -153,34 +154,13 @@ class Probe:
     def click_stats(self, host: str, fresh: bool = True) -> list[dict[str, Any]]:
         """The stats documents of every Click runtime of ``host`` (one per
         generation during an update); ``fresh``: ask each runtime to write
-        its counters now (SIGUSR1) and wait for the new file."""
-        import os
-        import signal
-
+        its counters now (SIGUSR1) and wait for the new file (a runtime that
+        ends meanwhile wrote its last counters on the way out)."""
         docs = []
         for f in self._stats_files(host):
-            try:
-                doc = json.loads(f.read_text())
-            except (OSError, ValueError):
-                continue
-            if fresh and doc.get("pid") and _is_runtime(int(doc["pid"]), f):
-                t0 = doc.get("time", 0)
-                try:
-                    os.kill(int(doc["pid"]), signal.SIGUSR1)
-                except ProcessLookupError:
-                    docs.append(doc)
-                    continue
-                deadline = time.monotonic() + 3
-                while time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    try:
-                        new = json.loads(f.read_text())
-                    except (OSError, ValueError):
-                        continue
-                    if new.get("time", 0) > t0:
-                        doc = new
-                        break
-            docs.append(doc)
+            doc = _read_json(f)
+            if doc is not None:
+                docs.append(_fresh(f, doc) if fresh else doc)
         return docs
 
     def instance_packets(self, host: str) -> dict[str, tuple[int, int]]:
@@ -209,6 +189,40 @@ class Probe:
         hosts = {p.name[len("click.") : -len(".json")] for p in (run / "stats").glob("click.*.json")}
         hosts |= {p.name for p in (run / "agents").glob("*") if p.is_dir()}
         return sorted(hosts)
+
+
+def _fresh(f: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Ask the runtime that wrote ``doc`` to ``f`` for its counters now
+    (SIGUSR1) and return the document it writes; ``doc`` itself when that
+    runtime is gone (it wrote its last counters on the way out)."""
+    import os
+    import signal
+
+    pid, t0 = int(doc.get("pid") or 0), doc.get("time", 0)
+    if not pid or not _is_runtime(pid, f):
+        return doc
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return doc
+
+    def newer() -> dict[str, Any] | None:
+        new = _read_json(f)
+        return new if new is not None and (new.get("time", 0) > t0 or not _is_runtime(pid, f)) else None
+
+    try:
+        return wait_until(newer, 15, f"the Click runtime (pid {pid}) to write {f}")
+    except WaitTimeout as e:
+        raise LabError(f"{e}: its counters would be stale") from None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The document in ``path``; None while it is missing or half-written."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _is_runtime(pid: int, stats: Path) -> bool:

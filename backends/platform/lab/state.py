@@ -16,6 +16,7 @@ import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 #: Where labs live; one directory per lab.
 LAB_ROOT = Path(os.environ.get("FSC_LAB_ROOT", "/run/fsc-lab"))
@@ -25,12 +26,29 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,23}")  # no "-": fsclab-NAME- is a u
 
 
 class LabError(RuntimeError):
-    """The lab cannot do what was asked; the message says what to do next."""
+    """The lab cannot do what was asked; the message says what to do next.
+    ``exit_code`` is what `fsc lab` exits with: the class says it, never the
+    message (3: the platform refused or failed, or the lab is not there)."""
+
+    exit_code: ClassVar[int] = 3
+
+
+class LabUsageError(LabError):
+    """The request itself is wrong (a malformed lab name, a node or mode that
+    does not exist, several labs and no ``--name``, a command not found): exit 2."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class NoSuchLab(LabError):
+    """No lab of that name is up (no record of it on this machine): exit 3."""
 
 
 def check_name(name: str) -> str:
     if not _NAME_RE.fullmatch(name):
-        raise LabError(f"bad lab name {name!r}: 1-24 characters of a-z, 0-9 and _, starting with a letter or digit")
+        raise LabUsageError(
+            f"bad lab name {name!r}: 1-24 characters of a-z, 0-9 and _, starting with a letter or digit"
+        )
     return name
 
 
@@ -79,7 +97,7 @@ class LabState:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise LabError(f"no lab {name!r} (no {path}); labs: {', '.join(list_labs()) or 'none'}") from None
+            raise NoSuchLab(f"no lab {name!r} is up (no {path}); labs: {', '.join(list_labs()) or 'none'}") from None
         except (OSError, ValueError) as e:
             raise LabError(f"cannot read {path}: {e}; `fsc lab down --name {name}` still cleans up") from None
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

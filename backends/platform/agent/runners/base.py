@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 
 from backends.platform.agent.reconcile import RestartPolicy
 from backends.platform.controller.protocol import InstanceSpec
+from backends.platform.wait import WaitTimeout, wait_until
 
 PYTHON = sys.executable
 
@@ -79,6 +80,7 @@ class Poll:
     exit_code: int | None
     packets: int
     message: str = ""
+    modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets in
 
 
 @dataclass
@@ -145,8 +147,8 @@ def log_tail(log: Path | None, lines: int = 5) -> str:
 
 def wait_ready(handle: Handle, ready: Callable[[], bool], timeout: float, what: str) -> Handle:
     """Block until ``ready()``; a child that exits first or a timeout is a StartError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def started() -> bool:
         if handle.proc is not None and handle.proc.poll() is not None:
             tail = log_tail(handle.log)
             raise StartError(
@@ -154,14 +156,20 @@ def wait_ready(handle: Handle, ready: Callable[[], bool], timeout: float, what: 
                 + (f": {tail}" if tail else "")
                 + (f" (log: {handle.log})" if handle.log else "")
             )
-        if ready():
-            return handle
-        time.sleep(0.05)
-    terminate(handle.proc)
-    raise StartError(f"{what} was not ready after {timeout:.0f} s (log: {handle.log})")
+        return ready()
+
+    try:
+        wait_until(started, timeout, what, max_interval=0.1)
+    except WaitTimeout:
+        terminate(handle.proc)
+        raise StartError(f"{what} was not ready after {timeout:.0f} s (log: {handle.log})") from None
+    return handle
 
 
 def alive_for(handle: Handle, seconds: float) -> Callable[[], bool]:
+    """Readiness of a program that has no way to say it is ready (an installed
+    `click` binary, an arbitrary process): still running ``seconds`` after its
+    start. A policy of the agent, not a test's wait."""
     t0 = time.monotonic()
     return lambda: time.monotonic() - t0 >= seconds and (handle.proc is None or handle.proc.poll() is None)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from typing import Any
 
@@ -58,6 +59,28 @@ def click_packets(doc: Any) -> int | None:
     return None
 
 
+#: ``i_fw :: I_fw;  // fw``: a module instance's compound and, in the comment, its name
+_DECLARED = re.compile(r"^\s*(i_\w+)\s*::\s*I_\w+\s*;\s*//\s*(\S+)", re.MULTILINE)
+
+
+def instance_compounds(config: str) -> dict[str, str]:
+    """Compound element -> module instance name (``i_rep_1`` -> ``rep#1``), from
+    the declarations fsc writes into a host's Click configuration."""
+    return {m.group(1): m.group(2) for m in _DECLARED.finditer(config)}
+
+
+def module_packets(doc: Any, names: dict[str, str]) -> dict[str, int]:
+    """Packets each module instance took in, from a Click stats document's ``compounds``."""
+    compounds = doc.get("compounds") if isinstance(doc, dict) else None
+    out: dict[str, int] = {}
+    if isinstance(compounds, dict):
+        for cname, name in names.items():
+            c = compounds.get(cname)
+            if isinstance(c, dict) and isinstance(c.get("packets_in"), int):
+                out[name] = c["packets_in"]
+    return out
+
+
 class ClickRunner(Runner):
     kind = "click"
 
@@ -87,18 +110,22 @@ class ClickRunner(Runner):
         if previous is not None:
             handle.base_packets = int(previous.extra.get("last_packets", 0))
         handle.message = f"{'runtime' if writes_stats else 'click'}: {' '.join(argv[:4])}"
+        handle.extra["compounds"] = instance_compounds(config_text(spec))
         handle.proc = launch(argv, handle.log, reference_env())
         ready = stats.exists if writes_stats else alive_for(handle, 1.0)
         return wait_ready(handle, ready, self.ctx.ready_timeout, f"Click configuration {spec.id}")
 
     def poll(self, handle: Handle) -> Poll:
         code = handle.proc.poll() if handle.proc is not None else None
-        packets = None
+        packets, modules = None, {}
         if handle.stats is not None:
             try:
-                packets = click_packets(json.loads(handle.stats.read_text(encoding="utf-8")))
+                doc = json.loads(handle.stats.read_text(encoding="utf-8"))
+                packets = click_packets(doc)
+                names = handle.extra.get("compounds") or instance_compounds(config_text(handle.spec))
+                modules = module_packets(doc, names)
             except (OSError, ValueError):
                 packets = None
         total = handle.base_packets + (packets or 0)
         handle.extra["last_packets"] = total
-        return Poll(code is None, code, total, handle.message)
+        return Poll(code is None, code, total, handle.message, modules)

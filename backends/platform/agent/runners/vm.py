@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from backends.emit.vm.generate import tap_name
 from backends.platform.agent import netdev
 from backends.platform.agent.runners.base import AgentSpec, Handle, Poll, Runner, StartError, launch, wait_ready
 from backends.platform.agent.runners.reference_run import ready_file, reference_argv, reference_env
+from backends.platform.wait import WaitTimeout, wait_until
 
 
 def hypervisor(uri: str) -> tuple[Any | None, str]:
@@ -120,11 +120,10 @@ class VmRunner(Runner):
         except Exception as err:  # libvirt.libvirtError; the module may be absent at import time
             raise StartError(f"vm {spec.id}: libvirt refused the domain: {err}") from err
         handle.extra["domain"] = dom
-        deadline = time.monotonic() + self.ctx.ready_timeout
-        while not dom.isActive():
-            if time.monotonic() > deadline:
-                raise StartError(f"vm {spec.id}: the domain did not start in {self.ctx.ready_timeout:.0f} s")
-            time.sleep(0.2)
+        try:
+            wait_until(dom.isActive, self.ctx.ready_timeout, f"vm {spec.id}'s domain", max_interval=0.2)
+        except WaitTimeout:
+            raise StartError(f"vm {spec.id}: the domain did not start in {self.ctx.ready_timeout:.0f} s") from None
         return handle
 
     def poll(self, handle: Handle) -> Poll:

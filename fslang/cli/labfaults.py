@@ -1,0 +1,49 @@
+"""`fsc lab fail HOST` / `fsc lab heal HOST` (fault injection; needs root),
+added to the `fsc lab` app by :mod:`fslang.cli.lab`. Exit codes: 0 done,
+2 usage, 3 the lab cannot do it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+
+def _fail(msg: str, code: int = 3) -> typer.Exit:
+    sys.stderr.write(f"fsc lab: {msg}\n")
+    return typer.Exit(code)
+
+
+def add(lab_app: typer.Typer) -> None:
+    @lab_app.command("fail")
+    def fail_cmd(
+        host: str = typer.Argument(..., help="a module host of the lab's site"),
+        name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+    ) -> None:
+        """Crash HOST as a real one would: its agent and every instance killed at once, its links down."""
+        from backends.platform.lab.faults import fail
+        from backends.platform.lab.state import LabError
+
+        if os.geteuid() != 0:
+            raise _fail("fsc lab needs root: run it with sudo")
+        try:
+            sys.stdout.write(fail(name, host) + "\n")
+        except LabError as e:
+            raise _fail(str(e)) from None
+
+    @lab_app.command("heal")
+    def heal_cmd(
+        host: str = typer.Argument(..., help="a host `fsc lab fail` crashed"),
+        name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+    ) -> None:
+        """Bring HOST back, empty, with a fresh agent (returns once the controller hears from it)."""
+        from backends.platform.lab.faults import heal
+        from backends.platform.lab.state import LabError
+
+        if os.geteuid() != 0:
+            raise _fail("fsc lab needs root: run it with sudo")
+        try:
+            sys.stdout.write(heal(name, host) + "\n")
+        except LabError as e:
+            raise _fail(str(e)) from None
