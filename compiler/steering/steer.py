@@ -319,28 +319,30 @@ def _untagged_by_switch(found: dict[Dispatch, None]) -> set[Dispatch]:
     takes the tag off before the box), a fork whose legs lead to the exit
     table or a box, and every dispatch a fork sets in the same actions as
     one of those (a fork's legs are tagged alike)."""
-    parent: dict[Dispatch, Dispatch] = {}
+    index = {d: i for i, d in enumerate(found)}  # union-find over ints: a dispatch's hash walks its whole tree
+    parent = list(range(len(index)))
 
-    def root(d: Dispatch) -> Dispatch:
-        while (up := parent.get(d)) is not None and up != d:
-            d = up
-        return d
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving: the components, not the roots, are the answer
+            i = parent[i]
+        return i
 
-    needs: set[Dispatch] = set()
-    for d in found:
+    needs: list[int] = []
+    for d, i in index.items():
         if isinstance(d, BoxVisit):
-            needs.add(d)
+            needs.append(i)
         if isinstance(d, Fork):
             legs = _legs(d)
             if any(isinstance(leg, (Exit, BoxVisit)) for leg in legs):
-                needs.add(d)
+                needs.append(i)
             for leg in legs:
                 if isinstance(leg, (Visit, BoxVisit, Fork)):
-                    a, b = root(d), root(leg)
+                    a, b = root(i), root(index[leg])
                     if a != b:
                         parent[b] = a
-    vlan_roots = {root(d) for d in needs}
-    return {d for d in found if root(d) in vlan_roots}
+    vlan_roots = {root(i) for i in needs}
+    return {d for d, i in index.items() if root(i) in vlan_roots}
 
 
 def _legs(f: Fork) -> list[Dispatch]:
