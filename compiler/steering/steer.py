@@ -30,6 +30,16 @@ ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
 
 
 # ---- dispatches: what happens to a packet handed to the switch ------------
+def _cached_hash(obj: object, key: tuple) -> int:
+    """The dataclass's own hash of ``key``, computed once: dispatches nest
+    (a chain is a tree of visits) and are dictionary keys everywhere."""
+    h = obj.__dict__.get("_hash")
+    if h is None:
+        h = hash(key)
+        object.__setattr__(obj, "_hash", h)
+    return h
+
+
 @dataclass(frozen=True)
 class Exit:
     """Leave by destination (pop the tag, then the exit table)."""
@@ -49,6 +59,9 @@ class Visit:
     next: tuple[tuple[str, Dispatch], ...]  # output label -> dispatch; missing = consumed (sink)
     reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
 
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
+
 
 @dataclass(frozen=True)
 class BoxVisit:
@@ -65,6 +78,9 @@ class Fork:
 
     copy: Dispatch
     main: Dispatch
+
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.copy, self.main))
 
 
 Dispatch = Exit | Dropped | Visit | BoxVisit | Fork
