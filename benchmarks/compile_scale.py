@@ -22,6 +22,7 @@ RSS are its own:
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -110,6 +111,7 @@ def _stages_child(n: int, own: bool) -> None:
 
     cpu = {"import": time.process_time()}
     text = site_text(n, own)
+    gc.disable()  # as fslang.api.build does for the whole build
 
     def timed(stage, fn):
         start = time.process_time()
