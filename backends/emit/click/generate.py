@@ -829,9 +829,13 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
             else:
                 decls.append(Raw(f"{entry} :: Null;"))
     step_blocks = []
+    first_at: dict[tuple[int, int], int] = {}  # (instance, tag) -> index of its first step with that tag
+    for inst in insts:
+        for k, s in enumerate(inst.steps):
+            first_at.setdefault((id(inst), s.tag), k)
     for tag, inst in steps:
         m = inst.module
-        k = inst.steps.index(next(s for s in inst.steps if s.tag == tag))
+        k = first_at[(id(inst), tag)]
         s = inst.steps[k]
         via = f" -> t{tag}_g" if _grouped(inst) else ""
         lines = [Raw(f"t{tag}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
