@@ -245,7 +245,7 @@ def run() -> None:
     and closed, the streams flushed, atexit handlers run)."""
     try:
         main()
-        code: object = 0
+        code: str | int | None = 0
     except SystemExit as err:
         if not _BATCH:
             raise
