@@ -864,9 +864,13 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
                 decls.append(Raw(f"{entry} :: Null;"))
     steer_off = len(LB.STEER) if label_steps else 0
     step_blocks = []
+    first_at: dict[tuple[int, tuple[bool, int]], int] = {}  # (instance, step key) -> index of its first step
+    for inst in insts:
+        for k, s in enumerate(inst.steps):
+            first_at.setdefault((id(inst), _key(s)), k)
     for (label, tag), inst in steps:
         m = inst.module
-        k = next(k for k, s in enumerate(inst.steps) if _key(s) == (label, tag))
+        k = first_at[(id(inst), (label, tag))]
         s = inst.steps[k]
         entry = _entry(label, tag)
         via = f" -> {entry}_g" if _grouped(inst) else ""
