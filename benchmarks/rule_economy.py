@@ -339,16 +339,18 @@ def main() -> None:
         f"{'site':<16} {'profile':<8} {'switch':<7} | {'entries':>7} {'bound':>7} {'ratio':>5} | {'policy':>6} "
         f"{'bound':>6} {'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'region':>6} {'fixed':>6} | {'rep':>3}"
     )
-    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     problems: list[str] = []
     repeated = 0
     for r in rows:
         if r.note:
             print(f"{r.site:<16} {r.mode:<8} {r.switch:<7} | {r.note}")
-            sums[r.site, r.mode] = [0, 0]
+            sums[r.site, r.mode] = [0, 0, 0, 0]
             continue
         sums[r.site, r.mode][0] += r.total
         sums[r.site, r.mode][1] += r.bound
+        sums[r.site, r.mode][2] += r.policy + r.select
+        sums[r.site, r.mode][3] += r.policy_bound + r.select_bound
         problems += [f"{r.site}/{r.mode}/{r.switch}: {p}" for p in r.problems]
         repeated += r.repeated
         print(
@@ -357,9 +359,13 @@ def main() -> None:
             f"{r.select_bound:>6} {r.select / max(r.select_bound, 1):>5.2f} | {r.regions:>6} {r.fixed:>6} | "
             f"{r.repeated:>3}"
         )
-    ratios = {k: a / b for k, (a, b) in sums.items() if b}
-    failed = [f"{s}/{m}" for (s, m), (a, b) in sums.items() if not b]
+    ratios = {k: v[0] / v[1] for k, v in sums.items() if v[1]}
+    failed = [f"{s}/{m}" for (s, m), v in sums.items() if not v[1]]
     print("per site:", ", ".join(f"{s}/{m} {x:.2f}x" for (s, m), x in ratios.items()))
+    var = {k: v[2] / v[3] for k, v in sums.items() if v[3]}
+    print("per site, policy + select only:", ", ".join(f"{s}/{m} {x:.2f}x" for (s, m), x in var.items()))
+    worst_var = max(var.items(), key=lambda kv: kv[1], default=(("-", "-"), 0.0))
+    print(f"worst policy + select: {worst_var[0][0]}/{worst_var[0][1]} {worst_var[1]:.2f}x")
     worst = max(ratios.items(), key=lambda kv: kv[1], default=(("-", "-"), 0.0))
     met = worst[1] <= 1.25 and not failed
     print(
