@@ -115,7 +115,7 @@ class Entry:
 
     id: int
     policy: str
-    direction: str  # forward | reverse
+    direction: ir.Direction
     combos: Combos
     box: str | None = None
 
