@@ -286,6 +286,17 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for p in [port_check(stmts[idx], bound, es)]
                 if p
             ]
+            # a symmetric policy's reply must cost no more than its forward direction
+            by_dir: Counter[tuple[str, str]] = Counter()
+            prio_of = {T.PRIO_POLICY_TOP - i: (p.name, d) for i, (p, d, _) in enumerate(plan.ingress)}
+            for e in pol:
+                if e.table_id == T.POLICY and e.cookie & 0xFFFF == 0 and e.priority in prio_of:
+                    by_dir[prio_of[e.priority]] += 1
+            problems += [
+                f"{p.name}: reply {by_dir[p.name, 'reverse']} entries, forward {by_dir[p.name, 'forward']}"
+                for p in site.policies
+                if p.symmetric and by_dir[p.name, "reverse"] > by_dir[p.name, "forward"]
+            ]
             classified = {
                 (e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1
                 for e in tables.entries
@@ -373,7 +384,7 @@ def main() -> None:
         f"(worst {worst[0][0]}/{worst[0][1]} {worst[1]:.2f}x; {len(ratios)} compiled, failed: {failed or 'none'})"
     )
     print(f"repeated .ofctl lines: {repeated}")
-    print(f"port sets spelt with more patterns than they need: {len(problems)}")
+    print(f"port sets spelt with more patterns than they need, replies costing more than forward: {len(problems)}")
     for p in problems[:10]:
         print("  ", p)
 

@@ -30,6 +30,7 @@ from compiler.flowir import (
     PushVlan,
     SetField,
 )
+from compiler.headerspace.bdd import Space
 from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube
 from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
@@ -37,7 +38,7 @@ from compiler.lowering import tables as T
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
 from compiler.lowering.ofmatch import space_to_matches
 from compiler.lowering.profiles import Profile
-from compiler.steering.regions import ReverseTerm, edge_pattern, reverse_terms, without_edge_cube
+from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
 
 if TYPE_CHECKING:
     from compiler.lowering.lower import Lowering
@@ -89,6 +90,7 @@ class Ingress:
         self._assign_flags()
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
+        self._reply_cache: dict[Cube, frozenset[int]] = {}
 
     # ---- exclusions and their flags ----
     def _exclusions(self) -> list[HeaderSpace]:
@@ -333,6 +335,16 @@ class Ingress:
                 out += [Item(term, (), p) for p in edge_cover(want, forbidden, width)]
         return out
 
+    def _reply_edges(self, cube: Cube) -> frozenset[int]:
+        """The edges a reply in ``cube`` can come in by: SRC_HOME wants the
+        edge its source address leaves by."""
+        hit = self._reply_cache.get(cube)
+        if hit is None:
+            space = Space.cubes([(cube.value, cube.mask)])
+            hit = frozenset(e.index for e in self.site.edges if exit_region(self.site, e, "src").intersects(space))
+            self._reply_cache[cube] = hit
+        return hit
+
     def _policies(self, sw: str, profile: Profile, here: Sequence[int], boxes: Sequence[ir.Box]) -> set[HeaderSpace]:
         """POLICY and NONIP entries of this switch; returns the flagged exclusions they (and the
         SELECT entries of the classification entries they write) test."""
@@ -362,6 +374,8 @@ class Ingress:
                     and not any(e & item.edges[1] == item.edges[0] for e in here_set)
                 ):
                     continue  # none of its edges has a port on this switch
+                if direction == "reverse" and box is None and not self._reply_edges(item.term.cube) & here_set:
+                    continue  # a reply enters by its source's edge: none of those is on this switch
                 term = item.term
                 for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                     if kind == "arp" and (direction == "reverse" or box is not None):
