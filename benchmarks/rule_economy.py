@@ -232,6 +232,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
     from backends.emit.openflow.ofctl import to_ofctl
     from compiler.lowering.lower import bucket_patterns
     from compiler.pipeline import compile_site
+    from compiler.steering.regions import exit_region
     from fslang.api import load
     from fslang.parser import parse
 
@@ -267,7 +268,10 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 )  # fmt: skip
                 if fwd:
                     pol_b += fwd * bound.total(stmt.match, seen)
-                if policy.symmetric and here:  # the reply costs what the forward direction costs
+                replies_here = policy.symmetric and any(
+                    exit_region(site, e, "dst").intersects(policy.match.space()) for e in site.edges if e.name in here
+                )  # a reply comes in by the edge the forward traffic leaves by
+                if replies_here:  # and costs what the forward direction costs
                     back = 1 + len(
                         {en.box for en in plan.entries if en.policy == policy.name and en.box in boxes and
                          en.direction == "reverse"}

@@ -91,6 +91,7 @@ class Ingress:
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
         self._reply_cache: dict[Cube, frozenset[int]] = {}
+        self.replies_on: set[str] = set()  # switches that classify replies of symmetric policies
 
     # ---- exclusions and their flags ----
     def _exclusions(self) -> list[HeaderSpace]:
@@ -188,7 +189,8 @@ class Ingress:
             used = self._policies(sw, profile, here, boxes)
         # a switch reads only the flag tables of the exclusions its own entries test
         flag_tables = [T.FLAGS_FIRST + k for k, group in enumerate(self.flag_tables) if used.intersection(group)]
-        first = T.REGION_DST if self.regions else self._after(T.SRC_HOME, flag_tables)
+        regions = sw in self.replies_on  # the region tables serve replies only
+        first = T.REGION_DST if regions else self._after(T.SRC_HOME, flag_tables)
         for edge, port in low.edge_ports[sw]:
             wm = (self.meta.in_edge.put(edge.index), self.meta.in_edge.mask)
             for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
@@ -202,7 +204,7 @@ class Ingress:
                 low.add(sw, FlowEntry(T.CLASSIFY, 10, m, goto_table=first, write_metadata=wm))
         if not here and not boxes:
             return
-        if self.regions:
+        if regions:
             self._regions(sw, here, flag_tables)
         self._flags(sw, profile, used, flag_tables)
 
@@ -377,6 +379,8 @@ class Ingress:
                 if direction == "reverse" and box is None and not self._reply_edges(item.term.cube) & here_set:
                     continue  # a reply enters by its source's edge: none of those is on this switch
                 term = item.term
+                if direction == "reverse":
+                    self.replies_on.add(sw)
                 for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                     if kind == "arp" and (direction == "reverse" or box is not None):
                         continue
