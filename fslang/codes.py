@@ -329,8 +329,6 @@ CODES: tuple[Code, ...] = (
     Code("W0503", "an edge listed twice in `from`", _b("policy p from lan, lan drop\n")),
 )
 
-BY_CODE = {c.code: c for c in CODES}
-
 
 def markdown() -> str:
     out = [

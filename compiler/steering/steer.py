@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from compiler import ir
 from compiler.headerspace.matchset import MatchSet
@@ -27,6 +28,7 @@ from compiler.steering import flowhash
 from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, MAX_VLAN_TAG, Encoding, generation_tag
 
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
+_T = TypeVar("_T")
 # Decisions a switch takes where it classifies a packet (case arms, replica
 # shares, copy shares, the continuations of every output of a module) multiply
 # along a pipeline; one decision list holds at most this many choices (E0803).
@@ -292,7 +294,7 @@ class SteeringPlan:
         return generation_tag(FLOOD_TAG, self.generation)
 
 
-def _bounded(out: Combos) -> Combos:
+def _bounded(out: list[_T]) -> list[_T]:
     if len(out) > MAX_CHOICES:
         raise TooManyChoices()
     return out
