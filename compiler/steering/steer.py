@@ -143,7 +143,7 @@ class Entry:
 
     id: int
     policy: str
-    direction: str  # forward | reverse
+    direction: ir.Direction
     combos: Combos
     box: str | None = None
 
@@ -327,7 +327,7 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
     too_many: list[ir.Policy] = []
     for policy in site.policies:
         for reverse in (False, True) if policy.symmetric else (False,):
-            direction = "reverse" if reverse else "forward"
+            direction: ir.Direction = "reverse" if reverse else "forward"
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
                 u = Unfolder(site, weights, selectors, reverse, policy.name)

@@ -54,7 +54,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -654,6 +654,64 @@ def limitations(m: ir.Module) -> list[str]:
     return out
 
 
+def _filter_ctx(inst: Instance) -> dict[str, Any]:
+    decisions = _decisions(inst)
+    return {
+        "decisions": decisions,
+        "needs_drop": any(
+            t == "drop" for d in decisions for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest]
+        ),
+    }
+
+
+def _monitor_ctx(inst: Instance) -> dict[str, Any]:
+    return {"sink": inst.module.is_sink}
+
+
+def _ratelimit_ctx(inst: Instance) -> dict[str, Any]:
+    return _rate_args(inst.module)
+
+
+def _rewriter_ctx(inst: Instance) -> dict[str, Any]:
+    m = inst.module
+    ctx: dict[str, Any] = {"inputs": [(p, rev) for p, rev in enumerate(_judges(inst))]}
+    if m.type == "nat":
+        ctx["to"] = _ip(_param(m, "to"))
+    else:
+        vip = _ip(_param(m, "vip"))
+        backends = [_ip(b) for b in _param(m, "backends")]
+        ok = vip is not None and all(b is not None for b in backends)
+        ctx["vip"] = vip if ok else None
+        ctx["backends"] = backends if ok else []
+    return ctx
+
+
+def _crypto_ctx(inst: Instance) -> dict[str, Any]:
+    enc, auth = _crypto_keys(_param(inst.module, "key"))
+    return {"spi": int(_param(inst.module, "spi")), "enc_key": enc, "auth_key": auth}
+
+
+def _tunnel_ctx(inst: Instance) -> dict[str, Any]:
+    local, remote = _ip(_param(inst.module, "local")), _ip(_param(inst.module, "remote"))
+    ok = local is not None and remote is not None
+    return {"local": local if ok else None, "remote": remote if ok else None}
+
+
+#: What each module type adds to its Click template's context (the template is the
+#: catalogue's); a type without an entry needs only the common context.
+TYPE_CONTEXT: dict[str, Callable[[Instance], dict[str, Any]]] = {
+    "firewall": _filter_ctx,
+    "classify": _filter_ctx,
+    "monitor": _monitor_ctx,
+    "ratelimit": _ratelimit_ctx,
+    "nat": _rewriter_ctx,
+    "loadbalance": _rewriter_ctx,
+    "encrypt": _crypto_ctx,
+    "decrypt": _crypto_ctx,
+    "tunnel": _tunnel_ctx,
+}
+
+
 def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
     m = inst.module
     ctx: dict[str, Any] = {
@@ -700,34 +758,9 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
         template = CATALOGUE[m.type].template if m.type in EXTERNAL_TYPES else "external.click.j2"
     else:
         template = CATALOGUE[m.type].template
-        if m.type in ("firewall", "classify"):
-            decisions = _decisions(inst)
-            ctx["decisions"] = decisions
-            ctx["needs_drop"] = any(
-                t == "drop" for d in decisions for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest]
-            )
-        elif m.type == "monitor":
-            ctx["sink"] = m.is_sink
-        elif m.type == "ratelimit":
-            ctx.update(_rate_args(m))
-        elif m.type in ("nat", "loadbalance"):
-            judges = _judges(inst)
-            ctx["inputs"] = [(p, rev) for p, rev in enumerate(judges)]
-            if m.type == "nat":
-                ctx["to"] = _ip(_param(m, "to"))
-            else:
-                vip = _ip(_param(m, "vip"))
-                backends = [_ip(b) for b in _param(m, "backends")]
-                ok = vip is not None and all(b is not None for b in backends)
-                ctx["vip"] = vip if ok else None
-                ctx["backends"] = backends if ok else []
-        elif m.type in ("encrypt", "decrypt"):
-            enc, auth = _crypto_keys(_param(m, "key"))
-            ctx.update(spi=int(_param(m, "spi")), enc_key=enc, auth_key=auth)
-        elif m.type == "tunnel":
-            local, remote = _ip(_param(m, "local")), _ip(_param(m, "remote"))
-            ok = local is not None and remote is not None
-            ctx.update(local=local if ok else None, remote=remote if ok else None)
+        fill = TYPE_CONTEXT.get(m.type)
+        if fill is not None:
+            ctx.update(fill(inst))
     text = _render(template, ctx)
     notes = "".join(f"// NOT DONE: {n}\n" for n in ctx["limits"])
     return notes + text
