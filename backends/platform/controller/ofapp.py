@@ -20,6 +20,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from backends.platform.controller.flowcodec import bundle_add_bytes, flow_mod_bytes, raw_flow_stats_replies
 from backends.platform.controller.flows import Flow, flow_from_stats, flow_mod
 from backends.platform.controller.plan import Op, Tables
 
@@ -58,6 +59,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         self._errors: dict[int, list[Any]] = {}  # dpid -> errors not claimed yet
         self.no_bundles: set[int] = set()
         self.on_connect: Callable[[int], None] | None = None
+        raw_flow_stats_replies()  # tables of 10,000s of rules are read back often: split, not decoded
 
     # -- connection events --------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -181,10 +183,23 @@ class FscOpenFlow(app_manager.OSKenApp):
         if bundle:
             open_xid = self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
             xids[open_xid] = None
+        # every flow mod encoded from the flow's wire form and sent as one buffer
+        chunks = []
         for cmd, flow in ops:
-            fm = flow_mod(dp, flow, cmd)
-            msg = parser.ONFBundleAddMsg(dp, bundle_id, flags, fm, []) if bundle else fm
-            xids[self._send(dp, msg)] = flow
+            xid = next(self._xids) & 0xFFFFFFFF
+            if cmd in ("add", "delete"):
+                fm = flow_mod_bytes(flow, cmd, xid)
+                chunks.append(bundle_add_bytes(fm, bundle_id, flags, xid) if bundle else fm)
+            else:
+                msg = flow_mod(dp, flow, cmd)
+                if bundle:
+                    msg = parser.ONFBundleAddMsg(dp, bundle_id, flags, msg, [])
+                msg.set_xid(xid)
+                msg.serialize()
+                chunks.append(bytes(msg.buf))
+            xids[xid] = flow
+        if not dp.send(b"".join(chunks)):
+            raise SwitchError(f"switch {dp.id:#x}: the connection is closed")
         if bundle:
             xids[self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))] = None
         barrier = parser.OFPBarrierRequest(dp)

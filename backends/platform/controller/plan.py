@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from backends.emit.documents import PlanDocument
-from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey, parse_switch_json
+from backends.platform.controller.flowcodec import parse_switch_file
+from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey
 from backends.platform.controller.protocol import InstanceChanges, Moved, PlanAnswer, SwitchChanges, one_line
 from compiler.lowering import tables as T
 from compiler.placement.document import PlacementDocument
@@ -32,7 +33,7 @@ def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Table
         if path.startswith("openflow/") and path.endswith(".json"):
             name = path[len("openflow/") : -len(".json")]
             try:
-                dpid, flows = parse_switch_json(text)
+                dpid, flows = parse_switch_file(text)
             except FlowFormatError as err:
                 raise FlowFormatError(f"{path}: {err}") from None
             out[name] = (dpid, {f.key: f for f in flows})
