@@ -49,6 +49,7 @@ from backends.platform.controller.protocol import (
     PROTOCOL_VERSION,
     ApplyRequest,
     DeployedAnswer,
+    DigestAnswer,
     DrainRequest,
     ErrorAnswer,
     Heartbeat,
@@ -271,6 +272,11 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
     def deployed() -> DeployedAnswer:
         """The committed site's compiled files (generation and site null when nothing is deployed)."""
         return controller.deployed()
+
+    @api.get("/v1/deployed/digest", response_model=DigestAnswer, responses=_ERRORS)
+    def digest() -> DigestAnswer:
+        """The committed site's generation and the digest of what its apply compiled (no files)."""
+        return controller.digest()
 
     @api.post("/v1/plan", response_model=PlanAnswer, responses=_ERRORS)
     def plan(req: ApplyRequest) -> PlanAnswer:

@@ -118,11 +118,15 @@ class ApplyRequest(_Model):
     ``files``: the output directory of ``fsc compile`` (path -> content),
     compiled with ``generation`` = 1 - the deployed one (0 when nothing is
     deployed). ``source``: the site file's text (kept for the record).
+    ``digest``: what the client compiled (site text, fsc version, options;
+    see `fsc apply`): kept with the committed site, so that applying the same
+    file again needs no compile (``GET /v1/deployed/digest``).
     """
 
     site: str
     files: dict[str, str]
     source: str = ""
+    digest: str = Field(default="", max_length=128)
     drain_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
     ready_timeout: float = Field(default=60.0, gt=0, le=MAX_WAIT)
 
@@ -326,6 +330,15 @@ class HostAnswer(_Model):
     host: str
     state: HostState
     message: str
+
+
+class DigestAnswer(_Model):
+    """Answer of ``GET /v1/deployed/digest``: the committed site's generation
+    and the digest its apply sent ("" when unknown), without its files."""
+
+    generation: int | None
+    site: str | None
+    digest: str = ""
 
 
 class DeployedAnswer(_Model):

@@ -40,6 +40,7 @@ from backends.platform.controller.protocol import (
     ApplyRequest,
     CommitEvent,
     DeployedAnswer,
+    DigestAnswer,
     DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
@@ -158,8 +159,12 @@ class Controller:
         site: str,
         source: str,
         tables: dict[str, tuple[int, Tables]] | None = None,
+        digest: str | None = None,
     ) -> None:
-        self.state.commit(generation, files, site, source)
+        if digest is None:  # the platform's own moves keep the site, so its digest
+            d = self._deployed_doc()
+            digest = d.digest if d is not None and d.source == source else ""
+        self.state.commit(generation, files, site, source, digest)
         self._deployed_cache = None
         self._tables_cache = tables  # the committed files' tables, already parsed
 
@@ -279,6 +284,13 @@ class Controller:
         if d is None:
             return DeployedAnswer(generation=None, files={}, site=None, unavailable=out)
         return DeployedAnswer(generation=d.generation, files=d.files, site=d.site, unavailable=out)
+
+    def digest(self) -> DigestAnswer:
+        """What `fsc apply` asks first: if it would send the same digest, nothing changes."""
+        d = self._deployed_doc()
+        if d is None:
+            return DigestAnswer(generation=None, site=None)
+        return DigestAnswer(generation=d.generation, site=d.site, digest=d.digest)
 
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
@@ -652,7 +664,7 @@ class Controller:
             yield failed
             return
         # 3. commit
-        self._commit(plan.new_generation, new, req.site, req.source, new_sw)
+        self._commit(plan.new_generation, new, req.site, req.source, new_sw, req.digest)
         self.state.write_journal(journal.model_copy(update={"phase": "cleanup"}))
         yield CommitEvent(phase="commit", generation=plan.new_generation)
         yield from self._paused("commit", old is not None)
