@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 from test_controller_harness import compile_files, lab_with_controller
 
 from backends.platform.lab.ovs import ovs_available
@@ -62,3 +64,29 @@ def test_unchanged_site_needs_no_compile_and_a_small_change_is_small(tmp_path: P
         assert lab.flows("s0") == ref2 != ref
         assert 0 < len(set(ref2) ^ set(ref)) <= 8
         assert ctl.api.digest().digest == site_digest(site, False)
+
+        # /metrics of the running controller: what status says, and the applies
+        assert requests.get(ctl.url + "/metrics", timeout=10).status_code == 401
+        m = scrape(ctl.url, ctl.token_file)
+        assert m[("fsc_switch_rules", (("switch", "s0"),))] == len(ref2)
+        assert m[("fsc_switch_rules_installed", (("switch", "s0"),))] == len(lab.flows("s0"))
+        assert m[("fsc_switch_connected", (("switch", "s0"),))] == 1
+        assert m[("fsc_generation", ())] == 0
+        assert m[("fsc_applies_total", (("result", "ok"),))] == 2  # the unchanged one never reached it
+        assert m[("fsc_applies_total", (("result", "failed"),))] == 0
+        assert m[("fsc_apply_duration_seconds_count", (("result", "ok"),))] == 2
+        assert 0 < m[("fsc_apply_duration_seconds_sum", (("result", "ok"),))] < 60
+        assert m[("fsc_relocations_total", (("kind", "failover"), ("result", "ok")))] == 0
+
+
+def scrape(url: str, token_file: Path) -> dict[tuple[str, tuple], float]:
+    """GET /metrics, parsed by prometheus-client's own parser: (name, labels) -> value."""
+    r = requests.get(
+        url + "/metrics", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}, timeout=10
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text[:200]
+    out = {}
+    for fam in text_string_to_metric_families(r.text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,6 +175,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         self._push(dpid, ops, False, timeout)
 
     def _push(self, dpid: int, ops: list[Op], bundle: bool, timeout: float) -> None:
+        t_start = time.perf_counter()
         dp = self._dp(dpid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         xids: dict[int, Flow | None] = {}
@@ -211,6 +213,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         if not dp.send_msg(barrier):
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
         self._wait(dpid, xid, slot, timeout, "a barrier")
+        LOG.info("switch %#x: %d flow mods pushed in %.3fs", dpid, len(ops), time.perf_counter() - t_start)
         errors = self._claim_errors(dpid, xids, open_xid)
         if errors:
             raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
@@ -228,9 +231,15 @@ class FscOpenFlow(app_manager.OSKenApp):
             self._pending[(dpid, xid)] = slot
         if not dp.send_msg(req):
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        t0 = time.perf_counter()
+        replies = self._wait(dpid, xid, slot, timeout, "a flow-stats request")
+        t1 = time.perf_counter()
         out: Tables = {}
-        for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
+        for reply in replies:
             for st in reply.body:
                 f = flow_from_stats(st)
                 out[f.key] = f
+        LOG.info(
+            "switch %#x: read %d flows in %.3fs (+%.3fs to key)", dpid, len(out), t1 - t0, time.perf_counter() - t1
+        )
         return out

@@ -74,6 +74,8 @@ class InstanceReport(_Model):
     digest: str = ""
     state: InstanceState
     packets: int = 0
+    bytes: int = Field(default=0, ge=0)  # bytes taken in, where the instance counts them
+    cpu_seconds: float = Field(default=0.0, ge=0)  # CPU (user + system) of the instance's processes
     restarts: int = 0
     message: str = ""
     #: a Click configuration's module instances (``fw``, ``ids#2``) -> packets each took in
@@ -361,6 +363,18 @@ class SwitchStatus(_Model):
     tcam: int | None
 
 
+class InstanceLoad(_Model):
+    """An instance's measured load over the controller's short window:
+    rates from its agent's cumulative counters; ``cpu`` in cores busy;
+    ``history``: ``[seconds ago, packets, bytes, cpu_seconds]``, oldest first."""
+
+    window: float
+    packets_per_second: float
+    bytes_per_second: float
+    cpu: float
+    history: list[list[float]] = Field(default_factory=list)
+
+
 class InstanceStatus(_Model):
     """One instance under its host: a module instance by its own name (``fw``,
     ``ids#2``; Click ones too, with ``in`` the host's Click configuration
@@ -374,6 +388,9 @@ class InstanceStatus(_Model):
     restarts: int
     in_: str | None = Field(default=None, alias="in")  # a Click module instance: its Click configuration
     message: str = ""  # why it is lost, failed or stuck
+    bytes: int = 0
+    cpu_seconds: float = 0.0
+    load: InstanceLoad | None = None  # measured over the last seconds (None: no report yet)
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

@@ -24,6 +24,8 @@ from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FilesError
 from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER, HostBook
 from backends.platform.controller.instances import host_specs, hosts_of
+from backends.platform.controller.load import LoadBook
+from backends.platform.controller.metrics import Metrics, result_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
@@ -105,6 +107,8 @@ class Controller:
         self.operation: str | None = None  # what the platform does by itself now
         self.unplaced: list[str] = []  # W0702 of the last re-placement
         self.events: deque[str] = deque(maxlen=10)
+        self.load = LoadBook(clock)  # per-instance packets, bytes, CPU: a short history (metrics, status)
+        self.metrics = Metrics(self.status, self.load)
         self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
         self._compiling: set[tuple] = set()
         self._extras: dict[str, Tables] = {}  # switch -> rules beside the committed site (a drain's)
@@ -299,6 +303,7 @@ class Controller:
     def heartbeat(self, host: str, beat: Heartbeat) -> HeartbeatAnswer | None:
         if not self.agents.knows(host):
             return None
+        self.load.record(host, beat)
         d = self._deployed_doc()
         return self.agents.heartbeat(host, beat, d.generation if d is not None else None)
 
@@ -328,7 +333,7 @@ class Controller:
                 )
             )
         specs = host_specs(files)
-        hosts = [self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)]
+        hosts = self.load.annotate([self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)])
         return StatusAnswer(
             site=doc.site if doc is not None else None,
             generation=(doc.generation if doc is not None else 0) if files else None,
@@ -413,6 +418,14 @@ class Controller:
 
     # -- the platform's own moves ---------------------------------------------
     def relocate(self, kind: str, host: str) -> BaseModel | None:
+        """:meth:`_relocate`, counted and timed for the metrics."""
+        t0 = time.monotonic()
+        last = self._relocate(kind, host)
+        if last is not None:
+            self.metrics.relocated(kind, "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
+        return last
+
+    def _relocate(self, kind: str, host: str) -> BaseModel | None:
         """A failover (or the end of an interrupted drain): re-place what the
         committed site still has on unavailable hosts. Does nothing (None) when
         another update holds the apply lock; the monitoring loop tries again."""
@@ -455,10 +468,13 @@ class Controller:
             yield ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
             return
         self.operation = f"drain of {host}"
+        t0, last = time.monotonic(), None
         try:
-            yield from drain_stream(self, host, req, threading.Event().wait)
+            for last in drain_stream(self, host, req, threading.Event().wait):
+                yield last
         finally:
             self.operation = None
+            self.metrics.relocated("drain", "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
 
     def undrain(self, host: str) -> HostAnswer | None:
         """``fsc undrain HOST``: later placements may use HOST again; nothing
@@ -540,6 +556,14 @@ class Controller:
     # -- apply --------------------------------------------------------------
     def apply(self, req: ApplyRequest) -> Iterator[BaseModel]:
         """Carry out an update; yields progress events (protocol.ApplyEvent), the last one the result."""
+        t0, last = time.monotonic(), None
+        try:
+            for last in self._apply_gated(req):
+                yield last
+        finally:
+            self.metrics.applied(result_of(last), time.monotonic() - t0)
+
+    def _apply_gated(self, req: ApplyRequest) -> Iterator[BaseModel]:
         with self._guard:
             if self._applying:
                 yield ResultFailed(
