@@ -125,3 +125,29 @@ def test_metrics_text_from_status_and_events() -> None:
 
     text = Metrics(broken).render().decode()
     assert "fsc_status_up 0.0" in text and "fsc_applies_total" in text
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_controller_exposes() -> None:
+    import re
+
+    doc = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in doc["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"\bfsc_[a-z0-9_]+", e)}
+    clock = Clock()
+    book = LoadBook(clock)
+    book.record("m1", beat(1, 1, 0.1))
+    inst = InstanceStatus(id="click.g0", kind="click", wanted=True, state="ready", packets=1, restarts=0)
+    st = StatusAnswer(
+        site="s",
+        generation=0,
+        switches=[SwitchStatus(name="s0", dpid=1, connected=True, rules=1, installed=1, tcam=10)],
+        unknown_switches=[],
+        hosts=[HostStatus(name="m1", alive=True, last_seen=1.0, load=HostLoad(), instances=[inst])],
+        applying=False,
+    )
+    m = Metrics(lambda: st, book)
+    m.applied("ok", 0.1)
+    m.relocated("failover", "ok", 0.1)
+    exposed = {s.name for fam in text_string_to_metric_families(m.render().decode()) for s in fam.samples}
+    assert used and used <= exposed, used - exposed
+    assert len(doc["panels"]) >= 10
