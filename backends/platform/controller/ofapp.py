@@ -218,6 +218,40 @@ class FscOpenFlow(app_manager.OSKenApp):
         if errors:
             raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
 
+    def read_flows(self, dpid: int, flows: list[Flow], timeout: float = 30.0) -> Tables:
+        """The switch's flows with the keys of ``flows`` (absent keys: not on
+        the switch): one flow-stats request per flow, all sent at once; each
+        matches non-strictly (the flow and any more specific one), and only
+        the exact keys are kept."""
+        dp = self._dp(dpid)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        wanted = {f.key for f in flows}
+        slots = []
+        chunks = []
+        for f in {f.key: f for f in flows}.values():
+            req = parser.OFPFlowStatsRequest(dp, 0, f.table_id, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, f.match)
+            xid = next(self._xids) & 0xFFFFFFFF
+            req.set_xid(xid)
+            req.serialize()
+            slot = _Pending()
+            with self._lock:
+                self._pending[(dpid, xid)] = slot
+            slots.append((xid, slot))
+            chunks.append(bytes(req.buf))
+        if not dp.send(b"".join(chunks)):
+            for xid, _ in slots:
+                with self._lock:
+                    self._pending.pop((dpid, xid), None)
+            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        out: Tables = {}
+        for xid, slot in slots:
+            for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
+                for st in reply.body:
+                    fl = flow_from_stats(st)
+                    if fl.key in wanted:
+                        out[fl.key] = fl
+        return out
+
     def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:
         """Every flow of every table (or of ``table`` only), by key; each with its stats."""
         dp = self._dp(dpid)
