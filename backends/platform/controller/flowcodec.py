@@ -152,6 +152,9 @@ def parse_switch_file(text: str) -> tuple[int, list[Flow]]:
     """(dpid, flows) of one ``openflow/SWITCH.json``, as
     :func:`flows.parse_switch_json` gives them, with each entry encoded once
     per process (an entry's JSON line is its cache key)."""
+    fast = _by_lines(text)
+    if fast is not None:
+        return fast
     try:
         doc = json.loads(text)
         head = _SwitchFile.model_validate({k: v for k, v in doc.items() if k != "flows"})
@@ -168,12 +171,51 @@ def parse_switch_file(text: str) -> tuple[int, list[Flow]]:
     out = []
     for i, e in enumerate(flows_in):
         line = lines[i] if lines is not None else json.dumps(e, sort_keys=True)
+        out.append(_cached(line, e))
+    return head.dpid, out
+
+
+def _cached(line: str, e: Any) -> Flow:
+    flow = _entries.get(line)
+    if flow is None:
+        flow = encode_entry(e, line) or parse_entry(e)
+        if len(_entries) >= _CACHE_MAX:
+            _entries.clear()
+        _entries[line] = flow
+    return flow
+
+
+def _by_lines(text: str) -> tuple[int, list[Flow]] | None:
+    """The file as fsc writes it (the flows one a line between ``"flows": [``
+    and ``]``): only lines not seen before are parsed, the rest (the dpid,
+    the groups) is parsed with the flows left out. None: another layout, or
+    anything unexpected (the caller parses the whole file)."""
+    lines = text.split("\n")
+    try:
+        start = lines.index(' "flows": [')
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("  {"))
+    except (ValueError, StopIteration):
+        return None
+    if lines[end].strip() not in ("]", "],"):
+        return None
+    try:
+        head = _SwitchFile.model_validate_json("\n".join(lines[: start + 1] + lines[end:]))
+    except ValidationError:
+        return None
+    if head.flows or head.groups:
+        return None
+    out = []
+    for raw in lines[start + 1 : end]:
+        line = raw.strip().removesuffix(",")
         flow = _entries.get(line)
         if flow is None:
-            flow = encode_entry(e, line) or parse_entry(e)
-            if len(_entries) >= _CACHE_MAX:
-                _entries.clear()
-            _entries[line] = flow
+            try:
+                e = json.loads(line)
+            except ValueError:
+                return None
+            if not isinstance(e, dict):
+                return None
+            flow = _cached(line, e)
         out.append(flow)
     return head.dpid, out
 
