@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from functools import cached_property
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -131,6 +131,8 @@ class Flow:
             inst_wire = tuple(_serialize(i) for i in (self._instructions or ()))
         self.oxm = oxm
         self.inst_wire = inst_wire
+        self._key: FlowKey | None = None
+        self._canonical: tuple | None = None
 
     @property
     def match(self) -> Any:
@@ -150,14 +152,19 @@ class Flow:
             self._instructions = tuple(out)
         return self._instructions
 
-    @cached_property
+    # computed once (not functools.cached_property: its lock costs more than the work here)
+    @property
     def key(self) -> FlowKey:
-        return (self.table_id, self.priority, _oxm_tlvs(self.oxm))
+        if self._key is None:
+            self._key = (self.table_id, self.priority, _oxm_tlvs(self.oxm))
+        return self._key
 
-    @cached_property
+    @property
     def canonical(self) -> tuple:
-        insts = tuple(sorted(canonical_instruction(i) for i in self.inst_wire))
-        return (self.table_id, self.priority, self.key[2], self.cookie, insts)  # the match encoded once
+        if self._canonical is None:
+            insts = tuple(sorted(canonical_instruction(i) for i in self.inst_wire))
+            self._canonical = (self.table_id, self.priority, self.key[2], self.cookie, insts)
+        return self._canonical
 
     def __repr__(self) -> str:
         return f"Flow({self.describe()})"
@@ -199,6 +206,7 @@ def match_bytes(oxm: bytes) -> bytes:
 _OUTPUT = struct.Struct("!HHIH6x")
 
 
+@lru_cache(maxsize=1 << 16)
 def canonical_instruction(inst: bytes) -> bytes:
     """An instruction as compared: in action lists, ``max_len`` of an output to
     anything but the controller is zeroed (it only matters towards the
@@ -308,23 +316,28 @@ def parse_switch_json(text: str) -> tuple[int, list[Flow]]:
     return doc.dpid, [parse_entry(e) for e in doc.flows]
 
 
+@lru_cache(maxsize=1 << 18)
 def _oxm_tlvs(buf: bytes) -> tuple:
-    """Canonical OXM TLVs: (class, field, value & mask, mask or None), sorted."""
+    """Canonical OXM TLVs: (class, field, value & mask, mask or None), sorted.
+    Cached: a switch's read-back carries the bytes that were sent."""
     out = []
     i = 0
-    while i + 4 <= len(buf):
-        (header,) = struct.unpack_from("!I", buf, i)
+    n = len(buf)
+    while i + 4 <= n:
+        header = int.from_bytes(buf[i : i + 4], "big")
         cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
         body = buf[i + 4 : i + 4 + length]
         i += 4 + length
         value, mask = body, None
         if hasmask:
             half = length // 2
-            value = bytes(v & m for v, m in zip(body[:half], body[half:]))
-            if not all(b == 0xFF for b in body[half:]):
-                mask = body[half:]
+            m = body[half:]
+            value = (int.from_bytes(body[:half], "big") & int.from_bytes(m, "big")).to_bytes(half, "big")
+            if m.count(0xFF) != half:
+                mask = m
         out.append((cls, field, value, mask))
-    return tuple(sorted(out, key=lambda t: (t[0], t[1])))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return tuple(out)
 
 
 def match_canonical(match: Any) -> tuple:
