@@ -213,7 +213,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         if not dp.send_msg(barrier):
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
         self._wait(dpid, xid, slot, timeout, "a barrier")
-        LOG.info("switch %#x: %d flow mods pushed in %.3fs", dpid, len(ops), time.perf_counter() - t_start)
+        LOG.debug("switch %#x: %d flow mods pushed in %.3fs", dpid, len(ops), time.perf_counter() - t_start)
         errors = self._claim_errors(dpid, xids, open_xid)
         if errors:
             raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
@@ -273,7 +273,7 @@ class FscOpenFlow(app_manager.OSKenApp):
             for st in reply.body:
                 f = flow_from_stats(st)
                 out[f.key] = f
-        LOG.info(
+        LOG.debug(
             "switch %#x: read %d flows in %.3fs (+%.3fs to key)", dpid, len(out), t1 - t0, time.perf_counter() - t1
         )
         return out
