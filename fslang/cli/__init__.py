@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import typer
 
-from fslang import api
+from fslang.cli._lazy import api  # the pipeline is imported by the commands that compile, not by every `fsc`
 from fslang.diagnostics import Diagnostic, render_json, render_text, to_json_obj
 from fslang.diagnostics import summary as counts  # fslang.cli.summary is a submodule
 from fslang.source import SourceFile
