@@ -84,9 +84,18 @@ class MemSwitch:
 
 
 def _with_stats(f: Any, count: int) -> Any:
-    from dataclasses import replace
+    """The flow as a switch reports it, with ``count`` packets."""
+    from backends.platform.controller.flows import Flow
 
-    return replace(f, stats=SimpleNamespace(packet_count=count))
+    return Flow(
+        f.table_id,
+        f.priority,
+        f.cookie,
+        entry_json=f.entry_json,
+        stats=SimpleNamespace(packet_count=count),
+        oxm=f.oxm,
+        inst_wire=f.inst_wire,
+    )
 
 
 class Agents:
