@@ -141,4 +141,15 @@ def test_an_agent_restart_under_traffic_loses_no_packet(lab: Probe) -> None:
         platform.start_agent(lab.state, host, lab.state.controller_url_hosts[host])
     assert stream.lost == 0, f"lost {stream.lost} of {stream.count}: gaps {stream.gaps()[:5]}"
     healthy(lab)
-    assert pids - {agent} <= set(nodes.netns_pids(lab.state.netns[host])), "an instance process was replaced"
+    now = set(nodes.netns_pids(lab.state.netns[host]))
+    assert pids - {agent} <= now, f"an instance process was replaced: {_cmdlines(pids)} -> {_cmdlines(now)}"
+
+
+def _cmdlines(pids: set[int]) -> dict[int, str]:
+    out = {}
+    for p in sorted(pids):
+        try:
+            out[p] = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+        except OSError:
+            out[p] = "(gone)"
+    return out
