@@ -14,12 +14,11 @@ tests hold in any order and on any xdist worker. Needs root (CI is root)."""
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import faults, liveops, nodes, platform
+from backends.platform.lab import faults, liveops, nodes
 from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
 from backends.platform.wait import WaitTimeout, wait_until
@@ -133,12 +132,9 @@ def test_an_agent_restart_under_traffic_loses_no_packet(lab: Probe) -> None:
     host = liveops.host_of(st, "cnt")
     assert host is not None
     pids = set(nodes.netns_pids(lab.state.netns[host]))
-    agent = lab.state.pids[f"agent.{host}"]
     stream = liveops.Stream(5002, 1600, 200.0)
     with liveops.Traffic(lab, "wan", "lan", DST, [stream]):
-        os.kill(agent, signal.SIGKILL)
-        wait_until(lambda: nodes.gone(agent), 10, "the killed agent to end")
-        platform.start_agent(lab.state, host, lab.state.controller_url_hosts[host])
+        agent = liveops.restart_agent(lab, host)
     assert stream.lost == 0, f"lost {stream.lost} of {stream.count}: gaps {stream.gaps()[:5]}"
     healthy(lab)
     now = set(nodes.netns_pids(lab.state.netns[host]))

@@ -369,3 +369,22 @@ class LongTcp:
                 self.wait()
         finally:
             self._stop_echo()
+
+
+def restart_agent(probe: Probe, host: str) -> int:
+    """SIGKILL ``host``'s agent (only the agent: its instances keep running)
+    and start a fresh one, as a crashed agent that a supervisor restarts;
+    returns the killed pid. The lab record is read again first (`fsc lab
+    heal` may have started the agent that runs now)."""
+    import os
+    import signal
+
+    from backends.platform.lab import nodes
+    from backends.platform.lab.state import LabState
+
+    probe.state = LabState.load(probe.state.name)
+    agent = probe.state.pids[f"agent.{host}"]
+    os.kill(agent, signal.SIGKILL)
+    wait_until(lambda: nodes.gone(agent), 10, "the killed agent to end")
+    platform.start_agent(probe.state, host, probe.state.controller_url_hosts[host])
+    return agent
