@@ -91,14 +91,19 @@ def drain(lab: Probe) -> tuple[str, liveops.TcpRun, float]:
     return host, run, took
 
 
-def agent_restart(lab: Probe, rate: float) -> tuple[str, liveops.Stream]:
+def agent_restart(lab: Probe, rate: float) -> tuple[str, liveops.Stream, list[str]]:
+    """The restart under a UDP stream; also the processes of the host that
+    did not survive it (the killed agent aside: adoption keeps the rest)."""
     st = healthy(lab)
     host = liveops.host_of(st, "cnt")
     assert host is not None
+    before = liveops.processes(lab, host)
     stream = liveops.Stream(5002, int(rate * 8), rate)
     with liveops.Traffic(lab, "wan", "lan", DST, [stream]):
-        liveops.restart_agent(lab, host)
-    return host, stream
+        agent = liveops.restart_agent(lab, host)
+    healthy(lab)
+    after = liveops.processes(lab, host)
+    return host, stream, [f"{p} {c}" for p, c in before.items() if p != agent and p not in after]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             f"resets {run.resets}  broken {len(run.broken)}  lost bytes {run.lost_bytes}  echoed {run.bytes}"
         )
     print("agent restart under traffic (SIGKILL, start again):")
-    for n, (host, s) in enumerate(restarts, 1):
-        print(f"{n:>5} {host:>4} lost {s.lost}/{s.count}")
+    for n, (host, s, gone) in enumerate(restarts, 1):
+        print(f"{n:>5} {host:>4} lost {s.lost}/{s.count}; instance processes replaced: {gone or 'none'}")
     print(f"machine: {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f} (run at {time.strftime('%H:%M %Y-%m-%d')})")
     return 0
 

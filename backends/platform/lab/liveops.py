@@ -388,3 +388,16 @@ def restart_agent(probe: Probe, host: str) -> int:
     wait_until(lambda: nodes.gone(agent), 10, "the killed agent to end")
     platform.start_agent(probe.state, host, probe.state.controller_url_hosts[host])
     return agent
+
+
+def processes(probe: Probe, node: str) -> dict[int, str]:
+    """Pid -> command line of every process in ``node``'s namespace."""
+    from backends.platform.lab import nodes
+
+    out = {}
+    for pid in nodes.netns_pids(probe.state.netns[node]):
+        try:
+            out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
+        except OSError:
+            continue
+    return out
