@@ -1,7 +1,8 @@
 """Live operation in the lab with real packets (issue 12): a host crashes
 under traffic and the affected policies pass again within the target; a
 drain under long-lived TCP connections resets nothing and loses no byte; an
-agent restart under traffic loses no packet.
+agent restart under traffic loses no packet; a controller killed during a
+failover converges once started again.
 
 Site: tests/lab_sites/failab.fs (`fw` pinned to h1, two `ids` replicas,
 `cnt`, h3 a spare). The platform is driven only by the contract's commands
@@ -18,10 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import faults, liveops
+from backends.platform.lab import faults, liveops, platform
 from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
+from backends.platform.lab.state import LabState
+from backends.platform.lab.topology import plan_topology
 from backends.platform.wait import WaitTimeout, wait_until
+from fslang.api import load
 from tests.platform_harness import lab_build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +39,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 @pytest.fixture(scope="module")
 def lab() -> Probe:
-    from backends.platform.lab.state import LabState
-
     if LabState(LAB).run_dir.exists():
         labmod.down(LAB)
     try:
@@ -139,3 +141,32 @@ def test_an_agent_restart_under_traffic_loses_no_packet(lab: Probe) -> None:
     healthy(lab)
     after = liveops.processes(lab, host)
     assert set(before) - {agent} <= set(after), f"an instance process was replaced: {before} -> {after}"
+
+
+def test_a_controller_killed_during_a_failover_converges(lab: Probe) -> None:
+    """The controller hangs after a failover's rule changes, before its
+    commit, and is killed; the one started again reconciles the switch to the
+    committed site, fails the host over again, and every flow passes."""
+    st = healthy(lab)
+    host = liveops.host_of(st, "cnt")
+    assert host is not None and host != "h1"
+    lab.state = LabState.load(LAB)  # `fsc lab heal` may have started agents since
+    topo = plan_topology(load(SITE).site)
+    log = lab.state.run_dir / "logs" / "controller.log"
+    platform.restart_controller(lab.state, topo, env={"FSC_CONTROLLER_PAUSE_AFTER": "flip"})
+    mark = log.stat().st_size
+    liveops.must(liveops.fsc(lab, "lab", "fail", host, "--name", LAB, controller=False))
+    wait_until(lambda: "pausing for good after phase flip" in log.read_text()[mark:], 30, "the failover to hang")
+    platform.restart_controller(lab.state, topo)
+
+    def converged() -> dict | None:
+        st = liveops.api_status(lab)
+        (sw,) = st["switches"]
+        moved = liveops.host_of(st, "cnt") not in (None, host)
+        ready = all(i["state"] == "ready" for h in st["hosts"] if h["name"] != host for i in h["instances"])
+        return st if moved and ready and sw["installed"] == sw["rules"] and not st["applying"] else None
+
+    st = wait_until(converged, 40, "the failover to be carried out by the restarted controller")
+    assert {h["name"]: h["state"] for h in st["hosts"]}[host] == "down"
+    assert liveops.host_of(st, "ids#2") != host and liveops.host_of(st, "ids#1") != host
+    every_flow_passes(lab)
