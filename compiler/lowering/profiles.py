@@ -45,10 +45,6 @@ class Profile:
     name: str
     maskable: frozenset[str]
 
-    @property
-    def masks_ports(self) -> bool:
-        return L4_PORTS <= self.maskable
-
 
 OPENFLOW13 = Profile("openflow1.3", OF13_MASKABLE)
 OVS = Profile("ovs", OF13_MASKABLE | L4_PORTS)
