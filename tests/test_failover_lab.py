@@ -121,9 +121,14 @@ def test_a_drain_under_long_tcp_connections_breaks_none(lab: Probe) -> None:
     print(f"drain of {host}: {len(run.connections)} connections, {run.bytes} bytes echoed, {run.resets} reset(s)")
     assert run.resets == 0 and not run.broken, run.broken
     assert run.lost_bytes == 0 and run.bytes >= 8 * 8000, run.connections
-    st = liveops.status(lab)
-    h = next(h for h in st["hosts"] if h["name"] == host)
-    assert h["state"] == "drained" and h["instances"] == [], h  # marked, runs nothing
+    h = next(h for h in liveops.status(lab)["hosts"] if h["name"] == host)
+    assert h["state"] == "drained" and all(not i["wanted"] for i in h["instances"]), h  # marked, nothing wanted
+    # the agent stops the old instances (shown `not wanted` meanwhile); then the host runs nothing
+    wait_until(
+        lambda: not next(h for h in liveops.api_status(lab)["hosts"] if h["name"] == host)["instances"],
+        20,
+        "the host to run nothing",
+    )
     every_flow_passes(lab)
     liveops.must(liveops.fsc(lab, "undrain", host))
     assert next(h for h in liveops.status(lab)["hosts"] if h["name"] == host)["state"] == "up"
