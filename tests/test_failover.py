@@ -25,6 +25,7 @@ from backends.platform.controller.plan import Op, Tables, apply_ops, placement_o
 from backends.platform.controller.protocol import ApplyRequest, DrainRequest, Heartbeat, InstanceReport
 from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
+from backends.platform.wait import wait_until
 from fslang import api
 from fslang.cli.controller import recompile
 
@@ -249,6 +250,38 @@ def test_a_silent_host_is_failed_over_to_the_spare_and_only_its_tags_change(depl
     advance(clock, mon, agents, 4)
     assert ctl.hosts.state_of("m2") == "up" and ctl.deployed().unavailable == []
     assert placement_of(ctl.deployed().files) == moved and ctl.agents.wanted("m2") == []
+
+
+def test_a_wavering_host_has_its_failover_started_ahead(deployed: Any) -> None:
+    """Silent for more than half of --down-after: the instances the failover
+    would add start ahead on the spare (no rule changes); stopped when the host
+    beats again; the failover that comes later runs exactly those."""
+    ctl, sw, agents, mon, clock = deployed
+    advance(clock, mon, agents, 2)
+    before, placed = dict(sw.tables), placement_of(ctl.deployed().files)
+    assert ctl.agents.wanted("m3") == []  # the spare runs nothing
+    agents.alive.discard("m2")
+    advance(clock, mon, agents, 2.0)
+    assert ctl.hosts.state_of("m2") == "up"
+
+    def started() -> list[Any] | None:
+        mon.tick()  # the compile ahead runs in a thread of its own (real time)
+        return ctl.agents.wanted("m3") or None
+
+    ahead = {s.id: s.digest for s in wait_until(started, 60, "instances started ahead on m3")}
+    assert "click.g0" in ahead, ahead
+    assert sw.tables == before and placement_of(ctl.deployed().files) == placed  # nothing moved
+    assert ctl.agents.wanted("m1") == [s for s in host_specs(ctl.deployed().files)["m1"]]  # m1 untouched
+    agents.alive.add("m2")
+    advance(clock, mon, agents, 0.5)
+    assert ctl.hosts.state_of("m2") == "up" and ctl.agents.wanted("m3") == []  # stopped again
+    agents.alive.discard("m2")
+    advance(clock, mon, agents, 2.0)
+    wait_until(started, 60, "instances started ahead on m3 again")
+    advance(clock, mon, agents, 1.5)
+    assert ctl.hosts.state_of("m2") == "down"
+    after = {s.id: s.digest for s in host_specs(ctl.deployed().files)["m3"]}
+    assert after == ahead  # the failover runs what was started ahead: nothing restarts
 
 
 def test_what_cannot_be_replaced_is_lost_with_its_reason(tmp_path: Path, site_files: dict[str, str]) -> None:

@@ -114,6 +114,7 @@ class Controller:
         self.metrics = Metrics(self.status, self.load)
         self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
         self._compiling: set[tuple] = set()
+        self._standby_for: tuple[tuple, dict[str, list[InstanceSpec]]] | None = None
         self._extras: dict[str, Tables] = {}  # switch -> rules beside the committed site (a drain's)
         self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
         self._guard = threading.Lock()
@@ -552,6 +553,31 @@ class Controller:
                     self._compiling.discard(key)
 
         threading.Thread(target=run, daemon=True, name="precompile").start()
+
+    def standby(self, unavailable: frozenset[str] | None) -> None:
+        """Start ahead the instances a failover without ``unavailable`` would
+        add, once :meth:`precompile` has compiled it (so the failover, if it
+        comes, finds them ready); None: start nothing ahead (stops them)."""
+        if unavailable is None:
+            self.agents.standby({})
+            return
+        d = self._deployed_doc()
+        if d is None:
+            return
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            out = self._compiled.get(key)
+        if out is None or out.files is None:
+            return
+        if self._standby_for is None or self._standby_for[0] != key:
+            old, new = host_specs(d.files), host_specs(out.files)
+            extra = {
+                h: [s for s in specs if s.id not in {o.id for o in old.get(h, [])}]
+                for h, specs in new.items()
+                if h not in unavailable
+            }
+            self._standby_for = (key, extra)
+        self.agents.standby(self._standby_for[1])
 
     def needs_relocation(self) -> str | None:
         """An unavailable host the committed placement still uses (a host just
