@@ -179,3 +179,18 @@ def test_weights_share_buckets_and_tables_agree_with_the_interpreter(
         assert sim_summary(tr) == ref_summary(ref), (pkt, tr.error)
         k = owner[bucket(pkt, hash_by, reads_ports(front.site))]
         assert list(ref.modules) == ["fw", names[k]]
+
+
+def test_plan_shows_replicas(tmp_path) -> None:  # noqa: ANN001
+    """`fsc plan` (and `status`) print each replicated module's shares and range."""
+    from backends.platform.controller.plan import plan_update
+    from backends.platform.controller.render import plan_text
+
+    path = tmp_path / "site.fs"
+    path.write_text(site_text("m * 2..4 weights 3, 1, 1, 1"))
+    result = api.build_file(path)
+    assert result.ok
+    answer = plan_update(None, result.files).answer()
+    assert answer.replicas["m"].range == [2, 4]
+    text = plan_text(answer, "s")
+    assert "replicas m (2..4): m#1 75% (weight 3), m#2 25% (weight 1)" in text, text
