@@ -104,13 +104,24 @@ class Module:
     image: str | None = None
     labels: tuple[tuple[str, HeaderSpace], ...] = ()  # classify: label -> header space
     span: Span = _span()
+    max_replicas: int = 0  # B of `replicas A..B` (``replicas`` is A, what is placed now); 0 = a fixed count
+    weights: tuple[int, ...] = ()  # `weights 3, 1`: one per replica up to the most it may have; () = equal
 
     @property
     def is_sink(self) -> bool:
         return not self.outputs
 
+    @property
+    def most_replicas(self) -> int:
+        """The most instances the module may have (B of a range, else its count)."""
+        return max(self.replicas, self.max_replicas)
+
+    def weight_of(self, rank: int) -> int | None:
+        """The user's weight of replica ``rank`` (1-based), None when not given."""
+        return self.weights[rank - 1] if 0 < rank <= len(self.weights) else None
+
     def instance_names(self) -> tuple[str, ...]:
-        if self.replicas == 1:
+        if self.replicas == 1 and not self.max_replicas:  # a range names `m#1` even alone: it may grow
             return (self.name,)
         return tuple(f"{self.name}#{k}" for k in range(1, self.replicas + 1))
 

@@ -7,6 +7,7 @@ budgets) live here because they need the lowered result.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from compiler import ir
@@ -53,7 +54,7 @@ def compile_site(
     during an update (docs/platform.md); ``unavailable``: hosts that must not
     be used (down or drained, named by the platform)."""
     placed = place(site, previous, optimal, unavailable)
-    diags = list(placed.diagnostics)
+    diags = list(placed.diagnostics) + _check_scaled(site, unavailable)
     if placed.placement is None or any(d.severity == "error" for d in diags):
         return Compiled(site, None, None, {}, {}, diags, placed.moved)
     assignment = dict(placed.placement.assignments)
@@ -82,6 +83,23 @@ def _check_choices(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
             "replicated stages by the same field (`by flow`) so their choices do not multiply",
         )
         for name in steering.too_many_choices
+    ]
+
+
+def _check_scaled(site: ir.Site, unavailable: frozenset[str]) -> list[Diagnostic]:
+    """`replicas A..B`: A instances are placed now; B must fit as well (the
+    platform may scale up to it), so the site is placed once more with every
+    range at its top (the heuristic; its E0701/E0702 say what is short)."""
+    ranged = [m for m in site.modules if m.max_replicas > m.replicas]
+    if not ranged:
+        return []
+    top = dataclasses.replace(
+        site, modules=tuple(dataclasses.replace(m, replicas=m.most_replicas) for m in site.modules)
+    )
+    errors = [d for d in place(top, None, False, unavailable).diagnostics if d.severity == "error"]
+    names = ", ".join(f"`{m.name}` ({m.replicas}..{m.max_replicas})" for m in ranged)
+    return [
+        dataclasses.replace(d, message=f"at the top of the replica ranges of {names}: {d.message}") for d in errors[:1]
     ]
 
 

@@ -200,10 +200,12 @@ class PUse:
     """A module or box as a stage, maybe replicated, maybe split by output."""
 
     name: Name
-    replicas: IntVal | None = None
+    replicas: IntVal | None = None  # the count, or the low end of a range `m * A..B`
     by: str | None = None  # "src" | "dst" | "flow"; None = not given
     branches: tuple[Branch, ...] | None = None
     span: Span = _span()
+    upto: IntVal | None = None  # B of `m * A..B`: the platform may scale up to it
+    weights: tuple[IntVal, ...] = ()  # `weights 3, 1`: shares of new flows per replica
 
 
 @dataclass(frozen=True)

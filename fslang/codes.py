@@ -87,6 +87,13 @@ LIMITS: dict[str, Limit] = {
         256,
         "flows are shared among replicas by a flow hash with 256 buckets: each replica needs a bucket",
     ),
+    "weight": Limit(
+        "a replica's weight (`weights 3, 1`)",
+        1,
+        1000,
+        "weights share the flow hash's 256 buckets among replicas in proportion (each replica keeps at least "
+        "one bucket), so ratios beyond a few hundred to one cannot be told apart",
+    ),
     "stages": Limit(
         "stages a packet passes along one path of a pipeline",
         1,
@@ -189,7 +196,7 @@ CODES: tuple[Code, ...] = (
     Code("E0305", "a `vm` module without an image", _b("module m = dpi()\npolicy p via m\n")),
     Code(
         "E0306",
-        "two replica counts for one module",
+        "two replica counts (or ranges, or sets of weights) for one module",
         _b("module m = monitor()\npolicy p from lan via m * 2\npolicy q from out via m * 3\n"),
     ),
     Code(
@@ -238,6 +245,17 @@ CODES: tuple[Code, ...] = (
         "E0411",
         "a pipeline whose packets can pass more than 64 stages along one path",
         _b("module m = monitor()\npolicy p via " + " >> ".join(["m"] * 65) + "\n"),
+    ),
+    Code(
+        "E0412",
+        "weights that do not give one weight per replica (per replica up to B for `replicas A..B`)",
+        _b("module m = monitor()\npolicy p via m * 2..3 weights 3, 1\n"),
+    ),
+    Code(
+        "W0403",
+        "a replica range (`m * A..B`) where traffic enters a switch that is not `ovs`: when the platform "
+        "scales the module, established connections may move (connection tracking needs Open vSwitch)",
+        _b("module m = monitor()\npolicy p via m * 1..2\n"),
     ),
     Code(
         "E0501",

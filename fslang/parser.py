@@ -479,9 +479,29 @@ class _Builder:
     def r_p_group(self, span: Span, inner: Any) -> Any:
         return inner
 
-    def r_replicate(self, span: Span, count: Tok, by: str | None) -> tuple[A.IntVal, str | None]:
+    def r_replicate(
+        self, span: Span, count: Tok, upto: Tok | None, weights: tuple[A.IntVal, ...] | None, by: str | None
+    ) -> tuple[A.IntVal, A.IntVal | None, tuple[A.IntVal, ...], str | None]:
+        lo, hi = self._replica_range(span, count, upto)
+        return lo, hi, weights or (), by
+
+    def _replica_range(self, span: Span, count: Tok, upto: Tok | None) -> tuple[A.IntVal, A.IntVal | None]:
+        """``N`` or ``A..B`` replicas, each bounded (E0406); an inverted range is E0015."""
         n = self.bounded(count, V.parse_int(count.text), LIMITS["replicas"], "E0406")
-        return A.IntVal(n, count.span), by
+        if upto is None:
+            return A.IntVal(n, count.span), None
+        m = self.bounded(upto, V.parse_int(upto.text), LIMITS["replicas"], "E0406")
+        if m < n:
+            self.err(
+                "E0015",
+                f"replica range {count.text}..{upto.text} is empty (it starts above its end)",
+                span,
+                hint=f"write {upto.text}..{count.text}",
+            )
+        return A.IntVal(n, count.span), A.IntVal(m, upto.span)
+
+    def r_weights(self, span: Span, *toks: Tok) -> tuple[A.IntVal, ...]:
+        return tuple(A.IntVal(self.bounded(t, V.parse_int(t.text), LIMITS["weight"]), t.span) for t in toks)
 
     def r_branches(self, span: Span, *branches: A.Branch) -> tuple[A.Branch, ...]:
         return tuple(branches)
@@ -493,8 +513,8 @@ class _Builder:
         return _Else(span)
 
     def r_p_use(self, span: Span, name: A.Name, rep: Any, branches: Any) -> A.PUse:
-        replicas, by = rep if rep is not None else (None, None)
-        return A.PUse(name, replicas, by, branches, span)
+        replicas, upto, weights, by = rep if rep is not None else (None, None, (), None)
+        return A.PUse(name, replicas, by, branches, span, upto, weights)
 
     def r_case_arm(self, span: Span, guard: Any, pipeline: Any) -> A.CaseArm:
         return A.CaseArm(None if isinstance(guard, _Else) else guard, pipeline, span)
@@ -523,9 +543,14 @@ class _Builder:
         return make
 
     def _opt_value(self, key: str, vals: tuple[Any, ...]) -> Any:
+        if key == "replicas" and len(vals) > 1 and vals[1] is not None:  # `replicas A..B`
+            lo, hi = self._replica_range(vals[0].span, vals[0], vals[1])
+            return A.RangeVal(lo.value, hi.value if hi is not None else lo.value, lo.span)
         if key in ("dpid", "ports", "tcam", "cores", "replicas"):
             code = "E0406" if key == "replicas" else "E0014"
             return self.bounded(vals[0], V.parse_int(vals[0].text), LIMITS[key], code)
+        if key == "weights":
+            return vals[0]
         if key == "memory":
             size = self.bounded(vals[0], V.parse_size(vals[0].text), LIMITS["memory"])
             return A.SizeVal(size, vals[0].text, vals[0].span)

@@ -75,7 +75,9 @@ def pipeline(p: Any, nested: bool = False) -> str:
         case A.PUse():
             text = p.name.text
             if p.replicas is not None:
-                text += f" * {p.replicas.value}" + (f" by {p.by}" if p.by else "")
+                text += f" * {p.replicas.value}" + (f"..{p.upto.value}" if p.upto is not None else "")
+                text += (" weights " + ", ".join(str(w.value) for w in p.weights)) if p.weights else ""
+                text += f" by {p.by}" if p.by else ""
             if p.branches is not None:
                 text += (
                     " { "
@@ -112,6 +114,8 @@ def _opts(options: tuple[A.Option, ...]) -> str:
             out.append(f"{o.key} {v.text}")
         elif isinstance(v, (A.SizeVal, A.StringVal)):
             out.append(f"{o.key} {value(v)}")
+        elif isinstance(v, A.RangeVal):
+            out.append(f"{o.key} {v.lo}..{v.hi}")
         elif o.key == "dpid":
             out.append(f"dpid {v:#x}")
         else:

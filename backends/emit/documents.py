@@ -52,6 +52,15 @@ class PolicyInfo(_Doc):
     symmetric: bool
 
 
+class ReplicaInfo(_Doc):
+    """A replicated module: its instances' weights and shares of new flows,
+    and the range the platform may scale it within (`replicas A..B`)."""
+
+    weights: dict[str, int]  # instance -> weight
+    shares: dict[str, float]  # instance -> share of new flows (its flow-hash buckets / 256)
+    range: list[int] | None = None  # [A, B]: placed A now, B checked to fit; None: a fixed count
+
+
 class PlanDocument(_Doc):
     """The content of ``plan.json``."""
 
@@ -64,6 +73,7 @@ class PlanDocument(_Doc):
     steering: SteeringInfo
     switches: dict[str, SwitchInfo]
     policies: list[PolicyInfo]
+    replicas: dict[str, ReplicaInfo] = {}  # module -> its replicas (modules with more than one, or a range)
 
     def to_text(self) -> str:
         """The file's text: sorted keys, indent 2, a final newline (deterministic)."""

@@ -13,6 +13,7 @@ from backends.emit.documents import (
     GenerationBits,
     PlanDocument,
     PolicyInfo,
+    ReplicaInfo,
     SteeringInfo,
     SwitchInfo,
     UpdateInfo,
@@ -24,6 +25,7 @@ from compiler.flowir import SwitchTables
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import L4_PORTS, profile_of
 from compiler.pipeline import Compiled
+from compiler.steering import flowhash
 from compiler.steering.steer import BoxVisit, Fork, Visit
 
 
@@ -70,6 +72,24 @@ def json_cannot_carry(tables: SwitchTables) -> list[str]:
     return []
 
 
+def _replicas(c: Compiled) -> dict[str, ReplicaInfo]:
+    """plan.json's ``replicas``: weights, shares of new flows and ranges."""
+    weights = c.weights()
+    out = {}
+    for m in c.site.modules:
+        names = m.instance_names()
+        if len(names) < 2 and not m.max_replicas:
+            continue
+        w = [weights.get(n, 1) for n in names]
+        shares = [len(s) / flowhash.BUCKETS for s in flowhash.bucket_sets(w)]
+        out[m.name] = ReplicaInfo(
+            weights=dict(zip(names, w)),
+            shares={n: round(s, 6) for n, s in zip(names, shares)},
+            range=[m.replicas, m.max_replicas] if m.max_replicas else None,
+        )
+    return out
+
+
 def _plan(c: Compiled, files: dict[str, str]) -> str:
     """plan.json (:class:`backends.emit.documents.PlanDocument`) of the other files."""
     assert c.steering is not None
@@ -106,6 +126,7 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
             )
             for sw in c.site.switches
         },
+        replicas=_replicas(c),
         policies=[
             PolicyInfo(
                 name=p.name,

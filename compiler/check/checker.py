@@ -86,9 +86,13 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
         policies.append(check_policy(s, i, symbols, matches, pipes, edge_map, universe))
         if any(d.severity == "error" for d in sink.items[before:]):
             errored.add(s.name.text)
-    for name, (count, _) in pipes.replicas.items():
+    for name, (spec, _) in pipes.replicas.items():
         if name in modules:  # a module whose definition has errors is not in `modules`
-            modules[name] = dataclasses.replace(modules[name], replicas=count)
+            most = spec.hi if spec.ranged else 0
+            modules[name] = dataclasses.replace(
+                modules[name], replicas=spec.lo, max_replicas=most, weights=spec.weights
+            )
+    pipes.warn_connections_may_move(switches, edges)
     check_order(policies, policy_stmts, symbols, [e.name for e in edges], errored)
 
     pins, avoids = _constraints(of(A.PinStmt), of(A.AvoidStmt), symbols, modules, hosts)

@@ -64,6 +64,11 @@ def _allowed(m: ir.Module, hosts: Sequence[ir.Host], pins: dict[str, set[str]], 
     ]
 
 
+def _count(m: ir.Module) -> str:
+    """How many instances must fit: a range must fit at its top (`replicas A..B`)."""
+    return f"up to {m.most_replicas} (`{m.replicas}..{m.max_replicas}`)" if m.max_replicas else str(m.replicas)
+
+
 def _names(hosts: Sequence[ir.Host]) -> str:
     shown = ", ".join(f"`{h.name}`" for h in hosts[:4])
     return shown + (f" and {len(hosts) - 4} more" if len(hosts) > 4 else "")
@@ -92,11 +97,11 @@ def check_capacity(
         if not where:
             continue
         room = sum(min(h.cores // max(m.cores, 1), h.memory // max(m.memory, 1)) for h in where)
-        if m.replicas > room:
+        if m.most_replicas > room:
             short.add(m.name)
             sink.error(
                 "E0701",
-                f"`{m.name}` has {m.replicas} instances of {m.cores} core{'s' if m.cores > 1 else ''} and "
+                f"`{m.name}` has {_count(m)} instances of {m.cores} core{'s' if m.cores > 1 else ''} and "
                 f"{fsl_size(m.memory)}; the hosts that can run it ({_names(where)}) hold {room} at most",
                 m.span,
                 hint=f"lower the replicas or the `cores`/`memory` of `{m.name}`, or add hosts that run `{m.kind}`",
@@ -108,8 +113,8 @@ def check_capacity(
             continue
         have = [h for h in hosts if h.name in group]
         for what, need, total, fmt in (
-            ("cores", sum(m.replicas * m.cores for m in inside), sum(h.cores for h in have), str),
-            ("memory", sum(m.replicas * m.memory for m in inside), sum(h.memory for h in have), fsl_size),
+            ("cores", sum(m.most_replicas * m.cores for m in inside), sum(h.cores for h in have), str),
+            ("memory", sum(m.most_replicas * m.memory for m in inside), sum(h.memory for h in have), fsl_size),
         ):
             if need > total:
                 first = min(inside, key=lambda m: m.span.start)

@@ -89,7 +89,7 @@ def check_module(stmt: A.ModuleStmt, symbols: Symbols, matches: MatchCompiler) -
             opts["image"].span,
             hint="remove the image or add `kind vm`",
         )
-    replicas = opts["replicas"].value if "replicas" in opts else 1
+    replicas = 1  # `replicas` and `weights` are applied by the pipeline checker (one count per module)
     return ir.Module(
         name,
         mtype.name,

@@ -20,6 +20,25 @@ from fslang import ast as A
 from fslang.source import Span
 
 
+@dataclass(frozen=True)
+class ReplicaSpec:
+    """How many instances a module has (``lo``; up to ``hi`` for a range) and their weights."""
+
+    lo: int
+    hi: int
+    weights: tuple[int, ...] = ()
+    ranged: bool = False
+
+    def agrees(self, other: ReplicaSpec) -> bool:
+        """The same count or range, and weights equal or given by one side only."""
+        same = (self.lo, self.hi, self.ranged) == (other.lo, other.hi, other.ranged)
+        return same and (not self.weights or not other.weights or self.weights == other.weights)
+
+    def text(self) -> str:
+        count = f"{self.lo}..{self.hi} replicas" if self.ranged else f"{self.lo} replicas"
+        return count + (" weighted " + ", ".join(map(str, self.weights)) if self.weights else "")
+
+
 @dataclass
 class PipelineChecker:
     symbols: Symbols
@@ -27,12 +46,71 @@ class PipelineChecker:
     modules: dict[str, ir.Module]
     boxes: dict[str, ir.Box]
     universe: MatchSet
-    replicas: dict[str, tuple[int, Span]] = field(default_factory=dict)
+    replicas: dict[str, tuple[ReplicaSpec, Span]] = field(default_factory=dict)
 
     def declare_module_replicas(self, stmt: A.ModuleStmt) -> None:
-        for opt in stmt.options:
-            if opt.key == "replicas" and stmt.name.text in self.modules:
-                self.replicas[stmt.name.text] = (opt.value, opt.span)
+        """`replicas N`, `replicas A..B` and `weights ...` of a module statement."""
+        if stmt.name.text not in self.modules:
+            return
+        opts = {o.key: o for o in stmt.options}
+        rep, wts = opts.get("replicas"), opts.get("weights")
+        if rep is None and wts is None:
+            return
+        lo, hi = (
+            (1, 1)
+            if rep is None
+            else (rep.value.lo, rep.value.hi)
+            if isinstance(rep.value, A.RangeVal)
+            else (rep.value,) * 2
+        )
+        weights = tuple(w.value for w in wts.value) if wts is not None else ()
+        span = (rep or wts).span  # type: ignore[union-attr]
+        spec = ReplicaSpec(lo, hi, weights, rep is not None and isinstance(rep.value, A.RangeVal))
+        if self._weights_fit(stmt.name.text, spec, wts.span if wts is not None else span):
+            self.replicas[stmt.name.text] = (spec, span)
+
+    def warn_connections_may_move(self, switches: list[ir.Switch], edges: list[ir.Edge]) -> None:
+        """W0403: a module the platform may scale (`replicas A..B`) on a site
+        where traffic enters a switch that is not `ovs`: only Open vSwitch
+        connection tracking keeps an established connection on its replica
+        when the replica set changes.  (A fixed count changes only by the
+        user's own edit; docs/language.md says what that moves.)"""
+        entry = {sw for e in edges for sw, _ in e.ports}
+        standard = sorted(s.name for s in switches if s.name in entry and not s.ovs)
+        if not standard:
+            return
+        for name, (spec, span) in self.replicas.items():
+            if not spec.ranged or spec.hi < 2:
+                continue
+            self.symbols.sink.warning(
+                "W0403",
+                f"established connections through `{name}` may move to another replica when the platform "
+                f"scales it: switch{'es' if len(standard) > 1 else ''} "
+                + ", ".join(f"`{s}`" for s in standard[:4])
+                + (" ..." if len(standard) > 4 else "")
+                + " cannot remember connections",
+                span,
+                hint="declare the switches `ovs` (Open vSwitch connection tracking keeps every established "
+                "connection on its replica), or change replicas only when few connections are open",
+            )
+
+    def _weights_fit(self, name: str, spec: ReplicaSpec, span: Span) -> bool:
+        """E0412: one weight per replica (per replica up to B for a range)."""
+        if not spec.weights or len(spec.weights) == spec.hi:
+            return True
+        what = (
+            f"up to {spec.hi} replicas (`{spec.lo}..{spec.hi}`)"
+            if spec.ranged
+            else f"{spec.hi} replica" + ("s" if spec.hi > 1 else "")
+        )
+        self.symbols.sink.error(
+            "E0412",
+            f"module `{name}` has {what} but {len(spec.weights)} weight{'s' if len(spec.weights) > 1 else ''}",
+            span,
+            hint=f"give one weight per replica: {spec.hi} in all"
+            + (", the first ones apply to the instances placed now" if spec.ranged else ""),
+        )
+        return False
 
     def convert(self, p: Any) -> ir.Pipeline:
         return getattr(self, "p_" + type(p).__name__)(p)
@@ -120,18 +198,23 @@ class PipelineChecker:
                 )
             return ir.Use(name, is_box=True, span=p.span)
         module = self.modules.get(name)
-        if p.replicas is not None:
-            count = p.replicas.value  # in range: the parser bounds it (E0406)
+        if p.replicas is not None:  # in range: the parser bounds counts (E0406) and weights
+            hi = p.upto.value if p.upto is not None else p.replicas.value
+            spec = ReplicaSpec(p.replicas.value, hi, tuple(w.value for w in p.weights), p.upto is not None)
             prev = self.replicas.get(name)
-            if prev is not None and prev[0] != count:
+            if prev is not None and prev[0] != spec and spec.agrees(prev[0]):
+                if spec.weights:  # `m * 2 weights 3, 1` after a plain `m * 2`: the weights complete it
+                    self.replicas[name] = (spec, prev[1])
+            elif prev is not None and prev[0] != spec:
                 self.symbols.sink.error(
                     "E0306",
-                    f"module `{name}` has {prev[0]} replicas elsewhere, {count} here",
+                    f"module `{name}` has {prev[0].text()} elsewhere, {spec.text()} here",
                     p.replicas.span,
-                    hint="a module has one set of instances shared by every policy; give it one replica count",
+                    hint="a module has one set of instances shared by every policy; give it one replica count "
+                    "(and one set of weights)",
                 )
-            elif prev is None:
-                self.replicas[name] = (count, p.replicas.span)
+            elif prev is None and self._weights_fit(name, spec, p.weights[0].span if p.weights else p.span):
+                self.replicas[name] = (spec, p.replicas.span)
         branches = None
         if p.branches is not None:
             branches = self._branches(p, module)

@@ -304,12 +304,16 @@ class Problem:
 
     def placement(self, host_of: list[int]) -> Placement:
         assignments = tuple((self.insts[i].name, self.hosts[h].name) for i, h in enumerate(host_of))
-        # weight: cores allotted relative to the module's other instances (equal -> 1)
+        # weight: the user's (`weights 3, 1`), else cores allotted relative to the module's other instances
         g: dict[int, int] = {}
         for i in range(len(self.insts)):
             g[self.insts[i].module] = gcd(g.get(self.insts[i].module, 0), self.size(i)[0])
         weights = tuple(
-            (self.insts[i].name, self.size(i)[0] // g[self.insts[i].module] if g[self.insts[i].module] else 1)
+            (
+                self.insts[i].name,
+                self.modules[self.insts[i].module].weight_of(self.insts[i].rank)
+                or (self.size(i)[0] // g[self.insts[i].module] if g[self.insts[i].module] else 1),
+            )
             for i in range(len(self.insts))
         )
         info = tuple(

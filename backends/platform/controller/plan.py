@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from backends.emit.documents import PlanDocument
+from backends.emit.documents import PlanDocument, ReplicaInfo
 from backends.platform.controller.flowcodec import parse_switch_file
 from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey
 from backends.platform.controller.protocol import InstanceChanges, Moved, PlanAnswer, SwitchChanges, one_line
@@ -98,6 +98,7 @@ class UpdatePlan:
     changed_files: list[str]
     old_generation: int | None
     new_generation: int
+    replicas: dict[str, ReplicaInfo] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -130,6 +131,7 @@ class UpdatePlan:
                 moved={k: Moved.model_validate({"from": a, "to": b}) for k, (a, b) in sorted(self.moved.items())},
             ),
             changed_files=self.changed_files,
+            replicas=self.replicas,
         )
 
 
@@ -184,6 +186,7 @@ def plan_update(
         changed_files=changed,
         old_generation=None if old_files is None else generation_of(old_files),
         new_generation=generation_of(new_files),
+        replicas=dict(doc.replicas) if (doc := plan_doc(new_files)) is not None else {},
     )
 
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError
 
+from backends.emit.documents import ReplicaInfo
+
 PROTOCOL_VERSION = 1
 
 InstanceKind = Literal["click", "process", "vm"]
@@ -168,6 +170,8 @@ class PlanAnswer(_Model):
     switches: dict[str, SwitchChanges] = Field(default_factory=dict)
     instances: InstanceChanges = Field(default_factory=InstanceChanges)
     changed_files: list[str] = Field(default_factory=list)
+    #: replicated modules of the new site: weights, shares of new flows, scaling range
+    replicas: dict[str, ReplicaInfo] = Field(default_factory=dict)
 
 
 class PhaseCounts(_Model):
@@ -421,6 +425,8 @@ class StatusAnswer(_Model):
     unplaced: list[str] = Field(default_factory=list)
     #: the last failover or drain: what happened, when (newest last, at most 10)
     events: list[str] = Field(default_factory=list)
+    #: replicated modules of the deployed site: weights, shares of new flows, scaling range
+    replicas: dict[str, ReplicaInfo] = Field(default_factory=dict)
 
 
 class ErrorAnswer(_Model):

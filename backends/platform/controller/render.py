@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from backends.emit.documents import ReplicaInfo
 from backends.platform.controller.protocol import (
     CommitEvent,
     DrainEvent,
@@ -56,7 +57,22 @@ def plan_text(plan: PlanAnswer, site: str) -> str:
     con.print("instances stopped: " + (", ".join(inst.stopped) or "-"))
     moved = ", ".join(f"{k} {v.from_} -> {v.to}" for k, v in sorted(inst.moved.items()))
     con.print("instances moved:   " + (moved or "-"))
+    for line in replica_lines(plan.replicas):
+        con.print(line)
     return buf.getvalue()
+
+
+def replica_lines(replicas: dict[str, ReplicaInfo]) -> list[str]:
+    """``replicas ids (2..4): ids#1 75% (weight 3), ids#2 25%``: shares of new flows."""
+    out = []
+    for name, r in sorted(replicas.items()):
+        scale = f" ({r.range[0]}..{r.range[1]})" if r.range else ""
+        equal = len(set(r.weights.values())) <= 1
+        parts = [
+            f"{i} {100 * r.shares.get(i, 0):.0f}%" + ("" if equal else f" (weight {w})") for i, w in r.weights.items()
+        ]
+        out.append(f"replicas {name}{scale}: " + ", ".join(parts))
+    return out
 
 
 def event_text(ev: BaseModel) -> str:
@@ -175,4 +191,6 @@ def status_text(st: StatusAnswer) -> str:
         con.print(f"cannot re-place: {u}")
     for e in st.events:
         con.print(f"event: {e}")
+    for line in replica_lines(st.replicas):
+        con.print(line)
     return buf.getvalue()

@@ -356,6 +356,7 @@ class Controller:
             or (f"drain of {self.drain.host} (old connections stay until they end)" if self.drain else None),
             unplaced=list(self.unplaced),
             events=list(self.events),
+            replicas=dict(doc.replicas) if doc is not None else {},
         )
 
     def _host_status(self, host: str, specs: list[InstanceSpec], files: dict[str, str] | None) -> HostStatus:
