@@ -80,7 +80,10 @@ def _walk(
     appenders = [(column.append, f.line) for column, f in zip(columns, formats)]
     for e in entries:
         fields = list(map(_FIELD, e.match.fields))
-        keys.append((e.table_id, -e.priority, *chain.from_iterable(fields)))  # flat: one object, not one per field
+        # flat: one object, not one per field; an exact match (mask None) sorts before every masked one
+        keys.append(
+            (e.table_id, -e.priority, *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in fields))
+        )
         if len(fields) > 1:
             spelt = zip(*starmap(items, fields))  # per format: its spelling of each field
             pick = pickers(tuple([f[0] for f in fields]))
