@@ -400,6 +400,10 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
                 for op in operations.values():
                     if path.startswith("/v1/") or path == "/metrics":
                         op["security"] = [{"bearer": []}]
+                    for code, answer in op.get("responses", {}).items():
+                        if code != "200" and "text/plain" in answer.get("content", {}):
+                            # errors are JSON whatever the route's own content type (FastAPI copies it)
+                            answer["content"] = {"application/json": answer["content"].pop("text/plain")}
             api.openapi_schema = jsonable_encoder(doc)
         return api.openapi_schema
 
