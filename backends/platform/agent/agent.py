@@ -257,8 +257,14 @@ class Agent:
         handles, ended = adopt.adopt(self.ctx)
         if ended:
             log.info("ended %d instance(s) an older agent left without a record", len(ended))
+        taken = 0
         for h in handles:
             runner = self.runners[h.spec.kind]
+            if not runner.adopt(h):  # e.g. a libvirt domain that is gone: started again as usual
+                adopt.forget(self.ctx, h.spec.id)
+                continue
             self.slots[h.spec.id] = Slot(h.spec, runner, runner.policy(h.spec), handle=h, alive=True)
-            log.info("%s: adopted (pid %s, digest %s)", h.spec.id, h.proc.pid if h.proc else "-", h.spec.digest[:12])
-        return len(handles)
+            what = f"pid {h.proc.pid}" if h.proc else f"domain {h.extra.get('domain_uuid', '-')}"
+            log.info("%s: adopted (%s, digest %s)", h.spec.id, what, h.spec.digest[:12])
+            taken += 1
+        return taken

@@ -66,7 +66,7 @@ class Context:
     netns_prefix: str = "fsvm-"
     ready_timeout: float = 20.0
     click_command: list[str] | None = None  # overrides `click` / backends.click.runtime (tests)
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = "qemu:///system"  # `vm` instances without --lab (runners/virt.py)
 
     def instance_dir(self, iid: str) -> Path:
         d = self.state_dir / "instances" / iid.replace("#", ".").replace("/", "_")
@@ -203,6 +203,13 @@ class Runner(ABC):
 
     def stop(self, handle: Handle) -> None:
         terminate(handle.proc)
+
+    def adopt(self, handle: Handle) -> bool:
+        """Does the run an earlier agent recorded still run (then it is taken
+        over)? Processes are checked by pid and start time in
+        :mod:`backends.platform.agent.adopt`; a runner whose runs are not
+        processes (a libvirt domain) checks its own."""
+        return handle.proc is not None
 
     def export_state(self, handle: Handle) -> dict[str, Any]:
         """State to carry to another host (counters; see the module docstring)."""
