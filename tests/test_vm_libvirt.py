@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import threading
 import xml.etree.ElementTree as ET
@@ -44,7 +45,7 @@ switch sw dpid 1
 host lva at sw:1 cores 8 memory 16GiB runs click, vm
 edge e at sw:2 default
 module lvids = ids(rules: "r") kind vm cores 2 memory 1GiB image "suricata.qcow2"
-policy p via lvids * 2
+policy p via lvids * 3
 """
 
 
@@ -133,6 +134,8 @@ def test_define_start_report_stop_undefine(lv: Any, tmp_path: Path) -> None:
         assert "libvirt domain lvids#1 running (test:///default)" in handle.message
         poll = r.poll(handle)
         assert poll.alive and poll.exit_code is None and poll.packets >= 0
+        assert poll.bytes is not None and poll.bytes >= 0  # the NIC's bytes and the domain's CPU time, not a pid's
+        assert poll.cpu_seconds is not None and poll.cpu_seconds > 0
         assert r.export_state(handle) == {"id": "lvids#1", "digest": s.digest, "stats": {"packets": poll.packets}}
     finally:
         r.stop(handle)
@@ -303,3 +306,42 @@ def test_agent_runs_adopts_and_removes_a_domain(
         for device in (tap, tap_name("lvids#2")):
             subprocess.run(["ip", "link", "del", "dev", device], capture_output=True)
     assert not [r for r in caplog.records if r.exc_info], "no traceback in the agent's log"
+
+
+@pytest.mark.root
+def test_fsc_agent_process_runs_a_domain_on_the_libvirt_uri(tmp_path: Path) -> None:
+    """``fsc agent --libvirt-uri test:///default`` (no --lab): the domain lives in the
+    agent process (the test driver), so only its heartbeats show it; SIGTERM stops it
+    and leaves no tap."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (tap devices): run it as root")
+    endpoint = Endpoint("lvp")
+    tap = tap_name("lvids#3")
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    endpoint.set_desired([vm_spec("lvids#3").model_dump()])
+    log = tmp_path / "agent.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "fsc"), "agent", "--host", "lvp", "--controller", endpoint.url]
+            + ["--token-file", str(tmp_path / "token"), "--state-dir", str(tmp_path / "state")]
+            + ["--libvirt-uri", URI],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        seen = endpoint.wait("lvids#3 ready", lambda i: i.get("lvids#3", {}).get("state") == "ready")
+        assert seen["lvids#3"]["message"] == "libvirt domain lvids#3 running (test:///default)"
+        assert "tun type tap" in _tap_kind(tap)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        endpoint.close()
+        leftover = "tun type tap" in _tap_kind(tap)
+        subprocess.run(["ip", "link", "del", "dev", tap], capture_output=True)
+    text = log.read_text(errors="replace")
+    assert not leftover and "Traceback" not in text
+    assert "vm instances on test:///default" in text and "lvids#3: stopped (agent shutting down)" in text

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from backends.platform.agent.runners.base import AgentSpec, Context, Handle
 
 RECORD = "run.json"
-_SAVED_EXTRA = ("compounds", "netns", "last_packets", "domain_uuid", "libvirt_uri", "rx_at_start")
+_SAVED_EXTRA = ("compounds", "netns", "last_packets", "domain_uuid", "libvirt_uri", "rx_at_start", "rx_bytes_at_start")
 
 
 def start_time(pid: int) -> str:

@@ -102,8 +102,9 @@ class Agent:
             elif slot.handle is not None and slot.alive:
                 poll = slot.runner.poll(slot.handle)
                 slot.packets, slot.message, slot.modules = poll.packets, poll.message, poll.modules
-                slot.bytes = stats_bytes(slot.handle.stats)
-                slot.cpu_seconds = cpu_seconds(slot.handle.proc.pid if slot.handle.proc is not None else None)
+                slot.bytes = poll.bytes if poll.bytes is not None else stats_bytes(slot.handle.stats)
+                pid = slot.handle.proc.pid if slot.handle.proc is not None else None
+                slot.cpu_seconds = poll.cpu_seconds if poll.cpu_seconds is not None else cpu_seconds(pid)
                 if not poll.alive:
                     slot.alive, slot.exit_code, slot.exited_at = False, poll.exit_code, now
                     log.warning("%s: %s", iid, describe_exit(slot.exit_code))

@@ -81,6 +81,8 @@ class Poll:
     packets: int
     message: str = ""
     modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets in
+    bytes: int | None = None  # a runner that counts them itself (a libvirt domain); else the stats file's
+    cpu_seconds: float | None = None  # likewise; else the instance's processes' CPU time
 
 
 @dataclass

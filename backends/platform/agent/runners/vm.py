@@ -113,7 +113,7 @@ class VmRunner(Runner):
             active = lambda: self.hypervisor.call("cannot read the domain's state", dom.isActive)  # noqa: E731
             wait_until(active, self.ctx.ready_timeout, f"vm {spec.id}'s domain", max_interval=0.2)
             self._attach(handle, dom)
-            handle.extra["rx_at_start"] = self._rx(handle)
+            handle.extra["rx_at_start"], handle.extra["rx_bytes_at_start"] = self._nic(handle)
         except WaitTimeout:
             raise StartError(f"vm {spec.id}: the domain did not start in {self.ctx.ready_timeout:.0f} s") from None
         except VirtError as err:
@@ -127,11 +127,11 @@ class VmRunner(Runner):
         handle.extra["domain_uuid"] = dom.UUIDString()
         handle.extra["libvirt_uri"] = self.ctx.libvirt_uri
 
-    def _rx(self, handle: Handle) -> int:
-        """Packets the domain received on its NIC (the tap's counters, which outlive a run)."""
+    def _nic(self, handle: Handle) -> tuple[int, int]:
+        """(packets, bytes) the domain received on its NIC (the tap's counters, which outlive a run)."""
         dom = handle.extra["domain"]
         stats = self.hypervisor.call("cannot read the NIC counters", dom.interfaceStats, tap_name(handle.spec.id))
-        return int(stats[1])
+        return int(stats[1]), int(stats[0])
 
     def poll(self, handle: Handle) -> Poll:
         if "domain_uuid" not in handle.extra:
@@ -139,14 +139,17 @@ class VmRunner(Runner):
         try:
             dom = handle.extra["domain"] = self.hypervisor.lookup(handle.extra["domain_uuid"])
             active = bool(self.hypervisor.call("cannot read the domain's state", dom.isActive))
-            rx = self._rx(handle) if active else None
+            nic = self._nic(handle) if active else None
+            # virDomainGetInfo: [state, max memory, memory, vcpus, CPU time in ns]
+            cpu = self.hypervisor.call("cannot read the domain's CPU time", dom.info)[4] / 1e9 if active else 0.0
         except VirtError as err:
             return Poll(False, 1, handle.base_packets, f"domain lost: {err}")
-        if rx is None:
+        if nic is None:
             return Poll(False, 1, handle.base_packets, "the domain is not running any more")
-        total = handle.base_packets + max(0, rx - int(handle.extra.get("rx_at_start", 0)))
+        total = handle.base_packets + max(0, nic[0] - int(handle.extra.get("rx_at_start", 0)))
+        received = max(0, nic[1] - int(handle.extra.get("rx_bytes_at_start", 0)))
         handle.extra["last_packets"] = total
-        return Poll(True, None, total, handle.message)
+        return Poll(True, None, total, handle.message, bytes=received, cpu_seconds=float(cpu))
 
     def stop(self, handle: Handle) -> None:
         if "domain_uuid" not in handle.extra:
