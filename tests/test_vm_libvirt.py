@@ -1,8 +1,8 @@
 """The `vm` runner's libvirt path, run for real through libvirt-python against
 libvirt's test driver (``test:///default``: in the libvirt client library, no
 daemon, no KVM).  The runner defines every emitted domain, starts it, reports
-it, restarts it, moves it to another "host" (a second test-driver instance),
-with its counters or with its memory (save/restore), stops and undefines it;
+it, restarts it, moves it to another "host" (a second test-driver instance)
+with its counters, stops and undefines it;
 an agent that restarts adopts the running domain; a domain libvirt refuses
 is a one-line message in the heartbeat.
 
@@ -176,24 +176,6 @@ def test_move_with_counters_runs_both_until_the_old_one_stops(lv: Any, tmp_path:
     finally:
         b.stop(new)
     assert domains(b.hypervisor.conn()) == {}
-
-
-def test_move_with_memory_saves_and_restores_the_domain(lv: Any, tmp_path: Path) -> None:
-    a, b, s = runner(tmp_path), runner(tmp_path, other_host(tmp_path), "lvb"), vm_spec()
-    old = a.start(s)
-    image = tmp_path / "lvids.1.save"
-    state = a.save(old, str(image))
-    assert image.stat().st_size > 0 and state["saved"] == str(image)
-    assert domains(lv) == {"lvids#1": False}  # stopped, still defined until the move completes
-    new = b.start(s, state=state)
-    try:
-        assert "restored from its saved memory" in new.message
-        dom = b.hypervisor.conn().lookupByName("lvids#1")
-        assert dom.isActive() and dom.isPersistent() and dom.UUIDString() == old.extra["domain_uuid"]
-        a.stop(old)
-        assert domains(lv) == {}
-    finally:
-        b.stop(new)
 
 
 def test_errors_are_one_line_messages(lv: Any, tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ Lifecycle of an instance (one runner per kind: click, process, vm):
 ``unplumb(spec)`` removes the devices once the instance is no longer wanted.
 ``export_state(handle)`` / ``start(..., state=...)``: the hook for moving a
                   running instance to another host: the old host exports its
-                  state (counters; module state where a runner can carry it,
-                  e.g. a libvirt domain's saved memory later), the new host
+                  state (counters; module state where a runner can carry it;
+                  not a libvirt domain's memory: see runners/vm.py), the new host
                   starts with it while the old one still runs, the controller
                   moves the steering, then the old one is stopped.  No traffic
                   is lost because both run during the move (make before break).

@@ -109,16 +109,3 @@ class Hypervisor:
 
     def lookup(self, uuid: str) -> Any:
         return self.call(f"no domain {uuid}", self.conn().lookupByUUIDString, uuid)
-
-    def restore(self, path: str) -> None:
-        """Run the domain whose memory :meth:`save` wrote to ``path``."""
-        self.call(f"cannot restore the saved domain {path}", self.conn().restore, path)
-
-    def close(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except module().libvirtError:
-                pass

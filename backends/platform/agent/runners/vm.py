@@ -8,14 +8,14 @@ NIC is ``<interface type='ethernet'>`` with ``<target dev='TAP'
 managed='no'/>``, backends/emit/vm) and starts it; ready = the domain is
 running; packets = the packets the domain received on that NIC
 (``interfaceStats``), counted from the start of the run and carried across
-restarts and moves; ``stop`` = destroy + undefine.  A move either boots the
-domain afresh on the new host with the old one's counters
-(``export_state``/``start(state=...)``, make before break) or carries its
-memory too (``save``: the domain's memory to a file, the new host
-``start(state=...)`` restores it; the module pauses meanwhile).  An agent
-that restarts adopts the domains its records name that still run
-(:meth:`VmRunner.adopt`).  docs/platform.md says what libvirt's test driver
-proves of this and what a hypervisor host needs.
+restarts and moves; ``stop`` = destroy + undefine.  A move boots the domain
+afresh on the new host with the old one's counters (``export_state`` /
+``start(state=...)``, make before break): QEMU refuses to save or migrate a
+domain whose disk is a ``<transient/>`` overlay, as the emitted ones are, so
+no memory moves.  An agent that restarts adopts the domains its records name
+that still run (:meth:`VmRunner.adopt`).  docs/platform.md says what libvirt's
+test driver proves of this, what was checked with QEMU, and what a hypervisor
+host needs.
 
 In the lab: namespace ``PREFIX + HOST + '-' + instance`` (``#`` as ``.``), a
 veth pair ``tap_name(instance)`` here <-> ``eth0`` there, and
@@ -100,12 +100,9 @@ class VmRunner(Runner):
     def _start_domain(self, spec: AgentSpec, previous: Handle | None, state: dict[str, Any] | None) -> Handle:
         handle = Handle(spec, log=self.ctx.instance_dir(spec.id) / "log")
         handle.base_packets = int(previous.extra.get("last_packets", 0)) if previous else moved_packets(state)
-        saved = (state or {}).get("saved")
         try:
             dom = self.hypervisor.define(domain_xml(spec))
-            if isinstance(saved, str):
-                self.hypervisor.restore(saved)
-            elif not dom.isActive():
+            if not self.hypervisor.call("cannot read the domain's state", dom.isActive):
                 self.hypervisor.call("libvirt could not start the domain", dom.create)
         except VirtError as err:
             raise StartError(f"vm {spec.id}: {err}") from None
@@ -118,8 +115,7 @@ class VmRunner(Runner):
             raise StartError(f"vm {spec.id}: the domain did not start in {self.ctx.ready_timeout:.0f} s") from None
         except VirtError as err:
             raise StartError(f"vm {spec.id}: {err}") from None
-        how = "restored from its saved memory" if isinstance(saved, str) else "running"
-        handle.message = f"libvirt domain {dom.name()} {how} ({self.ctx.libvirt_uri})"
+        handle.message = f"libvirt domain {dom.name()} running ({self.ctx.libvirt_uri})"
         return handle
 
     def _attach(self, handle: Handle, dom: Any) -> None:
@@ -174,18 +170,6 @@ class VmRunner(Runner):
             return super().export_state(handle)
         packets = self.poll(handle).packets
         return {"id": handle.spec.id, "digest": handle.spec.digest, "stats": {"packets": packets}}
-
-    def save(self, handle: Handle, path: str) -> dict[str, Any]:
-        """Move with memory: the domain's memory to ``path`` (the domain stops,
-        its definition stays until :meth:`stop`); the returned state, with
-        ``path`` readable on the new host, restores it there (``start(state=...)``)."""
-        state = self.export_state(handle)
-        try:
-            dom = self.hypervisor.lookup(handle.extra["domain_uuid"])
-            self.hypervisor.call(f"cannot save the domain's memory to {path}", dom.save, path)
-        except VirtError as err:
-            raise StartError(f"vm {handle.spec.id}: {err}") from None
-        return {**state, "saved": path}
 
     def adopt(self, handle: Handle) -> bool:
         """Is the domain an earlier agent recorded still running here? (then it is this run)"""
