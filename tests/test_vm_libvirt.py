@@ -30,6 +30,7 @@ import pytest
 
 from backends.emit.output import render
 from backends.emit.vm.generate import tap_name
+from backends.platform.agent import adopt
 from backends.platform.agent.agent import Agent
 from backends.platform.agent.client import ControllerClient
 from backends.platform.agent.runners import AgentSpec, Context, StartError, VmRunner
@@ -176,6 +177,29 @@ def test_move_with_counters_runs_both_until_the_old_one_stops(lv: Any, tmp_path:
     finally:
         b.stop(new)
     assert domains(b.hypervisor.conn()) == {}
+
+
+def test_a_new_agent_adopts_a_running_domain_and_clears_a_stopped_one(lv: Any, tmp_path: Path) -> None:
+    """What an agent that died left: a domain that still runs is taken over (the same
+    run); one that stopped meanwhile loses its definition and its record (the
+    controller's desired set starts it again if it is wanted)."""
+    ctx = Context(host="lva", state_dir=tmp_path / "state", libvirt_uri=URI, ready_timeout=10)
+    r = VmRunner(ctx)
+    running, stopped = r.start(vm_spec("lvids#1")), r.start(vm_spec("lvids#2"))
+    for h in (running, stopped):
+        adopt.record(ctx, h)
+    ids = {n: lv.lookupByName(n).ID() for n in ("lvids#1", "lvids#2")}
+    lv.lookupByName("lvids#2").destroy()
+
+    agent = Agent(ctx, ControllerClient("http://127.0.0.1:9", "lva", TOKEN))  # adoption asks no controller
+    assert agent.adopt() == 1 and set(agent.slots) == {"lvids#1"}
+    assert domains(lv) == {"lvids#1": True} and lv.lookupByName("lvids#1").ID() == ids["lvids#1"]
+    assert not (ctx.instance_dir("lvids#2") / adopt.RECORD).exists()
+    handle = agent.slots["lvids#1"].handle
+    assert handle is not None and "adopted from an earlier agent" in handle.message
+    assert agent.slots["lvids#1"].runner.poll(handle).alive
+    agent.shutdown()
+    assert domains(lv) == {}
 
 
 def test_errors_are_one_line_messages(lv: Any, tmp_path: Path) -> None:

@@ -261,7 +261,8 @@ class Agent:
         taken = 0
         for h in handles:
             runner = self.runners[h.spec.kind]
-            if not runner.adopt(h):  # e.g. a libvirt domain that is gone: started again as usual
+            if not runner.adopt(h):  # a libvirt domain that stopped: its definition goes, started again if wanted
+                runner.stop(h)
                 adopt.forget(self.ctx, h.spec.id)
                 continue
             self.slots[h.spec.id] = Slot(h.spec, runner, runner.policy(h.spec), handle=h, alive=True)

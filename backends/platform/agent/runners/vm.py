@@ -158,7 +158,7 @@ class VmRunner(Runner):
                 log.warning("%s: %s", handle.spec.id, err)
             return  # already undefined: the goal is reached
         try:
-            if dom.isActive():
+            if self.hypervisor.call("cannot read the domain's state", dom.isActive):
                 self.hypervisor.call("cannot destroy the domain", dom.destroy)
             self.hypervisor.call("cannot undefine the domain", dom.undefine)
         except VirtError as err:
@@ -179,7 +179,7 @@ class VmRunner(Runner):
             return False
         try:
             dom = self.hypervisor.lookup(handle.extra["domain_uuid"])
-            if not dom.isActive():
+            if not self.hypervisor.call("cannot read the domain's state", dom.isActive):
                 return False
         except VirtError:
             return False
