@@ -101,7 +101,22 @@ class GroupAction:
     group_id: int
 
 
-Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupAction
+@dataclass(frozen=True)
+class Ct:
+    """Open vSwitch connection tracking (Nicira ``ct``, switches declared
+    ``ovs`` only).  With ``table``: the packet goes through conntrack in
+    ``zone`` and the pipeline continues at ``table`` with ``ct_state`` and
+    ``ct_mark`` set (a recirculation; ``ct`` is then the entry's only
+    action).  With ``commit``: the connection is recorded, with ``mark`` as
+    its ``ct_mark``; the packet goes on with the actions that follow."""
+
+    zone: int = 0
+    table: int | None = None
+    commit: bool = False
+    mark: int | None = None
+
+
+Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupAction | Ct
 
 OFPP_IN_PORT = 0xFFFFFFF8
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.flowir import FlowEntry, GroupAction, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField
+from compiler.flowir import Ct, FlowEntry, GroupAction, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import Profile
+from compiler.oxm_fields import CT_FIELDS
 
 HEADERS = frozenset(
     {
@@ -101,7 +102,11 @@ CONTRACTS: dict[int, Contract] = {
         for t in range(T.HASH_FIRST, T.HASH_LAST + 1)
     },
     T.SELECT: Contract(
-        "select", HEADERS | {"metadata"}, frozenset({PushVlan, PushMpls, SetField}), TAGS, frozenset({T.STEER, T.EXIT})
+        "select",
+        HEADERS | {"metadata", "ct_state", "ct_mark"},
+        frozenset({PushVlan, PushMpls, SetField, Ct}),
+        TAGS,
+        frozenset({T.STEER, T.EXIT}),
     ),
     T.STEER: Contract(
         "steer",
@@ -133,7 +138,14 @@ def check(entry: FlowEntry, profile: Profile) -> None:
             raise BrokenContract(f"{c.name} cannot match {f.field}: {entry}")
         if f.mask is not None and f.field not in profile.maskable:
             raise BrokenContract(f"a {profile.name} switch cannot mask {f.field}: {entry}")
+    for f in entry.match.fields:
+        if f.field in CT_FIELDS and not profile.conntrack:
+            raise BrokenContract(f"a {profile.name} switch has no connection tracking ({f.field}): {entry}")
     for a in entry.actions:
+        if isinstance(a, Ct) and not profile.conntrack:
+            raise BrokenContract(f"a {profile.name} switch has no connection tracking (ct): {entry}")
+        if isinstance(a, Ct) and a.table is not None and (a.table != entry.table_id or len(entry.actions) > 1):
+            raise BrokenContract(f"ct(table=...) must be alone and come back to its own table: {entry}")
         if type(a) not in c.actions:
             raise BrokenContract(f"{c.name} cannot {type(a).__name__}: {entry}")
         if isinstance(a, SetField) and a.field not in c.set_fields:

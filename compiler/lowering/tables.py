@@ -69,6 +69,9 @@ PRIO_TAGGED = 65000
 PRIO_POLICY_TOP = 65000  # the first policy (direction); each later one 1 lower
 PRIO_POLICY_MIN = 100  # below: the defaults of POLICY
 PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
+PRIO_CT_TRACK = PRIO_SELECT_TOP + 2  # `ovs`: an untracked packet of a tracked entry goes through conntrack
+PRIO_CT_MARK = PRIO_SELECT_TOP + 1  # `ovs`: a connection's mark names its path (kept across recompiles)
+CT_ZONE = 1  # the conntrack zone of replica choices
 PRIO_DEFAULT = 1
 
 

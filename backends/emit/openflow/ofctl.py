@@ -16,6 +16,7 @@ from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind
 from compiler.flowir import (
     OFPP_IN_PORT,
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -69,8 +70,20 @@ OVS_NAMES: dict[str, str] = {
     "arp_tpa": "arp_tpa",
     "arp_sha": "arp_sha",
     "arp_tha": "arp_tha",
+    "ct_state": "ct_state",
+    "ct_mark": "ct_mark",
 }
-HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0}
+HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0, "ct_mark": 0}
+CT_STATE_FLAGS = {
+    "new": 0x01,
+    "est": 0x02,
+    "rel": 0x04,
+    "rpl": 0x08,
+    "inv": 0x10,
+    "trk": 0x20,
+    "snat": 0x40,
+    "dnat": 0x80,
+}
 GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect", "ff": "ff"}
 
 
@@ -107,7 +120,18 @@ def fmt_value(field: str, value: int) -> str:
     return str(value)
 
 
+def _ct_state(fm: FieldMatch) -> str:
+    """ct_state as ovs-ofctl writes it: ``+trk-new`` (the flags the mask covers)."""
+    mask = 0xFFFFFFFF if fm.mask is None else fm.mask
+    parts = [("+" if fm.value & bit else "-") + name for name, bit in CT_STATE_FLAGS.items() if mask & bit]
+    if mask & ~sum(CT_STATE_FLAGS.values()) & 0xFFFFFFFF and fm.mask is not None:
+        raise UnsupportedError(f"ct_state mask {fm.mask:#x}")
+    return "ct_state=" + "".join(parts)
+
+
 def fmt_match_field(fm: FieldMatch) -> str:
+    if fm.field == "ct_state":
+        return _ct_state(fm)
     name = ovs_name(fm.field)
     if fm.mask is None:
         return f"{name}={fmt_value(fm.field, fm.value)}"
@@ -126,7 +150,16 @@ def _set_field(a: SetField) -> str:
     return f"set_field:{fmt_value(a.field, a.value)}->{ovs_name(a.field)}"
 
 
+def _ct(a: Ct) -> str:
+    parts = (["commit"] if a.commit else []) + ([f"table={a.table}"] if a.table is not None else [])
+    parts.append(f"zone={a.zone}")
+    if a.mark is not None:
+        parts.append(f"exec(set_field:{a.mark:#x}->ct_mark)")
+    return f"ct({','.join(parts)})"
+
+
 ACTIONS: dict[type, Callable] = {
+    Ct: _ct,
     Output: _output,
     SetField: _set_field,
     PushVlan: lambda a: f"push_vlan:{a.ethertype:#06x}",

@@ -25,6 +25,7 @@ from typing import Any
 from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, ordered_entries
 from compiler.flowir import (
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -48,6 +49,8 @@ def match_value(fm: FieldMatch) -> Any:
     if kind in ADDRESS_FORMATS:
         fmt = ADDRESS_FORMATS[kind]
         return fmt(fm.value) if fm.mask is None else f"{fmt(fm.value)}/{fmt(fm.mask)}"
+    if fm.field == "ct_state":  # an Open vSwitch extension (Nicira NXM): fsc's controller reads it
+        return f"{fm.value:#x}/{(0xFFFFFFFF if fm.mask is None else fm.mask):#x}"
     if fm.field == "vlan_vid":
         return f"0x{fm.value:04x}" if fm.mask is None else f"0x{fm.value:04x}/0x{fm.mask:04x}"
     if fm.mask is None:
@@ -69,7 +72,22 @@ def _set_field(a: SetField) -> dict[str, Any]:
     return {"type": "SET_FIELD", "field": a.field, "value": value}
 
 
+def _ct(a: Ct) -> dict[str, Any]:
+    """Nicira ``ct`` in os-ken's NXActionCT terms (an Open vSwitch extension
+    that ofctl_rest does not parse; fsc's controller does)."""
+    body: dict[str, Any] = {
+        "type": "CT",
+        "flags": 1 if a.commit else 0,
+        "zone": a.zone,
+        "recirc_table": 255 if a.table is None else a.table,
+    }
+    if a.mark is not None:
+        body["actions"] = [{"type": "SET_FIELD", "field": "ct_mark", "value": a.mark}]
+    return body
+
+
 ACTIONS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Ct: _ct,
     Output: lambda a: {"type": "OUTPUT", "port": a.port},
     SetField: _set_field,
     PushVlan: lambda a: {"type": "PUSH_VLAN", "ethertype": a.ethertype},

@@ -60,6 +60,8 @@ _MASKED_INT = {
     "pbb_isid",
     "ipv6_exthdr",
     "ipv6_flabel",
+    "ct_state",  # Open vSwitch connection tracking (Nicira NXM fields)
+    "ct_mark",
 }
 _IP = {"ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "ipv6_nd_target"}
 _ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
@@ -172,10 +174,36 @@ def to_match(attrs: dict[str, Any]) -> Any:
     return parser.OFPMatch(**kwargs)
 
 
+def _ct_action(a: dict[str, Any]) -> Any:
+    """Nicira ``ct`` (Open vSwitch connection tracking), which ofctl_rest
+    does not know: ``{"type": "CT", "flags", "zone", "recirc_table",
+    "actions": [SET_FIELD ct_mark]}`` as the compiler writes it."""
+    inner = []
+    for x in a.get("actions", []):
+        if x.get("type") != "SET_FIELD" or x.get("field") != "ct_mark":
+            raise FlowFormatError(f"ct can only set ct_mark, not {x!r}")
+        inner.append(parser.OFPActionSetField(ct_mark=int(x["value"])))
+    return parser.NXActionCT(
+        flags=int(a.get("flags", 0)),
+        zone_src="",
+        zone_ofs_nbits=int(a.get("zone", 0)),
+        recirc_table=int(a.get("recirc_table", 255)),
+        alg=0,
+        actions=inner,
+    )
+
+
 def to_instructions(actions: list[dict[str, Any]]) -> tuple:
     """Instructions from an ofctl_rest action list; unknown types are errors (os-ken only logs them)."""
     known = {"GOTO_TABLE", "WRITE_METADATA", "WRITE_ACTIONS", "CLEAR_ACTIONS", "METER"}
     try:
+        if any(a.get("type") == "CT" for a in actions):  # apply-actions in order, ct among them
+            apply = [_ct_action(a) if a.get("type") == "CT" else a for a in actions if a.get("type") not in known]
+            rest = tuple(ofctl.to_actions(_DP, [a for a in actions if a.get("type") in known]))
+            built = [x if not isinstance(x, dict) else ofctl.to_action(_DP, x) for x in apply]
+            if any(x is None for x in built):
+                raise FlowFormatError(f"unknown action type in {actions!r}")
+            return (parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, built), *rest)
         for a in actions:
             t = a.get("type")
             if t not in known and ofctl.to_action(_DP, a) is None:
