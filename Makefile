@@ -34,6 +34,7 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # Regenerate requirements.lock from pyproject.toml, keeping existing pins where
 # they still satisfy it (`make lock-upgrade` moves everything to the newest).

@@ -20,7 +20,7 @@ PortId = tuple[str, int]  # (switch, OpenFlow port number)
 
 
 def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from compiler.lowering.lower import lower
 from compiler.placement.place import Placement, place
 from compiler.steering.hostplan import HostPlan, host_plans
 from compiler.steering.regions import reverse_space
-from compiler.steering.steer import SteeringPlan, plan
+from compiler.steering.steer import MAX_CHOICES, SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 
 
@@ -60,7 +60,7 @@ def compile_site(
     assignment = dict(placed.placement.assignments)
     weights = dict(placed.placement.weights)
     steering = plan(site, weights, generation)
-    diags += _check_tags(steering) + _check_boxes(site, steering)
+    diags += _check_choices(site, steering) + _check_tags(steering) + _check_boxes(site, steering)
     if any(d.severity == "error" for d in diags):
         return Compiled(site, placed.placement, steering, {}, {}, diags, placed.moved)
     tables, low_diags = lower(site, assignment, steering)
@@ -84,6 +84,22 @@ def _check_scaled(site: ir.Site, unavailable: frozenset[str]) -> list[Diagnostic
     names = ", ".join(f"`{m.name}` ({m.replicas}..{m.max_replicas})" for m in ranged)
     return [
         dataclasses.replace(d, message=f"at the top of the replica ranges of {names}: {d.message}") for d in errors[:1]
+    ]
+
+
+def _check_choices(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
+    policies = {p.name: p for p in site.policies}
+    return [
+        Diagnostic(
+            "E0803",
+            f"policy `{name}`'s pipeline multiplies into more than {MAX_CHOICES} choices where the switch "
+            "classifies its packets (case arms x replica shares x copies x the continuations of every "
+            "module output)",
+            policies[name].span,
+            hint="split the pipeline: give nested `case`s or branches their own policies, or hash "
+            "replicated stages by the same field (`by flow`) so their choices do not multiply",
+        )
+        for name in steering.too_many_choices
     ]
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from fslang.source import NO_SPAN, Span
 
 
 def _span() -> Span:
-    return field(default=NO_SPAN, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ class Option:
     """A statement option as written (``cores 8``): kept for duplicate checks."""
 
     key: str
-    value: object
+    value: Any  # by key: an int, a Size, a Name, a list of names or values (the grammar decides)
     span: Span = _span()
 
 

@@ -302,6 +302,26 @@ CODES: tuple[Code, ...] = (
         "reported by `fsc compile` when a site needs more than 262,143 distinct steering steps per update "
         "generation (MPLS labels; up to 2,046 travel as VLAN ids) or more than 32,767 distinct decision lists",
     ),
+    Code(
+        "E0803",
+        "a pipeline whose decisions multiply past 1,024 choices at one classification point",
+        _b(
+            "policy p via "
+            + " >> ".join(
+                "case { " + ", ".join(f"{f} {v}: pass" for v in vals) + ", else: pass }"
+                for f, vals in (
+                    ("dscp", (1, 2, 3, 4)),
+                    ("src port", (1, 2, 3, 4)),
+                    ("dst port", (1, 2, 3, 4)),
+                    ("src net", ("10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16")),
+                    ("dst net", ("10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16")),
+                )
+            )
+            + "\n"
+        ),
+        "the switch takes every header decision of a pipeline (case arms, replica and copy shares, what follows "
+        "each module output) where it classifies the packet, so sequential decisions multiply",
+    ),
     Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
     Code(
         "W0302", "`image` on a module that is not a `vm`", _b('module m = monitor() image "m.qcow2"\npolicy p via m\n')
@@ -326,8 +346,6 @@ CODES: tuple[Code, ...] = (
     ),
     Code("W0503", "an edge listed twice in `from`", _b("policy p from lan, lan drop\n")),
 )
-
-BY_CODE = {c.code: c for c in CODES}
 
 
 def markdown() -> str:

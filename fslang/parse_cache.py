@@ -63,7 +63,7 @@ def scan(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None:
     """(type, text, start, end) of every token, or None where nothing matches."""
     regex, keywords, ignore = _scanner(parser)
     punct = _punct(parser)
-    out = []
+    out: list[tuple[str, str, int, int]] = []
     pos, n = 0, len(text)
     match, fast = regex.match, _FAST.match
     while pos < n:
@@ -81,28 +81,12 @@ def scan(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None:
         m = match(text, pos)
         if m is None or m.end() == pos:
             return None
-        kind = m.lastgroup
+        kind = m.lastgroup or ""
         value = m.group()
         if kind == "NAME":
             kind = keywords.get(value, "NAME")
         if kind not in ignore:
             out.append((kind, value, pos, m.end()))
-        pos = m.end()
-    return out
-
-
-def scan_slow(parser: Lark, text: str) -> list[tuple[str, str, int, int]] | None:
-    """``scan`` without the fast path (for tests)."""
-    regex, keywords, ignore = _scanner(parser)
-    out = []
-    pos = 0
-    while pos < len(text):
-        m = regex.match(text, pos)
-        if m is None or m.end() == pos:
-            return None
-        kind = keywords.get(m.group(), "NAME") if m.lastgroup == "NAME" else m.lastgroup
-        if kind not in ignore:
-            out.append((kind, m.group(), pos, m.end()))
         pos = m.end()
     return out
 
@@ -127,6 +111,7 @@ class Replay:
     def run(self, builder: Any, tok_class: Any, span_class: Any) -> Any:
         """What ``builder.build`` returns for the tree Lark would give."""
         tokens = self.tokens
+        assert tokens is not None, "bind the statement's tokens first"
         offset = builder.offset
         handlers = builder._handlers
         values: list[Any] = []
@@ -188,7 +173,7 @@ def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int
             ops.append((1,))
             return 0, None, -2
         if isinstance(node, Token):
-            i = at.get(node.start_pos)
+            i = at.get(node.start_pos or 0)
             if i is None or tokens[i][3] != node.end_pos or tokens[i][0] != node.type:
                 raise ValueError("token mismatch")
             ops.append((0, i, node.type))

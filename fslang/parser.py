@@ -183,7 +183,7 @@ def _describe_terminal(name: str, parser: Lark) -> str:
 def _syntax_diagnostic(err: UnexpectedInput, chunk: str, offset: int, parser: Lark) -> Diagnostic:
     pos = getattr(err, "pos_in_stream", None)
     if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream
+        pos = err.pos_in_stream or 0
         char = chunk[pos] if pos < len(chunk) else ""
         if char == '"':
             return Diagnostic(
@@ -220,8 +220,7 @@ def _syntax_diagnostic(err: UnexpectedInput, chunk: str, offset: int, parser: La
         span = Span(offset + max(0, end - 1), offset + max(1, end))
         what = "end of statement"
     names = sorted({_describe_terminal(e, parser) for e in expected})
-    keyword_clash = isinstance(err, UnexpectedToken) and "NAME" in expected and str(err.token).isidentifier()
-    if keyword_clash:
+    if isinstance(err, UnexpectedToken) and "NAME" in expected and str(err.token).isidentifier():
         return Diagnostic(
             "E0006",
             f"`{err.token}` is a reserved keyword and cannot be used as a name",
@@ -258,8 +257,8 @@ class _Builder:
                 results.append((None, 0, -1, -1))
                 continue
             if isinstance(node, Token):
-                start = offset + node.start_pos
-                end = offset + node.end_pos
+                start = offset + (node.start_pos or 0)
+                end = offset + (node.end_pos or 0)
                 results.append((Tok(node.type, node.value, Span(start, end)), 0, start, end))
                 continue
             if not done:

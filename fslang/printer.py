@@ -171,7 +171,7 @@ def statement(s: Any) -> str:
 
 
 def _param(v: Any) -> str:
-    return match(v) if isinstance(v, A.MatchExpr.__args__) else value(v)  # type: ignore[attr-defined]
+    return match(v) if isinstance(v, A.MatchExpr.__args__) else value(v)
 
 
 def program(p: A.Program) -> str:

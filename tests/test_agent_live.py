@@ -181,14 +181,19 @@ def test_frames_get_their_tag_and_output_back(lab: Lab) -> None:
     assert stats["outputs"]["mail"] >= 1 and stats["outputs"]["web"] >= 1 and stats["type"] == "classify"
 
 
+def run_pid(lab: Lab, iid: str) -> int:
+    """The process id in the agent's record of a running instance."""
+    return int(json.loads((lab.state / "instances" / iid / "run.json").read_text())["pid"])
+
+
 def test_killed_process_is_restarted(lab: Lab) -> None:
     lab.endpoint.wait("ready", ready({"h3bl"}))
-    pid = int((lab.state / "instances" / "h3bl" / "pid").read_text().split()[0])
+    pid = run_pid(lab, "h3bl")
     packets = lab.endpoint.last()["h3bl"]["packets"]
     os.killpg(pid, signal.SIGKILL)
     seen = lab.endpoint.wait("restart", lambda s: s["h3bl"]["restarts"] == 1 and s["h3bl"]["state"] == "ready")
     assert seen["h3bl"]["packets"] >= packets >= 1  # counters carried over
-    assert int((lab.state / "instances" / "h3bl" / "pid").read_text().split()[0]) != pid
+    assert run_pid(lab, "h3bl") != pid
     assert exchange(tap_name("h3bl"), 4, tcp_frame(25)) == 4
     assert "restart 1/5" in lab.agent_log()
 
@@ -237,7 +242,7 @@ def test_replacement_keeps_the_device(lab: Lab) -> None:
     lab.endpoint.wait("ready", ready({"h3ids"}))
     dev = tap_name("h3ids")
     index = Path(f"/sys/class/net/{dev}/ifindex").read_text()
-    old_pid = (lab.state / "instances" / "h3ids" / "pid").read_text()
+    old_pid = run_pid(lab, "h3ids")
     specs = lab.specs()
     xml = lab.files["vm/h3ids.xml"].replace("</domain>", "<!-- v2 --></domain>")
     specs["h3ids"] = spec("h3ids", "vm", {"vm/h3ids.xml": xml}, SITE)
@@ -245,7 +250,7 @@ def test_replacement_keeps_the_device(lab: Lab) -> None:
     lab.endpoint.wait(
         "new h3ids", lambda s: s["h3ids"]["digest"] == specs["h3ids"]["digest"] and s["h3ids"]["state"] == "ready"
     )
-    assert (lab.state / "instances" / "h3ids" / "pid").read_text() != old_pid
+    assert run_pid(lab, "h3ids") != old_pid
     assert Path(f"/sys/class/net/{dev}/ifindex").read_text() == index
     assert exchange(dev, 3, tcp_frame(80)) == 3
 

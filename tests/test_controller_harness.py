@@ -195,10 +195,10 @@ class Lab:
 
 @contextmanager
 def lab_with_controller(
-    tmp: Path, switches: dict[str, int], env: dict[str, str] | None = None
+    tmp: Path, switches: dict[str, int], env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[tuple[Lab, Controller]]:
     lab = Lab(tmp)
-    ctl = Controller(tmp / "state", "0.0.0.0")
+    ctl = Controller(tmp / "state", "0.0.0.0", args)
     try:
         lab.start()
         ctl.of_host = lab.host_ip

@@ -334,3 +334,21 @@ def test_links_resolve(doc: str) -> None:
         if anchor:
             headings = re.findall(r"^#+ (.*)$", dest.read_text(encoding="utf-8"), re.M)
             assert anchor in {_slug(h) for h in headings}, f"{doc}: link to {target}: no such heading"
+
+
+def test_readme_demo_output_is_what_compile_prints(tmp_path: Path) -> None:
+    """The README shows what `make demo` prints: it must stay true."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("`make demo` prints:\n\n```\n") + len("`make demo` prints:\n\n```\n")
+    shown = text[start : text.index("```", start)].rstrip("\n").splitlines()
+    out = subprocess.run(
+        [sys.executable, "-m", "fslang.cli", "compile", "examples/campus.fs", "-o", str(tmp_path / "campus")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    printed = out.stdout.rstrip("\n").splitlines()
+    assert printed[:-1] == shown[:-1]  # the last line names the output folder
+    assert shown[-1] == "wrote 12 files to build/campus/" and printed[-1].startswith("wrote 12 files to ")

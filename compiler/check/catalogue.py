@@ -9,7 +9,6 @@ Resources are per instance and default by kind.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,7 +28,7 @@ DEFAULT_RESOURCES: dict[str, tuple[int, int]] = {  # kind -> (cores, memory byte
 
 
 def _is_match(v: Any) -> Any:
-    if not isinstance(v, A.MatchExpr.__args__):  # type: ignore[attr-defined]
+    if not isinstance(v, A.MatchExpr.__args__):
         raise ValueError("expected a match expression")
     return v
 
@@ -171,5 +170,3 @@ EXPECTED: dict[str, str] = {
     "int": "a number",
     "str": 'a string "..."',
 }
-
-LabelCheck = Callable[[str], bool]

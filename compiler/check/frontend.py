@@ -67,7 +67,7 @@ def run(name: str, data: bytes | str) -> FrontendResult:
     if isinstance(data, str) and (_NOT_TEXT.search(data) or data.startswith("\ufeff")):
         data = data.encode("utf-8", "surrogatepass")
     if isinstance(data, str):
-        src, diags = SourceFile(name, data), []
+        src, diags = SourceFile(name, data), list[Diagnostic]()
     else:
         src, diags = decode(name, data)
     parsed = parse(src)

@@ -3,7 +3,6 @@ pydantic schema), kind and resources."""
 
 from __future__ import annotations
 
-import ipaddress
 import shlex
 from typing import Any
 
@@ -17,7 +16,7 @@ from compiler.check.symbols import Symbols, did_you_mean
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 
-MATCH_TYPES = A.MatchExpr.__args__  # type: ignore[attr-defined]
+MATCH_TYPES = A.MatchExpr.__args__
 
 
 def _expects_match(model: Any, field: str) -> bool:
@@ -155,7 +154,7 @@ def _params(
     except ValidationError as err:
         allowed = ", ".join(f"`{f}`" for f in model.model_fields) or "none"
         for e in err.errors():
-            loc = str(e["loc"][0]) if e["loc"] else None
+            loc = str(e["loc"][0]) if e["loc"] else ""
             span = given[loc].span if loc in given else stmt.type.span
             if e["type"] == "extra_forbidden":
                 sink.error(
@@ -215,7 +214,3 @@ def _msg(e: Any) -> str:
             "bool_type": "expected true or false",
         }[kind]
     return msg.lower() if msg else kind
-
-
-def address_family(v: Any) -> int:
-    return ipaddress.ip_address(v).version

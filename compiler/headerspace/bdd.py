@@ -181,9 +181,6 @@ class Space:
     def is_empty(self) -> bool:
         return self.f == self.m.false
 
-    def is_all(self) -> bool:
-        return self.f == self.m.true
-
     def is_subset(self, other: Space) -> bool:
         return (self.f & ~other.f) == self.m.false
 

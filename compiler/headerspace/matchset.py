@@ -16,7 +16,7 @@ compared exactly through their diagrams (:meth:`MatchSet.space`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -132,11 +132,6 @@ class MatchSet:
             parts = [MatchSet((Term(ALL_CUBE, frozenset({cube})),)), *(MatchSet.of(ex) for ex in t.excluded)]
             out = out & MatchSet.union(parts)
         return out
-
-    def map_cubes(self, fn: Callable[[Cube], Cube], ex_fn: Callable[[HeaderSpace], HeaderSpace]) -> MatchSet:
-        """Every cube and exclusion rewritten (swapping fields, forgetting one)."""
-        out = [_term_of(fn(t.cube), (ex_fn(x) for x in t.excluded)) for t in self.terms]
-        return MatchSet(_dedupe([t for t in out if t is not None]))
 
     # -- exact questions (through the diagram)
 

@@ -62,10 +62,6 @@ def _clear_or_drop(cube: Cube, fields: Iterable[str]) -> Cube | None:
     return Cube(value & mask, mask)
 
 
-def _cares(cube: Cube, fields: Iterable[str]) -> bool:
-    return any(cube.mask & _FIELD_MASKS[f] for f in fields)
-
-
 _IP_MASK = sum(_FIELD_MASKS[f] for f in IP_FIELDS)
 _L4_MASK = sum(_FIELD_MASKS[f] for f in L4_FIELDS)
 
@@ -107,20 +103,20 @@ def _split(space: HeaderSpace) -> list[tuple[int | None, int | None, Cube]]:
             if c is not None:
                 out.append((None, None, c))
         for eth, absent in ((ETH_TYPE_IPV4, V6_FIELDS), (ETH_TYPE_IPV6, V4_FIELDS)):
-            cube = _with(whole, "eth_type", eth)
-            if cube is None:
+            only = _with(whole, "eth_type", eth)
+            if only is None:
                 continue
-            if not cube.mask & _L4_MASK:
-                c = _clear_or_drop(cube, absent)
+            if not only.mask & _L4_MASK:
+                c = _clear_or_drop(only, absent)
                 if c is not None:
                     out.append((eth, None, c))
                 continue
-            for rest in _without(cube, "ip_proto", (6, 17), _L4):
+            for rest in _without(only, "ip_proto", (6, 17), _L4):
                 c = _clear_or_drop(rest, absent + L4_FIELDS)
                 if c is not None:
                     out.append((eth, None, c))
             for proto in (6, 17):
-                pc = _with(cube, "ip_proto", proto)
+                pc = _with(only, "ip_proto", proto)
                 if pc is not None:
                     c = _clear_or_drop(pc, absent)
                     if c is not None:
@@ -279,10 +275,3 @@ def _exact(fields: list[FieldMatch], profile: Profile) -> list[list[FieldMatch]]
         values = [fm.value | sum(((k >> i) & 1) << b for i, b in enumerate(free)) for k in range(1 << len(free))]
         out = [[f for f in row if f.field != name] + [FieldMatch(name, v)] for row in out for v in values]
     return out
-
-
-def edges_admitted(pattern: tuple[int, int] | None, n_edges: int) -> list[int]:
-    if pattern is None:
-        return list(range(n_edges))
-    value, mask = pattern
-    return [i for i in range(n_edges) if i & mask == value]

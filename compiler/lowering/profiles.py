@@ -46,10 +46,6 @@ class Profile:
     maskable: frozenset[str]
     conntrack: bool = False  # Open vSwitch connection tracking (`ct`, ct_state/ct_mark matches)
 
-    @property
-    def masks_ports(self) -> bool:
-        return L4_PORTS <= self.maskable
-
 
 OPENFLOW13 = Profile("openflow1.3", OF13_MASKABLE)
 OVS = Profile("ovs", OF13_MASKABLE | L4_PORTS | {"ct_state", "ct_mark"}, conntrack=True)

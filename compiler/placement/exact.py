@@ -19,7 +19,7 @@ from compiler.placement.model import Problem
 _banner_shown = False
 
 
-def _highs():  # type: ignore[no-untyped-def]
+def _highs():
     """A silent solver: HiGHS prints a banner on its first construction in a process."""
     global _banner_shown
     import highspy
@@ -137,7 +137,9 @@ def solve(
     n = len(md.lb)
     empty_i = np.array([], dtype=np.int32)
     hs.addCols(n, np.array(md.cost), np.array(md.lb), np.array(md.ub), 0, empty_i, empty_i, np.array([]))
-    starts, index, value = [], [], []
+    starts: list[int] = []
+    index: list[int] = []
+    value: list[float] = []
     for _, _, coefs in md.rows:
         starts.append(len(index))
         for c, v in sorted(coefs.items()):
@@ -191,7 +193,7 @@ def solve(
     )
 
 
-def _start_vector(p: Problem, md: _Model, z: dict[tuple[int, int], list[int]], start: list[int], n: int):  # type: ignore[no-untyped-def]
+def _start_vector(p: Problem, md: _Model, z: dict[tuple[int, int], list[int]], start: list[int], n: int):
     """A HiGHS solution for the heuristic's placement (a MIP start)."""
     import highspy
 

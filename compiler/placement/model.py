@@ -229,8 +229,8 @@ class Problem:
         for inst in sorted(self.insts, key=lambda i: (i.module, i.rank)):
             self.by_module[inst.module].append(self.inst_index[inst.name])
         pins: dict[str, set[str]] = {}
-        for m, h in site.pins:
-            pins.setdefault(m, set()).add(h)
+        for mod, h in site.pins:
+            pins.setdefault(mod, set()).add(h)
         avoids = set(site.avoids)
         self.pins = pins
         self.avoids = avoids
@@ -321,7 +321,7 @@ class Problem:
             for k, i in enumerate(self.insts)
         )
         hosts = tuple((h.name, h.cores, h.memory, h.spare) for h in self.hosts)
-        return Placement(assignments, weights, info, hosts)  # type: ignore[arg-type]
+        return Placement(assignments, weights, info, hosts)
 
 
 class State:

@@ -17,7 +17,6 @@ prefix), else by the default edge.  Two forms of the same facts:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -130,9 +129,3 @@ def reverse_terms(match: MatchSet) -> tuple[ReverseTerm, ...]:
         excluded = frozenset(swap_space(x) for x in t.excluded)
         out[ReverseTerm(Term(cube, excluded), edge_pattern(t.cube))] = None
     return tuple(out)
-
-
-def forward_edges(match: MatchSet, n_edges: int) -> Sequence[int]:
-    """The edges a match admits traffic from."""
-    pats = {edge_pattern(t.cube) for t in match.terms}
-    return [i for i in range(n_edges) if any(i & m == v for v, m in pats)]

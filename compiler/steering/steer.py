@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TypeVar
 
 from compiler import ir
 from compiler.headerspace.matchset import MatchSet
@@ -27,6 +28,17 @@ from compiler.steering import flowhash
 from compiler.steering.tags import EXIT_TAG, FIRST_TAG, FLOOD_TAG, MAX_VLAN_TAG, Encoding, generation_tag
 
 ALL_BUCKETS = frozenset(range(flowhash.BUCKETS))
+_T = TypeVar("_T")
+# Decisions a switch takes where it classifies a packet (case arms, replica
+# shares, copy shares, the continuations of every output of a module) multiply
+# along a pipeline; one decision list holds at most this many choices (E0803).
+# The examples need at most 8; the bound keeps a pathological pipeline from
+# costing minutes and hundreds of thousands of entries.
+MAX_CHOICES = 1024
+
+
+class TooManyChoices(Exception):
+    """A pipeline whose decisions multiply past MAX_CHOICES at one point."""
 
 
 # ---- dispatches: what happens to a packet handed to the switch ------------
@@ -133,7 +145,8 @@ class Unfolder:
     in_copy: int = 0  # a copy's own path keeps its written order (it ends in its sink)
 
     def pipeline(self, p: ir.Pipeline, conts: Combos) -> Combos:
-        return getattr(self, "u_" + type(p).__name__)(p, conts)
+        out: Combos = getattr(self, "u_" + type(p).__name__)(p, conts)
+        return _bounded(out)
 
     def u_Pass(self, p: ir.Pass, conts: Combos) -> Combos:
         return conts
@@ -158,6 +171,7 @@ class Unfolder:
                 k = c & cc & Constraint(chosen)
                 if k.satisfiable():
                     out.append((k, Fork(cd, d) if not isinstance(cd, Dropped) else d))
+                    _bounded(out)
             k = c & Constraint(ALL_BUCKETS - chosen)
             if k.satisfiable():
                 out.append((k, d))
@@ -176,6 +190,7 @@ class Unfolder:
                 k = c & arm
                 if k.satisfiable():
                     out.append((k, d))
+                    _bounded(out)
             if has_else:
                 break
         if not has_else:
@@ -200,6 +215,7 @@ class Unfolder:
                 k = c & pick
                 if k.satisfiable():
                     out.append((k, Visit(inst, module.name, nexts, self.reverse)))
+                    _bounded(out)
         return out
 
     def _outputs(self, module: ir.Module, p: ir.Use, conts: Combos) -> list[tuple[Constraint, tuple]]:
@@ -224,6 +240,7 @@ class Unfolder:
                     k = c & c2
                     if k.satisfiable():
                         nxt.append((k, acc + ((out, d),)))
+                        _bounded(nxt)
             results = nxt
         return results
 
@@ -260,6 +277,7 @@ class SteeringPlan:
     selectors: list[Combos] = field(default_factory=list)  # by entry id (shared by equal decision lists)
     labelled: frozenset[Dispatch] = frozenset()  # dispatches whose tag travels as an MPLS label (steering.tags)
     vlan_overflow: int = 0  # dispatches that must be VLAN ids beyond the VLAN space (E0802)
+    too_many_choices: tuple[str, ...] = ()  # policies whose decisions multiply past MAX_CHOICES (E0803)
 
     def is_label(self, d: Dispatch) -> bool:
         return d in self.labelled
@@ -276,6 +294,12 @@ class SteeringPlan:
         return generation_tag(FLOOD_TAG, self.generation)
 
 
+def _bounded(out: list[_T]) -> list[_T]:
+    if len(out) > MAX_CHOICES:
+        raise TooManyChoices()
+    return out
+
+
 def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> SteeringPlan:
     """Unfold every policy (and the reverse of symmetric ones); tags of
     ``generation``.  A pipeline is unfolded once per direction however many
@@ -284,13 +308,19 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
     ingress: list[tuple[ir.Policy, str, Entry]] = []
     selectors = Selectors()
     memo: dict[tuple[ir.Pipeline, bool], tuple[Combos, list[Entry]]] = {}
+    too_many: list[ir.Policy] = []
     for policy in site.policies:
         for reverse in (False, True) if policy.symmetric else (False,):
             direction = "reverse" if reverse else "forward"
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
                 u = Unfolder(site, weights, selectors, reverse, policy.name)
-                hit = memo[(policy.pipeline, reverse)] = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
+                try:
+                    hit = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
+                except TooManyChoices:
+                    too_many.append(policy)
+                    hit = ([(TRUE, DROPPED)], [])
+                memo[(policy.pipeline, reverse)] = hit
             combos, boxes = hit
             entry = Entry(selectors.intern(combos), policy.name, direction, combos)
             entries.append(entry)
@@ -311,7 +341,9 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
         tags[d] = generation_tag(counters[label], generation, Encoding.MPLS if label else Encoding.VLAN)
         counters[label] += 1
     overflow = max(0, counters[False] - 1 - MAX_VLAN_TAG)
-    return SteeringPlan(entries, ingress, tags, generation, selectors.combos, labelled, overflow)
+    return SteeringPlan(
+        entries, ingress, tags, generation, selectors.combos, labelled, overflow, tuple(p.name for p in too_many)
+    )
 
 
 def _untagged_by_switch(found: dict[Dispatch, None]) -> set[Dispatch]:
@@ -322,9 +354,14 @@ def _untagged_by_switch(found: dict[Dispatch, None]) -> set[Dispatch]:
     parent: dict[Dispatch, Dispatch] = {}
 
     def root(d: Dispatch) -> Dispatch:
-        while (up := parent.get(d)) is not None and up != d:
+        top = d
+        while (up := parent.get(top)) is not None and up != top:
+            top = up
+        while d != top:  # path compression: later lookups are short
+            up = parent[d]
+            parent[d] = top
             d = up
-        return d
+        return top
 
     needs: set[Dispatch] = set()
     for d in found:

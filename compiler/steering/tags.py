@@ -36,8 +36,3 @@ def generation_tag(tag: int, generation: int, encoding: Encoding = Encoding.VLAN
     """The tag value of logical ``tag`` in ``generation``."""
     bit = GENERATION_TAG_BIT if encoding is Encoding.VLAN else MPLS_GENERATION_BIT
     return tag | generation << bit
-
-
-def encoding_for(n_tags: int) -> Encoding:
-    """VLAN ids while they suffice; MPLS labels beyond."""
-    return Encoding.VLAN if n_tags + FIRST_TAG - 1 <= MAX_VLAN_TAG else Encoding.MPLS

@@ -188,8 +188,8 @@ class Packet(Mapping[str, int]):
         if name in ("mpls_label", "mpls_tc"):
             if not self.mpls:
                 return self
-            top = replace(self.mpls[0], label=value) if name == "mpls_label" else replace(self.mpls[0], tc=value)
-            return replace(self, mpls=(top,) + self.mpls[1:])
+            lse = replace(self.mpls[0], label=value) if name == "mpls_label" else replace(self.mpls[0], tc=value)
+            return replace(self, mpls=(lse,) + self.mpls[1:])
         if self.mpls or not prereqs_hold(name, self.value):
             return self
         return replace(self, l3=_put(self.l3, name, value))
