@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
@@ -17,6 +17,27 @@ from fslang.source import NO_SPAN, Span
 
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 PortId = tuple[str, int]  # (switch, OpenFlow port number)
+ModuleKind = Literal["click", "process", "vm"]
+HashBy = Literal["flow", "src", "dst"]
+DefaultAction = Literal["forward", "drop"]
+Direction = Literal["forward", "reverse"]  # of a policy: as written, or the reply of a symmetric one
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A checked rate parameter: ``per_second`` bits (``bps``) or packets (``pps``)."""
+
+    per_second: float
+    unit: Literal["bps", "pps"]
+    text: str  # as written, for comments in generated configurations
+
+
+@dataclass(frozen=True)
+class Size:
+    """A checked size parameter, in bytes."""
+
+    bytes: int
+    text: str  # as written
 
 
 def _span() -> Span:
@@ -74,11 +95,11 @@ class Box:
 class Module:
     name: str
     type: str
-    kind: str  # click | process | vm
+    kind: ModuleKind
     cores: int  # per instance
     memory: int  # per instance, bytes
     replicas: int
-    params: tuple[tuple[str, Any], ...]  # validated values, in written order
+    params: tuple[tuple[str, Any], ...]  # validated values (no syntax: Rate, Size, addresses...), in written order
     outputs: tuple[str, ...]  # () = a sink
     image: str | None = None
     labels: tuple[tuple[str, HeaderSpace], ...] = ()  # classify: label -> header space
@@ -123,7 +144,7 @@ class Use:
 
     target: str
     is_box: bool = False
-    hash_by: str = "flow"
+    hash_by: HashBy = "flow"
     branches: tuple[tuple[str | None, Pipeline], ...] | None = None
     span: Span = _span()
 
@@ -174,7 +195,7 @@ class Site:
     pins: tuple[tuple[str, str], ...] = ()  # (module, host)
     avoids: tuple[tuple[str, str], ...] = ()
     placement: str = "spread"
-    default_action: str = "forward"
+    default_action: DefaultAction = "forward"
 
     def switch(self, name: str) -> Switch:
         return next(s for s in self.switches if s.name == name)

@@ -70,6 +70,22 @@ def compile_site(
     )
 
 
+def _check_choices(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
+    policies = {p.name: p for p in site.policies}
+    return [
+        Diagnostic(
+            "E0803",
+            f"policy `{name}`'s pipeline multiplies into more than {MAX_CHOICES} choices where the switch "
+            "classifies its packets (case arms x replica shares x copies x the continuations of every "
+            "module output)",
+            policies[name].span,
+            hint="split the pipeline: give nested `case`s or branches their own policies, or hash "
+            "replicated stages by the same field (`by flow`) so their choices do not multiply",
+        )
+        for name in steering.too_many_choices
+    ]
+
+
 def _check_scaled(site: ir.Site, unavailable: frozenset[str]) -> list[Diagnostic]:
     """`replicas A..B`: A instances are placed now; B must fit as well (the
     platform may scale up to it), so the site is placed once more with every
@@ -84,22 +100,6 @@ def _check_scaled(site: ir.Site, unavailable: frozenset[str]) -> list[Diagnostic
     names = ", ".join(f"`{m.name}` ({m.replicas}..{m.max_replicas})" for m in ranged)
     return [
         dataclasses.replace(d, message=f"at the top of the replica ranges of {names}: {d.message}") for d in errors[:1]
-    ]
-
-
-def _check_choices(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
-    policies = {p.name: p for p in site.policies}
-    return [
-        Diagnostic(
-            "E0803",
-            f"policy `{name}`'s pipeline multiplies into more than {MAX_CHOICES} choices where the switch "
-            "classifies its packets (case arms x replica shares x copies x the continuations of every "
-            "module output)",
-            policies[name].span,
-            hint="split the pipeline: give nested `case`s or branches their own policies, or hash "
-            "replicated stages by the same field (`by flow`) so their choices do not multiply",
-        )
-        for name in steering.too_many_choices
     ]
 
 

@@ -10,8 +10,11 @@ device or a pipe that never ends costs a diagnostic, not the memory.
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +128,34 @@ def build(
 ) -> Build:
     """Check, place, compile and (with ``render_files``) render a site's text;
     ``unavailable``: hosts placement must not use (down or drained)."""
+    with _no_cycle_collection():
+        return _build(name, data, previous, optimal, generation, render_files, unavailable)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """A compile makes millions of small objects that form no cycles (syntax
+    trees, header spaces, flow entries); Python's cycle collector would walk
+    the whole growing heap again and again (half the CPU time of a 10,000
+    policy site).  Off for the build, back on afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _build(
+    name: str,
+    data: bytes | str,
+    previous: Placement | None,
+    optimal: bool,
+    generation: int,
+    render_files: bool,
+    unavailable: frozenset[str],
+) -> Build:
     front = run(name, data)
     if front.site is None:
         return Build(front.source, None, None, diagnostics=front.diagnostics)

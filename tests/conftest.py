@@ -50,7 +50,10 @@ settings.register_profile(
 # Loaded on import, before any test module builds its settings (they inherit from
 # the profile). This module is imported twice (as pytest's conftest and as
 # tests.conftest); the second import must not undo `--hypothesis-profile`.
-if settings.get_current_profile_name() == "default":
+# Hypothesis itself loads a profile named "ci" when it sees a CI environment
+# (CI, GITHUB_ACTIONS, ...), so "ci" here may be that one rather than a choice:
+# HYPOTHESIS_PROFILE still wins over it.
+if settings.get_current_profile_name() in ("default", "ci"):
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -40,7 +40,9 @@ def test_vm_lab_runner_carries_state_for_a_move(tmp_path: Path) -> None:
         moved_in = {"stats": {"packets_in": 42, "packets_out": 40, "dropped": 2, "outputs": {"out": 40}}}
         handle = runner.start(s, None, state=moved_in)
         assert "reference behaviour" in handle.message and "h3vm-h3b-h3ids" in handle.message
-        assert runner.poll(handle).packets == 42 and runner.poll(handle).alive
+        # ready once its socket is bound; the moved-in counters show once its module is built
+        wait_until(lambda: runner.poll(handle).packets == 42, 10, "the moved-in counters")
+        assert runner.poll(handle).alive
         assert exchange(tap_name("h3ids"), 0x807, tcp_frame(443)) == 0x807
         exported = wait_until(  # the program writes its counters at most every 0.2 s
             lambda: (e := runner.export_state(handle))["stats"].get("packets_in", 0) >= 43 and e,

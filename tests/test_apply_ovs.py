@@ -120,7 +120,12 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             wait_until(
                 lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15, "the agents to stop click.g0"
             )
-            text = ctl.cli("status")
+            # the agents report the new configuration ready on their next heartbeat
+            def ready_status():  # type: ignore[no-untyped-def]
+                cp = ctl.cli("status")
+                return cp if "starting" not in cp.stdout and "click.g0" not in cp.stdout else None
+
+            text = wait_until(ready_status, 15, "status to show generation 1's instances ready", interval=0.2)
             assert text.returncode == 0, text.stderr
             assert "site `two_switch`, generation 1" in text.stdout
             assert re.search(r"click\.g1\s+click\s+ready", text.stdout), text.stdout  # the configuration, ready

@@ -15,6 +15,11 @@ switch must be exactly the one the model predicts, with the predicted tag.
 
 Packets that enter a ``decrypt`` module as ESP are built as real ESP packets
 of that module's security association, since the runtime really decrypts.
+
+A site that needs more tags than VLAN ids (MPLS labels) is tried step by
+step: every step of its host plans, entered with a labelled (or VLAN-tagged)
+frame, comes back with the next hop's label or VLAN id and otherwise the
+very frame it came with, and modules behind taps see that frame unlabelled.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,13 +35,18 @@ from typing import Any
 import pytest
 
 import compiler.verification.platform_sim as PS
+from backends.click.clicklang import check_config
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.emit.click import generate as G
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
 from compiler.pipeline import Compiled, compile_site
+from compiler.steering import tags as T
+from compiler.steering.hostplan import Next
+from compiler.verification.hosts import run_host
 from compiler.verification.modulemodel import default_oracle, swapped
+from fslang.api import build
 from fslang.api import load as load_site
 from tests.conftest import EXAMPLES
 from tests.platform_harness import packet_from_point
@@ -120,18 +131,29 @@ def policy_packets(c: Compiled, seed: int) -> list[tuple[dict[str, int], str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Visit:
+    """A packet the simulated switch hands to a module host, and what the host model says comes back."""
+
+    host: str
+    tag: int
+    label: bool  # the tag is an MPLS label
+    packet: dict[str, int]
+    back: Next | None  # None: dropped or consumed
+    visited: tuple[str, ...]
+
+
 class Visits:
     """Host visits recorded from the simulated platform."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, int, dict[str, int], int | None, list[str]]] = []
+        self.seen: list[Visit] = []
 
     def __call__(
         self, hp: Any, site: Any, tag: int, packet: Mapping[str, int], oracle: Any, label: bool = False
     ) -> Any:
         visited, back = self.orig(hp, site, tag, packet, oracle, label)
-        assert back is None or not back.label, "these examples' tags are VLAN ids"
-        self.seen.append((hp.host, tag, dict(packet), None if back is None else back.tag, list(visited)))
+        self.seen.append(Visit(hp.host, tag, label, dict(packet), back, tuple(visited)))
         return visited, back
 
 
@@ -151,19 +173,27 @@ def tap_oracle(seed: int) -> Any:
     return oracle
 
 
-def record_visits(c: Compiled, seed: int, monkeypatch: pytest.MonkeyPatch, oracle: Any = default_oracle) -> list:
+def record_visits(
+    c: Compiled,
+    seed: int,
+    monkeypatch: pytest.MonkeyPatch,
+    oracle: Any = default_oracle,
+    packets: list[tuple[dict[str, int], str]] | None = None,
+) -> list[Visit]:
     v = Visits()
     v.orig = PS.run_host
     monkeypatch.setattr(PS, "run_host", v)
     pf = PS.Platform(c, oracle)
-    for pkt, edge in policy_packets(c, seed):
+    for pkt, edge in policy_packets(c, seed) if packets is None else packets:
         tr = pf.trace(pkt, edge)
+        assert tr.error is None, (pkt, tr.error)
         for ex in tr.exits:  # the reply of the flow, from where it left
             pf.trace(swapped(pkt), ex["edge"])
+    monkeypatch.undo()
     # one visit per (host, tag, packet)
-    uniq = {}
-    for host, tag, pkt, back, visited in v.seen:
-        uniq.setdefault((host, tag, tuple(sorted(pkt.items()))), (host, tag, pkt, back, visited))
+    uniq: dict[Any, Visit] = {}
+    for x in v.seen:
+        uniq.setdefault((x.host, x.label, x.tag, tuple(sorted(x.packet.items()))), x)
     return list(uniq.values())
 
 
@@ -179,6 +209,9 @@ class HostRig:
         self.router = load(text, f"{host}.click", clock=self.clock, seed=7, fuse=fuse)
         self.tap_of = {tap: inst for inst, tap in G.tap_names(c.site).items()}
         self.module_of = {i: m for m in c.site.modules for i in m.instance_names()}
+        vids = G.tap_vids(c, self.hp)
+        self.tap_step = {(s.instance, vids[(s.label, s.tag)]): s for s in self.hp.steps if (s.label, s.tag) in vids}
+        self.tapped: list[bytes] = []  # frames tap modules got, without the tap's VLAN tag
 
     def run(self, frame: bytes, packet: Mapping[str, int]) -> list[bytes]:
         """Frames the host sends back to the switch for ``frame`` arriving from it."""
@@ -202,10 +235,12 @@ class HostRig:
 
     def tap_module(self, dev: str, frame: bytes, packet: Mapping[str, int]) -> bytes | None:
         inst = self.tap_of[dev]
-        tci, _ = F.pop_tag(frame)
+        tci, inner = F.pop_tag(frame)
         assert tci is not None, f"frame to {dev} without the step's tag"
-        step = self.hp.step(tci & 0xFFF)
-        assert step is not None and step.instance == inst, f"tag {tci & 0xFFF} on {dev} is no step of {inst}"
+        assert F.pop_label(inner)[0] is None, f"frame to {dev} with a label"
+        self.tapped.append(inner)
+        step = self.tap_step.get((inst, tci & 0xFFF))
+        assert step is not None, f"VLAN id {tci & 0xFFF} on {dev} is no step of {inst}"
         module = self.module_of[inst]
         view = swapped(packet) if step.reverse else packet
         label = self.oracle(module, inst, view)
@@ -215,10 +250,10 @@ class HostRig:
         return frame[:14] + ((j << 13) | (tci & 0xFFF)).to_bytes(2, "big") + frame[16:]
 
 
-def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int]) -> bytes | None:
+def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], label: bool = False) -> bytes | None:
     """For an ESP packet whose first step on this host is a decrypt module: a
     real ESP payload of that module's SA (else None)."""
-    step = hp.step(tag)
+    step = hp.step(tag, label)
     if step is None or packet.get("eth_type") != 0x0800 or packet.get("ip_proto") != 50:
         return None
     module = c.site.module(step.module)
@@ -252,14 +287,29 @@ def seal(spi: int, key: str, packet: Mapping[str, int]) -> bytes:
     return out["out"][0]
 
 
-def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: int) -> bytes:
-    esp = esp_for(c, hp, tag, packet)
+def build_frame(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], pcp: int, label: bool = False) -> bytes:
+    """The frame of a visit as the switch hands it to the host: the packet
+    with its steering tag (a VLAN id, PCP ``pcp``; or an MPLS label)."""
+    esp = esp_for(c, hp, tag, packet, label)
     if esp is not None:
-        inner = F.frame(dict(packet, ip_proto=50), esp, min_size=0)
-        fr = inner
+        fr = F.frame(dict(packet, ip_proto=50), esp, min_size=0)
     else:
         fr = F.frame(packet)
-    return F.push_tag(fr, (pcp << 13) | tag)
+    return F.push_label(fr, tag) if label else F.push_tag(fr, (pcp << 13) | tag)
+
+
+def returned(frame: bytes) -> tuple[Next | None, bytes]:
+    """The tag a frame goes back to the switch with (None: a frame with
+    neither a label nor a PCP-0 VLAN tag, or a label entry other than the
+    host's: bottom of stack, traffic class 0, TTL 64), and the frame without it."""
+    lse, inner = F.pop_label(frame)
+    if lse is not None:
+        ok = lse & 0xFFF == 0x100 | 64
+        return (Next("switch", lse >> 12, True) if ok else None), inner
+    tci, inner = F.pop_tag(frame)
+    if tci is None or tci >> 12:
+        return None, frame
+    return Next("switch", tci), inner
 
 
 @pytest.mark.parametrize("taps", ["model-taps", "random-taps"])
@@ -274,15 +324,15 @@ def test_runtime_returns_the_tags_the_host_model_predicts(
     oracle = default_oracle if taps == "model-taps" else tap_oracle(seed)
     visits = record_visits(c, seed=seed, monkeypatch=monkeypatch, oracle=oracle)
     assert visits, "no packet reached a module host"
-    rigs = {h: HostRig(c, h, files[f"click/{h}.click"], fuse, oracle) for h in {v[0] for v in visits}}
+    rigs = {h: HostRig(c, h, files[f"click/{h}.click"], fuse, oracle) for h in {v.host for v in visits}}
     failures = []
-    for n, (host, tag, pkt, back, visited) in enumerate(visits):
-        rig = rigs[host]
-        got = rig.run(build_frame(c, rig.hp, tag, pkt, pcp=4 if n % 2 else 0), pkt)
-        tags = [F.pop_tag(g)[0] for g in got]
-        want = [] if back is None else [back]
-        if [t & 0xFFF if t is not None else None for t in tags] != want or any(t and t >> 13 for t in tags):
-            failures.append(f"host {host} tag {tag} {visited} {pkt}: model {want}, runtime {tags}")
+    for n, v in enumerate(visits):
+        rig = rigs[v.host]
+        got = rig.run(build_frame(c, rig.hp, v.tag, v.packet, pcp=4 if n % 2 else 0, label=v.label), v.packet)
+        tags = [returned(g)[0] for g in got]
+        want = [] if v.back is None else [v.back]
+        if tags != want:
+            failures.append(f"host {v.host} tag {v.tag} {v.visited} {v.packet}: model {want}, runtime {tags}")
     assert not failures, f"{len(failures)} of {len(visits)} visits differ:\n" + "\n".join(failures[:20])
 
 
@@ -308,8 +358,9 @@ def one_visit(c: Compiled, pkt: dict[str, int], edge: str, monkeypatch: pytest.M
     monkeypatch.setattr(PS, "run_host", v)
     PS.Platform(c).trace(pkt, edge)
     monkeypatch.undo()
-    [(host, tag, _, back, _)] = v.seen
-    return host, tag, back
+    [x] = v.seen
+    assert x.back is not None and not x.label
+    return x.host, x.tag, x.back.tag
 
 
 def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,3 +427,103 @@ def test_branch_and_head_office_gateways_carry_traffic_both_ways(monkeypatch: py
     wire2 = through("hq", reply, "lan")
     assert F.parse(wire2)["ipv4_dst"] == 0xC6336402 and b"the answer" not in wire2
     assert through("branch", wire2, "wan") == reply
+
+
+# ---------------------------------------------------------------- beyond the VLAN space
+
+N_LABELLED = 800  # policies of their own three- or four-stage chains: more tags than VLAN ids
+
+
+def labelled_site(n: int = N_LABELLED) -> str:
+    """A site whose steering needs MPLS labels: ``n`` policies, each through
+    a firewall and three monitors of its own drawing on two Click hosts, some
+    then through a tap-attached ``process`` module or a classifier; some
+    IPv6, some symmetric, a few with a copy (whose tag stays a VLAN id)."""
+    rng = random.Random(3)
+    lines = [
+        "site tenants",
+        "switch sw dpid 0x1 ports 64 ovs",
+        "host h0 at sw:1 cores 64 memory 256GiB runs click, process",
+        "host h1 at sw:2 cores 64 memory 256GiB runs click, process",
+        "edge internet at sw:40 default",
+        "edge cust at sw:41 net 10.0.0.0/8, fd00::/16",
+        *(f"module m{i} = monitor()" for i in range(32)),
+        *(f"module f{i} = firewall(deny: udp and dst port 6666)" for i in range(6)),
+        *(f"module c{i} = classify(web: tcp and dst port 80)" for i in range(4)),
+        "module trial = monitor(sink: true)",
+        'module px = process(command: "relay") kind process cores 1 memory 256MiB',
+        *(f"pin m{i} to h{i % 2}" for i in range(32)),
+        *(f"pin f{i} to h{i % 2}" for i in range(6)),
+    ]
+    for k in range(n):
+        chain = f"f{k % 6} >> " + " >> ".join(f"m{i}" for i in rng.sample(range(32), 3))
+        if k % 50 == 0:
+            chain += " >> copy 25% to trial"
+        if k % 10 == 3:
+            chain += " >> px"
+        if k % 8 == 5:
+            chain += f" >> c{k % 4} {{ web: m{k % 32}, else: pass }}"
+        net = f"10.{k >> 14 & 255}.{k >> 6 & 255}.{(k & 63) << 2}/30" if k % 20 else f"fd00:{k:x}::/32"
+        sym = " symmetric" if k % 7 == 0 and k % 8 != 5 else ""
+        lines.append(f"policy p{k} from internet match dst net {net} via {chain}{sym}")
+    return "\n".join(lines) + "\n"
+
+
+def _probe(n: int) -> dict[str, int]:
+    """Packet ``n`` of a small set every step is tried with: plain UDP, what
+    the firewalls deny, what the classifiers take, IPv6, a customer VLAN tag."""
+    base = {"eth_src": 0x020000000011, "eth_dst": 0x020000000022, "ip_dscp": 0}
+    v4 = dict(base, eth_type=0x0800, ipv4_src=0x64400001, ipv4_dst=0x0A000009)
+    v6 = dict(base, eth_type=0x86DD, ipv6_src=0xFD01 << 112 | 1, ipv6_dst=0xFD00 << 112 | 9)
+    return [
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=5000),
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=6666),
+        dict(v4, ip_proto=6, tcp_src=4000 + n, tcp_dst=80),
+        dict(v6, ip_proto=6, tcp_src=4000 + n, tcp_dst=80),
+        dict(v4, ip_proto=17, udp_src=4000 + n, udp_dst=53, vlan_vid=0x1000 | 12, vlan_pcp=3),
+    ][n % 5]
+
+
+@pytest.fixture(scope="module")
+def labelled() -> Compiled:
+    b = build("tenants.fs", labelled_site(), render_files=False)
+    assert b.ok and b.compiled is not None, [d.message for d in b.diagnostics if d.severity == "error"]
+    return b.compiled
+
+
+def test_labelled_site_mixes_labels_and_vlan_ids_on_hosts(labelled: Compiled) -> None:
+    steps = [s for hp in labelled.hosts.values() for s in hp.steps]
+    assert len(labelled.steering.tags) > T.MAX_VLAN_TAG and labelled.steering.labelled
+    assert sum(s.label for s in steps) > T.MAX_VLAN_TAG // 2  # labelled steps on every host
+    assert any(not s.label for s in steps)  # copies keep VLAN ids
+    nexts = [n for s in steps for _, n in s.next if n.kind != "drop"]
+    assert {n.label for n in nexts if n.kind == "switch"} == {True, False}  # labels, and the exit's VLAN id
+    assert any(n.label for n in nexts if n.kind == "local")  # from step to step on the host
+    assert any(s.label for s in steps if s.module == "px")  # labelled steps over a tap
+
+
+def test_every_labelled_step_returns_what_the_host_model_says(labelled: Compiled) -> None:
+    """Every step of both hosts (MPLS labels and VLAN ids), entered with the
+    frame the switch sends: the runtime gives back the frame it got, without
+    the label, under the label or VLAN id of the model's next hop (or
+    nothing when the model drops it); every frame a module behind a tap sees
+    is the frame as it entered the platform."""
+    files = G.render_click(labelled)
+    for path, text in files.items():  # what real Click would accept (element names, arguments, ports)
+        assert check_config(text, path) == []
+    failures = []
+    for host, hp in sorted(labelled.hosts.items()):
+        rig = HostRig(labelled, host, files[f"click/{host}.click"])
+        for n, s in enumerate(hp.steps):
+            for pkt in (_probe(n), _probe(n + 2)):
+                _, back = run_host(hp, labelled.site, s.tag, pkt, default_oracle, s.label)
+                sent = F.frame(pkt)
+                rig.tapped.clear()
+                got = rig.run(F.push_label(sent, s.tag) if s.label else F.push_tag(sent, s.tag), pkt)
+                tags = [returned(g) for g in got]
+                want = [] if back is None else [(back, sent)]
+                if tags != want:
+                    failures.append(f"host {host} {G._what(s)} ({s.instance}) {pkt}: model {want}, runtime {tags}")
+                if any(t != sent for t in rig.tapped):
+                    failures.append(f"host {host} {G._what(s)}: a tap module saw {rig.tapped}, not {sent.hex()}")
+    assert not failures, f"{len(failures)} differ:\n" + "\n".join(failures[:20])

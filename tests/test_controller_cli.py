@@ -241,6 +241,7 @@ def test_a_server_that_accepts_but_never_answers(token: Path) -> None:
 def test_answers_that_are_not_the_api_are_one_line_and_exit_3(token: Path) -> None:
     html = (200, "text/html", b"<html><body>It works!</body></html>")
     deployed = (200, "application/json", b'{"generation": null, "files": {}, "site": null}')
+    digest = (200, "application/json", b'{"generation": null, "site": null, "digest": ""}')
     cases = [
         (lambda m, p: html, ("status",), "answered text/html, not JSON"),
         (
@@ -256,7 +257,9 @@ def test_answers_that_are_not_the_api_are_one_line_and_exit_3(token: Path) -> No
             "/v1/plan answered JSON that is not",
         ),
         (
-            lambda m, p: deployed if p == "/v1/deployed" else (200, "application/x-ndjson", b'{"phase": "warp"}\n'),
+            lambda m, p: {"/v1/deployed": deployed, "/v1/deployed/digest": digest}.get(
+                p, (200, "application/x-ndjson", b'{"phase": "warp"}\n')
+            ),
             ("apply", SITE, "--yes"),
             "not an apply event",
         ),

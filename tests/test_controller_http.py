@@ -231,6 +231,8 @@ def test_openapi_document_is_served_and_committed(ctl: Controller) -> None:
     assert set(paths) == {
         "/v1/status",
         "/v1/deployed",
+        "/v1/deployed/digest",
+        "/metrics",
         "/v1/plan",
         "/v1/apply",
         "/v1/agents/{host}/heartbeat",

@@ -166,14 +166,15 @@ def test_state_files_are_atomic_and_private(tmp_path: Path) -> None:
     assert len(token) > 30 and st.token() == token
     assert stat.S_IMODE(os.stat(st.token_path).st_mode) == 0o600
     assert st.deployed() is None and st.journal() is None
-    st.commit(1, {"a": "b"}, "s", "src")
+    st.commit(1, {"a": "b"}, "s", "src", "sha256:00")
     st.write_journal(Journal(phase="flip", generation=1, site="s"))
-    assert st.deployed() == DeployedState(generation=1, files={"a": "b"}, site="s", source="src")
+    assert st.deployed() == DeployedState(generation=1, files={"a": "b"}, site="s", source="src", digest="sha256:00")
     assert json.loads((tmp_path / "state" / "deployed.json").read_text()) == {
         "generation": 1,
         "files": {"a": "b"},
         "site": "s",
         "source": "src",
+        "digest": "sha256:00",
     }
     assert st.journal() == Journal(phase="flip", generation=1, site="s")
     st.clear_journal()

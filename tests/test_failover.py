@@ -25,6 +25,7 @@ from backends.platform.controller.plan import Op, Tables, apply_ops, placement_o
 from backends.platform.controller.protocol import ApplyRequest, DrainRequest, Heartbeat, InstanceReport
 from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
+from backends.platform.wait import wait_until
 from fslang import api
 from fslang.cli.controller import recompile
 
@@ -84,9 +85,18 @@ class MemSwitch:
 
 
 def _with_stats(f: Any, count: int) -> Any:
-    from dataclasses import replace
+    """The flow as a switch reports it, with ``count`` packets."""
+    from backends.platform.controller.flows import Flow
 
-    return replace(f, stats=SimpleNamespace(packet_count=count))
+    return Flow(
+        f.table_id,
+        f.priority,
+        f.cookie,
+        entry_json=f.entry_json,
+        stats=SimpleNamespace(packet_count=count),
+        oxm=f.oxm,
+        inst_wire=f.inst_wire,
+    )
 
 
 class Agents:
@@ -98,15 +108,25 @@ class Agents:
         self.alive = set(HOSTS)
         self.running: dict[str, list[Any]] = {h: [] for h in HOSTS}
         self.stop = threading.Event()
+        self.lock = threading.Lock()  # a host silenced is never heard from after the call returns
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
+    def silence(self, host: str) -> None:
+        with self.lock:
+            self.alive.discard(host)
+
+    def revive(self, host: str) -> None:
+        with self.lock:
+            self.alive.add(host)
+
     def beat(self) -> None:
-        for h in sorted(self.alive):
-            reports = [InstanceReport(id=s.id, digest=s.digest, state="ready") for s in self.running[h]]
-            answer = self.ctl.heartbeat(h, Heartbeat(instances=reports))
-            if answer is not None:
-                self.running[h] = list(answer.instances)
+        with self.lock:
+            for h in sorted(self.alive):
+                reports = [InstanceReport(id=s.id, digest=s.digest, state="ready") for s in self.running[h]]
+                answer = self.ctl.heartbeat(h, Heartbeat(instances=reports))
+                if answer is not None:
+                    self.running[h] = list(answer.instances)
 
     def _run(self) -> None:
         while not self.stop.wait(0.01):
@@ -212,7 +232,7 @@ def test_a_silent_host_is_failed_over_to_the_spare_and_only_its_tags_change(depl
     assert lost, placed
     advance(clock, mon, agents, 5)
     assert not any("down" in e for e in ctl.events)
-    agents.alive.discard("m2")
+    agents.silence("m2")
     advance(clock, mon, agents, 2.9)
     assert ctl.hosts.state_of("m2") == "up"  # not yet: 2.9 s of silence
     advance(clock, mon, agents, 0.5)
@@ -236,10 +256,42 @@ def test_a_silent_host_is_failed_over_to_the_spare_and_only_its_tags_change(depl
     assert {i.id for i in m3.instances} >= set(lost) and all(i.state == "ready" for i in m3.instances)
     assert any("failover of m2: moved" in e for e in st.events), st.events
     # back: used again only by later placements (nothing moves now)
-    agents.alive.add("m2")
+    agents.revive("m2")
     advance(clock, mon, agents, 4)
     assert ctl.hosts.state_of("m2") == "up" and ctl.deployed().unavailable == []
     assert placement_of(ctl.deployed().files) == moved and ctl.agents.wanted("m2") == []
+
+
+def test_a_wavering_host_has_its_failover_started_ahead(deployed: Any) -> None:
+    """Silent for more than half of --down-after: the instances the failover
+    would add start ahead on the spare (no rule changes); stopped when the host
+    beats again; the failover that comes later runs exactly those."""
+    ctl, sw, agents, mon, clock = deployed
+    advance(clock, mon, agents, 2)
+    before, placed = dict(sw.tables), placement_of(ctl.deployed().files)
+    assert ctl.agents.wanted("m3") == []  # the spare runs nothing
+    agents.silence("m2")
+    advance(clock, mon, agents, 2.0)
+    assert ctl.hosts.state_of("m2") == "up"
+
+    def started() -> list[Any] | None:
+        mon.tick()  # the compile ahead runs in a thread of its own (real time)
+        return ctl.agents.wanted("m3") or None
+
+    ahead = {s.id: s.digest for s in wait_until(started, 60, "instances started ahead on m3")}
+    assert "click.g0" in ahead, ahead
+    assert sw.tables == before and placement_of(ctl.deployed().files) == placed  # nothing moved
+    assert ctl.agents.wanted("m1") == [s for s in host_specs(ctl.deployed().files)["m1"]]  # m1 untouched
+    agents.revive("m2")
+    advance(clock, mon, agents, 0.5)
+    assert ctl.hosts.state_of("m2") == "up" and ctl.agents.wanted("m3") == []  # stopped again
+    agents.silence("m2")
+    advance(clock, mon, agents, 2.0)
+    wait_until(started, 60, "instances started ahead on m3 again")
+    advance(clock, mon, agents, 1.5)
+    assert ctl.hosts.state_of("m2") == "down"
+    after = {s.id: s.digest for s in host_specs(ctl.deployed().files)["m3"]}
+    assert after == ahead  # the failover runs what was started ahead: nothing restarts
 
 
 def test_what_cannot_be_replaced_is_lost_with_its_reason(tmp_path: Path, site_files: dict[str, str]) -> None:
@@ -247,7 +299,7 @@ def test_what_cannot_be_replaced_is_lost_with_its_reason(tmp_path: Path, site_fi
     ctl, sw, agents, mon = start(tmp_path, site_files, clock)
     try:
         advance(clock, mon, agents, 2)
-        agents.alive.discard("m1")  # fw is pinned to m1
+        agents.silence("m1")  # fw is pinned to m1
         advance(clock, mon, agents, 4)
         assert ctl.hosts.state_of("m1") == "down"
         st = ctl.status()
@@ -278,7 +330,7 @@ def test_a_restarted_controller_finishes_a_failover_it_had_not_committed(
     )
     ctl2 = Controller(StateDir(tmp_path / "state"), sw, recompile=recompile, clock=clock)
     agents2 = Agents(ctl2)
-    agents2.alive.discard("m2")
+    agents2.silence("m2")
     try:
         assert ctl2.hosts.state_of("m2") == "down" and not (tmp_path / "state" / "journal.json").exists()
         mon2 = Monitor(ctl2)
@@ -370,7 +422,7 @@ def test_a_failover_ends_a_running_drain_first(deployed: Any) -> None:
     sw.traffic = True
     t, events = _drain(ctl, "m2", DrainRequest(grace=60, idle=30))
     _wait(lambda: ctl.drain is not None and not ctl._applying, "the drain to start")
-    agents.alive.discard("m1")
+    agents.silence("m1")
     advance(clock, mon, agents, 4)
     t.join(10)
     assert ctl.drain is None and "ended early by the failover of m1" in events[-1].message

@@ -290,3 +290,13 @@ def test_a_click_instance_of_more_than_255_steps_sends_each_step_on_its_own_way(
     late = range(G.MAX_PAINT, len(steps))
     assert any(back[k] != back[k - G.MAX_PAINT] for k in late), "steps k and k-255 must differ to be told apart"
     assert not failures, failures[:10]
+
+
+def test_entries_differing_only_in_exact_against_masked_fields_render() -> None:
+    """Found by the site fuzzer: two entries of one table and priority whose
+    matches differ only in one field being exact in one and masked in the
+    other could not be put in file order (None compared with an int)."""
+    path = Path(__file__).parent / "regressions" / "exact_and_masked_same_field.fs"
+    b = api.build(path.name, path.read_bytes())
+    assert b.ok, [d.message for d in b.diagnostics]
+    assert any(name.endswith(".ofctl") for name in b.files)

@@ -18,7 +18,7 @@ from backends.emit.documents import (
     SwitchInfo,
     UpdateInfo,
 )
-from backends.emit.openflow import to_groups, to_json, to_ofctl
+from backends.emit.openflow import render_switch
 from backends.emit.process import render_process
 from backends.emit.vm.generate import render_vm
 from compiler.flowir import Ct, SwitchTables
@@ -33,12 +33,11 @@ def render(c: Compiled) -> dict[str, str]:
     files: dict[str, str] = {}
     site = c.site
     for sw in site.switches:
-        tables = c.tables[sw.name]
-        files[f"openflow/{sw.name}.ofctl"] = to_ofctl(tables)
-        groups = to_groups(tables)
+        ofctl, groups, json = render_switch(c.tables[sw.name], sw.dpid)
+        files[f"openflow/{sw.name}.ofctl"] = ofctl
         if groups:
             files[f"openflow/{sw.name}.groups"] = groups
-        files[f"openflow/{sw.name}.json"] = to_json(tables, sw.dpid)
+        files[f"openflow/{sw.name}.json"] = json
     assert c.placement is not None
     files["placement.json"] = c.placement.to_json()
     files.update(render_process(c))

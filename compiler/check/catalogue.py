@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.functional_validators import AfterValidator
 
+from compiler import ir
 from fslang import ast as A
 
 KINDS = ("click", "process", "vm")
@@ -47,9 +48,10 @@ def _is_addr_set(v: Any) -> Any:
 
 
 def _is_rate(v: Any) -> Any:
+    """A rate, as the IR's own value (no syntax node goes past the check)."""
     if not isinstance(v, A.RateVal):
         raise ValueError("expected a rate like 100Mbps or 1.5Mpps")
-    return v
+    return ir.Rate(v.per_second, "pps" if v.unit == "pps" else "bps", v.text)
 
 
 def _is_size(v: Any) -> Any:
@@ -57,7 +59,7 @@ def _is_size(v: Any) -> Any:
         raise ValueError("expected a size like 64KiB")
     if v.bytes < 1:
         raise ValueError("expected a size above zero")
-    return v
+    return ir.Size(v.bytes, v.text)
 
 
 MatchParam = Annotated[Any, AfterValidator(_is_match)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from compiler import ir
 from compiler.check.limits import check_capacity, check_paths
@@ -117,7 +117,7 @@ def check(program: A.Program, sink: DiagnosticSink | None = None) -> CheckResult
         pins,
         avoids,
         placement,
-        default,
+        cast(ir.DefaultAction, default),  # the grammar allows only these
     )
     return CheckResult(site, sink.items)
 

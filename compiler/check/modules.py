@@ -4,7 +4,7 @@ pydantic schema), kind and resources."""
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -93,7 +93,7 @@ def check_module(stmt: A.ModuleStmt, symbols: Symbols, matches: MatchCompiler) -
     return ir.Module(
         name,
         mtype.name,
-        kind,
+        cast(ir.ModuleKind, kind),  # checked against KINDS above
         cores,
         memory,
         replicas,

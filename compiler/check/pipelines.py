@@ -9,7 +9,7 @@ as well.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from compiler import ir
 from compiler.check.matchcomp import MatchCompiler
@@ -218,7 +218,7 @@ class PipelineChecker:
         branches = None
         if p.branches is not None:
             branches = self._branches(p, module)
-        return ir.Use(name, hash_by=p.by or "flow", branches=branches, span=p.span)
+        return ir.Use(name, hash_by=cast(ir.HashBy, p.by or "flow"), branches=branches, span=p.span)
 
     def _branches(self, p: A.PUse, module: ir.Module | None) -> tuple[tuple[str | None, ir.Pipeline], ...]:
         outputs = module.outputs if module is not None else ()

@@ -22,7 +22,7 @@ from compiler.check.matchcomp import MatchCompiler
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
 from compiler.headerspace.bdd import Space
-from compiler.headerspace.cubes import DEFAULT_LAYOUT, meets
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, meets, within
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.packets import describe
 from compiler.headerspace.prefix_index import PrefixIndex
@@ -192,6 +192,56 @@ def _first_meeting(prefix: list[Space], space: Space, lo: int) -> int | None:
     return lo
 
 
+_VID_BITS = ((1 << DEFAULT_LAYOUT.field("vlan_vid").width) - 1) << _VID_OFF
+
+
+def _cubes(match: MatchSet) -> list[tuple[int, int]]:
+    """The (value, mask) of each term's cube (cached on the immutable set)."""
+    got = match.__dict__.get("_cube_pairs")
+    if got is None:
+        got = [(t.cube.value, t.cube.mask) for t in match.terms]
+        object.__setattr__(match, "_cube_pairs", got)
+    return got
+
+
+def _plain(match: MatchSet) -> bool:
+    """Terms without exclusions whose cubes leave the VLAN id alone: then the
+    set is exactly the union of the cubes over real packets, so cube
+    containment answers subset questions as the diagrams would."""
+    return all(not t.excluded and not t.cube.mask & _VID_BITS for t in match.terms)
+
+
+def _first_partial(
+    policy: ir.Policy, space: Space, prefix: list[Space], checked: list[ir.Policy], first: int | None
+) -> int | None:
+    """The first earlier policy that takes some of ``space``'s traffic (none
+    of the policies before it took that part) and does not lie wholly inside
+    ``space``.  Earlier policies are visited in order, each ruled out by its
+    cubes (no diagram) when they meet none of this policy's or lie inside
+    it; the prefix union is asked only for a candidate that is not inside,
+    so an "exception first" run of many policies costs a scan of cubes, not
+    a binary search over diagrams per policy."""
+    if first is None:
+        return None
+    mine = _cubes(policy.match)
+    one = mine[0] if len(mine) == 1 and _plain(policy.match) else None
+    for k in range(first, len(prefix)):
+        earlier = checked[k].match
+        theirs = _cubes(earlier)
+        if k > first and not any(meets(a, b) for a in mine for b in theirs):
+            continue
+        if one is not None and _plain(earlier):
+            # plain cubes away from the VLAN field: the diagram's answer, without it
+            inside = all(within(b, one) for b in theirs)
+        else:
+            inside = earlier.space().is_subset(space)
+        if inside:
+            continue  # inside this policy: the "exception first" idiom, whether it takes traffic or not
+        if k == first or not (earlier.space() & space).is_subset(prefix[k - 1]):
+            return k  # it takes some of this policy's traffic (the first one meeting it does by definition)
+    return None
+
+
 def _warn_partial(
     policy: ir.Policy,
     stmt: A.PolicyStmt,
@@ -205,12 +255,7 @@ def _warn_partial(
 ) -> None:
     """W0501 for the first earlier policy that shares traffic with this one
     without lying wholly inside it (the "exception first" idiom is fine)."""
-    k = first
-    while k is not None:
-        earlier = checked[k].match.space()
-        if not earlier.is_subset(space):
-            break
-        k = _first_meeting(prefix, space - prefix[k], k + 1) if k + 1 < len(prefix) else None
+    k = _first_partial(policy, space, prefix, checked, first)
     if k is None:
         return
     other = checked[k]

@@ -182,10 +182,10 @@ class Space:
         return self.f == self.m.false
 
     def is_subset(self, other: Space) -> bool:
-        return (self.f & ~other.f) == self.m.false
+        return self.f <= other.f  # Cudd_bddLeq: no diagram is built
 
     def intersects(self, other: Space) -> bool:
-        return (self.f & other.f) != self.m.false
+        return not self.f <= ~other.f  # disjoint iff f implies not-g (a complement edge, free)
 
     def contains(self, point: Mapping[str, int]) -> bool:
         """Whether the header ``point`` (missing fields read 0) is in the set."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from compiler import ir
@@ -29,6 +30,7 @@ from compiler.flowir import (
     PushVlan,
     SetField,
 )
+from compiler.headerspace.bdd import Space
 from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube
 from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
@@ -36,7 +38,7 @@ from compiler.lowering import tables as T
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
 from compiler.lowering.ofmatch import space_to_matches
 from compiler.lowering.profiles import Profile
-from compiler.steering.regions import ReverseTerm, edge_pattern, reverse_terms, without_edge_cube
+from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
 
 if TYPE_CHECKING:
     from compiler.lowering.lower import Lowering
@@ -82,11 +84,14 @@ class Ingress:
         self.meta: MetaLayout = allocate(
             self.n_edges + len(self.site.boxes), self.n_edges, self.regions, len(self.exclusions)
         )
+        self.arp_decided, self.other_decided = self._decided_later()
         self.flag_of: dict[HeaderSpace, Bits] = {}
         self.flag_tables: list[list[HeaderSpace]] = []
         self._assign_flags()
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
+        self._reply_cache: dict[Cube, frozenset[int]] = {}
+        self.replies_on: set[str] = set()  # switches that classify replies of symmetric policies
 
     # ---- exclusions and their flags ----
     def _exclusions(self) -> list[HeaderSpace]:
@@ -165,27 +170,27 @@ class Ingress:
         return self.meta.in_edge.pattern(v, m & ((1 << w) - 1))
 
     # ---- the tables ----
-    def first_table(self) -> int:
-        if self.regions:
-            return T.REGION_DST
-        return T.FLAGS_FIRST if self.flag_tables else T.POLICY
-
-    def _after(self, table: int) -> int:
-        """The next ingress table in use after ``table``."""
+    def _after(self, table: int, flag_tables: Sequence[int]) -> int:
+        """The next ingress table in use after ``table`` (``flag_tables``: the
+        flag tables this switch reads, ascending)."""
         if table == T.REGION_DST:
             return T.REGION_SRC
         if table == T.REGION_SRC:
             return T.SRC_HOME
-        if table < T.FLAGS_FIRST:
-            return T.FLAGS_FIRST if self.flag_tables else T.POLICY
-        k = table - T.FLAGS_FIRST + 1
-        return T.FLAGS_FIRST + k if k < len(self.flag_tables) else T.POLICY
+        return next((t for t in flag_tables if t > table), T.POLICY)
 
     def classify(self, sw: str) -> None:
         low = self.low
         here = sorted({e.index for e, _ in low.edge_ports[sw]})
         boxes = [b for b in self.site.boxes if b.out_port[0] == sw]
-        first = self.first_table()
+        used: set[HeaderSpace] = set()
+        if here or boxes:
+            profile = low.profiles[sw]
+            used = self._policies(sw, profile, here, boxes)
+        # a switch reads only the flag tables of the exclusions its own entries test
+        flag_tables = [T.FLAGS_FIRST + k for k, group in enumerate(self.flag_tables) if used.intersection(group)]
+        regions = sw in self.replies_on  # the region tables serve replies only
+        first = T.REGION_DST if regions else self._after(T.SRC_HOME, flag_tables)
         for edge, port in low.edge_ports[sw]:
             wm = (self.meta.in_edge.put(edge.index), self.meta.in_edge.mask)
             for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
@@ -199,18 +204,16 @@ class Ingress:
                 low.add(sw, FlowEntry(T.CLASSIFY, 10, m, goto_table=first, write_metadata=wm))
         if not here and not boxes:
             return
-        profile = low.profiles[sw]
-        if self.regions:
-            self._regions(sw, profile, here)
-        self._flags(sw, profile)
-        self._policies(sw, profile, here, boxes)
+        if regions:
+            self._regions(sw, here, flag_tables)
+        self._flags(sw, profile, used, flag_tables)
 
-    def _regions(self, sw: str, profile: Profile, here: Sequence[int]) -> None:
+    def _regions(self, sw: str, here: Sequence[int], flag_tables: Sequence[int]) -> None:
         meta = self.meta
         assert meta.dst_region is not None and meta.src_region is not None and meta.src_home is not None
         default = next((e.index for e in self.site.edges if e.default), meta.no_region)
         for table, side, bits in ((T.REGION_DST, "dst", meta.dst_region), (T.REGION_SRC, "src", meta.src_region)):
-            nxt = self._after(table)
+            nxt = self._after(table, flag_tables)
             for edge in self.site.edges:
                 for net in edge.nets:
                     fam = "ipv4" if net.version == 4 else "ipv6"
@@ -229,7 +232,7 @@ class Ingress:
             self.low.add(
                 sw, FlowEntry(table, 0, Match(), goto_table=nxt, write_metadata=(bits.put(default), bits.mask))
             )
-        nxt = self._after(T.SRC_HOME)
+        nxt = self._after(T.SRC_HOME, flag_tables)
         for e in here:
             mv, mm = combine(
                 [
@@ -249,11 +252,12 @@ class Ingress:
             )
         self.low.add(sw, FlowEntry(T.SRC_HOME, 0, Match(), goto_table=nxt))
 
-    def _flags(self, sw: str, profile: Profile) -> None:
-        for k, group in enumerate(self.flag_tables):
-            table = T.FLAGS_FIRST + k
-            nxt = self._after(table)
-            for x in group:
+    def _flags(self, sw: str, profile: Profile, used: set[HeaderSpace], flag_tables: Sequence[int]) -> None:
+        for table in flag_tables:
+            nxt = self._after(table, flag_tables)
+            for x in self.flag_tables[table - T.FLAGS_FIRST]:
+                if x not in used:
+                    continue
                 bit = self.flag_of[x]
                 for pat, fields in space_to_matches(x, profile):
                     parts = []
@@ -267,12 +271,12 @@ class Ingress:
                     self.low.add(sw, FlowEntry(table, 10, match, goto_table=nxt, write_metadata=(bit.put(1), bit.mask)))
             self.low.add(sw, FlowEntry(table, 0, Match(), goto_table=nxt))
 
-    def _items(self, policy: ir.Policy, direction: str, box: str | None) -> list[Item]:
+    def _items(self, policy: ir.Policy, direction: str, box: str | None, here: frozenset[int]) -> list[Item]:
         """What POLICY recognises for one direction of a policy: at an edge, or back from a box."""
         meta = self.meta
         if direction == "forward":
             if box is None:
-                return [Item(t, (), edge_pattern(t.cube)) for t in policy.match.terms]
+                return self._edge_items(policy, here)
             return [
                 Item(Term(without_edge_cube(t.cube), t.excluded), (), (self.box_index[box], -1))
                 for t in policy.match.terms
@@ -291,9 +295,66 @@ class Ingress:
                     out.append(Item(rt.term, (dst, meta.src_region.pattern(v, m)), (self.box_index[box], -1)))
         return out
 
-    def _policies(self, sw: str, profile: Profile, here: Sequence[int], boxes: Sequence[ir.Box]) -> None:
+    def _decided_later(self) -> tuple[set[int], set[int]]:
+        """Policies (by index) after which ARP, and other non-IP packets, can
+        still meet something but the default's forwarding: a later `drop`
+        policy with such a part, or a default `drop`.  Before none of them, a
+        forwarding policy's ARP and non-IP entries would do what the packet
+        gets anyway, so they are left out."""
+        arp: set[int] = set()
+        other: set[int] = set()
+        drop_arp = drop_other = self.site.default_action == "drop"
+        for policy in sorted(self.site.policies, key=lambda p: -p.index):
+            if drop_arp:
+                arp.add(policy.index)
+            if drop_other:
+                other.add(policy.index)
+            if isinstance(policy.pipeline, ir.Drop):
+                drop_arp = drop_arp or any(_with_eth(t, ETH_TYPE_ARP) is not None for t in policy.match.terms)
+                drop_other = drop_other or any(_has_other(t) for t in policy.match.terms)
+        return arp, other
+
+    def _edge_items(self, policy: ir.Policy, here_in: frozenset[int]) -> list[Item]:
+        """A policy's terms from edges, with the terms that differ only in
+        their ingress edges joined, and their edge sets covered by as few
+        patterns as this switch allows: an index no port of this switch can
+        write (another switch's edge, an unused value) may match or not."""
+        width = self.meta.in_edge.width
+        groups: dict[Term, set[int]] = {}
+        for t in policy.match.terms:
+            v, m = edge_pattern(t.cube)
+            if v >> width:
+                continue  # only values beyond every ingress index
+            m &= (1 << width) - 1
+            groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(
+                i for i in range(1 << width) if i & m == v & m
+            )
+        out = []
+        for term, edges in groups.items():
+            want = frozenset(edges) & here_in
+            if want:
+                forbidden = here_in - edges
+                out += [Item(term, (), p) for p in edge_cover(want, forbidden, width)]
+        return out
+
+    def _reply_edges(self, cube: Cube) -> frozenset[int]:
+        """The edges a reply in ``cube`` can come in by: SRC_HOME wants the
+        edge its source address leaves by."""
+        hit = self._reply_cache.get(cube)
+        if hit is None:
+            space = Space.cubes([(cube.value, cube.mask)])
+            hit = frozenset(e.index for e in self.site.edges if exit_region(self.site, e, "src").intersects(space))
+            self._reply_cache[cube] = hit
+        return hit
+
+    def _policies(self, sw: str, profile: Profile, here: Sequence[int], boxes: Sequence[ir.Box]) -> set[HeaderSpace]:
+        """POLICY and NONIP entries of this switch; returns the flagged exclusions they (and the
+        SELECT entries of the classification entries they write) test."""
         low, plan = self.low, self.low.plan
+        used: set[HeaderSpace] = set()
         here_set = set(here)
+        # the ingress indices CLASSIFY can write on this switch (its edges, its boxes' returns)
+        here_in = frozenset(here_set | {self.box_index[b.name] for b in boxes})
         order = {(p.name, d): i for i, (p, d, _) in enumerate(plan.ingress)}
         targets: list[tuple[int, ir.Policy, str, int, str | None]] = []
         for i, (policy, direction, entry) in enumerate(plan.ingress):
@@ -308,19 +369,26 @@ class Ingress:
             is_drop = isinstance(policy.pipeline, ir.Drop)
             cookie = T.policy_cookie(policy.index, 0 if box is None else 0xFFF0)
             wm = (low.entry_bits(entry_id), T.ENTRY_MASK)
-            for item in self._items(policy, direction, box):
+            for item in self._items(policy, direction, box, here_in):
                 if (
                     item.edges is not None
                     and box is None
                     and not any(e & item.edges[1] == item.edges[0] for e in here_set)
                 ):
                     continue  # none of its edges has a port on this switch
+                if direction == "reverse" and box is None and not self._reply_edges(item.term.cube) & here_set:
+                    continue  # a reply enters by its source's edge: none of those is on this switch
                 term = item.term
+                if direction == "reverse":
+                    self.replies_on.add(sw)
                 for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                     if kind == "arp" and (direction == "reverse" or box is not None):
                         continue
+                    if kind == "arp" and not is_drop and policy.index not in self.arp_decided:
+                        continue
                     t = _with_eth(term, eth)
                     if t is not None:
+                        used.update(x for x in t.excluded if x in self.flag_of)
                         for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
                             parts = [(mv, mm), *item.meta]
                             if item.edges is not None:
@@ -352,15 +420,20 @@ class Ingress:
                                         cookie=cookie,
                                     ),
                                 )
-                if direction == "forward" and box is None:
+                if direction == "forward" and box is None and (is_drop or policy.index in self.other_decided):
                     self._nonip(sw, term, item.edges, prio, cookie, is_drop)
         self._defaults(sw, here, boxes)
+        for sid in self.entries_here.get(sw, ()):
+            for c, _ in plan.selectors[sid]:
+                if c.space is not None:
+                    for t in c.space.terms:
+                        used.update(x for x in t.excluded if x in self.flag_of)
+        return used
 
     def _nonip(self, sw: str, term: Term, edges: tuple[int, int] | None, prio: int, cookie: int, drop: bool) -> None:
         """Other ethertypes: exact (no FSL primitive tells them apart, so
         exclusions are rare here and spelt out), by ingress port."""
-        eth = (term.cube.mask >> _ETH_OFF) & 0xFFFF, (term.cube.value >> _ETH_OFF) & 0xFFFF
-        if eth[0] == 0xFFFF and eth[1] in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP):
+        if not _has_other(term):
             return  # an IP or ARP term has no part for NONIP (the usual case: no set operations)
         hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(term.cube.value, term.cube.mask)]) & OTHER_SPACE
         for x in sorted(term.excluded, key=_key):
@@ -398,6 +471,12 @@ class Ingress:
 _ETH_FULL = 0xFFFF << _ETH_OFF
 
 
+def _has_other(t: Term) -> bool:
+    """May the term hold a packet that is neither IP nor ARP?"""
+    eth_mask, eth = (t.cube.mask >> _ETH_OFF) & 0xFFFF, (t.cube.value >> _ETH_OFF) & 0xFFFF
+    return not (eth_mask == 0xFFFF and eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP))
+
+
 def _with_eth(t: Term, eth: int) -> Term | None:
     """The part of a term with ethertype ``eth`` (None if it has none): a
     bit operation on its cube, no set algebra."""
@@ -430,3 +509,29 @@ def range_patterns(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
         out.append((lo, full & ~(size - 1)))
         lo += size
     return out
+
+
+@lru_cache(maxsize=4096)
+def edge_cover(want: frozenset[int], forbidden: frozenset[int], width: int) -> tuple[tuple[int, int], ...]:
+    """Disjoint (value, mask) patterns over ``width`` bits that hold every
+    index of ``want`` and none of ``forbidden`` (the rest may go either way):
+    greedy, widest useful pattern first; few indices, so all 3^width
+    patterns are tried."""
+    full = (1 << width) - 1
+    patterns = []
+    for mask in range(1 << width):
+        for value in range(1 << width):
+            if value & ~mask & full == 0:
+                members = frozenset(i for i in range(1 << width) if i & mask == value)
+                patterns.append((value, mask, members))
+    left, taken = set(want), set(forbidden)
+    out = []
+    while left:
+        value, mask, members = max(
+            (p for p in patterns if not p[2] & taken),
+            key=lambda p: (len(p[2] & left), len(p[2]), -p[1], -p[0]),
+        )
+        out.append((value, mask))
+        left -= members
+        taken |= members
+    return tuple(out)

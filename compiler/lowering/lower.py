@@ -41,6 +41,7 @@ from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress
 from compiler.lowering.ofmatch import ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
+from compiler.lowering.reach import tags_by_switch
 from compiler.lowering.topology import Topology
 from compiler.oxm_fields import CT_TRACKED
 from compiler.steering import flowhash
@@ -154,6 +155,9 @@ class Lowering:
     def run(self) -> dict[str, SwitchTables]:
         for sw in self.entries:
             self.ingress.classify(sw)
+        # STEER holds only the tags a packet can carry into this switch (lowering.reach)
+        self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
+        for sw in self.entries:
             if self.needs_hash:
                 self.hash_tables(sw)
             self.select(sw)
@@ -336,6 +340,8 @@ class Lowering:
             sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
         )
         for d, tag in sorted(self.plan.tags.items(), key=lambda kv: (self.plan.is_label(kv[0]), kv[1])):
+            if d not in self.reach[sw]:
+                continue
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
             tag_match = self._tag_match(d)

@@ -37,6 +37,10 @@ class Topology:
         paths = dict(nx.all_pairs_shortest_path(self.graph))
         return {(a, b): path[1] for a, ps in paths.items() for b, path in ps.items() if len(path) > 1}
 
+    def next_switch(self, switch: str, target: str) -> str | None:
+        """The neighbour of ``switch`` on the way to ``target`` (None if same or unreachable)."""
+        return self._next.get((switch, target))
+
     def port_toward(self, switch: str, target: str) -> int | None:
         """The port on ``switch`` leading toward ``target`` (None if same or unreachable)."""
         nxt = self._next.get((switch, target))

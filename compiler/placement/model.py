@@ -341,6 +341,8 @@ class State:
         self.cap = [max(h.cores, 1) for h in p.hosts]
         self.spare = [1 if h.spare else 0 for h in p.hosts]
         self.cnt = [[0] * H for _ in p.modules]
+        # pull[a][h]: sum of w * cnt[b][h] over a's neighbours b (kept by put/take: deltas read it in O(1))
+        self.pull = [[0] * H for _ in p.modules]
         self.n_on = [0] * H
         self.frozen: set[int] = set()
         self.top: list[int] = []
@@ -361,7 +363,11 @@ class State:
         self.host_of[i] = h
         self.used_c[h] += self.ic[i]
         self.free_m[h] -= self.im[i]
-        self.cnt[self.mod[i]][h] += 1
+        a = self.mod[i]
+        self.cnt[a][h] += 1
+        pull = self.pull
+        for b, w in self.p.neighbours[a]:
+            pull[b][h] += w
         self.n_on[h] += 1
         self._touched.append(h)
 
@@ -370,7 +376,11 @@ class State:
         self.host_of[i] = -1
         self.used_c[h] -= self.ic[i]
         self.free_m[h] += self.im[i]
-        self.cnt[self.mod[i]][h] -= 1
+        a = self.mod[i]
+        self.cnt[a][h] -= 1
+        pull = self.pull
+        for b, w in self.p.neighbours[a]:
+            pull[b][h] -= w
         self.n_on[h] -= 1
         self._touched.append(h)
         return h
@@ -395,7 +405,7 @@ class State:
         self._third = keys[2] if len(keys) == 3 else (0.0, 0)
 
     def gain(self, a: int, h: int) -> int:
-        return sum(w * self.cnt[b][h] for b, w in self.p.neighbours[a])
+        return self.pull[a][h]
 
     def delta(self, i: int, h2: int) -> tuple[float, ...]:
         """Change of the objective (plus a smooth tie-break) if ``i`` moved to ``h2``;
@@ -404,7 +414,7 @@ class State:
         cnt = self.cnt
         ds = c * (self.spare[h2] - self.spare[h1])
         dr = cnt[a][h2] - cnt[a][h1] + 1
-        dx = sum(w * (cnt[b][h1] - cnt[b][h2]) for b, w in self.p.neighbours[a])
+        dx = self.pull[a][h1] - self.pull[a][h2]
         dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
         return self._tail(ds, dr, dx, h1, h2, c, dh)
 
@@ -425,11 +435,8 @@ class State:
         cnt, dc = self.cnt, self.ic[i] - self.ic[j]
         ds = dc * (self.spare[h2] - self.spare[h1])
         dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
-        dx = (
-            sum(w * (cnt[c][h1] - cnt[c][h2]) for c, w in self.p.neighbours[a])
-            + sum(w * (cnt[c][h2] - cnt[c][h1]) for c, w in self.p.neighbours[b])
-            + 2 * self.p.pair_w.get((a, b), 0)
-        )
+        pull = self.pull
+        dx = pull[a][h1] - pull[a][h2] + pull[b][h2] - pull[b][h1] + 2 * self.p.pair_w.get((a, b), 0)
         return self._tail(ds, dr, dx, h1, h2, dc, 0)
 
 

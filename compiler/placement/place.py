@@ -25,6 +25,7 @@ policies that did not use the lost host keep their rules.
 
 from __future__ import annotations
 
+import bisect
 import random
 
 from compiler import ir
@@ -193,6 +194,10 @@ def _swap_pass(st: State) -> tuple[bool, int]:
     """Exchange two instances of different modules: moves alone cannot when hosts are full."""
     p = st.p
     improved, evals = False, 0
+    on: dict[int, list[int]] = {}  # each host's instances (not frozen), in index order, kept through swaps
+    for j, g in enumerate(st.host_of):
+        if j not in st.frozen:
+            on.setdefault(g, []).append(j)
     for i in range(len(st.host_of)):
         a, h1 = st.mod[i], st.host_of[i]
         if i in st.frozen:
@@ -203,7 +208,7 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                 continue
             # only pairs that could lower a tier: the rest cannot beat the moves pass
             useful = stuck or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
-            for j in [j for j, g in enumerate(st.host_of) if g == h2 and j not in st.frozen]:
+            for j in list(on.get(h2, ())):
                 b = st.mod[j]
                 if b == a or h1 not in p.allowed_set[b] or not (useful or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
                     continue
@@ -221,6 +226,10 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                     st.put(i, h2)
                     st.put(j, h1)
                     st.refresh_top()
+                    for k, old, new in ((i, h1, h2), (j, h2, h1)):
+                        if k in on.get(old, ()):
+                            on[old].remove(k)
+                            bisect.insort(on.setdefault(new, []), k)
                     improved = True
                     break
     return improved, evals

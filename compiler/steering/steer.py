@@ -42,6 +42,16 @@ class TooManyChoices(Exception):
 
 
 # ---- dispatches: what happens to a packet handed to the switch ------------
+def _cached_hash(obj: object, key: tuple) -> int:
+    """The dataclass's own hash of ``key``, computed once: dispatches nest
+    (a chain is a tree of visits) and are dictionary keys everywhere."""
+    h = obj.__dict__.get("_hash")
+    if h is None:
+        h = hash(key)
+        object.__setattr__(obj, "_hash", h)
+    return h
+
+
 @dataclass(frozen=True)
 class Exit:
     """Leave by destination (pop the tag, then the exit table)."""
@@ -61,6 +71,9 @@ class Visit:
     next: tuple[tuple[str, Dispatch], ...]  # output label -> dispatch; missing = consumed (sink)
     reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
 
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
+
 
 @dataclass(frozen=True)
 class BoxVisit:
@@ -77,6 +90,9 @@ class Fork:
 
     copy: Dispatch
     main: Dispatch
+
+    def __hash__(self) -> int:
+        return _cached_hash(self, (self.copy, self.main))
 
 
 Dispatch = Exit | Dropped | Visit | BoxVisit | Fork
@@ -127,7 +143,7 @@ class Entry:
 
     id: int
     policy: str
-    direction: str  # forward | reverse
+    direction: ir.Direction
     combos: Combos
     box: str | None = None
 
@@ -311,7 +327,7 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
     too_many: list[ir.Policy] = []
     for policy in site.policies:
         for reverse in (False, True) if policy.symmetric else (False,):
-            direction = "reverse" if reverse else "forward"
+            direction: ir.Direction = "reverse" if reverse else "forward"
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
                 u = Unfolder(site, weights, selectors, reverse, policy.name)
@@ -351,33 +367,30 @@ def _untagged_by_switch(found: dict[Dispatch, None]) -> set[Dispatch]:
     takes the tag off before the box), a fork whose legs lead to the exit
     table or a box, and every dispatch a fork sets in the same actions as
     one of those (a fork's legs are tagged alike)."""
-    parent: dict[Dispatch, Dispatch] = {}
+    index = {d: i for i, d in enumerate(found)}  # union-find over ints: a dispatch's hash walks its whole tree
+    parent = list(range(len(index)))
 
-    def root(d: Dispatch) -> Dispatch:
-        top = d
-        while (up := parent.get(top)) is not None and up != top:
-            top = up
-        while d != top:  # path compression: later lookups are short
-            up = parent[d]
-            parent[d] = top
-            d = up
-        return top
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]  # path halving: the components, not the roots, are the answer
+            i = parent[i]
+        return i
 
-    needs: set[Dispatch] = set()
-    for d in found:
+    needs: list[int] = []
+    for d, i in index.items():
         if isinstance(d, BoxVisit):
-            needs.add(d)
+            needs.append(i)
         if isinstance(d, Fork):
             legs = _legs(d)
             if any(isinstance(leg, (Exit, BoxVisit)) for leg in legs):
-                needs.add(d)
+                needs.append(i)
             for leg in legs:
                 if isinstance(leg, (Visit, BoxVisit, Fork)):
-                    a, b = root(d), root(leg)
+                    a, b = root(i), root(index[leg])
                     if a != b:
                         parent[b] = a
-    vlan_roots = {root(d) for d in needs}
-    return {d for d in found if root(d) in vlan_roots}
+    vlan_roots = {root(i) for i in needs}
+    return {d for d, i in index.items() if root(i) in vlan_roots}
 
 
 def _legs(f: Fork) -> list[Dispatch]:

@@ -1,5 +1,5 @@
 """`python -m fslang.cli`: the `fsc` command."""
 
-from fslang.cli import main
+from fslang.cli import run
 
-main()
+run()

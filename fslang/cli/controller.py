@@ -163,9 +163,33 @@ def recompile(source: str, placement: str | None, generation: int, unavailable: 
     return Recompiled(b.files if b.ok else None, errors, stuck)
 
 
+#: As backends.platform.controller.server's (not imported here: every `fsc`
+#: command would pay for importing the controller; a test keeps them equal).
+DEFAULT_LISTEN, DEFAULT_OPENFLOW = "127.0.0.1:8181", "127.0.0.1:6653"
+
+
+def site_digest(site: Path, optimal: bool) -> str:
+    """What `fsc apply` compiles, as one digest: the site file's bytes, the fsc
+    version and the options that change the result. The controller keeps the
+    digest of the committed site; the same digest again means nothing to change,
+    known without compiling. "" when the file cannot be read (the compile words it)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        data = site.read_bytes()
+    except OSError:
+        return ""
+    try:
+        fsc_version = version("fsc")
+    except PackageNotFoundError:
+        fsc_version = "unknown"
+    head = f"fsc {fsc_version} optimal={int(optimal)}\n".encode()
+    return "sha256:" + hashlib.sha256(head + data).hexdigest()
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `fsc` app."""
-    from backends.platform.controller.server import DEFAULT_LISTEN, DEFAULT_OPENFLOW
 
     @app.command("controller")
     def controller_cmd(
@@ -250,14 +274,26 @@ def register(app: typer.Typer) -> None:
         client = _client(controller, token_file, timeout)
         as_json = format is _Format.json
         with _talking():
-            name, source, files, same = _compile(site, client, optimal)
+            digest = site_digest(site, optimal)
+            deployed = client.digest()
+            same = bool(digest) and deployed.digest == digest
+            name = deployed.site or site.stem
+            if not same:
+                name, source, files, same = _compile(site, client, optimal)
             if same:
                 done = ResultOk(result="ok", changed=False, message="nothing to change (the deployed site is the same)")
                 sys.stdout.write(
                     event_line(done) if as_json else f"{name}: nothing to change (the deployed site is the same)\n"
                 )
                 return
-            req = ApplyRequest(site=name, files=files, source=source, ready_timeout=ready_timeout, drain_seconds=drain)
+            req = ApplyRequest(
+                site=name,
+                files=files,
+                source=source,
+                digest=digest,
+                ready_timeout=ready_timeout,
+                drain_seconds=drain,
+            )
             if not yes:
                 if not sys.stdin.isatty():
                     raise _fail("apply: not a terminal, so cannot ask; review with `fsc plan` and pass --yes", 2)

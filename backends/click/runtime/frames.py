@@ -15,7 +15,7 @@ from typing import Any
 
 from backends.click.runtime.packet import checksum, ip_header
 
-ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN = 0x0800, 0x86DD, 0x0806, 0x8100
+ETH_IP4, ETH_IP6, ETH_ARP, ETH_VLAN, ETH_MPLS = 0x0800, 0x86DD, 0x0806, 0x8100, 0x8847
 
 
 def vlan_tag(tci: int, tpid: int = ETH_VLAN) -> bytes:
@@ -32,6 +32,33 @@ def pop_tag(frame: bytes) -> tuple[int | None, bytes]:
     if len(frame) >= 16 and frame[12:14] == b"\x81\x00":
         return int.from_bytes(frame[14:16], "big"), frame[:12] + frame[16:]
     return None, frame
+
+
+def _label_at(frame: bytes) -> int:
+    """Where an MPLS label stack entry goes: after the MAC addresses, or after a customer VLAN tag."""
+    return 16 if frame[12:14] == b"\x81\x00" else 12
+
+
+def push_label(frame: bytes, label: int, tc: int = 0, ttl: int = 64) -> bytes:
+    """``frame`` with one MPLS label (bottom of stack) after its Ethernet
+    header and customer VLAN tag, as a switch's ``push_mpls`` puts it."""
+    at = _label_at(frame)
+    lse = (label & 0xFFFFF) << 12 | (tc & 7) << 9 | 1 << 8 | (ttl & 0xFF)
+    return frame[:at] + struct.pack("!HI", ETH_MPLS, lse) + frame[at + 2 :]
+
+
+def pop_label(frame: bytes) -> tuple[int | None, bytes]:
+    """(the label stack entry of a frame with one MPLS label or None, the
+    frame without it; its ethertype from the IP version under the label)."""
+    at = _label_at(frame)
+    if len(frame) < at + 7 or frame[at : at + 2] != b"\x88\x47":
+        return None, frame
+    lse = int.from_bytes(frame[at + 2 : at + 6], "big")
+    version = frame[at + 6] >> 4
+    et = {4: ETH_IP4, 6: ETH_IP6}.get(version)
+    if et is None or not lse & 0x100:
+        return None, frame
+    return lse, frame[:at] + et.to_bytes(2, "big") + frame[at + 6 :]
 
 
 def _l4(proto: int, f: Mapping[str, int], payload: bytes) -> bytes:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +62,7 @@ from typing import Any
 
 import jinja2
 
+from backends.emit.click import labels as LB
 from backends.emit.vm.generate import tap_name
 from compiler import ir
 from compiler.check.catalogue import CATALOGUE
@@ -73,7 +74,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 IFACE = "eth0"  # the host's first switch port
 QUEUE = 1000  # packets per output queue (Click's default capacity)
 MAX_PAINT = 255  # steps one Paint tells apart: colours 0..254 (255 means "every output" to PaintSwitch)
-GROUP_ANNO = 18  # a second paint byte for instances of more than MAX_PAINT steps (no element fsc uses touches it)
+GROUP_ANNO = 18  # a second paint byte for instances of more than MAX_PAINT steps (else only label moves use it)
 ETH_IP4, ETH_IP6 = 0x0800, 0x86DD
 FAM_IP4, FAM_IP6, FAM_OTHER = "ip4", "ip6", "other"
 IP4_FIELDS = ("ipv4_src", "ipv4_dst")
@@ -502,6 +503,21 @@ class Instance:
     cls: str  # Click element class name
     steps: list[Step] = field(default_factory=list)
     external: bool = False
+    tap_vids: list[int] = field(default_factory=list)  # per step: its VLAN id on the tap (external only)
+
+
+def _key(s: Step) -> tuple[bool, int]:
+    """A step's identity on the host: VLAN ids and MPLS labels are separate spaces."""
+    return (s.label, s.tag)
+
+
+def _entry(label: bool, tag: int) -> str:
+    """The step entry element: ``t4`` for VLAN id 4, ``m4`` for MPLS label 4."""
+    return f"m{tag}" if label else f"t{tag}"
+
+
+def _what(s: Step | Next) -> str:
+    return f"label {s.tag}" if s.label else f"tag {s.tag}"
 
 
 def _is_external(m: ir.Module) -> bool:
@@ -638,6 +654,64 @@ def limitations(m: ir.Module) -> list[str]:
     return out
 
 
+def _filter_ctx(inst: Instance) -> dict[str, Any]:
+    decisions = _decisions(inst)
+    return {
+        "decisions": decisions,
+        "needs_drop": any(
+            t == "drop" for d in decisions for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest]
+        ),
+    }
+
+
+def _monitor_ctx(inst: Instance) -> dict[str, Any]:
+    return {"sink": inst.module.is_sink}
+
+
+def _ratelimit_ctx(inst: Instance) -> dict[str, Any]:
+    return _rate_args(inst.module)
+
+
+def _rewriter_ctx(inst: Instance) -> dict[str, Any]:
+    m = inst.module
+    ctx: dict[str, Any] = {"inputs": [(p, rev) for p, rev in enumerate(_judges(inst))]}
+    if m.type == "nat":
+        ctx["to"] = _ip(_param(m, "to"))
+    else:
+        vip = _ip(_param(m, "vip"))
+        backends = [_ip(b) for b in _param(m, "backends")]
+        ok = vip is not None and all(b is not None for b in backends)
+        ctx["vip"] = vip if ok else None
+        ctx["backends"] = backends if ok else []
+    return ctx
+
+
+def _crypto_ctx(inst: Instance) -> dict[str, Any]:
+    enc, auth = _crypto_keys(_param(inst.module, "key"))
+    return {"spi": int(_param(inst.module, "spi")), "enc_key": enc, "auth_key": auth}
+
+
+def _tunnel_ctx(inst: Instance) -> dict[str, Any]:
+    local, remote = _ip(_param(inst.module, "local")), _ip(_param(inst.module, "remote"))
+    ok = local is not None and remote is not None
+    return {"local": local if ok else None, "remote": remote if ok else None}
+
+
+#: What each module type adds to its Click template's context (the template is the
+#: catalogue's); a type without an entry needs only the common context.
+TYPE_CONTEXT: dict[str, Callable[[Instance], dict[str, Any]]] = {
+    "firewall": _filter_ctx,
+    "classify": _filter_ctx,
+    "monitor": _monitor_ctx,
+    "ratelimit": _ratelimit_ctx,
+    "nat": _rewriter_ctx,
+    "loadbalance": _rewriter_ctx,
+    "encrypt": _crypto_ctx,
+    "decrypt": _crypto_ctx,
+    "tunnel": _tunnel_ctx,
+}
+
+
 def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
     m = inst.module
     ctx: dict[str, Any] = {
@@ -654,23 +728,26 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
     if inst.external:
         rets = []
         for k, s in enumerate(inst.steps):
+            vid = inst.tap_vids[k]
+            what = _what(s) + (f" (tap VLAN id {vid})" if s.label else "")
             for j, label in enumerate(m.outputs):
                 port = k * len(m.outputs) + j
                 if j < MAX_EXTERNAL_OUTPUTS:
-                    tci = (j << 13) | s.tag
+                    tci = (j << 13) | vid
                     rets.append(
                         {
                             "pattern": Raw(f"12/8100 14/{tci:04x}%efff"),
                             "port": port,
-                            "note": Raw(f"tag {s.tag}{' (reverse)' if s.reverse else ''}, {site_name(label)}"),
+                            "note": Raw(f"{what}{' (reverse)' if s.reverse else ''}, {site_name(label)}"),
                         }
                     )
                 else:
-                    rets.append({"pattern": None, "port": port, "note": Raw(f"tag {s.tag}, {site_name(label)}")})
+                    rets.append({"pattern": None, "port": port, "note": Raw(f"{what}, {site_name(label)}")})
         pats = [r["pattern"] for r in rets if r["pattern"] is not None]
         notes = [r["note"] for r in rets if r["pattern"] is not None]
         ctx.update(
             tap=Raw(taps[inst.name]),
+            tap_labelled=any(s.label for s in inst.steps),
             returns=rets,
             ret_args=_args(pats + ["-"], notes + ["anything else"]) if rets else None,
             image=quote(m.image) if m.image else None,
@@ -681,34 +758,9 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
         template = CATALOGUE[m.type].template if m.type in EXTERNAL_TYPES else "external.click.j2"
     else:
         template = CATALOGUE[m.type].template
-        if m.type in ("firewall", "classify"):
-            decisions = _decisions(inst)
-            ctx["decisions"] = decisions
-            ctx["needs_drop"] = any(
-                t == "drop" for d in decisions for t in [*(d.v4["targets"] if d.v4 else []), *d.l2_targets, d.rest]
-            )
-        elif m.type == "monitor":
-            ctx["sink"] = m.is_sink
-        elif m.type == "ratelimit":
-            ctx.update(_rate_args(m))
-        elif m.type in ("nat", "loadbalance"):
-            judges = _judges(inst)
-            ctx["inputs"] = [(p, rev) for p, rev in enumerate(judges)]
-            if m.type == "nat":
-                ctx["to"] = _ip(_param(m, "to"))
-            else:
-                vip = _ip(_param(m, "vip"))
-                backends = [_ip(b) for b in _param(m, "backends")]
-                ok = vip is not None and all(b is not None for b in backends)
-                ctx["vip"] = vip if ok else None
-                ctx["backends"] = backends if ok else []
-        elif m.type in ("encrypt", "decrypt"):
-            enc, auth = _crypto_keys(_param(m, "key"))
-            ctx.update(spi=int(_param(m, "spi")), enc_key=enc, auth_key=auth)
-        elif m.type == "tunnel":
-            local, remote = _ip(_param(m, "local")), _ip(_param(m, "remote"))
-            ok = local is not None and remote is not None
-            ctx.update(local=local if ok else None, remote=remote if ok else None)
+        fill = TYPE_CONTEXT.get(m.type)
+        if fill is not None:
+            ctx.update(fill(inst))
     text = _render(template, ctx)
     notes = "".join(f"// NOT DONE: {n}\n" for n in ctx["limits"])
     return notes + text
@@ -729,7 +781,19 @@ def _instances(compiled: Any, hp: HostPlan) -> list[Instance]:
         out[i] = Instance(i, m, cnames[i], "I" + cnames[i][1:], external=_is_external(m))
     for s in hp.steps:
         out[s.instance].steps.append(s)
+    for inst in out.values():
+        if inst.external:
+            try:
+                inst.tap_vids = LB.step_tap_vids(inst.steps, compiled.steering.generation)
+            except LB.TapFull as err:
+                raise ClickUnsupported(str(err)) from None
     return [out[i] for i in placed]
+
+
+def tap_vids(compiled: Any, hp: HostPlan) -> dict[tuple[bool, int], int]:
+    """The VLAN id on its tap of every step of ``hp`` whose instance is
+    reached over a tap, by (the step's tag is a label, tag)."""
+    return {_key(s): v for inst in _instances(compiled, hp) for s, v in zip(inst.steps, inst.tap_vids)}
 
 
 def _switch(inst: Instance, output: int) -> str:
@@ -757,11 +821,11 @@ def _step_note(s: Step) -> str:
     for label, n in s.next:
         label = site_name(label)
         if n.kind == "local":
-            parts.append(f"{label} -> tag {n.tag} here")
+            parts.append(f"{label} -> {_what(n)} here")
         elif n.kind == "switch":
             parts.append(
-                f"{label} -> switch, tag {n.tag}"
-                + (" (exit)" if n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else "")
+                f"{label} -> switch, {_what(n)}"
+                + (" (exit)" if not n.label and n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else "")
             )
         else:
             parts.append(f"{label} -> dropped")
@@ -773,9 +837,12 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
     if not insts:
         return None
     site = compiled.site
-    by_step: dict[int, Instance] = {s.tag: inst for inst in insts for s in inst.steps}
-    steps = sorted(by_step.items())
+    by_step: dict[tuple[bool, int], Instance] = {_key(s): inst for inst in insts for s in inst.steps}
+    steps = sorted(by_step.items())  # VLAN ids first, then labels
+    vlan_steps = [(tag, inst) for (label, tag), inst in steps if not label]
+    label_steps = [(tag, inst) for (label, tag), inst in steps if label]
     vids: set[int] = set()
+    lbls: set[int] = set()
     uses_drop = False
     decls: list[Raw] = []
     paint_conns: list[Raw] = []
@@ -786,11 +853,11 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
             uses_drop = True
             return Raw("drop")
         if n.kind == "switch":
-            vids.add(n.tag)
-            return Raw(f"vid_{n.tag}")
-        if n.tag not in by_step:  # pragma: no cover - the plan always places local steps here
-            raise ClickUnsupported(f"host {hp.host}: local tag {n.tag} has no step")
-        return Raw(f"t{n.tag}")
+            (lbls if n.label else vids).add(n.tag)
+            return Raw(f"lbl_{n.tag}" if n.label else f"vid_{n.tag}")
+        if (n.label, n.tag) not in by_step:  # pragma: no cover - the plan always places local steps here
+            raise ClickUnsupported(f"host {hp.host}: local {_what(n)} has no step")
+        return Raw(_entry(n.label, n.tag))
 
     inst_decls = []
     for inst in insts:
@@ -819,25 +886,31 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
                         )
                     )
         for k, s in enumerate(inst.steps):
-            entry = f"t{s.tag}"
+            entry = _entry(s.label, s.tag)
             if inst.external:
-                decls.append(Raw(f"{entry} :: VLANEncap(VLAN_ID {s.tag});"))
+                decls.append(Raw(f"{entry} :: VLANEncap(VLAN_ID {inst.tap_vids[k]});"))
             elif painted:
                 decls.append(Raw(f"{entry} :: Paint({k % MAX_PAINT});"))
                 if _grouped(inst):
                     decls.append(Raw(f"{entry}_g :: Paint({k // MAX_PAINT}, ANNO {GROUP_ANNO});"))
             else:
                 decls.append(Raw(f"{entry} :: Null;"))
+    steer_off = len(LB.STEER) if label_steps else 0
     step_blocks = []
-    for tag, inst in steps:
+    first_at: dict[tuple[int, tuple[bool, int]], int] = {}  # (instance, step key) -> index of its first step
+    for inst in insts:
+        for k, s in enumerate(inst.steps):
+            first_at.setdefault((id(inst), _key(s)), k)
+    for (label, tag), inst in steps:
         m = inst.module
-        k = inst.steps.index(next(s for s in inst.steps if s.tag == tag))
+        k = first_at[(id(inst), (label, tag))]
         s = inst.steps[k]
-        via = f" -> t{tag}_g" if _grouped(inst) else ""
-        lines = [Raw(f"t{tag}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
+        entry = _entry(label, tag)
+        via = f" -> {entry}_g" if _grouped(inst) else ""
+        lines = [Raw(f"{entry}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
         nxt = dict(s.next)
         painted = _painted(inst)
-        for j, label in enumerate(m.outputs):
+        for j, out in enumerate(m.outputs):
             if inst.external:
                 src = f"{inst.cname} [{k * len(m.outputs) + j}]"
             elif painted and _grouped(inst):
@@ -846,11 +919,16 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
                 src = f"{_switch(inst, j)} [{k}]"
             else:
                 src = f"{inst.cname} [{j}]"
-            lines.append(Raw(f"{src} -> {target(nxt.get(label))};  // {site_name(label)}"))
+            lines.append(Raw(f"{src} -> {target(nxt.get(out))};  // {site_name(out)}"))
+        if label:
+            enter = f"labels [{len(step_blocks) - len(vlan_steps)}] -> Strip(4) -> {entry};"
+        else:
+            enter = f"steer [{steer_off + len(step_blocks)}] -> VLANDecap -> {entry};"
         step_blocks.append(
             {
-                "tag": tag,
+                "head": Raw(_what(s)),
                 "note": Raw(f"{site_name(inst.name)}{' (reverse)' if s.reverse else ''}: {_step_note(s)}"),
+                "enter": Raw(enter),
                 "lines": lines,
             }
         )
@@ -864,6 +942,12 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
                 for g in range(-(-len(inst.steps) // MAX_PAINT))
             ]
     host = site.host(hp.host)
+    steer = [p for p, _ in LB.STEER] if label_steps else []
+    notes = [n for _, n in LB.STEER] if label_steps else []
+    steer += [f"12/8100 14/{tag:04x}%0fff" for tag, _ in vlan_steps]
+    notes += [f"tag {tag}: {site_name(inst.name)}" for tag, inst in vlan_steps]
+    steer.append("-")
+    notes.append(f"untagged, or not a tag {'or label ' if label_steps else ''}of this host")
     ctx = {
         "site": quote(site.name),
         "host": site_name(hp.host),
@@ -874,18 +958,24 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "queue": QUEUE,
         "classes": [Raw(_class_text(i, taps).rstrip("\n")) for i in insts if i.steps],
         "instances": inst_decls,
-        "steer": _args(
-            [f"12/8100 14/{tag:04x}%0fff" for tag, _ in steps] + ["-"],
-            [f"tag {tag}: {site_name(inst.name)}" for tag, inst in steps] + ["untagged, or not a tag of this host"],
-            indent="    ",
-        ),
-        "nsteps": len(steps),
+        "steer": _args(steer, notes, indent="    "),
+        "nsteps": len(steer) - 1,
         "steps": step_blocks,
         "decls": decls,
         "paint_conns": paint_conns,
         "vids": sorted(vids),
         "exit_tag": compiled.steering.exit_tag,
         "uses_drop": uses_drop,
+        "mpls_in": bool(label_steps),
+        "mpls_out": bool(lbls),
+        "labels": _args(
+            [LB.label_pattern(tag) for tag, _ in label_steps] + ["-"],
+            [f"label {tag}: {site_name(inst.name)}" for tag, inst in label_steps] + ["not a label of this host"],
+            indent="    ",
+        ),
+        "nlabels": len(label_steps),
+        "lbls": [{"tag": t, "entry": Raw(LB.label_entry(t))} for t in sorted(lbls)],
+        "ttl": LB.TTL,
     }
     text = _render("host.click.j2", ctx)
     text = re.sub(r"[ \t]+\n", "\n", text)

@@ -1,16 +1,14 @@
 """OpenFlow 1.3 backends: ``ovs-ofctl`` text (``ofctl``) and Ryu/os-ken
 ``ofctl_rest`` JSON (``ofctl_json``), both rendered from ``SwitchTables``.
 
-Shared here: the single "unsupported" error, address formatting and the
-deterministic flow order (table, priority descending, match).
+Shared here: the single "unsupported" error and field kinds; address spelling
+is :mod:`.addresses`'s, the deterministic flow order (table, priority
+descending, match) :mod:`.lines`'s.  :func:`render_switch` renders one
+switch's files in one walk over its entries.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable
-
-from compiler.flowir import FlowEntry, SwitchTables
 from compiler.oxm_fields import FIELDS
 
 
@@ -22,25 +20,6 @@ class UnsupportedError(Exception):
         self.feature = feature
 
 
-def fmt_mac(v: int) -> str:
-    return ":".join(f"{b:02x}" for b in v.to_bytes(6, "big"))
-
-
-def fmt_ipv4(v: int) -> str:
-    return str(ipaddress.IPv4Address(v))
-
-
-def fmt_ipv6(v: int) -> str:
-    return str(ipaddress.IPv6Address(v))
-
-
-ADDRESS_FORMATS: dict[str, Callable[[int], str]] = {
-    "mac": fmt_mac,
-    "ipv4": fmt_ipv4,
-    "ipv6": fmt_ipv6,
-}
-
-
 def field_kind(name: str) -> str:
     spec = FIELDS.get(name)
     if spec is None:
@@ -48,15 +27,34 @@ def field_kind(name: str) -> str:
     return spec.kind
 
 
-def ordered_entries(tables: SwitchTables, render: Callable[[FlowEntry], str]) -> list[tuple[FlowEntry, str]]:
-    """Entries with their rendering, by table, priority descending, match and
-    finally the rendering itself (so equal matches still sort stably)."""
-    rendered = [(e, render(e)) for e in tables.entries]
-    rendered.sort(key=lambda er: (er[0].table_id, -er[0].priority, er[0].match, er[1]))
-    return rendered
+from backends.emit.openflow.addresses import ADDRESS_FORMATS, fmt_ipv4, fmt_ipv6, fmt_mac  # noqa: E402
+from backends.emit.openflow.lines import render_lines  # noqa: E402
+from backends.emit.openflow.ofctl import OFCTL, lines_text, to_groups, to_ofctl  # noqa: E402
+from backends.emit.openflow.ofctl_json import JsonFormat, json_text, to_json  # noqa: E402
+from compiler.flowir import SwitchTables  # noqa: E402
 
 
-from backends.emit.openflow.ofctl import to_groups, to_ofctl  # noqa: E402
-from backends.emit.openflow.ofctl_json import to_json  # noqa: E402
+def render_switch(tables: SwitchTables, dpid: int) -> tuple[str, str | None, str]:
+    """(``.ofctl``, ``.groups`` or None, ``.json``) of one switch, both flow
+    files from one walk over its entries."""
+    try:
+        ofctl, flows = render_lines(tables.entries, OFCTL, JsonFormat(dpid))
+    except UnsupportedError:
+        to_ofctl(tables)  # the error rendering the files one by one meets first
+        to_groups(tables)
+        raise
+    return lines_text(ofctl), to_groups(tables), json_text(tables, dpid, flows)
 
-__all__ = ["UnsupportedError", "to_groups", "to_json", "to_ofctl"]
+
+__all__ = [
+    "ADDRESS_FORMATS",
+    "UnsupportedError",
+    "field_kind",
+    "fmt_ipv4",
+    "fmt_ipv6",
+    "fmt_mac",
+    "render_switch",
+    "to_groups",
+    "to_json",
+    "to_ofctl",
+]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, ordered_entries
+from backends.emit.openflow import UnsupportedError, field_kind
+from backends.emit.openflow.addresses import ADDRESS_FORMATS
+from backends.emit.openflow.lines import render_lines
 from compiler.flowir import (
     OFPP_IN_PORT,
     Action,
@@ -120,26 +122,31 @@ def fmt_value(field: str, value: int) -> str:
     return str(value)
 
 
-def _ct_state(fm: FieldMatch) -> str:
+def _ct_state(value: int, mask: int | None) -> str:
     """ct_state as ovs-ofctl writes it: ``+trk-new`` (the flags the mask covers)."""
-    mask = 0xFFFFFFFF if fm.mask is None else fm.mask
-    parts = [("+" if fm.value & bit else "-") + name for name, bit in CT_STATE_FLAGS.items() if mask & bit]
-    if mask & ~sum(CT_STATE_FLAGS.values()) & 0xFFFFFFFF and fm.mask is not None:
-        raise UnsupportedError(f"ct_state mask {fm.mask:#x}")
+    full = 0xFFFFFFFF if mask is None else mask
+    parts = [("+" if value & bit else "-") + name for name, bit in CT_STATE_FLAGS.items() if full & bit]
+    if full & ~sum(CT_STATE_FLAGS.values()) & 0xFFFFFFFF and mask is not None:
+        raise UnsupportedError(f"ct_state mask {mask:#x}")
     return "ct_state=" + "".join(parts)
 
 
 def fmt_match_field(fm: FieldMatch) -> str:
-    if fm.field == "ct_state":
-        return _ct_state(fm)
-    name = ovs_name(fm.field)
-    if fm.mask is None:
-        return f"{name}={fmt_value(fm.field, fm.value)}"
-    if field_kind(fm.field) == "ipv6":
-        return f"{name}={fmt_value(fm.field, fm.value)}/{_ipv6_mask(fm.mask)}"
-    if field_kind(fm.field) in ADDRESS_FORMATS or fm.field in HEX_FIELDS:
-        return f"{name}={fmt_value(fm.field, fm.value)}/{fmt_value(fm.field, fm.mask)}"
-    return f"{name}={fm.value:#x}/{fm.mask:#x}"
+    return _fmt_match(fm.field, fm.value, fm.mask)
+
+
+def _fmt_match(field: str, value: int, mask: int | None) -> str:
+    if field == "ct_state":
+        return _ct_state(value, mask)
+    name = ovs_name(field)
+    if mask is None:
+        return f"{name}={fmt_value(field, value)}"
+    kind = field_kind(field)
+    if kind == "ipv6":
+        return f"{name}={fmt_value(field, value)}/{_ipv6_mask(mask)}"
+    if kind in ADDRESS_FORMATS or field in HEX_FIELDS:
+        return f"{name}={fmt_value(field, value)}/{fmt_value(field, mask)}"
+    return f"{name}={value:#x}/{mask:#x}"
 
 
 def _output(a: Output) -> str:
@@ -191,11 +198,34 @@ def fmt_actions(
     return ",".join(parts) or "drop"
 
 
+class OfctlFormat:
+    """The ``ovs-ofctl`` line of a flow entry, in the parts
+    :mod:`.lines` caches: fields prerequisites first, then the actions."""
+
+    joiner = ""
+
+    @staticmethod
+    def match_item(field: str, value: int, mask: int | None) -> str:
+        return "," + _fmt_match(field, value, mask)
+
+    @staticmethod
+    def field_order(names: tuple[str, ...]) -> list[int]:
+        return sorted(range(len(names)), key=lambda i: (FIELD_ORDER.get(names[i], 999), names[i]))
+
+    @staticmethod
+    def actions(actions: tuple[Action, ...], goto: int | None, wm: tuple[int, int] | None) -> str:
+        return ",actions=" + fmt_actions(actions, goto, wm)
+
+    @staticmethod
+    def line(e: FlowEntry, match: str, actions: str) -> str:
+        return f"table={e.table_id},priority={e.priority},cookie={e.cookie:#x}{match}{actions}"
+
+
+OFCTL = OfctlFormat()
+
+
 def fmt_flow(e: FlowEntry) -> str:
-    fields = sorted(e.match.fields, key=lambda f: (FIELD_ORDER.get(f.field, 999), f.field))
-    head = [f"table={e.table_id}", f"priority={e.priority}", f"cookie={e.cookie:#x}"]
-    head += [fmt_match_field(f) for f in fields]
-    return ",".join(head) + ",actions=" + fmt_actions(e.actions, e.goto_table, e.write_metadata)
+    return render_lines((e,), OFCTL)[0][0]
 
 
 def fmt_group(g: GroupEntry) -> str:
@@ -219,7 +249,12 @@ def fmt_group(g: GroupEntry) -> str:
 
 def to_ofctl(tables: SwitchTables) -> str:
     """One flow per line, ordered by table, priority descending, match."""
-    return "".join(line + "\n" for _, line in ordered_entries(tables, fmt_flow))
+    return lines_text(render_lines(tables.entries, OFCTL)[0])
+
+
+def lines_text(lines: list[str]) -> str:
+    """The file of ``lines``, each ended by a newline."""
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def to_groups(tables: SwitchTables) -> str | None:

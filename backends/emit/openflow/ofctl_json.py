@@ -14,6 +14,12 @@ Value spellings follow ``ofctl_v1_3.to_match``: MACs and IPs as strings with
 ``/mask``; ``vlan_vid`` as a hex string, which ofctl takes as the raw OXM
 value (a plain int would get OFPVID_PRESENT or-ed in, turning "untagged" into
 "VID 0"); integer fields other than metadata/tunnel_id cannot be masked.
+
+Each flow line is the ``json.dumps(body, sort_keys=True)`` of the entry's
+body (:func:`flow_entry`), but written directly (:class:`JsonFormat`): the keys
+of a flow body are fixed, and each distinct field match and action list is
+spelt once per switch; ``json.dumps`` of every body was most of the cost of a
+large site.  tests/test_render_fast.py holds the lines to ``json.dumps``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from backends.emit.openflow import ADDRESS_FORMATS, UnsupportedError, field_kind, ordered_entries
+from backends.emit.openflow import UnsupportedError, field_kind
+from backends.emit.openflow.addresses import ADDRESS_FORMATS
+from backends.emit.openflow.lines import ordered_entries, render_lines
 from compiler.flowir import (
     Action,
     Ct,
@@ -40,26 +48,31 @@ from compiler.flowir import (
 )
 from compiler.lowering.validate import ff_watch
 
+_json_str = json.encoder.encode_basestring_ascii  # what json.dumps (ensure_ascii) writes for a str
 MASKED_INT_FIELDS = {"metadata", "tunnel_id"}  # ofctl's to_match_masked_int
 GROUP_TYPES = {"all": "ALL", "select": "SELECT", "indirect": "INDIRECT", "ff": "FF"}
 
 
 def match_value(fm: FieldMatch) -> Any:
-    kind = field_kind(fm.field)
+    return _match_value(fm.field, fm.value, fm.mask)
+
+
+def _match_value(field: str, value: int, mask: int | None) -> int | str:
+    kind = field_kind(field)
     if kind in ADDRESS_FORMATS:
         fmt = ADDRESS_FORMATS[kind]
-        return fmt(fm.value) if fm.mask is None else f"{fmt(fm.value)}/{fmt(fm.mask)}"
-    if fm.field == "ct_state":  # an Open vSwitch extension (Nicira NXM): fsc's controller reads it
-        return f"{fm.value:#x}/{(0xFFFFFFFF if fm.mask is None else fm.mask):#x}"
-    if fm.field == "vlan_vid":
-        return f"0x{fm.value:04x}" if fm.mask is None else f"0x{fm.value:04x}/0x{fm.mask:04x}"
-    if fm.mask is None:
-        return fm.value
-    if fm.field in MASKED_INT_FIELDS or fm.field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
+        return fmt(value) if mask is None else f"{fmt(value)}/{fmt(mask)}"
+    if field == "ct_state":  # an Open vSwitch extension (Nicira NXM): fsc's controller reads it
+        return f"{value:#x}/{(0xFFFFFFFF if mask is None else mask):#x}"
+    if field == "vlan_vid":
+        return f"0x{value:04x}" if mask is None else f"0x{value:04x}/0x{mask:04x}"
+    if mask is None:
+        return value
+    if field in MASKED_INT_FIELDS or field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
         # masked L4 ports are an Open vSwitch extension to OpenFlow 1.3; they
         # are written "value/mask" like every other masked field
-        return f"{fm.value:#x}/{fm.mask:#x}"
-    raise UnsupportedError(f"masked {fm.field} in ofctl_rest JSON")
+        return f"{value:#x}/{mask:#x}"
+    raise UnsupportedError(f"masked {field} in ofctl_rest JSON")
 
 
 def to_match(fields: tuple[FieldMatch, ...]) -> dict[str, Any]:
@@ -105,20 +118,27 @@ def to_action(a: Action) -> dict[str, Any]:
     return render(a)
 
 
+def instructions(
+    actions: tuple[Action, ...], goto: int | None, write_metadata: tuple[int, int] | None
+) -> list[dict[str, Any]]:
+    """A flow body's ``"actions"``: apply-actions, then the instructions."""
+    out = [to_action(a) for a in actions]
+    if write_metadata is not None:
+        value, mask = write_metadata
+        out.append({"type": "WRITE_METADATA", "metadata": value, "metadata_mask": mask})
+    if goto is not None:
+        out.append({"type": "GOTO_TABLE", "table_id": goto})
+    return out
+
+
 def flow_entry(e: FlowEntry, dpid: int) -> dict[str, Any]:
-    actions = [to_action(a) for a in e.actions]
-    if e.write_metadata is not None:
-        value, mask = e.write_metadata
-        actions.append({"type": "WRITE_METADATA", "metadata": value, "metadata_mask": mask})
-    if e.goto_table is not None:
-        actions.append({"type": "GOTO_TABLE", "table_id": e.goto_table})
     return {
         "dpid": dpid,
         "cookie": e.cookie,
         "table_id": e.table_id,
         "priority": e.priority,
         "match": to_match(e.match.fields),
-        "actions": actions,
+        "actions": instructions(e.actions, e.goto_table, e.write_metadata),
     }
 
 
@@ -140,32 +160,64 @@ def group_entry(g: GroupEntry, dpid: int) -> dict[str, Any]:
     return {"dpid": dpid, "type": gtype, "group_id": g.group_id, "buckets": buckets}
 
 
+class JsonFormat:
+    """The ``json.dumps(flow_entry(e, dpid), sort_keys=True)`` line of a flow
+    entry of switch ``dpid``, in the parts :mod:`.lines` caches (a flow body's
+    keys are fixed; its match object's keys are sorted by name)."""
+
+    joiner = ", "
+
+    def __init__(self, dpid: int) -> None:
+        self.dpid_item = f', "dpid": {dpid}, "match": {{'
+
+    @staticmethod
+    def match_item(field: str, value: int, mask: int | None) -> str:
+        # json.dumps spells a str with this C encoder (ensure_ascii), an int as its repr
+        v = _match_value(field, value, mask)
+        text = _json_str(v) if isinstance(v, str) else repr(v) if type(v) is int else json.dumps(v)
+        return _json_str(field) + ": " + text
+
+    @staticmethod
+    def field_order(names: tuple[str, ...]) -> list[int]:
+        last = {name: i for i, name in enumerate(names)}  # a dict keeps the last of a repeated name
+        return [last[name] for name in sorted(last)]
+
+    @staticmethod
+    def actions(actions: tuple[Action, ...], goto: int | None, wm: tuple[int, int] | None) -> str:
+        return json.dumps(instructions(actions, goto, wm), sort_keys=True)
+
+    def line(self, e: FlowEntry, match: str, actions: str) -> str:
+        return (
+            f'{{"actions": {actions}, "cookie": {e.cookie}{self.dpid_item}{match}}}, '
+            f'"priority": {e.priority}, "table_id": {e.table_id}}}'
+        )
+
+
+def flow_line(e: FlowEntry, dpid: int) -> str:
+    """``json.dumps(flow_entry(e, dpid), sort_keys=True)``, fast."""
+    return render_lines((e,), JsonFormat(dpid))[0][0]
+
+
 def flow_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
-    """Flow bodies in the same order as the ovs-ofctl rendering."""
-    bodies: dict[FlowEntry, dict[str, Any]] = {}
-
-    def key(e: FlowEntry) -> str:
-        body = bodies.get(e)
-        if body is None:
-            body = bodies[e] = flow_entry(e, dpid)
-        return json.dumps(body, sort_keys=True)
-
-    return [bodies[e] if e in bodies else flow_entry(e, dpid) for e, _ in ordered_entries(tables, key)]
+    """Flow bodies in the order of :func:`to_json`'s lines."""
+    return [flow_entry(e, dpid) for e, _ in ordered_entries(tables.entries, JsonFormat(dpid))]
 
 
 def group_entries(tables: SwitchTables, dpid: int) -> list[dict[str, Any]]:
     return [group_entry(g, dpid) for g in sorted(tables.groups, key=lambda g: g.group_id)]
 
 
+def _array(lines: list[str]) -> str:
+    # one compact object per line, still diffable
+    return "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
+
+
 def to_json(tables: SwitchTables, dpid: int) -> str:
     """``{"dpid", "groups": [...], "flows": [...]}``: post groups first."""
+    return json_text(tables, dpid, render_lines(tables.entries, JsonFormat(dpid))[0])
 
-    def lines(items: list[dict[str, Any]]) -> str:
-        # one compact object per line: the C encoder (indent= is pure Python
-        # and the slowest part of writing a large site), still diffable
-        return "[\n" + ",\n".join("  " + json.dumps(i, sort_keys=True) for i in items) + "\n ]" if items else "[]"
 
-    return (
-        f'{{"dpid": {dpid},\n "flows": {lines(flow_entries(tables, dpid))},\n'
-        f' "groups": {lines(group_entries(tables, dpid))}}}\n'
-    )
+def json_text(tables: SwitchTables, dpid: int, flows: list[str]) -> str:
+    """The file, given the flow lines in order (:class:`JsonFormat`)."""
+    groups = [json.dumps(g, sort_keys=True) for g in group_entries(tables, dpid)]
+    return f'{{"dpid": {dpid},\n "flows": {_array(flows)},\n "groups": {_array(groups)}}}\n'

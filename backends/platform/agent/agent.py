@@ -45,6 +45,7 @@ from backends.platform.agent.reconcile import (
     report,
 )
 from backends.platform.agent.runners import AgentSpec, Context, Handle, Runner, StartError, runners
+from backends.platform.agent.usage import cpu_seconds, stats_bytes
 from backends.platform.controller.protocol import Heartbeat
 
 log = logging.getLogger("fsc.agent")
@@ -71,6 +72,8 @@ class Slot:
     packets: int = 0
     message: str = ""
     modules: dict[str, int] | None = None
+    bytes: int = 0
+    cpu_seconds: float = 0.0
 
 
 class Agent:
@@ -99,6 +102,8 @@ class Agent:
             elif slot.handle is not None and slot.alive:
                 poll = slot.runner.poll(slot.handle)
                 slot.packets, slot.message, slot.modules = poll.packets, poll.message, poll.modules
+                slot.bytes = stats_bytes(slot.handle.stats)
+                slot.cpu_seconds = cpu_seconds(slot.handle.proc.pid if slot.handle.proc is not None else None)
                 if not poll.alive:
                     slot.alive, slot.exit_code, slot.exited_at = False, poll.exit_code, now
                     log.warning("%s: %s", iid, describe_exit(slot.exit_code))
@@ -116,6 +121,8 @@ class Agent:
                 slot.packets,
                 slot.message,
                 dict(slot.modules or {}),
+                slot.bytes,
+                slot.cpu_seconds,
             )
         return out
 

@@ -65,6 +65,7 @@ class Behaviour:
     module: ir.Module | None
     note: str = ""
     packets_in: int = 0
+    bytes_in: int = 0
     packets_out: int = 0
     dropped: int = 0
     untagged: int = 0
@@ -89,6 +90,7 @@ class Behaviour:
                 return Decision(None, None)
             tci, frame = split
         self.packets_in += 1
+        self.bytes_in += len(frame)
         label = "out" if self.module is None else default_oracle(self.module, self.instance, self.view(frame))
         if label is None:
             self.dropped += 1
@@ -119,6 +121,7 @@ class Behaviour:
             "type": self.type,
             "packets": self.packets_in,
             "packets_in": self.packets_in,
+            "bytes": self.bytes_in,
             "packets_out": self.packets_out,
             "dropped": self.dropped,
             "untagged": self.untagged,
@@ -128,8 +131,14 @@ class Behaviour:
 
     def seed(self, stats: dict[str, object]) -> None:
         """Carry counters over from an earlier run (a restart, or a move from another host)."""
-        for name in ("packets_in", "packets_out", "dropped", "untagged"):
-            value = stats.get(name)
+        for name, key in (
+            ("packets_in",) * 2,
+            ("packets_out",) * 2,
+            ("dropped",) * 2,
+            ("untagged",) * 2,
+            ("bytes_in", "bytes"),
+        ):
+            value = stats.get(key)
             if isinstance(value, int):
                 setattr(self, name, value)
         outs = stats.get("outputs")

@@ -62,6 +62,8 @@ class Observed:
     packets: int = 0
     message: str = ""
     modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets
+    bytes: int = 0
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ def report(obs: Observed, policy: RestartPolicy, now: float) -> InstanceReport:
         digest=obs.digest,
         state=state,
         packets=obs.packets,
+        bytes=obs.bytes,
+        cpu_seconds=obs.cpu_seconds,
         restarts=obs.restarts,
         message=message,
         modules=dict(obs.modules),

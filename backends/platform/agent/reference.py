@@ -10,9 +10,12 @@ The kernel takes the outer VLAN tag off received frames and reports it in
 ``PACKET_AUXDATA``; the program reads it from there (or from the frame, when
 the device left it in place).  Frames this socket sent itself are ignored.
 
-Counters go to ``--stats`` as JSON (atomic rename), written when the socket is
-bound and then at most every 0.2 s; ``--ready`` is written once the socket is
-bound (the agent's readiness signal).
+Counters go to ``--stats`` as JSON (atomic rename), written once the module
+is built and then at most every 0.2 s. ``--ready`` (the agent's readiness
+signal) is written as soon as the socket is bound, before the module is built
+from the site source (which takes about a second): frames that come meanwhile
+wait in the socket's buffer and are answered once it is built, so an instance
+started by a failover is in the path a second sooner and loses nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from backends.platform.agent.behaviour import Behaviour, module_from_source, module_name
+if TYPE_CHECKING:  # imported once the socket is bound (the compiler's front end takes a while)
+    from backends.platform.agent.behaviour import Behaviour
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -37,6 +42,8 @@ PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 0x10
 _AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 STATS_EVERY = 0.2
+#: Receive buffer: holds the frames that come while the module is being built.
+RCVBUF = 4 << 20
 
 
 def write_json(path: Path, doc: dict[str, object]) -> None:
@@ -49,6 +56,7 @@ def write_json(path: Path, doc: dict[str, object]) -> None:
 def open_socket(iface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
     sock.bind((iface, 0))
     return sock
 
@@ -66,11 +74,8 @@ def receive(sock: socket.socket) -> tuple[int | None, bytes] | None:
     return None, data
 
 
-def serve(iface: str, behaviour: Behaviour, stats: Path, stop: list[bool], ready: Path | None = None) -> None:
-    sock = open_socket(iface)
+def serve(sock: socket.socket, behaviour: Behaviour, stats: Path, stop: list[bool]) -> None:
     write_json(stats, behaviour.stats())
-    if ready is not None:
-        ready.write_text(f"{os.getpid()}\n", encoding="utf-8")
     last = time.monotonic()
     dirty = False
     while not stop:
@@ -101,16 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=Path, help="counters of an earlier run to continue from")
     ap.add_argument("--ready", type=Path, help="file written once the socket is bound")
     args = ap.parse_args(argv)
-    source = args.site_source.read_text(encoding="utf-8") if args.site_source else ""
-    module, note = module_from_source(source, args.module or module_name(args.instance))
-    behaviour = Behaviour(args.instance, module, note)
-    if args.seed and args.seed.exists():
-        behaviour.seed(json.loads(args.seed.read_text(encoding="utf-8")))
     stop: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     try:
-        serve(args.iface, behaviour, args.stats, stop, args.ready)
+        sock = open_socket(args.iface)
+        if args.ready is not None:
+            args.ready.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        from backends.platform.agent.behaviour import Behaviour, module_from_source, module_name
+
+        source = args.site_source.read_text(encoding="utf-8") if args.site_source else ""
+        module, note = module_from_source(source, args.module or module_name(args.instance))
+        behaviour = Behaviour(args.instance, module, note)
+        if args.seed and args.seed.exists():
+            behaviour.seed(json.loads(args.seed.read_text(encoding="utf-8")))
+        serve(sock, behaviour, args.stats, stop)
     except OSError as err:
         print(f"reference behaviour of {args.instance} on {args.iface}: {err}", file=sys.stderr)
         return 1

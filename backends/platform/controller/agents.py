@@ -42,6 +42,7 @@ class AgentBook:
     _interval: float = HEARTBEAT_INTERVAL
     _source: str = ""
     _out: frozenset[str] = frozenset()  # hosts that run nothing (down, drained)
+    _standby: dict[str, list[InstanceSpec]] = field(default_factory=dict)  # started ahead of a failover
     _on_beat: Callable[[str], None] | None = None
     clock: Callable[[], float] = time.monotonic
     interval: float = HEARTBEAT_INTERVAL  # seconds between heartbeats when nothing is under way
@@ -67,6 +68,15 @@ class AgentBook:
             self._desired = want
             self._hosts = {h for s in real for h in hosts_of(s)} | set(self._desired)
             self._interval = UPDATE_INTERVAL if len(real) > 1 or keep else self.interval
+            self._standby = {}
+
+    def standby(self, specs: Mapping[str, list[InstanceSpec]]) -> None:
+        """Instances to start ahead of a failover that may come (a host has
+        fallen silent): the ones the failover would add, under ids the hosts do
+        not run, so nothing running changes. The failover's :meth:`want` then
+        finds them ready; an empty mapping (the host beats again) stops them."""
+        with self._lock:
+            self._standby = {h: list(v) for h, v in specs.items() if v}
 
     def set_out(self, hosts: frozenset[str]) -> None:
         """Hosts that are to run nothing (down, or drained)."""
@@ -83,7 +93,14 @@ class AgentBook:
 
     def wanted(self, host: str) -> list[InstanceSpec]:
         with self._lock:
-            return [] if host in self._out else list(self._desired.get(host, []))
+            return self._wanted(host)
+
+    def _wanted(self, host: str) -> list[InstanceSpec]:
+        if host in self._out:
+            return []
+        specs = list(self._desired.get(host, []))
+        ids = {s.id for s in specs}
+        return specs + [s for s in self._standby.get(host, []) if s.id not in ids]
 
     def knows(self, host: str) -> bool:
         with self._lock:
@@ -92,10 +109,7 @@ class AgentBook:
     def heartbeat(self, host: str, beat: Heartbeat, generation: int | None) -> HeartbeatAnswer:
         with self._lock:
             self._seen[host] = HostSeen(time.time(), beat, self.clock())
-            specs = [
-                s.model_copy(update={"source": self._source}) if self._source else s
-                for s in ([] if host in self._out else self._desired.get(host, []))
-            ]
+            specs = [s.model_copy(update={"source": self._source}) if self._source else s for s in self._wanted(host)]
             interval = self._interval
         if self._on_beat is not None:
             self._on_beat(host)

@@ -24,6 +24,7 @@ from backends.platform.controller.protocol import (
     ApplyEvent,
     ApplyRequest,
     DeployedAnswer,
+    DigestAnswer,
     DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
@@ -103,6 +104,9 @@ class ApiClient:
 
     def deployed(self) -> DeployedAnswer:
         return self._call("GET", "/v1/deployed", DeployedAnswer)
+
+    def digest(self) -> DigestAnswer:
+        return self._call("GET", "/v1/deployed/digest", DigestAnswer)
 
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         return self._call("POST", "/v1/plan", PlanAnswer, req)

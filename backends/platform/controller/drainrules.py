@@ -82,7 +82,7 @@ def _match(base: Any, **extra: Any) -> Any:
 
 def _learn(eth_type: int, src: str, dst: str, bits: int) -> Any:
     spec = [
-        parser.NXFlowSpecMatch(src=("vlan_vid", 0), dst=("vlan_vid", 0), n_bits=13),
+        parser.NXFlowSpecMatch(src=("vlan_vid", 0), dst=("vlan_vid", 0), n_bits=12),  # OVS: a 12-bit field
         parser.NXFlowSpecMatch(src=eth_type, dst=("eth_type_nxm", 0), n_bits=16),
         parser.NXFlowSpecMatch(src=6, dst=("ip_proto_nxm", 0), n_bits=8),
         parser.NXFlowSpecMatch(src=(src, 0), dst=(src, 0), n_bits=bits),

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
-from functools import cached_property
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -100,40 +99,141 @@ class _SwitchFile(BaseModel):
     groups: list[Any] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Flow:
-    """One flow entry: compiled (``entry_json``, the JSON it came from) or read back (``stats``)."""
+    """One flow entry: compiled (``entry_json``, the JSON it came from) or read
+    back (``stats``). Held as its wire encoding (``oxm``: the match's OXM TLVs;
+    ``inst_wire``: each instruction as sent); os-ken's ``match`` and
+    ``instructions`` objects are built only when asked for (a message, a drain's
+    split rules), because building them for every rule of a large site costs
+    more than the switch takes to install it."""
 
-    table_id: int
-    priority: int
-    cookie: int
-    match: Any  # OFPMatch
-    instructions: tuple
-    entry_json: str = field(default="", compare=False)
-    stats: Any = field(default=None, compare=False, repr=False)
+    def __init__(
+        self,
+        table_id: int,
+        priority: int,
+        cookie: int,
+        match: Any = None,
+        instructions: tuple | None = None,
+        entry_json: str = "",
+        stats: Any = None,
+        *,
+        oxm: bytes | None = None,
+        inst_wire: tuple[bytes, ...] | None = None,
+    ) -> None:
+        self.table_id = table_id
+        self.priority = priority
+        self.cookie = cookie
+        self.entry_json = entry_json
+        self.stats = stats
+        self._match = match
+        self._instructions = tuple(instructions) if instructions is not None else None
+        if oxm is None:
+            oxm = _match_oxm(match if match is not None else parser.OFPMatch())
+        if inst_wire is None:
+            inst_wire = tuple(_serialize(i) for i in (self._instructions or ()))
+        self.oxm = oxm
+        self.inst_wire = inst_wire
+        self._key: FlowKey | None = None
+        self._canonical: tuple | None = None
 
-    @cached_property
+    @property
+    def match(self) -> Any:
+        if self._match is None:
+            self._match = parser.OFPMatch.parser(match_bytes(self.oxm), 0)
+        return self._match
+
+    @property
+    def instructions(self) -> tuple:
+        if self._instructions is None:
+            buf = b"".join(self.inst_wire)
+            out, off = [], 0
+            while off < len(buf):
+                inst = parser.OFPInstruction.parser(buf, off)
+                out.append(inst)
+                off += inst.len
+            self._instructions = tuple(out)
+        return self._instructions
+
+    # computed once (not functools.cached_property: its lock costs more than the work here)
+    @property
     def key(self) -> FlowKey:
-        return (self.table_id, self.priority, match_canonical(self.match))
+        if self._key is None:
+            self._key = (self.table_id, self.priority, _oxm_tlvs(self.oxm))
+        return self._key
 
-    @cached_property
+    @property
     def canonical(self) -> tuple:
-        insts = tuple(sorted(_instruction_bytes(i) for i in self.instructions))
-        return (self.table_id, self.priority, self.key[2], self.cookie, insts)  # the match encoded once
+        if self._canonical is None:
+            insts = tuple(sorted(canonical_instruction(i) for i in self.inst_wire))
+            self._canonical = (self.table_id, self.priority, self.key[2], self.cookie, insts)
+        return self._canonical
+
+    def __repr__(self) -> str:
+        return f"Flow({self.describe()})"
 
     def describe(self) -> str:
         """A short ovs-ofctl-like rendering for messages."""
-        if self.stats is not None and not self.entry_json:
-            st = self.stats
+        if not self.entry_json:
             entry = {
-                "table_id": st.table_id,
-                "priority": st.priority,
-                "cookie": st.cookie,
-                "match": ofctl.match_to_str(st.match),
-                "actions": [{"type": str(a)} for a in ofctl.actions_to_str(st.instructions)],
+                "table_id": self.table_id,
+                "priority": self.priority,
+                "cookie": self.cookie,
+                "match": ofctl.match_to_str(self.match),
+                "actions": [{"type": str(a)} for a in ofctl.actions_to_str(list(self.instructions))],
             }
             return _describe(json.loads(json.dumps(entry, default=str)))
         return _describe(json.loads(self.entry_json))
+
+
+def _serialize(obj: Any) -> bytes:
+    buf = bytearray()
+    obj.serialize(buf, 0)
+    return bytes(buf)
+
+
+def _match_oxm(match: Any) -> bytes:
+    """The OXM TLVs of an OFPMatch (without its header and padding)."""
+    buf = bytearray()
+    match.serialize(buf, 0)
+    _type, length = struct.unpack_from("!HH", buf, 0)
+    return bytes(buf[4:length])
+
+
+def match_bytes(oxm: bytes) -> bytes:
+    """An ofp_match (OXM type, length, TLVs, padding to 8) around ``oxm``."""
+    length = 4 + len(oxm)
+    return struct.pack("!HH", ofp.OFPMT_OXM, length) + oxm + bytes((8 - length % 8) % 8)
+
+
+_OUTPUT = struct.Struct("!HHIH6x")
+
+
+@lru_cache(maxsize=1 << 16)
+def canonical_instruction(inst: bytes) -> bytes:
+    """An instruction as compared: in action lists, ``max_len`` of an output to
+    anything but the controller is zeroed (it only matters towards the
+    controller, and switches answer with their own). Experimenter actions are
+    compared as os-ken re-encodes them (a switch may pad them its own way)."""
+    itype = struct.unpack_from("!H", inst, 0)[0]
+    if itype not in (ofp.OFPIT_APPLY_ACTIONS, ofp.OFPIT_WRITE_ACTIONS):
+        return inst
+    out = bytearray(inst[:8])
+    off = 8
+    while off + 4 <= len(inst):
+        atype, alen = struct.unpack_from("!HH", inst, off)
+        if alen < 8:
+            return inst  # malformed: compared as it is
+        act = inst[off : off + alen]
+        if atype == ofp.OFPAT_OUTPUT and alen == 16:
+            port = struct.unpack_from("!I", act, 4)[0]
+            if port != ofp.OFPP_CONTROLLER:
+                act = _OUTPUT.pack(atype, alen, port, 0)
+        elif atype == ofp.OFPAT_EXPERIMENTER:
+            act = _serialize(parser.OFPAction.parser(act, 0))
+        out += act
+        off += alen
+    struct.pack_into("!H", out, 2, len(out))
+    return bytes(out)
 
 
 def _describe(e: dict) -> str:
@@ -171,7 +271,10 @@ def to_match(attrs: dict[str, Any]) -> Any:
             raise
         except Exception as err:  # os-ken and netaddr raise many kinds
             raise FlowFormatError(f"bad value {value!r} for match field `{key}`: {err}") from err
-    return parser.OFPMatch(**kwargs)
+    try:
+        return parser.OFPMatch(**kwargs)
+    except Exception as err:  # netaddr checks addresses only here
+        raise FlowFormatError(f"bad match {attrs!r}: {err}") from err
 
 
 def _ct_action(a: dict[str, Any]) -> Any:
@@ -220,18 +323,13 @@ def parse_entry(e: dict[str, Any]) -> Flow:
         entry = _Entry.model_validate(e)
     except ValidationError as err:
         raise FlowFormatError(f"bad flow entry {json.dumps(e, sort_keys=True)[:200]}: {one_line(err, 1)}") from None
-    flow = Flow(
-        entry.table_id,
-        entry.priority,
-        entry.cookie,
-        to_match(entry.match),
-        to_instructions(entry.actions),
-        json.dumps(e, sort_keys=True),
-    )
-    try:
-        flow.canonical  # noqa: B018 - encodes the flow: a bad value fails here, not on the switch
+    text = json.dumps(e, sort_keys=True)
+    match, instructions = to_match(entry.match), to_instructions(entry.actions)
+    try:  # encodes the flow: a bad value fails here, not on the switch
+        flow = Flow(entry.table_id, entry.priority, entry.cookie, match, instructions, text)
+        flow.canonical  # noqa: B018
     except Exception as err:
-        raise FlowFormatError(f"cannot encode {flow.describe()}: {err}") from err
+        raise FlowFormatError(f"cannot encode {_describe(e)}: {err}") from err
     return flow
 
 
@@ -246,43 +344,32 @@ def parse_switch_json(text: str) -> tuple[int, list[Flow]]:
     return doc.dpid, [parse_entry(e) for e in doc.flows]
 
 
+@lru_cache(maxsize=1 << 18)
 def _oxm_tlvs(buf: bytes) -> tuple:
-    """Canonical OXM TLVs: (class, field, value & mask, mask or None), sorted."""
+    """Canonical OXM TLVs: (class, field, value & mask, mask or None), sorted.
+    Cached: a switch's read-back carries the bytes that were sent."""
     out = []
     i = 0
-    while i + 4 <= len(buf):
-        (header,) = struct.unpack_from("!I", buf, i)
+    n = len(buf)
+    while i + 4 <= n:
+        header = int.from_bytes(buf[i : i + 4], "big")
         cls, field, hasmask, length = header >> 16, (header >> 9) & 0x7F, (header >> 8) & 1, header & 0xFF
         body = buf[i + 4 : i + 4 + length]
         i += 4 + length
         value, mask = body, None
         if hasmask:
             half = length // 2
-            value = bytes(v & m for v, m in zip(body[:half], body[half:]))
-            if not all(b == 0xFF for b in body[half:]):
-                mask = body[half:]
+            m = body[half:]
+            value = (int.from_bytes(body[:half], "big") & int.from_bytes(m, "big")).to_bytes(half, "big")
+            if m.count(0xFF) != half:
+                mask = m
         out.append((cls, field, value, mask))
-    return tuple(sorted(out, key=lambda t: (t[0], t[1])))
+    out.sort(key=lambda t: (t[0], t[1]))
+    return tuple(out)
 
 
 def match_canonical(match: Any) -> tuple:
-    buf = bytearray()
-    match.serialize(buf, 0)
-    _type, length = struct.unpack_from("!HH", buf, 0)
-    return _oxm_tlvs(bytes(buf[4:length]))
-
-
-def _instruction_bytes(inst: Any) -> bytes:
-    if isinstance(inst, parser.OFPInstructionActions):
-        acts = []
-        for a in inst.actions:
-            if isinstance(a, parser.OFPActionOutput) and a.port != ofp.OFPP_CONTROLLER:
-                a = parser.OFPActionOutput(a.port, 0)  # max_len only matters towards the controller
-            acts.append(a)
-        inst = parser.OFPInstructionActions(inst.type, acts)
-    buf = bytearray()
-    inst.serialize(buf, 0)
-    return bytes(buf)
+    return _oxm_tlvs(_match_oxm(match))
 
 
 def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
@@ -326,4 +413,7 @@ def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
 
 def flow_from_stats(stats: Any) -> Flow:
     """A Flow for an entry read back from a switch (to delete or describe it)."""
+    oxm = getattr(stats, "oxm", None)
+    if oxm is not None:  # a raw entry (ofapp reads flow stats without decoding them)
+        return Flow(stats.table_id, stats.priority, stats.cookie, stats=stats, oxm=oxm, inst_wire=stats.inst_wire)
     return Flow(stats.table_id, stats.priority, stats.cookie, stats.match, tuple(stats.instructions), stats=stats)

@@ -39,16 +39,18 @@ from fastapi import FastAPI, Path, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backends.platform.controller.flows import FilesError
+from backends.platform.controller.metrics import CONTENT_TYPE as METRICS_TYPE
 from backends.platform.controller.protocol import (
     APPLY_EVENT,
     PROTOCOL_VERSION,
     ApplyRequest,
     DeployedAnswer,
+    DigestAnswer,
     DrainRequest,
     ErrorAnswer,
     Heartbeat,
@@ -142,7 +144,7 @@ class _Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if scope["path"].startswith("/v1/") and not self._authorized(headers):
+        if (scope["path"].startswith("/v1/") or scope["path"] == "/metrics") and not self._authorized(headers):
             return await _send_error(send, 401, UNAUTHORIZED)
         length = headers.get(b"content-length")
         if length is None and b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
@@ -272,6 +274,23 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
         """The committed site's compiled files (generation and site null when nothing is deployed)."""
         return controller.deployed()
 
+    @api.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            **_ERRORS,
+            200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        },
+    )
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics (docs/platform.md, "Metrics"): switches, hosts, instances, applies, failovers."""
+        return PlainTextResponse(controller.metrics.render(), media_type=METRICS_TYPE)
+
+    @api.get("/v1/deployed/digest", response_model=DigestAnswer, responses=_ERRORS)
+    def digest() -> DigestAnswer:
+        """The committed site's generation and the digest of what its apply compiled (no files)."""
+        return controller.digest()
+
     @api.post("/v1/plan", response_model=PlanAnswer, responses=_ERRORS)
     def plan(req: ApplyRequest) -> PlanAnswer:
         """What `apply` of these compiled files would change: rules per switch, instances."""
@@ -379,8 +398,12 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
             doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
             for path, operations in doc["paths"].items():
                 for op in operations.values():
-                    if path.startswith("/v1/"):
+                    if path.startswith("/v1/") or path == "/metrics":
                         op["security"] = [{"bearer": []}]
+                    for code, answer in op.get("responses", {}).items():
+                        if code != "200" and "text/plain" in answer.get("content", {}):
+                            # errors are JSON whatever the route's own content type (FastAPI copies it)
+                            answer["content"] = {"application/json": answer["content"].pop("text/plain")}
             api.openapi_schema = jsonable_encoder(doc)
         return api.openapi_schema
 

@@ -57,6 +57,10 @@ class Monitor:
         ctl.agents.busy(ctl._applying or bool(wavering))
         for host in wavering:  # the failover, should it come, finds its compile done
             ctl.precompile(ctl.out_hosts() | ctl.hosts.drained() | {host})
+        if wavering:  # ... and its new instances started (they take seconds to be ready)
+            ctl.standby(ctl.out_hosts() | ctl.hosts.drained() | {wavering[0]})
+        elif ctl.needs_relocation() is None:  # the host beats again: stop what was started ahead
+            ctl.standby(None)
         active = ctl.drain
         if active is not None and now - self._drain_read >= DRAIN_POLL:
             self._drain_read = now

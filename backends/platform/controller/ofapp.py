@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from os_ken.controller import ofp_event
 from os_ken.controller.handler import DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
 from os_ken.ofproto import ofproto_v1_3
 
+from backends.platform.controller.flowcodec import bundle_add_bytes, flow_mod_bytes, raw_flow_stats_replies
 from backends.platform.controller.flows import Flow, flow_from_stats, flow_mod
 from backends.platform.controller.plan import Op, Tables
 
@@ -58,6 +60,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         self._errors: dict[int, list[Any]] = {}  # dpid -> errors not claimed yet
         self.no_bundles: set[int] = set()
         self.on_connect: Callable[[int], None] | None = None
+        raw_flow_stats_replies()  # tables of 10,000s of rules are read back often: split, not decoded
 
     # -- connection events --------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
@@ -172,6 +175,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         self._push(dpid, ops, False, timeout)
 
     def _push(self, dpid: int, ops: list[Op], bundle: bool, timeout: float) -> None:
+        t_start = time.perf_counter()
         dp = self._dp(dpid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         xids: dict[int, Flow | None] = {}
@@ -181,10 +185,23 @@ class FscOpenFlow(app_manager.OSKenApp):
         if bundle:
             open_xid = self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
             xids[open_xid] = None
+        # every flow mod encoded from the flow's wire form and sent as one buffer
+        chunks = []
         for cmd, flow in ops:
-            fm = flow_mod(dp, flow, cmd)
-            msg = parser.ONFBundleAddMsg(dp, bundle_id, flags, fm, []) if bundle else fm
-            xids[self._send(dp, msg)] = flow
+            xid = next(self._xids) & 0xFFFFFFFF
+            if cmd in ("add", "delete"):
+                fm = flow_mod_bytes(flow, cmd, xid)
+                chunks.append(bundle_add_bytes(fm, bundle_id, flags, xid) if bundle else fm)
+            else:
+                msg = flow_mod(dp, flow, cmd)
+                if bundle:
+                    msg = parser.ONFBundleAddMsg(dp, bundle_id, flags, msg, [])
+                msg.set_xid(xid)
+                msg.serialize()
+                chunks.append(bytes(msg.buf))
+            xids[xid] = flow
+        if not dp.send(b"".join(chunks)):
+            raise SwitchError(f"switch {dp.id:#x}: the connection is closed")
         if bundle:
             xids[self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))] = None
         barrier = parser.OFPBarrierRequest(dp)
@@ -196,9 +213,44 @@ class FscOpenFlow(app_manager.OSKenApp):
         if not dp.send_msg(barrier):
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
         self._wait(dpid, xid, slot, timeout, "a barrier")
+        LOG.debug("switch %#x: %d flow mods pushed in %.3fs", dpid, len(ops), time.perf_counter() - t_start)
         errors = self._claim_errors(dpid, xids, open_xid)
         if errors:
             raise SwitchError("; ".join(errors[:10]) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""))
+
+    def read_flows(self, dpid: int, flows: list[Flow], timeout: float = 30.0) -> Tables:
+        """The switch's flows with the keys of ``flows`` (absent keys: not on
+        the switch): one flow-stats request per flow, all sent at once; each
+        matches non-strictly (the flow and any more specific one), and only
+        the exact keys are kept."""
+        dp = self._dp(dpid)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        wanted = {f.key for f in flows}
+        slots = []
+        chunks = []
+        for f in {f.key: f for f in flows}.values():
+            req = parser.OFPFlowStatsRequest(dp, 0, f.table_id, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, f.match)
+            xid = next(self._xids) & 0xFFFFFFFF
+            req.set_xid(xid)
+            req.serialize()
+            slot = _Pending()
+            with self._lock:
+                self._pending[(dpid, xid)] = slot
+            slots.append((xid, slot))
+            chunks.append(bytes(req.buf))
+        if not dp.send(b"".join(chunks)):
+            for xid, _ in slots:
+                with self._lock:
+                    self._pending.pop((dpid, xid), None)
+            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        out: Tables = {}
+        for xid, slot in slots:
+            for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
+                for st in reply.body:
+                    fl = flow_from_stats(st)
+                    if fl.key in wanted:
+                        out[fl.key] = fl
+        return out
 
     def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:
         """Every flow of every table (or of ``table`` only), by key; each with its stats."""
@@ -213,9 +265,15 @@ class FscOpenFlow(app_manager.OSKenApp):
             self._pending[(dpid, xid)] = slot
         if not dp.send_msg(req):
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        t0 = time.perf_counter()
+        replies = self._wait(dpid, xid, slot, timeout, "a flow-stats request")
+        t1 = time.perf_counter()
         out: Tables = {}
-        for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
+        for reply in replies:
             for st in reply.body:
                 f = flow_from_stats(st)
                 out[f.key] = f
+        LOG.debug(
+            "switch %#x: read %d flows in %.3fs (+%.3fs to key)", dpid, len(out), t1 - t0, time.perf_counter() - t1
+        )
         return out

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from backends.emit.documents import PlanDocument, ReplicaInfo
-from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey, parse_switch_json
+from backends.platform.controller.flowcodec import parse_switch_file
+from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey
 from backends.platform.controller.protocol import InstanceChanges, Moved, PlanAnswer, SwitchChanges, one_line
 from compiler.lowering import tables as T
 from compiler.placement.document import PlacementDocument
@@ -32,7 +33,7 @@ def switch_tables(files: Mapping[str, str] | None) -> dict[str, tuple[int, Table
         if path.startswith("openflow/") and path.endswith(".json"):
             name = path[len("openflow/") : -len(".json")]
             try:
-                dpid, flows = parse_switch_json(text)
+                dpid, flows = parse_switch_file(text)
             except FlowFormatError as err:
                 raise FlowFormatError(f"{path}: {err}") from None
             out[name] = (dpid, {f.key: f for f in flows})
@@ -216,14 +217,18 @@ def apply_ops(tables: Tables, ops: list[Op]) -> Tables:
 
 
 def same_tables(a: Tables, b: Tables) -> list[str]:
-    """Differences between two table contents, as readable lines (empty: equal)."""
+    """Differences between two table contents, as readable lines (empty: equal).
+    Only the differing keys are sorted (a read-back of 10,000s of rules is
+    compared on every phase)."""
+    bad = [k for k, fa in a.items() if (fb := b.get(k)) is None or not _same(fa, fb)]
+    bad += [k for k in b if k not in a]
     diffs = []
-    for key in sorted(set(a) | set(b), key=_order):
+    for key in sorted(bad, key=_order):
         fa, fb = a.get(key), b.get(key)
         if fa is None:
             diffs.append(f"unexpected on the switch: {b[key].describe()}")
         elif fb is None:
             diffs.append(f"missing on the switch: {fa.describe()}")
-        elif not _same(fa, fb):
+        else:
             diffs.append(f"different on the switch: {fa.describe()}")
     return diffs

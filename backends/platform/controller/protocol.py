@@ -76,6 +76,8 @@ class InstanceReport(_Model):
     digest: str = ""
     state: InstanceState
     packets: int = 0
+    bytes: int = Field(default=0, ge=0)  # bytes taken in, where the instance counts them
+    cpu_seconds: float = Field(default=0.0, ge=0)  # CPU (user + system) of the instance's processes
     restarts: int = 0
     message: str = ""
     #: a Click configuration's module instances (``fw``, ``ids#2``) -> packets each took in
@@ -120,11 +122,15 @@ class ApplyRequest(_Model):
     ``files``: the output directory of ``fsc compile`` (path -> content),
     compiled with ``generation`` = 1 - the deployed one (0 when nothing is
     deployed). ``source``: the site file's text (kept for the record).
+    ``digest``: what the client compiled (site text, fsc version, options;
+    see `fsc apply`): kept with the committed site, so that applying the same
+    file again needs no compile (``GET /v1/deployed/digest``).
     """
 
     site: str
     files: dict[str, str]
     source: str = ""
+    digest: str = Field(default="", max_length=128)
     drain_seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT)
     ready_timeout: float = Field(default=60.0, gt=0, le=MAX_WAIT)
 
@@ -332,6 +338,15 @@ class HostAnswer(_Model):
     message: str
 
 
+class DigestAnswer(_Model):
+    """Answer of ``GET /v1/deployed/digest``: the committed site's generation
+    and the digest its apply sent ("" when unknown), without its files."""
+
+    generation: int | None
+    site: str | None
+    digest: str = ""
+
+
 class DeployedAnswer(_Model):
     """Answer of ``GET /v1/deployed``: the committed site (all null/empty when
     none), and the hosts placement must not use now (down or drained): `fsc
@@ -352,6 +367,18 @@ class SwitchStatus(_Model):
     tcam: int | None
 
 
+class InstanceLoad(_Model):
+    """An instance's measured load over the controller's short window:
+    rates from its agent's cumulative counters; ``cpu`` in cores busy;
+    ``history``: ``[seconds ago, packets, bytes, cpu_seconds]``, oldest first."""
+
+    window: float
+    packets_per_second: float
+    bytes_per_second: float
+    cpu: float
+    history: list[list[float]] = Field(default_factory=list)
+
+
 class InstanceStatus(_Model):
     """One instance under its host: a module instance by its own name (``fw``,
     ``ids#2``; Click ones too, with ``in`` the host's Click configuration
@@ -365,6 +392,9 @@ class InstanceStatus(_Model):
     restarts: int
     in_: str | None = Field(default=None, alias="in")  # a Click module instance: its Click configuration
     message: str = ""  # why it is lost, failed or stuck
+    bytes: int = 0
+    cpu_seconds: float = 0.0
+    load: InstanceLoad | None = None  # measured over the last seconds (None: no report yet)
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 

@@ -200,6 +200,7 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
                 rules[name] = (p.dpid, split)
                 ctl._extras[name] = split.flows
             yield SwitchEvent(phase="flip", switch=name, rules=len(ops))
+        yield from ctl._paused("flip", True)  # the crash tests' hook (FSC_CONTROLLER_PAUSE_AFTER=flip)
     except Exception as err:
         LOG.error("%s of %s failed: %s", kind, host, err)
         yield RollbackEvent(phase="rollback", error=str(err))

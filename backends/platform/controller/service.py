@@ -24,6 +24,8 @@ from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FilesError
 from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER, HostBook
 from backends.platform.controller.instances import host_specs, hosts_of
+from backends.platform.controller.load import LoadBook
+from backends.platform.controller.metrics import Metrics, result_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
@@ -40,6 +42,7 @@ from backends.platform.controller.protocol import (
     ApplyRequest,
     CommitEvent,
     DeployedAnswer,
+    DigestAnswer,
     DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
@@ -70,6 +73,9 @@ LOG = logging.getLogger("fsc.controller")
 #: Seconds between flipping a switch back and removing a generation's rules
 #: when reconciling (packets already inside finish).
 RECONCILE_DRAIN = 0.2
+#: A phase of at most this many flow mods is read back flow by flow (what it
+#: touched), a larger one by reading the whole switch.
+SCOPED_READ_BACK = 64
 
 
 class ApplyFailed(Exception):
@@ -104,8 +110,11 @@ class Controller:
         self.operation: str | None = None  # what the platform does by itself now
         self.unplaced: list[str] = []  # W0702 of the last re-placement
         self.events: deque[str] = deque(maxlen=10)
+        self.load = LoadBook(clock)  # per-instance packets, bytes, CPU: a short history (metrics, status)
+        self.metrics = Metrics(self.status, self.load)
         self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
         self._compiling: set[tuple] = set()
+        self._standby_for: tuple[tuple, dict[str, list[InstanceSpec]]] | None = None
         self._extras: dict[str, Tables] = {}  # switch -> rules beside the committed site (a drain's)
         self._apply_lock = threading.Lock()  # applies and reconciles, one at a time
         self._guard = threading.Lock()
@@ -158,8 +167,12 @@ class Controller:
         site: str,
         source: str,
         tables: dict[str, tuple[int, Tables]] | None = None,
+        digest: str | None = None,
     ) -> None:
-        self.state.commit(generation, files, site, source)
+        if digest is None:  # the platform's own moves keep the site, so its digest
+            d = self._deployed_doc()
+            digest = d.digest if d is not None and d.source == source else ""
+        self.state.commit(generation, files, site, source, digest)
         self._deployed_cache = None
         self._tables_cache = tables  # the committed files' tables, already parsed
 
@@ -191,8 +204,15 @@ class Controller:
         if not ops:
             return  # nothing sent: the last read-back still holds
         self.of.push(dpid, ops)
-        got = drainrules.without_pins(self.of.read_tables(dpid))
-        diffs = same_tables(expected, got)
+        read_flows = getattr(self.of, "read_flows", None)
+        if len(ops) <= SCOPED_READ_BACK and read_flows is not None and all(c in ("add", "delete") for c, _ in ops):
+            # a small phase: read back what it touched (the pre-apply reconcile read the whole switch)
+            keys = {f.key for _, f in ops}
+            got = read_flows(dpid, [f for _, f in ops])
+            diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
+        else:
+            got = drainrules.without_pins(self.of.read_tables(dpid))
+            diffs = same_tables(expected, got)
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
@@ -280,6 +300,13 @@ class Controller:
             return DeployedAnswer(generation=None, files={}, site=None, unavailable=out)
         return DeployedAnswer(generation=d.generation, files=d.files, site=d.site, unavailable=out)
 
+    def digest(self) -> DigestAnswer:
+        """What `fsc apply` asks first: if it would send the same digest, nothing changes."""
+        d = self._deployed_doc()
+        if d is None:
+            return DigestAnswer(generation=None, site=None)
+        return DigestAnswer(generation=d.generation, site=d.site, digest=d.digest)
+
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
         return plan_update(self._deployed_files(), req.files, self._deployed_tables()).answer()
@@ -287,6 +314,7 @@ class Controller:
     def heartbeat(self, host: str, beat: Heartbeat) -> HeartbeatAnswer | None:
         if not self.agents.knows(host):
             return None
+        self.load.record(host, beat)
         d = self._deployed_doc()
         return self.agents.heartbeat(host, beat, d.generation if d is not None else None)
 
@@ -316,7 +344,7 @@ class Controller:
                 )
             )
         specs = host_specs(files)
-        hosts = [self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)]
+        hosts = self.load.annotate([self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)])
         return StatusAnswer(
             site=doc.site if doc is not None else None,
             generation=(doc.generation if doc is not None else 0) if files else None,
@@ -402,6 +430,14 @@ class Controller:
 
     # -- the platform's own moves ---------------------------------------------
     def relocate(self, kind: str, host: str) -> BaseModel | None:
+        """:meth:`_relocate`, counted and timed for the metrics."""
+        t0 = time.monotonic()
+        last = self._relocate(kind, host)
+        if last is not None:
+            self.metrics.relocated(kind, "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
+        return last
+
+    def _relocate(self, kind: str, host: str) -> BaseModel | None:
         """A failover (or the end of an interrupted drain): re-place what the
         committed site still has on unavailable hosts. Does nothing (None) when
         another update holds the apply lock; the monitoring loop tries again."""
@@ -444,10 +480,13 @@ class Controller:
             yield ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
             return
         self.operation = f"drain of {host}"
+        t0, last = time.monotonic(), None
         try:
-            yield from drain_stream(self, host, req, threading.Event().wait)
+            for last in drain_stream(self, host, req, threading.Event().wait):
+                yield last
         finally:
             self.operation = None
+            self.metrics.relocated("drain", "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
 
     def undrain(self, host: str) -> HostAnswer | None:
         """``fsc undrain HOST``: later placements may use HOST again; nothing
@@ -516,6 +555,31 @@ class Controller:
 
         threading.Thread(target=run, daemon=True, name="precompile").start()
 
+    def standby(self, unavailable: frozenset[str] | None) -> None:
+        """Start ahead the instances a failover without ``unavailable`` would
+        add, once :meth:`precompile` has compiled it (so the failover, if it
+        comes, finds them ready); None: start nothing ahead (stops them)."""
+        if unavailable is None:
+            self.agents.standby({})
+            return
+        d = self._deployed_doc()
+        if d is None:
+            return
+        key = self._compile_key(d, unavailable)
+        with self._guard:
+            out = self._compiled.get(key)
+        if out is None or out.files is None:
+            return
+        if self._standby_for is None or self._standby_for[0] != key:
+            old, new = host_specs(d.files), host_specs(out.files)
+            extra = {
+                h: [s for s in specs if s.id not in {o.id for o in old.get(h, [])}]
+                for h, specs in new.items()
+                if h not in unavailable
+            }
+            self._standby_for = (key, extra)
+        self.agents.standby(self._standby_for[1])
+
     def needs_relocation(self) -> str | None:
         """An unavailable host the committed placement still uses (a host just
         declared down, a failover cut short by a restart), or None."""
@@ -529,6 +593,14 @@ class Controller:
     # -- apply --------------------------------------------------------------
     def apply(self, req: ApplyRequest) -> Iterator[BaseModel]:
         """Carry out an update; yields progress events (protocol.ApplyEvent), the last one the result."""
+        t0, last = time.monotonic(), None
+        try:
+            for last in self._apply_gated(req):
+                yield last
+        finally:
+            self.metrics.applied(result_of(last), time.monotonic() - t0)
+
+    def _apply_gated(self, req: ApplyRequest) -> Iterator[BaseModel]:
         with self._guard:
             if self._applying:
                 yield ResultFailed(
@@ -653,7 +725,7 @@ class Controller:
             yield failed
             return
         # 3. commit
-        self._commit(plan.new_generation, new, req.site, req.source, new_sw)
+        self._commit(plan.new_generation, new, req.site, req.source, new_sw, req.digest)
         self.state.write_journal(journal.model_copy(update={"phase": "cleanup"}))
         yield CommitEvent(phase="commit", generation=plan.new_generation)
         yield from self._paused("commit", old is not None)

@@ -35,6 +35,7 @@ class DeployedState(BaseModel):
     generation: int = Field(ge=0, le=1)
     site: str
     source: str = ""
+    digest: str = ""  # what the apply's client compiled (ApplyRequest.digest)
     files: dict[str, str]
 
 
@@ -161,8 +162,10 @@ class StateDir:
         except ValidationError as err:
             raise StateError(f"{self.root / 'deployed.json'} is damaged: {one_line(err)}") from None
 
-    def commit(self, generation: int, files: dict[str, str], site: str, source: str) -> None:
-        doc = DeployedState(generation=generation, site=site, source=source, files=dict(sorted(files.items())))
+    def commit(self, generation: int, files: dict[str, str], site: str, source: str, digest: str = "") -> None:
+        doc = DeployedState(
+            generation=generation, site=site, source=source, digest=digest, files=dict(sorted(files.items()))
+        )
         atomic_write(self.root / "deployed.json", json.dumps(doc.model_dump(), indent=1, sort_keys=True) + "\n")
 
     def journal(self) -> Journal | None:

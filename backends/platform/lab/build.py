@@ -91,16 +91,24 @@ def build_network(state: LabState, topo: LabTopology) -> PrivateOvs:
     return ovs
 
 
+# Links inside the platform (between switches, to module hosts) carry a steering
+# tag (a VLAN id or an MPLS label) on top of a full-size packet, which may have a
+# customer's VLAN tag too: the kernel lets an AF_PACKET socket (the OVS userspace
+# datapath, the Click runtime) send frames beyond the MTU only for an 802.1Q tag.
+INNER_MTU = 1508
+
+
 def _wire(state: LabState, topo: LabTopology, ovs: PrivateOvs) -> None:
     ports: list[tuple[str, int, str]] = []
     for (sa, pa), (sb, pb) in topo.links:
         a, b = ovs_ifname(topo.bridges[sa][0], pa), ovs_ifname(topo.bridges[sb][0], pb)
-        nodes.veth(state.ovs_netns, a, state.ovs_netns, b)
+        nodes.veth(state.ovs_netns, a, state.ovs_netns, b, mtu=INNER_MTU)
         ports += [(topo.bridges[sa][0], pa, a), (topo.bridges[sb][0], pb, b)]
     for w in topo.wires:
         br = topo.bridges[w.switch][0]
         ifn = ovs_ifname(br, w.port)
-        nodes.veth(state.ovs_netns, ifn, state.netns[w.node], w.ifname)
+        inner = topo.node_kind(w.node) == "host"
+        nodes.veth(state.ovs_netns, ifn, state.netns[w.node], w.ifname, mtu=INNER_MTU if inner else None)
         ports.append((br, w.port, ifn))
     cmd: list[str] = []
     for br, port, ifn in ports:

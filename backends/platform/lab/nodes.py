@@ -81,8 +81,9 @@ def ip_batch(ns: str, lines: list[str]) -> None:
         run(["ip", "-n", ns, "-batch", "-"], input="".join(line + "\n" for line in lines))
 
 
-def veth(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
-    """A veth pair ``if_a`` in ``ns_a`` <-> ``if_b`` in ``ns_b``, both up, tx checksum offload off.
+def veth(ns_a: str, if_a: str, ns_b: str, if_b: str, mtu: int | None = None) -> None:
+    """A veth pair ``if_a`` in ``ns_a`` <-> ``if_b`` in ``ns_b``, both up, tx checksum offload off
+    (and with MTU ``mtu`` when given).
 
     With offload on, a namespace hands TCP/UDP frames to the veth with the
     checksum unfilled; the OVS userspace datapath (and a Click runtime reading
@@ -90,7 +91,7 @@ def veth(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
     """
     run(["ip", "link", "add", "name", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b])
     for ns, ifn in ((ns_a, if_a), (ns_b, if_b)):
-        run(["ip", "-n", ns, "link", "set", ifn, "up"])
+        run(["ip", "-n", ns, "link", "set", ifn, *(["mtu", str(mtu)] if mtu else []), "up"])
         offload_off(ns, ifn)
 
 

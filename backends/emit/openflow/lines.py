@@ -1,0 +1,129 @@
+"""A switch's flow entries as the lines of one or more formats, in file order:
+by table, priority descending, match, and (for entries that agree on all
+three) by the line itself.
+
+Made for tables of tens of thousands of entries:
+
+- one walk over the entries for all formats: each entry's field matches are
+  read once, as plain ``(field, value, mask)`` tuples (reading the IR's
+  objects, scattered over a large heap, is a good part of the cost);
+- the sort key is never a rendering and never the IR's dataclasses (their
+  generated ``__lt__``/``__hash__`` rebuild tuples on every call): a
+  ``FieldMatch`` compares as its ``(field, value, mask)`` tuple and a
+  ``Match`` as the tuple of those, so the flat key ``(table, -priority, field,
+  value, mask, field, ...)`` orders exactly as the dataclasses do; only the
+  rare runs of equal keys are settled by each format's text;
+- what entries repeat is spelt once per walk, for all formats together: a
+  field match (sites repeat eth_type, ip_proto, prefixes), the order of a list
+  of field names (a site has a few dozen), an action list with its
+  instructions (a few hundred).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from itertools import chain, starmap
+from operator import attrgetter, itemgetter
+from typing import Protocol
+
+from compiler.flowir import Action, FlowEntry
+
+SortKey = tuple["int | str | None", ...]
+_FIELD = attrgetter("field", "value", "mask")
+
+
+class LineFormat(Protocol):
+    """How one format spells a flow entry, in parts a walk can cache."""
+
+    #: what goes between two spelt field matches
+    joiner: str
+
+    def match_item(self, field: str, value: int, mask: int | None) -> str:
+        """One field match (raises ``UnsupportedError``)."""
+
+    def field_order(self, names: tuple[str, ...]) -> Sequence[int]:
+        """Which field matches to write, in which order, given their names."""
+
+    def actions(self, actions: tuple[Action, ...], goto: int | None, wm: tuple[int, int] | None) -> str:
+        """Apply-actions with the instructions."""
+
+    def line(self, e: FlowEntry, match: str, actions: str) -> str:
+        """The entry's line from its spelt match and actions."""
+
+
+def _cached(*fns: Callable[..., object]) -> Callable[..., tuple]:
+    """The tuple of every ``fn(*args)``, cached for one walk."""
+    return lru_cache(maxsize=None)(lambda *args: tuple(fn(*args) for fn in fns))
+
+
+def _picker(fmt: LineFormat, names: tuple[str, ...]) -> Callable[[Sequence[str]], Sequence[str]]:
+    """What picks, from the spelt field matches, those ``fmt`` writes in its order."""
+    positions = fmt.field_order(names)
+    if len(positions) > 1:
+        return itemgetter(*positions)  # in C
+    return lambda spelt: [spelt[i] for i in positions]
+
+
+def _walk(
+    entries: Sequence[FlowEntry], formats: Sequence[LineFormat]
+) -> tuple[list[int], list[SortKey], list[list[str]]]:
+    """Positions of ``entries`` in file order (ties not settled), their sort
+    keys, and each format's lines (in ``entries``' order)."""
+    items = _cached(*[f.match_item for f in formats])
+    pickers = _cached(*[partial(_picker, f) for f in formats])
+    actions = _cached(*[f.actions for f in formats])
+    joiners = [f.joiner for f in formats]
+    no_match = ("",) * len(formats)
+    keys: list[SortKey] = []
+    columns: list[list[str]] = [[] for _ in formats]
+    appenders = [(column.append, f.line) for column, f in zip(columns, formats)]
+    for e in entries:
+        fields = list(map(_FIELD, e.match.fields))
+        # flat: one object, not one per field; an exact match (mask None) sorts before every masked one
+        keys.append(
+            (e.table_id, -e.priority, *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in fields))
+        )
+        if len(fields) > 1:
+            spelt = zip(*starmap(items, fields))  # per format: its spelling of each field
+            pick = pickers(tuple([f[0] for f in fields]))
+            matches = [j.join(p(s)) for j, p, s in zip(joiners, pick, spelt)]
+        else:
+            matches = items(*fields[0]) if fields else no_match
+        for (append, line), match, acts in zip(appenders, matches, actions(e.actions, e.goto_table, e.write_metadata)):
+            append(line(e, match, acts))
+    return sorted(range(len(keys)), key=keys.__getitem__), keys, columns
+
+
+def _ties(idx: list[int], keys: list[SortKey]) -> list[tuple[int, int]]:
+    """The (start, stop) runs of file order whose keys are equal."""
+    ordered = [keys[i] for i in idx]
+    ties: list[tuple[int, int]] = []
+    for pos in [p for p in range(1, len(ordered)) if ordered[p] == ordered[p - 1]]:
+        if ties and ties[-1][1] == pos:
+            ties[-1] = (ties[-1][0], pos + 1)
+        else:
+            ties.append((pos - 1, pos + 1))
+    return ties
+
+
+def render_lines(entries: Sequence[FlowEntry], *formats: LineFormat) -> list[list[str]]:
+    """Each format's lines of ``entries``, in file order."""
+    idx, keys, columns = _walk(entries, formats)
+    ties = _ties(idx, keys)
+    out = []
+    for column in columns:
+        lines = [column[i] for i in idx]
+        for a, b in ties:
+            lines[a:b] = sorted(lines[a:b])
+        out.append(lines)
+    return out
+
+
+def ordered_entries(entries: Sequence[FlowEntry], fmt: LineFormat) -> list[tuple[FlowEntry, str]]:
+    """(entry, line) pairs in file order, for callers that need the entries too."""
+    idx, keys, (column,) = _walk(entries, [fmt])
+    pairs = [(entries[i], column[i]) for i in idx]
+    for a, b in _ties(idx, keys):
+        pairs[a:b] = sorted(pairs[a:b], key=itemgetter(1))
+    return pairs

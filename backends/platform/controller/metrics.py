@@ -1,0 +1,188 @@
+"""Prometheus metrics of the controller (``GET /metrics``, docs/platform.md).
+
+Two kinds: event counters and durations the controller records as things
+happen (applies, failovers, drains), and the state of the platform read at
+scrape time from the same answer as ``fsc status`` (switches, hosts,
+instances), so the two never disagree. A registry of its own per controller
+(tests run several in one process; nothing leaks into the global one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from backends.platform.controller.protocol import StatusAnswer
+
+LOG = logging.getLogger("fsc.controller.metrics")
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: Seconds; an apply of an unchanged site is milliseconds, a first deploy of a large site seconds.
+_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_STATES = ("starting", "ready", "failed", "stopped", "old version", "unknown", "lost")
+
+
+class Metrics:
+    """The controller's registry: record with :meth:`applied` and
+    :meth:`relocated`; :meth:`render` is the body of ``/metrics``."""
+
+    def __init__(self, status: Callable[[], StatusAnswer] | None = None, load: Any = None) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.applies = Counter(
+            "fsc_applies", "Applies carried out, by result (ok, unchanged, failed)", ["result"], registry=self.registry
+        )
+        self.apply_seconds = Histogram(
+            "fsc_apply_duration_seconds",
+            "Wall time of an apply in the controller, by result",
+            ["result"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.relocations = Counter(
+            "fsc_relocations",
+            "The platform's own moves (kind: failover or drain), by result",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        self.relocation_seconds = Histogram(
+            "fsc_relocation_duration_seconds",
+            "Wall time of a failover or drain, from its start to its result",
+            ["kind", "result"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        for r in ("ok", "unchanged", "failed"):  # present from the start: rate() needs a first sample
+            self.applies.labels(r)
+        for k in ("failover", "drain"):
+            for r in ("ok", "failed"):
+                self.relocations.labels(k, r)
+        if status is not None:
+            self.registry.register(_StatusCollector(status, load))
+
+    def applied(self, result: str, seconds: float) -> None:
+        self.applies.labels(result).inc()
+        self.apply_seconds.labels(result).observe(seconds)
+
+    def relocated(self, kind: str, result: str, seconds: float) -> None:
+        self.relocations.labels(kind, result).inc()
+        self.relocation_seconds.labels(kind, result).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def result_of(last: Any) -> str:
+    """``ok``, ``unchanged`` or ``failed`` from the last event of an update."""
+    if getattr(last, "result", None) != "ok":
+        return "failed"
+    return "ok" if getattr(last, "changed", True) else "unchanged"
+
+
+class _StatusCollector(Collector):
+    """Gauges and counters of the platform's state, from ``status()`` at scrape time."""
+
+    def __init__(self, status: Callable[[], StatusAnswer], load: Any = None) -> None:
+        self.status = status
+        self.load = load  # a load.LoadBook (per-instance bytes and CPU), or None
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked: the families depend on what the site has
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            st = self.status()
+        except Exception as err:  # a scrape must answer; the failure is a metric of its own
+            LOG.warning("metrics: status failed: %s", err)
+            up = GaugeMetricFamily("fsc_status_up", "1 when the platform's state could be read for this scrape")
+            up.add_metric([], 0)
+            yield up
+            return
+        up = GaugeMetricFamily("fsc_status_up", "1 when the platform's state could be read for this scrape")
+        up.add_metric([], 1)
+        yield up
+        yield from _site(st)
+        yield from _switches(st)
+        yield from _hosts(st)
+        yield from _instances(st, self.load)
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
+
+
+def _site(st: StatusAnswer) -> Iterator[Metric]:
+    g = _gauge("fsc_generation", "The committed generation (0 or 1; -1: nothing deployed)", [])
+    g.add_metric([], st.generation if st.generation is not None else -1)
+    yield g
+    a = _gauge("fsc_applying", "1 while an update (apply, failover, drain) runs", [])
+    a.add_metric([], int(st.applying))
+    yield a
+    u = _gauge("fsc_unplaced_instances", "Instances the last re-placement could not place", [])
+    u.add_metric([], len(st.unplaced))
+    yield u
+
+
+def _switches(st: StatusAnswer) -> Iterator[Metric]:
+    conn = _gauge("fsc_switch_connected", "1 when the switch holds an OpenFlow connection", ["switch"])
+    rules = _gauge("fsc_switch_rules", "Rules the committed site has for the switch", ["switch"])
+    inst = _gauge("fsc_switch_rules_installed", "Rules read back from the switch at this scrape", ["switch"])
+    tcam = _gauge("fsc_switch_tcam_capacity", "The switch's rule budget (tcam) from its profile", ["switch"])
+    use = _gauge("fsc_switch_tcam_use_ratio", "Installed (else committed) rules over the tcam budget", ["switch"])
+    for s in st.switches:
+        conn.add_metric([s.name], int(s.connected))
+        rules.add_metric([s.name], s.rules)
+        if s.installed is not None:
+            inst.add_metric([s.name], s.installed)
+        if s.tcam:
+            tcam.add_metric([s.name], s.tcam)
+            use.add_metric([s.name], (s.installed if s.installed is not None else s.rules) / s.tcam)
+    yield from (conn, rules, inst, tcam, use)
+
+
+def _hosts(st: StatusAnswer) -> Iterator[Metric]:
+    alive = _gauge("fsc_host_alive", "1 while the host's agent sends heartbeats", ["host"])
+    drained = _gauge("fsc_host_drained", "1 when the host is drained (no placement uses it)", ["host"])
+    load1 = _gauge("fsc_host_load1", "The host's 1-minute load average", ["host"])
+    busy = _gauge("fsc_host_cpu_busy_ratio", "Busy share of all its cores since the previous heartbeat", ["host"])
+    cores = _gauge("fsc_host_cores", "The host's cores", ["host"])
+    mem = _gauge("fsc_host_memory_available_bytes", "The host's available memory", ["host"])
+    memt = _gauge("fsc_host_memory_total_bytes", "The host's memory", ["host"])
+    for h in st.hosts:
+        alive.add_metric([h.name], int(h.alive))
+        drained.add_metric([h.name], int(h.drained))
+        if h.load is not None:
+            load1.add_metric([h.name], h.load.load1)
+            busy.add_metric([h.name], h.load.cpu_busy)
+            cores.add_metric([h.name], h.load.cores)
+            mem.add_metric([h.name], h.load.memory_available)
+            memt.add_metric([h.name], h.load.memory_total)
+    yield from (alive, drained, load1, busy, cores, mem, memt)
+
+
+def _instances(st: StatusAnswer, load: Any) -> Iterator[Metric]:
+    labels = ["host", "instance", "kind"]
+    packets = CounterMetricFamily("fsc_instance_packets", "Packets the instance took in (agent report)", labels=labels)
+    restarts = CounterMetricFamily("fsc_instance_restarts", "Restarts of the instance by its agent", labels=labels)
+    state = _gauge("fsc_instance_state", "1 for the instance's current state", [*labels, "state"])
+    nbytes = CounterMetricFamily("fsc_instance_bytes", "Bytes the instance took in (agent report)", labels=labels)
+    cpu = CounterMetricFamily("fsc_instance_cpu_seconds", "CPU seconds the instance used (agent report)", labels=labels)
+    for h in st.hosts:
+        for i in h.instances:
+            lab = [h.name, i.id, i.kind or ""]
+            packets.add_metric(lab, i.packets)
+            restarts.add_metric(lab, i.restarts)
+            for s in _STATES:
+                state.add_metric([*lab, s], int(i.state == s))
+            if i.state not in _STATES:
+                state.add_metric([*lab, str(i.state)], 1)
+            sample = load.latest(h.name, i.id) if load is not None else None
+            if sample is not None:
+                nbytes.add_metric(lab, sample.bytes)
+                cpu.add_metric(lab, sample.cpu_seconds)
+    yield from (packets, restarts, state, nbytes, cpu)
