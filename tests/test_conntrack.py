@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 
-from compiler.flowir import Ct
+from compiler.flowir import Ct, SetField
 from compiler.lowering import tables as T
 from compiler.pipeline import compile_site
 from compiler.verification.interpreter import interpret
@@ -161,16 +161,23 @@ def test_a_fixed_single_instance_needs_no_tracking(tmp_path) -> None:  # noqa: A
 
 
 def test_conntrack_rule_cost(tmp_path) -> None:  # noqa: ANN001
-    """What tracking costs in SELECT (docs/design.md): per tracked decision
-    list 2 recirculation rules (IPv4, IPv6) and one mark rule per path; the
-    hash rules that commit are doubled for IPv4 and IPv6."""
+    """What tracking costs (docs/design.md): per tracked decision list one
+    rule to CT and two rules per path (a connection's mark, the path just
+    chosen); the hash rules stay as many as without tracking; the CT table
+    has four rules per switch (lookup and commit, IPv4 and IPv6)."""
     with_ct, without = compiled(tmp_path, "m * 2"), compiled(tmp_path, "m * 2", ovs="")
     sel = lambda c: [e for e in c.tables["sw"].entries if e.table_id == T.SELECT]  # noqa: E731
     ct, plain = sel(with_ct), sel(without)
     track = [e for e in ct if e.priority == T.PRIO_CT_TRACK]
+    chosen = [e for e in ct if e.priority == T.PRIO_CT_CHOSEN]
     marks = [e for e in ct if e.priority == T.PRIO_CT_MARK]
-    assert (len(track), len(marks)) == (4, 4)  # forward and reverse lists, 2 paths each
-    assert len(ct) == len(track) + len(marks) + 2 * len(plain)
+    assert (len(track), len(chosen), len(marks)) == (2, 4, 4)  # forward and reverse lists, 2 paths each
+    hashed = [e for e in ct if e.priority <= T.PRIO_SELECT_TOP]
+    assert len(hashed) == len(plain)
+    assert all(e.goto_table == T.CT and e.actions == (SetField(T.CT_CHOICE, e.actions[0].value),) for e in hashed)
+    table = [e for e in with_ct.tables["sw"].entries if e.table_id == T.CT]
+    assert len(table) == 4 and all(isinstance(e.actions[0], Ct) for e in table)
+    assert not any(e.table_id == T.CT for e in without.tables["sw"].entries)
 
 
 def test_controller_reads_the_conntrack_rules(tmp_path) -> None:  # noqa: ANN001

@@ -161,6 +161,7 @@ class Lowering:
             if self.needs_hash:
                 self.hash_tables(sw)
             self.select(sw)
+            self.conntrack(sw)
             self.steer(sw)
             self.exit(sw)
             self.tagged(sw)
@@ -260,15 +261,17 @@ class Lowering:
                 parts: Iterable[tuple[tuple[FieldMatch, ...], tuple[int, int]]] = [((), (0, 0))]
             else:
                 parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
-            actions, goto = self.first_dispatch(dispatch)
-            if dispatch in marks:  # a new connection: remember the instances it goes through
-                actions = (Ct(zone=T.CT_ZONE, commit=True, mark=marks[dispatch]),) + actions
+            actions: tuple[Action, ...]
+            goto: int | None
+            if dispatch in marks:  # a new connection: CT commits the path chosen, then SELECT takes it
+                actions, goto = (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
+            else:
+                actions, goto = self.first_dispatch(dispatch)
             for fields, (mv, mm) in parts:
                 for value, mask in bucket_patterns(constraint.buckets):
                     meta = FieldMatch("metadata", self.entry_bits(sid) | value | mv, T.ENTRY_MASK | mask | mm)
-                    for ip in _ip_proven(fields) if dispatch in marks else ((),):
-                        m = Match.of(meta, *fields, *ip)
-                        rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie=cookie))
+                    m = Match.of(meta, *fields)
+                    rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie=cookie))
         self._select_cache[(sid, profile)] = rules
         return rules
 
@@ -301,21 +304,36 @@ class Lowering:
         return marks
 
     def _conntrack_rules(self, sid: int, marks: dict[Dispatch, int], cookie: int) -> list[FlowEntry]:
-        """Above the hash rules: an untracked packet goes through conntrack
-        and comes back to SELECT; a tracked one whose connection carries a
-        mark takes that mark's path, whatever the current shares say."""
+        """Above the hash rules: an untracked packet goes to CT (lookup) and
+        comes back; one whose connection carries a mark takes that mark's
+        path, whatever the current shares say; one back from CT's commit
+        takes the path the hash rules chose (in reg0: the commit may not have
+        marked the connection, e.g. a packet conntrack finds invalid)."""
         entry = FieldMatch("metadata", self.entry_bits(sid), T.ENTRY_MASK)
-        rules = []
-        for ip in _ip_proven(()):  # ct needs a match that proves IP (OVS refuses it otherwise)
-            untracked = Match.of(entry, FieldMatch("ct_state", 0, CT_TRACKED), *ip)
-            rules.append(
-                FlowEntry(T.SELECT, T.PRIO_CT_TRACK, untracked, (Ct(zone=T.CT_ZONE, table=T.SELECT),), cookie=cookie)
-            )
+        untracked = Match.of(entry, FieldMatch("ct_state", 0, CT_TRACKED))
+        rules = [FlowEntry(T.SELECT, T.PRIO_CT_TRACK, untracked, goto_table=T.CT, cookie=cookie)]
         for d, mark in sorted(marks.items(), key=lambda kv: kv[1]):
-            m = Match.of(entry, FieldMatch("ct_state", CT_TRACKED, CT_TRACKED), FieldMatch("ct_mark", mark))
             actions, goto = self.first_dispatch(d)
-            rules.append(FlowEntry(T.SELECT, T.PRIO_CT_MARK, m, actions, goto, cookie=cookie))
+            chosen = Match.of(entry, FieldMatch(T.CT_CHOICE, mark))
+            rules.append(FlowEntry(T.SELECT, T.PRIO_CT_CHOSEN, chosen, actions, goto, cookie=cookie))
+            marked = Match.of(entry, FieldMatch("ct_state", CT_TRACKED, CT_TRACKED), FieldMatch("ct_mark", mark))
+            rules.append(FlowEntry(T.SELECT, T.PRIO_CT_MARK, marked, actions, goto, cookie=cookie))
         return rules
+
+    def conntrack(self, sw: str) -> None:
+        """The CT table of a switch with tracked entries (four entries, the
+        same in every generation): an untracked IPv4 or IPv6 packet is looked
+        up in conntrack and goes back to SELECT; a tracked one (sent by a hash
+        rule) commits its connection with the path in reg0 as its mark and
+        goes back to SELECT.  ``ct`` needs a match that proves IP."""
+        if not any(e.goto_table == T.CT for e in self.entries[sw]):
+            return
+        for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
+            ip = FieldMatch("eth_type", eth)
+            lookup = Ct(zone=T.CT_ZONE, table=T.SELECT)
+            commit = Ct(zone=T.CT_ZONE, table=T.SELECT, commit=True, mark_from=T.CT_CHOICE)
+            self.add(sw, FlowEntry(T.CT, 2, Match.of(ip, FieldMatch("ct_state", 0, CT_TRACKED)), (lookup,)))
+            self.add(sw, FlowEntry(T.CT, 1, Match.of(ip, FieldMatch("ct_state", CT_TRACKED, CT_TRACKED)), (commit,)))
 
     def first_dispatch(self, d: Dispatch) -> tuple[tuple[Action, ...], int | None]:
         if isinstance(d, Dropped):
@@ -445,15 +463,6 @@ class Lowering:
 
 EXIT_DEFAULT = 100  # the default edge; every net above it
 EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
-
-
-def _ip_proven(fields: tuple[FieldMatch, ...]) -> tuple[tuple[FieldMatch, ...], ...]:
-    """What to add to a match so that it proves the packet IP (a `ct`
-    action's prerequisite): nothing when it names eth_type already, else one
-    rule for IPv4 and one for IPv6."""
-    if any(f.field == "eth_type" for f in fields):
-        return ((),)
-    return ((FieldMatch("eth_type", ETH_TYPE_IPV4),), (FieldMatch("eth_type", ETH_TYPE_IPV6),))
 
 
 def _visited(d: Dispatch, out: list[str]) -> list[str]:

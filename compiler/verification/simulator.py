@@ -65,7 +65,8 @@ MAX_TABLE_VISITS = 255
 MAX_GROUP_DEPTH = 32
 MAX_OUTCOMES = 4096
 MAX_MPLS_LABELS = 3  # OVS's FLOW_MAX_MPLS_LABELS
-OUTER_FIELDS = ("eth_src", "eth_dst", "metadata", "tunnel_id")
+OUTER_FIELDS = ("eth_src", "eth_dst", "metadata", "tunnel_id", "reg0")
+PIPELINE_STATE = ("metadata", "reg0")  # 0 when a packet enters a switch; never on the wire
 
 
 class SimulationError(Exception):
@@ -167,7 +168,7 @@ class Packet(Mapping[str, int]):
         """The value a match on ``name`` sees (None: the packet lacks it)."""
         if name == "vlan_vid" and not self.vlans:
             return OFPVID_NONE
-        if name == "metadata":
+        if name in PIPELINE_STATE:
             return self._view.get(name, 0)
         return self._view.get(name)
 
@@ -202,10 +203,10 @@ class Packet(Mapping[str, int]):
         return replace(self, outer=_put(self.outer, "metadata", new))
 
     def without_metadata(self) -> Packet:
-        """The packet as it is on the wire (metadata is pipeline state)."""
-        if not any(k == "metadata" for k, _ in self.outer):
+        """The packet as it is on the wire (metadata and registers are pipeline state)."""
+        if not any(k in PIPELINE_STATE for k, _ in self.outer):
             return self
-        return replace(self, outer=tuple((k, v) for k, v in self.outer if k != "metadata"))
+        return replace(self, outer=tuple((k, v) for k, v in self.outer if k not in PIPELINE_STATE))
 
     def push_vlan(self, tpid: int) -> Packet:
         return replace(self, vlans=(VlanTag(0, 0, tpid),) + self.vlans)
@@ -375,9 +376,12 @@ class Simulator:
             matched.append(Hit(entry.table_id, entry.priority, entry.cookie, entry))
             first = entry.actions[0] if entry.actions else None
             if isinstance(first, Ct) and first.table is not None:  # recirculate through conntrack
-                mark = self.conntrack.get(connection_key(pkt, first.zone))
+                key = connection_key(pkt, first.zone)
+                if first.commit:
+                    self._commit(first, pkt, key)
+                mark = self.conntrack.get(key)
                 self._ct = (CT_TRACKED | (CT_NEW if mark is None else CT_EST), mark or 0)
-                table = first.table
+                table = first.table  # metadata and registers go along
                 continue
             pkt, alts = self._apply(entry.actions, pkt, in_port, 0)
             outcomes = _concat(outcomes, alts)
@@ -416,12 +420,17 @@ class Simulator:
             elif isinstance(a, GroupAction):
                 outcomes = _concat(outcomes, self._group(a.group_id, pkt, in_port, depth))
             elif isinstance(a, Ct) and a.commit and a.table is None:
-                if not self._ct[0] & CT_TRACKED:
-                    raise SimulationError("ct(commit) on a packet that has not been through conntrack")
-                self.conntrack[connection_key(pkt, a.zone)] = a.mark or 0
+                self._commit(a, pkt, connection_key(pkt, a.zone))
             else:
                 raise SimulationError(f"unsupported action {a!r}")
         return pkt, outcomes
+
+    def _commit(self, a: Ct, pkt: Packet, key: tuple) -> None:
+        """Record the connection with its mark (``mark``, or ``mark_from``'s value)."""
+        if not self._ct[0] & CT_TRACKED:
+            raise SimulationError("ct(commit) on a packet that has not been through conntrack")
+        mark = a.mark if a.mark_from is None else pkt.value(a.mark_from)
+        self.conntrack[key] = mark or 0
 
     def _group(self, group_id: int, pkt: Packet, in_port: int, depth: int) -> Outcomes:
         if depth >= MAX_GROUP_DEPTH:

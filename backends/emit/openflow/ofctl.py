@@ -74,8 +74,10 @@ OVS_NAMES: dict[str, str] = {
     "arp_tha": "arp_tha",
     "ct_state": "ct_state",
     "ct_mark": "ct_mark",
+    "reg0": "reg0",
 }
-HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0, "ct_mark": 0}
+HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0, "ct_mark": 0, "reg0": 0}
+NXM_NAMES = {"reg0": "NXM_NX_REG0[]", "ct_mark": "NXM_NX_CT_MARK[]"}  # what `move` names
 CT_STATE_FLAGS = {
     "new": 0x01,
     "est": 0x02,
@@ -162,6 +164,8 @@ def _ct(a: Ct) -> str:
     parts.append(f"zone={a.zone}")
     if a.mark is not None:
         parts.append(f"exec(set_field:{a.mark:#x}->ct_mark)")
+    elif a.mark_from is not None:
+        parts.append(f"exec(move:{NXM_NAMES[a.mark_from]}->{NXM_NAMES['ct_mark']})")
     return f"ct({','.join(parts)})"
 
 

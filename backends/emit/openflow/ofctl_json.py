@@ -96,6 +96,8 @@ def _ct(a: Ct) -> dict[str, Any]:
     }
     if a.mark is not None:
         body["actions"] = [{"type": "SET_FIELD", "field": "ct_mark", "value": a.mark}]
+    elif a.mark_from is not None:  # Nicira reg move (NXActionRegMove), all 32 bits
+        body["actions"] = [{"type": "MOVE", "src": a.mark_from, "dst": "ct_mark", "n_bits": 32}]
     return body
 
 

@@ -61,7 +61,9 @@ _MASKED_INT = {
     "ipv6_flabel",
     "ct_state",  # Open vSwitch connection tracking (Nicira NXM fields)
     "ct_mark",
+    "reg0",  # an Open vSwitch register (Nicira NXM)
 }
+_REGISTERS = {"reg0"}
 _IP = {"ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "ipv6_nd_target"}
 _ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
 
@@ -280,12 +282,16 @@ def to_match(attrs: dict[str, Any]) -> Any:
 def _ct_action(a: dict[str, Any]) -> Any:
     """Nicira ``ct`` (Open vSwitch connection tracking), which ofctl_rest
     does not know: ``{"type": "CT", "flags", "zone", "recirc_table",
-    "actions": [SET_FIELD ct_mark]}`` as the compiler writes it."""
-    inner = []
+    "actions": [SET_FIELD ct_mark | MOVE reg0 -> ct_mark]}`` as the compiler writes it."""
+    inner: list[Any] = []
     for x in a.get("actions", []):
-        if x.get("type") != "SET_FIELD" or x.get("field") != "ct_mark":
-            raise FlowFormatError(f"ct can only set ct_mark, not {x!r}")
-        inner.append(parser.OFPActionSetField(ct_mark=int(x["value"])))
+        if x.get("type") == "SET_FIELD" and x.get("field") == "ct_mark":
+            inner.append(parser.OFPActionSetField(ct_mark=int(x["value"])))
+        elif x.get("type") == "MOVE" and x.get("dst") == "ct_mark" and x.get("src") in _REGISTERS:
+            n_bits = int(x.get("n_bits", 32))
+            inner.append(parser.NXActionRegMove(src_field=x["src"], dst_field="ct_mark", n_bits=n_bits))
+        else:
+            raise FlowFormatError(f"ct can only set ct_mark (or move a register to it), not {x!r}")
     return parser.NXActionCT(
         flags=int(a.get("flags", 0)),
         zone_src="",
