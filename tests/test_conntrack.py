@@ -197,3 +197,36 @@ def test_controller_reads_the_conntrack_rules(tmp_path) -> None:  # noqa: ANN001
     assert len(cts) == sum(1 for line in result.files["openflow/sw.ofctl"].splitlines() if "ct(" in line) > 0
     doc = json.loads(result.files["plan.json"])
     assert any("connection tracking" in x for x in doc["switches"]["sw"]["json_cannot_carry"])
+
+
+def test_ct_rules_validate_and_ct_needs_ip(tmp_path) -> None:  # noqa: ANN001
+    """The compiled CT and SELECT rules pass the validator; a `ct` whose match
+    does not prove IP (OVS refuses it) or a mark from a field that is not 32
+    bits does not."""
+    from compiler.flowir import FieldMatch, FlowEntry, Match, SwitchTables
+    from compiler.lowering.validate import validate
+
+    c = compiled(tmp_path, "m * 3")
+    assert validate(c.tables["sw"]) == []
+    bad = (
+        FlowEntry(T.CT, 1, Match(), (Ct(zone=1, table=T.SELECT),)),
+        FlowEntry(T.CT, 2, Match.of(FieldMatch("eth_type", 0x0800)), (Ct(zone=1, commit=True, mark_from="eth_type"),)),
+    )
+    problems = validate(SwitchTables("sw", bad))
+    assert {p.kind for p in problems} == {"prereq", "field"}, problems
+
+
+def test_the_choice_register_is_pipeline_state(tmp_path) -> None:  # noqa: ANN001
+    """reg0 carries the chosen path between SELECT and CT and never leaves the
+    switch: packets out of a tracked list carry no register."""
+    c = compiled(tmp_path, "m * 2")
+    pf = Platform(c, conntrack={})
+    pkt = flows(5, 1)[0]
+    tr = pf.trace(pkt, "lan")
+    assert not tr.error and tr.modules
+    from compiler.verification.simulator import Packet, Simulator
+
+    sim = Simulator(c.tables["sw"], {})
+    res = sim.run(Packet.from_fields(pkt), c.site.edge("lan").ports[0][1])
+    assert res.outputs and all(e.packet.value("reg0") == 0 and "reg0" not in dict(e.packet) for e in res.outputs)
+    assert any(h.table_id == T.CT for h in res.matched)
