@@ -17,7 +17,7 @@ from compiler.lowering.lower import lower
 from compiler.placement.place import Placement, place
 from compiler.steering.hostplan import HostPlan, host_plans
 from compiler.steering.regions import reverse_space
-from compiler.steering.steer import MAX_CHOICES, SteeringPlan, plan
+from compiler.steering.steer import MAX_CHOICES, MAX_TERMS, SteeringPlan, plan
 from fslang.diagnostics import Diagnostic
 
 
@@ -75,9 +75,9 @@ def _check_choices(site: ir.Site, steering: SteeringPlan) -> list[Diagnostic]:
     return [
         Diagnostic(
             "E0803",
-            f"policy `{name}`'s pipeline multiplies into more than {MAX_CHOICES} choices where the switch "
-            "classifies its packets (case arms x replica shares x copies x the continuations of every "
-            "module output)",
+            f"policy `{name}`'s pipeline multiplies into more than {MAX_CHOICES} choices, or into header "
+            f"conditions of more than {MAX_TERMS} terms, where the switch classifies its packets (case arms x "
+            "replica shares x copies x the continuations of every module output)",
             policies[name].span,
             hint="split the pipeline: give nested `case`s or branches their own policies, or hash "
             "replicated stages by the same field (`by flow`) so their choices do not multiply",

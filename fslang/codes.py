@@ -304,7 +304,8 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0803",
-        "a pipeline whose decisions multiply past 1,024 choices at one classification point",
+        "a pipeline whose decisions multiply past 1,024 choices (or 4,096-term header conditions) at one "
+        "classification point",
         _b(
             "policy p via "
             + " >> ".join(
@@ -320,7 +321,15 @@ CODES: tuple[Code, ...] = (
             + "\n"
         ),
         "the switch takes every header decision of a pipeline (case arms, replica and copy shares, what follows "
-        "each module output) where it classifies the packet, so sequential decisions multiply",
+        "each module output) where it classifies the packet, so sequential decisions multiply; so do the "
+        "header conditions of one choice (sequential port-range `case`s under `by src` replicas)",
+    ),
+    Code(
+        "E0804",
+        "a match or decision list that would spell into more than 100,000 flow entries",
+        _b("module m = monitor()\npolicy p match tcp and src port 1024..65535 and dst port 1024..65535 via m\n"),
+        "a switch without `ovs` cannot mask transport ports, so each masked port is spelt as one entry per "
+        "port; two wide ranges multiply into billions. Checked before any entry is built",
     ),
     Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
     Code(

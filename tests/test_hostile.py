@@ -127,6 +127,28 @@ CASES: list[tuple[str, str | bytes, str, str | None]] = [
         "E0301",
         "snk:",
     ),
+    (  # header conditions multiplied past memory (23 GB, then killed)
+        "port-range-cases-under-address-hashed-replicas",
+        _site(
+            "module m = monitor()\nmodule n = monitor()\npolicy p via case { tcp and dst port 1..65534: pass, "
+            "else: pass } >> case { tcp and src port 1..65534: pass, else: pass } >> m * 7 by src >> n * 7 by dst\n",
+            BASE.replace("cores 4", "cores 16"),
+        ),
+        "E0803",
+        "policy p",
+    ),
+    (  # a standard switch spells masked ports one by one: four billion entries
+        "two-wide-port-ranges-on-a-standard-switch",
+        _site(MON + "policy p match tcp and src port 1024..65535 and dst port 1024..65535 via m\n"),
+        "E0804",
+        "policy p",
+    ),
+    (  # nested port-range case after multi-output modules: two million SELECT entries
+        "select-list-explosion",
+        (Path(__file__).parent / "regressions" / "select_list_explosion.fs").read_text(),
+        "E0804",
+        "policy p11",
+    ),
 ]
 
 

@@ -824,7 +824,7 @@ def site_texts(draw: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-RESOURCE_CODES = {"E0701", "E0702", "E0703", "E0801", "E0802", "E0803"}  # capacity, box ambiguity, tags, tcam, choices
+RESOURCE_CODES = {"E0701", "E0702", "E0703", "E0801", "E0802", "E0803", "E0804"}  # capacity, boxes, tags, tcam, choices
 
 
 def _guard_cubes(p: ir.Pipeline) -> int:

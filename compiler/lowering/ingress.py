@@ -36,7 +36,7 @@ from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
-from compiler.lowering.ofmatch import space_to_matches
+from compiler.lowering.ofmatch import TooManyEntries, space_to_matches
 from compiler.lowering.profiles import Profile
 from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
 
@@ -365,63 +365,71 @@ class Ingress:
                 policy = low.policies[entry.policy]
                 targets.append((order[(policy.name, entry.direction)], policy, entry.direction, entry.id, entry.box))
         for i, policy, direction, entry_id, box in targets:
-            prio = T.PRIO_POLICY_TOP - i
-            is_drop = isinstance(policy.pipeline, ir.Drop)
-            cookie = T.policy_cookie(policy.index, 0 if box is None else 0xFFF0)
-            wm = (low.entry_bits(entry_id), T.ENTRY_MASK)
-            for item in self._items(policy, direction, box, here_in):
-                if (
-                    item.edges is not None
-                    and box is None
-                    and not any(e & item.edges[1] == item.edges[0] for e in here_set)
-                ):
-                    continue  # none of its edges has a port on this switch
-                if direction == "reverse" and box is None and not self._reply_edges(item.term.cube) & here_set:
-                    continue  # a reply enters by its source's edge: none of those is on this switch
-                term = item.term
-                if direction == "reverse":
-                    self.replies_on.add(sw)
-                for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
-                    if kind == "arp" and (direction == "reverse" or box is not None):
-                        continue
-                    if kind == "arp" and not is_drop and policy.index not in self.arp_decided:
-                        continue
-                    t = _with_eth(term, eth)
-                    if t is not None:
-                        used.update(x for x in t.excluded if x in self.flag_of)
-                        for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
-                            parts = [(mv, mm), *item.meta]
-                            if item.edges is not None:
-                                em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
-                                if em is None:
-                                    continue
-                                parts.append(em)
-                            v, m = combine(parts)
-                            match = Match.of(*fields, *((FieldMatch("metadata", v, m),) if m else ()))
-                            if is_drop:
-                                low.add(sw, FlowEntry(T.POLICY, prio, match, cookie=cookie))
-                            elif kind == "ip":
-                                low.add(
-                                    sw,
-                                    FlowEntry(
-                                        T.POLICY, prio, match, goto_table=self.after, cookie=cookie, write_metadata=wm
-                                    ),
-                                )
-                                self.entries_here.setdefault(sw, set()).add(entry_id)
-                            else:
-                                low.add(
-                                    sw,
-                                    FlowEntry(
-                                        T.POLICY,
-                                        prio,
-                                        match,
-                                        low.forward_nonip(sw, 0, "arp"),
-                                        goto_table=T.EXIT,
-                                        cookie=cookie,
-                                    ),
-                                )
-                if direction == "forward" and box is None and (is_drop or policy.index in self.other_decided):
-                    self._nonip(sw, term, item.edges, prio, cookie, is_drop)
+            try:
+                prio = T.PRIO_POLICY_TOP - i
+                is_drop = isinstance(policy.pipeline, ir.Drop)
+                cookie = T.policy_cookie(policy.index, 0 if box is None else 0xFFF0)
+                wm = (low.entry_bits(entry_id), T.ENTRY_MASK)
+                for item in self._items(policy, direction, box, here_in):
+                    if (
+                        item.edges is not None
+                        and box is None
+                        and not any(e & item.edges[1] == item.edges[0] for e in here_set)
+                    ):
+                        continue  # none of its edges has a port on this switch
+                    if direction == "reverse" and box is None and not self._reply_edges(item.term.cube) & here_set:
+                        continue  # a reply enters by its source's edge: none of those is on this switch
+                    term = item.term
+                    if direction == "reverse":
+                        self.replies_on.add(sw)
+                    for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
+                        if kind == "arp" and (direction == "reverse" or box is not None):
+                            continue
+                        if kind == "arp" and not is_drop and policy.index not in self.arp_decided:
+                            continue
+                        t = _with_eth(term, eth)
+                        if t is not None:
+                            used.update(x for x in t.excluded if x in self.flag_of)
+                            for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
+                                parts = [(mv, mm), *item.meta]
+                                if item.edges is not None:
+                                    em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
+                                    if em is None:
+                                        continue
+                                    parts.append(em)
+                                v, m = combine(parts)
+                                match = Match.of(*fields, *((FieldMatch("metadata", v, m),) if m else ()))
+                                if is_drop:
+                                    low.add(sw, FlowEntry(T.POLICY, prio, match, cookie=cookie))
+                                elif kind == "ip":
+                                    low.add(
+                                        sw,
+                                        FlowEntry(
+                                            T.POLICY,
+                                            prio,
+                                            match,
+                                            goto_table=self.after,
+                                            cookie=cookie,
+                                            write_metadata=wm,
+                                        ),
+                                    )
+                                    self.entries_here.setdefault(sw, set()).add(entry_id)
+                                else:
+                                    low.add(
+                                        sw,
+                                        FlowEntry(
+                                            T.POLICY,
+                                            prio,
+                                            match,
+                                            low.forward_nonip(sw, 0, "arp"),
+                                            goto_table=T.EXIT,
+                                            cookie=cookie,
+                                        ),
+                                    )
+                    if direction == "forward" and box is None and (is_drop or policy.index in self.other_decided):
+                        self._nonip(sw, term, item.edges, prio, cookie, is_drop)
+            except TooManyEntries:  # E0804: its match spells into too many entries (the compile fails)
+                low.too_many_policies.add(policy.name)
         self._defaults(sw, here, boxes)
         for sid in self.entries_here.get(sw, ()):
             for c, _ in plan.selectors[sid]:

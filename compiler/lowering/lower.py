@@ -38,14 +38,14 @@ from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import contracts
 from compiler.lowering import tables as T
-from compiler.lowering.ingress import Ingress
-from compiler.lowering.ofmatch import ipv6_loadable
+from compiler.lowering.ingress import Ingress, Spelt
+from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries, ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.reach import tags_by_switch
 from compiler.lowering.topology import Topology
 from compiler.oxm_fields import CT_TRACKED
 from compiler.steering import flowhash
-from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Exit, Fork, SteeringPlan, Visit
+from compiler.steering.steer import BoxVisit, Combos, Dispatch, Dropped, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
 
 IP = MatchSet.of(HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6))
@@ -108,6 +108,10 @@ class Lowering:
     topo: Topology = field(init=False)
     entries: dict[str, dict[FlowEntry, None]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # E0804: decision lists (-> entries counted), policies and switches whose spelling passed its bound
+    too_many_entries: dict[int, int] = field(default_factory=dict)
+    too_many_policies: set[str] = field(default_factory=set)
+    too_many_switches: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
@@ -154,7 +158,10 @@ class Lowering:
     # ---- tables ----
     def run(self) -> dict[str, SwitchTables]:
         for sw in self.entries:
-            self.ingress.classify(sw)
+            try:
+                self.ingress.classify(sw)
+            except TooManyEntries:  # outside any one policy's entries (a flag or region table)
+                self.too_many_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
         for sw in self.entries:
@@ -236,9 +243,17 @@ class Lowering:
     def select(self, sw: str) -> None:
         """Entry + bucket + headers -> first tag, only for the entries that this
         switch's classification can write (the rules are the same on every
-        switch of a profile, so they are built once)."""
+        switch of a profile, so they are built once).  A decision list whose
+        spelling would pass MAX_SPELT is not built (E0804)."""
         for sid in sorted(self.ingress.entries_here.get(sw, ())):
-            for e in self._select_rules(sid, self.profiles[sw]):
+            if sid in self.too_many_entries:
+                continue
+            try:
+                rules = self._select_rules(sid, self.profiles[sw])
+            except TooManyEntries as e:
+                self.too_many_entries[sid] = e.count
+                continue
+            for e in rules:
                 self.add(sw, e)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
@@ -246,6 +261,7 @@ class Lowering:
         if cached is not None:
             return cached
         combos = self.plan.selectors[sid]
+        spelt = self._spell_combos(combos, profile)
         rules: list[FlowEntry] = []
         if len(combos) > T.PRIO_SELECT_TOP:
             raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
@@ -253,14 +269,8 @@ class Lowering:
         marks = self._marks(sid) if profile.conntrack else {}
         if marks:
             rules += self._conntrack_rules(sid, marks, cookie)
-        for ci, (constraint, dispatch) in enumerate(combos):
+        for ci, ((constraint, dispatch), parts) in enumerate(zip(combos, spelt)):
             prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
-            # an entry is only ever written for IP packets, so a choice without
-            # a header constraint needs no header fields at all
-            if constraint.space is None:
-                parts: Iterable[tuple[tuple[FieldMatch, ...], tuple[int, int]]] = [((), (0, 0))]
-            else:
-                parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
             actions: tuple[Action, ...]
             goto: int | None
             if dispatch in marks:  # a new connection: CT commits the path chosen, then SELECT takes it
@@ -274,6 +284,25 @@ class Lowering:
                     rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie=cookie))
         self._select_cache[(sid, profile)] = rules
         return rules
+
+    def _spell_combos(self, combos: Combos, profile: Profile) -> list[list[Spelt]]:
+        """Each choice's header constraint as OpenFlow match parts, counted
+        before any entry is built: raise TooManyEntries when the list would
+        need more than MAX_SPELT (parts x bucket patterns)."""
+        spelt: list[list[Spelt]] = []
+        count = 0
+        for constraint, _ in combos:
+            # an entry is only ever written for IP packets, so a choice without
+            # a header constraint needs no header fields at all
+            if constraint.space is None:
+                parts: list[Spelt] = [((), (0, 0))]
+            else:
+                parts = list(self.ingress.spell(constraint.space & IP, profile, edges=False))
+            count += len(parts) * len(bucket_patterns(constraint.buckets))
+            if count > MAX_SPELT:
+                raise TooManyEntries(count)
+            spelt.append(parts)
+        return spelt
 
     def _marks(self, sid: int) -> dict[Dispatch, int]:
         """The connection marks of a decision list worth tracking: one per
@@ -514,4 +543,41 @@ def lower(
     site: ir.Site, placement: dict[str, str], plan: SteeringPlan
 ) -> tuple[dict[str, SwitchTables], list[Diagnostic]]:
     low = Lowering(site, placement, plan)
-    return low.run(), low.diagnostics
+    tables = low.run()
+    return tables, low.diagnostics + _too_many_entries(site, plan, low)
+
+
+_E0804_HINT = (
+    "split the policy, decide by fewer or wider ranges (prefixes rather than port ranges), hash replicated "
+    "stages by flow so their shares need fewer patterns; on a switch without `ovs` every masked port "
+    "becomes one entry per port: declare `ovs` if the switch is Open vSwitch"
+)
+
+
+def _too_many_entries(site: ir.Site, plan: SteeringPlan, low: Lowering) -> list[Diagnostic]:
+    """E0804 once per policy whose match or decision list (ingress or box
+    return) would spell more than MAX_SPELT entries, and per switch where a
+    shared table would."""
+    spans = {p.name: p.span for p in site.policies}
+    names = {e.policy for e in plan.entries if e.id in low.too_many_entries} | low.too_many_policies
+    out = [
+        Diagnostic(
+            "E0804",
+            f"policy `{name}` needs more than {MAX_SPELT:,} flow entries for one match or where the switch "
+            "classifies its packets (its choices x the header ranges that decide them x replica share patterns)",
+            spans[name],
+            hint=_E0804_HINT,
+        )
+        for name in sorted(names, key=list(spans).index)
+    ]
+    out += [
+        Diagnostic(
+            "E0804",
+            f"switch `{s.name}` needs more than {MAX_SPELT:,} flow entries for one match of its classification",
+            s.span,
+            hint=_E0804_HINT,
+        )
+        for s in site.switches
+        if s.name in low.too_many_switches
+    ]
+    return out

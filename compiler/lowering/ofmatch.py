@@ -265,8 +265,30 @@ def split_ipv6_mask(fm: FieldMatch) -> list[FieldMatch]:
     return out
 
 
+#: the most flow entries one match may spell into (a masked value of a field
+#: the switch cannot mask becomes one entry per value: `tcp and src port
+#: 1024..65535 and dst port 1024..65535` on a standard switch would be four
+#: billion); past it lowering raises TooManyEntries and check says E0804
+MAX_SPELT = 100_000
+
+
+class TooManyEntries(Exception):
+    """A match, or one decision list, would spell into more than its bound
+    of flow entries (``count`` counted so far)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
+
+
 def _exact(fields: list[FieldMatch], profile: Profile) -> list[list[FieldMatch]]:
     """Spell masked values of fields the profile cannot mask as exact values."""
+    count = 1
+    for fm in fields:
+        if fm.mask is not None and fm.field not in profile.maskable:
+            count <<= FIELDS[fm.field].bits - bin(fm.mask).count("1")
+    if count > MAX_SPELT:
+        raise TooManyEntries(count)
     out = [fields]
     for fm in [f for f in fields if f.mask is not None and f.field not in profile.maskable]:
         name, width = fm.field, FIELDS[fm.field].bits

@@ -35,10 +35,17 @@ _T = TypeVar("_T")
 # The examples need at most 8; the bound keeps a pathological pipeline from
 # costing minutes and hundreds of thousands of entries.
 MAX_CHOICES = 1024
+# The header condition of one choice (a product of case arms, `by src`/`by
+# dst` shares and module outputs) holds at most this many cubes and
+# exclusions (the examples need at most 60): sequential port-range cases
+# under address-hashed replicas multiplied into 100,000s of cubes and ran out
+# of memory in a fuzzed 0.3 KB site.  Past it: E0803 as well.
+MAX_TERMS = 4096
 
 
 class TooManyChoices(Exception):
-    """A pipeline whose decisions multiply past MAX_CHOICES at one point."""
+    """A pipeline whose decisions multiply past MAX_CHOICES at one point, or
+    one choice whose header condition passes MAX_TERMS."""
 
 
 # ---- dispatches: what happens to a packet handed to the switch ------------
@@ -108,7 +115,14 @@ class Constraint:
     space: MatchSet | None = None  # None = everything
 
     def __and__(self, other: Constraint) -> Constraint:
-        space = self.space if other.space is None else other.space if self.space is None else self.space & other.space
+        if other.space is None or self.space is None:
+            space = self.space if other.space is None else other.space
+        elif len(self.space.terms) * len(other.space.terms) > 16 * MAX_TERMS:
+            raise TooManyChoices()
+        else:
+            space = self.space & other.space
+            if len(space.terms) + sum(len(t.excluded) for t in space.terms) > MAX_TERMS:
+                raise TooManyChoices()
         return Constraint(self.buckets & other.buckets, space)
 
     def satisfiable(self) -> bool:
