@@ -250,11 +250,11 @@ class Lowering:
                 continue
             try:
                 rules = self._select_rules(sid, self.profiles[sw])
-            except TooManyEntries as e:
-                self.too_many_entries[sid] = e.count
+            except TooManyEntries as too_many:
+                self.too_many_entries[sid] = too_many.count
                 continue
-            for e in rules:
-                self.add(sw, e)
+            for rule in rules:
+                self.add(sw, rule)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
         cached = self._select_cache.get((sid, profile))
