@@ -534,12 +534,14 @@ def _judges(inst: Instance) -> list[bool]:
     return dirs
 
 
-def _input_port(inst: Instance, step: Step) -> int:
+def _input_port(inst: Instance, step: Step, judges: list[bool] | None = None) -> int:
+    """``judges``: :func:`_judges` of ``inst`` when the caller has it (a
+    scan of every step of the instance, per step would be quadratic)."""
     m = inst.module
     if inst.external:
         return 0
     if m.type in ("firewall", "classify", "nat", "loadbalance"):
-        return _judges(inst).index(step.reverse)
+        return (judges if judges is not None else _judges(inst)).index(step.reverse)
     return 0
 
 
@@ -898,16 +900,18 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
     steer_off = len(LB.STEER) if label_steps else 0
     step_blocks = []
     first_at: dict[tuple[int, tuple[bool, int]], int] = {}  # (instance, step key) -> index of its first step
+    judges: dict[int, list[bool]] = {}  # instance -> its judged directions
     for inst in insts:
         for k, s in enumerate(inst.steps):
             first_at.setdefault((id(inst), _key(s)), k)
+        judges[id(inst)] = _judges(inst)
     for (label, tag), inst in steps:
         m = inst.module
         k = first_at[(id(inst), (label, tag))]
         s = inst.steps[k]
         entry = _entry(label, tag)
         via = f" -> {entry}_g" if _grouped(inst) else ""
-        lines = [Raw(f"{entry}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
+        lines = [Raw(f"{entry}{via} -> [{_input_port(inst, s, judges.get(id(inst)))}] {inst.cname};")]
         nxt = dict(s.next)
         painted = _painted(inst)
         for j, out in enumerate(m.outputs):
