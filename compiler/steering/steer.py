@@ -109,7 +109,10 @@ class Constraint:
 
     def __and__(self, other: Constraint) -> Constraint:
         space = self.space if other.space is None else other.space if self.space is None else self.space & other.space
-        return Constraint(self.buckets & other.buckets, space)
+        a, b = self.buckets, other.buckets
+        # most constraints take every bucket: no set intersection for them (the same set either way)
+        buckets = b if a is b or a is ALL_BUCKETS else a if b is ALL_BUCKETS else a & b
+        return Constraint(buckets, space)
 
     def satisfiable(self) -> bool:
         return bool(self.buckets) and (self.space is None or not self.space.is_empty())

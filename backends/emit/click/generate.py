@@ -138,22 +138,43 @@ def _word(s: str) -> str:
 def _check(value: Any, where: str = "context") -> None:
     """Template data must be Click text already: ``Raw`` strings, numbers,
     and containers or dataclasses of them.  A plain ``str`` (user data that
-    skipped ``quote`` or name generation) is refused."""
+    skipped ``quote`` or name generation) is refused.  The walk that names
+    where the bad value is runs only once :func:`_clean` has found one."""
+    if not _clean(value):
+        _explain(value, where)
+
+
+def _clean(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, Raw)):
+        return True
+    if isinstance(value, str):
+        return False
+    if isinstance(value, Mapping):
+        return all(_clean(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_clean(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return all(_clean(getattr(value, k)) for k in value.__dataclass_fields__)
+    return False
+
+
+def _explain(value: Any, where: str) -> None:
+    """Raise for the first value :func:`_clean` refuses, with its path."""
     if value is None or isinstance(value, (bool, int, Raw)):
         return
     if isinstance(value, str):
         raise TypeError(f"refusing to put unescaped text {value!r} ({where}) into a Click configuration")
     if isinstance(value, Mapping):
         for k, v in value.items():
-            _check(v, f"{where}.{k}")
+            _explain(v, f"{where}.{k}")
         return
     if isinstance(value, (list, tuple)):
         for k, v in enumerate(value):
-            _check(v, f"{where}[{k}]")
+            _explain(v, f"{where}[{k}]")
         return
     if hasattr(value, "__dataclass_fields__"):
         for k in value.__dataclass_fields__:
-            _check(getattr(value, k), f"{where}.{k}")
+            _explain(getattr(value, k), f"{where}.{k}")
         return
     raise TypeError(f"refusing to put {type(value).__name__} ({where}) into a Click configuration")
 
