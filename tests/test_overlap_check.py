@@ -36,6 +36,7 @@ def test_scan_names_what_the_chain_named(seed):
         random.Random(seed).shuffle(policies)
     kinds = Counter()
     checked, prefix = [], []
+    taken = P.Taken()  # kept across policies, as check_order keeps it
     for pol in policies:
         space = pol.match.space()
         checked.append(pol)
@@ -43,6 +44,7 @@ def test_scan_names_what_the_chain_named(seed):
         if prefix and before.intersects(space) and not space.is_subset(before):
             first = P._first_meeting(prefix, space, 0)
             want = chain_reference(space, prefix, checked, first)
+            assert P._first_partial(pol, space, prefix, checked, first, taken) == want
             assert P._first_partial(pol, space, prefix, checked, first) == want
             kinds["none" if want is None else "first" if want == first else "later"] += 1
         prefix.append(before | space)

@@ -22,7 +22,7 @@ from compiler.check.matchcomp import MatchCompiler
 from compiler.check.pipelines import PipelineChecker
 from compiler.check.symbols import Symbols
 from compiler.headerspace.bdd import Space
-from compiler.headerspace.cubes import DEFAULT_LAYOUT, meets, within
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, meets
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.packets import describe
 from compiler.headerspace.prefix_index import PrefixIndex
@@ -98,6 +98,7 @@ def check_order(
     prefix: list[Space] = []  # prefix[k]: the union of the first k+1 checked policies (once built)
     checked: list[ir.Policy] = []
     seen = PrefixIndex()  # earlier terms' cubes by the destination prefix they fix
+    taken = Taken()  # what the partial-overlap scan keeps across policies
     for policy, stmt in zip(policies, stmts):
         if policy.name in had_errors_in:  # its match is not trustworthy; don't pile on
             continue
@@ -129,7 +130,7 @@ def check_order(
             if space.is_subset(before):
                 _shadowed(policy, stmt, space, prefix, checked, first, symbols)
             else:
-                _warn_partial(policy, stmt, span, space, prefix, checked, first, symbols, edge_names)
+                _warn_partial(policy, stmt, span, space, prefix, checked, first, symbols, edge_names, taken)
         prefix.append(before | space)
 
 
@@ -207,38 +208,93 @@ def _cubes(match: MatchSet) -> list[tuple[int, int]]:
 def _plain(match: MatchSet) -> bool:
     """Terms without exclusions whose cubes leave the VLAN id alone: then the
     set is exactly the union of the cubes over real packets, so cube
-    containment answers subset questions as the diagrams would."""
-    return all(not t.excluded and not t.cube.mask & _VID_BITS for t in match.terms)
+    containment answers subset questions as the diagrams would (cached on
+    the immutable set)."""
+    got = match.__dict__.get("_plain")
+    if got is None:
+        got = all(not t.excluded and not t.cube.mask & _VID_BITS for t in match.terms)
+        object.__setattr__(match, "_plain", got)
+    return got
+
+
+class Taken:
+    """What the partial-overlap scan keeps across the policies of one site:
+    each earlier policy's region still taken (its set minus every earlier
+    policy's, as a diagram, built once when first asked), its single plain
+    cube if it is one, and the first policy of each such cube."""
+
+    def __init__(self) -> None:
+        self.regions: dict[int, Any] = {}
+        self.singles: list[tuple[int, int] | None] = []
+        self.first_of: dict[tuple[int, int], int] = {}
+
+    def extend(self, checked: list[ir.Policy], n: int) -> None:
+        for k in range(len(self.singles), n):
+            match = checked[k].match
+            pairs = _cubes(match)
+            single = pairs[0] if len(pairs) == 1 and _plain(match) else None
+            self.singles.append(single)
+            if single is not None:
+                self.first_of.setdefault(single, k)
+
+    def region(self, k: int, prefix: list[Space], checked: list[ir.Policy]) -> Any:
+        got = self.regions.get(k)
+        if got is None:
+            got = self.regions[k] = (checked[k].match.space() - prefix[k - 1]).f
+        return got
 
 
 def _first_partial(
-    policy: ir.Policy, space: Space, prefix: list[Space], checked: list[ir.Policy], first: int | None
+    policy: ir.Policy,
+    space: Space,
+    prefix: list[Space],
+    checked: list[ir.Policy],
+    first: int | None,
+    taken: Taken | None = None,
 ) -> int | None:
     """The first earlier policy that takes some of ``space``'s traffic (none
     of the policies before it took that part) and does not lie wholly inside
     ``space``.  Earlier policies are visited in order, each ruled out by its
     cubes (no diagram) when they meet none of this policy's or lie inside
-    it; the prefix union is asked only for a candidate that is not inside,
-    so an "exception first" run of many policies costs a scan of cubes, not
-    a binary search over diagrams per policy."""
+    it, or when the cube they share with this policy is an earlier policy's
+    own cube (that one took the shared part); a candidate left is asked
+    whether the region it still takes meets this policy: one diagram
+    implication test, no diagram built."""
     if first is None:
         return None
+    if taken is None:
+        taken = Taken()
+    n = len(prefix)
+    taken.extend(checked, n)
+    singles, first_of = taken.singles, taken.first_of
     mine = _cubes(policy.match)
     one = mine[0] if len(mine) == 1 and _plain(policy.match) else None
-    for k in range(first, len(prefix)):
-        earlier = checked[k].match
-        theirs = _cubes(earlier)
-        if k > first and not any(meets(a, b) for a in mine for b in theirs):
-            continue
-        if one is not None and _plain(earlier):
-            # plain cubes away from the VLAN field: the diagram's answer, without it
-            inside = all(within(b, one) for b in theirs)
+    not_space = ~space.f
+    for k in range(first, n):
+        single = singles[k] if one is not None else None
+        if single is not None:
+            # plain cubes away from the VLAN field: the diagram's answers, without it
+            ov, om = one  # type: ignore[misc]
+            bv, bm = single
+            if (bv ^ ov) & bm & om:
+                continue  # they do not meet
+            if not om & ~bm and not (bv ^ ov) & om:
+                continue  # inside this policy: the "exception first" idiom, whether it takes traffic or not
+            if k == first:
+                return k  # the first one meeting it takes some of its traffic by definition
+            j = first_of.get((bv | ov, bm | om))
+            if j is not None and j < k:
+                continue  # an earlier policy is exactly their common part: it took all of it
         else:
-            inside = earlier.space().is_subset(space)
-        if inside:
-            continue  # inside this policy: the "exception first" idiom, whether it takes traffic or not
-        if k == first or not (earlier.space() & space).is_subset(prefix[k - 1]):
-            return k  # it takes some of this policy's traffic (the first one meeting it does by definition)
+            earlier = checked[k].match
+            if k > first and not any(meets(a, b) for a in mine for b in _cubes(earlier)):
+                continue
+            if earlier.space().is_subset(space):
+                continue  # inside this policy
+            if k == first:
+                return k
+        if not taken.region(k, prefix, checked) <= not_space:
+            return k  # what it still takes meets this policy
     return None
 
 
@@ -252,10 +308,11 @@ def _warn_partial(
     first: int | None,
     symbols: Symbols,
     edge_names: Sequence[str],
+    taken: Taken,
 ) -> None:
     """W0501 for the first earlier policy that shares traffic with this one
     without lying wholly inside it (the "exception first" idiom is fine)."""
-    k = _first_partial(policy, space, prefix, checked, first)
+    k = _first_partial(policy, space, prefix, checked, first, taken)
     if k is None:
         return
     other = checked[k]

@@ -90,6 +90,7 @@ class Ingress:
         self._assign_flags()
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
+        self._edge_groups: dict[int, list[tuple[Term, frozenset[int]]]] = {}  # policy index -> terms by edges
         self._reply_cache: dict[Cube, frozenset[int]] = {}
         self.replies_on: set[str] = set()  # switches that classify replies of symmetric policies
 
@@ -320,6 +321,20 @@ class Ingress:
         patterns as this switch allows: an index no port of this switch can
         write (another switch's edge, an unused value) may match or not."""
         width = self.meta.in_edge.width
+        out = []
+        for term, edges in self._groups_by_edges(policy, width):
+            want = edges & here_in
+            if want:
+                forbidden = here_in - edges
+                out += [Item(term, (), p) for p in edge_cover(want, forbidden, width)]
+        return out
+
+    def _groups_by_edges(self, policy: ir.Policy, width: int) -> list[tuple[Term, frozenset[int]]]:
+        """A policy's terms without their edge bits, each with the ingress
+        indices it takes (the same on every switch: worked out once)."""
+        got = self._edge_groups.get(policy.index)
+        if got is not None:
+            return got
         groups: dict[Term, set[int]] = {}
         for t in policy.match.terms:
             v, m = edge_pattern(t.cube)
@@ -329,13 +344,8 @@ class Ingress:
             groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(
                 i for i in range(1 << width) if i & m == v & m
             )
-        out = []
-        for term, edges in groups.items():
-            want = frozenset(edges) & here_in
-            if want:
-                forbidden = here_in - edges
-                out += [Item(term, (), p) for p in edge_cover(want, forbidden, width)]
-        return out
+        got = self._edge_groups[policy.index] = [(term, frozenset(edges)) for term, edges in groups.items()]
+        return got
 
     def _reply_edges(self, cube: Cube) -> frozenset[int]:
         """The edges a reply in ``cube`` can come in by: SRC_HOME wants the

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, FieldMatch
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, FIELD_ORDER, OFPVID_PRESENT, FieldMatch
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
 from compiler.lowering.profiles import OVS, Profile
 from compiler.oxm_fields import FIELDS
@@ -199,7 +199,7 @@ def _matches(
         spelt = _exact(fields, profile) if any(f.mask is not None for f in fields) else [fields]
         for row in spelt:
             for r in ipv6_loadable(row) if _has_v6_mask(row) else (row,):
-                result.append((edge, tuple(sorted(r))))
+                result.append((edge, tuple(sorted(r, key=FIELD_ORDER))))
     return tuple(result)
 
 

@@ -123,7 +123,10 @@ class Constraint:
             space = self.space & other.space
             if len(space.terms) + sum(len(t.excluded) for t in space.terms) > MAX_TERMS:
                 raise TooManyChoices()
-        return Constraint(self.buckets & other.buckets, space)
+        a, b = self.buckets, other.buckets
+        # most constraints take every bucket: no set intersection for them (the same set either way)
+        buckets = b if a is b or a is ALL_BUCKETS else a if b is ALL_BUCKETS else a & b
+        return Constraint(buckets, space)
 
     def satisfiable(self) -> bool:
         return bool(self.buckets) and (self.space is None or not self.space.is_empty())

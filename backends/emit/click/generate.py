@@ -138,22 +138,43 @@ def _word(s: str) -> str:
 def _check(value: Any, where: str = "context") -> None:
     """Template data must be Click text already: ``Raw`` strings, numbers,
     and containers or dataclasses of them.  A plain ``str`` (user data that
-    skipped ``quote`` or name generation) is refused."""
+    skipped ``quote`` or name generation) is refused.  The walk that names
+    where the bad value is runs only once :func:`_clean` has found one."""
+    if not _clean(value):
+        _explain(value, where)
+
+
+def _clean(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, Raw)):
+        return True
+    if isinstance(value, str):
+        return False
+    if isinstance(value, Mapping):
+        return all(_clean(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_clean(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return all(_clean(getattr(value, k)) for k in value.__dataclass_fields__)
+    return False
+
+
+def _explain(value: Any, where: str) -> None:
+    """Raise for the first value :func:`_clean` refuses, with its path."""
     if value is None or isinstance(value, (bool, int, Raw)):
         return
     if isinstance(value, str):
         raise TypeError(f"refusing to put unescaped text {value!r} ({where}) into a Click configuration")
     if isinstance(value, Mapping):
         for k, v in value.items():
-            _check(v, f"{where}.{k}")
+            _explain(v, f"{where}.{k}")
         return
     if isinstance(value, (list, tuple)):
         for k, v in enumerate(value):
-            _check(v, f"{where}[{k}]")
+            _explain(v, f"{where}[{k}]")
         return
     if hasattr(value, "__dataclass_fields__"):
         for k in value.__dataclass_fields__:
-            _check(getattr(value, k), f"{where}.{k}")
+            _explain(getattr(value, k), f"{where}.{k}")
         return
     raise TypeError(f"refusing to put {type(value).__name__} ({where}) into a Click configuration")
 
@@ -534,12 +555,14 @@ def _judges(inst: Instance) -> list[bool]:
     return dirs
 
 
-def _input_port(inst: Instance, step: Step) -> int:
+def _input_port(inst: Instance, step: Step, judges: list[bool] | None = None) -> int:
+    """``judges``: :func:`_judges` of ``inst`` when the caller has it (a
+    scan of every step of the instance, per step would be quadratic)."""
     m = inst.module
     if inst.external:
         return 0
     if m.type in ("firewall", "classify", "nat", "loadbalance"):
-        return _judges(inst).index(step.reverse)
+        return (judges if judges is not None else _judges(inst)).index(step.reverse)
     return 0
 
 
@@ -898,16 +921,18 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
     steer_off = len(LB.STEER) if label_steps else 0
     step_blocks = []
     first_at: dict[tuple[int, tuple[bool, int]], int] = {}  # (instance, step key) -> index of its first step
+    judges: dict[int, list[bool]] = {}  # instance -> its judged directions
     for inst in insts:
         for k, s in enumerate(inst.steps):
             first_at.setdefault((id(inst), _key(s)), k)
+        judges[id(inst)] = _judges(inst)
     for (label, tag), inst in steps:
         m = inst.module
         k = first_at[(id(inst), (label, tag))]
         s = inst.steps[k]
         entry = _entry(label, tag)
         via = f" -> {entry}_g" if _grouped(inst) else ""
-        lines = [Raw(f"{entry}{via} -> [{_input_port(inst, s)}] {inst.cname};")]
+        lines = [Raw(f"{entry}{via} -> [{_input_port(inst, s, judges.get(id(inst)))}] {inst.cname};")]
         nxt = dict(s.next)
         painted = _painted(inst)
         for j, out in enumerate(m.outputs):
