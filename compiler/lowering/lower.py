@@ -24,6 +24,8 @@ from compiler.flowir import (
     Action,
     FieldMatch,
     FlowEntry,
+    GroupAction,
+    GroupEntry,
     Match,
     Output,
     PopVlan,
@@ -34,7 +36,7 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering import contracts
+from compiler.lowering import contracts, failover
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress
 from compiler.lowering.ofmatch import ipv6_loadable
@@ -104,11 +106,13 @@ class Lowering:
     plan: SteeringPlan
     topo: Topology = field(init=False)
     entries: dict[str, dict[FlowEntry, None]] = field(default_factory=dict)
+    groups: dict[str, dict[int, GroupEntry]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
         self.entries = {s.name: {} for s in self.site.switches}
+        self.groups = {s.name: {} for s in self.site.switches}
         self.profiles = {s.name: profile_of(s) for s in self.site.switches}
         self.hosts = {h.name: h for h in self.site.hosts}
         self.boxes = {b.name: b for b in self.site.boxes}
@@ -128,6 +132,10 @@ class Lowering:
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
+
+    def add_group(self, switch: str, group: GroupEntry, table: int) -> None:
+        contracts.check_group(group, table)
+        self.groups[switch][group.group_id] = group
 
     def entry_bits(self, entry_id: int) -> int:
         """Metadata value of a classification entry; its top bit is the generation."""
@@ -151,6 +159,7 @@ class Lowering:
             self.ingress.classify(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
+        self.senders = failover.senders(self.site, self.placement, self.plan)  # who hands visits over (failover)
         for sw in self.entries:
             if self.needs_hash:
                 self.hash_tables(sw)
@@ -158,7 +167,10 @@ class Lowering:
             self.steer(sw)
             self.exit(sw)
             self.tagged(sw)
-        return {sw: SwitchTables(sw, tuple(sorted(es, key=_order))) for sw, es in self.entries.items()}
+        return {
+            sw: SwitchTables(sw, tuple(sorted(es, key=_order)), tuple(g for _, g in sorted(self.groups[sw].items())))
+            for sw, es in self.entries.items()
+        }
 
     def tagged(self, sw: str) -> None:
         """Tagged traffic from hosts and links goes to STEER; floods cross links."""
@@ -287,6 +299,8 @@ class Lowering:
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
             tag_match = self._tag_match(d)
+            if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
+                continue
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
             if not isinstance(d, Fork):
                 continue
@@ -299,6 +313,17 @@ class Lowering:
                 )
                 m = Match.of(FieldMatch("in_port", port), *tag_match)
                 self.add(sw, FlowEntry(T.STEER, 101, m, hairpin, goto, cookie=cookie))
+
+    def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
+        """STEER entries of a replica's visit through its fast-failover
+        groups (lowering.failover); False: no failover here."""
+        groups = failover.steer_groups(self.site, self.placement, self.plan, sw, d, self.senders.get(d, set()))
+        for in_port, g in groups:
+            self.add_group(sw, g, T.STEER)
+            fields = tag_match if in_port is None else (FieldMatch("in_port", in_port), *tag_match)
+            prio = 100 if in_port is None else 101
+            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), (GroupAction(g.group_id),), cookie=cookie))
+        return bool(groups)
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (its tag already ``d``'s) on its

@@ -27,8 +27,10 @@ meaningless.  Semantics, in short:
   tag).  push_mpls copies the outer label if any, else label 0 (2 for IPv6),
   TC = ip_dscp & 7 (OVS), and hides the L3 payload until the bottom label is
   popped; at most 3 labels (OVS limit).
+* Ports are live unless named in ``down`` (a link or host that is down):
+  output to a down port emits nothing.
 * Groups: ``all`` runs every bucket on a copy, ``indirect`` its bucket, ``ff``
-  its first bucket (all ports assumed live), ``select`` each bucket with
+  its first live bucket (its watched port up; none: drop), ``select`` each bucket with
   weight > 0 as an alternative: the result then lists every possible outcome
   and is flagged ``select``.
 """
@@ -46,6 +48,7 @@ from compiler.flowir import (
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Bucket,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -302,7 +305,7 @@ def _effect(e: FlowEntry) -> tuple:
 class Simulator:
     """Pre-indexed tables; ``run`` one packet at a time."""
 
-    def __init__(self, tables: SwitchTables) -> None:
+    def __init__(self, tables: SwitchTables, down: frozenset[int] = frozenset()) -> None:
         by_table: dict[int, dict[int, dict[FlowEntry, None]]] = {}
         for e in tables.entries:  # exact duplicates: one entry (a dict keeps the order)
             by_table.setdefault(e.table_id, {}).setdefault(e.priority, {})[e] = None
@@ -310,6 +313,7 @@ class Simulator:
             t: sorted(((prio, list(es)) for prio, es in p.items()), key=lambda kv: -kv[0]) for t, p in by_table.items()
         }
         self._groups = {g.group_id: g for g in tables.groups}
+        self._down = down
         self._select = False
 
     def lookup(self, table_id: int, packet: Packet, in_port: int) -> FlowEntry | None:
@@ -370,7 +374,7 @@ class Simulator:
         for a in actions:
             if isinstance(a, Output):
                 port = in_port if a.port == OFPP_IN_PORT else a.port
-                if a.port != in_port:  # OVS skips output to the input port
+                if a.port != in_port and port not in self._down:  # OVS skips output to the input port
                     emit = Emit(port, pkt.without_metadata())
                     outcomes = [o + (emit,) for o in outcomes]
             elif isinstance(a, SetField):
@@ -404,14 +408,29 @@ class Simulator:
             for i in range(len(g.buckets)):
                 out = _concat(out, run(i))
             return out
-        if g.type in ("indirect", "ff"):
+        if g.type == "indirect":
             return run(0) if g.buckets else [()]
+        if g.type == "ff":
+            live = (i for i, b in enumerate(g.buckets) if self._live(b))
+            first = next(live, None)
+            return [()] if first is None else run(first)
         if g.type == "select":
             live = [i for i, b in enumerate(g.buckets) if b.weight > 0]
             if len(live) > 1:
                 self._select = True
             return [o for i in live for o in run(i)] or [()]
         raise SimulationError(f"group {group_id}: unknown type {g.type!r}")
+
+
+    def _live(self, b: Bucket) -> bool:
+        watch = ff_watch(b.actions, b.watch_port)
+        if watch is None:
+            return False
+        kind, what = watch
+        if kind == "watch_port":
+            return what not in self._down
+        g = self._groups.get(what)  # a watched group is live while one of its buckets is
+        return g is not None and any(self._live(x) for x in g.buckets)
 
 
 def _concat(left: Outcomes, right: Outcomes) -> Outcomes:
@@ -421,12 +440,17 @@ def _concat(left: Outcomes, right: Outcomes) -> Outcomes:
     return out
 
 
-def simulate(tables: SwitchTables, packet: Mapping[str, int] | Packet, in_port: int | None = None) -> SimResult:
-    """Run one packet through ``tables`` from table 0."""
-    return Simulator(tables).run(packet, in_port)
+def simulate(
+    tables: SwitchTables,
+    packet: Mapping[str, int] | Packet,
+    in_port: int | None = None,
+    down: frozenset[int] = frozenset(),
+) -> SimResult:
+    """Run one packet through ``tables`` from table 0 (``down``: ports that are down)."""
+    return Simulator(tables, down).run(packet, in_port)
 
 
-from compiler.lowering.validate import Problem, validate  # noqa: E402  (re-export)
+from compiler.lowering.validate import Problem, ff_watch, validate  # noqa: E402  (re-export)
 
 __all__ = [
     "AmbiguousMatch",

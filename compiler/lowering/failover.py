@@ -1,0 +1,132 @@
+"""Data-plane fast failover: OpenFlow fast-failover groups for the replicas
+of a replicated stage.
+
+Where: in STEER, on the switch that a replica's host is attached to.  The
+replica of every stage is chosen at ingress (SELECT writes the first tag; a
+host re-tags for the next stage), but the packet leaves for the replica's
+host from STEER of that host's switch, the one switch that sees the host's
+port go down.  So the STEER entry of a visit to replica *i* outputs through
+group *g(i)*: bucket 0 watches *i*'s host port and outputs there (the tag
+unchanged: flow affinity is that of the flow hash while every port is up);
+the next buckets watch the other replicas' host ports, in the module's
+replica order starting after *i* (a rotation), each re-tagging the packet
+for its replica (the visit with the same continuations) and outputting
+there.  Only replicas whose hosts hang off the same switch are buckets: a
+switch cannot see a remote host's port, and a failover that never crosses a
+link cannot loop.  A replica on the same host as an earlier bucket adds
+nothing (same port) and is left out.
+
+Symmetric policies: the reply direction's visits get groups of their own,
+with the same rotation, so when a host is down a flow's forward and reply
+packets fail over to the same surviving replica.  Copies (forks) keep plain
+outputs: a copy to a down host is lost until the controller re-places it.
+
+A packet tagged for *i* may come in from the port of a surviving replica's
+host (a module there hands the flow over to the next stage): OpenFlow drops
+output to the ingress port, so such ports get a STEER entry matching
+``in_port`` with a variant of the group that outputs to IN_PORT there.
+
+Group ids are derived from the visit's tag (which carries the update
+generation): ``variant << 21 | is_label << 20 | tag``, so a generation's
+groups never collide with the other generation's, and are added and removed
+with the STEER entries that use them (docs/platform.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from compiler import ir
+from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
+from compiler.steering.steer import SteeringPlan, Visit
+
+VARIANT_SHIFT = 21
+LABEL_BIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class Alternative:
+    visit: Visit
+    port: int  # the replica's host port on this switch
+
+
+def group_id(plan: SteeringPlan, d: Visit, variant: int) -> int:
+    return variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
+
+
+def alternatives(
+    site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, sw: str, d: Visit
+) -> list[Alternative]:
+    """``d`` first, then the other replicas of its module on this switch in
+    rotation order (empty: ``d`` has no replica to fail over to here)."""
+    module = site.module(d.module)
+    names = module.instance_names()
+    if len(names) < 2 or d.instance not in names:
+        return []
+    hosts = {h.name: h for h in site.hosts}
+    k = names.index(d.instance)
+    out: list[Alternative] = []
+    seen: set[int] = set()
+    for inst in names[k:] + names[:k]:
+        host = hosts.get(placement.get(inst, ""))
+        if host is None:
+            continue
+        hsw, port = host.ports[0]
+        if hsw != sw or port in seen:
+            continue
+        alt = d if inst == d.instance else Visit(inst, d.module, d.next, d.reverse)
+        if alt not in plan.tags or plan.is_label(alt) != plan.is_label(d):
+            continue  # no tag for that replica with these continuations: its host would not know the packet
+        seen.add(port)
+        out.append(Alternative(alt, port))
+    return out if len(out) > 1 and out[0].visit == d else []
+
+
+def failover_group(
+    plan: SteeringPlan, d: Visit, alts: list[Alternative], variant: int, in_port: int | None
+) -> GroupEntry:
+    """The fast-failover group for ``d`` (``in_port``: the variant for packets
+    that come in from that port, which outputs there as IN_PORT)."""
+    buckets = []
+    for alt in alts:
+        acts: list[Action] = []
+        if alt.visit != d:
+            if plan.is_label(alt.visit):
+                acts.append(SetField("mpls_label", plan.tag(alt.visit)))
+            else:
+                acts.append(SetField("vlan_vid", 0x1000 | plan.tag(alt.visit)))
+        acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
+        buckets.append(Bucket(tuple(acts), watch_port=alt.port))
+    return GroupEntry(group_id(plan, d, variant), "ff", tuple(buckets))
+
+
+def senders(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> dict[Visit, set[int]]:
+    """Per visit, the host ports that send packets tagged for it (a module
+    on another host hands the flow over to it)."""
+    hosts = {h.name: h for h in site.hosts}
+    out: dict[Visit, set[int]] = {}
+    for d in plan.tags:
+        if not isinstance(d, Visit):
+            continue
+        h = placement[d.instance]
+        for _, nd in d.next:
+            if isinstance(nd, Visit) and placement[nd.instance] != h:
+                out.setdefault(nd, set()).add(hosts[h].ports[0][1])
+    return out
+
+
+def steer_groups(
+    site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, sw: str, d: Visit, sent_from: set[int]
+) -> list[tuple[int | None, GroupEntry]]:
+    """(in_port or None, group) for ``d``'s STEER entries on ``sw``: the
+    group of the plain entry, then one variant per in_port that needs
+    IN_PORT; empty when ``d`` gets no failover here."""
+    alts = alternatives(site, placement, plan, sw, d)
+    if not alts:
+        return []
+    out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(plan, d, alts, 0, None))]
+    for k, alt in enumerate(alts[1:], start=1):
+        if alt.port in sent_from:
+            out.append((alt.port, failover_group(plan, d, alts, k, alt.port)))
+    return out
