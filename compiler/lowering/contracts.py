@@ -125,7 +125,7 @@ class GroupContract:
     and whether every bucket must watch a port (fast failover)."""
 
     name: str
-    type: str
+    of_type: str
     actions: frozenset[type]
     set_fields: frozenset[str]
     used_from: frozenset[int]

@@ -411,8 +411,7 @@ class Simulator:
         if g.type == "indirect":
             return run(0) if g.buckets else [()]
         if g.type == "ff":
-            live = (i for i, b in enumerate(g.buckets) if self._live(b))
-            first = next(live, None)
+            first = next((i for i, b in enumerate(g.buckets) if self._live(b)), None)
             return [()] if first is None else run(first)
         if g.type == "select":
             live = [i for i, b in enumerate(g.buckets) if b.weight > 0]
@@ -420,7 +419,6 @@ class Simulator:
                 self._select = True
             return [o for i in live for o in run(i)] or [()]
         raise SimulationError(f"group {group_id}: unknown type {g.type!r}")
-
 
     def _live(self, b: Bucket) -> bool:
         watch = ff_watch(b.actions, b.watch_port)
