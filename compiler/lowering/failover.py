@@ -10,10 +10,12 @@ group *g(i)*: bucket 0 watches *i*'s host port and outputs there (the tag
 unchanged: flow affinity is that of the flow hash while every port is up);
 the next buckets watch the other replicas' host ports, in the module's
 replica order starting after *i* (a rotation), each re-tagging the packet
-for its replica (the visit with the same continuations) and outputting
-there.  Only replicas whose hosts hang off the same switch are buckets: a
-switch cannot see a remote host's port, and a failover that never crosses a
-link cannot loop.  A replica on the same host as an earlier bucket adds
+for its replica (the visit with the same continuations, else one whose
+continuations differ only in which replicas they visit: replicated stages
+hashed alike pair replica 1 with replica 1) and outputting there.  Only
+replicas whose hosts hang off the same switch are buckets: a switch cannot
+see a remote host's port, and a failover that never crosses a link cannot
+loop.  A replica on the same host as an earlier bucket adds
 nothing (same port) and is left out.
 
 Symmetric policies: the reply direction's visits get groups of their own,
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 
 from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
-from compiler.steering.steer import SteeringPlan, Visit
+from compiler.steering.steer import Dispatch, Fork, SteeringPlan, Visit
 
 VARIANT_SHIFT = 21
 LABEL_BIT = 1 << 20
@@ -55,32 +57,82 @@ def group_id(plan: SteeringPlan, d: Visit, variant: int) -> int:
     return variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
 
 
-def alternatives(
-    site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, sw: str, d: Visit
-) -> list[Alternative]:
-    """``d`` first, then the other replicas of its module on this switch in
-    rotation order (empty: ``d`` has no replica to fail over to here)."""
-    module = site.module(d.module)
-    names = module.instance_names()
-    if len(names) < 2 or d.instance not in names:
-        return []
-    hosts = {h.name: h for h in site.hosts}
-    k = names.index(d.instance)
-    out: list[Alternative] = []
-    seen: set[int] = set()
-    for inst in names[k:] + names[:k]:
-        host = hosts.get(placement.get(inst, ""))
-        if host is None:
-            continue
-        hsw, port = host.ports[0]
-        if hsw != sw or port in seen:
-            continue
-        alt = d if inst == d.instance else Visit(inst, d.module, d.next, d.reverse)
-        if alt not in plan.tags or plan.is_label(alt) != plan.is_label(d):
-            continue  # no tag for that replica with these continuations: its host would not know the packet
-        seen.add(port)
-        out.append(Alternative(alt, port))
-    return out if len(out) > 1 and out[0].visit == d else []
+def _shape(d: Dispatch, memo: dict[Dispatch, object]) -> object:
+    """A dispatch with instances replaced by their modules: the visits of two
+    replicas with the same shape do the same thing with a packet."""
+    hit = memo.get(d)
+    if hit is None:
+        if isinstance(d, Visit):
+            hit = ("visit", d.module, d.reverse, tuple((lbl, _shape(n, memo)) for lbl, n in d.next))
+        elif isinstance(d, Fork):
+            hit = ("fork", _shape(d.copy, memo), _shape(d.main, memo))
+        else:
+            hit = d
+        memo[d] = hit
+    return hit
+
+
+class Failover:
+    """The fast-failover groups of one lowering (built once: indexes the
+    plan's visits by replica and shape, and who hands which visit over)."""
+
+    def __init__(self, site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> None:
+        self.site, self.placement, self.plan = site, placement, plan
+        self.hosts = {h.name: h for h in site.hosts}
+        memo: dict[Dispatch, object] = {}
+        self.by_shape: dict[tuple[str, object], Visit] = {}
+        self.senders: dict[Visit, set[int]] = {}
+        for d in sorted((d for d in plan.tags if isinstance(d, Visit)), key=plan.tag):
+            self.by_shape.setdefault((d.instance, _shape(d, memo)), d)
+            h = placement[d.instance]
+            for _, nd in d.next:  # a module on another host hands the flow over to nd
+                if isinstance(nd, Visit) and placement[nd.instance] != h:
+                    self.senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
+        self.memo = memo
+
+    def alternatives(self, sw: str, d: Visit) -> list[Alternative]:
+        """``d`` first, then a visit of each other replica of its module on
+        this switch, in rotation order, doing what ``d`` does with the packet
+        (the same continuations; else the same ones up to which replicas
+        they visit).  Empty: nothing to fail over to here."""
+        names = self.site.module(d.module).instance_names()
+        if len(names) < 2 or d.instance not in names:
+            return []
+        k = names.index(d.instance)
+        shape = _shape(d, self.memo)
+        out: list[Alternative] = []
+        seen: set[int] = set()
+        for inst in names[k:] + names[:k]:
+            host = self.hosts.get(self.placement.get(inst, ""))
+            if host is None:
+                continue
+            hsw, port = host.ports[0]
+            if hsw != sw or port in seen:
+                continue  # a remote host's port is not seen here; a second replica on one host adds nothing
+            alt: Visit | None = d
+            if inst != d.instance:
+                same = Visit(inst, d.module, d.next, d.reverse)
+                alt = same if same in self.plan.tags else self.by_shape.get((inst, shape))
+            if alt is None or self.plan.is_label(alt) != self.plan.is_label(d):
+                continue  # no tag for that replica doing this: its host would not know the packet
+            seen.add(port)
+            out.append(Alternative(alt, port))
+        return out if len(out) > 1 and out[0].visit == d else []
+
+    def steer_groups(self, sw: str, d: Visit) -> list[tuple[int | None, GroupEntry]]:
+        """(in_port or None, group) for ``d``'s STEER entries on ``sw``: the
+        group of the plain entry, then one variant per in_port that needs
+        IN_PORT (a surviving replica's host hands flows over to ``d``);
+        empty when ``d`` gets no failover here."""
+        alts = self.alternatives(sw, d)
+        if not alts:
+            return []
+        sent_from = self.senders.get(d, set())
+        out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(self.plan, d, alts, 0, None))]
+        for k, alt in enumerate(alts[1:], start=1):
+            if alt.port in sent_from:
+                out.append((alt.port, failover_group(self.plan, d, alts, k, alt.port)))
+        return out
 
 
 def failover_group(
@@ -99,34 +151,3 @@ def failover_group(
         acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
         buckets.append(Bucket(tuple(acts), watch_port=alt.port))
     return GroupEntry(group_id(plan, d, variant), "ff", tuple(buckets))
-
-
-def senders(site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> dict[Visit, set[int]]:
-    """Per visit, the host ports that send packets tagged for it (a module
-    on another host hands the flow over to it)."""
-    hosts = {h.name: h for h in site.hosts}
-    out: dict[Visit, set[int]] = {}
-    for d in plan.tags:
-        if not isinstance(d, Visit):
-            continue
-        h = placement[d.instance]
-        for _, nd in d.next:
-            if isinstance(nd, Visit) and placement[nd.instance] != h:
-                out.setdefault(nd, set()).add(hosts[h].ports[0][1])
-    return out
-
-
-def steer_groups(
-    site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, sw: str, d: Visit, sent_from: set[int]
-) -> list[tuple[int | None, GroupEntry]]:
-    """(in_port or None, group) for ``d``'s STEER entries on ``sw``: the
-    group of the plain entry, then one variant per in_port that needs
-    IN_PORT; empty when ``d`` gets no failover here."""
-    alts = alternatives(site, placement, plan, sw, d)
-    if not alts:
-        return []
-    out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(plan, d, alts, 0, None))]
-    for k, alt in enumerate(alts[1:], start=1):
-        if alt.port in sent_from:
-            out.append((alt.port, failover_group(plan, d, alts, k, alt.port)))
-    return out

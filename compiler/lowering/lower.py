@@ -159,7 +159,7 @@ class Lowering:
             self.ingress.classify(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
-        self.senders = failover.senders(self.site, self.placement, self.plan)  # who hands visits over (failover)
+        self.failover = failover.Failover(self.site, self.placement, self.plan)
         for sw in self.entries:
             if self.needs_hash:
                 self.hash_tables(sw)
@@ -317,7 +317,7 @@ class Lowering:
     def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
         """STEER entries of a replica's visit through its fast-failover
         groups (lowering.failover); False: no failover here."""
-        groups = failover.steer_groups(self.site, self.placement, self.plan, sw, d, self.senders.get(d, set()))
+        groups = self.failover.steer_groups(sw, d)
         for in_port, g in groups:
             self.add_group(sw, g, T.STEER)
             fields = tag_match if in_port is None else (FieldMatch("in_port", in_port), *tag_match)
