@@ -29,13 +29,16 @@ output to the ingress port, so such ports get a STEER entry matching
 ``in_port`` with a variant of the group that outputs to IN_PORT there.
 
 Group ids are derived from the visit's tag (which carries the update
-generation): ``variant << 21 | is_label << 20 | tag``, so a generation's
-groups never collide with the other generation's, and are added and removed
-with the STEER entries that use them (docs/platform.md).
+generation) and a digest of the group's content: ``digest << 24 | variant
+<< 21 | is_label << 20 | tag``, so a generation's groups never collide with
+the other generation's, a group whose content changes gets a new id, and
+groups are added and removed with the STEER entries that use them
+(docs/platform.md).
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -43,7 +46,9 @@ from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
 from compiler.steering.steer import Dispatch, Fork, SteeringPlan, Visit
 
+DIGEST_SHIFT = 24
 VARIANT_SHIFT = 21
+MAX_VARIANTS = 7  # in_port variants of one visit's group (3 bits); more senders: no variant, see steer_groups
 LABEL_BIT = 1 << 20
 
 
@@ -53,8 +58,13 @@ class Alternative:
     port: int  # the replica's host port on this switch
 
 
-def group_id(plan: SteeringPlan, d: Visit, variant: int) -> int:
-    return variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
+def group_id(plan: SteeringPlan, d: Visit, variant: int, buckets: tuple[Bucket, ...]) -> int:
+    """The visit's tag and the variant make the id unique on the switch; a
+    digest of the buckets (bits 24..31) makes a group whose content changes
+    under an update (a replica moved by a drain) a new group, so the STEER
+    entries that use it change too and move make-before-break like others."""
+    digest = zlib.crc32(repr([(b.watch_port, b.actions) for b in buckets]).encode()) % 255
+    return digest << DIGEST_SHIFT | variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
 
 
 def _shape(d: Dispatch, memo: dict[Dispatch, object]) -> object:
@@ -129,7 +139,7 @@ class Failover:
             return []
         sent_from = self.senders.get(d, set())
         out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(self.plan, d, alts, 0, None))]
-        for k, alt in enumerate(alts[1:], start=1):
+        for k, alt in enumerate(alts[1 : MAX_VARIANTS + 1], start=1):
             if alt.port in sent_from:
                 out.append((alt.port, failover_group(self.plan, d, alts, k, alt.port)))
         return out
@@ -150,4 +160,4 @@ def failover_group(
                 acts.append(SetField("vlan_vid", 0x1000 | plan.tag(alt.visit)))
         acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
         buckets.append(Bucket(tuple(acts), watch_port=alt.port))
-    return GroupEntry(group_id(plan, d, variant), "ff", tuple(buckets))
+    return GroupEntry(group_id(plan, d, variant, tuple(buckets)), "ff", tuple(buckets))

@@ -48,11 +48,16 @@ class Trace:
 
 
 class Platform:
-    def __init__(self, compiled: Compiled, oracle: Any = default_oracle) -> None:
+    def __init__(
+        self, compiled: Compiled, oracle: Any = default_oracle, down: Mapping[str, frozenset[int]] | None = None
+    ) -> None:
+        """``down``: per switch, the ports that are down (a host's link, a
+        link): fast-failover groups skip them, output to them is lost."""
         self.c = compiled
         self.site = compiled.site
         self.oracle = oracle
-        self.sims = {sw: Simulator(t) for sw, t in compiled.tables.items()}
+        self.down = down = down or {}
+        self.sims = {sw: Simulator(t, down.get(sw, frozenset())) for sw, t in compiled.tables.items()}
         self.host_at = {p: h for h in self.site.hosts for p in h.ports}
         self.box_in = {b.in_port: b for b in self.site.boxes}
         self.edge_at = {p: e for e in self.site.edges for p in e.ports}
@@ -137,6 +142,10 @@ class Platform:
 
     def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
         sw, port = at
+        if port in self.down.get(sw, ()):
+            tr.hops.append({"lost": f"{sw}:{port} is down"})
+            tr.dropped = not tr.exits
+            return
         if at in self.edge_at:
             tr.exits.append(
                 {"edge": self.edge_at[at].name, "switch": sw, "port": port, "headers": dict(sorted(dict(pkt).items()))}

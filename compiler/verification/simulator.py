@@ -27,8 +27,9 @@ meaningless.  Semantics, in short:
   tag).  push_mpls copies the outer label if any, else label 0 (2 for IPv6),
   TC = ip_dscp & 7 (OVS), and hides the L3 payload until the bottom label is
   popped; at most 3 labels (OVS limit).
-* Ports are live unless named in ``down`` (a link or host that is down):
-  output to a down port emits nothing.
+* Ports are live unless named in ``down`` (a link or host that is down);
+  only fast-failover groups read liveness (output to a down port is still
+  emitted: the wire loses it, see platform_sim).
 * Groups: ``all`` runs every bucket on a copy, ``indirect`` its bucket, ``ff``
   its first live bucket (its watched port up; none: drop), ``select`` each bucket with
   weight > 0 as an alternative: the result then lists every possible outcome
@@ -374,7 +375,7 @@ class Simulator:
         for a in actions:
             if isinstance(a, Output):
                 port = in_port if a.port == OFPP_IN_PORT else a.port
-                if a.port != in_port and port not in self._down:  # OVS skips output to the input port
+                if a.port != in_port:  # OVS skips output to the input port
                     emit = Emit(port, pkt.without_metadata())
                     outcomes = [o + (emit,) for o in outcomes]
             elif isinstance(a, SetField):
