@@ -29,9 +29,9 @@ output to the ingress port, so such ports get a STEER entry matching
 ``in_port`` with a variant of the group that outputs to IN_PORT there.
 
 Group ids are derived from the visit's tag (which carries the update
-generation) and a digest of the group's content: ``digest << 24 | variant
-<< 21 | is_label << 20 | tag``, so a generation's groups never collide with
-the other generation's, a group whose content changes gets a new id, and
+generation) and a digest of bucket 0: ``digest << 24 | variant << 21 |
+is_label << 20 | tag``, so a generation's groups never collide with the
+other generation's, a group whose own replica moves gets a new id, and
 groups are added and removed with the STEER entries that use them
 (docs/platform.md).
 """
@@ -60,10 +60,13 @@ class Alternative:
 
 def group_id(plan: SteeringPlan, d: Visit, variant: int, buckets: tuple[Bucket, ...]) -> int:
     """The visit's tag and the variant make the id unique on the switch; a
-    digest of the buckets (bits 24..31) makes a group whose content changes
-    under an update (a replica moved by a drain) a new group, so the STEER
-    entries that use it change too and move make-before-break like others."""
-    digest = zlib.crc32(repr([(b.watch_port, b.actions) for b in buckets]).encode()) % 255
+    digest of bucket 0 (bits 24..31) makes a group whose own replica moves
+    (a failover, a drain that keeps the generation) a new group, so the STEER
+    entries that use it change too and move make-before-break like any rule.
+    A change of the other buckets only (another replica moved) keeps the id:
+    the group is replaced in place and no STEER entry changes."""
+    first = buckets[0] if buckets else None
+    digest = zlib.crc32(repr(None if first is None else (first.watch_port, first.actions)).encode()) % 255
     return digest << DIGEST_SHIFT | variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
 
 
