@@ -338,7 +338,7 @@ class Controller:
                     name=name,
                     dpid=dpid,
                     connected=dpid in connected,
-                    rules=len(tables),
+                    rules=sum(f.table_id >= 0 for f in tables.values()),  # flow entries; groups apart
                     installed=installed,
                     tcam=sw.tcam if sw is not None else None,
                 )
