@@ -89,3 +89,15 @@ def test_an_update_adds_groups_before_flows_and_deletes_them_after() -> None:
     kinds = [(c, f.table_id == GROUP_TABLE) for c, f in ops]
     assert kinds.index(("add", True)) < kinds.index(("add", False))
     assert max(i for i, k in enumerate(kinds) if k == ("delete", False)) < kinds.index(("delete", True))
+
+
+def test_plan_text_counts_groups_apart() -> None:
+    from backends.platform.controller.render import plan_text
+
+    old, new = _files(0), _files(1)
+    text = plan_text(plan_update(old, new).answer(), "campus")
+    header = next(line for line in text.splitlines() if "rules added" in line)
+    assert "groups added" in header and "groups removed" in header
+    core = next(line for line in text.splitlines() if line.startswith("core"))
+    n_new, n_old = len(_groups(new)), len(_groups(old))
+    assert core.split()[-2:] == [str(n_new), str(n_old)], text
