@@ -3,8 +3,9 @@ the switch's fast-failover groups do on their own (issue 12, item 9). Used by
 tests/test_lab_fast_failover.py and benchmarks/failover.py.
 
 The probe is numbered UDP datagrams ``1/rate`` apart, spread round-robin
-over ``flows`` source ports (datagram *i* from port ``sport + i % flows``),
-so the flows hash to different replicas. The link goes down on the switch
+over ``flows`` source ports (datagram *i* from port ``sport + (i % flows) *
+STEP``, a step that varies the high bits of the flow hash's buckets), so the
+flows hash to different replicas. The link goes down on the switch
 side only (``ip link set ... down`` in the OVS namespace): the host's agent
 keeps beating over its management link, so the controller re-places nothing
 and what keeps the flows going is the switch alone. Which flows used the
@@ -23,13 +24,15 @@ from backends.platform.wait import wait_until
 from compiler.pipeline import Compiled
 from compiler.verification.platform_sim import Platform
 
+STEP = 97  # between the probe's source ports
+
 
 @dataclass
 class LinkDownRun:
     host: str
     count: int
     rate: float
-    moved_flows: list[int]  # flows (source port - sport) whose replica ran on the host
+    moved_flows: list[int]  # flows (k: source port sport + k * STEP) whose replica ran on the host
     lost: list[int]  # sequence numbers lost
     others_lost: int  # of them, datagrams of the other flows
 
@@ -53,7 +56,7 @@ def flows_on(compiled: Compiled, host: str, src_edge: str, dst: str, port: int, 
     out = []
     for k in range(flows):
         pkt = {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": src, "ipv4_dst": int(ipaddress.IPv4Address(dst))}
-        tr = pf.trace({**pkt, "udp_src": sport + k, "udp_dst": port}, src_edge)
+        tr = pf.trace({**pkt, "udp_src": sport + k * STEP, "udp_dst": port}, src_edge)
         if any(hop.get("host") == host for hop in tr.hops):
             out.append(k)
     return out
@@ -90,6 +93,7 @@ def link_down_under_traffic(
     try:
         with probe.udp_sink(dst_node, f"{dst}:{port}", seconds=count / rate + 6, expect=count) as sink:
             args = ["--count", str(count), "--rate", str(rate), "--sport", str(sport), "--flows", str(flows)]
+            args += ["--flow-step", str(STEP)]
             sender = probe.traffic_bg(src_edge, "udp-send", "--to", f"{dst}:{port}", *args)
             wait_until(lambda: seen_by_host() - before >= want, 10, f"the probe through {host}")
             link("down")
