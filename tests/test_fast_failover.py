@@ -116,10 +116,10 @@ def test_a_down_port_turns_the_group_to_its_next_live_bucket_and_none_live_drops
     in_port = min(p for h in b.site.hosts for sw, p in h.ports if sw == tables.switch and p not in watched)
     up = Simulator(tables).run(pkt, in_port)
     assert [o.port for o in up.outputs] == [watched[0]]
-    one_down = Simulator(tables, frozenset({watched[0]})).run(pkt, in_port)
+    one_down = Simulator(tables, down=frozenset({watched[0]})).run(pkt, in_port)
     assert [o.port for o in one_down.outputs] == [watched[1]]
     assert one_down.outputs[0].packet.value("vlan_vid") != vid.value  # re-tagged for the survivor
-    assert Simulator(tables, frozenset(w for w in watched if w is not None)).run(pkt, in_port).dropped
+    assert Simulator(tables, down=frozenset(w for w in watched if w is not None)).run(pkt, in_port).dropped
 
 
 # ---------------------------------------------------------------- the property, on the examples
