@@ -216,6 +216,7 @@ class Row:
     ct: int = 0  # connection tracking: the CT table and SELECT's conntrack rules (in `select`), outside the bound
     repeated: int = 0
     problems: list[str] = field(default_factory=list)
+    groups: int = 0  # fast-failover groups: switch state, not flow entries (not in total nor bound)
 
     @property
     def bound(self) -> int:
@@ -323,7 +324,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
             repeated = sum(n - 1 for n in lines.values())
             rows.append(
                 Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, ct,
-                    repeated, problems)
+                    repeated, problems, len(tables.groups))
             )  # fmt: skip
     return rows
 
@@ -357,7 +358,7 @@ def main() -> None:
     print(
         f"{'site':<16} {'profile':<8} {'switch':<7} | {'entries':>7} {'bound':>7} {'ratio':>5} | {'policy':>6} "
         f"{'bound':>6} {'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'region':>6} {'fixed':>6} {'ct':>5} | "
-        f"{'rep':>3}"
+        f"{'rep':>3} | {'groups':>6}"
     )
     sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     problems: list[str] = []
@@ -377,7 +378,7 @@ def main() -> None:
             f"{r.site:<16} {r.mode:<8} {r.switch:<7} | {r.total:>7} {r.bound:>7} {r.total / r.bound:>5.2f} | "
             f"{r.policy:>6} {r.policy_bound:>6} {r.policy / max(r.policy_bound, 1):>5.2f} | {r.select:>6} "
             f"{r.select_bound:>6} {r.select / max(r.select_bound, 1):>5.2f} | {r.regions:>6} {r.fixed:>6} {r.ct:>5} | "
-            f"{r.repeated:>3}"
+            f"{r.repeated:>3} | {r.groups:>6}"
         )
     ratios = {k: v[0] / v[1] for k, v in sums.items() if v[1]}
     failed = [f"{s}/{m}" for (s, m), v in sums.items() if not v[1]]

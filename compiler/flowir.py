@@ -159,8 +159,12 @@ class FlowEntry:
 
 @dataclass(frozen=True)
 class Bucket:
+    """One bucket of a group; a fast-failover bucket is live while
+    ``watch_port`` is up (None: its first output to a physical port)."""
+
     actions: tuple[Action, ...]
     weight: int = 1
+    watch_port: int | None = None
 
 
 @dataclass(frozen=True)

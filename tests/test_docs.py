@@ -351,4 +351,4 @@ def test_readme_demo_output_is_what_compile_prints(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     printed = out.stdout.rstrip("\n").splitlines()
     assert printed[:-1] == shown[:-1]  # the last line names the output folder
-    assert shown[-1] == "wrote 12 files to build/campus/" and printed[-1].startswith("wrote 12 files to ")
+    assert shown[-1] == "wrote 13 files to build/campus/" and printed[-1].startswith("wrote 13 files to ")

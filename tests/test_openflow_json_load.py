@@ -50,11 +50,14 @@ class _CaptureDatapath:
         self.sent.append(bytes(msg.buf))
 
 
-def _flow_mods(flows: list[dict[str, Any]]) -> list[bytes]:
+def _flow_mods(flows: list[dict[str, Any]], groups: list[dict[str, Any]] | None = None) -> list[bytes]:
+    """Group mods (first: flows use them), then flow mods."""
     from os_ken.lib import ofctl_v1_3
     from os_ken.ofproto import ofproto_v1_3
 
     dp = _CaptureDatapath()
+    for g in groups or ():
+        ofctl_v1_3.mod_group_entry(dp, g, ofproto_v1_3.OFPGC_ADD)
     for f in flows:
         ofctl_v1_3.mod_flow_entry(dp, f, ofproto_v1_3.OFPFC_ADD)
     return dp.sent
@@ -126,8 +129,9 @@ def test_json_through_oskens_parser_loads_the_same_flows(
     b = api.build_file(path)
     assert b.ok
     doc = json.loads(b.files[f"openflow/{switch}.json"])
-    mods = _flow_mods(doc["flows"])  # os-ken's own parser: raises on anything it cannot read
-    assert len(mods) == len(doc["flows"])
+    groups = doc.get("groups", [])
+    mods = _flow_mods(doc["flows"], groups)  # os-ken's own parser: raises on anything it cannot read
+    assert len(mods) == len(doc["flows"]) + len(groups)
     plan = json.loads(b.files["plan.json"])
     assert not plan["switches"][switch].get("json_cannot_carry"), plan["switches"][switch]
     for br in ("viaofctl", "viajson"):
@@ -135,12 +139,18 @@ def test_json_through_oskens_parser_loads_the_same_flows(
         ovs.add_bridge(br, dpid=0x77, ports=range(1, 65))
     ofctl_file = tmp_path / "flows"
     ofctl_file.write_text(b.files[f"openflow/{switch}.ofctl"])
-    ovs.add_flows("viaofctl", ofctl_file)
+    groups_file = None
+    if f"openflow/{switch}.groups" in b.files:
+        groups_file = tmp_path / "groups"
+        groups_file.write_text(b.files[f"openflow/{switch}.groups"])
+    ovs.add_flows("viaofctl", ofctl_file, groups_file=groups_file)
     errors = _send(ovs.mgmt_socket("viajson"), mods)
     assert not errors, errors[:5]
     a, j = _flows(ovs, "viaofctl"), _flows(ovs, "viajson")
     assert len(a) == len(b.compiled.tables[switch].entries)
     assert a == j, (sorted(set(a) - set(j))[:3], sorted(set(j) - set(a))[:3])
+    ga, gj = sorted(ovs.dump_groups("viaofctl")), sorted(ovs.dump_groups("viajson"))
+    assert len(ga) == len(b.compiled.tables[switch].groups) and ga == gj, (ga[:2], gj[:2])
 
 
 def test_plan_says_what_an_ovs_switch_json_cannot_carry() -> None:

@@ -15,7 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.flowir import Ct, FlowEntry, GroupAction, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField
+from compiler.flowir import (
+    Ct,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
+    SetField,
+)
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import Profile
 from compiler.oxm_fields import NICIRA_FIELDS
@@ -125,6 +136,27 @@ CONTRACTS: dict[int, Contract] = {
 CT_RETURNS = frozenset({T.SELECT})  # where a `ct` recirculation may continue
 
 
+@dataclass(frozen=True)
+class GroupContract:
+    """What a group of a kind may hold: its OpenFlow type, its buckets'
+    actions and ``set_field`` targets, the tables whose entries may use it,
+    and whether every bucket must watch a port (fast failover)."""
+
+    name: str
+    of_type: str
+    actions: frozenset[type]
+    set_fields: frozenset[str]
+    used_from: frozenset[int]
+    watches: bool = False
+
+
+# Groups are switch state like the tables: the fast-failover groups of
+# replicated stages (lowering.failover) are the only kind lowering builds.
+GROUP_CONTRACTS: dict[str, GroupContract] = {
+    "ff": GroupContract("failover", "ff", frozenset({Output, SetField}), TAGS, frozenset({T.STEER}), watches=True),
+}
+
+
 class BrokenContract(AssertionError):
     """An entry that its table or its switch cannot hold: a compiler bug."""
 
@@ -158,3 +190,23 @@ def check(entry: FlowEntry, profile: Profile) -> None:
         raise BrokenContract(f"{c.name} cannot go to table {entry.goto_table}: {entry}")
     if entry.write_metadata is not None and not c.writes_metadata:
         raise BrokenContract(f"{c.name} cannot write metadata: {entry}")
+
+
+def check_group(group: GroupEntry, table: int) -> None:
+    """Raise :class:`BrokenContract` unless ``group`` keeps its kind's
+    contract and an entry of ``table`` may use it."""
+    c = GROUP_CONTRACTS.get(group.type)
+    if c is None:
+        raise BrokenContract(f"no group of type {group.type}: {group}")
+    if table not in c.used_from:
+        raise BrokenContract(f"a {c.name} group is not for table {table}: {group}")
+    if not group.buckets:
+        raise BrokenContract(f"a {c.name} group without buckets: {group}")
+    for b in group.buckets:
+        if c.watches and b.watch_port is None:
+            raise BrokenContract(f"a {c.name} bucket must watch a port: {group}")
+        for a in b.actions:
+            if type(a) not in c.actions:
+                raise BrokenContract(f"a {c.name} bucket cannot {type(a).__name__}: {group}")
+            if isinstance(a, SetField) and a.field not in c.set_fields:
+                raise BrokenContract(f"a {c.name} bucket cannot set {a.field}: {group}")

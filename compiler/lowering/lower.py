@@ -26,6 +26,8 @@ from compiler.flowir import (
     Ct,
     FieldMatch,
     FlowEntry,
+    GroupAction,
+    GroupEntry,
     Match,
     Output,
     PopVlan,
@@ -36,7 +38,7 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering import contracts
+from compiler.lowering import contracts, failover
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress, Spelt
 from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries, ipv6_loadable
@@ -107,6 +109,7 @@ class Lowering:
     plan: SteeringPlan
     topo: Topology = field(init=False)
     entries: dict[str, dict[FlowEntry, None]] = field(default_factory=dict)
+    groups: dict[str, dict[int, GroupEntry]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # E0804: decision lists (-> entries counted), policies and switches whose spelling passed its bound
     too_many_entries: dict[int, int] = field(default_factory=dict)
@@ -116,6 +119,7 @@ class Lowering:
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
         self.entries = {s.name: {} for s in self.site.switches}
+        self.groups = {s.name: {} for s in self.site.switches}
         self.profiles = {s.name: profile_of(s) for s in self.site.switches}
         self.hosts = {h.name: h for h in self.site.hosts}
         self.boxes = {b.name: b for b in self.site.boxes}
@@ -138,6 +142,10 @@ class Lowering:
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
+
+    def add_group(self, switch: str, group: GroupEntry, table: int) -> None:
+        contracts.check_group(group, table)
+        self.groups[switch][group.group_id] = group
 
     def entry_bits(self, entry_id: int) -> int:
         """Metadata value of a classification entry; its top bit is the generation."""
@@ -164,6 +172,7 @@ class Lowering:
                 self.too_many_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
+        self.failover = failover.Failover(self.site, self.placement, self.plan)
         for sw in self.entries:
             if self.needs_hash:
                 self.hash_tables(sw)
@@ -172,7 +181,10 @@ class Lowering:
             self.steer(sw)
             self.exit(sw)
             self.tagged(sw)
-        return {sw: SwitchTables(sw, tuple(sorted(es, key=_order))) for sw, es in self.entries.items()}
+        return {
+            sw: SwitchTables(sw, tuple(sorted(es, key=_order)), tuple(g for _, g in sorted(self.groups[sw].items())))
+            for sw, es in self.entries.items()
+        }
 
     def tagged(self, sw: str) -> None:
         """Tagged traffic from hosts and links goes to STEER; floods cross links."""
@@ -392,6 +404,8 @@ class Lowering:
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
             tag_match = self._tag_match(d)
+            if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
+                continue
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
             if not isinstance(d, Fork):
                 continue
@@ -404,6 +418,17 @@ class Lowering:
                 )
                 m = Match.of(FieldMatch("in_port", port), *tag_match)
                 self.add(sw, FlowEntry(T.STEER, 101, m, hairpin, goto, cookie=cookie))
+
+    def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
+        """STEER entries of a replica's visit through its fast-failover
+        groups (lowering.failover); False: no failover here."""
+        groups = self.failover.steer_groups(sw, d)
+        for in_port, g in groups:
+            self.add_group(sw, g, T.STEER)
+            fields = tag_match if in_port is None else (FieldMatch("in_port", in_port), *tag_match)
+            prio = 100 if in_port is None else 101
+            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), (GroupAction(g.group_id),), cookie=cookie))
+        return bool(groups)
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (its tag already ``d``'s) on its

@@ -294,7 +294,7 @@ class _Checker:
             for i, b in enumerate(g.buckets):
                 if g.type == "select" and not 0 <= b.weight <= 0xFFFF:
                     self.add("range", w, f"bucket {i} weight {b.weight}")
-                if g.type == "ff" and ff_watch(b.actions) is None:
+                if g.type == "ff" and ff_watch(b.actions, b.watch_port) is None:
                     self.add("group", w, f"ff bucket {i} has no output port or group to watch")
         for g in self.tables.groups:
             if self._cycle(g.group_id, ()):
@@ -315,9 +315,11 @@ class _Checker:
         )
 
 
-def ff_watch(actions: tuple[Action, ...]) -> tuple[str, int] | None:
-    """What a fast-failover bucket watches: its first output to a physical
-    port, else its first group (the IR has no explicit watch_port)."""
+def ff_watch(actions: tuple[Action, ...], watch_port: int | None = None) -> tuple[str, int] | None:
+    """What a fast-failover bucket watches: its ``watch_port`` when set, else
+    its first output to a physical port, else its first group."""
+    if watch_port is not None:
+        return ("watch_port", watch_port)
     for a in actions:
         if isinstance(a, Output) and 0 < a.port < OFPP_MAX:
             return ("watch_port", a.port)

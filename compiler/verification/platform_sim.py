@@ -49,16 +49,26 @@ class Trace:
 
 class Platform:
     def __init__(
-        self, compiled: Compiled, oracle: Any = default_oracle, conntrack: dict[str, dict] | None = None
+        self,
+        compiled: Compiled,
+        oracle: Any = default_oracle,
+        conntrack: dict[str, dict] | None = None,
+        down: Mapping[str, frozenset[int]] | None = None,
     ) -> None:
         """``conntrack``: each switch's connection-tracking table (switch ->
         connection -> mark); give the same dict to the platform of a later
-        compile to model a recompile under established connections."""
+        compile to model a recompile under established connections.
+        ``down``: per switch, the ports that are down (a host's link, a
+        link): fast-failover groups skip them, output to them is lost."""
         self.c = compiled
         self.site = compiled.site
         self.oracle = oracle
         self.conntrack = {} if conntrack is None else conntrack
-        self.sims = {sw: Simulator(t, self.conntrack.setdefault(sw, {})) for sw, t in compiled.tables.items()}
+        self.down = down = down or {}
+        self.sims = {
+            sw: Simulator(t, self.conntrack.setdefault(sw, {}), down.get(sw, frozenset()))
+            for sw, t in compiled.tables.items()
+        }
         self.host_at = {p: h for h in self.site.hosts for p in h.ports}
         self.box_in = {b.in_port: b for b in self.site.boxes}
         self.edge_at = {p: e for e in self.site.edges for p in e.ports}
@@ -143,6 +153,10 @@ class Platform:
 
     def _deliver(self, pkt: Packet, at: tuple[str, int], tr: Trace, queue: list) -> None:
         sw, port = at
+        if port in self.down.get(sw, ()):
+            tr.hops.append({"lost": f"{sw}:{port} is down"})
+            tr.dropped = not tr.exits
+            return
         if at in self.edge_at:
             tr.exits.append(
                 {"edge": self.edge_at[at].name, "switch": sw, "port": port, "headers": dict(sorted(dict(pkt).items()))}

@@ -27,8 +27,11 @@ meaningless.  Semantics, in short:
   tag).  push_mpls copies the outer label if any, else label 0 (2 for IPv6),
   TC = ip_dscp & 7 (OVS), and hides the L3 payload until the bottom label is
   popped; at most 3 labels (OVS limit).
+* Ports are live unless named in ``down`` (a link or host that is down);
+  only fast-failover groups read liveness (output to a down port is still
+  emitted: the wire loses it, see platform_sim).
 * Groups: ``all`` runs every bucket on a copy, ``indirect`` its bucket, ``ff``
-  its first bucket (all ports assumed live), ``select`` each bucket with
+  its first live bucket (its watched port up; none: drop), ``select`` each bucket with
   weight > 0 as an alternative: the result then lists every possible outcome
   and is flagged ``select``.
 """
@@ -46,6 +49,7 @@ from compiler.flowir import (
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Bucket,
     Ct,
     FieldMatch,
     FlowEntry,
@@ -322,7 +326,9 @@ def _effect(e: FlowEntry) -> tuple:
 class Simulator:
     """Pre-indexed tables; ``run`` one packet at a time."""
 
-    def __init__(self, tables: SwitchTables, conntrack: dict[tuple, int] | None = None) -> None:
+    def __init__(
+        self, tables: SwitchTables, conntrack: dict[tuple, int] | None = None, down: frozenset[int] = frozenset()
+    ) -> None:
         #: Open vSwitch connection tracking: committed connections -> ct_mark.
         #: Pass one dict to the simulators of two compiles to model a recompile
         #: under established connections (the switch keeps its conntrack table).
@@ -334,6 +340,7 @@ class Simulator:
             t: sorted(((prio, list(es)) for prio, es in p.items()), key=lambda kv: -kv[0]) for t, p in by_table.items()
         }
         self._groups = {g.group_id: g for g in tables.groups}
+        self._down = down
         self._select = False
 
     def lookup(self, table_id: int, packet: Packet, in_port: int, ct: tuple[int, int] = NO_CT) -> FlowEntry | None:
@@ -447,14 +454,27 @@ class Simulator:
             for i in range(len(g.buckets)):
                 out = _concat(out, run(i))
             return out
-        if g.type in ("indirect", "ff"):
+        if g.type == "indirect":
             return run(0) if g.buckets else [()]
+        if g.type == "ff":
+            first = next((i for i, b in enumerate(g.buckets) if self._live(b)), None)
+            return [()] if first is None else run(first)
         if g.type == "select":
             live = [i for i, b in enumerate(g.buckets) if b.weight > 0]
             if len(live) > 1:
                 self._select = True
             return [o for i in live for o in run(i)] or [()]
         raise SimulationError(f"group {group_id}: unknown type {g.type!r}")
+
+    def _live(self, b: Bucket) -> bool:
+        watch = ff_watch(b.actions, b.watch_port)
+        if watch is None:
+            return False
+        kind, what = watch
+        if kind == "watch_port":
+            return what not in self._down
+        g = self._groups.get(what)  # a watched group is live while one of its buckets is
+        return g is not None and any(self._live(x) for x in g.buckets)
 
 
 def _concat(left: Outcomes, right: Outcomes) -> Outcomes:
@@ -464,12 +484,17 @@ def _concat(left: Outcomes, right: Outcomes) -> Outcomes:
     return out
 
 
-def simulate(tables: SwitchTables, packet: Mapping[str, int] | Packet, in_port: int | None = None) -> SimResult:
-    """Run one packet through ``tables`` from table 0."""
-    return Simulator(tables).run(packet, in_port)
+def simulate(
+    tables: SwitchTables,
+    packet: Mapping[str, int] | Packet,
+    in_port: int | None = None,
+    down: frozenset[int] = frozenset(),
+) -> SimResult:
+    """Run one packet through ``tables`` from table 0 (``down``: ports that are down)."""
+    return Simulator(tables, down=down).run(packet, in_port)
 
 
-from compiler.lowering.validate import Problem, validate  # noqa: E402  (re-export)
+from compiler.lowering.validate import Problem, ff_watch, validate  # noqa: E402  (re-export)
 
 __all__ = [
     "AmbiguousMatch",

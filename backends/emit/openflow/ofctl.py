@@ -242,7 +242,7 @@ def fmt_group(g: GroupEntry) -> str:
         if g.type == "select":  # OVS: only select groups may carry weights
             opts.append(f"weight:{b.weight}")
         if g.type == "ff":
-            watch = ff_watch(b.actions)
+            watch = ff_watch(b.actions, b.watch_port)
             if watch is None:
                 raise UnsupportedError("ff bucket with nothing to watch")
             opts.append(f"{watch[0]}:{watch[1]}")

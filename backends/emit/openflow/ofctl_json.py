@@ -154,7 +154,7 @@ def group_entry(g: GroupEntry, dpid: int) -> dict[str, Any]:
         if g.type == "select":
             bucket["weight"] = b.weight
         if g.type == "ff":
-            watch = ff_watch(b.actions)
+            watch = ff_watch(b.actions, b.watch_port)
             if watch is None:
                 raise UnsupportedError("ff bucket with nothing to watch")
             bucket[watch[0]] = watch[1]

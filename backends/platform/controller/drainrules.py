@@ -123,8 +123,8 @@ def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules
     changed = [k for k in sorted(new, key=repr) if k in old and old[k].canonical != new[k].canonical]
     for key in changed:
         o, n = old[key], new[key]
-        if n.table_id in ingress:
-            continue
+        if n.table_id in ingress or n.table_id < 0:
+            continue  # a group changed under its id is replaced at once (its id has a digest: rare)
         fields = dict(n.match.items())
         families = [f for f in _FAMILIES if fields.get("eth_type", f[0]) == f[0]]
         if n.priority + 2 > 0xFFFF or fields.get("ip_proto", 6) != 6 or not families or n.table_id >= SPLIT_TABLE:

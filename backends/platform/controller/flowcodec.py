@@ -21,6 +21,7 @@ import socket
 import struct
 from collections.abc import Hashable
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 from os_ken.ofproto import ofproto_common
@@ -39,6 +40,7 @@ from backends.platform.controller.flows import (
     to_instructions,
     to_match,
 )
+from backends.platform.controller.groups import Group, parse_group
 from backends.platform.controller.protocol import one_line
 
 #: Compiled entries kept by their JSON line (two generations of a large site).
@@ -165,10 +167,8 @@ def parse_switch_file(text: str) -> tuple[int, list[Flow]]:
     flows_in = doc.get("flows", [])
     if not isinstance(flows_in, list) or not all(isinstance(e, dict) for e in flows_in):
         return _slow(text)  # words the error as it always has
-    if head.groups:
-        raise FlowFormatError("group entries are not supported by the controller yet")
     lines = _entry_lines(text, len(flows_in))
-    out = []
+    out: list[Flow] = [parse_group(g) for g in head.groups]
     for i, e in enumerate(flows_in):
         line = lines[i] if lines is not None else json.dumps(e, sort_keys=True)
         out.append(_cached(line, e))
@@ -202,9 +202,9 @@ def _by_lines(text: str) -> tuple[int, list[Flow]] | None:
         head = _SwitchFile.model_validate_json("\n".join(lines[: start + 1] + lines[end:]))
     except ValidationError:
         return None
-    if head.flows or head.groups:
+    if head.flows:
         return None
-    out = []
+    out: list[Flow] = [parse_group(g) for g in head.groups]
     for raw in lines[start + 1 : end]:
         line = raw.strip().removesuffix(",")
         flow = _entries.get(line)
@@ -232,7 +232,12 @@ _BUNDLE_ADD = struct.Struct("!IIIHH")  # experimenter, exp_type, bundle_id, pad,
 
 def flow_mod_bytes(flow: Flow, command: str, xid: int) -> bytes:
     """An OFPT_FLOW_MOD for ``add`` or ``delete`` (strict), byte for byte what
-    :func:`flows.flow_mod` serialises."""
+    :func:`flows.flow_mod` serialises (a group: its OFPT_GROUP_MOD)."""
+    if isinstance(flow, Group):
+        msg = flow.mod(_DP, command)
+        msg.set_xid(xid)
+        msg.serialize()
+        return bytes(msg.buf)
     m = match_bytes(flow.oxm)
     if command == "add":
         body = _FLOW_MOD.pack(
@@ -254,6 +259,9 @@ def bundle_add_bytes(inner: bytes, bundle_id: int, flags: int, xid: int) -> byte
     """ONF bundle-add around one message (its xid is the outer one's, as the extension wants)."""
     head = _BUNDLE_ADD.pack(ofproto_common.ONF_EXPERIMENTER_ID, ofp.ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, 0, flags)
     return _HEADER.pack(ofp.OFP_VERSION, ofp.OFPT_EXPERIMENTER, 8 + len(head) + len(inner), xid) + head + inner
+
+
+_DP = SimpleNamespace(ofproto=ofp, ofproto_parser=parser)
 
 
 # ---- flow-stats replies -> wire form ------------------------------------------------------------

@@ -173,6 +173,10 @@ class Flow:
     def __repr__(self) -> str:
         return f"Flow({self.describe()})"
 
+    def mod(self, dp: Any, command: str) -> Any:
+        """The message for ``command`` (:func:`flow_mod`; a group has its own)."""
+        return flow_mod(dp, self, command)
+
     def describe(self) -> str:
         """A short ovs-ofctl-like rendering for messages."""
         if not self.entry_json:
@@ -340,14 +344,15 @@ def parse_entry(e: dict[str, Any]) -> Flow:
 
 
 def parse_switch_json(text: str) -> tuple[int, list[Flow]]:
-    """(dpid, flows) of one ``openflow/SWITCH.json`` file."""
+    """(dpid, flows) of one ``openflow/SWITCH.json`` file; its groups come
+    first, as :class:`~backends.platform.controller.groups.Group` flows."""
     try:
         doc = _SwitchFile.model_validate_json(text)
     except ValidationError as err:
         raise FlowFormatError(one_line(err, 1)) from None
-    if doc.groups:
-        raise FlowFormatError("group entries are not supported by the controller yet")
-    return doc.dpid, [parse_entry(e) for e in doc.flows]
+    from backends.platform.controller.groups import parse_group  # groups build on Flow
+
+    return doc.dpid, [parse_group(g) for g in doc.groups] + [parse_entry(e) for e in doc.flows]
 
 
 @lru_cache(maxsize=1 << 18)
@@ -382,6 +387,8 @@ def flow_mod(dp: Any, flow: Flow, command: str) -> Any:
     """An OFPFlowMod for ``flow``: ``add`` (also replaces an equal-key flow),
     ``delete`` (strict), or ``delete_cookie`` (every flow of ``flow``'s table
     with its cookie, e.g. the pins a drain's switch learned)."""
+    if flow.table_id < 0:
+        return flow.mod(dp, command)  # a group (controller.groups)
     p, o = dp.ofproto_parser, dp.ofproto
     if command == "delete_cookie":
         return p.OFPFlowMod(

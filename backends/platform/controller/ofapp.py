@@ -23,6 +23,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from backends.platform.controller.flowcodec import bundle_add_bytes, flow_mod_bytes, raw_flow_stats_replies
 from backends.platform.controller.flows import Flow, flow_from_stats, flow_mod
+from backends.platform.controller.groups import group_from_desc, is_group
 from backends.platform.controller.plan import Op, Tables
 
 LOG = logging.getLogger("fsc.controller.openflow")
@@ -101,6 +102,11 @@ class FscOpenFlow(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
+    def _group_desc_reply(self, ev: Any) -> None:
         msg = ev.msg
         self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
 
@@ -226,6 +232,10 @@ class FscOpenFlow(app_manager.OSKenApp):
         dp = self._dp(dpid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         wanted = {f.key for f in flows}
+        groups: Tables = {}
+        if any(is_group(f) for f in flows):
+            groups = {k: g for k, g in self.read_groups(dpid, timeout).items() if k in wanted}
+            flows = [f for f in flows if not is_group(f)]
         slots = []
         chunks = []
         for f in {f.key: f for f in flows}.values():
@@ -243,7 +253,7 @@ class FscOpenFlow(app_manager.OSKenApp):
                 with self._lock:
                     self._pending.pop((dpid, xid), None)
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
-        out: Tables = {}
+        out: Tables = dict(groups)
         for xid, slot in slots:
             for reply in self._wait(dpid, xid, slot, timeout, "a flow-stats request"):
                 for st in reply.body:
@@ -252,8 +262,29 @@ class FscOpenFlow(app_manager.OSKenApp):
                         out[fl.key] = fl
         return out
 
+    def read_groups(self, dpid: int, timeout: float = 30.0) -> Tables:
+        """Every group of the switch (a group-desc request), by key."""
+        dp = self._dp(dpid)
+        req = dp.ofproto_parser.OFPGroupDescStatsRequest(dp, 0)
+        slot = _Pending()
+        xid = next(self._xids) & 0xFFFFFFFF
+        req.set_xid(xid)
+        with self._lock:
+            self._pending[(dpid, xid)] = slot
+        if not dp.send_msg(req):
+            with self._lock:
+                self._pending.pop((dpid, xid), None)
+            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        out: Tables = {}
+        for reply in self._wait(dpid, xid, slot, timeout, "a group-desc request"):
+            for st in reply.body:
+                g = group_from_desc(st)
+                out[g.key] = g
+        return out
+
     def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:
-        """Every flow of every table (or of ``table`` only), by key; each with its stats."""
+        """Every flow of every table (or of ``table`` only), by key; each with its
+        stats; with every table, the groups too."""
         dp = self._dp(dpid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         which = ofp.OFPTT_ALL if table is None else table
@@ -273,6 +304,8 @@ class FscOpenFlow(app_manager.OSKenApp):
             for st in reply.body:
                 f = flow_from_stats(st)
                 out[f.key] = f
+        if table is None:
+            out.update(self.read_groups(dpid, timeout))
         LOG.debug(
             "switch %#x: read %d flows in %.3fs (+%.3fs to key)", dpid, len(out), t1 - t0, time.perf_counter() - t1
         )

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from backends.emit.documents import PlanDocument, ReplicaInfo
 from backends.platform.controller.flowcodec import parse_switch_file
 from backends.platform.controller.flows import FilesError, Flow, FlowFormatError, FlowKey
+from backends.platform.controller.groups import delete_order
 from backends.platform.controller.protocol import InstanceChanges, Moved, PlanAnswer, SwitchChanges, one_line
 from compiler.lowering import tables as T
 from compiler.placement.document import PlacementDocument
@@ -153,6 +154,7 @@ def switch_plan(dpid: int, old: Tables, new: Tables, ingress: frozenset[int]) ->
     for key in sorted(old, key=_order):
         if key not in new:
             (p.flip if old[key].table_id in ingress else p.cleanup).append(("delete", old[key]))
+    p.cleanup.sort(key=lambda op: delete_order(op[1]))  # groups after the flows that may use them (stable)
     return p
 
 
@@ -197,9 +199,8 @@ def reconcile_ops(actual: Tables, desired: Tables, keep: Callable[[Flow], bool] 
     for key in sorted(desired, key=_order):
         if key not in actual or not _same(actual[key], desired[key]):
             ops.append(("add", desired[key]))
-    for key in sorted(actual, key=_order):
-        if key not in desired and not keep(actual[key]):
-            ops.append(("delete", actual[key]))
+    dels = [k for k in sorted(actual, key=_order) if k not in desired and not keep(actual[k])]
+    ops += [("delete", actual[k]) for k in sorted(dels, key=lambda k: delete_order(actual[k]))]
     return ops
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel
 
 from backends.platform.controller import drainrules
 from backends.platform.controller.flows import FilesError
+from backends.platform.controller.groups import is_group
 from backends.platform.controller.instances import host_specs
 from backends.platform.controller.plan import Op, Tables, apply_ops, ingress_tables, plan_update, switch_tables
 from backends.platform.controller.protocol import (
@@ -189,7 +190,8 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
                 split = drainrules.drain_rules(old_sw.get(name, (0, {}))[1], new_sw.get(name, (0, {}))[1], ingress)
                 for what in split.unsplit:
                     LOG.warning("drain of %s: %s moves at once (its rule cannot be split)", host, what)
-            ops = split.add_ops() + p.install + p.flip
+            # new groups first: the split rules may already use them (a stable sort keeps the rest's order)
+            ops = sorted(split.add_ops() + p.install + p.flip, key=lambda op: not is_group(op[1]))
             if not ops:
                 continue
             touched.append(name)

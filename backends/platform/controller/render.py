@@ -47,10 +47,14 @@ def plan_text(plan: PlanAnswer, site: str) -> str:
     old = plan.old_generation
     con.print(f"plan for site `{site}`: generation {'(none)' if old is None else old} -> {plan.new_generation}")
     t = Table(box=None, pad_edge=False)
-    for col in ("switch", "rules added", "rules removed"):
+    groups = any(r.startswith("group_id=") for sw in plan.switches.values() for r in sw.added_rules + sw.removed_rules)
+    cols = ("switch", "rules added", "rules removed") + (("groups added", "groups removed") if groups else ())
+    for col in cols:
         t.add_column(col, justify="left" if col == "switch" else "right")
     for name, sw in sorted(plan.switches.items()):
-        t.add_row(name, str(sw.added), str(sw.removed))
+        ga = sum(r.startswith("group_id=") for r in sw.added_rules)  # fast-failover groups (controller.groups)
+        gr = sum(r.startswith("group_id=") for r in sw.removed_rules)
+        t.add_row(name, str(sw.added - ga), str(sw.removed - gr), *((str(ga), str(gr)) if groups else ()))
     con.print(t)
     inst = plan.instances
     con.print("instances started: " + (", ".join(inst.started) or "-"))

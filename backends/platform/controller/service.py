@@ -329,7 +329,7 @@ class Controller:
             installed = None
             if dpid in connected:
                 try:
-                    installed = len(self.of.read_tables(dpid, timeout=5.0))
+                    installed = sum(f.table_id >= 0 for f in self.of.read_tables(dpid, timeout=5.0).values())
                 except Exception:  # status must answer even when a switch hangs
                     installed = None
             sw = doc.switches.get(name) if doc is not None else None
@@ -338,7 +338,7 @@ class Controller:
                     name=name,
                     dpid=dpid,
                     connected=dpid in connected,
-                    rules=len(tables),
+                    rules=sum(f.table_id >= 0 for f in tables.values()),  # flow entries; groups apart
                     installed=installed,
                     tcam=sw.tcam if sw is not None else None,
                 )

@@ -3,8 +3,8 @@ and client. Run inside a node's namespace (``fsc lab exec NODE -- python -m
 backends.platform.lab.traffic ...``); results are one JSON line on stdout.
 
     udp-sink  --bind ADDR:PORT --seconds S [--expect N] -> {"received": [seq...], "peers": [...]}
-    udp-send  --to ADDR:PORT --count N --rate PPS [--src ADDR] [--sport P]
-                                                    -> {"sent": N}
+    udp-send  --to ADDR:PORT --count N --rate PPS [--src ADDR] [--sport P [--flows K [--flow-step S]]]
+                                                    -> {"sent": N}   (K flows: seq i from port P + (i % K) * S)
     tcp-echo  --bind ADDR:PORT --seconds S          -> {"connections": K, "bytes": B}
     tcp-talk  --to ADDR:PORT --bytes B [--src ADDR] -> {"ok": true|false, "bytes": B, "error": ...}
     raw-sink  --proto N --seconds S [--expect K]    -> {"packets": [hex of each IPv4 packet...]}
@@ -56,11 +56,23 @@ def udp_sink(bind: str, seconds: float, ready: str | None = None, expect: int = 
     return {"received": got, "peers": sorted(peers)}
 
 
-def udp_send(to: str, count: int, rate: float, src: str | None = None, sport: int = 0, size: int = 64) -> dict:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_IP, 15, 1)
-    if src or sport:
-        s.bind((src or "0.0.0.0", sport))
+def udp_send(
+    to: str,
+    count: int,
+    rate: float,
+    src: str | None = None,
+    sport: int = 0,
+    size: int = 64,
+    flows: int = 1,
+    step: int = 1,
+) -> dict:
+    socks = []
+    for k in range(max(1, flows)):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_IP, 15, 1)
+        if src or sport:
+            s.bind((src or "0.0.0.0", sport + k * step if sport else 0))
+        socks.append(s)
     dest = _addr(to)
     pad = b"\0" * max(0, size - _HDR.size)
     start = time.monotonic()
@@ -69,7 +81,7 @@ def udp_send(to: str, count: int, rate: float, src: str | None = None, sport: in
         delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        s.sendto(_HDR.pack(_MAGIC, seq) + pad, dest)
+        socks[seq % len(socks)].sendto(_HDR.pack(_MAGIC, seq) + pad, dest)
     return {"sent": count, "seconds": round(time.monotonic() - start, 3)}
 
 
@@ -232,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--rate", type=float, default=200)
     a.add_argument("--src")
     a.add_argument("--sport", type=int, default=0)
+    a.add_argument("--flows", type=int, default=1, help="datagram i from source port sport + (i %% flows) * step")
+    a.add_argument("--flow-step", type=int, default=1)
     a = sub.add_parser("tcp-echo")
     a.add_argument("--bind", required=True)
     a.add_argument("--seconds", type=float, default=5)
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "raw-sink":
         out = raw_sink(args.proto, args.seconds, args.expect, args.ready)
     elif args.cmd == "udp-send":
-        out = udp_send(args.to, args.count, args.rate, args.src, args.sport)
+        out = udp_send(args.to, args.count, args.rate, args.src, args.sport, flows=args.flows, step=args.flow_step)
     elif args.cmd == "tcp-echo":
         out = tcp_echo(args.bind, args.seconds, args.ready)
     elif args.cmd == "tcp-hold":

@@ -1,0 +1,166 @@
+"""Data-plane fast failover: OpenFlow fast-failover groups for the replicas
+of a replicated stage.
+
+Where: in STEER, on the switch that a replica's host is attached to.  The
+replica of every stage is chosen at ingress (SELECT writes the first tag; a
+host re-tags for the next stage), but the packet leaves for the replica's
+host from STEER of that host's switch, the one switch that sees the host's
+port go down.  So the STEER entry of a visit to replica *i* outputs through
+group *g(i)*: bucket 0 watches *i*'s host port and outputs there (the tag
+unchanged: flow affinity is that of the flow hash while every port is up);
+the next buckets watch the other replicas' host ports, in the module's
+replica order starting after *i* (a rotation), each re-tagging the packet
+for its replica (the visit with the same continuations, else one whose
+continuations differ only in which replicas they visit: replicated stages
+hashed alike pair replica 1 with replica 1) and outputting there.  Only
+replicas whose hosts hang off the same switch are buckets: a switch cannot
+see a remote host's port, and a failover that never crosses a link cannot
+loop.  A replica on the same host as an earlier bucket adds
+nothing (same port) and is left out.
+
+Symmetric policies: the reply direction's visits get groups of their own,
+with the same rotation, so when a host is down a flow's forward and reply
+packets fail over to the same surviving replica.  Copies (forks) keep plain
+outputs: a copy to a down host is lost until the controller re-places it.
+
+A packet tagged for *i* may come in from the port of a surviving replica's
+host (a module there hands the flow over to the next stage): OpenFlow drops
+output to the ingress port, so such ports get a STEER entry matching
+``in_port`` with a variant of the group that outputs to IN_PORT there.
+
+Group ids are derived from the visit's tag (which carries the update
+generation) and a digest of bucket 0: ``digest << 24 | variant << 21 |
+is_label << 20 | tag``, so a generation's groups never collide with the
+other generation's, a group whose own replica moves gets a new id, and
+groups are added and removed with the STEER entries that use them
+(docs/platform.md).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from compiler import ir
+from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
+from compiler.steering.steer import Dispatch, Fork, SteeringPlan, Visit
+
+DIGEST_SHIFT = 24
+VARIANT_SHIFT = 21
+MAX_VARIANTS = 7  # in_port variants of one visit's group (3 bits); more senders: no variant, see steer_groups
+LABEL_BIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class Alternative:
+    visit: Visit
+    port: int  # the replica's host port on this switch
+
+
+def group_id(plan: SteeringPlan, d: Visit, variant: int, buckets: tuple[Bucket, ...]) -> int:
+    """The visit's tag and the variant make the id unique on the switch; a
+    digest of bucket 0 (bits 24..31) makes a group whose own replica moves
+    (a failover, a drain that keeps the generation) a new group, so the STEER
+    entries that use it change too and move make-before-break like any rule.
+    A change of the other buckets only (another replica moved) keeps the id:
+    the group is replaced in place and no STEER entry changes."""
+    first = buckets[0] if buckets else None
+    digest = zlib.crc32(repr(None if first is None else (first.watch_port, first.actions)).encode()) % 255
+    return digest << DIGEST_SHIFT | variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
+
+
+def _shape(d: Dispatch, memo: dict[Dispatch, object]) -> object:
+    """A dispatch with instances replaced by their modules: the visits of two
+    replicas with the same shape do the same thing with a packet."""
+    hit = memo.get(d)
+    if hit is None:
+        if isinstance(d, Visit):
+            hit = ("visit", d.module, d.reverse, tuple((lbl, _shape(n, memo)) for lbl, n in d.next))
+        elif isinstance(d, Fork):
+            hit = ("fork", _shape(d.copy, memo), _shape(d.main, memo))
+        else:
+            hit = d
+        memo[d] = hit
+    return hit
+
+
+class Failover:
+    """The fast-failover groups of one lowering (built once: indexes the
+    plan's visits by replica and shape, and who hands which visit over)."""
+
+    def __init__(self, site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> None:
+        self.site, self.placement, self.plan = site, placement, plan
+        self.hosts = {h.name: h for h in site.hosts}
+        memo: dict[Dispatch, object] = {}
+        self.by_shape: dict[tuple[str, object], Visit] = {}
+        self.senders: dict[Visit, set[int]] = {}
+        for d in sorted((d for d in plan.tags if isinstance(d, Visit)), key=plan.tag):
+            self.by_shape.setdefault((d.instance, _shape(d, memo)), d)
+            h = placement[d.instance]
+            for _, nd in d.next:  # a module on another host hands the flow over to nd
+                if isinstance(nd, Visit) and placement[nd.instance] != h:
+                    self.senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
+        self.memo = memo
+
+    def alternatives(self, sw: str, d: Visit) -> list[Alternative]:
+        """``d`` first, then a visit of each other replica of its module on
+        this switch, in rotation order, doing what ``d`` does with the packet
+        (the same continuations; else the same ones up to which replicas
+        they visit).  Empty: nothing to fail over to here."""
+        names = self.site.module(d.module).instance_names()
+        if len(names) < 2 or d.instance not in names:
+            return []
+        k = names.index(d.instance)
+        shape = _shape(d, self.memo)
+        out: list[Alternative] = []
+        seen: set[int] = set()
+        for inst in names[k:] + names[:k]:
+            host = self.hosts.get(self.placement.get(inst, ""))
+            if host is None:
+                continue
+            hsw, port = host.ports[0]
+            if hsw != sw or port in seen:
+                continue  # a remote host's port is not seen here; a second replica on one host adds nothing
+            alt: Visit | None = d
+            if inst != d.instance:
+                same = Visit(inst, d.module, d.next, d.reverse)
+                alt = same if same in self.plan.tags else self.by_shape.get((inst, shape))
+            if alt is None or self.plan.is_label(alt) != self.plan.is_label(d):
+                continue  # no tag for that replica doing this: its host would not know the packet
+            seen.add(port)
+            out.append(Alternative(alt, port))
+        return out if len(out) > 1 and out[0].visit == d else []
+
+    def steer_groups(self, sw: str, d: Visit) -> list[tuple[int | None, GroupEntry]]:
+        """(in_port or None, group) for ``d``'s STEER entries on ``sw``: the
+        group of the plain entry, then one variant per in_port that needs
+        IN_PORT (a surviving replica's host hands flows over to ``d``);
+        empty when ``d`` gets no failover here."""
+        alts = self.alternatives(sw, d)
+        if not alts:
+            return []
+        sent_from = self.senders.get(d, set())
+        out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(self.plan, d, alts, 0, None))]
+        for k, alt in enumerate(alts[1 : MAX_VARIANTS + 1], start=1):
+            if alt.port in sent_from:
+                out.append((alt.port, failover_group(self.plan, d, alts, k, alt.port)))
+        return out
+
+
+def failover_group(
+    plan: SteeringPlan, d: Visit, alts: list[Alternative], variant: int, in_port: int | None
+) -> GroupEntry:
+    """The fast-failover group for ``d`` (``in_port``: the variant for packets
+    that come in from that port, which outputs there as IN_PORT)."""
+    buckets = []
+    for alt in alts:
+        acts: list[Action] = []
+        if alt.visit != d:
+            if plan.is_label(alt.visit):
+                acts.append(SetField("mpls_label", plan.tag(alt.visit)))
+            else:
+                acts.append(SetField("vlan_vid", 0x1000 | plan.tag(alt.visit)))
+        acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
+        buckets.append(Bucket(tuple(acts), watch_port=alt.port))
+    return GroupEntry(group_id(plan, d, variant, tuple(buckets)), "ff", tuple(buckets))

@@ -1,0 +1,190 @@
+"""Data-plane fast failover (compiler/lowering/failover.py): the fast-failover
+groups of replicated stages keep flow affinity while every port is up, and
+with one replica host's port down send that host's flows to a surviving
+replica, changing nothing else (Hypothesis, derandomized in CI; the lab test
+with real packets is tests/test_lab_fast_failover.py)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+from hypothesis import event, given, note
+from hypothesis import strategies as st
+
+from compiler import ir
+from compiler.flowir import OFPP_IN_PORT, GroupAction, Output, SetField
+from compiler.lowering import tables as T
+from compiler.lowering.contracts import BrokenContract, check_group
+from compiler.verification.platform_sim import Platform, Trace
+from compiler.verification.simulator import Packet, Simulator
+from tests.platform_harness import sim_summary, trace_errors
+from tests.test_properties import PROPS, Built, example, ingress_packets
+
+WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop"]
+
+
+def _replica_modules(site: ir.Site) -> dict[str, str]:
+    """Instance -> module, for the modules with more than one instance."""
+    return {i: m.name for m in site.modules if len(m.instance_names()) > 1 for i in m.instance_names()}
+
+
+@cache
+def failable(name: str) -> frozenset[str]:
+    """Instances that are replicas with another replica on another host of
+    the same switch: their flows survive their host's port going down."""
+    b = example(name)
+    site, placement = b.site, dict(b.compiled.placement.assignments)
+    replicas = _replica_modules(site)
+    sw_of = {h.name: h.ports[0][0] for h in site.hosts}
+    return frozenset(
+        i
+        for i, m in replicas.items()
+        if any(
+            replicas[j] == m and placement[j] != placement[i] and sw_of[placement[j]] == sw_of[placement[i]]
+            for j in replicas
+        )
+    )
+
+
+@cache
+def failover_hosts(name: str) -> tuple[str, ...]:
+    """Hosts that run at least one such replica."""
+    placement = dict(example(name).compiled.placement.assignments)
+    return tuple(sorted({placement[i] for i in failable(name)}))
+
+
+def _instances(tr: Trace) -> list[str]:
+    return [i for hop in tr.hops for i in hop.get("instances", ())]
+
+
+def _modules(tr: Trace, replicas: dict[str, str]) -> list[str]:
+    return [replicas.get(m, m) for m in tr.modules]
+
+
+@pytest.mark.parametrize("name", WITH_GROUPS)
+def test_every_replica_visit_outputs_through_a_group_whose_first_bucket_is_its_own_host(name: str) -> None:
+    b = example(name)
+    steering = b.compiled.steering
+    assert steering is not None
+    hosts = {h.name: h for h in b.site.hosts}
+    n_groups = 0
+    for sw, tables in b.compiled.tables.items():
+        groups = {g.group_id: g for g in tables.groups}
+        n_groups += len(groups)
+        by_tag = {t: d for d, t in steering.tags.items() if not steering.is_label(d)}
+        for e in tables.entries:
+            acts = [a for a in e.actions if isinstance(a, GroupAction)]
+            if not acts:
+                continue
+            assert e.table_id == T.STEER and len(e.actions) == 1
+            g = groups[acts[0].group_id]
+            assert g.type == "ff" and len(g.buckets) >= 2
+            vid = e.match.get("vlan_vid")
+            assert vid is not None
+            d = by_tag[vid.value & 0xFFF]
+            own = hosts[dict(b.compiled.placement.assignments)[d.instance]].ports[0]
+            first = g.buckets[0]
+            # affinity: the flow's own replica, its tag unchanged, while the port is up
+            assert first.watch_port == own[1] and own[0] == sw
+            assert not any(isinstance(a, SetField) for a in first.actions)
+            for bucket in g.buckets[1:]:  # the others re-tag for their replica and output where they watch
+                assert isinstance(bucket.actions[0], SetField) and bucket.actions[0].field == "vlan_vid"
+                out = bucket.actions[-1]
+                assert isinstance(out, Output) and out.port in (bucket.watch_port, OFPP_IN_PORT)
+            check_group(g, T.STEER)
+    assert n_groups > 0
+
+
+def test_a_group_outside_its_contract_is_a_compiler_bug() -> None:
+    g = next(g for t in example("campus").compiled.tables.values() for g in t.groups)
+    with pytest.raises(BrokenContract):
+        check_group(g, T.SELECT)
+
+
+def test_a_down_port_turns_the_group_to_its_next_live_bucket_and_none_live_drops() -> None:
+    b = example("campus")
+    tables = next(t for t in b.compiled.tables.values() if t.groups)
+    g = tables.groups[0]
+    entry = next(e for e in tables.entries if GroupAction(g.group_id) in e.actions)
+    vid = entry.match.get("vlan_vid")
+    assert vid is not None
+    pkt = Packet.from_fields({"eth_type": 0x0800, "ipv4_src": 1, "ipv4_dst": 2, "ip_proto": 6, "vlan_vid": vid.value})
+    watched = [bk.watch_port for bk in g.buckets]
+    # tagged packets come in from hosts: one whose port no bucket watches
+    in_port = min(p for h in b.site.hosts for sw, p in h.ports if sw == tables.switch and p not in watched)
+    up = Simulator(tables).run(pkt, in_port)
+    assert [o.port for o in up.outputs] == [watched[0]]
+    one_down = Simulator(tables, down=frozenset({watched[0]})).run(pkt, in_port)
+    assert [o.port for o in one_down.outputs] == [watched[1]]
+    assert one_down.outputs[0].packet.value("vlan_vid") != vid.value  # re-tagged for the survivor
+    assert Simulator(tables, down=frozenset(w for w in watched if w is not None)).run(pkt, in_port).dropped
+
+
+# ---------------------------------------------------------------- the property, on the examples
+
+
+def _check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str, int]) -> None:
+    h = next(x for x in b.site.hosts if x.name == host)
+    sw, hport = h.ports[0]
+    up = b.platform
+    down = Platform(b.compiled, down={sw: frozenset({hport})})
+    t_up, t_down = up.trace(pkt, edge, port), down.trace(pkt, edge, port)
+    replicas = _replica_modules(b.site)
+    visited = any(hop.get("host") == host for hop in t_up.hops)
+    ctx = f"{b.name}: {host} down, {edge}@{port} {pkt}\n  up   {sim_summary(t_up)}\n  down {sim_summary(t_down)}"
+    note(ctx)
+    assert not trace_errors(t_down), ctx
+    event("visits the down host" if visited else "does not visit the down host")
+    if not visited:  # nothing else changes (but a copy to the down host: forks are not failed over)
+        assert (t_down.modules, t_down.exits, t_down.dropped) == (t_up.modules, t_up.exits, t_up.dropped), ctx
+        if not any(hop.get("host") == host for c in t_up.copies for hop in c.hops):
+            assert sim_summary(t_down) == sim_summary(t_up), ctx
+        return
+    assert not any(hop.get("host") == host for hop in t_down.hops), ctx
+    there = {i for hop in t_up.hops if hop.get("host") == host for i in hop.get("instances", ())}
+    if not there <= failable(b.name):  # it meets a stage with no replica to take over: lost until re-placed
+        assert not t_down.exits, ctx
+        return
+    event("fails over")
+    assert _modules(t_down, replicas) == _modules(t_up, replicas), ctx  # the same stages, other replicas
+    assert t_down.exits == t_up.exits and t_down.dropped == t_up.dropped, ctx
+    if not any(hop.get("host") == host for c in t_up.copies for hop in c.hops):  # forks are not failed over
+        assert [_modules(c, replicas) for c in t_down.copies] == [_modules(c, replicas) for c in t_up.copies], ctx
+
+
+def _reply_check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str, int]) -> None:
+    """Symmetric policies: the reply meets the replicas its forward packet met, with a host down too."""
+    h = next(x for x in b.site.hosts if x.name == host)
+    down = Platform(b.compiled, down={h.ports[0][0]: frozenset({h.ports[0][1]})})
+    fwd = down.trace(pkt, edge, port)
+    if len(fwd.exits) != 1 or pkt.get("eth_type") != 0x0800 or fwd.copies:
+        return
+    policy = next((p for p in b.site.policies if p.name == fwd.policy), None)
+    if policy is None or not policy.symmetric:
+        return
+    x = fwd.exits[0]
+    reply = {**pkt, "ipv4_src": pkt["ipv4_dst"], "ipv4_dst": pkt["ipv4_src"]}
+    for a, z in (("tcp_src", "tcp_dst"), ("udp_src", "udp_dst")):
+        if a in pkt:
+            reply[a], reply[z] = pkt[z], pkt[a]
+    back = down.trace(reply, x["edge"], (x["switch"], x["port"]))
+    if back.policy != policy.name:
+        return
+    replicas = _replica_modules(b.site)
+    mine = sorted(i for i in _instances(fwd) if i in replicas)
+    assert sorted(i for i in _instances(back) if i in replicas) == mine, (fwd.to_json(), back.to_json())
+
+
+@pytest.mark.parametrize("name", WITH_GROUPS)
+@PROPS
+@given(data=st.data())
+def test_one_replica_host_down_moves_its_flows_to_a_survivor_and_nothing_else(name: str, data: Any) -> None:
+    b = example(name)
+    hosts = failover_hosts(name)
+    assert hosts, f"{name}: no host whose replicas all have a survivor on its switch"
+    host = data.draw(st.sampled_from(hosts))
+    pkt, edge, port = data.draw(ingress_packets(b))
+    _check(b, host, pkt, edge, port)
+    _reply_check(b, host, pkt, edge, port)
