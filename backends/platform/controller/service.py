@@ -2,8 +2,9 @@
 reconcile-on-connect, heartbeats, and the platform's own moves (failover,
 drain: :mod:`relocate`, driven by :mod:`monitor`). Talks to switches through
 an object with ``connected()``, ``push(dpid, ops, bundle=True)`` and
-``read_tables(dpid, table=None)``
-(:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
+``read_tables(dpid, table=None)``, and optionally ``read_flows``,
+``table_counts`` and ``epoch`` (the cheap checks; without them every check is
+a full read) (:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
 :class:`StateDir`; the HTTP layer only translates. Time comes from an
 injectable clock (the monitoring loop's timers; tests drive it).
 """
@@ -78,6 +79,14 @@ RECONCILE_DRAIN = 0.2
 SCOPED_READ_BACK = 64
 
 
+def table_counts_of(tables: Tables) -> dict[int, int]:
+    """Flows per table of ``tables`` (what a switch's table stats report)."""
+    out: dict[int, int] = {}
+    for table_id, _prio, _match in tables:
+        out[table_id] = out.get(table_id, 0) + 1
+    return out
+
+
 class ApplyFailed(Exception):
     """A step of an apply failed; the message says which and why."""
 
@@ -122,6 +131,9 @@ class Controller:
         self._deployed_cache: tuple[DeployedState | None] | None = None
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
         self._switch_locks: dict[int, threading.Lock] = {}
+        #: dpid -> (connection epoch, the tables a full check found there): what
+        #: lets the pre-apply reconcile trust per-table counts instead of a full read
+        self._verified: dict[int, tuple[int, Tables]] = {}
         journal = state.journal()
         if (state.root / "journal.json").exists():
             d = self._deployed_doc()
@@ -195,24 +207,71 @@ class Controller:
 
     def _switch_expected(self, name: str) -> Tables:
         """What switch ``name`` must hold: the committed site's rules and a drain's."""
-        tables = dict(self._deployed_tables().get(name, (0, {}))[1])
-        tables.update(self._extras.get(name, {}))
-        return tables
+        tables = self._deployed_tables().get(name, (0, {}))[1]
+        extras = self._extras.get(name)
+        return {**tables, **extras} if extras else tables
 
-    def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables) -> None:
-        """Push one phase to one switch as a bundle, read back, compare."""
+    def _epoch(self, dpid: int) -> int | None:
+        epoch = getattr(self.of, "epoch", None)
+        return epoch(dpid) if epoch is not None else None
+
+    def _counts(self, dpid: int) -> dict[int, int] | None:
+        """The switch's flows per table (None: the switch object cannot tell)."""
+        counts = getattr(self.of, "table_counts", None)
+        return counts(dpid) if counts is not None else None
+
+    def _trust(self, dpid: int, tables: Tables) -> None:
+        """A full check found ``tables`` on the switch (this connection)."""
+        epoch = self._epoch(dpid)
+        if epoch is not None:
+            self._verified[dpid] = (epoch, tables)
+
+    def _unchanged(self, dpid: int, want: Tables) -> bool:
+        """True when the switch is known to hold ``want`` without reading it:
+        a full check on this connection found exactly ``want`` there, and its
+        per-table flow counts are still what they were (a rule added or
+        deleted behind the controller's back changes them). An empty ``want``
+        needs only the counts (an empty switch holds nothing else)."""
+        trusted = self._verified.get(dpid)
+        epoch = self._epoch(dpid)
+        if want and (epoch is None or trusted is None or trusted[0] != epoch or trusted[1] is not want):
+            return False
+        counts = self._counts(dpid)
+        return counts is not None and counts == table_counts_of(want)
+
+    def _verify_mode(self, ops: list) -> str:
+        """How a phase is read back: ``rules`` (flow by flow what it touched:
+        a small phase), ``counts`` (per-table flow counts: a phase of deletes
+        only, whose every rule was there before), or ``full`` (the whole switch)."""
+        simple = all(c in ("add", "delete") for c, _ in ops)
+        if len(ops) <= SCOPED_READ_BACK and simple and getattr(self.of, "read_flows", None) is not None:
+            return "rules"
+        if simple and all(c == "delete" for c, _ in ops) and getattr(self.of, "table_counts", None) is not None:
+            return "counts"
+        return "full"
+
+    def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables, mode: str | None = None) -> None:
+        """Push one phase to one switch as a bundle, then check the switch holds
+        ``expected``: by ``mode`` (see :meth:`_verify_mode`; ``counts`` is also
+        used for an install whose rules the flip's full read checks)."""
         if not ops:
-            return  # nothing sent: the last read-back still holds
+            return  # nothing sent: the last check still holds
+        self._verified.pop(dpid, None)
         self.of.push(dpid, ops)
-        read_flows = getattr(self.of, "read_flows", None)
-        if len(ops) <= SCOPED_READ_BACK and read_flows is not None and all(c in ("add", "delete") for c, _ in ops):
-            # a small phase: read back what it touched (the pre-apply reconcile read the whole switch)
+        mode = mode or self._verify_mode(ops)
+        if mode == "rules":
             keys = {f.key for _, f in ops}
-            got = read_flows(dpid, [f for _, f in ops])
+            got = self.of.read_flows(dpid, [f for _, f in ops])
             diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
+        elif mode == "counts" and (counts := self._counts(dpid)) is not None:
+            want = table_counts_of(expected)
+            diffs = [
+                f"table {t} holds {counts.get(t, 0)} rules, not {want.get(t, 0)}"
+                for t in sorted(set(counts) | set(want))
+                if counts.get(t, 0) != want.get(t, 0)
+            ]
         else:
-            got = drainrules.without_pins(self.of.read_tables(dpid))
-            diffs = same_tables(expected, got)
+            diffs = same_tables(expected, drainrules.without_pins(self.of.read_tables(dpid)))
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
@@ -225,12 +284,15 @@ class Controller:
         ``actual``: the tables just read (none sent since). Returns the
         operations sent and, when none were, the tables read."""
         with self._lock_for(dpid):
+            self._verified.pop(dpid, None)
             if actual is None:
                 actual = self.of.read_tables(dpid)
             pins = self.drain is not None  # a drain's pins stay; left over from an old one, they go
             keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
             ops = reconcile_ops(actual, desired, keep=lambda f: keep(f) or (pins and drainrules.is_pin(f)))
             if not ops:
+                if ingress is None and not pins:
+                    self._trust(dpid, desired)
                 return 0, actual
             self.of.push(dpid, ops)
             got = drainrules.without_pins(self.of.read_tables(dpid))
@@ -238,18 +300,24 @@ class Controller:
             diffs = same_tables(want, got)
             if diffs:
                 raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
+            if ingress is None and not pins and not same_tables(desired, got):
+                self._trust(dpid, desired)
             return len(ops), None
 
-    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> int:
+    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int], cheap: bool = False) -> int:
         """Bring switches to their desired tables: first flip every ingress
         table, after a short drain remove what is left. A switch that fails
         does not stop the others (it is reconciled again when it reconnects).
-        Returns the operations sent."""
+        With ``cheap``, a switch known to hold its tables (:meth:`_unchanged`)
+        is not read. Returns the operations sent."""
         errors: list[str] = []
         done: list[tuple[str, int, Tables, Tables | None]] = []
         n = 0
         for name, dpid, want in targets:
             try:
+                if cheap and self.drain is None and self._unchanged(dpid, want):
+                    LOG.info("switch %s (%#x): per-table flow counts as last verified; not read", name, dpid)
+                    continue
                 k, read = self._reconcile_step(name, dpid, want, ingress)
                 n += k
                 done.append((name, dpid, want, read))
@@ -328,8 +396,13 @@ class Controller:
             known.add(dpid)
             installed = None
             if dpid in connected:
-                try:
-                    installed = len(self.of.read_tables(dpid, timeout=5.0))
+                try:  # per-table counts when the switch object has them: one small reply
+                    counts = getattr(self.of, "table_counts", None)
+                    installed = (
+                        sum(counts(dpid, timeout=5.0).values())
+                        if counts is not None
+                        else len(self.of.read_tables(dpid, timeout=5.0))
+                    )
                 except Exception:  # status must answer even when a switch hangs
                     installed = None
             sw = doc.switches.get(name) if doc is not None else None
@@ -682,7 +755,7 @@ class Controller:
         # bring every switch to the committed state first (drift, a crashed apply)
         try:
             n = self._reconcile(
-                [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress
+                [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress, cheap=True
             )
         except Exception as err:
             yield ResultFailed(result="failed", error=f"before the update: {err}")
@@ -697,11 +770,18 @@ class Controller:
             self.agents.want([old, new], req.source)
             yield from self._wait_ready(new_specs, req.ready_timeout)
             expected = {n: old_sw.get(n, (0, {}))[1] for n in plan.switches}
+            # a big install is checked by its per-table counts when the flip reads the whole
+            # switch before anything commits (that read sees the installed rules too)
+            deferred = {
+                n
+                for n, p in plan.switches.items()
+                if len(p.install) > SCOPED_READ_BACK and len(p.flip) > SCOPED_READ_BACK
+            }
             for name, p in plan.switches.items():
                 touched.append(name)
                 expected[name] = apply_ops(expected[name], p.install)
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.install, expected[name])
+                    self._push_verified(name, p.dpid, p.install, expected[name], "counts" if name in deferred else None)
                 yield SwitchEvent(phase="install", switch=name, rules=len(p.install))
             yield from self._paused("install", old is not None)
             # 2. flip
@@ -710,7 +790,7 @@ class Controller:
             for name, p in plan.switches.items():
                 expected[name] = apply_ops(expected[name], p.flip)
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.flip, expected[name])
+                    self._push_verified(name, p.dpid, p.flip, expected[name], "full" if name in deferred else None)
                 yield SwitchEvent(phase="flip", switch=name, rules=len(p.flip))
             yield from self._paused("flip", old is not None)
         except Exception as err:  # any failure before the commit: back to the old site
@@ -736,6 +816,8 @@ class Controller:
             try:
                 with self._lock_for(p.dpid):
                     self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1])
+                    # every phase was checked against a switch known to hold the old tables
+                    self._trust(p.dpid, new_sw.get(name, (0, {}))[1])
                 yield SwitchEvent(phase="cleanup", switch=name, rules=len(p.cleanup))
             except Exception as err:
                 warnings.append(f"switch {name}: cleanup failed ({err}); it is retried when the switch reconnects")
