@@ -65,6 +65,7 @@ from backends.platform.controller.protocol import (
     SwitchEvent,
     SwitchStatus,
     WaitingEvent,
+    files_digest,
 )
 from backends.platform.controller.relocate import ActiveDrain, Recompile
 from backends.platform.controller.state import DeployedState, Journal, StateDir
@@ -130,6 +131,7 @@ class Controller:
         self._applying = False
         self._deployed_cache: tuple[DeployedState | None] | None = None
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
+        self._files_digest: tuple[DeployedState, str] | None = None  # (of which deployed doc, digest)
         self._switch_locks: dict[int, threading.Lock] = {}
         #: dpid -> (connection epoch, the tables a full check found there): what
         #: lets the pre-apply reconcile trust per-table counts instead of a full read
@@ -371,9 +373,14 @@ class Controller:
     def digest(self) -> DigestAnswer:
         """What `fsc apply` asks first: if it would send the same digest, nothing changes."""
         d = self._deployed_doc()
+        out = sorted(self.hosts.unavailable())
         if d is None:
-            return DigestAnswer(generation=None, site=None)
-        return DigestAnswer(generation=d.generation, site=d.site, digest=d.digest)
+            return DigestAnswer(generation=None, site=None, unavailable=out)
+        if self._files_digest is None or self._files_digest[0] is not d:
+            self._files_digest = (d, files_digest(d.files))
+        return DigestAnswer(
+            generation=d.generation, site=d.site, digest=d.digest, files_digest=self._files_digest[1], unavailable=out
+        )
 
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
