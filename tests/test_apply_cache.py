@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from backends.platform.controller.protocol import DeployedAnswer, DigestAnswer, files_digest
 from fslang import api
 from fslang.cli import applycache
 from fslang.cli.controller import _compile
-from backends.platform.controller.protocol import DeployedAnswer, DigestAnswer, files_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://127.0.0.1:8181"
