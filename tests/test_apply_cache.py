@@ -4,6 +4,8 @@ then the deployed files are not fetched again."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -68,3 +70,22 @@ def test_a_valid_entry_saves_fetching_the_deployed_files(tmp_path: Path, monkeyp
     client.files = moved
     known = known.model_copy(update={"files_digest": files_digest(moved)})
     assert _compile(site, client, False, known)[3] is False and client.fetches == 2
+
+
+def test_an_ingress_only_change_is_told_without_the_openflow_code() -> None:
+    """`fsc apply` decides in-place vs a new generation from the compiled text
+    alone: os-ken (a third of a second to import) is not loaded by the client."""
+    code = """
+import sys
+from benchmarks.apply_speed import change_one_policy, site_text
+from fslang import api
+from fslang.cli.controller import _ingress_only
+text = site_text(40)
+a = api.build("s.fs", text, generation=0).files
+b = api.build("s.fs", change_one_policy(text)[0], generation=0).files
+renamed = {**b, "plan.json": b["plan.json"].replace('"site": "', '"site": "x', 1)}
+other = api.build("s.fs", text, generation=1).files
+print(_ingress_only(a, b), _ingress_only(a, renamed), _ingress_only(a, other), "os_ken" in sys.modules)
+"""
+    cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert cp.stdout.split() == ["True", "False", "False", "False"], cp.stdout + cp.stderr[-2000:]

@@ -121,16 +121,23 @@ def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
     place), with the same instances: then one atomic bundle per switch (the
     flip) is the whole update, and a generation change, which rewrites every
     rule, is not needed. Compares the `.ofctl` text (deterministic), so it
-    costs no OpenFlow parsing."""
-    from backends.platform.controller.instances import host_specs
-    from backends.platform.controller.plan import ingress_tables
+    costs no OpenFlow parsing (nor importing the controller's OpenFlow code).
+    The instances depend on plan.json only through its generation and site
+    name (backends/platform/controller/instances.py)."""
+    from backends.emit.documents import PlanDocument
+    from compiler.lowering import tables as T
 
     changed = {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
     if any(not (p == "plan.json" or p.startswith("openflow/")) for p in changed):
         return False
-    if host_specs(old) != host_specs(new):
+    try:
+        docs = [PlanDocument.from_text(f["plan.json"]) if "plan.json" in f else None for f in (old, new)]
+    except ValueError:
         return False
-    ingress = ingress_tables(new) | ingress_tables(old)
+    facts = [(d.generation, d.site) if d is not None else None for d in docs]
+    if facts[0] != facts[1]:
+        return False
+    ingress = frozenset().union(*(d.update.ingress_tables if d is not None else T.INGRESS_TABLES for d in docs))
 
     def key(line: str) -> tuple[str, str, str]:
         head, _, _actions = line.partition(",actions=")
