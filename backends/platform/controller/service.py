@@ -133,9 +133,10 @@ class Controller:
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
         self._files_digest: tuple[DeployedState, str] | None = None  # (of which deployed doc, digest)
         self._switch_locks: dict[int, threading.Lock] = {}
-        #: dpid -> (connection epoch, the tables a full check found there): what
-        #: lets the pre-apply reconcile trust per-table counts instead of a full read
-        self._verified: dict[int, tuple[int, Tables]] = {}
+        #: dpid -> (connection epoch, the tables a full check found there, the
+        #: switch's per-table counts then): what lets the pre-apply reconcile
+        #: trust per-table counts instead of a full read
+        self._verified: dict[int, tuple[int, Tables, dict[int, int]]] = {}
         journal = state.journal()
         if (state.root / "journal.json").exists():
             d = self._deployed_doc()
@@ -223,10 +224,21 @@ class Controller:
         return counts(dpid) if counts is not None else None
 
     def _trust(self, dpid: int, tables: Tables) -> None:
-        """A full check found ``tables`` on the switch (this connection)."""
+        """The switch was checked to hold ``tables`` (on this connection): keep
+        its per-table counts as they are now (they may include flows the
+        switch adds by itself, hidden or not, which a full read does not
+        compare), to know later without reading that nothing was added or
+        deleted since."""
         epoch = self._epoch(dpid)
-        if epoch is not None:
-            self._verified[dpid] = (epoch, tables)
+        if epoch is None:
+            return
+        try:
+            counts = self._counts(dpid)
+        except Exception as err:  # the next apply reads the switch instead
+            LOG.debug("switch %#x: no table stats (%s)", dpid, err)
+            return
+        if counts is not None and self._epoch(dpid) == epoch:
+            self._verified[dpid] = (epoch, tables, counts)
 
     def _unchanged(self, dpid: int, want: Tables) -> bool:
         """True when the switch is known to hold ``want`` without reading it:
@@ -236,42 +248,49 @@ class Controller:
         needs only the counts (an empty switch holds nothing else)."""
         trusted = self._verified.get(dpid)
         epoch = self._epoch(dpid)
-        if want and (epoch is None or trusted is None or trusted[0] != epoch or trusted[1] is not want):
-            return False
         counts = self._counts(dpid)
-        return counts is not None and counts == table_counts_of(want)
+        if counts is None:
+            return False
+        if not want and not counts:
+            return True
+        return trusted is not None and trusted[0] == epoch and trusted[1] is want and trusted[2] == counts
 
-    def _verify_mode(self, ops: list) -> str:
-        """How a phase is read back: ``rules`` (flow by flow what it touched:
-        a small phase), ``counts`` (per-table flow counts: a phase of deletes
-        only, whose every rule was there before), or ``full`` (the whole switch)."""
+    def _verify_mode(self, ops: list, before: Tables | None) -> str:
+        """How a phase is checked: ``rules`` (flow by flow what it touched: a
+        small phase), ``counts`` (per-table flow counts: a phase of deletes
+        only, every one of a rule that was there), or ``full`` (the whole switch)."""
         simple = all(c in ("add", "delete") for c, _ in ops)
         if len(ops) <= SCOPED_READ_BACK and simple and getattr(self.of, "read_flows", None) is not None:
             return "rules"
-        if simple and all(c == "delete" for c, _ in ops) and getattr(self.of, "table_counts", None) is not None:
+        if before is not None and all(c == "delete" for c, _ in ops):
             return "counts"
         return "full"
 
-    def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables, mode: str | None = None) -> None:
+    def _push_verified(
+        self, name: str, dpid: int, ops: list, expected: Tables, mode: str | None = None, before: Tables | None = None
+    ) -> None:
         """Push one phase to one switch as a bundle, then check the switch holds
         ``expected``: by ``mode`` (see :meth:`_verify_mode`; ``counts`` is also
-        used for an install whose rules the flip's full read checks)."""
+        used for an install whose rules the flip's full read checks).
+        ``before``: what the switch held before (what ``counts`` compares the
+        change of the counts with: flows the switch keeps by itself stay out)."""
         if not ops:
             return  # nothing sent: the last check still holds
         self._verified.pop(dpid, None)
+        mode = mode or self._verify_mode(ops, before)
+        pre = self._counts(dpid) if mode == "counts" and before is not None else None
         self.of.push(dpid, ops)
-        mode = mode or self._verify_mode(ops)
         if mode == "rules":
             keys = {f.key for _, f in ops}
             got = self.of.read_flows(dpid, [f for _, f in ops])
             diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
-        elif mode == "counts" and (counts := self._counts(dpid)) is not None:
-            want = table_counts_of(expected)
-            diffs = [
-                f"table {t} holds {counts.get(t, 0)} rules, not {want.get(t, 0)}"
-                for t in sorted(set(counts) | set(want))
-                if counts.get(t, 0) != want.get(t, 0)
-            ]
+        elif pre is not None and before is not None and (post := self._counts(dpid)) is not None:
+            was, now = table_counts_of(before), table_counts_of(expected)
+            diffs = []
+            for t in sorted(set(pre) | set(post) | set(was) | set(now)):
+                want = pre.get(t, 0) + now.get(t, 0) - was.get(t, 0)
+                if post.get(t, 0) != want:
+                    diffs.append(f"table {t} holds {post.get(t, 0)} rules, not {want}")
         else:
             diffs = same_tables(expected, drainrules.without_pins(self.of.read_tables(dpid)))
         if diffs:
@@ -786,9 +805,11 @@ class Controller:
             }
             for name, p in plan.switches.items():
                 touched.append(name)
-                expected[name] = apply_ops(expected[name], p.install)
+                was, expected[name] = expected[name], apply_ops(expected[name], p.install)
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.install, expected[name], "counts" if name in deferred else None)
+                    self._push_verified(
+                        name, p.dpid, p.install, expected[name], "counts" if name in deferred else None, was
+                    )
                 yield SwitchEvent(phase="install", switch=name, rules=len(p.install))
             yield from self._paused("install", old is not None)
             # 2. flip
@@ -822,7 +843,7 @@ class Controller:
         for name, p in plan.switches.items():
             try:
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1])
+                    self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1], before=expected[name])
                     # every phase was checked against a switch known to hold the old tables
                     self._trust(p.dpid, new_sw.get(name, (0, {}))[1])
                 yield SwitchEvent(phase="cleanup", switch=name, rules=len(p.cleanup))
