@@ -48,6 +48,9 @@ echo "bootstrap: installing requirements.lock" >&2
 if ! { pip install -q --require-hashes -r "$LOCK" \
        && pip install -q --no-deps --no-build-isolation -e "$ROOT"; } >"$pip_log" 2>&1; then
   grep -v "WARNING: Location 'file:" "$pip_log" | tail -n 40 >&2
+  if grep -q "libvirt" "$pip_log" && ! pkg-config --exists libvirt 2>/dev/null; then
+    echo "bootstrap: libvirt-python needs the Debian packages libvirt-dev, pkg-config and gcc: run 'make system-deps' as root" >&2
+  fi
   echo "bootstrap: pip failed (full log: $pip_log)" >&2
   exit 1
 fi

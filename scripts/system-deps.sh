@@ -8,6 +8,9 @@ PACKAGES=(
   openvswitch-switch   # ovsdb-server, ovs-vswitchd, ovs-vsctl, ovs-ofctl, ovs-appctl
   mininet              # mnexec (PyPI mininet needs it)
   libvirt-clients      # virt-xml-validate
+  libvirt-dev          # libvirt-python (the vm runner) builds against it; brings libvirt0 (test:/// driver)
+  pkg-config           # libvirt-python's build finds libvirt with it
+  gcc                  # libvirt-python is a C extension built from source (PyPI has no wheel)
   libxml2-utils        # xmllint (used by virt-xml-validate)
   graphviz             # dot
   iproute2             # ip netns, tc

@@ -25,8 +25,11 @@ def register(app: typer.Typer) -> None:
             None, "--state-dir", help="logs, configs, counters (default /var/lib/fsc-agent/HOST)"
         ),
         netns_prefix: str = typer.Option("fsvm-", "--netns-prefix", help="prefix of lab vm namespaces"),
+        libvirt_uri: str = typer.Option(
+            "qemu:///system", "--libvirt-uri", help="the libvirt connection vm instances run on (without --lab)"
+        ),
     ) -> None:
         """The control module of one module host: runs the instances the controller wants, reports load."""
         from backends.platform.agent.main import run_agent
 
-        raise typer.Exit(run_agent(host, controller, token_file, lab, state_dir, netns_prefix))
+        raise typer.Exit(run_agent(host, controller, token_file, lab, state_dir, netns_prefix, libvirt_uri=libvirt_uri))

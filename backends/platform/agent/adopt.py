@@ -11,7 +11,9 @@ agent had), so its first heartbeat reports it ``ready`` with its digest and
 the controller's answer changes nothing. What does not run any more is
 started as usual; what the controller no longer wants is stopped as usual.
 Devices (veths, taps, namespaces) outlive the agent, so an adopted
-instance's device is the one it already reads.
+instance's device is the one it already reads.  A run that is not a process
+(a libvirt domain: its record has no pid but the domain's UUID) is offered
+to its runner, which checks that the domain still runs (``Runner.adopt``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import ValidationError
 from backends.platform.agent.runners.base import AgentSpec, Context, Handle
 
 RECORD = "run.json"
-_SAVED_EXTRA = ("compounds", "netns", "last_packets")
+_SAVED_EXTRA = ("compounds", "netns", "last_packets", "domain_uuid", "libvirt_uri", "rx_at_start", "rx_bytes_at_start")
 
 
 def start_time(pid: int) -> str:
@@ -125,16 +127,20 @@ def _load(path: Path) -> Handle | None:
         pid, started = int(doc.get("pid") or 0), str(doc.get("start") or "")
     except (OSError, ValueError, KeyError, TypeError, ValidationError):
         return None
-    if not pid or not started or start_time(pid) != started:
-        return None  # it does not run any more: started again as usual
+    extra = dict(doc.get("extra") or {})
+    if pid and started:
+        if start_time(pid) != started:
+            return None  # it does not run any more: started again as usual
+    elif "domain_uuid" not in extra:
+        return None
     handle = Handle(
         spec,
-        proc=Adopted(pid, started),  # type: ignore[arg-type]
+        proc=Adopted(pid, started) if pid else None,  # type: ignore[arg-type]
         stats=Path(doc["stats"]) if doc.get("stats") else None,
         log=Path(doc["log"]) if doc.get("log") else None,
         base_packets=int(doc.get("base_packets") or 0),
         message=str(doc.get("message") or ""),
-        extra=dict(doc.get("extra") or {}),
+        extra=extra,
     )
     handle.message = (handle.message + "; " if handle.message else "") + "adopted from an earlier agent"
     return handle

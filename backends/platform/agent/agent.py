@@ -102,8 +102,9 @@ class Agent:
             elif slot.handle is not None and slot.alive:
                 poll = slot.runner.poll(slot.handle)
                 slot.packets, slot.message, slot.modules = poll.packets, poll.message, poll.modules
-                slot.bytes = stats_bytes(slot.handle.stats)
-                slot.cpu_seconds = cpu_seconds(slot.handle.proc.pid if slot.handle.proc is not None else None)
+                slot.bytes = poll.bytes if poll.bytes is not None else stats_bytes(slot.handle.stats)
+                pid = slot.handle.proc.pid if slot.handle.proc is not None else None
+                slot.cpu_seconds = poll.cpu_seconds if poll.cpu_seconds is not None else cpu_seconds(pid)
                 if not poll.alive:
                     slot.alive, slot.exit_code, slot.exited_at = False, poll.exit_code, now
                     log.warning("%s: %s", iid, describe_exit(slot.exit_code))
@@ -257,8 +258,15 @@ class Agent:
         handles, ended = adopt.adopt(self.ctx)
         if ended:
             log.info("ended %d instance(s) an older agent left without a record", len(ended))
+        taken = 0
         for h in handles:
             runner = self.runners[h.spec.kind]
+            if not runner.adopt(h):  # a libvirt domain that stopped: its definition goes, started again if wanted
+                runner.stop(h)
+                adopt.forget(self.ctx, h.spec.id)
+                continue
             self.slots[h.spec.id] = Slot(h.spec, runner, runner.policy(h.spec), handle=h, alive=True)
-            log.info("%s: adopted (pid %s, digest %s)", h.spec.id, h.proc.pid if h.proc else "-", h.spec.digest[:12])
-        return len(handles)
+            what = f"pid {h.proc.pid}" if h.proc else f"domain {h.extra.get('domain_uuid', '-')}"
+            log.info("%s: adopted (%s, digest %s)", h.spec.id, what, h.spec.digest[:12])
+            taken += 1
+        return taken

@@ -23,6 +23,7 @@ def run_agent(
     state_dir: Path | None = None,
     netns_prefix: str = "fsvm-",
     stop: threading.Event | None = None,
+    libvirt_uri: str = "qemu:///system",
 ) -> int:
     """Run the agent until SIGTERM/SIGINT (or ``stop``), then stop its instances."""
     if not controller.startswith(("http://", "https://")):
@@ -34,7 +35,11 @@ def run_agent(
         level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s agent {host}: %(message)s", datefmt="%H:%M:%S"
     )
     ctx = Context(
-        host=host, state_dir=state_dir or Path(f"/var/lib/fsc-agent/{host}"), lab=lab, netns_prefix=netns_prefix
+        host=host,
+        state_dir=state_dir or Path(f"/var/lib/fsc-agent/{host}"),
+        lab=lab,
+        netns_prefix=netns_prefix,
+        libvirt_uri=libvirt_uri,
     )
     ctx.state_dir.mkdir(parents=True, exist_ok=True)
     agent = Agent(ctx, ControllerClient(controller, host, read_token(token_file)))
@@ -44,7 +49,10 @@ def run_agent(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     logging.getLogger("fsc.agent").info(
-        "controller %s, state %s%s", controller, ctx.state_dir, ", lab mode" if lab else ""
+        "controller %s, state %s%s",
+        controller,
+        ctx.state_dir,
+        ", lab mode" if lab else f", vm instances on {libvirt_uri}",
     )
     try:
         agent.run(stop)

@@ -12,8 +12,8 @@ Lifecycle of an instance (one runner per kind: click, process, vm):
 ``unplumb(spec)`` removes the devices once the instance is no longer wanted.
 ``export_state(handle)`` / ``start(..., state=...)``: the hook for moving a
                   running instance to another host: the old host exports its
-                  state (counters; module state where a runner can carry it,
-                  e.g. a libvirt domain's saved memory later), the new host
+                  state (counters; module state where a runner can carry it;
+                  not a libvirt domain's memory: see runners/vm.py), the new host
                   starts with it while the old one still runs, the controller
                   moves the steering, then the old one is stopped.  No traffic
                   is lost because both run during the move (make before break).
@@ -66,7 +66,7 @@ class Context:
     netns_prefix: str = "fsvm-"
     ready_timeout: float = 20.0
     click_command: list[str] | None = None  # overrides `click` / backends.click.runtime (tests)
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = "qemu:///system"  # `vm` instances without --lab (runners/virt.py)
 
     def instance_dir(self, iid: str) -> Path:
         d = self.state_dir / "instances" / iid.replace("#", ".").replace("/", "_")
@@ -81,6 +81,8 @@ class Poll:
     packets: int
     message: str = ""
     modules: dict[str, int] = field(default_factory=dict)  # a Click configuration's instances -> packets in
+    bytes: int | None = None  # a runner that counts them itself (a libvirt domain); else the stats file's
+    cpu_seconds: float | None = None  # likewise; else the instance's processes' CPU time
 
 
 @dataclass
@@ -203,6 +205,13 @@ class Runner(ABC):
 
     def stop(self, handle: Handle) -> None:
         terminate(handle.proc)
+
+    def adopt(self, handle: Handle) -> bool:
+        """Does the run an earlier agent recorded still run (then it is taken
+        over)? Processes are checked by pid and start time in
+        :mod:`backends.platform.agent.adopt`; a runner whose runs are not
+        processes (a libvirt domain) checks its own."""
+        return handle.proc is not None
 
     def export_state(self, handle: Handle) -> dict[str, Any]:
         """State to carry to another host (counters; see the module docstring)."""

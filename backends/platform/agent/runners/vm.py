@@ -1,11 +1,21 @@
-"""`vm` instances: a libvirt domain where a hypervisor is present, else (``--lab``)
-a network namespace of its own running the module type's reference behaviour.
+"""`vm` instances: a libvirt domain, or (``--lab``) a network namespace of its
+own running the module type's reference behaviour.
 
-With a hypervisor: the agent creates the tap device ``tap_name(instance)``
-(``ip tuntap``), defines the domain from ``vm/INSTANCE.xml`` (whose NIC is
-``<interface type='ethernet'>`` with ``<target dev='TAP' managed='no'/>``,
-backends/vm) and starts it; ready = the domain is running; packets = the
-tap's received packets (``interfaceStats``); stop = destroy + undefine.
+With libvirt (the agent without ``--lab``; URI ``--libvirt-uri``, default
+``qemu:///system``): ``plumb`` creates the tap device ``tap_name(instance)``
+(``ip tuntap``), ``start`` defines the domain from ``vm/INSTANCE.xml`` (its
+NIC is ``<interface type='ethernet'>`` with ``<target dev='TAP'
+managed='no'/>``, backends/emit/vm) and starts it; ready = the domain is
+running; packets = the packets the domain received on that NIC
+(``interfaceStats``), counted from the start of the run and carried across
+restarts and moves; ``stop`` = destroy + undefine.  A move boots the domain
+afresh on the new host with the old one's counters (``export_state`` /
+``start(state=...)``, make before break): QEMU refuses to save or migrate a
+domain whose disk is a ``<transient/>`` overlay, as the emitted ones are, so
+no memory moves.  An agent that restarts adopts the domains its records name
+that still run (:meth:`VmRunner.adopt`).  docs/platform.md says what libvirt's
+test driver proves of this, what was checked with QEMU, and what a hypervisor
+host needs.
 
 In the lab: namespace ``PREFIX + HOST + '-' + instance`` (``#`` as ``.``), a
 veth pair ``tap_name(instance)`` here <-> ``eth0`` there, and
@@ -16,28 +26,17 @@ message says that the instance is the reference behaviour, not a VM.
 from __future__ import annotations
 
 import json
-import os
+import logging
 from typing import Any
 
 from backends.emit.vm.generate import tap_name
 from backends.platform.agent import netdev
 from backends.platform.agent.runners.base import AgentSpec, Handle, Poll, Runner, StartError, launch, wait_ready
 from backends.platform.agent.runners.reference_run import ready_file, reference_argv, reference_env
+from backends.platform.agent.runners.virt import Hypervisor, VirtError, no_domain
 from backends.platform.wait import WaitTimeout, wait_until
 
-
-def hypervisor(uri: str) -> tuple[Any | None, str]:
-    """(an open libvirt connection, "") or (None, why there is none)."""
-    try:
-        import libvirt  # type: ignore[import-not-found]
-    except ImportError:
-        return None, "libvirt-python is not installed"
-    if not os.path.exists("/dev/kvm"):
-        return None, "/dev/kvm is missing (no hardware virtualisation)"
-    try:
-        return libvirt.open(uri), ""
-    except libvirt.libvirtError as err:
-        return None, f"cannot connect to {uri}: {err}"
+log = logging.getLogger("fsc.agent")
 
 
 def domain_xml(spec: AgentSpec) -> str:
@@ -48,49 +47,40 @@ def domain_xml(spec: AgentSpec) -> str:
     return text
 
 
+def moved_packets(state: dict[str, Any] | None) -> int:
+    """The packets an instance had counted on the host it moves from."""
+    stats = (state or {}).get("stats")
+    if not isinstance(stats, dict):
+        return 0
+    value = stats.get("packets", stats.get("packets_in", 0))
+    return value if isinstance(value, int) else 0
+
+
 class VmRunner(Runner):
     kind = "vm"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._conn: Any | None = None
-        self._why = ""
-        self._probed = False
-
-    def conn(self) -> Any | None:
-        if not self._probed:
-            self._conn, self._why = hypervisor(self.ctx.libvirt_uri)
-            self._probed = True
-        return self._conn
+        self.hypervisor = Hypervisor(self.ctx.libvirt_uri)
 
     def netns(self, spec: AgentSpec) -> str:
         return f"{self.ctx.netns_prefix}{self.ctx.host}-{spec.id.replace('#', '.')}"
 
-    def _mode(self, spec: AgentSpec) -> str:
-        if self.conn() is not None:
-            return "libvirt"
-        if self.ctx.lab:
-            return "lab"
-        raise StartError(
-            f"vm {spec.id}: no hypervisor on host {self.ctx.host} ({self._why}); install libvirt "
-            "and libvirt-python on a host with KVM, or run the agent with --lab"
-        )
-
     def plumb(self, spec: AgentSpec) -> None:
-        if self._mode(spec) == "libvirt":
-            netdev.ensure_tap(tap_name(spec.id))
-        else:
+        if self.ctx.lab:
             netdev.ensure_netns_veth(tap_name(spec.id), self.netns(spec))
+        else:
+            netdev.ensure_tap(tap_name(spec.id))
 
     def unplumb(self, spec: AgentSpec) -> None:
         netdev.delete_link(tap_name(spec.id))
-        if self.conn() is None:
+        if self.ctx.lab:
             netdev.delete_netns(self.netns(spec))
 
     def start(self, spec: AgentSpec, previous: Handle | None = None, state: dict[str, Any] | None = None) -> Handle:
+        if not self.ctx.lab:
+            return self._start_domain(spec, previous, state)
         d = self.ctx.instance_dir(spec.id)
-        if self._mode(spec) == "libvirt":
-            return self._start_domain(spec, previous)
         ns = self.netns(spec)
         stats = d / "stats.json"
         if previous is None and stats.exists():
@@ -106,46 +96,92 @@ class VmRunner(Runner):
         handle.proc = launch(argv, handle.log, reference_env())
         return wait_ready(handle, ready_file(d).exists, self.ctx.ready_timeout, f"reference behaviour of vm {spec.id}")
 
-    # ---- libvirt (a host with a hypervisor) ----
-    def _start_domain(self, spec: AgentSpec, previous: Handle | None) -> Handle:
-        conn = self.conn()
-        assert conn is not None
+    # ---- libvirt ----
+    def _start_domain(self, spec: AgentSpec, previous: Handle | None, state: dict[str, Any] | None) -> Handle:
         handle = Handle(spec, log=self.ctx.instance_dir(spec.id) / "log")
-        if previous is not None:
-            handle.base_packets = int(previous.extra.get("last_packets", 0))
+        handle.base_packets = int(previous.extra.get("last_packets", 0)) if previous else moved_packets(state)
         try:
-            dom = conn.defineXML(domain_xml(spec))
-            if not dom.isActive():
-                dom.create()
-        except Exception as err:  # libvirt.libvirtError; the module may be absent at import time
-            raise StartError(f"vm {spec.id}: libvirt refused the domain: {err}") from err
-        handle.extra["domain"] = dom
+            dom = self.hypervisor.define(domain_xml(spec))
+            if not self.hypervisor.call("cannot read the domain's state", dom.isActive):
+                self.hypervisor.call("libvirt could not start the domain", dom.create)
+        except VirtError as err:
+            raise StartError(f"vm {spec.id}: {err}") from None
         try:
-            wait_until(dom.isActive, self.ctx.ready_timeout, f"vm {spec.id}'s domain", max_interval=0.2)
+            active = lambda: self.hypervisor.call("cannot read the domain's state", dom.isActive)  # noqa: E731
+            wait_until(active, self.ctx.ready_timeout, f"vm {spec.id}'s domain", max_interval=0.2)
+            self._attach(handle, dom)
+            handle.extra["rx_at_start"], handle.extra["rx_bytes_at_start"] = self._nic(handle)
         except WaitTimeout:
             raise StartError(f"vm {spec.id}: the domain did not start in {self.ctx.ready_timeout:.0f} s") from None
+        except VirtError as err:
+            raise StartError(f"vm {spec.id}: {err}") from None
+        handle.message = f"libvirt domain {dom.name()} running ({self.ctx.libvirt_uri})"
         return handle
 
+    def _attach(self, handle: Handle, dom: Any) -> None:
+        handle.extra["domain"] = dom
+        handle.extra["domain_uuid"] = dom.UUIDString()
+        handle.extra["libvirt_uri"] = self.ctx.libvirt_uri
+
+    def _nic(self, handle: Handle) -> tuple[int, int]:
+        """(packets, bytes) the domain received on its NIC (the tap's counters, which outlive a run)."""
+        dom = handle.extra["domain"]
+        stats = self.hypervisor.call("cannot read the NIC counters", dom.interfaceStats, tap_name(handle.spec.id))
+        return int(stats[1]), int(stats[0])
+
     def poll(self, handle: Handle) -> Poll:
-        dom = handle.extra.get("domain")
-        if dom is None:
+        if "domain_uuid" not in handle.extra:
             return super().poll(handle)
         try:
-            active = bool(dom.isActive())
-            rx = int(dom.interfaceStats(tap_name(handle.spec.id))[1]) if active else 0
-        except Exception as err:  # the domain went away
+            dom = handle.extra["domain"] = self.hypervisor.lookup(handle.extra["domain_uuid"])
+            active = bool(self.hypervisor.call("cannot read the domain's state", dom.isActive))
+            nic = self._nic(handle) if active else None
+            # virDomainGetInfo: [state, max memory, memory, vcpus, CPU time in ns]
+            cpu = self.hypervisor.call("cannot read the domain's CPU time", dom.info)[4] / 1e9 if active else 0.0
+        except VirtError as err:
             return Poll(False, 1, handle.base_packets, f"domain lost: {err}")
-        total = handle.base_packets + rx
+        if nic is None:
+            return Poll(False, 1, handle.base_packets, "the domain is not running any more")
+        total = handle.base_packets + max(0, nic[0] - int(handle.extra.get("rx_at_start", 0)))
+        received = max(0, nic[1] - int(handle.extra.get("rx_bytes_at_start", 0)))
         handle.extra["last_packets"] = total
-        return Poll(active, None if active else 1, total, handle.message)
+        return Poll(True, None, total, handle.message, bytes=received, cpu_seconds=float(cpu))
 
     def stop(self, handle: Handle) -> None:
-        dom = handle.extra.get("domain")
-        if dom is None:
+        if "domain_uuid" not in handle.extra:
             super().stop(handle)
             return
-        for step in (dom.destroy, dom.undefine):
-            try:
-                step()
-            except Exception:  # already stopped / undefined: the goal is reached
-                pass
+        try:
+            dom = self.hypervisor.lookup(handle.extra["domain_uuid"])
+        except VirtError as err:
+            if not no_domain(err):
+                log.warning("%s: %s", handle.spec.id, err)
+            return  # already undefined: the goal is reached
+        try:
+            if self.hypervisor.call("cannot read the domain's state", dom.isActive):
+                self.hypervisor.call("cannot destroy the domain", dom.destroy)
+            self.hypervisor.call("cannot undefine the domain", dom.undefine)
+        except VirtError as err:
+            if not no_domain(err):
+                log.warning("%s: %s", handle.spec.id, err)
+
+    def export_state(self, handle: Handle) -> dict[str, Any]:
+        if "domain_uuid" not in handle.extra:
+            return super().export_state(handle)
+        packets = self.poll(handle).packets
+        return {"id": handle.spec.id, "digest": handle.spec.digest, "stats": {"packets": packets}}
+
+    def adopt(self, handle: Handle) -> bool:
+        """Is the domain an earlier agent recorded still running here? (then it is this run)"""
+        if "domain_uuid" not in handle.extra:
+            return super().adopt(handle)
+        if self.ctx.lab or handle.extra.get("libvirt_uri") != self.ctx.libvirt_uri:
+            return False
+        try:
+            dom = self.hypervisor.lookup(handle.extra["domain_uuid"])
+            if not self.hypervisor.call("cannot read the domain's state", dom.isActive):
+                return False
+        except VirtError:
+            return False
+        handle.extra["domain"] = dom
+        return True
