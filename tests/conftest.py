@@ -94,3 +94,10 @@ def example_ids() -> list[str]:
 @pytest.fixture(params=EXAMPLES, ids=example_ids())
 def example(request: pytest.FixtureRequest) -> Path:
     return request.param
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_client_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`fsc apply`'s client cache (fslang/cli/applycache.py) goes to a
+    directory of this run, not the user's ~/.cache (CLI subprocesses inherit it)."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))

@@ -6,6 +6,7 @@ ingress-only update of a few rules; the switch holds exactly what
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,6 +65,9 @@ def test_unchanged_site_needs_no_compile_and_a_small_change_is_small(tmp_path: P
         assert lab.flows("s0") == ref2 != ref
         assert 0 < len(set(ref2) ^ set(ref)) <= 8
         assert ctl.api.digest().digest == site_digest(site, False)
+        # the pre-apply reconcile trusted the switch's per-table counts (it was verified by the first apply)
+        assert "switch s0 (0xa1): per-table flow counts as last verified; not read" in ctl.log.read_text()
+        assert '"phase": "prepare"' not in r.stdout
 
         # /metrics of the running controller: what status says, and the applies
         assert requests.get(ctl.url + "/metrics", timeout=10).status_code == 401
@@ -77,6 +81,20 @@ def test_unchanged_site_needs_no_compile_and_a_small_change_is_small(tmp_path: P
         assert m[("fsc_apply_duration_seconds_count", (("result", "ok"),))] == 2
         assert 0 < m[("fsc_apply_duration_seconds_sum", (("result", "ok"),))] < 60
         assert m[("fsc_relocations_total", (("kind", "failover"), ("result", "ok")))] == 0
+
+        # a rule deleted behind the controller's back changes its table's count: the next apply
+        # reads the switch, puts the rule back first, then updates
+        gone = next(line for line in lab.flows("s0") if "priority=0" not in line)
+        strict = ",".join(
+            f for f in gone.split(" actions=")[0].replace(" ", ",").split(",") if f and "cookie=" not in f
+        )
+        lab.ovs.ofctl("--strict", "del-flows", strict, bridge="s0")
+        assert len(lab.flows("s0")) == len(ref2) - 1
+        site.write_text(text)
+        r = ctl.cli("apply", str(site), "--yes", "--drain", "0", "--format", "json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert {"phase": "prepare", "repaired": 1} in [json.loads(line) for line in r.stdout.splitlines()], r.stdout
+        assert lab.flows("s0") == ref
 
 
 def scrape(url: str, token_file: Path) -> dict[tuple[str, tuple], float]:

@@ -250,9 +250,16 @@ def test_answers_that_are_not_the_api_are_one_line_and_exit_3(token: Path) -> No
             "not an fsc controller's answer",
         ),
         (lambda m, p: (200, "application/json", b"[1, 2"), ("status",), "not an fsc controller's answer"),
-        (lambda m, p: (200, "application/json", b'{"unexpected": true}'), ("plan", SITE), "/v1/deployed answered"),
         (
-            lambda m, p: deployed if p == "/v1/deployed" else (200, "application/json", b'{"switches": 3}'),
+            lambda m, p: digest if p == "/v1/deployed/digest" else (200, "application/json", b'{"unexpected": true}'),
+            ("plan", SITE),
+            "/v1/deployed answered",
+        ),
+        (lambda m, p: (200, "application/json", b'{"unexpected": true}'), ("plan", SITE), "/digest answered"),
+        (
+            lambda m, p: {"/v1/deployed": deployed, "/v1/deployed/digest": digest}.get(
+                p, (200, "application/json", b'{"switches": 3}')
+            ),
             ("plan", SITE),
             "/v1/plan answered JSON that is not",
         ),

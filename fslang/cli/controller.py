@@ -57,23 +57,32 @@ def _json(doc: Any) -> str:
     return json.dumps(doc.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True) + "\n"
 
 
-def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str, str], bool]:
+def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple[str, str, dict[str, str], bool]:
     """Compile SITE against what is deployed: (site name, source, files, nothing_to_change).
 
     The deployed placement is the previous one (modules move only when they
     must); the same generation as deployed first (equal files: nothing to
-    do), else the other generation."""
+    do), else the other generation. ``known``: the controller's digest answer;
+    when the client's cache (:mod:`applycache`) holds the deployed files it
+    names, they are not fetched again."""
+    import fslang.cli as cli
     from compiler.placement.place import Placement
     from fslang import api
-    from fslang.cli import report
+    from fslang.cli import applycache, report
 
+    cli._BATCH = True  # the process ends with the command: no heap teardown (see fslang.cli.run)
     name, data, diags = api.read_source(site)
     if data is None:
         report(api.SourceFile(name, ""), diags)
         raise typer.Exit(1)
-    answer = client.deployed()
-    deployed = answer.model_dump()
-    out = frozenset(answer.unavailable)  # down or drained: placement leaves them out, as the failover does
+    cached = applycache.load(client.url, site, known.files_digest) if known is not None else None
+    if cached is not None:
+        deployed = {"generation": known.generation, "files": cached}
+        out = frozenset(known.unavailable)
+    else:
+        answer = client.deployed()
+        deployed = answer.model_dump()
+        out = frozenset(answer.unavailable)  # down or drained: placement leaves them out, as the failover does
     gen = deployed.get("generation")
     prev = None
     if gen is not None and "placement.json" in deployed.get("files", {}):
@@ -97,6 +106,8 @@ def _compile(site: Path, client: Any, optimal: bool) -> tuple[str, str, dict[str
     if gen is not None:
         site_name, text, same = build(int(gen))
         if same == deployed.get("files"):
+            if cached is None:
+                applycache.save(client.url, site, same)
             return site_name, text, same, True
         if _ingress_only(deployed.get("files") or {}, same):
             return site_name, text, same, False
@@ -110,16 +121,23 @@ def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
     place), with the same instances: then one atomic bundle per switch (the
     flip) is the whole update, and a generation change, which rewrites every
     rule, is not needed. Compares the `.ofctl` text (deterministic), so it
-    costs no OpenFlow parsing."""
-    from backends.platform.controller.instances import host_specs
-    from backends.platform.controller.plan import ingress_tables
+    costs no OpenFlow parsing (nor importing the controller's OpenFlow code).
+    The instances depend on plan.json only through its generation and site
+    name (backends/platform/controller/instances.py)."""
+    from backends.emit.documents import PlanDocument
+    from compiler.lowering import tables as T
 
     changed = {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
     if any(not (p == "plan.json" or p.startswith("openflow/")) for p in changed):
         return False
-    if host_specs(old) != host_specs(new):
+    try:
+        docs = [PlanDocument.from_text(f["plan.json"]) if "plan.json" in f else None for f in (old, new)]
+    except ValueError:
         return False
-    ingress = ingress_tables(new) | ingress_tables(old)
+    facts = [(d.generation, d.site) if d is not None else None for d in docs]
+    if facts[0] != facts[1]:
+        return False
+    ingress = frozenset().union(*(d.update.ingress_tables if d is not None else T.INGRESS_TABLES for d in docs))
 
     def key(line: str) -> tuple[str, str, str]:
         head, _, _actions = line.partition(",actions=")
@@ -245,7 +263,7 @@ def register(app: typer.Typer) -> None:
 
         client = _client(controller, token_file, timeout)
         with _talking():
-            name, source, files, _same = _compile(site, client, optimal)
+            name, source, files, _same = _compile(site, client, optimal, client.digest())
             plan = client.plan(ApplyRequest(site=name, files=files, source=source))
         sys.stdout.write(_json(plan) if format is _Format.json else plan_text(plan, name))
 
@@ -279,7 +297,7 @@ def register(app: typer.Typer) -> None:
             same = bool(digest) and deployed.digest == digest
             name = deployed.site or site.stem
             if not same:
-                name, source, files, same = _compile(site, client, optimal)
+                name, source, files, same = _compile(site, client, optimal, deployed)
             if same:
                 done = ResultOk(result="ok", changed=False, message="nothing to change (the deployed site is the same)")
                 sys.stdout.write(
@@ -305,7 +323,11 @@ def register(app: typer.Typer) -> None:
                 last = ev
                 sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")
                 sys.stdout.flush()
-        if getattr(last, "result", None) != "ok":
+        if getattr(last, "result", None) == "ok":
+            from fslang.cli import applycache
+
+            applycache.save(client.url, site, files)  # what is deployed now: the next apply need not fetch it
+        else:
             if last is None or getattr(last, "result", None) is None:
                 sys.stderr.write(
                     "fsc: apply: the controller ended the answer without a result; "

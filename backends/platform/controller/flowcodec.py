@@ -319,12 +319,28 @@ def split_flow_stats(buf: bytes, offset: int, end: int) -> list[RawStats]:
     return out
 
 
+class _RawStatsBody:
+    """Stands in for ``OFPFlowStats`` as the body class of flow-stats replies:
+    os-ken's multipart reply parser calls ``cls_stats_body_cls.parser(buf,
+    offset)`` per entry and steps by its ``length``."""
+
+    @staticmethod
+    def parser(buf: bytes, offset: int) -> RawStats:
+        st = RawStats(buf, offset)
+        if st.length < _STATS0.size:
+            raise ValueError(f"flow-stats entry of length {st.length}")  # os-ken would loop on it for ever
+        return st
+
+
 def raw_flow_stats_replies() -> None:
     """Make os-ken split flow-stats reply bodies into :class:`RawStats` instead
     of decoding every entry (the controller process reads tables of 10,000s
-    of rules; nothing in it needs os-ken's objects for them). Idempotent."""
+    of rules; nothing in it needs os-ken's objects for them). Idempotent.
+    Both of os-ken's paths: the multipart reply parser (what a reply from a
+    switch goes through) and ``parser_stats_body``."""
 
     def body(cls: Any, buf: bytes, msg_len: int, offset: int) -> list[RawStats]:
         return split_flow_stats(buf, offset, msg_len)
 
     parser.OFPFlowStatsReply.parser_stats_body = classmethod(body)  # type: ignore[method-assign,assignment]
+    parser.OFPFlowStatsReply.cls_stats_body_cls = _RawStatsBody

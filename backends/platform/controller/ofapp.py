@@ -60,6 +60,8 @@ class FscOpenFlow(app_manager.OSKenApp):
         self._pending: dict[tuple[int, int], _Pending] = {}
         self._errors: dict[int, list[Any]] = {}  # dpid -> errors not claimed yet
         self.no_bundles: set[int] = set()
+        self._epochs: dict[int, int] = {}  # dpid -> connections seen (see epoch())
+        self._connections = itertools.count(1)
         self.on_connect: Callable[[int], None] | None = None
         raw_flow_stats_replies()  # tables of 10,000s of rules are read back often: split, not decoded
 
@@ -72,6 +74,7 @@ class FscOpenFlow(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             with self._lock:
                 self.datapaths[dp.id] = dp
+                self._epochs[dp.id] = next(self._connections)
             LOG.info("switch %#x connected from %s", dp.id, dp.address)
             if self.on_connect is not None:
                 threading.Thread(target=self.on_connect, args=(dp.id,), daemon=True, name=f"connect-{dp.id:#x}").start()
@@ -110,6 +113,11 @@ class FscOpenFlow(app_manager.OSKenApp):
         msg = ev.msg
         self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
 
+    @set_ev_cls(ofp_event.EventOFPTableStatsReply, MAIN_DISPATCHER)
+    def _table_stats_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def _error(self, ev: Any) -> None:
         msg = ev.msg
@@ -125,6 +133,13 @@ class FscOpenFlow(app_manager.OSKenApp):
     def connected(self) -> list[int]:
         with self._lock:
             return sorted(self.datapaths)
+
+    def epoch(self, dpid: int) -> int | None:
+        """Which connection of ``dpid`` is the current one (None: not connected):
+        another number after a reconnect, when the switch may have lost or kept
+        anything, so what was verified on an earlier connection no longer counts."""
+        with self._lock:
+            return self._epochs.get(dpid) if dpid in self.datapaths else None
 
     def _dp(self, dpid: int) -> Any:
         with self._lock:
@@ -210,15 +225,7 @@ class FscOpenFlow(app_manager.OSKenApp):
             raise SwitchError(f"switch {dp.id:#x}: the connection is closed")
         if bundle:
             xids[self._send(dp, parser.ONFBundleCtrlMsg(dp, bundle_id, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))] = None
-        barrier = parser.OFPBarrierRequest(dp)
-        slot = _Pending()
-        xid = next(self._xids) & 0xFFFFFFFF
-        barrier.set_xid(xid)
-        with self._lock:
-            self._pending[(dpid, xid)] = slot
-        if not dp.send_msg(barrier):
-            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
-        self._wait(dpid, xid, slot, timeout, "a barrier")
+        self._request(dpid, parser.OFPBarrierRequest(dp), timeout, "a barrier")
         LOG.debug("switch %#x: %d flow mods pushed in %.3fs", dpid, len(ops), time.perf_counter() - t_start)
         errors = self._claim_errors(dpid, xids, open_xid)
         if errors:
@@ -262,24 +269,41 @@ class FscOpenFlow(app_manager.OSKenApp):
                         out[fl.key] = fl
         return out
 
-    def read_groups(self, dpid: int, timeout: float = 30.0) -> Tables:
-        """Every group of the switch (a group-desc request), by key."""
-        dp = self._dp(dpid)
-        req = dp.ofproto_parser.OFPGroupDescStatsRequest(dp, 0)
+    def _request(self, dpid: int, req: Any, timeout: float, what: str) -> list[Any]:
+        """Send one request to switch ``dpid`` and wait for all its replies
+        (``what`` names it in a timeout's message)."""
         slot = _Pending()
         xid = next(self._xids) & 0xFFFFFFFF
         req.set_xid(xid)
         with self._lock:
             self._pending[(dpid, xid)] = slot
-        if not dp.send_msg(req):
+        if not self._dp(dpid).send_msg(req):
             with self._lock:
                 self._pending.pop((dpid, xid), None)
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
+        return self._wait(dpid, xid, slot, timeout, what)
+
+    def read_groups(self, dpid: int, timeout: float = 30.0) -> Tables:
+        """Every group of the switch (a group-desc request), by key."""
+        dp = self._dp(dpid)
+        req = dp.ofproto_parser.OFPGroupDescStatsRequest(dp, 0)
         out: Tables = {}
-        for reply in self._wait(dpid, xid, slot, timeout, "a group-desc request"):
+        for reply in self._request(dpid, req, timeout, "a group-desc request"):
             for st in reply.body:
                 g = group_from_desc(st)
                 out[g.key] = g
+        return out
+
+    def table_counts(self, dpid: int, timeout: float = 30.0) -> dict[int, int]:
+        """Flows per table (tables holding none left out), from one table-stats
+        request: what a full read would count, at the cost of one small reply."""
+        dp = self._dp(dpid)
+        req = dp.ofproto_parser.OFPTableStatsRequest(dp, 0)
+        out: dict[int, int] = {}
+        for reply in self._request(dpid, req, timeout, "a table-stats request"):
+            for st in reply.body:
+                if st.active_count:
+                    out[st.table_id] = out.get(st.table_id, 0) + st.active_count
         return out
 
     def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:
@@ -289,15 +313,8 @@ class FscOpenFlow(app_manager.OSKenApp):
         ofp, parser = dp.ofproto, dp.ofproto_parser
         which = ofp.OFPTT_ALL if table is None else table
         req = parser.OFPFlowStatsRequest(dp, 0, which, ofp.OFPP_ANY, ofp.OFPG_ANY, 0, 0, parser.OFPMatch())
-        slot = _Pending()
-        xid = next(self._xids) & 0xFFFFFFFF
-        req.set_xid(xid)
-        with self._lock:
-            self._pending[(dpid, xid)] = slot
-        if not dp.send_msg(req):
-            raise SwitchError(f"switch {dpid:#x}: the connection is closed")
         t0 = time.perf_counter()
-        replies = self._wait(dpid, xid, slot, timeout, "a flow-stats request")
+        replies = self._request(dpid, req, timeout, "a flow-stats request")
         t1 = time.perf_counter()
         out: Tables = {}
         for reply in replies:

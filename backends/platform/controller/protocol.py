@@ -340,11 +340,27 @@ class HostAnswer(_Model):
 
 class DigestAnswer(_Model):
     """Answer of ``GET /v1/deployed/digest``: the committed site's generation
-    and the digest its apply sent ("" when unknown), without its files."""
+    and the digest its apply sent ("" when unknown), without its files.
+    ``files_digest``: :func:`files_digest` of the committed files (a client
+    that kept a copy of what it applied knows from it that its copy is still
+    what is deployed: the platform's own moves change the files, not the
+    site); ``unavailable``: as in :class:`DeployedAnswer`."""
 
     generation: int | None
     site: str | None
     digest: str = ""
+    files_digest: str = ""
+    unavailable: list[str] = Field(default_factory=list)
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """One digest of a compiled site's files (paths and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        p, text = path.encode(), files[path].encode()
+        h.update(b"%d:%b%d:" % (len(p), p, len(text)))
+        h.update(text)
+    return "sha256:" + h.hexdigest()
 
 
 class DeployedAnswer(_Model):

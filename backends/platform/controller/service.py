@@ -2,8 +2,9 @@
 reconcile-on-connect, heartbeats, and the platform's own moves (failover,
 drain: :mod:`relocate`, driven by :mod:`monitor`). Talks to switches through
 an object with ``connected()``, ``push(dpid, ops, bundle=True)`` and
-``read_tables(dpid, table=None)``
-(:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
+``read_tables(dpid, table=None)``, and optionally ``read_flows``,
+``table_counts`` and ``epoch`` (the cheap checks; without them every check is
+a full read) (:class:`backends.platform.controller.ofapp.FscOpenFlow`), to disk through
 :class:`StateDir`; the HTTP layer only translates. Time comes from an
 injectable clock (the monitoring loop's timers; tests drive it).
 """
@@ -64,6 +65,7 @@ from backends.platform.controller.protocol import (
     SwitchEvent,
     SwitchStatus,
     WaitingEvent,
+    files_digest,
 )
 from backends.platform.controller.relocate import ActiveDrain, Recompile
 from backends.platform.controller.state import DeployedState, Journal, StateDir
@@ -76,6 +78,16 @@ RECONCILE_DRAIN = 0.2
 #: A phase of at most this many flow mods is read back flow by flow (what it
 #: touched), a larger one by reading the whole switch.
 SCOPED_READ_BACK = 64
+
+
+def table_counts_of(tables: Tables) -> dict[int, int]:
+    """Flows per table of ``tables`` (what a switch's table stats report:
+    groups, pseudo-table -1, are not in them)."""
+    out: dict[int, int] = {}
+    for table_id, _prio, _match in tables:
+        if table_id >= 0:
+            out[table_id] = out.get(table_id, 0) + 1
+    return out
 
 
 class ApplyFailed(Exception):
@@ -121,7 +133,12 @@ class Controller:
         self._applying = False
         self._deployed_cache: tuple[DeployedState | None] | None = None
         self._tables_cache: dict[str, tuple[int, Tables]] | None = None
+        self._files_digest: tuple[DeployedState, str] | None = None  # (of which deployed doc, digest)
         self._switch_locks: dict[int, threading.Lock] = {}
+        #: dpid -> (connection epoch, the tables a full check found there, the
+        #: switch's per-table counts then): what lets the pre-apply reconcile
+        #: trust per-table counts instead of a full read
+        self._verified: dict[int, tuple[int, Tables, dict[int, int]]] = {}
         journal = state.journal()
         if (state.root / "journal.json").exists():
             d = self._deployed_doc()
@@ -195,24 +212,89 @@ class Controller:
 
     def _switch_expected(self, name: str) -> Tables:
         """What switch ``name`` must hold: the committed site's rules and a drain's."""
-        tables = dict(self._deployed_tables().get(name, (0, {}))[1])
-        tables.update(self._extras.get(name, {}))
-        return tables
+        tables = self._deployed_tables().get(name, (0, {}))[1]
+        extras = self._extras.get(name)
+        return {**tables, **extras} if extras else tables
 
-    def _push_verified(self, name: str, dpid: int, ops: list, expected: Tables) -> None:
-        """Push one phase to one switch as a bundle, read back, compare."""
+    def _epoch(self, dpid: int) -> int | None:
+        epoch = getattr(self.of, "epoch", None)
+        return epoch(dpid) if epoch is not None else None
+
+    def _counts(self, dpid: int) -> dict[int, int] | None:
+        """The switch's flows per table (None: the switch object cannot tell)."""
+        counts = getattr(self.of, "table_counts", None)
+        return counts(dpid) if counts is not None else None
+
+    def _trust(self, dpid: int, tables: Tables) -> None:
+        """The switch was checked to hold ``tables`` (on this connection): keep
+        its per-table counts as they are now (they may include flows the
+        switch adds by itself, hidden or not, which a full read does not
+        compare), to know later without reading that nothing was added or
+        deleted since."""
+        epoch = self._epoch(dpid)
+        if epoch is None:
+            return
+        try:
+            counts = self._counts(dpid)
+        except Exception as err:  # the next apply reads the switch instead
+            LOG.debug("switch %#x: no table stats (%s)", dpid, err)
+            return
+        if counts is not None and self._epoch(dpid) == epoch:
+            self._verified[dpid] = (epoch, tables, counts)
+
+    def _unchanged(self, dpid: int, want: Tables) -> bool:
+        """True when the switch is known to hold ``want`` without reading it:
+        a full check on this connection found exactly ``want`` there, and its
+        per-table flow counts are still what they were (a rule added or
+        deleted behind the controller's back changes them). An empty ``want``
+        needs only the counts (an empty switch holds nothing else)."""
+        trusted = self._verified.get(dpid)
+        epoch = self._epoch(dpid)
+        counts = self._counts(dpid)
+        if counts is None:
+            return False
+        if not want and not counts:
+            return True
+        return trusted is not None and trusted[0] == epoch and trusted[1] is want and trusted[2] == counts
+
+    def _verify_mode(self, ops: list, before: Tables | None) -> str:
+        """How a phase is checked: ``rules`` (flow by flow what it touched: a
+        small phase), ``counts`` (per-table flow counts: a phase of deletes
+        only, every one of a rule that was there), or ``full`` (the whole switch)."""
+        simple = all(c in ("add", "delete") for c, _ in ops)
+        if len(ops) <= SCOPED_READ_BACK and simple and getattr(self.of, "read_flows", None) is not None:
+            return "rules"
+        if before is not None and all(c == "delete" for c, _ in ops):
+            return "counts"
+        return "full"
+
+    def _push_verified(
+        self, name: str, dpid: int, ops: list, expected: Tables, mode: str | None = None, before: Tables | None = None
+    ) -> None:
+        """Push one phase to one switch as a bundle, then check the switch holds
+        ``expected``: by ``mode`` (see :meth:`_verify_mode`; ``counts`` is also
+        used for an install whose rules the flip's full read checks).
+        ``before``: what the switch held before (what ``counts`` compares the
+        change of the counts with: flows the switch keeps by itself stay out)."""
         if not ops:
-            return  # nothing sent: the last read-back still holds
+            return  # nothing sent: the last check still holds
+        self._verified.pop(dpid, None)
+        mode = mode or self._verify_mode(ops, before)
+        pre = self._counts(dpid) if mode == "counts" and before is not None else None
         self.of.push(dpid, ops)
-        read_flows = getattr(self.of, "read_flows", None)
-        if len(ops) <= SCOPED_READ_BACK and read_flows is not None and all(c in ("add", "delete") for c, _ in ops):
-            # a small phase: read back what it touched (the pre-apply reconcile read the whole switch)
+        if mode == "rules":
             keys = {f.key for _, f in ops}
-            got = read_flows(dpid, [f for _, f in ops])
+            got = self.of.read_flows(dpid, [f for _, f in ops])
             diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
+        elif pre is not None and before is not None and (post := self._counts(dpid)) is not None:
+            was, now = table_counts_of(before), table_counts_of(expected)
+            diffs = []
+            for t in sorted(set(pre) | set(post) | set(was) | set(now)):
+                want = pre.get(t, 0) + now.get(t, 0) - was.get(t, 0)
+                if post.get(t, 0) != want:
+                    diffs.append(f"table {t} holds {post.get(t, 0)} rules, not {want}")
         else:
-            got = drainrules.without_pins(self.of.read_tables(dpid))
-            diffs = same_tables(expected, got)
+            diffs = same_tables(expected, drainrules.without_pins(self.of.read_tables(dpid)))
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
@@ -225,12 +307,15 @@ class Controller:
         ``actual``: the tables just read (none sent since). Returns the
         operations sent and, when none were, the tables read."""
         with self._lock_for(dpid):
+            self._verified.pop(dpid, None)
             if actual is None:
                 actual = self.of.read_tables(dpid)
             pins = self.drain is not None  # a drain's pins stay; left over from an old one, they go
             keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
             ops = reconcile_ops(actual, desired, keep=lambda f: keep(f) or (pins and drainrules.is_pin(f)))
             if not ops:
+                if ingress is None and not pins:
+                    self._trust(dpid, desired)
                 return 0, actual
             self.of.push(dpid, ops)
             got = drainrules.without_pins(self.of.read_tables(dpid))
@@ -238,18 +323,24 @@ class Controller:
             diffs = same_tables(want, got)
             if diffs:
                 raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
+            if ingress is None and not pins and not same_tables(desired, got):
+                self._trust(dpid, desired)
             return len(ops), None
 
-    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int]) -> int:
+    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int], cheap: bool = False) -> int:
         """Bring switches to their desired tables: first flip every ingress
         table, after a short drain remove what is left. A switch that fails
         does not stop the others (it is reconciled again when it reconnects).
-        Returns the operations sent."""
+        With ``cheap``, a switch known to hold its tables (:meth:`_unchanged`)
+        is not read. Returns the operations sent."""
         errors: list[str] = []
         done: list[tuple[str, int, Tables, Tables | None]] = []
         n = 0
         for name, dpid, want in targets:
             try:
+                if cheap and self.drain is None and self._unchanged(dpid, want):
+                    LOG.info("switch %s (%#x): per-table flow counts as last verified; not read", name, dpid)
+                    continue
                 k, read = self._reconcile_step(name, dpid, want, ingress)
                 n += k
                 done.append((name, dpid, want, read))
@@ -303,9 +394,14 @@ class Controller:
     def digest(self) -> DigestAnswer:
         """What `fsc apply` asks first: if it would send the same digest, nothing changes."""
         d = self._deployed_doc()
+        out = sorted(self.hosts.unavailable())
         if d is None:
-            return DigestAnswer(generation=None, site=None)
-        return DigestAnswer(generation=d.generation, site=d.site, digest=d.digest)
+            return DigestAnswer(generation=None, site=None, unavailable=out)
+        if self._files_digest is None or self._files_digest[0] is not d:
+            self._files_digest = (d, files_digest(d.files))
+        return DigestAnswer(
+            generation=d.generation, site=d.site, digest=d.digest, files_digest=self._files_digest[1], unavailable=out
+        )
 
     def plan(self, req: ApplyRequest) -> PlanAnswer:
         """The update ``req`` would make; :class:`FilesError` when its files are not usable."""
@@ -328,8 +424,13 @@ class Controller:
             known.add(dpid)
             installed = None
             if dpid in connected:
-                try:
-                    installed = sum(f.table_id >= 0 for f in self.of.read_tables(dpid, timeout=5.0).values())
+                try:  # per-table counts when the switch object has them: one small reply (flows only)
+                    counts = getattr(self.of, "table_counts", None)
+                    installed = (
+                        sum(counts(dpid, timeout=5.0).values())
+                        if counts is not None
+                        else sum(f.table_id >= 0 for f in self.of.read_tables(dpid, timeout=5.0).values())
+                    )
                 except Exception:  # status must answer even when a switch hangs
                     installed = None
             sw = doc.switches.get(name) if doc is not None else None
@@ -682,7 +783,7 @@ class Controller:
         # bring every switch to the committed state first (drift, a crashed apply)
         try:
             n = self._reconcile(
-                [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress
+                [(name, p.dpid, old_sw.get(name, (0, {}))[1]) for name, p in plan.switches.items()], ingress, cheap=True
             )
         except Exception as err:
             yield ResultFailed(result="failed", error=f"before the update: {err}")
@@ -697,11 +798,20 @@ class Controller:
             self.agents.want([old, new], req.source)
             yield from self._wait_ready(new_specs, req.ready_timeout)
             expected = {n: old_sw.get(n, (0, {}))[1] for n in plan.switches}
+            # a big install is checked by its per-table counts when the flip reads the whole
+            # switch before anything commits (that read sees the installed rules too)
+            deferred = {
+                n
+                for n, p in plan.switches.items()
+                if len(p.install) > SCOPED_READ_BACK and len(p.flip) > SCOPED_READ_BACK
+            }
             for name, p in plan.switches.items():
                 touched.append(name)
-                expected[name] = apply_ops(expected[name], p.install)
+                was, expected[name] = expected[name], apply_ops(expected[name], p.install)
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.install, expected[name])
+                    self._push_verified(
+                        name, p.dpid, p.install, expected[name], "counts" if name in deferred else None, was
+                    )
                 yield SwitchEvent(phase="install", switch=name, rules=len(p.install))
             yield from self._paused("install", old is not None)
             # 2. flip
@@ -710,7 +820,7 @@ class Controller:
             for name, p in plan.switches.items():
                 expected[name] = apply_ops(expected[name], p.flip)
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.flip, expected[name])
+                    self._push_verified(name, p.dpid, p.flip, expected[name], "full" if name in deferred else None)
                 yield SwitchEvent(phase="flip", switch=name, rules=len(p.flip))
             yield from self._paused("flip", old is not None)
         except Exception as err:  # any failure before the commit: back to the old site
@@ -735,7 +845,9 @@ class Controller:
         for name, p in plan.switches.items():
             try:
                 with self._lock_for(p.dpid):
-                    self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1])
+                    self._push_verified(name, p.dpid, p.cleanup, new_sw.get(name, (0, {}))[1], before=expected[name])
+                    # every phase was checked against a switch known to hold the old tables
+                    self._trust(p.dpid, new_sw.get(name, (0, {}))[1])
                 yield SwitchEvent(phase="cleanup", switch=name, rules=len(p.cleanup))
             except Exception as err:
                 warnings.append(f"switch {name}: cleanup failed ({err}); it is retried when the switch reconnects")
