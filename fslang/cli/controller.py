@@ -320,12 +320,23 @@ def register(app: typer.Typer) -> None:
         optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
         format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        consolidate: bool = typer.Option(
+            False, "--consolidate", help="the deployed site on the fewest hosts: the hosts freed and the moves"
+        ),
     ) -> None:
-        """Show what `apply` would change against the deployed site."""
+        """Show what `apply` would change against the deployed site (with --consolidate:
+        what consolidating it on the fewest hosts would free and move)."""
         from backends.platform.controller.protocol import ApplyRequest
         from backends.platform.controller.render import plan_text
 
         client = _client(controller, token_file, timeout)
+        if consolidate:
+            from fslang.cli.consolidate import consolidation_json, consolidation_text, plan_consolidation
+
+            with _talking():
+                c = plan_consolidation(site, client)
+            sys.stdout.write(consolidation_json(c) if format is _Format.json else consolidation_text(c))
+            return
         with _talking():
             name, source, files, _same = _compile(site, client, optimal)
             plan = client.plan(ApplyRequest(site=name, files=files, source=source))
@@ -348,6 +359,16 @@ def register(app: typer.Typer) -> None:
             _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
         ),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        consolidate: bool = typer.Option(
+            False,
+            "--consolidate",
+            help="move the deployed site onto the fewest hosts: drain each freed host (make-before-break) "
+            "and power it off with the controller's power hook",
+        ),
+        grace: float = typer.Option(
+            60.0, "--grace", min=0.0, max=3600, help="with --consolidate: as `fsc drain --grace`"
+        ),
+        idle: float = typer.Option(3.0, "--idle", min=0.1, max=3600, help="with --consolidate: as `fsc drain --idle`"),
     ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
         from backends.platform.controller.protocol import ApplyRequest, ResultOk, event_line
@@ -355,6 +376,29 @@ def register(app: typer.Typer) -> None:
 
         client = _client(controller, token_file, timeout)
         as_json = format is _Format.json
+        if consolidate:
+            from fslang.cli.consolidate import apply_consolidation, consolidation_text, plan_consolidation
+
+            with _talking():
+                deployed = client.digest()
+                if not deployed.digest or deployed.digest not in (site_digest(site, False), site_digest(site, True)):
+                    raise _fail(
+                        f"apply --consolidate: {site} is not the deployed site; `fsc apply {site}` first, "
+                        "then consolidate",
+                        1,
+                    )
+                c = plan_consolidation(site, client)
+                (sys.stderr if as_json else sys.stdout).write(consolidation_text(c))
+                if c.freed and not yes:
+                    if not sys.stdin.isatty():
+                        raise _fail(
+                            "apply: not a terminal, so cannot ask; review with `fsc plan --consolidate` and pass --yes",
+                            2,
+                        )
+                    if not typer.confirm("consolidate?", default=False, err=as_json):
+                        raise _fail("apply: cancelled, nothing changed", 2)
+                apply_consolidation(c, client, grace, idle, ready_timeout, as_json)
+            return
         with _talking():
             digest = site_digest(site, optimal)
             deployed = client.digest()
@@ -413,6 +457,9 @@ def register(app: typer.Typer) -> None:
             _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
         ),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        power_off: bool = typer.Option(
+            False, "--power-off", help="once drained, power HOST off with the controller's power hook"
+        ),
     ) -> None:
         """Move every instance off HOST, make-before-break: new connections go to the new
         instances at once, established ones stay with the old until they end or --grace
@@ -424,7 +471,9 @@ def register(app: typer.Typer) -> None:
         as_json = format is _Format.json
         last = None
         with _talking():
-            for ev in client.drain(host, DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout)):
+            for ev in client.drain(
+                host, DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout, power_off=power_off)
+            ):
                 last = ev
                 sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")
                 sys.stdout.flush()

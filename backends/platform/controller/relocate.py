@@ -303,8 +303,12 @@ def finish_drain(ctl: Controller, active: ActiveDrain, why: str) -> list[str]:
     active.early = why
     ctl.drain = None
     ctl.note(f"drain of {active.host} done: {why}; {active.host} runs nothing")
-    if active.power_off and ctl.power is not None:
-        ok, what = ctl.power.freed(active.host)
+    if active.power_off:
+        ok, what = (
+            ctl.power.freed(active.host)
+            if ctl.power is not None
+            else (False, f"{active.host} stays on: the controller has no power hook (`--power-hook`)")
+        )
         ctl.note(what)
         if not ok:
             warnings.append(what)
