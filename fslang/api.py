@@ -170,7 +170,7 @@ def _build(
         return Build(front.source, None, None, diagnostics=front.diagnostics)
     site = rescale(front.site, scale or {})
     if pack:
-        site = dataclasses.replace(site, placement="pack")
+        site = dataclasses.replace(site, placement="fewest")
     compiled = compile_site(site, previous, optimal, generation, unavailable)
     diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
     if not compiled.ok:

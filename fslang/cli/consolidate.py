@@ -9,7 +9,9 @@ start and the platform's replica counts kept. Carrying it out drains each
 freed host in turn (make-before-break: new connections go to the new
 instances at once, established ones stay on the old until they end or the
 grace time runs out) and asks the controller to power it off with its power
-hook; hosts the packed placement needs that are drained are undrained first
+hook; each drain takes the freed host's instances where the packed
+placement puts them (when they fit there; the other instances stay where they
+are). Hosts the packed placement needs that are drained are undrained first
 (powered on)."""
 
 from __future__ import annotations
@@ -49,9 +51,13 @@ class Consolidation:
 
     @property
     def moved(self) -> dict[str, tuple[str, str]]:
-        return {
-            i: (self.before[i], h) for i, h in sorted(self.after.items()) if i in self.before and self.before[i] != h
-        }
+        """What the drains move: the instances of the freed hosts, to their packed hosts
+        (the others stay where they are)."""
+        freed = set(self.freed)
+        return {i: (h, self.after[i]) for i, h in sorted(self.before.items()) if h in freed and i in self.after}
+
+    def targets(self, host: str) -> dict[str, str]:
+        return {i: b for i, (a, b) in self.moved.items() if a == host}
 
 
 def placed(files: dict[str, str]) -> dict[str, str]:
@@ -151,7 +157,7 @@ def apply_consolidation(
     for h in c.freed:
         say(f"consolidate: draining {h}")
         last = None
-        req = DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout, power_off=True)
+        req = DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout, power_off=True, targets=c.targets(h))
         for ev in client.drain(h, req):
             last = ev
             sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")

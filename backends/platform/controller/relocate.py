@@ -134,7 +134,12 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
         return
     unavailable = ctl.hosts.unavailable()
     t0 = time.monotonic()
-    out = ctl.compiled_for(d, unavailable)
+    if drain is not None and drain.targets and ctl.recompile is not None:  # a consolidation's drain
+        from backends.platform.controller.consolidation import toward
+
+        out = ctl.recompile(d.source, toward(d.files.get("placement.json"), drain.targets), d.generation, unavailable)
+    else:
+        out = ctl.compiled_for(d, unavailable)
     t_compiled = time.monotonic()
     ctl.unplaced = list(out.warnings)
     if out.files is None:
