@@ -4,7 +4,7 @@ and a generated site, placed as the site says (`spread` unless it says
 within the placer's time limit, seeded with the first placement as
 consolidation is with the deployed one). Prints a Markdown table.
 
-`python -m benchmarks.consolidation [--generated 200] [--hosts 40]`
+`python -m benchmarks.consolidation [--generated 200:40,1000:200]`
 """
 
 from __future__ import annotations
@@ -44,17 +44,18 @@ def row(name: str, text: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--generated", type=int, default=200, help="policies of the generated site")
-    ap.add_argument("--hosts", type=int, default=40, help="hosts of the generated site")
+    ap.add_argument("--generated", default="200:40,1000:200", help="generated sites, POLICIES:HOSTS,...")
     args = ap.parse_args()
     print(
-        "| site | module hosts | hosts in use | on the fewest | freed | instances moved | placement | CPU s |\n"
+        "| site | module hosts | hosts in use | on the fewest | freed | instances moved | placement | compile CPU s |\n"
         "| --- | ---: | ---: | ---: | --- | ---: | --- | ---: |"
     )
     for f in sorted((ROOT / "examples").glob("*.fs")):
         print(row(f.stem, f.read_text()), flush=True)
-    gen = generate(args.generated, args.hosts, 2, seed=7)
-    print(row(f"generated ({args.generated} policies, {args.hosts} hosts)", gen), flush=True)
+    for spec in args.generated.split(","):
+        n, hosts = (int(x) for x in spec.split(":"))
+        gen = generate(n, hosts, 2 if hosts < 100 else 4, seed=7)
+        print(row(f"generated ({n} policies, {hosts} hosts)", gen), flush=True)
 
 
 if __name__ == "__main__":
