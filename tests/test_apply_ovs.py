@@ -120,6 +120,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             wait_until(
                 lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15, "the agents to stop click.g0"
             )
+
             # the agents report the new configuration ready on their next heartbeat
             def ready_status():  # type: ignore[no-untyped-def]
                 cp = ctl.cli("status")

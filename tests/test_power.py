@@ -56,7 +56,9 @@ def test_the_hook_remembers_what_it_powered_off(tmp_path: Path) -> None:
 
 def test_a_real_shell_runs_the_hook(tmp_path: Path) -> None:
     out = tmp_path / "calls"
-    hook = PowerHook(f"{shlex.quote(sys.executable)} -c 'import sys; print(*sys.argv[1:])' {{host}} {{action}} >> {out}")
+    hook = PowerHook(
+        f"{shlex.quote(sys.executable)} -c 'import sys; print(*sys.argv[1:])' {{host}} {{action}} >> {out}"
+    )
     assert hook.freed("h 2")[0]
     assert out.read_text() == "h 2 off\n"
     assert not PowerHook("exit 3 # {host}").freed("h")[0]

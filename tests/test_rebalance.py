@@ -17,7 +17,7 @@ from backends.platform.controller.monitor import Monitor
 from backends.platform.controller.plan import placement_of, plan_doc
 from backends.platform.controller.protocol import ApplyRequest, Heartbeat, InstanceReport
 from backends.platform.controller.rebalance import InstLoad, Stage, Thresholds, decide, decide_stage
-from backends.platform.controller.scaling import AutoRebalance, carry_out, plan
+from backends.platform.controller.scaling import AutoRebalance, answer_text, carry_out, plan
 from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
 from compiler.scale import Scale, deployed_scale, rescale
@@ -225,6 +225,13 @@ def test_rebalance_plans_one_replica_more_and_carries_it_out(running: Any) -> No
     assert answer.plan.replicas["rep"].shares == {"rep#1": 0.5, "rep#2": 0.5}
     assert answer.before["rep"].range == [1, 3] and list(answer.before["rep"].shares) == ["rep#1"]
     assert reps(ctl) == ["rep#1"]  # a plan changes nothing
+    text = answer_text(answer, "rb")
+    assert "load rep: rep#1@m" in text and "90% (90 pkt/s)" in text and "one replica more" in text, text
+    assert (
+        "before: replicas rep (1..3): rep#1 100%" in text
+        and "after:  replicas rep (1..3): rep#1 50%, rep#2 50%" in text
+    )
+    assert "instances started: rep#2" in text
     gen = ctl.deployed().generation
     events = _with_beats(agents, lambda: list(carry_out(ctl, ctl.thresholds, answer.targets)))
     assert events[-1].result == "ok" and events[-1].changed, events[-1]

@@ -63,11 +63,11 @@ def _instances(st: dict) -> dict[str, dict]:
 
 
 def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_frees_a_host(lab: Probe) -> None:
-    st = wait_until(
-        lambda: (s := liveops.api_status(lab)) if "cnt#1" in _instances(s) and not s.get("applying") else None,
-        30,
-        "cnt#1 deployed",
-    )
+    def deployed() -> dict | None:
+        s = liveops.api_status(lab)
+        return s if "cnt#1" in _instances(s) and not s.get("applying") else None
+
+    st = wait_until(deployed, 30, "cnt#1 deployed")
     assert "cnt#2" not in _instances(st)
     # 1. one flow, 150 packets/s: cnt#1 at 10x its high-water mark
     load = threading.Thread(
@@ -119,9 +119,10 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
     liveops.must(liveops.fsc(lab, "undrain", freed, timeout=90))
     lab.state = LabState.load(LAB)
     assert freed not in faults.failed_hosts(lab.state)
-    st = wait_until(
-        lambda: (s := liveops.api_status(lab)) if any(h["name"] == freed and h["alive"] for h in s["hosts"]) else None,
-        30,
-        f"{freed} back",
-    )
+
+    def back() -> dict | None:
+        s = liveops.api_status(lab)
+        return s if any(h["name"] == freed and h["alive"] for h in s["hosts"]) else None
+
+    st = wait_until(back, 30, f"{freed} back")
     assert any(f"powered on {freed}" in e for e in st["events"]), st["events"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from fslang.cli.controller import _TIMEOUT_HELP, _TOKEN_HELP, _URL_HELP, _client, _fail, _Format, _json, _talking
+from fslang.cli.controller import _TIMEOUT_HELP, _TOKEN_HELP, _URL_HELP, _client, _fail, _Format, _talking
 
 
 def controller_setup(
@@ -67,7 +67,9 @@ def register(app: typer.Typer) -> None:
             60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for new instances to be ready"
         ),
         format: _Format = typer.Option(
-            _Format.text, "--format", help="text, or json (the plan as one document; with --yes NDJSON events after it)"
+            _Format.text,
+            "--format",
+            help="text, or json (NDJSON: the plan on one line, with --yes the apply's events after it)",
         ),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
     ) -> None:
@@ -87,7 +89,7 @@ def register(app: typer.Typer) -> None:
         with _talking():
             site = client.digest().site or "site"
             answer = client.rebalance_plan(req)
-            sys.stdout.write(_json(answer) if as_json else answer_text(answer, site))
+            sys.stdout.write(answer.model_dump_json(by_alias=True) + "\n" if as_json else answer_text(answer, site))
             sys.stdout.flush()
             if answer.error:
                 raise typer.Exit(3)
