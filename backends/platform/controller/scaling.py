@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -88,14 +88,29 @@ def thresholds_for(base: Thresholds, req: RebalanceRequest | None) -> Thresholds
     )
 
 
-def measure(ctl: Controller) -> list[Stage]:
-    """The deployed stages with their measured load."""
-    files = ctl._deployed_files()
+#: The deployed files last read by :func:`measure`, and what it took from them
+#: (the automatic mode measures five times a second; the files change only on a commit).
+_last: tuple[Any, dict[str, tuple[str, str, int, int]], dict[str, tuple[int, int]]] | None = None
+
+
+def _deployed_stages(files: dict[str, str] | None) -> tuple[dict[str, tuple[str, str, int, int]], dict]:
+    global _last
+    if _last is not None and _last[0] is files:
+        return _last[1], _last[2]
     pdoc, doc = placement_doc(files), plan_doc(files)
     if pdoc is None or doc is None:
-        return []
+        return {}, {}
     placed = {i: (v.module, v.host, v.cores, v.weight) for i, v in pdoc.instances.items()}
     ranges = {m: (r.range[0], r.range[1]) for m, r in doc.replicas.items() if r.range}
+    _last = (files, placed, ranges)
+    return placed, ranges
+
+
+def measure(ctl: Controller) -> list[Stage]:
+    """The deployed stages with their measured load."""
+    placed, ranges = _deployed_stages(ctl._deployed_files())
+    if not placed:
+        return []
 
     def load(host: str, iid: str) -> tuple[float, float, float] | None:
         got = ctl.load.load(host, iid)
