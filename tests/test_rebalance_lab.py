@@ -71,7 +71,7 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
     assert "cnt#2" not in _instances(st)
     # 1. one flow, 150 packets/s: cnt#1 at 10x its high-water mark
     load = threading.Thread(
-        target=lab.udp_send, args=("wan", f"{DST}:7000"), kwargs={"count": 3000, "rate": 150, "sport": 40000}
+        target=lab.udp_send, args=("wan", f"{DST}:7000"), kwargs={"count": 2250, "rate": 150, "sport": 40000}
     )
     load.start()
     try:
@@ -88,6 +88,7 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
             "cnt#1",
             "cnt#2",
         }
+        load.join()  # the loading flow is over: what the replicas count next is the new flows
         # new flows (16 source ports) go through both replicas
         before = {i: v["packets"] for i, v in _instances(st).items() if i.startswith("cnt#")}
         for sport in range(41000, 41016):
