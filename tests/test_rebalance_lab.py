@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,16 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
         }
         load.join()  # the loading flow is over: what the replicas count next is the new flows
         # new flows (16 source ports) go through both replicas
-        before = {i: v["packets"] for i, v in _instances(st).items() if i.startswith("cnt#")}
+        seen: dict = {}
+
+        def settled() -> dict | None:  # the counters as reported after the loading flow's last packets
+            cur = {i: v["packets"] for i, v in _instances(liveops.api_status(lab)).items() if i.startswith("cnt#")}
+            if cur != seen.get("v"):
+                seen.update(v=cur, t=time.monotonic())
+                return None
+            return cur if time.monotonic() - seen["t"] >= 2.5 else None
+
+        before = wait_until(settled, 20, "the replicas' counters to settle")
         for sport in range(41000, 41016):
             lab.udp_send("wan", f"{DST}:7001", count=5, rate=500, sport=sport)
 
