@@ -110,6 +110,9 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
             return grew if all(g >= 5 for g in grew.values()) and len(grew) == 2 else None
 
         wait_until(both_took_new_flows, 15, "new flows through cnt#1 and cnt#2")
+        # `fsc rebalance` (a plan only) reads the same load: both replicas, measured
+        out = liveops.must(liveops.fsc(lab, "rebalance"))
+        assert "load cnt: cnt#1@" in out and "cnt#2@" in out and "decision `cnt` (2 of 1..2)" in out, out
     finally:
         load.join()
     # 2. consolidation: both replicas fit one host; the other is drained and powered off
