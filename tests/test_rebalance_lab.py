@@ -7,8 +7,8 @@ hook (`fsc lab power HOST on|off`: a powered-off host is a stopped namespace).
 1. One UDP flow loads `cnt#1` well past the high-water mark: the platform adds
    `cnt#2` by itself, and new flows then go through both replicas.
 2. `fsc apply --consolidate` packs both replicas on one host, drains the
-   other (make-before-break) and powers it off through the hook; `fsc undrain`
-   powers it on again. Needs root (CI is root)."""
+   other (make-before-break: 8 long TCP connections through it lose no byte)
+   and powers it off through the hook; `fsc undrain` powers it on again. Needs root (CI is root)."""
 
 from __future__ import annotations
 
@@ -120,9 +120,13 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
     assert "2 hosts in use -> 1" in plan_out, plan_out
     freed = plan_out.split("hosts freed:", 1)[1].split()[0]
     assert freed in ("h1", "h2")
-    out = liveops.must(
-        liveops.fsc(lab, "apply", str(SITE), "--consolidate", "--yes", "--grace", "5", "--idle", "1", timeout=120)
-    )
+    with liveops.LongTcp(lab, "wan", "lan", f"{DST}:8080", connections=8, seconds=10) as tcp:
+        wait_until(lambda: tcp.established() >= 8, 15, "the long TCP connections")
+        out = liveops.must(
+            liveops.fsc(lab, "apply", str(SITE), "--consolidate", "--yes", "--grace", "5", "--idle", "1", timeout=120)
+        )
+        run = tcp.wait()
+    assert not run.broken and run.lost_bytes == 0 and run.bytes > 0, run.connections  # make-before-break
     assert f"freed {freed}" in out, out
     lab.state = LabState.load(LAB)
     wait_until(lambda: freed in faults.failed_hosts(lab.state), 20, f"{freed} powered off (a stopped namespace)")

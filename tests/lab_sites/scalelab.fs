@@ -14,4 +14,4 @@ edge lan at sw:15 net 10.91.0.0/24
 
 module cnt = monitor() replicas 1..2
 
-policy count from wan match udp via cnt
+policy count from wan match udp or tcp via cnt symmetric
