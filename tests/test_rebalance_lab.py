@@ -25,7 +25,7 @@ from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.state import LabState
 from backends.platform.lab.topology import plan_topology
-from backends.platform.wait import wait_until
+from backends.platform.wait import WaitTimeout, wait_until
 from fslang.api import load
 from tests.platform_harness import lab_build
 
@@ -101,15 +101,19 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
             return cur if time.monotonic() - seen["t"] >= 2.5 else None
 
         before = wait_until(settled, 20, "the replicas' counters to settle")
-        for sport in range(41000, 41016):
+        for sport in range(41000, 41000 + 16 * 131, 131):  # ports that differ in every bit the hash reads
             lab.udp_send("wan", f"{DST}:7001", count=5, rate=500, sport=sport)
 
         def both_took_new_flows() -> dict | None:
             inst = _instances(liveops.api_status(lab))
             grew = {i: inst[i]["packets"] - before[i] for i in before if i in inst}
+            seen["grew"] = grew
             return grew if all(g >= 5 for g in grew.values()) and len(grew) == 2 else None
 
-        wait_until(both_took_new_flows, 15, "new flows through cnt#1 and cnt#2")
+        try:
+            wait_until(both_took_new_flows, 15, "new flows through cnt#1 and cnt#2")
+        except WaitTimeout as e:
+            raise AssertionError(f"{e}: packets since the new flows {seen.get('grew')}") from None
         # `fsc rebalance` (a plan only) reads the same load: both replicas, measured
         out = liveops.must(liveops.fsc(lab, "rebalance"))
         assert "load cnt: cnt#1@" in out and "cnt#2@" in out and "decision `cnt` (2 of 1..2)" in out, out
