@@ -294,8 +294,7 @@ class Problem:
         large enough that ``cost`` orders placements exactly like ``Score.key``."""
         xmax = sum(w * self.modules[a].replicas * self.modules[b].replicas for a, b, w in self.pairs)
         if self.fewest:
-            b1 = xmax + 1
-            return (len(self.hosts) + 1) * self.host_cost(), b1, xmax
+            return (len(self.hosts) + 1) * self.host_cost(), xmax + 1.0, xmax
         mmax = len(self.hosts) * (xmax + 1) + xmax if self.mode == "pack" else xmax + 0.5
         b1 = mmax + 1
         rmax = sum(m.replicas * (m.replicas - 1) // 2 for m in self.modules)
