@@ -8,6 +8,7 @@ where the packed placement wants them, not on the spare), and `fsc plan
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from backends.platform.controller.consolidation import toward
@@ -16,7 +17,7 @@ from backends.platform.controller.protocol import DrainRequest
 from compiler.placement.model import Problem
 from compiler.placement.place import place
 from fslang import api
-from fslang.cli.consolidate import Consolidation, consolidation_text, pack, placed
+from fslang.cli.consolidate import Consolidation, consolidation_json, consolidation_text, pack, placed
 from tests.test_failover import _drain, _wait, advance, deployed, site_files  # noqa: F401 (fixtures)
 
 FARM = """site farm
@@ -59,6 +60,8 @@ def test_the_plan_shows_hosts_freed_and_what_the_drains_move() -> None:
     assert c.freed == ["c", "d"] and c.needed == []
     assert c.moved == {"ids#3": ("c", "b"), "ids#4": ("d", "b")}  # ids#2 stays: b is not freed
     assert c.targets("c") == {"ids#3": "b"}
+    doc = json.loads(consolidation_json(c))
+    assert doc["hosts_freed"] == ["c", "d"] and doc["moved"]["ids#3"] == {"from": "c", "to": "b"} and doc["exact"]
     text = consolidation_text(c)
     assert "4 hosts in use -> 2 (exact" in text and "hosts freed:  c, d" in text and "ids#3 c -> b" in text
 
