@@ -237,6 +237,7 @@ def test_rebalance_plans_one_replica_more_and_carries_it_out(running: Any) -> No
     assert events[-1].result == "ok" and events[-1].changed, events[-1]
     assert reps(ctl) == ["rep#1", "rep#2"] and ctl.deployed().generation == 1 - gen
     assert any("rebalance" in e for e in ctl.events)
+    assert 'fsc_relocations_total{kind="rebalance",result="ok"} 1.0' in ctl.metrics.render().decode()
     # the same site applied again (same digest, as `fsc apply` sends) keeps the scale; so does a recompile
     assert plan_doc(ctl._deployed_files()).replicas["rep"].range == [1, 3]
     d = ctl._deployed_doc()

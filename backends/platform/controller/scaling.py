@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from backends.emit.documents import ReplicaInfo
+from backends.platform.controller.metrics import result_of
 from backends.platform.controller.plan import placement_doc, plan_doc, plan_update
 from backends.platform.controller.protocol import ApplyRequest, PlanAnswer, ResultFailed, ResultOk, _Model
 from backends.platform.controller.rebalance import Decision, Stage, Thresholds, decide, stages_of
@@ -226,9 +227,10 @@ def carry_out(
         )
         return
     req = ApplyRequest(site=d.site, files=t.files, source=d.source, digest=d.digest, ready_timeout=ready_timeout)
-    last = None
+    last, t0 = None, time.monotonic()
     for last in ctl.apply(req):
         yield last
+    ctl.metrics.relocated("rebalance", result_of(last), time.monotonic() - t0)
     if isinstance(last, ResultOk) and last.changed:
         changed = [r for r in t.decision.reasons if any(r.startswith(f"`{m}`") for m in t.decision.targets)]
         ctl.note("rebalance: " + "; ".join(changed))
