@@ -213,6 +213,7 @@ class Row:
     select_bound: int = 0
     regions: int = 0
     fixed: int = 0
+    ct: int = 0  # connection tracking: the CT table and SELECT's conntrack rules (in `select`), outside the bound
     repeated: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -314,12 +315,15 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
             )
             regions = sum(by_table[t] for t in (T.REGION_DST, T.REGION_SRC, T.SRC_HOME))
             total = len(tables.entries)
-            fixed = total - len(pol) - by_table[T.SELECT] - regions
+            ct = by_table[T.CT] + sum(
+                1 for e in tables.entries if e.table_id == T.SELECT and e.priority > T.PRIO_SELECT_TOP
+            )
+            fixed = total - len(pol) - by_table[T.SELECT] - regions - by_table[T.CT]
             lines = Counter(to_ofctl(tables).splitlines())
             repeated = sum(n - 1 for n in lines.values())
             rows.append(
-                Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, repeated,
-                    problems)
+                Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, ct,
+                    repeated, problems)
             )  # fmt: skip
     return rows
 
@@ -352,7 +356,8 @@ def main() -> None:
             rows += measure(name, path, modes)
     print(
         f"{'site':<16} {'profile':<8} {'switch':<7} | {'entries':>7} {'bound':>7} {'ratio':>5} | {'policy':>6} "
-        f"{'bound':>6} {'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'region':>6} {'fixed':>6} | {'rep':>3}"
+        f"{'bound':>6} {'x':>5} | {'select':>6} {'bound':>6} {'x':>5} | {'region':>6} {'fixed':>6} {'ct':>5} | "
+        f"{'rep':>3}"
     )
     sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     problems: list[str] = []
@@ -371,7 +376,7 @@ def main() -> None:
         print(
             f"{r.site:<16} {r.mode:<8} {r.switch:<7} | {r.total:>7} {r.bound:>7} {r.total / r.bound:>5.2f} | "
             f"{r.policy:>6} {r.policy_bound:>6} {r.policy / max(r.policy_bound, 1):>5.2f} | {r.select:>6} "
-            f"{r.select_bound:>6} {r.select / max(r.select_bound, 1):>5.2f} | {r.regions:>6} {r.fixed:>6} | "
+            f"{r.select_bound:>6} {r.select / max(r.select_bound, 1):>5.2f} | {r.regions:>6} {r.fixed:>6} {r.ct:>5} | "
             f"{r.repeated:>3}"
         )
     ratios = {k: v[0] / v[1] for k, v in sums.items() if v[1]}

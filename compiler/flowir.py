@@ -101,7 +101,24 @@ class GroupAction:
     group_id: int
 
 
-Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupAction
+@dataclass(frozen=True)
+class Ct:
+    """Open vSwitch connection tracking (Nicira ``ct``, switches declared
+    ``ovs`` only).  With ``table``: the packet goes through conntrack in
+    ``zone`` and the pipeline continues at ``table`` (any table: a
+    recirculation) with ``ct_state`` and ``ct_mark`` set and its metadata and
+    registers kept; ``ct`` is then the entry's only action.  With ``commit``:
+    the connection is recorded, its ``ct_mark`` set to ``mark`` or to the
+    value of the field ``mark_from`` (a register)."""
+
+    zone: int = 0
+    table: int | None = None
+    commit: bool = False
+    mark: int | None = None
+    mark_from: str | None = None
+
+
+Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupAction | Ct
 
 OFPP_IN_PORT = 0xFFFFFFF8
 

@@ -103,13 +103,22 @@ FIELDS: dict[str, OxmField] = {
         _f("arp_tpa", 32, "ipv4", maskable=True, prereqs=(_ARP,)),
         _f("arp_sha", 48, "mac", maskable=True, prereqs=(_ARP,)),
         _f("arp_tha", 48, "mac", maskable=True, prereqs=(_ARP,)),
+        # Open vSwitch connection tracking (Nicira extensions): set by `ct(table=...)`
+        _f("ct_state", 32, maskable=True, writable=False),
+        _f("ct_mark", 32, maskable=True, writable=False),
+        # an Open vSwitch register (Nicira NXM_NX_REG0): pipeline state that, unlike
+        # OpenFlow metadata, survives a `ct` recirculation's trip to another table
+        _f("reg0", 32, maskable=True),
     )
 }
 
 # Fields that live in the L2 header (outside any MPLS stack / L3 payload).
 L2_FIELDS = frozenset({"eth_src", "eth_dst"})
 # Pipeline metadata: not packet headers.
-META_FIELDS = frozenset({"in_port", "metadata", "tunnel_id"})
+META_FIELDS = frozenset({"in_port", "metadata", "tunnel_id", "ct_state", "ct_mark", "reg0"})
+CT_FIELDS = frozenset({"ct_state", "ct_mark"})
+NICIRA_FIELDS = CT_FIELDS | {"reg0"}  # Open vSwitch's own fields (switches declared `ovs` only)
+CT_TRACKED = 0x20  # ct_state's `trk` bit (the others: new 0x01, est 0x02, rpl 0x08, inv 0x10)
 # Canonical rendering order: prerequisites before the fields that need them.
 FIELD_ORDER: dict[str, int] = {name: i for i, name in enumerate(FIELDS)}
 

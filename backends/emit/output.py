@@ -21,7 +21,7 @@ from backends.emit.documents import (
 from backends.emit.openflow import render_switch
 from backends.emit.process import render_process
 from backends.emit.vm.generate import render_vm
-from compiler.flowir import SwitchTables
+from compiler.flowir import Ct, SwitchTables
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import L4_PORTS, profile_of
 from compiler.pipeline import Compiled
@@ -62,14 +62,25 @@ _MASKED_PORTS = (
 )
 
 
+_CONNTRACK = (
+    "connection tracking (Nicira ct action, ct_state/ct_mark matches; a CT action in os-ken's NXActionCT "
+    "terms that ofctl_rest does not parse): fsc's controller loads it"
+)
+
+
 def json_cannot_carry(tables: SwitchTables) -> list[str]:
     """The Open vSwitch extensions a switch's rules use that the JSON form
     cannot take to a standard ofctl_rest parser (load the .ofctl instead)."""
+    out: list[str] = []
     for e in tables.entries:
         for f in e.match.fields:
-            if f.mask is not None and f.field in L4_PORTS:
-                return [_MASKED_PORTS]
-    return []
+            if f.mask is not None and f.field in L4_PORTS and _MASKED_PORTS not in out:
+                out.append(_MASKED_PORTS)
+        if _CONNTRACK not in out and any(isinstance(a, Ct) for a in e.actions):
+            out.append(_CONNTRACK)
+        if len(out) == 2:
+            break
+    return out
 
 
 def _replicas(c: Compiled) -> dict[str, ReplicaInfo]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.flowir import FlowEntry, GroupAction, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField
+from compiler.flowir import Ct, FlowEntry, GroupAction, Output, PopMpls, PopVlan, PushMpls, PushVlan, SetField
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import Profile
+from compiler.oxm_fields import NICIRA_FIELDS
 
 HEADERS = frozenset(
     {
@@ -101,7 +102,11 @@ CONTRACTS: dict[int, Contract] = {
         for t in range(T.HASH_FIRST, T.HASH_LAST + 1)
     },
     T.SELECT: Contract(
-        "select", HEADERS | {"metadata"}, frozenset({PushVlan, PushMpls, SetField}), TAGS, frozenset({T.STEER, T.EXIT})
+        "select",
+        HEADERS | {"metadata", "ct_state", "ct_mark", T.CT_CHOICE},
+        frozenset({PushVlan, PushMpls, SetField}),
+        TAGS | {T.CT_CHOICE},
+        frozenset({T.STEER, T.EXIT, T.CT}),
     ),
     T.STEER: Contract(
         "steer",
@@ -115,7 +120,9 @@ CONTRACTS: dict[int, Contract] = {
         frozenset({"in_port", "vlan_vid", "eth_type", "ipv4_dst", "ipv6_dst", "arp_tpa"}),
         frozenset({Output, PopVlan}),
     ),
+    T.CT: Contract("conntrack", frozenset({"eth_type", "ct_state"}), frozenset({Ct})),
 }
+CT_RETURNS = frozenset({T.SELECT})  # where a `ct` recirculation may continue
 
 
 class BrokenContract(AssertionError):
@@ -133,7 +140,16 @@ def check(entry: FlowEntry, profile: Profile) -> None:
             raise BrokenContract(f"{c.name} cannot match {f.field}: {entry}")
         if f.mask is not None and f.field not in profile.maskable:
             raise BrokenContract(f"a {profile.name} switch cannot mask {f.field}: {entry}")
+    for f in entry.match.fields:
+        if f.field in NICIRA_FIELDS and not profile.conntrack:
+            raise BrokenContract(f"a {profile.name} switch has no connection tracking ({f.field}): {entry}")
     for a in entry.actions:
+        if (isinstance(a, Ct) or isinstance(a, SetField) and a.field in NICIRA_FIELDS) and not profile.conntrack:
+            raise BrokenContract(f"a {profile.name} switch has no connection tracking (ct): {entry}")
+        if isinstance(a, Ct) and a.table is not None and (a.table not in CT_RETURNS or len(entry.actions) > 1):
+            raise BrokenContract(f"ct(table=...) must be alone and go back to SELECT: {entry}")
+        if isinstance(a, Ct) and a.mark_from is not None and a.mark_from != T.CT_CHOICE:
+            raise BrokenContract(f"ct can only take its mark from {T.CT_CHOICE}: {entry}")
         if type(a) not in c.actions:
             raise BrokenContract(f"{c.name} cannot {type(a).__name__}: {entry}")
         if isinstance(a, SetField) and a.field not in c.set_fields:

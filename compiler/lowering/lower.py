@@ -9,6 +9,7 @@ in docs/semantics.md.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,6 +23,7 @@ from compiler.flowir import (
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     Match,
@@ -41,6 +43,7 @@ from compiler.lowering.ofmatch import ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.reach import tags_by_switch
 from compiler.lowering.topology import Topology
+from compiler.oxm_fields import CT_TRACKED
 from compiler.steering import flowhash
 from compiler.steering.steer import BoxVisit, Dispatch, Dropped, Exit, Fork, SteeringPlan, Visit
 from fslang.diagnostics import Diagnostic
@@ -117,6 +120,9 @@ class Lowering:
         }
         self.policies = {p.name: p for p in self.site.policies}
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
+        self._mark_cache: dict[int, dict[Dispatch, int]] = {}
+        self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
+        self._policies = _policies_of(self.plan)
         self.needs_hash = any(
             c.buckets != frozenset(range(flowhash.BUCKETS)) for combos in self.plan.selectors for c, _ in combos
         )
@@ -155,6 +161,7 @@ class Lowering:
             if self.needs_hash:
                 self.hash_tables(sw)
             self.select(sw)
+            self.conntrack(sw)
             self.steer(sw)
             self.exit(sw)
             self.tagged(sw)
@@ -243,6 +250,9 @@ class Lowering:
         if len(combos) > T.PRIO_SELECT_TOP:
             raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
         cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
+        marks = self._marks(sid) if profile.conntrack else {}
+        if marks:
+            rules += self._conntrack_rules(sid, marks, cookie)
         for ci, (constraint, dispatch) in enumerate(combos):
             prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
             # an entry is only ever written for IP packets, so a choice without
@@ -251,13 +261,79 @@ class Lowering:
                 parts: Iterable[tuple[tuple[FieldMatch, ...], tuple[int, int]]] = [((), (0, 0))]
             else:
                 parts = self.ingress.spell(constraint.space & IP, profile, edges=False)
-            actions, goto = self.first_dispatch(dispatch)
+            actions: tuple[Action, ...]
+            goto: int | None
+            if dispatch in marks:  # a new connection: CT commits the path chosen, then SELECT takes it
+                actions, goto = (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
+            else:
+                actions, goto = self.first_dispatch(dispatch)
             for fields, (mv, mm) in parts:
                 for value, mask in bucket_patterns(constraint.buckets):
                     meta = FieldMatch("metadata", self.entry_bits(sid) | value | mv, T.ENTRY_MASK | mask | mm)
-                    rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie=cookie))
+                    m = Match.of(meta, *fields)
+                    rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie=cookie))
         self._select_cache[(sid, profile)] = rules
         return rules
+
+    def _marks(self, sid: int) -> dict[Dispatch, int]:
+        """The connection marks of a decision list worth tracking: one per
+        path, naming the forward list of its policy and the instances the
+        path visits (a reply, classified by the reverse list, visits the same
+        ones; the name survives a recompile).  Only lists decided by the flow
+        hash alone are tracked: every packet of a connection (both directions)
+        has the same bucket, so a mark picks exactly the path the hash picked
+        when it was set; a list that also decides by headers (`case`, `by src`,
+        `by dst`) or classifies box returns follows the hash.  Nothing when
+        every path visits the same instances, or for paths that share their
+        instances with another (a mark must name one path)."""
+        cached = self._mark_cache.get(sid)
+        if cached is not None:
+            return cached
+        combos = self.plan.selectors[sid]
+        marks: dict[Dispatch, int] = {}
+        hashed = sid in self._policies and sid not in self._box_sids and all(c.space is None for c, _ in combos)
+        scope = _pipeline_scope(self._policies[sid]) if hashed else None
+        if scope is not None:
+            by_mark: dict[int, set[Dispatch]] = {}
+            for _, d in combos:
+                if not isinstance(d, Dropped):
+                    by_mark.setdefault(connection_mark(d, scope), set()).add(d)
+            if len(by_mark) > 1:
+                marks = {next(iter(ds)): m for m, ds in by_mark.items() if len(ds) == 1}
+        self._mark_cache[sid] = marks
+        return marks
+
+    def _conntrack_rules(self, sid: int, marks: dict[Dispatch, int], cookie: int) -> list[FlowEntry]:
+        """Above the hash rules: an untracked packet goes to CT (lookup) and
+        comes back; one whose connection carries a mark takes that mark's
+        path, whatever the current shares say; one back from CT's commit
+        takes the path the hash rules chose (in reg0: the commit may not have
+        marked the connection, e.g. a packet conntrack finds invalid)."""
+        entry = FieldMatch("metadata", self.entry_bits(sid), T.ENTRY_MASK)
+        untracked = Match.of(entry, FieldMatch("ct_state", 0, CT_TRACKED))
+        rules = [FlowEntry(T.SELECT, T.PRIO_CT_TRACK, untracked, goto_table=T.CT, cookie=cookie)]
+        for d, mark in sorted(marks.items(), key=lambda kv: kv[1]):
+            actions, goto = self.first_dispatch(d)
+            chosen = Match.of(entry, FieldMatch(T.CT_CHOICE, mark))
+            rules.append(FlowEntry(T.SELECT, T.PRIO_CT_CHOSEN, chosen, actions, goto, cookie=cookie))
+            marked = Match.of(entry, FieldMatch("ct_state", CT_TRACKED, CT_TRACKED), FieldMatch("ct_mark", mark))
+            rules.append(FlowEntry(T.SELECT, T.PRIO_CT_MARK, marked, actions, goto, cookie=cookie))
+        return rules
+
+    def conntrack(self, sw: str) -> None:
+        """The CT table of a switch with tracked entries (four entries, the
+        same in every generation): an untracked IPv4 or IPv6 packet is looked
+        up in conntrack and goes back to SELECT; a tracked one (sent by a hash
+        rule) commits its connection with the path in reg0 as its mark and
+        goes back to SELECT.  ``ct`` needs a match that proves IP."""
+        if not any(e.goto_table == T.CT for e in self.entries[sw]):
+            return
+        for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6):
+            ip = FieldMatch("eth_type", eth)
+            lookup = Ct(zone=T.CT_ZONE, table=T.SELECT)
+            commit = Ct(zone=T.CT_ZONE, table=T.SELECT, commit=True, mark_from=T.CT_CHOICE)
+            self.add(sw, FlowEntry(T.CT, 2, Match.of(ip, FieldMatch("ct_state", 0, CT_TRACKED)), (lookup,)))
+            self.add(sw, FlowEntry(T.CT, 1, Match.of(ip, FieldMatch("ct_state", CT_TRACKED, CT_TRACKED)), (commit,)))
 
     def first_dispatch(self, d: Dispatch) -> tuple[tuple[Action, ...], int | None]:
         if isinstance(d, Dropped):
@@ -387,6 +463,46 @@ class Lowering:
 
 EXIT_DEFAULT = 100  # the default edge; every net above it
 EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
+
+
+def _visited(d: Dispatch, out: list[str]) -> list[str]:
+    """Every instance and box a dispatch leads to (module outputs and forks included)."""
+    if isinstance(d, Visit):
+        out.append(d.instance)
+        for _, nxt in d.next:
+            _visited(nxt, out)
+    elif isinstance(d, BoxVisit):
+        out.append(f"box {d.box}")
+    elif isinstance(d, Fork):
+        _visited(d.copy, out)
+        _visited(d.main, out)
+    return out
+
+
+def _policies_of(plan: SteeringPlan) -> dict[int, list[ir.Policy]]:
+    """Each ingress decision list -> the policies that use it (either direction)."""
+    out: dict[int, list[ir.Policy]] = {}
+    for p, _direction, e in plan.ingress:
+        out.setdefault(e.id, []).append(p)
+    return out
+
+
+def _pipeline_scope(policies: list[ir.Policy]) -> int | None:
+    """A digest of the policies' pipeline (both directions of a policy alike;
+    a pipeline names modules, not their replica counts, so the digest
+    survives scaling); None when policies with different pipelines share a list."""
+    digests = {zlib.crc32(repr(p.pipeline).encode()) for p in policies}
+    return digests.pop() if len(digests) == 1 else None
+
+
+@lru_cache(maxsize=4096)
+def connection_mark(d: Dispatch, scope: int) -> int:
+    """The ct_mark of connections that took path ``d`` of a policy whose
+    pipeline digest is ``scope``: a digest of the instances it visits
+    (sorted, so the reply's path has the same mark), top bit set so that no
+    mark is 0 (an unmarked connection).  It means the same in the next compile."""
+    names = "\n".join([str(scope), *sorted(_visited(d, []))])
+    return 0x80000000 | (zlib.crc32(names.encode()) & 0x7FFFFFFF)
 
 
 def _order(e: FlowEntry) -> tuple:

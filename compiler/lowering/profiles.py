@@ -44,10 +44,11 @@ L4_PORTS = frozenset({"tcp_src", "tcp_dst", "udp_src", "udp_dst", "sctp_src", "s
 class Profile:
     name: str
     maskable: frozenset[str]
+    conntrack: bool = False  # Open vSwitch connection tracking (`ct`, ct_state/ct_mark matches)
 
 
 OPENFLOW13 = Profile("openflow1.3", OF13_MASKABLE)
-OVS = Profile("ovs", OF13_MASKABLE | L4_PORTS)
+OVS = Profile("ovs", OF13_MASKABLE | L4_PORTS | {"ct_state", "ct_mark"}, conntrack=True)
 
 
 def profile_of(switch: ir.Switch) -> Profile:

@@ -9,9 +9,12 @@ classify them: CLASSIFY writes the ingress edge into metadata, the region
 tables the edges the packet's destination and source would leave by, the
 flag tables one bit per exclusion set (docs/design.md, "Exclusions"), and
 POLICY picks the first policy that matches.  The flow-hash tables, SELECT,
-STEER and EXIT then steer it.  Metadata carries, between the tables of one
-switch, the flow-hash bucket (bits 0..7), the classification entry (bits
-32..47, bit 47 the update generation) and the fields of
+STEER and EXIT then steer it; on `ovs` switches the CT table takes the
+packets of replica-choosing entries through connection tracking and back to
+SELECT (docs/design.md, "Replicas and connection tracking").  Metadata
+carries, between the tables of one switch, the flow-hash bucket (bits 0..7),
+the classification entry (bits 32..47, bit 47 the update generation) and the
+fields of
 :mod:`compiler.lowering.metadata` (the other bits).
 """
 
@@ -41,6 +44,7 @@ HASH_LAST = HASH_FIRST + 2 * flowhash.HASH_BITS - 1
 SELECT = HASH_LAST + 1  # entry + bucket + headers -> first tag
 STEER = SELECT + 1  # tag -> instance port, box, link, fork or exit
 EXIT = STEER + 1  # destination -> edge port (tag popped)
+CT = EXIT + 1  # `ovs`: connection tracking of replica choices (lookup, commit), back to SELECT
 
 TABLES = {
     CLASSIFY: "classify",
@@ -53,6 +57,7 @@ TABLES = {
     SELECT: "select",
     STEER: "steer",
     EXIT: "exit",
+    CT: "conntrack",
     **{HASH_FIRST + i: f"hash{i // 2}{'ip' if i % 2 == 0 else 'l4'}" for i in range(2 * flowhash.HASH_BITS)},
 }
 
@@ -69,6 +74,11 @@ PRIO_TAGGED = 65000
 PRIO_POLICY_TOP = 65000  # the first policy (direction); each later one 1 lower
 PRIO_POLICY_MIN = 100  # below: the defaults of POLICY
 PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
+PRIO_CT_TRACK = PRIO_SELECT_TOP + 3  # `ovs`: an untracked packet of a tracked entry goes to CT (lookup)
+PRIO_CT_CHOSEN = PRIO_SELECT_TOP + 2  # `ovs`: back from CT's commit, the path the hash rules chose (reg0)
+PRIO_CT_MARK = PRIO_SELECT_TOP + 1  # `ovs`: a connection's mark names its path (kept across recompiles)
+CT_ZONE = 1  # the conntrack zone of replica choices
+CT_CHOICE = "reg0"  # the path a hash rule chose, as a connection mark, until CT commits it
 PRIO_DEFAULT = 1
 
 

@@ -17,6 +17,7 @@ from compiler.flowir import (
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Ct,
     FlowEntry,
     GroupAction,
     GroupEntry,
@@ -217,6 +218,15 @@ class _Checker:
                     st.exact["eth_type"] = a.ethertype
             elif isinstance(a, GroupAction):
                 self.check_group_ref(a.group_id, st, w, origin, chain)
+            elif isinstance(a, Ct):  # Open vSwitch refuses a ct whose match does not prove IP
+                if st is not None and st.exact.get("eth_type") not in (0x0800, 0x86DD):
+                    self.add("prereq", w, "ct needs eth_type IPv4 or IPv6 proven by the match", org)
+                if a.mark_from is not None and (a.mark_from not in FIELDS or FIELDS[a.mark_from].bits != 32):
+                    self.add("field", w, f"ct mark from {a.mark_from!r}: not a 32-bit field", org)
+                if a.mark is not None and not 0 <= a.mark < 1 << 32:
+                    self.add("range", w, f"ct_mark {a.mark:#x} outside 32 bits", org)
+                if not 0 <= a.zone < 1 << 16:
+                    self.add("range", w, f"ct zone {a.zone} outside 16 bits", org)
             else:
                 self.add("action", w, f"unknown action {a!r}")
 

@@ -48,11 +48,17 @@ class Trace:
 
 
 class Platform:
-    def __init__(self, compiled: Compiled, oracle: Any = default_oracle) -> None:
+    def __init__(
+        self, compiled: Compiled, oracle: Any = default_oracle, conntrack: dict[str, dict] | None = None
+    ) -> None:
+        """``conntrack``: each switch's connection-tracking table (switch ->
+        connection -> mark); give the same dict to the platform of a later
+        compile to model a recompile under established connections."""
         self.c = compiled
         self.site = compiled.site
         self.oracle = oracle
-        self.sims = {sw: Simulator(t) for sw, t in compiled.tables.items()}
+        self.conntrack = {} if conntrack is None else conntrack
+        self.sims = {sw: Simulator(t, self.conntrack.setdefault(sw, {})) for sw, t in compiled.tables.items()}
         self.host_at = {p: h for h in self.site.hosts for p in h.ports}
         self.box_in = {b.in_port: b for b in self.site.boxes}
         self.edge_at = {p: e for e in self.site.edges for p in e.ports}

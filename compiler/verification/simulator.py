@@ -46,6 +46,7 @@ from compiler.flowir import (
     OFPP_IN_PORT,
     OFPVID_PRESENT,
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -58,13 +59,14 @@ from compiler.flowir import (
     SetField,
     SwitchTables,
 )
-from compiler.oxm_fields import FIELDS, MPLS_ETH_TYPES, OFPVID_NONE, prereqs_hold
+from compiler.oxm_fields import CT_FIELDS, CT_TRACKED, FIELDS, MPLS_ETH_TYPES, OFPVID_NONE, prereqs_hold
 
 MAX_TABLE_VISITS = 255
 MAX_GROUP_DEPTH = 32
 MAX_OUTCOMES = 4096
 MAX_MPLS_LABELS = 3  # OVS's FLOW_MAX_MPLS_LABELS
-OUTER_FIELDS = ("eth_src", "eth_dst", "metadata", "tunnel_id")
+OUTER_FIELDS = ("eth_src", "eth_dst", "metadata", "tunnel_id", "reg0")
+PIPELINE_STATE = ("metadata", "reg0")  # 0 when a packet enters a switch; never on the wire
 
 
 class SimulationError(Exception):
@@ -166,7 +168,7 @@ class Packet(Mapping[str, int]):
         """The value a match on ``name`` sees (None: the packet lacks it)."""
         if name == "vlan_vid" and not self.vlans:
             return OFPVID_NONE
-        if name == "metadata":
+        if name in PIPELINE_STATE:
             return self._view.get(name, 0)
         return self._view.get(name)
 
@@ -201,10 +203,10 @@ class Packet(Mapping[str, int]):
         return replace(self, outer=_put(self.outer, "metadata", new))
 
     def without_metadata(self) -> Packet:
-        """The packet as it is on the wire (metadata is pipeline state)."""
-        if not any(k == "metadata" for k, _ in self.outer):
+        """The packet as it is on the wire (metadata and registers are pipeline state)."""
+        if not any(k in PIPELINE_STATE for k, _ in self.outer):
             return self
-        return replace(self, outer=tuple((k, v) for k, v in self.outer if k != "metadata"))
+        return replace(self, outer=tuple((k, v) for k, v in self.outer if k not in PIPELINE_STATE))
 
     def push_vlan(self, tpid: int) -> Packet:
         return replace(self, vlans=(VlanTag(0, 0, tpid),) + self.vlans)
@@ -282,16 +284,34 @@ class SimResult:
     final: Packet | None = None
 
 
-def field_matches(fm: FieldMatch, packet: Packet, in_port: int) -> bool:
-    v = in_port if fm.field == "in_port" else packet.value(fm.field)
+NO_CT = (0, 0)  # (ct_state, ct_mark) of a packet that has not been through conntrack
+CT_NEW, CT_EST = 0x01, 0x02
+
+
+def field_matches(fm: FieldMatch, packet: Packet, in_port: int, ct: tuple[int, int] = NO_CT) -> bool:
+    if fm.field in CT_FIELDS:
+        v: int | None = ct[0] if fm.field == "ct_state" else ct[1]
+    else:
+        v = in_port if fm.field == "in_port" else packet.value(fm.field)
     if v is None:
         return False
     mask = fm.mask if fm.mask is not None else -1
     return (v & mask) == (fm.value & mask)
 
 
-def entry_matches(entry: FlowEntry, packet: Packet, in_port: int) -> bool:
-    return all(field_matches(fm, packet, in_port) for fm in entry.match.fields)
+def entry_matches(entry: FlowEntry, packet: Packet, in_port: int, ct: tuple[int, int] = NO_CT) -> bool:
+    return all(field_matches(fm, packet, in_port, ct) for fm in entry.match.fields)
+
+
+def connection_key(packet: Packet, zone: int) -> tuple:
+    """A connection as conntrack knows it: both directions alike."""
+    eth = packet.value("eth_type")
+    fam = "ipv4" if eth == 0x0800 else "ipv6"
+    proto = packet.value("ip_proto") or 0
+    l4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}.get(proto)
+    a = (packet.value(f"{fam}_src") or 0, packet.value(l4[0]) or 0 if l4 else 0)
+    b = (packet.value(f"{fam}_dst") or 0, packet.value(l4[1]) or 0 if l4 else 0)
+    return (zone, eth, proto, min(a, b), max(a, b))
 
 
 def _effect(e: FlowEntry) -> tuple:
@@ -302,7 +322,11 @@ def _effect(e: FlowEntry) -> tuple:
 class Simulator:
     """Pre-indexed tables; ``run`` one packet at a time."""
 
-    def __init__(self, tables: SwitchTables) -> None:
+    def __init__(self, tables: SwitchTables, conntrack: dict[tuple, int] | None = None) -> None:
+        #: Open vSwitch connection tracking: committed connections -> ct_mark.
+        #: Pass one dict to the simulators of two compiles to model a recompile
+        #: under established connections (the switch keeps its conntrack table).
+        self.conntrack: dict[tuple, int] = {} if conntrack is None else conntrack
         by_table: dict[int, dict[int, dict[FlowEntry, None]]] = {}
         for e in tables.entries:  # exact duplicates: one entry (a dict keeps the order)
             by_table.setdefault(e.table_id, {}).setdefault(e.priority, {})[e] = None
@@ -312,9 +336,9 @@ class Simulator:
         self._groups = {g.group_id: g for g in tables.groups}
         self._select = False
 
-    def lookup(self, table_id: int, packet: Packet, in_port: int) -> FlowEntry | None:
+    def lookup(self, table_id: int, packet: Packet, in_port: int, ct: tuple[int, int] = NO_CT) -> FlowEntry | None:
         for _prio, entries in self._tables.get(table_id, ()):
-            hits = [e for e in entries if entry_matches(e, packet, in_port)]
+            hits = [e for e in entries if entry_matches(e, packet, in_port, ct)]
             if len(hits) > 1 and len({_effect(e) for e in hits}) == 1:
                 return hits[0]  # overlapping entries that do the same: any of them is right
             if len(hits) > 1:
@@ -340,15 +364,25 @@ class Simulator:
         table: int | None = 0
         miss: int | None = None
         visits = 0
+        self._ct = NO_CT
         while table is not None:
             visits += 1
             if visits > MAX_TABLE_VISITS:
                 raise SimulationError("more than 255 table visits (goto loop)")
-            entry = self.lookup(table, pkt, in_port)
+            entry = self.lookup(table, pkt, in_port, self._ct)
             if entry is None:
                 miss = table
                 break
             matched.append(Hit(entry.table_id, entry.priority, entry.cookie, entry))
+            first = entry.actions[0] if entry.actions else None
+            if isinstance(first, Ct) and first.table is not None:  # recirculate through conntrack
+                key = connection_key(pkt, first.zone)
+                if first.commit:
+                    self._commit(first, pkt, key)
+                mark = self.conntrack.get(key)
+                self._ct = (CT_TRACKED | (CT_NEW if mark is None else CT_EST), mark or 0)
+                table = first.table  # metadata and registers go along
+                continue
             pkt, alts = self._apply(entry.actions, pkt, in_port, 0)
             outcomes = _concat(outcomes, alts)
             if entry.write_metadata is not None:  # after apply, before goto
@@ -385,9 +419,18 @@ class Simulator:
                 pkt = pkt.pop_mpls(a.ethertype)
             elif isinstance(a, GroupAction):
                 outcomes = _concat(outcomes, self._group(a.group_id, pkt, in_port, depth))
+            elif isinstance(a, Ct) and a.commit and a.table is None:
+                self._commit(a, pkt, connection_key(pkt, a.zone))
             else:
                 raise SimulationError(f"unsupported action {a!r}")
         return pkt, outcomes
+
+    def _commit(self, a: Ct, pkt: Packet, key: tuple) -> None:
+        """Record the connection with its mark (``mark``, or ``mark_from``'s value)."""
+        if not self._ct[0] & CT_TRACKED:
+            raise SimulationError("ct(commit) on a packet that has not been through conntrack")
+        mark = a.mark if a.mark_from is None else pkt.value(a.mark_from)
+        self.conntrack[key] = mark or 0
 
     def _group(self, group_id: int, pkt: Packet, in_port: int, depth: int) -> Outcomes:
         if depth >= MAX_GROUP_DEPTH:

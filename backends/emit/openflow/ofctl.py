@@ -18,6 +18,7 @@ from backends.emit.openflow.lines import render_lines
 from compiler.flowir import (
     OFPP_IN_PORT,
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -71,8 +72,22 @@ OVS_NAMES: dict[str, str] = {
     "arp_tpa": "arp_tpa",
     "arp_sha": "arp_sha",
     "arp_tha": "arp_tha",
+    "ct_state": "ct_state",
+    "ct_mark": "ct_mark",
+    "reg0": "reg0",
 }
-HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0}
+HEX_FIELDS = {"eth_type": 4, "vlan_vid": 4, "metadata": 0, "tunnel_id": 0, "ct_mark": 0, "reg0": 0}
+NXM_NAMES = {"reg0": "NXM_NX_REG0[]", "ct_mark": "NXM_NX_CT_MARK[]"}  # what `move` names
+CT_STATE_FLAGS = {
+    "new": 0x01,
+    "est": 0x02,
+    "rel": 0x04,
+    "rpl": 0x08,
+    "inv": 0x10,
+    "trk": 0x20,
+    "snat": 0x40,
+    "dnat": 0x80,
+}
 GROUP_TYPES = {"all": "all", "select": "select", "indirect": "indirect", "ff": "ff"}
 
 
@@ -109,11 +124,22 @@ def fmt_value(field: str, value: int) -> str:
     return str(value)
 
 
+def _ct_state(value: int, mask: int | None) -> str:
+    """ct_state as ovs-ofctl writes it: ``+trk-new`` (the flags the mask covers)."""
+    full = 0xFFFFFFFF if mask is None else mask
+    parts = [("+" if value & bit else "-") + name for name, bit in CT_STATE_FLAGS.items() if full & bit]
+    if full & ~sum(CT_STATE_FLAGS.values()) & 0xFFFFFFFF and mask is not None:
+        raise UnsupportedError(f"ct_state mask {mask:#x}")
+    return "ct_state=" + "".join(parts)
+
+
 def fmt_match_field(fm: FieldMatch) -> str:
     return _fmt_match(fm.field, fm.value, fm.mask)
 
 
 def _fmt_match(field: str, value: int, mask: int | None) -> str:
+    if field == "ct_state":
+        return _ct_state(value, mask)
     name = ovs_name(field)
     if mask is None:
         return f"{name}={fmt_value(field, value)}"
@@ -133,7 +159,18 @@ def _set_field(a: SetField) -> str:
     return f"set_field:{fmt_value(a.field, a.value)}->{ovs_name(a.field)}"
 
 
+def _ct(a: Ct) -> str:
+    parts = (["commit"] if a.commit else []) + ([f"table={a.table}"] if a.table is not None else [])
+    parts.append(f"zone={a.zone}")
+    if a.mark is not None:
+        parts.append(f"exec(set_field:{a.mark:#x}->ct_mark)")
+    elif a.mark_from is not None:
+        parts.append(f"exec(move:{NXM_NAMES[a.mark_from]}->{NXM_NAMES['ct_mark']})")
+    return f"ct({','.join(parts)})"
+
+
 ACTIONS: dict[type, Callable] = {
+    Ct: _ct,
     Output: _output,
     SetField: _set_field,
     PushVlan: lambda a: f"push_vlan:{a.ethertype:#06x}",

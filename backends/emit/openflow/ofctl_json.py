@@ -33,6 +33,7 @@ from backends.emit.openflow.addresses import ADDRESS_FORMATS
 from backends.emit.openflow.lines import ordered_entries, render_lines
 from compiler.flowir import (
     Action,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
@@ -61,6 +62,8 @@ def _match_value(field: str, value: int, mask: int | None) -> int | str:
     if kind in ADDRESS_FORMATS:
         fmt = ADDRESS_FORMATS[kind]
         return fmt(value) if mask is None else f"{fmt(value)}/{fmt(mask)}"
+    if field == "ct_state":  # an Open vSwitch extension (Nicira NXM): fsc's controller reads it
+        return f"{value:#x}/{(0xFFFFFFFF if mask is None else mask):#x}"
     if field == "vlan_vid":
         return f"0x{value:04x}" if mask is None else f"0x{value:04x}/0x{mask:04x}"
     if mask is None:
@@ -82,7 +85,24 @@ def _set_field(a: SetField) -> dict[str, Any]:
     return {"type": "SET_FIELD", "field": a.field, "value": value}
 
 
+def _ct(a: Ct) -> dict[str, Any]:
+    """Nicira ``ct`` in os-ken's NXActionCT terms (an Open vSwitch extension
+    that ofctl_rest does not parse; fsc's controller does)."""
+    body: dict[str, Any] = {
+        "type": "CT",
+        "flags": 1 if a.commit else 0,
+        "zone": a.zone,
+        "recirc_table": 255 if a.table is None else a.table,
+    }
+    if a.mark is not None:
+        body["actions"] = [{"type": "SET_FIELD", "field": "ct_mark", "value": a.mark}]
+    elif a.mark_from is not None:  # Nicira reg move (NXActionRegMove), all 32 bits
+        body["actions"] = [{"type": "MOVE", "src": a.mark_from, "dst": "ct_mark", "n_bits": 32}]
+    return body
+
+
 ACTIONS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Ct: _ct,
     Output: lambda a: {"type": "OUTPUT", "port": a.port},
     SetField: _set_field,
     PushVlan: lambda a: {"type": "PUSH_VLAN", "ethertype": a.ethertype},

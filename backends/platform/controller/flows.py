@@ -59,7 +59,11 @@ _MASKED_INT = {
     "pbb_isid",
     "ipv6_exthdr",
     "ipv6_flabel",
+    "ct_state",  # Open vSwitch connection tracking (Nicira NXM fields)
+    "ct_mark",
+    "reg0",  # an Open vSwitch register (Nicira NXM)
 }
+_REGISTERS = {"reg0"}
 _IP = {"ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst", "arp_spa", "arp_tpa", "ipv6_nd_target"}
 _ETH = {"eth_src", "eth_dst", "arp_sha", "arp_tha", "ipv6_nd_sll", "ipv6_nd_tll"}
 
@@ -275,10 +279,40 @@ def to_match(attrs: dict[str, Any]) -> Any:
         raise FlowFormatError(f"bad match {attrs!r}: {err}") from err
 
 
+def _ct_action(a: dict[str, Any]) -> Any:
+    """Nicira ``ct`` (Open vSwitch connection tracking), which ofctl_rest
+    does not know: ``{"type": "CT", "flags", "zone", "recirc_table",
+    "actions": [SET_FIELD ct_mark | MOVE reg0 -> ct_mark]}`` as the compiler writes it."""
+    inner: list[Any] = []
+    for x in a.get("actions", []):
+        if x.get("type") == "SET_FIELD" and x.get("field") == "ct_mark":
+            inner.append(parser.OFPActionSetField(ct_mark=int(x["value"])))
+        elif x.get("type") == "MOVE" and x.get("dst") == "ct_mark" and x.get("src") in _REGISTERS:
+            n_bits = int(x.get("n_bits", 32))
+            inner.append(parser.NXActionRegMove(src_field=x["src"], dst_field="ct_mark", n_bits=n_bits))
+        else:
+            raise FlowFormatError(f"ct can only set ct_mark (or move a register to it), not {x!r}")
+    return parser.NXActionCT(
+        flags=int(a.get("flags", 0)),
+        zone_src="",
+        zone_ofs_nbits=int(a.get("zone", 0)),
+        recirc_table=int(a.get("recirc_table", 255)),
+        alg=0,
+        actions=inner,
+    )
+
+
 def to_instructions(actions: list[dict[str, Any]]) -> tuple:
     """Instructions from an ofctl_rest action list; unknown types are errors (os-ken only logs them)."""
     known = {"GOTO_TABLE", "WRITE_METADATA", "WRITE_ACTIONS", "CLEAR_ACTIONS", "METER"}
     try:
+        if any(a.get("type") == "CT" for a in actions):  # apply-actions in order, ct among them
+            apply = [_ct_action(a) if a.get("type") == "CT" else a for a in actions if a.get("type") not in known]
+            rest = tuple(ofctl.to_actions(_DP, [a for a in actions if a.get("type") in known]))
+            built = [x if not isinstance(x, dict) else ofctl.to_action(_DP, x) for x in apply]
+            if any(x is None for x in built):
+                raise FlowFormatError(f"unknown action type in {actions!r}")
+            return (parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, built), *rest)
         for a in actions:
             t = a.get("type")
             if t not in known and ofctl.to_action(_DP, a) is None:

@@ -8,12 +8,16 @@ backends.platform.lab.traffic ...``); results are one JSON line on stdout.
     tcp-echo  --bind ADDR:PORT --seconds S          -> {"connections": K, "bytes": B}
     tcp-talk  --to ADDR:PORT --bytes B [--src ADDR] -> {"ok": true|false, "bytes": B, "error": ...}
     raw-sink  --proto N --seconds S [--expect K]    -> {"packets": [hex of each IPv4 packet...]}
+    tcp-hold  --to ADDR:PORT --count N --sport P [--stride S] --go FILE [--ready FILE] [--src ADDR]
+              -> {"opened": N, "ok": K, "failed": [i...], "rounds": R}: N long connections from
+                 ports P, P+S, ..., each echoing a few bytes every --interval until FILE exists
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import struct
 import sys
@@ -128,6 +132,71 @@ def tcp_talk(to: str, nbytes: int, src: str | None = None, timeout: float = 5.0)
         return {"ok": False, "bytes": 0, "error": str(e)}
 
 
+def tcp_hold(
+    to: str,
+    count: int,
+    sport: int,
+    go: str,
+    ready: str | None = None,
+    src: str | None = None,
+    interval: float = 0.3,
+    seconds: float = 60.0,
+    nbytes: int = 64,
+    stride: int = 1,
+) -> dict:
+    """Open ``count`` connections (source ports ``sport``..), then echo
+    ``nbytes`` on each every ``interval`` until the file ``go`` exists (one
+    last round) or ``seconds`` pass: long-lived connections that carry
+    traffic while the platform changes under them."""
+    conns: list[socket.socket | None] = []
+    failed: set[int] = set()
+    for i in range(count):
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c.setsockopt(socket.SOL_IP, 15, 1)
+        c.settimeout(5)
+        try:
+            c.bind((src or "0.0.0.0", sport + i * stride))
+            c.connect(_addr(to))
+            conns.append(c)
+        except OSError:
+            failed.add(i)
+            conns.append(None)
+
+    def exchange(i: int, c: socket.socket, k: int) -> None:
+        payload = bytes(((i + k) * 7 + j) & 0xFF for j in range(nbytes))
+        try:
+            c.sendall(payload)
+            back = bytearray()
+            while len(back) < nbytes:
+                chunk = c.recv(nbytes - len(back))
+                if not chunk:
+                    break
+                back += chunk
+            if bytes(back) != payload:
+                failed.add(i)
+        except OSError:
+            failed.add(i)
+
+    rounds = 0
+    end = time.monotonic() + seconds
+    while True:
+        last = os.path.exists(go) or time.monotonic() > end
+        for i, c in enumerate(conns):
+            if c is not None and i not in failed:
+                exchange(i, c, rounds)
+        rounds += 1
+        if rounds == 1 and ready:
+            open(ready, "w").close()
+        if last:
+            break
+        time.sleep(interval)
+    for c in conns:
+        if c is not None:
+            c.close()
+    return {"opened": count - len(failed), "ok": count - len(failed), "failed": sorted(failed), "rounds": rounds}
+
+
 def raw_sink(proto: int, seconds: float, expect: int, ready: str | None = None) -> dict:
     """IPv4 packets of protocol ``proto`` delivered to this namespace, as hex (outer header included)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
@@ -171,6 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--to", required=True)
     a.add_argument("--bytes", type=int, default=10000)
     a.add_argument("--src")
+    a = sub.add_parser("tcp-hold")
+    a.add_argument("--to", required=True)
+    a.add_argument("--count", type=int, default=10)
+    a.add_argument("--sport", type=int, required=True)
+    a.add_argument("--go", required=True)
+    a.add_argument("--ready")
+    a.add_argument("--src")
+    a.add_argument("--interval", type=float, default=0.3)
+    a.add_argument("--seconds", type=float, default=60)
+    a.add_argument("--stride", type=int, default=1, help="source ports P, P+S, ... (spread over the flow hash)")
     a = sub.add_parser("raw-sink")
     a.add_argument("--proto", type=int, required=True)
     a.add_argument("--bind", default="", help="unused (uniform server arguments)")
@@ -186,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         out = udp_send(args.to, args.count, args.rate, args.src, args.sport)
     elif args.cmd == "tcp-echo":
         out = tcp_echo(args.bind, args.seconds, args.ready)
+    elif args.cmd == "tcp-hold":
+        out = tcp_hold(
+            args.to, args.count, args.sport, args.go, args.ready, args.src, args.interval, args.seconds, 64, args.stride
+        )
     else:
         out = tcp_talk(args.to, args.bytes, args.src)
     sys.stdout.write(json.dumps(out) + "\n")
