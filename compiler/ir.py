@@ -106,6 +106,9 @@ class Module:
     span: Span = _span()
     max_replicas: int = 0  # B of `replicas A..B` (``replicas`` is A, what is placed now); 0 = a fixed count
     weights: tuple[int, ...] = ()  # `weights 3, 1`: one per replica up to the most it may have; () = equal
+    min_replicas: int = (
+        0  # A of the range once the platform scaled it (``replicas`` is then its count); 0 = ``replicas``
+    )
 
     @property
     def is_sink(self) -> bool:

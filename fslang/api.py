@@ -10,10 +10,11 @@ device or a pipe that never ends costs a diagnostic, not the memory.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from compiler.check.frontend import FrontendResult, run
 from compiler.ir import Site
 from compiler.pipeline import Compiled, compile_site
 from compiler.placement.place import Placement
+from compiler.scale import Scale, rescale
 from fslang.diagnostics import Diagnostic, sort_key
 from fslang.source import SourceFile
 
@@ -125,11 +127,16 @@ def build(
     generation: int = 0,
     render_files: bool = True,
     unavailable: frozenset[str] = frozenset(),
+    scale: Mapping[str, Scale] | None = None,
+    pack: bool = False,
 ) -> Build:
     """Check, place, compile and (with ``render_files``) render a site's text;
-    ``unavailable``: hosts placement must not use (down or drained)."""
+    ``unavailable``: hosts placement must not use (down or drained);
+    ``scale``: the platform's replica counts and weights (``compiler.scale``);
+    ``pack``: place on the fewest hosts whatever the site's `placement` says
+    (`fsc plan --consolidate`)."""
     with _no_cycle_collection():
-        return _build(name, data, previous, optimal, generation, render_files, unavailable)
+        return _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
 
 
 @contextmanager
@@ -162,11 +169,16 @@ def _build(
     generation: int,
     render_files: bool,
     unavailable: frozenset[str],
+    scale: Mapping[str, Scale] | None = None,
+    pack: bool = False,
 ) -> Build:
     front = run(name, data)
     if front.site is None:
         return Build(front.source, None, None, diagnostics=front.diagnostics)
-    compiled = compile_site(front.site, previous, optimal, generation, unavailable)
+    site = rescale(front.site, scale or {})
+    if pack:
+        site = dataclasses.replace(site, placement="fewest")
+    compiled = compile_site(site, previous, optimal, generation, unavailable)
     diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
     if not compiled.ok:
         return Build(front.source, front.site, None, diagnostics=diags)

@@ -238,6 +238,8 @@ def test_openapi_document_is_served_and_committed(ctl: Controller) -> None:
         "/v1/agents/{host}/heartbeat",
         "/v1/hosts/{host}/drain",
         "/v1/hosts/{host}/undrain",
+        "/v1/rebalance/plan",
+        "/v1/rebalance",
     }
     assert all(op["security"] == [{"bearer": []}] for p in paths.values() for op in p.values())
     assert "application/x-ndjson" in paths["/v1/apply"]["post"]["responses"]["200"]["content"]

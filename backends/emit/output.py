@@ -96,7 +96,7 @@ def _replicas(c: Compiled) -> dict[str, ReplicaInfo]:
         out[m.name] = ReplicaInfo(
             weights=dict(zip(names, w)),
             shares={n: round(s, 6) for n, s in zip(names, shares)},
-            range=[m.replicas, m.max_replicas] if m.max_replicas else None,
+            range=[m.min_replicas or m.replicas, m.max_replicas] if m.max_replicas else None,
         )
     return out
 

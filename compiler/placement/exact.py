@@ -113,7 +113,7 @@ def solve(
         for h in range(H):
             firsts = [cols[0] for (a, g), cols in z.items() if g == h and cols]
             if firsts:
-                u = md.var(0.0, 1.0, xmax + 1.0, True)
+                u = md.var(0.0, 1.0, p.host_cost(), True)
                 md.maxes.extend((u, {c: 1.0}) for c in firsts)
                 for c in firsts:
                     md.row(0.0, inf, {u: 1.0, c: -1.0})

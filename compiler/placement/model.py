@@ -133,6 +133,8 @@ class Score:
     hosts_used: int
 
     def key(self) -> tuple[float, ...]:
+        if self.mode == "fewest":  # consolidation: hosts in use before replica pairs
+            return (self.spare, self.hosts_used, self.replica_pairs, self.crossings)
         if self.mode == "pack":
             return (self.spare, self.replica_pairs, self.hosts_used, self.crossings)
         return (self.spare, self.replica_pairs, self.crossings, round(self.max_load, 9))
@@ -215,7 +217,10 @@ class Problem:
         self.site = site
         #: hosts that must not be used (down, drained): no instance is allowed there
         self.unavailable = frozenset(unavailable)
-        self.mode = "pack" if site.placement == "pack" else "spread"
+        self.mode = "pack" if site.placement in ("pack", "fewest") else "spread"
+        #: consolidation (`fsc plan --consolidate`): ``pack`` with hosts in use
+        #: before co-located replica pairs, i.e. the fewest hosts
+        self.fewest = site.placement == "fewest"
         self.hosts: list[ir.Host] = sorted(site.hosts, key=lambda h: h.name)
         self.host_index = {h.name: k for k, h in enumerate(self.hosts)}
         self.modules: list[ir.Module] = sorted(site.modules, key=lambda m: m.name)
@@ -282,20 +287,33 @@ class Problem:
             cross += w * (self.modules[a].replicas * self.modules[b].replicas - same)
         hosts_used = sum(1 for h in range(H) if any(c[h] for c in cnt))
         max_load = max((used[h] / max(self.hosts[h].cores, 1) for h in range(H)), default=0.0)
-        return Score(self.mode, spare, rep, cross, max_load, hosts_used)
+        return Score("fewest" if self.fewest else self.mode, spare, rep, cross, max_load, hosts_used)
 
     def weights(self) -> tuple[float, float, float]:
         """(per spare core, per replica pair, most crossings): tier weights
         large enough that ``cost`` orders placements exactly like ``Score.key``."""
         xmax = sum(w * self.modules[a].replicas * self.modules[b].replicas for a, b, w in self.pairs)
+        if self.fewest:
+            return (len(self.hosts) + 1) * self.host_cost(), xmax + 1.0, xmax
         mmax = len(self.hosts) * (xmax + 1) + xmax if self.mode == "pack" else xmax + 0.5
         b1 = mmax + 1
         rmax = sum(m.replicas * (m.replicas - 1) // 2 for m in self.modules)
         return rmax * b1 + mmax + 1, b1, xmax
 
+    def host_cost(self) -> float:
+        """The cost of one host in use (``pack``): above every crossing, and
+        under ``fewest`` above every replica pair too."""
+        xmax = sum(w * self.modules[a].replicas * self.modules[b].replicas for a, b, w in self.pairs)
+        if self.fewest:
+            rmax = sum(m.replicas * (m.replicas - 1) // 2 for m in self.modules)
+            return rmax * (xmax + 1) + xmax + 1
+        return xmax + 1
+
     def cost(self, s: Score) -> float:
         """One number ordered like ``Score.key`` (the exact solver's objective)."""
         b2, b1, xmax = self.weights()
+        if self.fewest:
+            return b2 * s.spare + self.host_cost() * s.hosts_used + b1 * s.replica_pairs + s.crossings
         if self.mode == "pack":
             main = s.hosts_used * (xmax + 1) + s.crossings
         else:
@@ -424,6 +442,8 @@ class State:
         g1, g2 = f1 - c / self.cap[h1], f2 + c / self.cap[h2]
         dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
         if self.p.mode == "pack":
+            if self.p.fewest:
+                return (ds, dh, dr, dx, round(-dsq, 9))
             return (ds, dr, dh, dx, round(-dsq, 9))
         cur = self.frac(self.top[0]) if self.top else 0.0
         other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)

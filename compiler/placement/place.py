@@ -72,6 +72,8 @@ def _greedy_key(st: State, i: int, h: int, how: str) -> tuple[float, ...]:
         return (st.spare[h], slack, st.cnt[a][h], -st.gain(a, h), h)
     if how == "pack":  # fill used hosts tightly; open the biggest host when one must open
         fresh = st.n_on[h] == 0
+        if st.p.fewest:  # consolidation: a fresh host only when no used host can take it
+            return (st.spare[h], fresh, st.cnt[a][h], -st.gain(a, h), -st.cap[h] if fresh else -after, h)
         return (st.spare[h], st.cnt[a][h], fresh, -st.gain(a, h), -st.cap[h] if fresh else -after, h)
     return (st.spare[h], st.cnt[a][h], -st.gain(a, h), after, h)
 
@@ -573,8 +575,8 @@ def place(
     if stable:
         st, unplaced, warnings = displace(p, prev)
         optimal = False  # the exact solver would move whatever scores better
-    else:
-        st, unplaced = heuristic(p, prev)
+    else:  # consolidation places afresh (nothing frozen where it was); ``prev`` only names replicas
+        st, unplaced = heuristic(p, [-1] * len(prev) if p.fewest else prev)
     left = {st.mod[i] for i in unplaced}
     diags = [no_host(p, a) for a in range(len(p.modules)) if not p.allowed[a] and (not stable or a in left)]
     unplaced = [i for i in unplaced if p.allowed[st.mod[i]]]  # E0702 says it for the others
@@ -589,7 +591,11 @@ def place(
     if optimal and not errors:
         from compiler.placement import exact as placement_exact
 
-        fixed = {i: h for i, h in enumerate(st.host_of) if i in st.frozen and h == prev[i] and not st.spare[h]}
+        fixed = {
+            i: h
+            for i, h in enumerate(st.host_of)
+            if i in st.frozen and h == prev[i] and not st.spare[h] and not p.fewest
+        }
         sol, status, note = placement_exact.solve(p, fixed, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)
         if status == "infeasible" and fixed:  # keeping every instance in place is what fails
             sol, status, note = placement_exact.solve(p, {}, host_of, dict(enumerate(prev)), EXACT_TIME_LIMIT)

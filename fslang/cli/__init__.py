@@ -208,9 +208,9 @@ def graph_cmd(
 
 
 def _register_platform() -> None:
-    from fslang.cli import agent, controller, lab
+    from fslang.cli import agent, controller, lab, scaling
 
-    for mod in (controller, agent, lab):
+    for mod in (controller, scaling, agent, lab):
         mod.register(app)
 
 

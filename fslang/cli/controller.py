@@ -94,7 +94,9 @@ def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple
 
     def build(g: int) -> tuple[str, str, dict[str, str]]:
         nonlocal shown
-        b = api.build(name, data, prev, optimal, generation=g, unavailable=out)
+        b = api.build(
+            name, data, prev, optimal, generation=g, unavailable=out, scale=_scale_of(prev, keep_weights=False)
+        )
         if not shown:
             report(b.source, b.diagnostics)
             shown = True
@@ -160,10 +162,23 @@ def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
     return True
 
 
-def recompile(source: str, placement: str | None, generation: int, unavailable: frozenset[str]) -> Any:
-    """The controller's compile function (failover, drain): the deployed site
-    again, built by ``fslang.api.build`` with the deployed placement as the
-    previous one, the deployed generation, and ``unavailable`` hosts left out.
+def _scale_of(prev: Any, keep_weights: bool) -> Any:
+    """The replica counts (and weights) a deployed placement carries: what the
+    platform scaled stays scaled (``compiler.scale``)."""
+    from compiler.scale import deployed_scale
+
+    if prev is None:
+        return None
+    return deployed_scale({i: m for i, m, *_ in prev.instances}, dict(prev.weights), keep_weights)
+
+
+def recompile(
+    source: str, placement: str | None, generation: int, unavailable: frozenset[str], scale: Any = None
+) -> Any:
+    """The controller's compile function (failover, drain, rebalance): the
+    deployed site again, built by ``fslang.api.build`` with the deployed
+    placement as the previous one (its replica counts and weights kept, unless
+    ``scale`` says others), ``generation``, and ``unavailable`` hosts left out.
     Returns a ``relocate.Recompiled``; the platform layer only calls it."""
     from backends.platform.controller.relocate import Recompiled
     from compiler.placement.place import Placement
@@ -175,7 +190,9 @@ def recompile(source: str, placement: str | None, generation: int, unavailable: 
             prev = Placement.from_json(placement)
         except ValueError:
             prev = None
-    b = api.build("the deployed site", source, prev, generation=generation, unavailable=unavailable)
+    if scale is None:
+        scale = _scale_of(prev, keep_weights=True)
+    b = api.build("the deployed site", source, prev, generation=generation, unavailable=unavailable, scale=scale)
     errors = [f"{d.code}: {d.message}" for d in b.diagnostics if d.severity == "error"]
     stuck = [d.message for d in b.diagnostics if d.code == "W0702"]
     return Recompiled(b.files if b.ok else None, errors, stuck)
@@ -233,9 +250,62 @@ def register(app: typer.Typer) -> None:
         up_after: float = typer.Option(
             3.0, "--up-after", min=0.0, max=3600, help="seconds of steady heartbeats before a down host is up again"
         ),
+        auto_rebalance: bool = typer.Option(
+            False,
+            "--auto-rebalance",
+            envvar="FSC_AUTO_REBALANCE",
+            help="rebalance by measured load by itself (as `fsc rebalance --yes`), with hysteresis and a rate limit",
+        ),
+        rebalance_high: float = typer.Option(
+            0.75,
+            "--rebalance-high",
+            envvar="FSC_REBALANCE_HIGH",
+            min=0.01,
+            max=10,
+            help="high-water mark: an instance this busy (share of its cores) asks for one replica more",
+        ),
+        rebalance_low: float = typer.Option(
+            0.25,
+            "--rebalance-low",
+            envvar="FSC_REBALANCE_LOW",
+            min=0.0,
+            max=10,
+            help="low-water mark: a stage whose instances are all below it gives one replica back",
+        ),
+        capacity_pps: float = typer.Option(
+            None,
+            "--capacity-pps",
+            envvar="FSC_CAPACITY_PPS",
+            min=0.001,
+            help="packets per second one core takes: load is measured in packets (default: CPU use)",
+        ),
+        rebalance_sustain: float = typer.Option(
+            10.0,
+            "--rebalance-sustain",
+            envvar="FSC_REBALANCE_SUSTAIN",
+            min=0.0,
+            max=3600,
+            help="seconds a decision must hold before the automatic mode carries it out",
+        ),
+        rebalance_every: float = typer.Option(
+            60.0,
+            "--rebalance-every",
+            envvar="FSC_REBALANCE_EVERY",
+            min=0.0,
+            max=86400,
+            help="the automatic mode changes at most once in this many seconds",
+        ),
+        power_hook: str = typer.Option(
+            None,
+            "--power-hook",
+            envvar="FSC_POWER_HOOK",
+            help="shell command run to power a host off when freed, on when needed: {host} and {action} (on/off) "
+            "are replaced, quoted for the shell; e.g. 'ipmitool -H {host}-bmc chassis power {action}'",
+        ),
     ) -> None:
         """Run the platform controller: OpenFlow to the switches, HTTP API for apply and the
-        agents, and the monitoring loop (failover of hosts that go down, drains)."""
+        agents, and the monitoring loop (failover of hosts that go down, drains, and with
+        --auto-rebalance rebalancing by measured load)."""
         from backends.platform.controller.server import StartupError, parse_hostport, run
 
         try:
@@ -243,8 +313,20 @@ def register(app: typer.Typer) -> None:
             of_addr = parse_hostport(openflow, "127.0.0.1")
         except ValueError as err:
             raise _fail(f"controller: {err}; example: --listen 127.0.0.1:8181 --openflow 10.0.0.1:6653", 2) from None
+        from fslang.cli.scaling import controller_setup
+
+        setup = controller_setup(
+            auto_rebalance,
+            rebalance_high,
+            rebalance_low,
+            capacity_pps,
+            rebalance_sustain,
+            rebalance_every,
+            power_hook,
+            state,
+        )
         try:
-            run(http_addr, of_addr, state, request_timeout, recompile, down_after, up_after)
+            run(http_addr, of_addr, state, request_timeout, recompile, down_after, up_after, setup)
         except StartupError as err:
             raise _fail(f"controller: {err}", 3) from None
 
@@ -256,12 +338,23 @@ def register(app: typer.Typer) -> None:
         optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
         format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        consolidate: bool = typer.Option(
+            False, "--consolidate", help="the deployed site on the fewest hosts: the hosts freed and the moves"
+        ),
     ) -> None:
-        """Show what `apply` would change against the deployed site."""
+        """Show what `apply` would change against the deployed site (with --consolidate:
+        what consolidating it on the fewest hosts would free and move)."""
         from backends.platform.controller.protocol import ApplyRequest
         from backends.platform.controller.render import plan_text
 
         client = _client(controller, token_file, timeout)
+        if consolidate:
+            from fslang.cli.consolidate import consolidation_json, consolidation_text, plan_consolidation
+
+            with _talking():
+                c = plan_consolidation(site, client)
+            sys.stdout.write(consolidation_json(c) if format is _Format.json else consolidation_text(c))
+            return
         with _talking():
             name, source, files, _same = _compile(site, client, optimal, client.digest())
             plan = client.plan(ApplyRequest(site=name, files=files, source=source))
@@ -284,6 +377,16 @@ def register(app: typer.Typer) -> None:
             _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
         ),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        consolidate: bool = typer.Option(
+            False,
+            "--consolidate",
+            help="move the deployed site onto the fewest hosts: drain each freed host (make-before-break) "
+            "and power it off with the controller's power hook",
+        ),
+        grace: float = typer.Option(
+            60.0, "--grace", min=0.0, max=3600, help="with --consolidate: as `fsc drain --grace`"
+        ),
+        idle: float = typer.Option(3.0, "--idle", min=0.1, max=3600, help="with --consolidate: as `fsc drain --idle`"),
     ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
         from backends.platform.controller.protocol import ApplyRequest, ResultOk, event_line
@@ -291,6 +394,29 @@ def register(app: typer.Typer) -> None:
 
         client = _client(controller, token_file, timeout)
         as_json = format is _Format.json
+        if consolidate:
+            from fslang.cli.consolidate import apply_consolidation, consolidation_text, plan_consolidation
+
+            with _talking():
+                deployed = client.digest()
+                if not deployed.digest or deployed.digest not in (site_digest(site, False), site_digest(site, True)):
+                    raise _fail(
+                        f"apply --consolidate: {site} is not the deployed site; `fsc apply {site}` first, "
+                        "then consolidate",
+                        1,
+                    )
+                c = plan_consolidation(site, client)
+                (sys.stderr if as_json else sys.stdout).write(consolidation_text(c))
+                if c.freed and not yes:
+                    if not sys.stdin.isatty():
+                        raise _fail(
+                            "apply: not a terminal, so cannot ask; review with `fsc plan --consolidate` and pass --yes",
+                            2,
+                        )
+                    if not typer.confirm("consolidate?", default=False, err=as_json):
+                        raise _fail("apply: cancelled, nothing changed", 2)
+                apply_consolidation(c, client, grace, idle, ready_timeout, as_json)
+            return
         with _talking():
             digest = site_digest(site, optimal)
             deployed = client.digest()
@@ -353,6 +479,9 @@ def register(app: typer.Typer) -> None:
             _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
         ),
         timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        power_off: bool = typer.Option(
+            False, "--power-off", help="once drained, power HOST off with the controller's power hook"
+        ),
     ) -> None:
         """Move every instance off HOST, make-before-break: new connections go to the new
         instances at once, established ones stay with the old until they end or --grace
@@ -364,7 +493,9 @@ def register(app: typer.Typer) -> None:
         as_json = format is _Format.json
         last = None
         with _talking():
-            for ev in client.drain(host, DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout)):
+            for ev in client.drain(
+                host, DrainRequest(grace=grace, idle=idle, ready_timeout=ready_timeout, power_off=power_off)
+            ):
                 last = ev
                 sys.stdout.write(event_line(ev) if as_json else event_text(ev) + "\n")
                 sys.stdout.flush()

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -124,6 +124,16 @@ class ApiClient:
 
     def undrain(self, host: str) -> HostAnswer:
         return self._call("POST", f"/v1/hosts/{quote(host, safe='')}/undrain", HostAnswer)
+
+    def rebalance_plan(self, req: BaseModel) -> Any:
+        """POST /v1/rebalance/plan: a ``scaling.RebalanceAnswer``."""
+        from backends.platform.controller.scaling import RebalanceAnswer
+
+        return self._call("POST", "/v1/rebalance/plan", RebalanceAnswer, req)
+
+    def rebalance(self, req: BaseModel) -> Iterator[ApplyEvent]:
+        """POST /v1/rebalance and yield each progress event as it arrives."""
+        return self._stream("/v1/rebalance", req, "the rebalance")
 
     def _stream(self, path: str, body: BaseModel, what: str) -> Iterator[ApplyEvent]:
         r = self._send("POST", path, body, stream=True, read_timeout=max(self.timeout[1], STREAM_QUIET))

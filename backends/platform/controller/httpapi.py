@@ -43,6 +43,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from backends.platform.controller import scaling
 from backends.platform.controller.flows import FilesError
 from backends.platform.controller.metrics import CONTENT_TYPE as METRICS_TYPE
 from backends.platform.controller.protocol import (
@@ -61,6 +62,7 @@ from backends.platform.controller.protocol import (
     StatusAnswer,
     event_line,
 )
+from backends.platform.controller.scaling import RebalanceAnswer, RebalanceRequest
 
 LOG = logging.getLogger("fsc.controller.http")
 
@@ -347,6 +349,22 @@ def create_app(controller: Any, token: str, timeout: float = REQUEST_TIMEOUT) ->
         if answer is None:
             raise HTTPException(404, f"the deployed site has no host `{host}`")
         return answer
+
+    @api.post("/v1/rebalance/plan", response_model=RebalanceAnswer, responses=_ERRORS)
+    def rebalance_plan(req: RebalanceRequest) -> RebalanceAnswer:
+        """What a rebalance by measured load would do now (docs/platform.md, "Rebalance"):
+        per replicated stage its load and the decision, and the update it takes."""
+        return scaling.plan(controller, scaling.thresholds_for(controller.thresholds, req), req.targets)
+
+    @api.post("/v1/rebalance", response_class=StreamingResponse, responses={**_ERRORS, 200: _NDJSON[200]})
+    async def rebalance(req: RebalanceRequest) -> StreamingResponse:
+        """Carry out a rebalance (``targets``: the ones a plan showed; else decided now)
+        with the consistent update of `apply`; the answer streams its events."""
+        th = scaling.thresholds_for(controller.thresholds, req)
+        return StreamingResponse(
+            _stream_lines(lambda: scaling.carry_out(controller, th, req.targets, req.ready_timeout)),
+            media_type=_NDJSON_TYPE,
+        )
 
     @api.post(
         "/v1/agents/{host}/heartbeat",

@@ -70,6 +70,8 @@ class Monitor:
                     if ctl.drain is active:
                         finish_drain(ctl, active, why)
         self._failover(now)
+        if ctl.auto is not None:  # `--auto-rebalance`: after any failover (it waits while one is needed)
+            ctl.auto.tick(now)
 
     def _silent(self, host: str) -> bool:
         s = self.ctl.hosts.silence(host)

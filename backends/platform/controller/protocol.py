@@ -328,6 +328,12 @@ class DrainRequest(_Model):
     grace: float = Field(default=60.0, ge=0, le=MAX_WAIT)
     idle: float = Field(default=3.0, gt=0, le=MAX_WAIT)
     ready_timeout: float = Field(default=60.0, gt=0, le=MAX_WAIT)
+    #: once the drain is over, run the controller's power hook to power HOST
+    #: off (`fsc drain --power-off`, `fsc apply --consolidate`)
+    power_off: bool = False
+    #: instance -> host: where the moved instances should go when they fit
+    #: there (`fsc apply --consolidate`: the packed placement); else the drain chooses
+    targets: dict[str, str] = Field(default_factory=dict, max_length=100_000)
 
 
 class HostAnswer(_Model):

@@ -92,6 +92,7 @@ class ActiveDrain:
     new_flows: int = 0
     finished: bool = False
     early: str = ""  # why it ended before the connections did
+    power_off: bool = False  # the power hook powers the host off at the end
 
     def extras(self) -> dict[str, Tables]:
         return {name: r.flows for name, (_, r) in self.rules.items()}
@@ -134,7 +135,12 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
         return
     unavailable = ctl.hosts.unavailable()
     t0 = time.monotonic()
-    out = ctl.compiled_for(d, unavailable)
+    if drain is not None and drain.targets and ctl.recompile is not None:  # a consolidation's drain
+        from backends.platform.controller.consolidation import toward
+
+        out = ctl.recompile(d.source, toward(d.files.get("placement.json"), drain.targets), d.generation, unavailable)
+    else:
+        out = ctl.compiled_for(d, unavailable)
     t_compiled = time.monotonic()
     ctl.unplaced = list(out.warnings)
     if out.files is None:
@@ -157,6 +163,8 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
     )
     if plan.empty:
         ctl.agents.want([old], d.source)
+        if kind == "drain" and drain is not None and drain.power_off and ctl.power is not None:
+            ctl.note(ctl.power.freed(host)[1])  # it runs nothing already
         yield ResultOk(result="ok", changed=False, message=f"nothing to move off {host}", generation=d.generation)
         return
     if plan.new_generation != plan.old_generation:
@@ -227,7 +235,9 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
     moved = ", ".join(f"{i} -> {b}" for i, (_, b) in sorted(plan.moved.items())) or "nothing"
     if splitting and drain is not None:
         now = ctl.clock()
-        ctl.drain = ActiveDrain(host, rules, cleanup, now, now + drain.grace, drain.idle, last_change=now)
+        ctl.drain = ActiveDrain(
+            host, rules, cleanup, now, now + drain.grace, drain.idle, last_change=now, power_off=drain.power_off
+        )
         ctl.hosts.set_draining(host)
         ctl.state.write_journal(journal.model_copy(update={"phase": "drain"}))
         ctl.note(f"drain of {host}: moved {moved} in {took}; old connections stay until they end")
@@ -300,6 +310,15 @@ def finish_drain(ctl: Controller, active: ActiveDrain, why: str) -> list[str]:
     active.early = why
     ctl.drain = None
     ctl.note(f"drain of {active.host} done: {why}; {active.host} runs nothing")
+    if active.power_off:
+        ok, what = (
+            ctl.power.freed(active.host)
+            if ctl.power is not None
+            else (False, f"{active.host} stays on: the controller has no power hook (`--power-hook`)")
+        )
+        ctl.note(what)
+        if not ok:
+            warnings.append(what)
     return warnings
 
 

@@ -11,7 +11,9 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER
 from backends.platform.controller.relocate import Recompile
@@ -57,10 +59,13 @@ def run(
     recompile: Recompile | None = None,
     down_after: float = DOWN_AFTER,
     up_after: float = UP_AFTER,
+    setup: Callable[[Any], None] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT. ``recompile``: how the controller compiles the
     deployed site again for a failover or drain (``fsc controller`` passes one
-    built on ``fslang.api.build``; the platform layer may not import it)."""
+    built on ``fslang.api.build``; the platform layer may not import it);
+    ``setup``: called with the controller before it serves (rebalancing and
+    power options of `fsc controller`)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("os_ken.base.app_manager", "os_ken.controller.controller"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -99,6 +104,8 @@ def run(
         down_after=down_after,
         up_after=up_after,
     )
+    if setup is not None:
+        setup(controller)
     api = ApiServer(http_sock, create_app(controller, token, request_timeout), request_timeout)
     handler.start()
     of.start()

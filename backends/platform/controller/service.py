@@ -67,6 +67,7 @@ from backends.platform.controller.protocol import (
     WaitingEvent,
     files_digest,
 )
+from backends.platform.controller.rebalance import Thresholds
 from backends.platform.controller.relocate import ActiveDrain, Recompile
 from backends.platform.controller.state import DeployedState, Journal, StateDir
 
@@ -124,6 +125,9 @@ class Controller:
         self.events: deque[str] = deque(maxlen=10)
         self.load = LoadBook(clock)  # per-instance packets, bytes, CPU: a short history (metrics, status)
         self.metrics = Metrics(self.status, self.load)
+        self.thresholds = Thresholds()  # `fsc rebalance`'s high and low water marks (scaling.py)
+        self.auto: Any = None  # scaling.AutoRebalance when `--auto-rebalance` (run by the monitoring loop)
+        self.power: Any = None  # power.PowerHook when `--power-hook` (hosts freed or needed)
         self._compiled: dict[tuple, Any] = {}  # (site, placement, generation, unavailable) -> Recompiled
         self._compiling: set[tuple] = set()
         self._standby_for: tuple[tuple, dict[str, list[InstanceSpec]]] | None = None
@@ -601,6 +605,9 @@ class Controller:
                 message=f"{host} is still draining; undrain it when `fsc drain {host}` has finished",
             )
         was = host in self.hosts.drained()
+        powered = self.power.needed(host) if self.power is not None else None  # a host it powered off
+        if powered is not None:
+            self.note(powered[1])
         self.hosts.set_drained(host, False)
         self.agents.set_out(self.out_hosts())
         if was:
