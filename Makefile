@@ -19,14 +19,14 @@ demo: bootstrap
 	$(VENV)/bin/fsc compile examples/campus.fs
 
 test: system-deps bootstrap lint
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadscope
 
 # Random exploration, not CI: the property and fuzz tests (every Hypothesis
 # test) with random draws and FSC_EXPLORE_SCALE (default 10) times their
 # examples (tests/conftest.py, profile `explore`). Run it before you stop; a
 # failure prints the blob that reproduces it and is replayed first next time.
 explore: bootstrap
-	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -n 2 --dist loadgroup -m hypothesis
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -n 2 --dist loadscope -m hypothesis
 
 # Static checks, part of `make test`: lint, formatting, the layer contracts
 # (pyproject.toml [tool.importlinter]) and types.

@@ -326,7 +326,8 @@ CODES: tuple[Code, ...] = (
     ),
     Code(
         "E0804",
-        "a match or decision list that would spell into more than 100,000 flow entries",
+        "a match or decision list that would spell into more than 100,000 flow entries (or a module's match "
+        "into more than 10,000 host patterns)",
         _b("module m = monitor()\npolicy p match tcp and src port 1024..65535 and dst port 1024..65535 via m\n"),
         "a switch without `ovs` cannot mask transport ports, so each masked port is spelt as one entry per "
         "port; two wide ranges multiply into billions. Checked before any entry is built",

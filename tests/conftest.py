@@ -14,7 +14,9 @@ Random exploration is its own command, never part of CI.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,13 @@ def _private_client_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """`fsc apply`'s client cache (fslang/cli/applycache.py) goes to a
     directory of this run, not the user's ~/.cache (CLI subprocesses inherit it)."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
+@pytest.fixture(scope="module")
+def h3_devices() -> Iterator[None]:
+    """The agent tests share the h3 host, instance and device names (and each
+    clean-up deletes every `fs-h3` device): one such module at a time across
+    the xdist workers (`--dist loadscope` keeps a module on one worker)."""
+    with open("/tmp/fsc-h3-devices.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

@@ -34,7 +34,7 @@ from tests.test_agent_harness import (
     tcp_frame,
 )
 
-pytestmark = [pytest.mark.root, pytest.mark.xdist_group("h3-devices")]  # they share the h3 names and devices
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("h3_devices")]  # they share the h3 names and devices
 NS, SW, CTL = "h3host", "h3sw0", "h3ctl0"
 CTL_IP, AGENT_IP = "10.213.7.1", "10.213.7.2"
 

@@ -23,7 +23,7 @@ from backends.platform.wait import WaitTimeout, wait_until
 from tests.conftest import ROOT
 from tests.test_agent_harness import cleanup_devices, exchange, h3_links, h3_namespaces, site_files, tcp_frame
 
-pytestmark = [pytest.mark.root, pytest.mark.xdist_group("h3-devices")]  # they share the h3 names and devices
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("h3_devices")]  # they share the h3 names and devices
 FSC = str(ROOT / ".venv" / "bin" / "fsc")
 STANDIN_CLICK = (
     f"#!{sys.executable}\nimport signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"

@@ -43,7 +43,7 @@ from tests.test_agent_harness import (
     tcp_frame,
 )
 
-pytestmark = [pytest.mark.root, pytest.mark.xdist_group("h3-devices")]  # they share the h3 names and devices
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("h3_devices")]  # they share the h3 names and devices
 HOST = "h3a"
 STANDIN_CLICK = """#!{python}
 import pathlib, signal, sys

@@ -24,7 +24,7 @@ from tests.test_agent_harness import (
     tcp_frame,
 )
 
-pytestmark = [pytest.mark.root, pytest.mark.xdist_group("h3-devices")]  # they share the h3 names and devices
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("h3_devices")]  # they share the h3 names and devices
 
 
 def test_vm_lab_runner_carries_state_for_a_move(tmp_path: Path) -> None:

@@ -21,11 +21,14 @@ from functools import lru_cache
 from typing import Any
 
 from compiler.check.symbols import Symbols
-from compiler.headerspace.cubes import DEFAULT_LAYOUT
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, TooManyCubes
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
 from fslang.source import Span
+
+#: the most cubes a match spelt for a host (Click classifier patterns) may take
+MAX_HOST_PATTERNS = 10_000
 
 ETH_IPV4, ETH_IPV6, ETH_ARP = 0x0800, 0x86DD, 0x0806
 PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58}
@@ -156,8 +159,20 @@ class MatchCompiler:
 
     # ---- expressions ----
     def compile_exact(self, expr: Any) -> HeaderSpace:
-        """The plain cover of ``expr`` (a `not` spelt as its complement)."""
-        return self.compile(expr).exact()
+        """The plain cover of ``expr`` (a `not` spelt as its complement), for
+        hosts' classifiers; past MAX_HOST_PATTERNS cubes, E0804 (`not (net A
+        or ether B)` spells into the product of each side's complement)."""
+        try:
+            return self.compile(expr).exact(limit=MAX_HOST_PATTERNS)
+        except TooManyCubes:
+            self.symbols.sink.error(
+                "E0804",
+                f"this match needs more than {MAX_HOST_PATTERNS:,} patterns once its `not`s are spelt out for "
+                "the host's classifier",
+                expr.span,
+                hint="match what to take rather than what to leave out, or split it into labels of their own",
+            )
+            return HeaderSpace.empty()
 
     def compile(self, expr: Any) -> MatchSet:
         """The space of ``expr``.  Sub-expressions that name nothing are

@@ -204,13 +204,19 @@ def split_bit(cm: int, rel: list[Pair]) -> int:
     return 1 << (pick.bit_length() - 1)
 
 
-def minus(a: Pair, bs: Iterable[Pair], stop_at_first: bool = False) -> list[Pair]:
+class TooManyCubes(Exception):
+    """A subtraction's disjoint pieces passed the caller's ``limit``."""
+
+
+def minus(a: Pair, bs: Iterable[Pair], stop_at_first: bool = False, limit: int | None = None) -> list[Pair]:
     """a minus the union of bs as disjoint cubes, by recursive splitting.
 
     For a single b this yields exactly ``cube_sub``.  Each branch keeps only
     the cubes still meeting it, so cost follows the overlap actually present.
     The half meeting fewer cubes is explored first, so ``stop_at_first``
-    (a subset test) finds an uncovered piece early.
+    (a subset test) finds an uncovered piece early.  More than ``limit``
+    pieces raise TooManyCubes (a complement of unions over independent
+    fields is their product).
     """
     out: list[Pair] = []
     stack = [(a, [b for b in bs if meets(a, b)])]
@@ -220,6 +226,8 @@ def minus(a: Pair, bs: Iterable[Pair], stop_at_first: bool = False) -> list[Pair
             out.append((v, m))
             if stop_at_first:
                 break
+            if limit is not None and len(out) > limit:
+                raise TooManyCubes()
             continue
         if any(not (bm & ~m) and not ((v ^ bv) & bm) for bv, bm in rel):
             continue  # inside one cube of rel

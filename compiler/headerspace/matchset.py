@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from compiler.headerspace import bdd
-from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube, Layout, Pair, meets, within
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube, Layout, Pair, TooManyCubes, meets, within
 from compiler.headerspace.space import HeaderSpace
 
 ALL_CUBE = Cube(0, 0)
@@ -183,15 +183,18 @@ class MatchSet:
     def exclusions(self) -> frozenset[HeaderSpace]:
         return frozenset(x for t in self.terms for x in t.excluded)
 
-    def exact(self) -> HeaderSpace:
+    def exact(self, limit: int | None = None) -> HeaderSpace:
         """The same set as a cover of cubes (exclusions spelt as complements:
-        for hosts and for the rare places a switch cannot take flags)."""
+        for hosts and for the rare places a switch cannot take flags); more
+        than ``limit`` cubes raise TooManyCubes."""
         pairs: list[Pair] = []
         for t in self.terms:
             one = HeaderSpace._raw(DEFAULT_LAYOUT, [(t.cube.value, t.cube.mask)])
             for ex in t.excluded:
-                one = one - ex
+                one = one.minus(ex, None if limit is None else limit - len(pairs))
             pairs.extend(one._pairs())
+            if limit is not None and len(pairs) > limit:
+                raise TooManyCubes()
         return HeaderSpace._of(DEFAULT_LAYOUT, pairs)
 
 

@@ -198,13 +198,18 @@ class HeaderSpace:
         return self._of(self.layout, cur) if changed else self._raw(self.layout, sorted(cur, key=order_key))
 
     def __sub__(self, other: HeaderSpace) -> HeaderSpace:
+        return self.minus(other)
+
+    def minus(self, other: HeaderSpace, limit: int | None = None) -> HeaderSpace:
+        """``self - other``; more than ``limit`` pieces raise TooManyCubes."""
         # Also subtracting self's earlier cubes keeps the pieces disjoint,
         # which makes normalising the result cheap.
         self._check(other)
         lk, done = other._lookup(len(self.cubes)), Lookup([], self.layout.width)
         out: list[Pair] = []
         for a in self._pairs():
-            out.extend(minus(a, lk.meeting(a) + done.meeting(a)))
+            left = None if limit is None else limit - len(out)
+            out.extend(minus(a, lk.meeting(a) + done.meeting(a), limit=left))
             done.add(a)
         return self._of(self.layout, out, disjoint=True)
 

@@ -41,6 +41,10 @@ MAX_CHOICES = 1024
 # under address-hashed replicas multiplied into 100,000s of cubes and ran out
 # of memory in a fuzzed 0.3 KB site.  Past it: E0803 as well.
 MAX_TERMS = 4096
+# ... and all the intersections of one policy's unfolding together at most
+# this many term pairs (thousands of moderate products took 40 s otherwise).
+MAX_TERM_PAIRS = 2_000_000
+_pairs_used = [0]  # by the policy being unfolded (plan() resets it)
 
 
 class TooManyChoices(Exception):
@@ -117,9 +121,11 @@ class Constraint:
     def __and__(self, other: Constraint) -> Constraint:
         if other.space is None or self.space is None:
             space = self.space if other.space is None else other.space
-        elif len(self.space.terms) * len(other.space.terms) > 16 * MAX_TERMS:
-            raise TooManyChoices()
         else:
+            n = len(self.space.terms) * len(other.space.terms)
+            _pairs_used[0] += n
+            if n > 16 * MAX_TERMS or _pairs_used[0] > MAX_TERM_PAIRS:
+                raise TooManyChoices()
             space = self.space & other.space
             if len(space.terms) + sum(len(t.excluded) for t in space.terms) > MAX_TERMS:
                 raise TooManyChoices()
@@ -348,6 +354,7 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
                 u = Unfolder(site, weights, selectors, reverse, policy.name)
+                _pairs_used[0] = 0
                 try:
                     hit = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
                 except TooManyChoices:
