@@ -96,7 +96,11 @@ def test_a_crashed_host_is_failed_over_within_the_target(lab: Probe) -> None:
     assert len(run.affected.gaps()) == 1, run.summary()  # one outage, no flapping
     assert run.untouched.lost == 0, run.summary()
     assert run.untouched_rules == [], run.untouched_rules
-    assert set(run.lost_instances) >= {"cnt"}, run.lost_instances  # status said `lost` meanwhile
+    # status said `lost` meanwhile, when there was a meanwhile: with the standby started while the
+    # host was silent, the re-placement can land in the same status poll as the detection (then no
+    # status shows the host down with `cnt` still on it; tests/test_failover.py holds `lost` exactly)
+    if run.recover - run.detect > 0.5:
+        assert set(run.lost_instances) >= {"cnt"}, (run.lost_instances, run.summary())
     st = liveops.status(lab)
     assert {h["name"]: h["state"] for h in st["hosts"]}[run.host] == "down"
     assert any(f"failover of {run.host}" in e for e in st["events"]), st["events"]
