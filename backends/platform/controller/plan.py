@@ -137,7 +137,15 @@ class UpdatePlan:
 
 
 def _same(a: Flow, b: Flow) -> bool:
-    return a.canonical == b.canonical
+    """Two flows of the same key (callers look them up by it) are the same
+    rule: equal cookies and instructions. Equal instruction bytes settle it
+    without building the canonical form (a switch's read-back usually
+    carries the bytes that were sent; a 10,000-rule flip compares them all)."""
+    if a is b:
+        return True
+    if a.cookie != b.cookie:
+        return False
+    return a.inst_wire == b.inst_wire or a.canonical == b.canonical
 
 
 def switch_plan(dpid: int, old: Tables, new: Tables, ingress: frozenset[int]) -> SwitchPlan:
