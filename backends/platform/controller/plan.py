@@ -105,12 +105,14 @@ class UpdatePlan:
     def empty(self) -> bool:
         return not self.changed_files
 
-    def answer(self) -> PlanAnswer:
-        """What ``POST /v1/plan`` answers."""
+    def answer(self, rules: bool = True) -> PlanAnswer:
+        """What ``POST /v1/plan`` answers; without ``rules``, the rules added
+        and removed are counted, not described (an apply's result: describing
+        10,000 rules costs more than the switch takes to install them)."""
         sw = {}
         for name, p in sorted(self.switches.items()):
-            added = [f.describe() for ph in (p.install, p.flip) for c, f in ph if c == "add"]
-            removed = [f.describe() for ph in (p.flip, p.cleanup) for c, f in ph if c == "delete"]
+            added = [f for ph in (p.install, p.flip) for c, f in ph if c == "add"]
+            removed = [f for ph in (p.flip, p.cleanup) for c, f in ph if c == "delete"]
             sw[name] = SwitchChanges(
                 dpid=p.dpid,
                 added=len(added),
@@ -118,8 +120,8 @@ class UpdatePlan:
                 install=len(p.install),
                 flip=len(p.flip),
                 cleanup=len(p.cleanup),
-                added_rules=added,
-                removed_rules=removed,
+                added_rules=[f.describe() for f in added] if rules else [],
+                removed_rules=[f.describe() for f in removed] if rules else [],
             )
         return PlanAnswer(
             nothing_to_change=self.empty,

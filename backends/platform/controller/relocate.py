@@ -223,7 +223,7 @@ def relocate(ctl: Controller, kind: str, host: str, drain: DrainRequest | None =
     ctl._commit(d.generation, new, d.site, d.source, new_sw)
     yield CommitEvent(phase="commit", generation=d.generation)
     cleanup = {n: p.cleanup for n, p in plan.switches.items() if p.cleanup}
-    summary = plan.answer()
+    summary = plan.answer(rules=False)
     counts = {
         n: RuleCounts(added=c.added, removed=c.removed) for n, c in summary.switches.items() if c.added or c.removed
     }

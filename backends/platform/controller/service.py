@@ -284,11 +284,15 @@ class Controller:
             return  # nothing sent: the last check still holds
         self._verified.pop(dpid, None)
         mode = mode or self._verify_mode(ops, before)
+        t0 = time.perf_counter()
         pre = self._counts(dpid) if mode == "counts" and before is not None else None
         self.of.push(dpid, ops)
+        t1 = time.perf_counter()
+        read = t1
         if mode == "rules":
             keys = {f.key for _, f in ops}
             got = self.of.read_flows(dpid, [f for _, f in ops])
+            read = time.perf_counter()
             diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
         elif pre is not None and before is not None and (post := self._counts(dpid)) is not None:
             was, now = table_counts_of(before), table_counts_of(expected)
@@ -298,7 +302,14 @@ class Controller:
                 if post.get(t, 0) != want:
                     diffs.append(f"table {t} holds {post.get(t, 0)} rules, not {want}")
         else:
-            diffs = same_tables(expected, drainrules.without_pins(self.of.read_tables(dpid)))
+            tables = drainrules.without_pins(self.of.read_tables(dpid))
+            read = time.perf_counter()
+            diffs = same_tables(expected, tables)
+        t2 = time.perf_counter()
+        LOG.info(
+            "switch %s: %d flow mods pushed in %.3fs, checked by %s in %.3fs (read %.3fs, compare %.3fs)",
+            name, len(ops), t1 - t0, mode, t2 - t1, read - t1, t2 - read,
+        )  # fmt: skip
         if diffs:
             more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
             raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
@@ -860,7 +871,7 @@ class Controller:
                 warnings.append(f"switch {name}: cleanup failed ({err}); it is retried when the switch reconnects")
         self.agents.want([new], req.source)
         self.state.clear_journal()
-        summary = plan.answer()
+        summary = plan.answer(rules=False)
         yield ResultOk(
             result="ok",
             changed=True,

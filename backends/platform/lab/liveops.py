@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.platform.lab import faults, platform
-from backends.platform.lab.probe import Probe
+from backends.platform.lab.probe import Background, Probe
 from backends.platform.lab.state import LabError
 from backends.platform.wait import wait_until
 
@@ -400,4 +400,66 @@ def processes(probe: Probe, node: str) -> dict[int, str]:
             out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:160]
         except OSError:
             continue
+    return out
+
+
+@dataclass
+class HeldTcp:
+    """``tcp-hold`` connections running in a node: echoing until ``go`` exists;
+    ``ready`` appears after the first round (every connection established)."""
+
+    bg: Background
+    go: Path
+    ready: Path
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_until(lambda: self.ready.exists() or self.bg.proc.poll() is not None, timeout, "the long connections")
+        if not self.ready.exists():
+            raise LabError(f"tcp-hold ended before its connections were up: {self.bg.wait()}")
+
+
+def hold_tcp(
+    probe: Probe,
+    src: str,
+    to: str,
+    d: Path,
+    name: str,
+    count: int,
+    sport: int,
+    stride: int = 1,
+    go_now: bool = False,
+    seconds: float = 80,
+    interval: float = 0.2,
+) -> HeldTcp:
+    """``count`` long TCP connections from node ``src`` to ``to`` (source ports
+    ``sport``, ``sport + stride``, ...), each echoing a few bytes every
+    ``interval`` (compared byte for byte) until the file ``d/NAME.go`` exists
+    (``go_now``: one exchange each, then close) or ``seconds`` pass."""
+    go, ready = d / f"{name}.go", d / f"{name}.ready"
+    if go_now:
+        go.touch()
+    bg = probe.traffic_bg(
+        src, "tcp-hold", "--to", to, "--count", str(count), "--sport", str(sport), "--go", str(go),
+        "--ready", str(ready), "--src", probe.state.addresses[src], "--interval", str(interval),
+        "--seconds", str(seconds), "--stride", str(stride),
+    )  # fmt: skip
+    return HeldTcp(bg, go, ready)
+
+
+def hash_spread(src: str, to: str, sports: list[int], weights: list[int], proto: int = 6) -> list[int]:
+    """How many of the connections from ``src`` (an IPv4 address) with source
+    ports ``sports`` to ``to`` (``ADDR:PORT``) the compiled flow hash gives
+    each replica of a stage with ``weights`` (what new connections must follow)."""
+    from compiler.steering.flowhash import bucket, replica_index
+
+    def ip(a: str) -> int:
+        return int.from_bytes(bytes(int(x) for x in a.split(".")), "big")
+
+    dst, _, port = to.rpartition(":")
+    l4 = {6: "tcp", 17: "udp"}[proto]
+    out = [0] * len(weights)
+    for sp in sports:
+        pkt = {"eth_type": 0x0800, "ipv4_src": ip(src), "ipv4_dst": ip(dst), "ip_proto": proto}
+        pkt |= {f"{l4}_src": sp, f"{l4}_dst": int(port)}
+        out[replica_index(bucket(pkt), weights)] += 1
     return out
