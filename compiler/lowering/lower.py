@@ -129,6 +129,8 @@ class Lowering:
         self.policies = {p.name: p for p in self.site.policies}
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self._mark_cache: dict[int, dict[Dispatch, int]] = {}
+        # instances of a stage the platform may scale out (`replicas A..B` below B): tracked even alone
+        self._growable = {i for m in self.site.modules if m.max_replicas > m.replicas for i in m.instance_names()}
         self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
         self._policies = _policies_of(self.plan)
         self.needs_hash = any(
@@ -326,7 +328,9 @@ class Lowering:
         when it was set; a list that also decides by headers (`case`, `by src`,
         `by dst`) or classifies box returns follows the hash.  Nothing when
         every path visits the same instances, or for paths that share their
-        instances with another (a mark must name one path)."""
+        instances with another (a mark must name one path). A single path
+        is tracked only when one of its instances belongs to a stage that
+        may still grow (a range below its top, `replicas 1..2` placed once)."""
         cached = self._mark_cache.get(sid)
         if cached is not None:
             return cached
@@ -339,7 +343,12 @@ class Lowering:
             for _, d in combos:
                 if not isinstance(d, Dropped):
                     by_mark.setdefault(connection_mark(d, scope), set()).add(d)
-            if len(by_mark) > 1:
+            # one path is tracked too when it visits a replica the platform may add to (a range
+            # below its top): the connections marked now stay on it after the scale-out
+            alone = len(by_mark) == 1 and any(
+                i in self._growable for ds in by_mark.values() for d in ds for i in _visited(d, [])
+            )
+            if len(by_mark) > 1 or alone:
                 marks = {next(iter(ds)): m for m, ds in by_mark.items() if len(ds) == 1}
         self._mark_cache[sid] = marks
         return marks
