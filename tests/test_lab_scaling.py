@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from backends.platform.lab import lab as labmod
+from backends.platform.lab.liveops import hash_spread, hold_tcp
 from backends.platform.lab.probe import Probe
 from backends.platform.wait import wait_until
-from compiler.steering.flowhash import bucket, replica_index
 from tests.platform_harness import lab_build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,19 +81,6 @@ def counts(lab: Probe) -> dict[str, int]:
     return {i: lab.packets(i)[0] for i in ("ids#1", "ids#2", "ids#3")}
 
 
-def hold(lab: Probe, d: Path, name: str, count: int, sport: int, go_now: bool = False):  # noqa: ANN201
-    go, ready = d / f"{name}.go", d / f"{name}.ready"
-    if go_now:
-        go.touch()
-    src = lab.state.addresses["wan"]
-    bg = lab.traffic_bg(
-        "wan", "tcp-hold", "--to", f"{DST}:{PORT}", "--count", str(count), "--sport", str(sport),
-        "--go", str(go), "--ready", str(ready), "--src", src, "--interval", "0.2", "--seconds", "80",
-        "--stride", str(STRIDE),
-    )  # fmt: skip
-    return bg, go, ready
-
-
 def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int, Path]) -> None:
     t0 = time.monotonic()
     fsc(lab, "apply", str(sites[2]), "--yes")
@@ -102,9 +89,8 @@ def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int
         with tempfile.TemporaryDirectory() as tmp:
             d = Path(tmp)
             wait_until(lambda: lab.tcp_talk("wan", f"{DST}:{PORT}", nbytes=100)["ok"], 20, "the echo server")
-            old, go, ready = hold(lab, d, "old", OLD, 30000)
-            wait_until(lambda: ready.exists() or old.proc.poll() is not None, 30, "the long connections")
-            assert ready.exists(), old.wait()
+            old = hold_tcp(lab, "wan", f"{DST}:{PORT}", d, "old", OLD, 30000, STRIDE)
+            old.wait_ready()
             before = counts(lab)
             assert before["ids#1"] > 0 and before["ids#2"] > 0 and before["ids#3"] == 0, before
 
@@ -112,16 +98,16 @@ def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int
             assert "is live" in out.stdout, out.stdout
             settle = time.monotonic() + 1.0  # a few more rounds on the old connections under ids * 3
             wait_until(lambda: time.monotonic() > settle, 5, "old connections under the new site")
-            go.touch()
-            res = old.wait(timeout=60)
+            old.go.touch()
+            res = old.bg.wait(timeout=60)
             after = counts(lab)
             assert res["ok"] == OLD and res["failed"] == [], res
             assert after["ids#3"] == 0, f"established connections reached the new replica: {before} -> {after}"
             assert after["ids#1"] > before["ids#1"] and after["ids#2"] > before["ids#2"], (before, after)
 
             base = counts(lab)
-            new, _go, _ready = hold(lab, d, "new", NEW, 40000, go_now=True)  # one exchange each, then close
-            res = new.wait(timeout=60)
+            new = hold_tcp(lab, "wan", f"{DST}:{PORT}", d, "new", NEW, 40000, STRIDE, go_now=True)  # one round
+            res = new.bg.wait(timeout=60)
             assert res["ok"] == NEW, res
             last: list[dict[str, int]] = [{}]
 
@@ -135,13 +121,10 @@ def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int
     finally:
         server.proc.kill()
         server.proc.communicate()
-    src = lab.state.addresses["wan"]
-    ip = lambda a: int.from_bytes(bytes(int(x) for x in a.split(".")), "big")  # noqa: E731
-    want = dict.fromkeys(got, 0)
-    for k in range(NEW):
-        pkt = {"eth_type": 0x0800, "ipv4_src": ip(src), "ipv4_dst": ip(DST), "ip_proto": 6}
-        pkt |= {"tcp_src": 40000 + k * STRIDE, "tcp_dst": PORT}
-        want[f"ids#{replica_index(bucket(pkt), [1, 1, 1]) + 1}"] += 1
+    spread = hash_spread(
+        lab.state.addresses["wan"], f"{DST}:{PORT}", [40000 + k * STRIDE for k in range(NEW)], [1, 1, 1]
+    )
+    want = {f"ids#{i + 1}": n for i, n in enumerate(spread)}
     total = sum(got.values())
     for inst in got:
         share, expected = got[inst] / total, want[inst] / NEW
