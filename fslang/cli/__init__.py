@@ -87,6 +87,9 @@ def check_cmd(
     """Check SITE as `compile` would (placement and rule budgets included); print every problem, write nothing."""
     global _BATCH
     _BATCH = True
+    # Renders too, and drops the files: the emitters keep refusals of their own (ClickUnsupported, the VM
+    # manifest's ValueError, OpenFlow's UnsupportedError) behind the check-time diagnostics, and check must
+    # fail wherever compile does (tests/test_hostile.py: test_check_renders_as_compile_does).
     b = api.build_file(site)
     if format is Format.json:
         sys.stdout.write(render_json(b.diagnostics, b.source))
