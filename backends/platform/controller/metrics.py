@@ -129,7 +129,7 @@ def _site(st: StatusAnswer) -> Iterator[Metric]:
 
 
 #: A family: its class, name, help and the value of one row (None: no sample for that row).
-_Family = tuple[type[Metric], str, str, Callable[[Any], float | None]]
+_Family = tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[Any], float | None]]
 
 
 def _table(families: Sequence[_Family], labels: list[str], rows: Iterable[tuple[list[str], Any]]) -> list[Metric]:
