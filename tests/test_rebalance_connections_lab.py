@@ -18,15 +18,15 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab import liveops
 from backends.platform.lab.probe import Probe
 from backends.platform.wait import wait_until
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_up
 
 LAB = f"rc{os.getpid() % 100000}"
 DST, PORT = "10.93.0.9", 7300
@@ -47,16 +47,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Probe:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
     site = tmp_path_factory.mktemp("rebalconn") / "rebalconn.fs"
     site.write_text(SITE)
-    if (Path("/run/fsc-lab") / LAB).exists():
-        labmod.down(LAB)
-    try:
-        labmod.up(site, lab_build(site), LAB, log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+    yield from lab_up(site, LAB)
 
 
 def counts(lab: Probe) -> dict[str, int]:
