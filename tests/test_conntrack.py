@@ -150,3 +150,27 @@ def test_the_choice_register_is_pipeline_state() -> None:
     res = sim.run(Packet.from_fields(pkt), c.site.edge("lan").ports[0][1])
     assert res.outputs and all(e.packet.value("reg0") == 0 and "reg0" not in dict(e.packet) for e in res.outputs)
     assert any(h.table_id == T.CT for h in res.matched)
+
+
+def test_a_range_scaled_out_from_one_replica_moves_no_established_connection() -> None:
+    """`replicas 1..2` placed once: its one path is tracked (a mark naming
+    `m#1`), so the platform's scale-out to two keeps every established
+    connection there (before, they were unmarked and the hash sent the
+    newcomer's share to `m#2`; the real-TCP test is
+    tests/test_rebalance_connections_lab.py)."""
+    from compiler.check.frontend import run
+    from compiler.pipeline import compile_site
+    from compiler.scale import Scale, rescale
+
+    text = SITE.format(use="m", ovs="ovs").replace("module m = monitor()", "module m = monitor() replicas 1..2")
+    front = run("s.fs", text)
+    assert front.site is not None, [d.message for d in front.diagnostics]
+    one = compile_site(front.site)
+    two = compile_site(rescale(front.site, {"m": Scale(2)}))
+    assert one.ok and two.ok
+    assert set(one.weights()) == {"fw", "m#1"} and set(two.weights()) == {"fw", "m#1", "m#2"}
+    assert any(isinstance(a, Ct) for e in one.tables["sw"].entries for a in e.actions)
+    r = replay(one, two, connections(1, 400), connections(2, 400), "lan", "out")
+    assert (r.first_unlike_interpreter, r.first_asymmetric, r.rehomed) == (0, 0, 0), r
+    assert r.moved == 0, r
+    assert r.followed == r.new and r.new_visits["m#2"] > 100, r
