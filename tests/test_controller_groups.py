@@ -101,3 +101,16 @@ def test_plan_text_counts_groups_apart() -> None:
     core = next(line for line in text.splitlines() if line.startswith("core"))
     n_new, n_old = len(_groups(new)), len(_groups(old))
     assert core.split()[-2:] == [str(n_new), str(n_old)], text
+
+
+def test_a_group_with_other_buckets_is_not_the_same_rule() -> None:
+    """Rules are compared on their instruction bytes first; a group has none
+    (its buckets are what counts), so two groups of one id with different
+    buckets must still differ (the fast path skips groups)."""
+    from backends.platform.controller.plan import same_tables
+
+    g = _groups(_files())[0]
+    other = Group(g.group_id, g.gtype, g.buckets[:-1] if len(g.buckets) > 1 else [], g.entry_json)
+    assert g.key == other.key and g.inst_wire == other.inst_wire == ()
+    assert same_tables({g.key: g}, {other.key: other}) != []
+    assert same_tables({g.key: g}, {g.key: _desc(g)}) == []

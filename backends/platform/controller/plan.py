@@ -147,7 +147,9 @@ def _same(a: Flow, b: Flow) -> bool:
         return True
     if a.cookie != b.cookie:
         return False
-    return a.inst_wire == b.inst_wire or a.canonical == b.canonical
+    if a.table_id >= 0 and a.inst_wire == b.inst_wire:  # a group (table -1) is its buckets, not instructions
+        return True
+    return a.canonical == b.canonical
 
 
 def switch_plan(dpid: int, old: Tables, new: Tables, ingress: frozenset[int]) -> SwitchPlan:
