@@ -129,6 +129,7 @@ class Lowering:
         self.policies = {p.name: p for p in self.site.policies}
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self._mark_cache: dict[int, dict[Dispatch, int]] = {}
+        self._digests: dict[str, int] = {}  # policy -> digest of its pipeline (_pipeline_scope)
         self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
         self._policies = _policies_of(self.plan)
         self.needs_hash = any(
@@ -137,8 +138,10 @@ class Lowering:
         self.hash_ports = flowhash.reads_ports(self.site)
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
-    def add(self, switch: str, entry: FlowEntry) -> None:
-        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
+    def add(self, switch: str, entry: FlowEntry, checked: bool = False) -> None:
+        """``checked``: the entry passed its contract on a switch of the same profile already."""
+        if not checked:
+            contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
@@ -260,13 +263,16 @@ class Lowering:
         for sid in sorted(self.ingress.entries_here.get(sw, ())):
             if sid in self.too_many_entries:
                 continue
+            # the rules of a list are built and checked once per profile: a switch of a profile that
+            # had them already adds them without checking their contracts again
+            checked = (sid, self.profiles[sw]) in self._select_cache
             try:
                 rules = self._select_rules(sid, self.profiles[sw])
             except TooManyEntries as too_many:
                 self.too_many_entries[sid] = too_many.count
                 continue
             for rule in rules:
-                self.add(sw, rule)
+                self.add(sw, rule, checked)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
         cached = self._select_cache.get((sid, profile))
@@ -333,7 +339,7 @@ class Lowering:
         combos = self.plan.selectors[sid]
         marks: dict[Dispatch, int] = {}
         hashed = sid in self._policies and sid not in self._box_sids and all(c.space is None for c, _ in combos)
-        scope = _pipeline_scope(self._policies[sid]) if hashed else None
+        scope = _pipeline_scope(self._policies[sid], self._digests) if hashed else None
         if scope is not None:
             by_mark: dict[int, set[Dispatch]] = {}
             for _, d in combos:
@@ -541,11 +547,17 @@ def _policies_of(plan: SteeringPlan) -> dict[int, list[ir.Policy]]:
     return out
 
 
-def _pipeline_scope(policies: list[ir.Policy]) -> int | None:
+def _pipeline_scope(policies: list[ir.Policy], cache: dict[str, int]) -> int | None:
     """A digest of the policies' pipeline (both directions of a policy alike;
     a pipeline names modules, not their replica counts, so the digest
-    survives scaling); None when policies with different pipelines share a list."""
-    digests = {zlib.crc32(repr(p.pipeline).encode()) for p in policies}
+    survives scaling); None when policies with different pipelines share a list.
+    ``cache``: digests by policy name (a policy's two directions are two lists)."""
+    digests = set()
+    for p in policies:
+        d = cache.get(p.name)
+        if d is None:
+            d = cache[p.name] = zlib.crc32(repr(p.pipeline).encode())
+        digests.add(d)
     return digests.pop() if len(digests) == 1 else None
 
 
