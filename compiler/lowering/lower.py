@@ -130,6 +130,7 @@ class Lowering:
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self._mark_cache: dict[int, dict[Dispatch, int]] = {}
         self._digests: dict[str, int] = {}  # policy -> digest of its pipeline (_pipeline_scope)
+        self._steer_cache: list[tuple[Dispatch, int, bool]] | None = None
         self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
         self._policies = _policies_of(self.plan)
         self.needs_hash = any(
@@ -396,20 +397,28 @@ class Lowering:
         return SetField("vlan_vid", vid(self.plan.tag(d)))
 
     def _tag_match(self, d: Dispatch) -> tuple[FieldMatch, ...]:
-        if self.plan.is_label(d):
-            return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", self.plan.tag(d)))
-        return (FieldMatch("vlan_vid", vid(self.plan.tag(d))),)
+        return _tag_fields(self.plan.tag(d), self.plan.is_label(d))
+
+    def _steer_order(self) -> list[tuple[Dispatch, int, bool]]:
+        """(dispatch, tag, is a label) in STEER's order (VLAN ids, then labels), once
+        for all switches: a site with chains of its own has tens of thousands."""
+        if self._steer_cache is None:
+            labels = {d: self.plan.is_label(d) for d in self.plan.tags}
+            order = sorted(self.plan.tags.items(), key=lambda kv: (labels[kv[0]], kv[1]))
+            self._steer_cache = [(d, tag, labels[d]) for d, tag in order]
+        return self._steer_cache
 
     def steer(self, sw: str) -> None:
         self.add(
             sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
         )
-        for d, tag in sorted(self.plan.tags.items(), key=lambda kv: (self.plan.is_label(kv[0]), kv[1])):
-            if d not in self.reach[sw]:
+        reach = self.reach[sw]
+        for d, tag, label in self._steer_order():
+            if d not in reach:
                 continue
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
-            tag_match = self._tag_match(d)
+            tag_match = _tag_fields(tag, label)
             if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
                 continue
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
@@ -523,6 +532,13 @@ class Lowering:
 
 EXIT_DEFAULT = 100  # the default edge; every net above it
 EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
+
+
+def _tag_fields(tag: int, label: bool) -> tuple[FieldMatch, ...]:
+    """The match on a tag: an MPLS label, or a VLAN id."""
+    if label:
+        return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", tag))
+    return (FieldMatch("vlan_vid", vid(tag)),)
 
 
 def _visited(d: Dispatch, out: list[str]) -> list[str]:
