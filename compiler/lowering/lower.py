@@ -41,7 +41,8 @@ from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import contracts, failover
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress, Spelt
-from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries, ipv6_loadable
+from compiler.lowering import ofmatch
+from compiler.lowering.ofmatch import MAX_SPELT, SwitchFull, TooManyEntries, ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.reach import tags_by_switch
 from compiler.lowering.topology import Topology
@@ -115,6 +116,7 @@ class Lowering:
     too_many_entries: dict[int, int] = field(default_factory=dict)
     too_many_policies: set[str] = field(default_factory=set)
     too_many_switches: set[str] = field(default_factory=set)
+    full_switches: set[str] = field(default_factory=set)  # past MAX_SWITCH_ENTRIES: not built further
 
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
@@ -145,7 +147,10 @@ class Lowering:
             contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
-        self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
+        entries = self.entries[switch]
+        entries.setdefault(entry, None)  # an entry twice is one entry
+        if len(entries) > ofmatch.MAX_SWITCH_ENTRIES:
+            raise SwitchFull(switch)  # stop building this switch: E0804 (a bound on time and memory)
 
     def add_group(self, switch: str, group: GroupEntry, table: int) -> None:
         contracts.check_group(group, table)
@@ -174,17 +179,24 @@ class Lowering:
                 self.ingress.classify(sw)
             except TooManyEntries:  # outside any one policy's entries (a flag or region table)
                 self.too_many_switches.add(sw)
+            except SwitchFull:
+                self.full_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
         self.failover = failover.Failover(self.site, self.placement, self.plan)
         for sw in self.entries:
-            if self.needs_hash:
-                self.hash_tables(sw)
-            self.select(sw)
-            self.conntrack(sw)
-            self.steer(sw)
-            self.exit(sw)
-            self.tagged(sw)
+            if sw in self.full_switches:
+                continue
+            try:
+                if self.needs_hash:
+                    self.hash_tables(sw)
+                self.select(sw)
+                self.conntrack(sw)
+                self.steer(sw)
+                self.exit(sw)
+                self.tagged(sw)
+            except SwitchFull:
+                self.full_switches.add(sw)
         return {
             sw: SwitchTables(sw, tuple(sorted(es, key=_order)), tuple(g for _, g in sorted(self.groups[sw].items())))
             for sw, es in self.entries.items()
@@ -632,5 +644,16 @@ def _too_many_entries(site: ir.Site, plan: SteeringPlan, low: Lowering) -> list[
         )
         for s in site.switches
         if s.name in low.too_many_switches
+    ]
+    out += [
+        Diagnostic(
+            "E0804",
+            f"switch `{s.name}` needs more than {ofmatch.MAX_SWITCH_ENTRIES:,} flow entries (its policies' "
+            "matches and choices spelt for it); lowering stopped there",
+            s.span,
+            hint=_E0804_HINT,
+        )
+        for s in site.switches
+        if s.name in low.full_switches
     ]
     return out
