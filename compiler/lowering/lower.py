@@ -38,10 +38,9 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering import contracts, failover
+from compiler.lowering import contracts, failover, ofmatch
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress, Spelt
-from compiler.lowering import ofmatch
 from compiler.lowering.ofmatch import MAX_SPELT, SwitchFull, TooManyEntries, ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.reach import tags_by_switch
