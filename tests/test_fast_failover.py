@@ -22,7 +22,7 @@ from compiler.verification.simulator import Packet, Simulator
 from tests.platform_harness import sim_summary, trace_errors
 from tests.test_properties import PROPS, Built, example, ingress_packets
 
-WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop"]
+WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop", "two_switch"]
 
 
 def _replica_modules(site: ir.Site) -> dict[str, str]:
@@ -32,19 +32,14 @@ def _replica_modules(site: ir.Site) -> dict[str, str]:
 
 @cache
 def failable(name: str) -> frozenset[str]:
-    """Instances that are replicas with another replica on another host of
-    the same switch: their flows survive their host's port going down."""
+    """Instances that are replicas with another replica on another host (of
+    the same switch, or behind a link): their flows survive their host's port
+    going down."""
     b = example(name)
-    site, placement = b.site, dict(b.compiled.placement.assignments)
-    replicas = _replica_modules(site)
-    sw_of = {h.name: h.ports[0][0] for h in site.hosts}
+    placement = dict(b.compiled.placement.assignments)
+    replicas = _replica_modules(b.site)
     return frozenset(
-        i
-        for i, m in replicas.items()
-        if any(
-            replicas[j] == m and placement[j] != placement[i] and sw_of[placement[j]] == sw_of[placement[i]]
-            for j in replicas
-        )
+        i for i, m in replicas.items() if any(replicas[j] == m and placement[j] != placement[i] for j in replicas)
     )
 
 
@@ -188,3 +183,56 @@ def test_one_replica_host_down_moves_its_flows_to_a_survivor_and_nothing_else(na
     pkt, edge, port = data.draw(ingress_packets(b))
     _check(b, host, pkt, edge, port)
     _reply_check(b, host, pkt, edge, port)
+
+
+# ---------------------------------------------------------------- across a link (multi-switch sites)
+
+
+def _users_out(k: int) -> dict[str, int]:
+    return {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x0A460001 + k, "ipv4_dst": 0x08080808}
+
+
+def test_a_replica_behind_another_switch_takes_over_across_the_link_marked_once() -> None:
+    """two_switch: `acct` runs on m1 (north) and m2 (south); with m2's port
+    down, south's group re-tags m2's flows for m1, marks them (vlan_pcp 1)
+    and sends them back over the link they came by; north serves the mark
+    with its own replica only."""
+    b = example("two_switch")
+    down = Platform(b.compiled, down={"south": frozenset({1})})
+    moved = 0
+    for k in range(32):
+        pkt = {**_users_out(k), "udp_src": 1000 + k, "udp_dst": 53}
+        t_up, t_down = b.platform.trace(pkt, "users"), down.trace(pkt, "users")
+        assert t_up.exits and t_down.exits == t_up.exits, (t_up.to_json(), t_down.to_json())
+        if "acct#2" in t_up.modules:
+            moved += 1
+            assert t_down.modules == ["fw", "acct#1"], t_down.to_json()
+            back = [h for h in t_down.hops if h.get("switch") == "north" and h["in_port"] == 24]
+            assert back and back[-1]["headers"].get("vlan_pcp") == 1, t_down.hops  # failed over across the link
+        else:
+            assert t_down.modules == t_up.modules
+    assert 0 < moved < 32
+
+
+def test_a_failover_across_links_never_loops_when_every_replica_is_down() -> None:
+    b = example("two_switch")
+    both = Platform(b.compiled, down={"south": frozenset({1}), "north": frozenset({1})})
+    for k in range(16):
+        t = both.trace({**_users_out(k), "udp_src": 2000 + k, "udp_dst": 53}, "users")
+        assert t.error is None and not t.exits, t.to_json()
+        assert len(t.hops) < 8, t.hops  # the mark stops it at the second switch
+
+
+def test_a_link_down_is_down_at_both_ends_and_its_buckets_are_skipped() -> None:
+    b = example("two_switch")
+    p = Platform(b.compiled, down={"north": frozenset({24})})
+    assert p.down["south"] == frozenset({24})
+    # tagged for acct#2 (south) with its port and the link down: no live bucket, dropped
+    tables = b.compiled.tables["south"]
+    g = next(g for g in tables.groups if any(bk.watch_port == 24 for bk in g.buckets))
+    assert [bk.watch_port for bk in g.buckets] == [1, 24]
+    alone = Simulator(tables, down=frozenset({1, 24}))
+    vid = next(e.match.get("vlan_vid") for e in tables.entries if GroupAction(g.group_id) in e.actions)
+    assert vid is not None
+    pkt = Packet.from_fields({"eth_type": 0x0800, "ipv4_src": 1, "ipv4_dst": 2, "ip_proto": 6, "vlan_vid": vid.value})
+    assert alone.run(pkt, 1).dropped  # tagged packets come in from hosts and links
