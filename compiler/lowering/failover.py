@@ -96,7 +96,8 @@ class Failover:
     def __init__(self, site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, topo: Topology) -> None:
         self.site, self.placement, self.plan, self.topo = site, placement, plan, topo
         self.hosts = {h.name: h for h in site.hosts}
-        self.reach: Mapping[str, set[Dispatch]] = {}  # set by the lowering once STEER's tags are known
+        # per switch, the tags packets carry in before any failover (set by the lowering): who sends what
+        self.reach: Mapping[str, set[Dispatch]] = {}
         memo: dict[Dispatch, object] = {}
         self.by_shape: dict[tuple[str, object], Visit] = {}
         self.senders: dict[Visit, set[int]] = {}
@@ -158,8 +159,9 @@ class Failover:
         return [a.visit for a in self.alternatives(sw, d) if a.remote]
 
     def _link_senders(self, sw: str, d: Visit) -> set[int]:
-        """Link ports of ``sw`` that packets tagged ``d`` come in by (a
-        neighbour whose STEER holds ``d`` forwards it here)."""
+        """Link ports of ``sw`` that unmarked packets tagged ``d`` come in by
+        (a neighbour whose STEER holds ``d`` forwards it here; marked ones
+        have an entry of their own that never sends them back)."""
         out = set()
         for nb in self.topo.graph.neighbors(sw):
             if d in self.reach.get(nb, ()) and self.topo.next_switch(nb, sw) == sw:

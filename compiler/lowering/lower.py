@@ -172,10 +172,9 @@ class Lowering:
                 self.too_many_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
         self.failover = failover.Failover(self.site, self.placement, self.plan, self.topo)
-        self.reach = tags_by_switch(
+        self.reach, self.failover.reach = tags_by_switch(
             self.site, self.placement, self.plan, self.topo, self.ingress.entries_here, self.failover.remote_visits
         )
-        self.failover.reach = self.reach
         for sw in self.entries:
             if self.needs_hash:
                 self.hash_tables(sw)

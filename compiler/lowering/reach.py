@@ -24,11 +24,12 @@ def tags_by_switch(
     topo: Topology,
     selects: Mapping[str, Iterable[int]],
     failover: Callable[[str, Visit], Iterable[Visit]] | None = None,
-) -> dict[str, set[Dispatch]]:
+) -> tuple[dict[str, set[Dispatch]], dict[str, set[Dispatch]]]:
     """Per switch, the dispatches whose tags a packet can carry into its
-    STEER table (``selects``: per switch, the classification entries its
-    SELECT table holds; ``failover``: the visits a switch's fast-failover
-    group for a visit re-tags packets for and sends across a link)."""
+    STEER table, and of them those it can carry before any failover
+    (``selects``: per switch, the classification entries its SELECT table
+    holds; ``failover``: the visits a switch's fast-failover group for a
+    visit re-tags packets for and sends across a link, marked)."""
     hosts = {h.name: h for h in site.hosts}
     boxes = {b.name: b for b in site.boxes}
     out: dict[str, set[Dispatch]] = {s.name: set() for s in site.switches}
@@ -67,6 +68,7 @@ def tags_by_switch(
             for _, nd in d.next:
                 if not (isinstance(nd, Visit) and placement[nd.instance] == placement[d.instance]):
                     written(nd, host_sw)
+    before = {sw: set(ds) for sw, ds in out.items()}
     grown = failover is not None
     while grown:  # a failed-over packet's new tag is read on its way to the other switch
         grown = False
@@ -76,4 +78,4 @@ def tags_by_switch(
                     if alt not in out[sw]:
                         written(alt, sw)
                         grown = True
-    return out
+    return out, before

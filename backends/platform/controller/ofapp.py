@@ -277,9 +277,9 @@ class FscOpenFlow(app_manager.OSKenApp):
     def _request(self, dpid: int, req: Any, timeout: float, what: str) -> list[Any]:
         """Send one request to switch ``dpid`` and wait for all its replies
         (``what`` names it in a timeout's message)."""
-        return self._wait(dpid, *self._send(dpid, req), timeout, what)
+        return self._wait(dpid, *self._ask(dpid, req), timeout, what)
 
-    def _send(self, dpid: int, req: Any) -> tuple[int, _Pending]:
+    def _ask(self, dpid: int, req: Any) -> tuple[int, _Pending]:
         """Send one request; its replies are waited for with :meth:`_wait`
         (several requests in flight at once: one round trip)."""
         slot = _Pending()
@@ -311,8 +311,8 @@ class FscOpenFlow(app_manager.OSKenApp):
         would count, at the cost of two small replies."""
         dp = self._dp(dpid)
         parser = dp.ofproto_parser
-        tables = self._send(dpid, parser.OFPTableStatsRequest(dp, 0))
-        groups = self._send(dpid, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL))
+        tables = self._ask(dpid, parser.OFPTableStatsRequest(dp, 0))
+        groups = self._ask(dpid, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL))
         out: dict[int, int] = {}
         for reply in self._wait(dpid, *tables, timeout, "a table-stats request"):
             for st in reply.body:
