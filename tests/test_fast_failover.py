@@ -19,6 +19,7 @@ from compiler.lowering import tables as T
 from compiler.lowering.contracts import BrokenContract, check_group
 from compiler.verification.platform_sim import Platform, Trace
 from compiler.verification.simulator import Packet, Simulator
+from fslang import api
 from tests.platform_harness import sim_summary, trace_errors
 from tests.test_properties import PROPS, Built, example, ingress_packets
 
@@ -236,3 +237,63 @@ def test_a_link_down_is_down_at_both_ends_and_its_buckets_are_skipped() -> None:
     assert vid is not None
     pkt = Packet.from_fields({"eth_type": 0x0800, "ipv4_src": 1, "ipv4_dst": 2, "ip_proto": 6, "vlan_vid": vid.value})
     assert alone.run(pkt, 1).dropped  # tagged packets come in from hosts and links
+
+
+# ---------------------------------------------------------------- copies (forks)
+
+
+def test_a_dead_single_copy_target_loses_only_the_copies() -> None:
+    """trial_copy: `copy 5% to trial` (one instance, on bench) with bench's
+    port down: the copies to it are lost, the main path is untouched."""
+    b = example("trial_copy")
+    bench = next(h for h in b.site.hosts if h.name == "bench")
+    down = Platform(b.compiled, down={bench.ports[0][0]: frozenset({bench.ports[0][1]})})
+    copied = 0
+    for k in range(400):  # enough flows for 5% of them to be copied
+        pkt = {"eth_type": 0x0800, "ip_proto": 6, "ipv4_src": 0x08080000 + k * 7919, "ipv4_dst": 0x0A3C0005}
+        pkt |= {"tcp_src": 1024 + k, "tcp_dst": 80}
+        t_up, t_down = b.platform.trace(pkt, "internet"), down.trace(pkt, "internet")
+        assert not trace_errors(t_down), t_down.to_json()
+        assert (t_down.modules, t_down.exits, t_down.dropped) == (t_up.modules, t_up.exits, t_up.dropped)
+        if any("trial" in c.modules for c in t_up.copies):
+            copied += 1
+            assert not any(c.modules for c in t_down.copies), t_down.to_json()  # the copy is lost...
+            lost = [h for c in t_down.copies for h in c.hops if "lost" in h]
+            assert lost and "is down" in lost[0]["lost"], t_down.to_json()  # ...at the down port
+    assert copied > 0
+
+
+COPY_ACROSS = """site copyx
+switch s1 dpid 0x91 ports 16 ovs
+switch s2 dpid 0x92 ports 16 ovs
+link s1:14 s2:14
+host h1 at s1:1 cores 4 memory 4GiB runs click
+host h2 at s2:1 cores 4 memory 4GiB runs click
+host h3 at s2:2 cores 4 memory 4GiB runs click
+edge wan at s1:16 default
+edge lan at s1:15 net 10.93.0.0/24
+module fw = firewall(allow: udp)
+module tap = monitor(sink: true) replicas 2
+policy p from wan match udp via copy 100% to tap >> fw
+pin fw to h1
+avoid tap on h1
+"""
+
+
+def test_a_copy_made_on_another_switch_fails_over_at_its_targets_switch() -> None:
+    """The fork runs on s1; the copy travels tagged for its `tap` replica to
+    s2 and meets that replica's group there: with h2's port down, every copy
+    goes to the replica on h3, and the main path is untouched."""
+    b = api.build("copyx.fs", COPY_ACROSS, render_files=False)
+    assert b.ok and b.compiled is not None, [d.message for d in b.diagnostics]
+    assert dict(b.compiled.placement.assignments) == {"fw": "h1", "tap#1": "h2", "tap#2": "h3"}
+    up, down = Platform(b.compiled), Platform(b.compiled, down={"s2": frozenset({1})})
+    moved = 0
+    for k in range(32):
+        pkt = {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x08080801 + k, "ipv4_dst": 0x0A5D0005}
+        pkt |= {"udp_src": 1000 + k, "udp_dst": 53}
+        t_up, t_down = up.trace(pkt, "wan"), down.trace(pkt, "wan")
+        assert not trace_errors(t_down) and (t_down.modules, t_down.exits) == (t_up.modules, t_up.exits)
+        assert [c.modules for c in t_down.copies] == [["tap#2"]], t_down.to_json()
+        moved += [c.modules for c in t_up.copies] == [["tap#1"]]
+    assert 0 < moved < 32

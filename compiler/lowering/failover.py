@@ -12,21 +12,29 @@ the next buckets watch the other replicas' host ports, in the module's
 replica order starting after *i* (a rotation), each re-tagging the packet
 for its replica (the visit with the same continuations, else one whose
 continuations differ only in which replicas they visit: replicated stages
-hashed alike pair replica 1 with replica 1) and outputting there.  Only
-replicas whose hosts hang off the same switch are buckets: a switch cannot
-see a remote host's port, and a failover that never crosses a link cannot
-loop.  A replica on the same host as an earlier bucket adds
-nothing (same port) and is left out.
+hashed alike pair replica 1 with replica 1) and outputting there.  The
+replicas on this switch come first; then one bucket per link port toward the
+replicas behind other switches: it watches the link (a switch cannot see a
+remote host's port), re-tags for the first such replica, marks the packet
+(``MARK`` in VLAN PCP or MPLS TC; hosts re-tag with 0) and sends it over.
+A marked packet meets a STEER entry of its own on the next switch (priority
+102) that fails over among that switch's replicas only, so a failover
+crosses at most one link and never loops.  A replica on the same host as an
+earlier bucket adds nothing (same port) and is left out.
 
 Symmetric policies: the reply direction's visits get groups of their own,
 with the same rotation, so when a host is down a flow's forward and reply
 packets fail over to the same surviving replica.  Copies (forks) keep plain
-outputs: a copy to a down host is lost until the controller re-places it.
+outputs on the copy target's own switch: a copy to a down host is lost (only
+the copy) until the controller re-places it; a copy made on another switch
+meets the target's group like any packet.
 
 A packet tagged for *i* may come in from the port of a surviving replica's
 host (a module there hands the flow over to the next stage): OpenFlow drops
 output to the ingress port, so such ports get a STEER entry matching
-``in_port`` with a variant of the group that outputs to IN_PORT there.
+``in_port`` with a variant of the group that outputs to IN_PORT there; so
+does a link port that a neighbour sends the tag in by, when a bucket sends
+the packet back over that link.
 
 Group ids are derived from the visit's tag (which carries the update
 generation) and a digest of bucket 0: ``digest << 24 | variant << 21 |
