@@ -23,12 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab import linkdown, liveops
 from backends.platform.lab.probe import Probe
-from backends.platform.lab.state import LabState
 from backends.platform.wait import wait_until
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_build, lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "fflab.fs"
@@ -42,24 +40,14 @@ TARGET = 0.1  # seconds of loss for the affected flows (issue 12, item 9)
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (CI runs as root)")
 
 
-def _up(site: Path, name: str) -> Iterator[Probe]:
-    if LabState(name).run_dir.exists():
-        labmod.down(name)
-    try:
-        labmod.up(site, lab_build(site), name, log=lambda m: None)
-        yield Probe(name)
-    finally:
-        assert labmod.down(name) == []
-
-
 @pytest.fixture
 def lab() -> Iterator[Probe]:
-    yield from _up(SITE, LAB)
+    yield from lab_up(SITE, LAB)
 
 
 @pytest.fixture
 def lab2() -> Iterator[Probe]:
-    yield from _up(SITE2, LAB2)
+    yield from lab_up(SITE2, LAB2)
 
 
 def _ready(lab: Probe) -> dict:
