@@ -21,6 +21,7 @@ from compiler.verification.platform_sim import Platform, Trace
 from compiler.verification.simulator import Packet, Simulator
 from fslang import api
 from tests.platform_harness import sim_summary, trace_errors
+from tests.test_mpls_tags import chains_site
 from tests.test_properties import PROPS, Built, example, ingress_packets
 
 WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop", "two_switch"]
@@ -297,3 +298,40 @@ def test_a_copy_made_on_another_switch_fails_over_at_its_targets_switch() -> Non
         assert [c.modules for c in t_down.copies] == [["tap#2"]], t_down.to_json()
         moved += [c.modules for c in t_up.copies] == [["tap#1"]]
     assert 0 < moved < 32
+
+
+def test_labelled_replicas_fail_over_across_a_link_marked_in_mpls_tc() -> None:
+    """More tags than VLAN ids (tests/test_mpls_tags.py's site) on two
+    switches: `r`'s visits are MPLS labels; with r#2's host port down its
+    flows go to another replica across the link, marked in MPLS TC."""
+    text = chains_site().replace(
+        "switch sw dpid 0x1 ports 64 ovs",
+        "switch sw dpid 0x1 ports 64 ovs\nswitch sw2 dpid 0x2 ports 64 ovs\nlink sw:60 sw2:60",
+    )
+    for i in range(4, 8):
+        text = text.replace(f"host h{i} at sw:{i + 1} ", f"host h{i} at sw2:{i + 1} ")
+    b = api.build("tenants2.fs", text + "avoid r on h1\navoid r on h2\n", render_files=False)
+    assert b.ok and b.compiled is not None and b.compiled.steering is not None
+    c, steering = b.compiled, b.compiled.steering
+    placement = dict(c.placement.assignments)
+    assert all(steering.is_label(d) for d in steering.tags if getattr(d, "module", None) == "r")
+    host = next(h for h in c.site.hosts if h.name == placement["r#2"])
+    sw, port = host.ports[0]
+    assert {placement[f"r#{k}"] for k in (1, 3)} <= {h.name for h in c.site.hosts if h.ports[0][0] != sw}
+    marked = [bk for g in c.tables[sw].groups for bk in g.buckets if SetField("mpls_tc", 1) in bk.actions]
+    assert marked  # the bucket across the link marks the label
+    up, down = Platform(c), Platform(c, down={sw: frozenset({port})})
+    moved = 0
+    for k in range(2, 800, 50):  # the policies that end in `r`
+        dst = 10 << 24 | (k >> 14 & 255) << 16 | (k >> 6 & 255) << 8 | (k & 63) << 2 | 1
+        for sp in range(8):
+            pkt = {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x08080808 + sp * 977, "ipv4_dst": dst}
+            pkt |= {"udp_src": 1000 + sp, "udp_dst": 53}
+            t_up = up.trace(pkt, "internet")
+            if "r#2" not in t_up.modules or any(placement.get(m) == host.name for m in t_up.modules if m != "r#2"):
+                continue
+            moved += 1
+            t_down = down.trace(pkt, "internet")
+            assert not trace_errors(t_down) and t_down.exits == t_up.exits, t_down.to_json()
+            assert "r#2" not in t_down.modules and t_down.modules[-1] in ("r#1", "r#3"), t_down.to_json()
+    assert moved > 0
