@@ -121,7 +121,7 @@ class Failover:
         host = self.hosts.get(self.placement.get(instance, ""))
         return None if host is None else host.ports[0][0]
 
-    def alternatives(self, sw: str, d: Visit, local_only: bool = False) -> list[Alternative]:
+    def alternatives(self, sw: str, d: Visit) -> list[Alternative]:
         """``d`` first, then a visit of each other replica of its module
         doing what ``d`` does with the packet (the same continuations; else
         the same ones up to which replicas they visit): those on this switch
@@ -144,9 +144,9 @@ class Failover:
             hsw, port = host.ports[0]
             far = hsw != sw
             if far:
-                toward = None if local_only else self.topo.port_toward(sw, hsw)
+                toward = self.topo.port_toward(sw, hsw)
                 if toward is None:
-                    continue  # local only, or no path
+                    continue  # no path to that switch
                 port = toward
             if port in seen:
                 continue  # a second replica on one host (or behind one link) adds nothing
