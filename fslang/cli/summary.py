@@ -4,9 +4,12 @@ deterministic, so a README or a CI log can quote them)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.pipeline import Compiled
-from compiler.verification.platform_sim import Trace
+
+if TYPE_CHECKING:  # the simulator is for `fsc trace`; `fsc compile` does not load it (30 ms)
+    from compiler.verification.platform_sim import Trace
 
 
 def _size(n: int) -> str:
