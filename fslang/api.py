@@ -12,21 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import hashlib
 import os
 import stat
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends.emit.output import render
+from backends.emit.output import _CONNTRACK, render
+from backends.emit.output import _MASKED_PORTS as _MASKED
 from compiler.check.frontend import FrontendResult, run
+from compiler.flowir import FlowEntry
+from compiler.ir import Policy as ir_Policy
 from compiler.ir import Site
+from compiler.lowering import tables as T
 from compiler.pipeline import Compiled, compile_site
 from compiler.placement.place import Placement
 from compiler.scale import Scale, rescale
+from fslang import ast as A
+from fslang import incremental as inc
 from fslang.diagnostics import Diagnostic, sort_key
-from fslang.source import SourceFile
+from fslang.incremental import Summary
+from fslang.source import SourceFile, Span
 
 __all__ = [
     "Build",
@@ -53,10 +62,19 @@ class Build:
     compiled: Compiled | None
     files: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: what `fsc compile` prints; set when the files are rendered
+    summary: Summary | None = None
+    #: fsc's own files for the output folder (the incremental cache), apart from ``files``
+    cache: dict[str, str] = field(default_factory=dict)
+    #: the parsed and checked site (the cache reads its syntax tree)
+    front: FrontendResult | None = field(default=None, repr=False)
+    #: the files came from splicing the ``--previous`` output (fslang.incremental), not a full compile
+    incremental: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.compiled is not None and not any(d.severity == "error" for d in self.diagnostics)
+        compiled = self.compiled is not None or self.incremental
+        return compiled and not any(d.severity == "error" for d in self.diagnostics)
 
 
 def read_source(path: Path | str) -> tuple[str, bytes | None, list[Diagnostic]]:
@@ -129,14 +147,27 @@ def build(
     unavailable: frozenset[str] = frozenset(),
     scale: Mapping[str, Scale] | None = None,
     pack: bool = False,
+    previous_dir: Path | None = None,
+    cache: bool = False,
 ) -> Build:
     """Check, place, compile and (with ``render_files``) render a site's text;
     ``unavailable``: hosts placement must not use (down or drained);
     ``scale``: the platform's replica counts and weights (``compiler.scale``);
     ``pack``: place on the fewest hosts whatever the site's `placement` says
-    (`fsc plan --consolidate`)."""
+    (`fsc plan --consolidate`); ``cache``: also make the incremental cache
+    (``Build.cache``, `fsc compile`), and with ``previous_dir`` (the earlier
+    output, whose placement is ``previous``) splice a one-policy edit into
+    it when :mod:`fslang.incremental` can show the result equals this full
+    compile's."""
     with _no_cycle_collection():
-        return _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
+        if cache and previous_dir is not None and render_files and not (unavailable or scale or pack):
+            fast = _incremental(name, data, previous_dir, previous, optimal, generation)
+            if fast is not None:
+                return fast
+        b = _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
+        if cache and b.ok and b.compiled is not None and b.front is not None:
+            b.cache = {inc.CACHE: _cache(b, b.front, optimal, generation).to_text()}
+        return b
 
 
 @contextmanager
@@ -172,7 +203,19 @@ def _build(
     scale: Mapping[str, Scale] | None = None,
     pack: bool = False,
 ) -> Build:
-    front = run(name, data)
+    return _compile(run(name, data), previous, optimal, generation, render_files, unavailable, scale, pack)
+
+
+def _compile(
+    front: FrontendResult,
+    previous: Placement | None,
+    optimal: bool,
+    generation: int,
+    render_files: bool,
+    unavailable: frozenset[str] = frozenset(),
+    scale: Mapping[str, Scale] | None = None,
+    pack: bool = False,
+) -> Build:
     if front.site is None:
         return Build(front.source, None, None, diagnostics=front.diagnostics)
     site = rescale(front.site, scale or {})
@@ -183,7 +226,8 @@ def _build(
     if not compiled.ok:
         return Build(front.source, front.site, None, diagnostics=diags)
     files = render(compiled) if render_files else {}
-    return Build(front.source, front.site, compiled, files, diags)
+    summary = inc.summary_of(compiled) if render_files else None
+    return Build(front.source, front.site, compiled, files, diags, summary, front=front)
 
 
 def build_file(
@@ -192,9 +236,137 @@ def build_file(
     optimal: bool = False,
     generation: int = 0,
     render_files: bool = True,
+    previous_dir: Path | None = None,
+    cache: bool = False,
 ) -> Build:
     """:func:`build` of a site file."""
     name, data, diags = read_source(path)
     if data is None:
         return Build(SourceFile(name, ""), None, None, diagnostics=diags)
-    return build(name, data, previous, optimal, generation, render_files)
+    return build(name, data, previous, optimal, generation, render_files, previous_dir=previous_dir, cache=cache)
+
+
+# ---------------------------------------------------------------- incremental compile (fslang.incremental)
+
+
+def _policy_stmts(program: A.Program | None) -> dict[str, A.PolicyStmt]:
+    if program is None:
+        return {}
+    return {st.name.text: st for st in program.statements if isinstance(st, A.PolicyStmt)}
+
+
+def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc.PolicyRecord:
+    """A policy's cache record: its statement's span from the syntax tree
+    (which starts at the name: the `policy` keyword is found before it)."""
+    start = text.rfind("policy", 0, stmt.span.start) if stmt is not None else -1
+    if stmt is None or start < 0 or text[start + 6 : stmt.span.start].strip():
+        return inc.PolicyRecord(p.name, -1, -1, -1, -1, False, inc.cubes_of(p))  # never used (find_edit)
+    ms, me = (stmt.match.span.start, stmt.match.span.end) if stmt.match is not None else (-1, -1)
+    end = inc.statement_end(text, stmt.span.end)
+    return inc.PolicyRecord(p.name, start, end, ms, me, ok and ms >= 0, inc.cubes_of(p))
+
+
+def _cache(b: Build, front: FrontendResult, optimal: bool, generation: int) -> inc.Cache:
+    """The incremental cache of a full compile."""
+    assert b.compiled is not None and b.compiled.steering is not None and b.site is not None and b.summary
+    stmts = _policy_stmts(front.program)
+    boxed = inc.boxed(b.compiled.steering)
+    policies = [_record(front.source.text, p, stmts.get(p.name), inc.spliceable(p, boxed)) for p in b.site.policies]
+    files = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in b.files.items()}
+    return inc.Cache(front.source.text, generation, optimal, files, b.diagnostics, b.summary, policies)
+
+
+#: why the last ``--previous`` compile was not spliced (None: it was); for tests and FSC_DEBUG=1
+last_fallback: str | None = None
+
+
+def _fallback(why: str | int) -> None:
+    global last_fallback
+    last_fallback = str(why)
+    if os.environ.get("FSC_DEBUG") == "1":
+        sys.stderr.write(f"fsc: --previous: compiling in full: {why}\n")
+
+
+def _incremental(
+    name: str, data: bytes | str, folder: Path, previous: Placement | None, optimal: bool, generation: int
+) -> Build | None:
+    """The build of a one-policy match edit spliced into ``folder``'s output,
+    or None (then compile in full)."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return _fallback(1)
+    else:
+        text = data
+    cache = inc.read_cache(Path(folder))
+    if cache is None or previous is None or cache.generation != generation or cache.optimal != optimal:
+        return _fallback(2)
+    edit = inc.find_edit(cache, text)
+    if edit is None or "\ufeff" in text or "\x00" in text:
+        return _fallback(3)
+    old = cache.policies[edit.index]
+    if any(d.span.end > old.start and d.span.start < old.end for d in cache.diagnostics):
+        return _fallback(4)  # the policy had diagnostics: they may change
+    if inc.overlaps_another(cache, edit.index, old.cubes):
+        return _fallback(5)
+    reduced = _compile(run(name, edit.reduced), previous, optimal, generation, render_files=False)
+    c, r_site = reduced.compiled, reduced.site
+    new_end = old.end + edit.delta
+    if c is None or r_site is None or c.steering is None or not reduced.ok or len(r_site.policies) != 1:
+        return _fallback(6)
+    p = r_site.policies[0]
+    stmt = _policy_stmts(reduced.front.program if reduced.front else None).get(p.name)
+    record = _record(text, p, stmt, inc.spliceable(p, inc.boxed(c.steering)))
+    want = (old.name, old.start, new_end, old.match_start, old.match_end + edit.delta, True)
+    if (record.name, record.start, record.end, record.match_start, record.match_end, record.spliceable) != want:
+        return _fallback(7)
+    if any(d.span.end > old.start and d.span.start < new_end for d in reduced.diagnostics):
+        return _fallback(8)
+    if inc.overlaps_another(cache, edit.index, record.cubes):
+        return _fallback(9)
+    files = inc.read_outputs(Path(folder), cache)
+    if files is None:
+        return _fallback(10)
+    gen_bit = generation << T.GENERATION_COOKIE_BIT
+    r_cookie, cookie = T.policy_cookie(0, 0) | gen_bit, T.policy_cookie(edit.index, 0) | gen_bit
+    mine: dict[str, list[FlowEntry]] = {}
+    for sw, tables in c.tables.items():
+        for e in tables.entries:
+            if (e.cookie >> 16) & 0xFFFF == 1:
+                if e.table_id != T.POLICY or e.cookie != r_cookie:
+                    return _fallback(11)
+                mine.setdefault(sw, []).append(e)
+    rules: dict[str, int] = {}
+    carry: dict[str, list[str]] = {}
+    out = dict(files)
+    for sw in r_site.switches:
+        ofctl, json_path = f"openflow/{sw.name}.ofctl", f"openflow/{sw.name}.json"
+        spliced = inc.splice_switch(files[ofctl], files[json_path], cookie, mine.get(sw.name, []), sw.dpid)
+        if spliced is None:
+            return _fallback(12)
+        out[ofctl], out[json_path], n_old, n_new = spliced
+        n = out[ofctl].count("\n")
+        if sw.tcam is not None and n > sw.tcam:
+            return _fallback(13)
+        if n_old or n_new:
+            rules[sw.name] = n
+            carry[sw.name] = inc.json_cannot_carry(out[ofctl], _MASKED, _CONNTRACK)
+    plan = inc.plan_json(files["plan.json"], out, rules, carry)
+    if plan is None:
+        return _fallback(14)
+    out["plan.json"] = plan
+    source = SourceFile(name, text)
+    diags = [
+        d
+        if d.span.start < old.end
+        else dataclasses.replace(d, span=Span(d.span.start + edit.delta, d.span.end + edit.delta))
+        for d in cache.diagnostics
+    ]
+    switches = tuple((n, rules.get(n, r), t) for n, r, t in cache.summary.switches)
+    summary = dataclasses.replace(cache.summary, switches=switches, moved="")
+    policies = [q if i < edit.index else q.shifted(edit.delta) for i, q in enumerate(cache.policies)]
+    policies[edit.index] = record
+    hashes = {path: hashlib.sha256(t.encode()).hexdigest() for path, t in out.items()}
+    new_cache = inc.Cache(text, generation, optimal, hashes, diags, summary, policies)
+    return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)

@@ -1,0 +1,426 @@
+"""Incremental compile (``fsc compile --previous DIR``): a site whose only
+change is one policy's match, spliced into the earlier output instead of
+compiled again.
+
+A full compile leaves :data:`CACHE` in its output folder: the site's text,
+every file it wrote (as hashes), its diagnostics, the summary, and per
+policy its statement and match spans, whether its edit can be spliced
+(:func:`spliceable`) and the cubes of its match.  With ``--previous`` the
+new text is compared with the cached one; when the change lies inside one
+spliceable policy's match, :mod:`fslang.api` compiles a *reduced* site (the
+new text with every other policy blanked out, offsets kept) and this module
+swaps that policy's POLICY entries in the earlier OpenFlow files for the
+reduced site's, with the earlier files' priority, cookie and actions (the
+policy's position and its decision list are unchanged).  Anything else,
+or any check below that fails, and the caller compiles in full: the result
+is always the full compile's, byte for byte (docs/cli.md, "Incremental
+compile"; tests/test_incremental.py).
+
+Why a match edit stays local: steering, placement and the host plans read
+pipelines, not matches (symmetric policies excepted); a policy without
+exclusions, `drop`, boxes or non-IP parts writes only its own POLICY entries;
+a policy whose cubes (before and after) meet no other policy's takes part in
+no overlap diagnostic and changes no other policy's region.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from backends.emit.openflow.lines import render_lines
+from backends.emit.openflow.ofctl import OFCTL
+from backends.emit.openflow.ofctl_json import JsonFormat
+from compiler import ir
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, FlowEntry
+from compiler.headerspace.cubes import DEFAULT_LAYOUT
+from compiler.pipeline import Compiled
+from compiler.steering.steer import SteeringPlan
+from fslang.diagnostics import Diagnostic
+from fslang.source import Span
+
+CACHE = ".fsc-cache/incremental.json"
+FORMAT = 1
+_ROOT = Path(__file__).resolve().parents[1]
+_CODE = ("fslang", "compiler", "backends/emit", "grammar")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the compiler's own code and the Python version: a cache from
+    any other fsc is never used."""
+    h = hashlib.sha256(sys.version.encode())
+    for top in _CODE:
+        for p in sorted((_ROOT / top).rglob("*")):
+            if p.suffix in (".py", ".lark") and p.is_file():
+                h.update(str(p.relative_to(_ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """What the cache keeps of one policy (offsets into the site's text)."""
+
+    name: str
+    start: int
+    end: int
+    match_start: int
+    match_end: int
+    spliceable: bool
+    cubes: tuple[tuple[int, int], ...]
+
+    def shifted(self, delta: int) -> PolicyRecord:
+        return replace(
+            self,
+            start=self.start + delta,
+            end=self.end + delta,
+            match_start=self.match_start + delta,
+            match_end=self.match_end + delta,
+        )
+
+    def to_json(self) -> list[object]:
+        cubes = ";".join(f"{v:x}:{m:x}" for v, m in self.cubes)
+        return [self.name, self.start, self.end, self.match_start, self.match_end, int(self.spliceable), cubes]
+
+    @classmethod
+    def from_json(cls, row: list) -> PolicyRecord:
+        name, start, end, ms, me, ok, cubes = row
+        pairs = tuple(tuple(int(x, 16) for x in c.split(":")) for c in cubes.split(";")) if cubes else ()
+        return cls(str(name), int(start), int(end), int(ms), int(me), bool(ok), pairs)  # type: ignore[arg-type]
+
+
+_ETH_MASK = DEFAULT_LAYOUT.field_mask("eth_type")
+_IP_ETH = {ETH_TYPE_IPV4 << DEFAULT_LAYOUT.offset("eth_type"), ETH_TYPE_IPV6 << DEFAULT_LAYOUT.offset("eth_type")}
+
+
+def boxed(steering: SteeringPlan) -> frozenset[str]:
+    """The policies whose packets visit a box."""
+    return frozenset(e.policy for e in steering.entries if e.box is not None)
+
+
+def spliceable(p: ir.Policy, boxed: frozenset[str]) -> bool:
+    """Can an edit of ``p``'s match be spliced (see the module docstring)?
+    Not symmetric, not `drop`, no exclusions, every term IPv4 or IPv6 (no
+    ARP or other part), no box on its way."""
+    return (
+        not p.symmetric
+        and not isinstance(p.pipeline, ir.Drop)
+        and bool(p.match.terms)
+        and all(
+            not t.excluded and t.cube.mask & _ETH_MASK == _ETH_MASK and t.cube.value & _ETH_MASK in _IP_ETH
+            for t in p.match.terms
+        )
+        and p.name not in boxed
+    )
+
+
+def cubes_of(p: ir.Policy) -> tuple[tuple[int, int], ...]:
+    return tuple((t.cube.value, t.cube.mask) for t in p.match.terms)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `fsc compile` prints besides the file count: the site line, the
+    switches (name, rules, tcam) and the hosts' lines."""
+
+    head: str
+    switches: tuple[tuple[str, int, int | None], ...]
+    hosts: tuple[str, ...]
+    moved: str = ""
+
+
+def _size(n: int) -> str:
+    for unit, f in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= f and n % (f // 4) == 0:
+            return f"{n / f:g}{unit}"
+    return f"{n}B"
+
+
+def summary_of(c: Compiled) -> Summary:
+    """The summary `fsc compile` prints of ``c`` (rendered by fslang.cli.summary)."""
+    assert c.placement is not None
+    head = (
+        f"compiled site `{c.site.name}`: {len(c.site.policies)} policies, "
+        f"{sum(m.replicas for m in c.site.modules)} module instances, "
+        f"{len(c.steering.tags) if c.steering else 0} steering tags"
+    )
+    usage = c.placement.usage()
+    hosts = []
+    for h in c.site.hosts:
+        u = usage[h.name]
+        inst = ", ".join(c.placement.instances_on(h.name)) or ("(spare)" if h.spare else "-")
+        hosts.append(
+            f"{h.name:<12} {u.cores_used:>5}/{h.cores:<5}       {_size(u.memory_used):>7}/{_size(h.memory):<8}   {inst}"
+        )
+    moved = ", ".join(f"{i} {a} -> {b}" for i, a, b in c.moved)
+    switches = tuple((sw.name, len(c.tables[sw.name].entries), sw.tcam) for sw in c.site.switches)
+    return Summary(head, switches, tuple(hosts), moved)
+
+
+@dataclass
+class Cache:
+    """The cache of one output folder (see the module docstring)."""
+
+    text: str
+    generation: int
+    optimal: bool
+    files: dict[str, str]  # path -> sha256 of the files of the output (the cache aside)
+    diagnostics: list[Diagnostic]
+    summary: Summary
+    policies: list[PolicyRecord]
+
+    def to_text(self) -> str:
+        doc = {
+            "format": FORMAT,
+            "fsc": code_version(),
+            "generation": self.generation,
+            "optimal": self.optimal,
+            "files": dict(sorted(self.files.items())),
+            "diagnostics": [[d.code, d.message, d.span.start, d.span.end, d.hint, d.label] for d in self.diagnostics],
+            "summary": [self.summary.head, [list(s) for s in self.summary.switches], list(self.summary.hosts)],
+            "policies": [p.to_json() for p in self.policies],
+            "text": self.text,
+        }
+        body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        return json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()}) + "\n" + body + "\n"
+
+
+def read_cache(folder: Path) -> Cache | None:
+    """The cache of ``folder``, or None if it is missing, damaged or from another fsc."""
+    try:
+        head, body = (folder / CACHE).read_text(encoding="utf-8").split("\n", 1)
+        if json.loads(head)["sha256"] != hashlib.sha256(body.rstrip("\n").encode()).hexdigest():
+            return None
+        doc = json.loads(body)
+        if doc["format"] != FORMAT or doc["fsc"] != code_version():
+            return None
+        head_line, switches, hosts = doc["summary"]
+        return Cache(
+            text=doc["text"],
+            generation=int(doc["generation"]),
+            optimal=bool(doc["optimal"]),
+            files={str(k): str(v) for k, v in doc["files"].items()},
+            diagnostics=[Diagnostic(c, m, Span(s, e), h, lab) for c, m, s, e, h, lab in doc["diagnostics"]],
+            summary=Summary(head_line, tuple((n, r, t) for n, r, t in switches), tuple(hosts)),
+            policies=[PolicyRecord.from_json(r) for r in doc["policies"]],
+        )
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
+def read_outputs(folder: Path, cache: Cache) -> dict[str, str] | None:
+    """The earlier output's files, each checked against the cache's hash."""
+    out: dict[str, str] = {}
+    try:
+        for path, digest in cache.files.items():
+            data = (folder / path).read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                return None
+            out[path] = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return out
+
+
+# ---------------------------------------------------------------- the edit
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One policy's match changed: ``index`` into the cache's policies, the
+    length change ``delta``, and the reduced site's text."""
+
+    index: int
+    delta: int
+    reduced: str
+
+
+def statement_end(text: str, end: int) -> int:
+    """Where a statement whose syntax tree ends at ``end`` really ends: after
+    the closing brackets the tree leaves out (blanks and comments between)."""
+    i = last = end
+    while i < len(text):
+        ch = text[i]
+        if ch in "})":
+            last = i = i + 1
+        elif ch in " \t\r\n":
+            i += 1
+        elif ch == "#":
+            nl = text.find("\n", i)
+            i = len(text) if nl < 0 else nl
+        else:
+            break
+    return last
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:  # slices compare in C: log n of them
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def find_edit(cache: Cache, text: str) -> Edit | None:
+    """The edit of ``text`` against the cached text, if it lies inside one
+    spliceable policy's match."""
+    old = cache.text
+    if old == text:
+        return None
+    a = _common_prefix(old, text)
+    limit = min(len(old), len(text)) - a
+    s = _common_prefix(old[::-1][:limit], text[::-1][:limit])
+    old_end = len(old) - s
+    k = next((i for i, p in enumerate(cache.policies) if p.match_start <= a and old_end <= p.match_end), None)
+    if k is None or not cache.policies[k].spliceable or any(p.start < 0 for p in cache.policies):
+        return None
+    delta = len(text) - len(old)
+    pieces: list[str] = []
+    at = 0
+    for i, p in enumerate(cache.policies):
+        if i == k:
+            continue
+        start, end = (p.start, p.end) if i < k else (p.start + delta, p.end + delta)
+        seg = text[start:end]
+        pieces += [text[at:start], re.sub(r"[^\n]", " ", seg) if "\n" in seg else " " * len(seg)]
+        at = end
+    pieces.append(text[at:])
+    return Edit(k, delta, "".join(pieces))
+
+
+def overlaps_another(cache: Cache, k: int, cubes: tuple[tuple[int, int], ...]) -> bool:
+    """Do ``cubes`` meet a cube of any policy but the ``k``-th?"""
+    for i, p in enumerate(cache.policies):
+        if i == k:
+            continue
+        for v1, m1 in p.cubes:
+            for v2, m2 in cubes:
+                if not (v1 ^ v2) & m1 & m2:
+                    return True
+    return False
+
+
+# ---------------------------------------------------------------- splicing
+
+
+_FLOWS_HEAD = ',\n "flows": [\n  '
+_FLOWS_TAIL = "\n ],\n"
+
+
+def _split_json(text: str) -> tuple[str, list[str], str] | None:
+    start = text.find(_FLOWS_HEAD)
+    end = text.find(_FLOWS_TAIL, start)
+    if start < 0 or end < 0:
+        return None
+    return text[: start + len(_FLOWS_HEAD)], text[start + len(_FLOWS_HEAD) : end].split(",\n  "), text[end:]
+
+
+def _block(lines: list[str], needle: str) -> tuple[int, int] | None:
+    """The contiguous run of ``lines`` holding ``needle``, or None (absent: (0, 0))."""
+    hits = [i for i, line in enumerate(lines) if needle in line]
+    if not hits:
+        return (0, 0)
+    if hits[-1] - hits[0] + 1 != len(hits):
+        return None
+    return hits[0], hits[-1] + 1
+
+
+def _tail(line: str) -> str:
+    return line[line.index(",actions=") :]
+
+
+def _metadata(line: str) -> frozenset[str]:
+    match = line[: line.index(",actions=")].split(",")[3:]
+    return frozenset(item for item in match if item.startswith("metadata="))
+
+
+def _json_actions(line: str) -> str:
+    return line[: line.index(', "cookie": ')]
+
+
+def splice_switch(
+    ofctl: str, json_text: str, cookie: int, entries: list[FlowEntry], dpid: int
+) -> tuple[str, str, int, int] | None:
+    """The switch's files with the policy's entries (``cookie``) replaced by
+    ``entries`` (the reduced site's: given the earlier entries' priority,
+    cookie and actions), and the (old, new) entry counts; None when the
+    splice cannot be shown to equal a full compile."""
+    lines = ofctl.split("\n")
+    if lines[-1] != "":
+        return None
+    lines.pop()
+    parts = _split_json(json_text)
+    if parts is None:
+        return None
+    head, flows, rest = parts
+    span = _block(lines, f",cookie={cookie:#x},")
+    jspan = _block(flows, f'"cookie": {cookie}, ')
+    if span is None or jspan is None or span[1] - span[0] != jspan[1] - jspan[0]:
+        return None
+    i, j = span
+    old = lines[i:j]
+    if not old or not entries:
+        return None if old or entries else (ofctl, json_text, 0, 0)
+    priority = int(old[0].split(",")[1].removeprefix("priority="))
+    new_ofctl, new_json = render_lines(
+        [replace(e, priority=priority, cookie=cookie) for e in entries], OFCTL, JsonFormat(dpid)
+    )
+    prefix = old[0][: old[0].index(",cookie=")]
+    tails = {_tail(x) for x in old}
+    jacts = {_json_actions(x) for x in flows[jspan[0] : jspan[1]]}
+    if len(tails) != 1 or len(jacts) != 1 or any(not x.startswith(prefix + ",") for x in old):
+        return None
+    # the neighbours must not share the priority (another policy's entries would interleave)
+    if (i > 0 and lines[i - 1].startswith(prefix + ",")) or (j < len(lines) and lines[j].startswith(prefix + ",")):
+        return None
+    # the metadata the policy matches on (its ingress edges) spelt the same in both layouts
+    if set().union(*map(_metadata, old)) != set().union(*map(_metadata, new_ofctl)):
+        return None
+    tail, jact = tails.pop(), jacts.pop()
+    if any(not x.startswith(prefix + ",") for x in new_ofctl):
+        return None
+    spliced = [x[: x.index(",actions=")] + tail for x in new_ofctl]
+    jspliced = [jact + x[len(_json_actions(x)) :] for x in new_json]
+    lines[i:j] = spliced
+    flows[jspan[0] : jspan[1]] = jspliced
+    return "\n".join(lines) + "\n", head + ",\n  ".join(flows) + rest, len(old), len(spliced)
+
+
+_MASKED_L4 = re.compile(r"[,=](?:tcp|udp|sctp)_(?:src|dst)=[^,]*/")
+
+
+def json_cannot_carry(ofctl: str, masked: str, conntrack: str) -> list[str]:
+    """plan.json's ``json_cannot_carry`` of a switch, read off its ``.ofctl``
+    in entry order (as ``backends.emit.output.json_cannot_carry`` finds them)."""
+    out: list[str] = []
+    for line in ofctl.split("\n"):
+        match, _, actions = line.partition(",actions=")
+        if masked not in out and _MASKED_L4.search(match):
+            out.append(masked)
+        if conntrack not in out and "ct(" in actions:
+            out.append(conntrack)
+        if len(out) == 2:
+            break
+    return out
+
+
+def plan_json(old: str, files: dict[str, str], rules: dict[str, int], carry: dict[str, list[str]]) -> str | None:
+    """plan.json with the new files' hashes, rule counts and JSON notes."""
+    doc = json.loads(old)
+    if json.dumps(doc, indent=2, sort_keys=True) + "\n" != old:
+        return None
+    for path, text in files.items():
+        if path in doc["files"]:
+            doc["files"][path] = hashlib.sha256(text.encode()).hexdigest()
+    for sw, n in rules.items():
+        doc["switches"][sw]["rules"] = n
+        doc["switches"][sw]["json_cannot_carry"] = carry[sw]
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
