@@ -21,15 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backends.emit.output import _CONNTRACK, render
-from backends.emit.output import _MASKED_PORTS as _MASKED
 from compiler.check.frontend import FrontendResult, run
 from compiler.flowir import FlowEntry
 from compiler.ir import Policy as ir_Policy
 from compiler.ir import Site
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled, compile_site
-from compiler.placement.place import Placement
+from compiler.placement.place import Placement, place
 from compiler.scale import Scale, rescale
 from fslang import ast as A
 from fslang import incremental as inc
@@ -165,8 +163,8 @@ def build(
             if fast is not None:
                 return fast
         b = _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
-        if cache and b.ok and b.compiled is not None and b.front is not None:
-            b.cache = {inc.CACHE: _cache(b, b.front, optimal, generation).to_text()}
+        if cache and render_files and b.ok and b.compiled is not None and b.front is not None and not optimal:
+            b.cache = {inc.CACHE: _cache(b, b.front, previous, generation).to_text()}
         return b
 
 
@@ -225,9 +223,16 @@ def _compile(
     diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
     if not compiled.ok:
         return Build(front.source, front.site, None, diagnostics=diags)
-    files = render(compiled) if render_files else {}
+    files = _render(compiled) if render_files else {}
     summary = inc.summary_of(compiled) if render_files else None
     return Build(front.source, front.site, compiled, files, diags, summary, front=front)
+
+
+def _render(compiled: Compiled) -> dict[str, str]:
+    """The output files (imported here: an incremental compile renders none of them)."""
+    from backends.emit.output import render
+
+    return render(compiled)
 
 
 def build_file(
@@ -260,20 +265,29 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
     (which starts at the name: the `policy` keyword is found before it)."""
     start = text.rfind("policy", 0, stmt.span.start) if stmt is not None else -1
     if stmt is None or start < 0 or text[start + 6 : stmt.span.start].strip():
-        return inc.PolicyRecord(p.name, -1, -1, -1, -1, False, inc.cubes_of(p))  # never used (find_edit)
+        return inc.PolicyRecord(p.name, -1, -1, -1, -1, 0, inc.cubes_of(p))  # never used (find_edit)
     ms, me = (stmt.match.span.start, stmt.match.span.end) if stmt.match is not None else (-1, -1)
     end = inc.statement_end(text, stmt.span.end)
-    return inc.PolicyRecord(p.name, start, end, ms, me, ok and ms >= 0, inc.cubes_of(p))
+    return inc.PolicyRecord(p.name, start, end, ms, me, int(ok and ms >= 0), inc.cubes_of(p))
 
 
-def _cache(b: Build, front: FrontendResult, optimal: bool, generation: int) -> inc.Cache:
-    """The incremental cache of a full compile."""
+def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int) -> inc.Cache:
+    """The incremental cache of a full compile.  A splice keeps the earlier
+    placement, which a full compile with ``--previous`` keeps only if placing
+    the site from it gives it back: known when this compile was given its own
+    result as ``previous``, else placed once more to find out."""
     assert b.compiled is not None and b.compiled.steering is not None and b.site is not None and b.summary
+    placed = b.compiled.placement
+    assert placed is not None
+    fixed = previous is not None and previous.to_json() == placed.to_json()
+    if not fixed:
+        again = place(b.compiled.site, placed).placement
+        fixed = again is not None and again.to_json() == placed.to_json()
     stmts = _policy_stmts(front.program)
     boxed = inc.boxed(b.compiled.steering)
     policies = [_record(front.source.text, p, stmts.get(p.name), inc.spliceable(p, boxed)) for p in b.site.policies]
     files = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in b.files.items()}
-    return inc.Cache(front.source.text, generation, optimal, files, b.diagnostics, b.summary, policies)
+    return inc.Cache(front.source.text, generation, False, files, b.diagnostics, b.summary, policies, fixed)
 
 
 #: why the last ``--previous`` compile was not spliced (None: it was); for tests and FSC_DEBUG=1
@@ -285,6 +299,13 @@ def _fallback(why: str | int) -> None:
     last_fallback = str(why)
     if os.environ.get("FSC_DEBUG") == "1":
         sys.stderr.write(f"fsc: --previous: compiling in full: {why}\n")
+
+
+#: The reduced site is compiled for its policy's POLICY entries alone: its
+#: placement is never used.  A host no site can name (a NUL in it) makes
+#: placement keep the previous one as it stands (its stable mode: nothing
+#: moves that need not), instead of searching again (0.1 s).
+_PROBE = frozenset({"\0probe"})
 
 
 def _incremental(
@@ -300,7 +321,7 @@ def _incremental(
     else:
         text = data
     cache = inc.read_cache(Path(folder))
-    if cache is None or previous is None or cache.generation != generation or cache.optimal != optimal:
+    if cache is None or previous is None or cache.generation != generation or optimal or not cache.placement_fixed:
         return _fallback(2)
     edit = inc.find_edit(cache, text)
     if edit is None or "\ufeff" in text or "\x00" in text:
@@ -308,9 +329,10 @@ def _incremental(
     old = cache.policies[edit.index]
     if any(d.span.end > old.start and d.span.start < old.end for d in cache.diagnostics):
         return _fallback(4)  # the policy had diagnostics: they may change
-    if inc.overlaps_another(cache, edit.index, old.cubes):
+    others = inc.cube_groups(cache, edit.index)
+    if inc.meets(others, old.cubes):
         return _fallback(5)
-    reduced = _compile(run(name, edit.reduced), previous, optimal, generation, render_files=False)
+    reduced = _compile(run(name, edit.reduced), previous, False, generation, False, _PROBE)
     c, r_site = reduced.compiled, reduced.site
     new_end = old.end + edit.delta
     if c is None or r_site is None or c.steering is None or not reduced.ok or len(r_site.policies) != 1:
@@ -323,10 +345,10 @@ def _incremental(
         return _fallback(7)
     if any(d.span.end > old.start and d.span.start < new_end for d in reduced.diagnostics):
         return _fallback(8)
-    if inc.overlaps_another(cache, edit.index, record.cubes):
+    if inc.meets(others, record.cubes):
         return _fallback(9)
     files = inc.read_outputs(Path(folder), cache)
-    if files is None:
+    if files is None or files.get("placement.json") != previous.to_json():
         return _fallback(10)
     gen_bit = generation << T.GENERATION_COOKIE_BIT
     r_cookie, cookie = T.policy_cookie(0, 0) | gen_bit, T.policy_cookie(edit.index, 0) | gen_bit
@@ -351,7 +373,7 @@ def _incremental(
             return _fallback(13)
         if n_old or n_new:
             rules[sw.name] = n
-            carry[sw.name] = inc.json_cannot_carry(out[ofctl], _MASKED, _CONNTRACK)
+            carry[sw.name] = inc.json_cannot_carry(out[ofctl])
     plan = inc.plan_json(files["plan.json"], out, rules, carry)
     if plan is None:
         return _fallback(14)
@@ -368,5 +390,5 @@ def _incremental(
     policies = [q if i < edit.index else q.shifted(edit.delta) for i, q in enumerate(cache.policies)]
     policies[edit.index] = record
     hashes = {path: hashlib.sha256(t.encode()).hexdigest() for path, t in out.items()}
-    new_cache = inc.Cache(text, generation, optimal, hashes, diags, summary, policies)
+    new_cache = inc.Cache(text, generation, False, hashes, diags, summary, policies, True)
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)

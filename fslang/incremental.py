@@ -32,7 +32,9 @@ import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
+from backends.emit.documents import CONNTRACK_NOTE, MASKED_PORTS_NOTE
 from backends.emit.openflow.lines import render_lines
 from backends.emit.openflow.ofctl import OFCTL
 from backends.emit.openflow.ofctl_json import JsonFormat
@@ -62,36 +64,27 @@ def code_version() -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class PolicyRecord:
-    """What the cache keeps of one policy (offsets into the site's text)."""
+class PolicyRecord(NamedTuple):
+    """What the cache keeps of one policy: offsets into the site's text (the
+    statement from its keyword, its match), whether an edit of its match
+    can be spliced, and its match's cubes ("value:mask;..." in hex, read only
+    by :func:`overlaps_another`).  A tuple: a cache holds tens of thousands."""
 
     name: str
     start: int
     end: int
     match_start: int
     match_end: int
-    spliceable: bool
-    cubes: tuple[tuple[int, int], ...]
+    spliceable: int  # 0 or 1
+    cubes: str
 
     def shifted(self, delta: int) -> PolicyRecord:
-        return replace(
-            self,
+        return self._replace(
             start=self.start + delta,
             end=self.end + delta,
             match_start=self.match_start + delta,
             match_end=self.match_end + delta,
         )
-
-    def to_json(self) -> list[object]:
-        cubes = ";".join(f"{v:x}:{m:x}" for v, m in self.cubes)
-        return [self.name, self.start, self.end, self.match_start, self.match_end, int(self.spliceable), cubes]
-
-    @classmethod
-    def from_json(cls, row: list) -> PolicyRecord:
-        name, start, end, ms, me, ok, cubes = row
-        pairs = tuple(tuple(int(x, 16) for x in c.split(":")) for c in cubes.split(";")) if cubes else ()
-        return cls(str(name), int(start), int(end), int(ms), int(me), bool(ok), pairs)  # type: ignore[arg-type]
 
 
 _ETH_MASK = DEFAULT_LAYOUT.field_mask("eth_type")
@@ -119,8 +112,28 @@ def spliceable(p: ir.Policy, boxed: frozenset[str]) -> bool:
     )
 
 
-def cubes_of(p: ir.Policy) -> tuple[tuple[int, int], ...]:
-    return tuple((t.cube.value, t.cube.mask) for t in p.match.terms)
+#: The header bits the overlap test reads (a projection of each cube: a
+#: superset, so cubes whose projections are disjoint are disjoint): the
+#: ingress edge, IPv4 destination to ethertype (one run of the layout) and
+#: the transport destination port.  IPv6 addresses are left out (its
+#: policies are then told apart by the rest, or compiled in full).
+_RUNS = (
+    (DEFAULT_LAYOUT.offset("in_edge"), 16),
+    (DEFAULT_LAYOUT.offset("ipv4_dst"), DEFAULT_LAYOUT.offset("eth_type") + 16 - DEFAULT_LAYOUT.offset("ipv4_dst")),
+    (DEFAULT_LAYOUT.offset("tp_dst"), 16),
+)
+
+
+def _project(x: int) -> int:
+    out = 0
+    for offset, width in _RUNS:
+        out = out << width | (x >> offset) & ((1 << width) - 1)
+    return out
+
+
+def cubes_of(p: ir.Policy) -> str:
+    """The policy's cubes, projected (:data:`_RUNS`), as "value:mask;..." in hex."""
+    return ";".join(f"{_project(t.cube.value):x}:{_project(t.cube.mask):x}" for t in p.match.terms)
 
 
 @dataclass(frozen=True)
@@ -173,6 +186,8 @@ class Cache:
     diagnostics: list[Diagnostic]
     summary: Summary
     policies: list[PolicyRecord]
+    #: placing the site again from its own placement keeps it (so `--previous` keeps it too)
+    placement_fixed: bool
 
     def to_text(self) -> str:
         doc = {
@@ -180,10 +195,11 @@ class Cache:
             "fsc": code_version(),
             "generation": self.generation,
             "optimal": self.optimal,
+            "placement_fixed": self.placement_fixed,
             "files": dict(sorted(self.files.items())),
             "diagnostics": [[d.code, d.message, d.span.start, d.span.end, d.hint, d.label] for d in self.diagnostics],
             "summary": [self.summary.head, [list(s) for s in self.summary.switches], list(self.summary.hosts)],
-            "policies": [p.to_json() for p in self.policies],
+            "policies": self.policies,
             "text": self.text,
         }
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
@@ -207,7 +223,8 @@ def read_cache(folder: Path) -> Cache | None:
             files={str(k): str(v) for k, v in doc["files"].items()},
             diagnostics=[Diagnostic(c, m, Span(s, e), h, lab) for c, m, s, e, h, lab in doc["diagnostics"]],
             summary=Summary(head_line, tuple((n, r, t) for n, r, t in switches), tuple(hosts)),
-            policies=[PolicyRecord.from_json(r) for r in doc["policies"]],
+            policies=list(map(PolicyRecord._make, doc["policies"])),
+            placement_fixed=bool(doc["placement_fixed"]),
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
         return None
@@ -296,14 +313,30 @@ def find_edit(cache: Cache, text: str) -> Edit | None:
     return Edit(k, delta, "".join(pieces))
 
 
-def overlaps_another(cache: Cache, k: int, cubes: tuple[tuple[int, int], ...]) -> bool:
-    """Do ``cubes`` meet a cube of any policy but the ``k``-th?"""
+def cube_groups(cache: Cache, k: int) -> dict[int, list[int]]:
+    """The (projected) cubes of every policy but the ``k``-th: values by
+    mask (a site's matches come in a few dozen shapes)."""
+    groups: dict[str, list[str]] = {}
     for i, p in enumerate(cache.policies):
-        if i == k:
-            continue
-        for v1, m1 in p.cubes:
-            for v2, m2 in cubes:
-                if not (v1 ^ v2) & m1 & m2:
+        if i != k and p.cubes:
+            for c in p.cubes.split(";"):
+                v, _, m = c.partition(":")
+                groups.setdefault(m, []).append(v)
+    return {int(m, 16): [int(v, 16) for v in vs] for m, vs in groups.items()}
+
+
+def meets(groups: dict[int, list[int]], cubes: str) -> bool:
+    """Does a cube of ``cubes`` meet one of ``groups``?"""
+    for c in cubes.split(";") if cubes else ():
+        v2, m2 = (int(x, 16) for x in c.split(":"))
+        for m1, values in groups.items():
+            both = m1 & m2
+            if both == m1:
+                if v2 & m1 in values:
+                    return True
+            else:
+                want = v2 & both
+                if any(v & both == want for v in values):
                     return True
     return False
 
@@ -311,26 +344,28 @@ def overlaps_another(cache: Cache, k: int, cubes: tuple[tuple[int, int], ...]) -
 # ---------------------------------------------------------------- splicing
 
 
-_FLOWS_HEAD = ',\n "flows": [\n  '
-_FLOWS_TAIL = "\n ],\n"
+def _block(text: str, needle: str) -> tuple[int, int] | None:
+    """The lines of ``text`` holding ``needle``, as the offsets of a
+    contiguous run of whole lines ((0, 0): none; None: not contiguous)."""
+    pos = text.find(needle)
+    if pos < 0:
+        return 0, 0
+    start = end = text.rfind("\n", 0, pos) + 1
+    while True:
+        nl = text.find("\n", end)
+        if nl < 0 or text.find(needle, end, nl) < 0:
+            break
+        end = nl + 1
+    return (start, end) if text.find(needle, end) < 0 else None
 
 
-def _split_json(text: str) -> tuple[str, list[str], str] | None:
-    start = text.find(_FLOWS_HEAD)
-    end = text.find(_FLOWS_TAIL, start)
-    if start < 0 or end < 0:
-        return None
-    return text[: start + len(_FLOWS_HEAD)], text[start + len(_FLOWS_HEAD) : end].split(",\n  "), text[end:]
+def _line_before(text: str, at: int) -> str:
+    return text[text.rfind("\n", 0, at - 1) + 1 : at - 1] if at > 0 else ""
 
 
-def _block(lines: list[str], needle: str) -> tuple[int, int] | None:
-    """The contiguous run of ``lines`` holding ``needle``, or None (absent: (0, 0))."""
-    hits = [i for i, line in enumerate(lines) if needle in line]
-    if not hits:
-        return (0, 0)
-    if hits[-1] - hits[0] + 1 != len(hits):
-        return None
-    return hits[0], hits[-1] + 1
+def _line_at(text: str, at: int) -> str:
+    nl = text.find("\n", at)
+    return text[at : nl if nl >= 0 else len(text)]
 
 
 def _tail(line: str) -> str:
@@ -353,74 +388,83 @@ def splice_switch(
     ``entries`` (the reduced site's: given the earlier entries' priority,
     cookie and actions), and the (old, new) entry counts; None when the
     splice cannot be shown to equal a full compile."""
-    lines = ofctl.split("\n")
-    if lines[-1] != "":
+    span = _block(ofctl, f",cookie={cookie:#x},")
+    jspan = _block(json_text, f'"cookie": {cookie}, ')
+    if span is None or jspan is None:
         return None
-    lines.pop()
-    parts = _split_json(json_text)
-    if parts is None:
-        return None
-    head, flows, rest = parts
-    span = _block(lines, f",cookie={cookie:#x},")
-    jspan = _block(flows, f'"cookie": {cookie}, ')
-    if span is None or jspan is None or span[1] - span[0] != jspan[1] - jspan[0]:
-        return None
-    i, j = span
-    old = lines[i:j]
-    if not old or not entries:
-        return None if old or entries else (ofctl, json_text, 0, 0)
-    priority = int(old[0].split(",")[1].removeprefix("priority="))
-    new_ofctl, new_json = render_lines(
-        [replace(e, priority=priority, cookie=cookie) for e in entries], OFCTL, JsonFormat(dpid)
-    )
-    prefix = old[0][: old[0].index(",cookie=")]
-    tails = {_tail(x) for x in old}
-    jacts = {_json_actions(x) for x in flows[jspan[0] : jspan[1]]}
-    if len(tails) != 1 or len(jacts) != 1 or any(not x.startswith(prefix + ",") for x in old):
+    (i, j), (ji, jj) = span, jspan
+    old, jold = ofctl[i:j].split("\n")[:-1], json_text[ji:jj].split("\n")[:-1]
+    if len(old) != len(jold) or not old or not entries:
+        return None if old or jold or entries else (ofctl, json_text, 0, 0)
+    prefix = old[0][: old[0].index(",cookie=")] + ","
+    if not prefix.startswith("table=") or any(not x.startswith(prefix) for x in old):
         return None
     # the neighbours must not share the priority (another policy's entries would interleave)
-    if (i > 0 and lines[i - 1].startswith(prefix + ",")) or (j < len(lines) and lines[j].startswith(prefix + ",")):
+    if _line_before(ofctl, i).startswith(prefix) or _line_at(ofctl, j).startswith(prefix):
+        return None
+    # every flow of the block is followed by another (its line ends with a comma)
+    if any(not (x.startswith("  {") and x.endswith(",")) for x in jold):
+        return None
+    tails = {_tail(x) for x in old}
+    jacts = {_json_actions(x) for x in jold}
+    if len(tails) != 1 or len(jacts) != 1:
+        return None
+    priority = int(prefix.split(",")[1].removeprefix("priority="))
+    new, jnew = render_lines([replace(e, priority=priority, cookie=cookie) for e in entries], OFCTL, JsonFormat(dpid))
+    if any(not x.startswith(prefix) for x in new):
         return None
     # the metadata the policy matches on (its ingress edges) spelt the same in both layouts
-    if set().union(*map(_metadata, old)) != set().union(*map(_metadata, new_ofctl)):
+    if set().union(*map(_metadata, old)) != set().union(*map(_metadata, new)):
         return None
     tail, jact = tails.pop(), jacts.pop()
-    if any(not x.startswith(prefix + ",") for x in new_ofctl):
-        return None
-    spliced = [x[: x.index(",actions=")] + tail for x in new_ofctl]
-    jspliced = [jact + x[len(_json_actions(x)) :] for x in new_json]
-    lines[i:j] = spliced
-    flows[jspan[0] : jspan[1]] = jspliced
-    return "\n".join(lines) + "\n", head + ",\n  ".join(flows) + rest, len(old), len(spliced)
+    block = "".join(x[: x.index(",actions=")] + tail + "\n" for x in new)
+    jblock = "".join(jact + x[len(_json_actions(x)) :] + ",\n" for x in jnew)
+    return ofctl[:i] + block + ofctl[j:], json_text[:ji] + jblock + json_text[jj:], len(old), len(new)
 
 
-_MASKED_L4 = re.compile(r"[,=](?:tcp|udp|sctp)_(?:src|dst)=[^,]*/")
+_MASKED_L4 = re.compile(r",(?:tcp|udp|sctp)_(?:src|dst)=[^,\n]*/")
+_CT = re.compile(r",actions=[^\n]*ct\(")
 
 
-def json_cannot_carry(ofctl: str, masked: str, conntrack: str) -> list[str]:
+def json_cannot_carry(ofctl: str, masked: str = MASKED_PORTS_NOTE, conntrack: str = CONNTRACK_NOTE) -> list[str]:
     """plan.json's ``json_cannot_carry`` of a switch, read off its ``.ofctl``
-    in entry order (as ``backends.emit.output.json_cannot_carry`` finds them)."""
-    out: list[str] = []
-    for line in ofctl.split("\n"):
-        match, _, actions = line.partition(",actions=")
-        if masked not in out and _MASKED_L4.search(match):
-            out.append(masked)
-        if conntrack not in out and "ct(" in actions:
-            out.append(conntrack)
-        if len(out) == 2:
-            break
-    return out
+    in entry order (as ``backends.emit.output.json_cannot_carry`` finds
+    them: within one entry the masked port first)."""
+    found = []
+    for pattern, note in ((_MASKED_L4, masked), (_CT, conntrack)):
+        m = pattern.search(ofctl)
+        if m:
+            found.append((ofctl.rfind("\n", 0, m.start()), note))
+    return [note for _, note in sorted(found, key=lambda f: f[0])]
+
+
+def _indented(value: object, depth: int) -> str:
+    """``value`` as ``json.dumps(..., indent=2, sort_keys=True)`` writes it ``depth`` levels in."""
+    return json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n" + "  " * depth)
+
+
+def _swap(text: str, old: str, new: str) -> str | None:
+    """``text`` with its one ``old`` replaced, or None if ``old`` is not there exactly once."""
+    at = text.find(old)
+    if at < 0 or text.find(old, at + 1) >= 0:
+        return None
+    return text[:at] + new + text[at + len(old) :]
 
 
 def plan_json(old: str, files: dict[str, str], rules: dict[str, int], carry: dict[str, list[str]]) -> str | None:
-    """plan.json with the new files' hashes, rule counts and JSON notes."""
+    """plan.json with the new files' hashes, rule counts and JSON notes: the
+    changed values replaced in place (the file is written with sorted keys
+    and indent 2; each value replaced is found exactly once as it would be
+    written, or None)."""
     doc = json.loads(old)
-    if json.dumps(doc, indent=2, sort_keys=True) + "\n" != old:
-        return None
-    for path, text in files.items():
-        if path in doc["files"]:
-            doc["files"][path] = hashlib.sha256(text.encode()).hexdigest()
+    text: str | None = old
+    for path, digest in doc["files"].items():
+        new = hashlib.sha256(files[path].encode()).hexdigest()
+        if new != digest and text is not None:
+            text = _swap(text, f'"{path}": "{digest}"', f'"{path}": "{new}"')
     for sw, n in rules.items():
-        doc["switches"][sw]["rules"] = n
-        doc["switches"][sw]["json_cannot_carry"] = carry[sw]
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        was = doc["switches"][sw]
+        now = {**was, "rules": n, "json_cannot_carry": carry[sw]}
+        if now != was and text is not None:
+            text = _swap(text, f'"{sw}": {_indented(was, 2)}', f'"{sw}": {_indented(now, 2)}')
+    return text
