@@ -260,6 +260,17 @@ def _policy_stmts(program: A.Program | None) -> dict[str, A.PolicyStmt]:
     return {st.name.text: st for st in program.statements if isinstance(st, A.PolicyStmt)}
 
 
+def _names(node: object) -> bool:
+    """Does a syntax tree name anything (a `set`, a definition)?"""
+    if isinstance(node, A.Name):
+        return True
+    if isinstance(node, tuple):
+        return any(_names(x) for x in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, Span):
+        return any(_names(getattr(node, f.name)) for f in dataclasses.fields(node))
+    return False
+
+
 def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc.PolicyRecord:
     """A policy's cache record: its statement's span from the syntax tree
     (which starts at the name: the `policy` keyword is found before it)."""
@@ -267,6 +278,7 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
     if stmt is None or start < 0 or text[start + 6 : stmt.span.start].strip():
         return inc.PolicyRecord(p.name, -1, -1, -1, -1, 0, inc.cubes_of(p))  # never used (find_edit)
     ms, me = (stmt.match.span.start, stmt.match.span.end) if stmt.match is not None else (-1, -1)
+    ok = ok and not _names(stmt.match)  # a named set's use decides its W0001 (and another policy may use it)
     end = inc.statement_end(text, stmt.span.end)
     return inc.PolicyRecord(p.name, start, end, ms, me, int(ok and ms >= 0), inc.cubes_of(p))
 
@@ -294,11 +306,30 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
 last_fallback: str | None = None
 
 
-def _fallback(why: str | int) -> None:
+def _fallback(why: str) -> None:
     global last_fallback
-    last_fallback = str(why)
+    last_fallback = why
     if os.environ.get("FSC_DEBUG") == "1":
         sys.stderr.write(f"fsc: --previous: compiling in full: {why}\n")
+
+
+def _unchanged(name: str, text: str, folder: Path, cache: inc.Cache, previous: Placement) -> Build | None:
+    """The same site compiled again from its own output: the same files."""
+    files = inc.read_outputs(Path(folder), cache)
+    if files is None or files.get("placement.json") != previous.to_json():
+        return _fallback("the earlier output's files differ from what the cache says")
+    summary = dataclasses.replace(cache.summary, moved="")
+    again = dataclasses.replace(cache, summary=summary, placement_fixed=True)
+    return Build(
+        SourceFile(name, text),
+        None,
+        None,
+        files,
+        cache.diagnostics,
+        summary,
+        {inc.CACHE: again.to_text()},
+        incremental=True,
+    )
 
 
 #: The reduced site is compiled for its policy's POLICY entries alone: its
@@ -311,45 +342,50 @@ _PROBE = frozenset({"\0probe"})
 def _incremental(
     name: str, data: bytes | str, folder: Path, previous: Placement | None, optimal: bool, generation: int
 ) -> Build | None:
-    """The build of a one-policy match edit spliced into ``folder``'s output,
-    or None (then compile in full)."""
+    """The build of a one-policy match edit spliced into ``folder``'s output
+    (or of the same site again: the earlier files), or None (then compile in
+    full)."""
+    global last_fallback
+    last_fallback = None
     if isinstance(data, bytes):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return _fallback(1)
+            return _fallback("the site is not UTF-8 text")
     else:
         text = data
     cache = inc.read_cache(Path(folder))
     if cache is None or previous is None or cache.generation != generation or optimal or not cache.placement_fixed:
-        return _fallback(2)
+        return _fallback("no usable cache in the earlier output (missing, damaged, another fsc or other options)")
+    if text == cache.text:
+        return _unchanged(name, text, folder, cache, previous)
     edit = inc.find_edit(cache, text)
     if edit is None or "\ufeff" in text or "\x00" in text:
-        return _fallback(3)
+        return _fallback("the change is not inside one spliceable policy's match")
     old = cache.policies[edit.index]
     if any(d.span.end > old.start and d.span.start < old.end for d in cache.diagnostics):
-        return _fallback(4)  # the policy had diagnostics: they may change
+        return _fallback("the policy had diagnostics")
     others = inc.cube_groups(cache, edit.index)
     if inc.meets(others, old.cubes):
-        return _fallback(5)
+        return _fallback("the policy's old match overlaps another policy")
     reduced = _compile(run(name, edit.reduced), previous, False, generation, False, _PROBE)
     c, r_site = reduced.compiled, reduced.site
     new_end = old.end + edit.delta
     if c is None or r_site is None or c.steering is None or not reduced.ok or len(r_site.policies) != 1:
-        return _fallback(6)
+        return _fallback("the reduced site does not compile")
     p = r_site.policies[0]
     stmt = _policy_stmts(reduced.front.program if reduced.front else None).get(p.name)
     record = _record(text, p, stmt, inc.spliceable(p, inc.boxed(c.steering)))
     want = (old.name, old.start, new_end, old.match_start, old.match_end + edit.delta, True)
     if (record.name, record.start, record.end, record.match_start, record.match_end, record.spliceable) != want:
-        return _fallback(7)
+        return _fallback("the edited statement is no longer the same policy with a spliceable match")
     if any(d.span.end > old.start and d.span.start < new_end for d in reduced.diagnostics):
-        return _fallback(8)
+        return _fallback("the edited policy has diagnostics")
     if inc.meets(others, record.cubes):
-        return _fallback(9)
+        return _fallback("the policy's new match overlaps another policy")
     files = inc.read_outputs(Path(folder), cache)
     if files is None or files.get("placement.json") != previous.to_json():
-        return _fallback(10)
+        return _fallback("the earlier output's files differ from what the cache says")
     gen_bit = generation << T.GENERATION_COOKIE_BIT
     r_cookie, cookie = T.policy_cookie(0, 0) | gen_bit, T.policy_cookie(edit.index, 0) | gen_bit
     mine: dict[str, list[FlowEntry]] = {}
@@ -357,7 +393,7 @@ def _incremental(
         for e in tables.entries:
             if (e.cookie >> 16) & 0xFFFF == 1:
                 if e.table_id != T.POLICY or e.cookie != r_cookie:
-                    return _fallback(11)
+                    return _fallback("the policy has entries outside its POLICY table")
                 mine.setdefault(sw, []).append(e)
     rules: dict[str, int] = {}
     carry: dict[str, list[str]] = {}
@@ -366,17 +402,18 @@ def _incremental(
         ofctl, json_path = f"openflow/{sw.name}.ofctl", f"openflow/{sw.name}.json"
         spliced = inc.splice_switch(files[ofctl], files[json_path], cookie, mine.get(sw.name, []), sw.dpid)
         if spliced is None:
-            return _fallback(12)
+            return _fallback("a switch's rules cannot be spliced")
         out[ofctl], out[json_path], n_old, n_new = spliced
         n = out[ofctl].count("\n")
         if sw.tcam is not None and n > sw.tcam:
-            return _fallback(13)
+            return _fallback("a switch would pass its tcam")
         if n_old or n_new:
             rules[sw.name] = n
             carry[sw.name] = inc.json_cannot_carry(out[ofctl])
-    plan = inc.plan_json(files["plan.json"], out, rules, carry)
+    changed = {path: t for path, t in out.items() if t is not files[path]}
+    plan = inc.plan_json(files["plan.json"], cache.files, changed, rules, carry)
     if plan is None:
-        return _fallback(14)
+        return _fallback("plan.json cannot be updated in place")
     out["plan.json"] = plan
     source = SourceFile(name, text)
     diags = [
@@ -389,6 +426,7 @@ def _incremental(
     summary = dataclasses.replace(cache.summary, switches=switches, moved="")
     policies = [q if i < edit.index else q.shifted(edit.delta) for i, q in enumerate(cache.policies)]
     policies[edit.index] = record
-    hashes = {path: hashlib.sha256(t.encode()).hexdigest() for path, t in out.items()}
+    changed["plan.json"] = plan
+    hashes = {**cache.files, **{path: hashlib.sha256(t.encode()).hexdigest() for path, t in changed.items()}}
     new_cache = inc.Cache(text, generation, False, hashes, diags, summary, policies, True)
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)

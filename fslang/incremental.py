@@ -451,19 +451,27 @@ def _swap(text: str, old: str, new: str) -> str | None:
     return text[:at] + new + text[at + len(old) :]
 
 
-def plan_json(old: str, files: dict[str, str], rules: dict[str, int], carry: dict[str, list[str]]) -> str | None:
-    """plan.json with the new files' hashes, rule counts and JSON notes: the
-    changed values replaced in place (the file is written with sorted keys
-    and indent 2; each value replaced is found exactly once as it would be
-    written, or None)."""
-    doc = json.loads(old)
+def plan_json(
+    old: str, hashes: dict[str, str], changed: dict[str, str], rules: dict[str, int], carry: dict[str, list[str]]
+) -> str | None:
+    """plan.json with the ``changed`` files' hashes (``hashes``: every
+    file's, as the earlier plan has them), the rule counts and JSON notes:
+    the changed values replaced in place (the file is written with sorted
+    keys and indent 2; each value replaced must be found exactly once as it
+    would be written, else None)."""
     text: str | None = old
-    for path, digest in doc["files"].items():
-        new = hashlib.sha256(files[path].encode()).hexdigest()
-        if new != digest and text is not None:
-            text = _swap(text, f'"{path}": "{digest}"', f'"{path}": "{new}"')
+    for path, new_text in changed.items():
+        new = hashlib.sha256(new_text.encode()).hexdigest()
+        if new != hashes[path] and text is not None:
+            text = _swap(text, f'"{path}": "{hashes[path]}"', f'"{path}": "{new}"')
+    head = '\n  "switches": '
+    start = old.find(head)
+    end = old.find("\n  }", start)
+    if text is None or start < 0 or end < 0:
+        return None
+    switches = json.loads(old[start + len(head) : end + 4])
     for sw, n in rules.items():
-        was = doc["switches"][sw]
+        was = switches[sw]
         now = {**was, "rules": n, "json_cannot_carry": carry[sw]}
         if now != was and text is not None:
             text = _swap(text, f'"{sw}": {_indented(was, 2)}', f'"{sw}": {_indented(now, 2)}')
