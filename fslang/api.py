@@ -278,6 +278,7 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
     if stmt is None or start < 0 or text[start + 6 : stmt.span.start].strip():
         return inc.PolicyRecord(p.name, -1, -1, -1, -1, 0, inc.cubes_of(p))  # never used (find_edit)
     ms, me = (stmt.match.span.start, stmt.match.span.end) if stmt.match is not None else (-1, -1)
+    me = inc.statement_end(text, me) if me >= 0 else me  # the tree leaves a value's closing bracket out
     ok = ok and not _names(stmt.match)  # a named set's use decides its W0001 (and another policy may use it)
     end = inc.statement_end(text, stmt.span.end)
     return inc.PolicyRecord(p.name, start, end, ms, me, int(ok and ms >= 0), inc.cubes_of(p))
@@ -306,11 +307,13 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
 last_fallback: str | None = None
 
 
-def _fallback(why: str) -> None:
+def _fallback(why: str) -> Build | None:
+    """None (compile in full), saying why."""
     global last_fallback
     last_fallback = why
     if os.environ.get("FSC_DEBUG") == "1":
         sys.stderr.write(f"fsc: --previous: compiling in full: {why}\n")
+    return None
 
 
 def _unchanged(name: str, text: str, folder: Path, cache: inc.Cache, previous: Placement) -> Build | None:
@@ -389,12 +392,12 @@ def _incremental(
     gen_bit = generation << T.GENERATION_COOKIE_BIT
     r_cookie, cookie = T.policy_cookie(0, 0) | gen_bit, T.policy_cookie(edit.index, 0) | gen_bit
     mine: dict[str, list[FlowEntry]] = {}
-    for sw, tables in c.tables.items():
+    for name_, tables in c.tables.items():
         for e in tables.entries:
             if (e.cookie >> 16) & 0xFFFF == 1:
                 if e.table_id != T.POLICY or e.cookie != r_cookie:
                     return _fallback("the policy has entries outside its POLICY table")
-                mine.setdefault(sw, []).append(e)
+                mine.setdefault(name_, []).append(e)
     rules: dict[str, int] = {}
     carry: dict[str, list[str]] = {}
     out = dict(files)
