@@ -261,14 +261,14 @@ def _policy_stmts(program: A.Program | None) -> dict[str, A.PolicyStmt]:
 
 
 def _names(node: object) -> bool:
-    """Does a syntax tree name anything (a `set`, a definition)?"""
-    if isinstance(node, A.Name):
+    """Does a match expression (or value) name anything (a `set`, a definition)?"""
+    if isinstance(node, (A.MRef, A.RefVal)):
         return True
-    if isinstance(node, tuple):
-        return any(_names(x) for x in node)
-    if dataclasses.is_dataclass(node) and not isinstance(node, Span):
-        return any(_names(getattr(node, f.name)) for f in dataclasses.fields(node))
-    return False
+    if isinstance(node, A.MNot):
+        return _names(node.expr)
+    if isinstance(node, (A.MAnd, A.MOr, A.SetVal)):
+        return any(_names(x) for x in node.items)
+    return isinstance(node, (A.MHost, A.MNet, A.MPort, A.MEther)) and _names(node.value)
 
 
 def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc.PolicyRecord:
