@@ -27,7 +27,7 @@ from compiler.ir import Policy as ir_Policy
 from compiler.ir import Site
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled, compile_site
-from compiler.placement.place import Placement, place
+from compiler.placement.place import Placement
 from compiler.scale import Scale, rescale
 from fslang import ast as A
 from fslang import incremental as inc
@@ -287,15 +287,14 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
 def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int) -> inc.Cache:
     """The incremental cache of a full compile.  A splice keeps the earlier
     placement, which a full compile with ``--previous`` keeps only if placing
-    the site from it gives it back: known when this compile was given its own
-    result as ``previous``, else placed once more to find out."""
+    the site from it gives it back: known when this compile was given its
+    own result as ``previous`` (placing again to find out would cost as much
+    as the placement itself, on every compile; so the first ``--previous``
+    compile after a plain one is a full one)."""
     assert b.compiled is not None and b.compiled.steering is not None and b.site is not None and b.summary
     placed = b.compiled.placement
     assert placed is not None
     fixed = previous is not None and previous.to_json() == placed.to_json()
-    if not fixed:
-        again = place(b.compiled.site, placed).placement
-        fixed = again is not None and again.to_json() == placed.to_json()
     stmts = _policy_stmts(front.program)
     boxed = inc.boxed(b.compiled.steering)
     policies = [_record(front.source.text, p, stmts.get(p.name), inc.spliceable(p, boxed)) for p in b.site.policies]
@@ -358,8 +357,10 @@ def _incremental(
     else:
         text = data
     cache = inc.read_cache(Path(folder))
-    if cache is None or previous is None or cache.generation != generation or optimal or not cache.placement_fixed:
+    if cache is None or previous is None or cache.generation != generation or optimal:
         return _fallback("no usable cache in the earlier output (missing, damaged, another fsc or other options)")
+    if not cache.placement_fixed:
+        return _fallback("the earlier output was not compiled with --previous: placing again may move instances")
     if text == cache.text:
         return _unchanged(name, text, folder, cache, previous)
     edit = inc.find_edit(cache, text)

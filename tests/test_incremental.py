@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,20 +46,30 @@ def test_edit_with_previous_matches_a_full_compile(tmp_path: Path) -> None:
     edited.parent.mkdir()
     text = generate(300, 12, 3, seed=4)
     site.write_text(text)
-    r = fsc("compile", str(site), "-o", str(tmp_path / "before"))
+    r = fsc("compile", str(site), "-o", str(tmp_path / "plain"))
+    assert r.returncode == 0, r.stderr
+    r = fsc("compile", str(site), "-o", str(tmp_path / "before"), "--previous", str(tmp_path / "plain"))
     assert r.returncode == 0, r.stderr
     cache = inc.read_cache(tmp_path / "before")
     assert cache is not None
     name = next(p.name for p in cache.policies[150:] if p.spliceable)
     edited.write_text(_set_match(text, name, "dst host 10.9.0.1 and tcp and dst port 4242"))
+    nocache = tmp_path / "nocache"  # the same earlier output without its cache: --previous compiles in full
+    shutil.copytree(tmp_path / "before", nocache)
+    shutil.rmtree(nocache / ".fsc-cache")
     runs = {}
-    for out, extra in (("full", ()), ("incremental", ("--previous", str(tmp_path / "before")))):
+    for out, extra in (
+        ("full", ("--previous", str(nocache))),
+        ("incremental", ("--previous", str(tmp_path / "before"))),
+    ):
         env = {**os.environ, "FSC_DEBUG": "1"}
         args = [*FSC, "compile", str(edited), "-o", str(tmp_path / out), *extra]
         runs[out] = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
         assert runs[out].returncode == 0, runs[out].stderr
     assert "compiling in full" not in runs["incremental"].stderr
-    assert runs["incremental"].stderr == runs["full"].stderr
+    assert "compiling in full: no usable cache" in runs["full"].stderr
+    full_err = runs["full"].stderr.replace(runs["full"].stderr.splitlines()[0] + "\n", "", 1)
+    assert runs["incremental"].stderr == full_err
     assert runs["incremental"].stdout.replace("incremental/", "full/") == runs["full"].stdout
     full, incremental = _tree(tmp_path / "full"), _tree(tmp_path / "incremental")
     assert len(full) >= 10 and full.keys() == incremental.keys()
@@ -82,8 +93,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     from backends.emit.write import write
 
     text = generate(N, 8, 2, seed=3)
-    b = api.build(NAME, text, cache=True)
-    assert b.ok and b.cache
+    plain = api.build(NAME, text, cache=True)
+    assert plain.ok and plain.cache and plain.compiled and plain.compiled.placement
+    # compiled again with --previous of itself: its cache then knows the placement is kept
+    b = api.build(NAME, text, previous=plain.compiled.placement, cache=True)
     out = tmp_path_factory.mktemp("incremental") / "before"
     write(out, {**b.files, **b.cache})
     return Base(text, out, api.previous_placement(out))
@@ -271,8 +284,43 @@ def test_another_fsc_or_other_options_compile_in_full(
     _same(fast, full)
 
 
+def test_after_a_plain_compile_the_first_previous_is_full(tmp_path: Path) -> None:
+    """A plain compile's cache does not know that placing the site again
+    from its placement keeps it: the first --previous compile is a full one."""
+    from backends.emit.write import write
+
+    text = generate(20, 4, 2, seed=6)
+    plain = api.build(NAME, text, cache=True)
+    write(tmp_path / "plain", {**plain.files, **plain.cache})
+    fast, full = _both(
+        Base(text, tmp_path / "plain", api.previous_placement(tmp_path / "plain")), text, tmp_path / "plain"
+    )
+    assert not fast.incremental and "not compiled with --previous" in (api.last_fallback or "")
+    _same(fast, full)
+
+
 def test_cache_is_listed_as_fscs_own(base: Base) -> None:
     """The cache is a file fsc wrote: the marker lists it, so the next
     compile into the folder replaces it without --force."""
     marker = json.loads((base.out / ".fsc-output").read_text())
     assert inc.CACHE in marker["files"]
+
+
+def test_diagnostics_after_the_edit_move_with_it(tmp_path: Path) -> None:
+    """A warning on a statement after the edited policy keeps its place in
+    the new text (the edit made the policy longer)."""
+    from backends.emit.write import write
+
+    text = generate(20, 4, 2, seed=5) + "set unused = 10.0.0.1\n"
+    plain = api.build(NAME, text)
+    assert plain.compiled is not None
+    b = api.build(NAME, text, previous=plain.compiled.placement, cache=True)
+    assert b.ok and any(d.code == "W0001" and d.span.start > len(text) - 30 for d in b.diagnostics)
+    out = tmp_path / "before"
+    write(out, {**b.files, **b.cache})
+    record = next(p for p in inc.read_cache(out).policies if p.spliceable)  # type: ignore[union-attr]
+    edited = _set_match(text, record.name, "dst net 10.9.0.0/24 and tcp and dst port 1000..2000")
+    fast, full = _both(Base(text, out, api.previous_placement(out)), edited, out)
+    assert fast.incremental, api.last_fallback
+    _same(fast, full)
+    assert "set unused" in render_text(fast.diagnostics, fast.source)
