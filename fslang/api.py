@@ -315,6 +315,10 @@ def _fallback(why: str) -> Build | None:
     return None
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _unchanged(name: str, text: str, folder: Path, cache: inc.Cache, previous: Placement) -> Build | None:
     """The same site compiled again from its own output: the same files."""
     files = inc.read_outputs(Path(folder), cache)
@@ -369,8 +373,8 @@ def _incremental(
     old = cache.policies[edit.index]
     if any(d.span.end > old.start and d.span.start < old.end for d in cache.diagnostics):
         return _fallback("the policy had diagnostics")
-    others = inc.cube_groups(cache, edit.index)
-    if inc.meets(others, old.cubes):
+    others = inc.CubeGroups(cache, edit.index)
+    if others.meet(old.cubes):
         return _fallback("the policy's old match overlaps another policy")
     reduced = _compile(run(name, edit.reduced), previous, False, generation, False, _PROBE)
     c, r_site = reduced.compiled, reduced.site
@@ -385,7 +389,7 @@ def _incremental(
         return _fallback("the edited statement is no longer the same policy with a spliceable match")
     if any(d.span.end > old.start and d.span.start < new_end for d in reduced.diagnostics):
         return _fallback("the edited policy has diagnostics")
-    if inc.meets(others, record.cubes):
+    if others.meet(record.cubes):
         return _fallback("the policy's new match overlaps another policy")
     files = inc.read_outputs(Path(folder), cache)
     if files is None or files.get("placement.json") != previous.to_json():
@@ -414,7 +418,7 @@ def _incremental(
         if n_old or n_new:
             rules[sw.name] = n
             carry[sw.name] = inc.json_cannot_carry(out[ofctl])
-    changed = {path: t for path, t in out.items() if t is not files[path]}
+    changed = {path: _sha256(t) for path, t in out.items() if t is not files[path]}
     plan = inc.plan_json(files["plan.json"], cache.files, changed, rules, carry)
     if plan is None:
         return _fallback("plan.json cannot be updated in place")
@@ -430,7 +434,6 @@ def _incremental(
     summary = dataclasses.replace(cache.summary, switches=switches, moved="")
     policies = [q if i < edit.index else q.shifted(edit.delta) for i, q in enumerate(cache.policies)]
     policies[edit.index] = record
-    changed["plan.json"] = plan
-    hashes = {**cache.files, **{path: hashlib.sha256(t.encode()).hexdigest() for path, t in changed.items()}}
+    hashes = {**cache.files, **changed, "plan.json": _sha256(plan)}
     new_cache = inc.Cache(text, generation, False, hashes, diags, summary, policies, True)
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)

@@ -314,32 +314,42 @@ def find_edit(cache: Cache, text: str) -> Edit | None:
     return Edit(k, delta, "".join(pieces))
 
 
-def cube_groups(cache: Cache, k: int) -> dict[int, list[int]]:
-    """The (projected) cubes of every policy but the ``k``-th: values by
-    mask (a site's matches come in a few dozen shapes)."""
-    groups: dict[str, list[str]] = {}
-    for i, p in enumerate(cache.policies):
-        if i != k and p.cubes:
-            for c in p.cubes.split(";"):
-                v, _, m = c.partition(":")
-                groups.setdefault(m, []).append(v)
-    return {int(m, 16): [int(v, 16) for v in vs] for m, vs in groups.items()}
+class CubeGroups:
+    """The (projected) cubes of every policy but one: values by mask, in hex
+    (a site's matches come in a few dozen shapes), parsed only where needed."""
 
+    def __init__(self, cache: Cache, k: int) -> None:
+        self.hex: dict[str, list[str]] = {}
+        self._ints: dict[str, list[int]] = {}
+        for i, p in enumerate(cache.policies):
+            if i != k and p.cubes:
+                for c in p.cubes.split(";"):
+                    v, _, m = c.partition(":")
+                    self.hex.setdefault(m, []).append(v)
 
-def meets(groups: dict[int, list[int]], cubes: str) -> bool:
-    """Does a cube of ``cubes`` meet one of ``groups``?"""
-    for c in cubes.split(";") if cubes else ():
-        v2, m2 = (int(x, 16) for x in c.split(":"))
-        for m1, values in groups.items():
-            both = m1 & m2
-            if both == m1:
-                if v2 & m1 in values:
-                    return True
-            else:
-                want = v2 & both
-                if any(v & both == want for v in values):
-                    return True
-    return False
+    def ints(self, mask: str) -> list[int]:
+        got = self._ints.get(mask)
+        if got is None:
+            got = self._ints[mask] = [int(v, 16) for v in self.hex[mask]]
+        return got
+
+    def meet(self, cubes: str) -> bool:
+        """Does a cube of ``cubes`` meet one of the groups?  Where a group's
+        mask lies inside the cube's, that is one lookup of a hex string
+        (values have no bits outside their mask)."""
+        for c in cubes.split(";") if cubes else ():
+            v2, m2 = (int(x, 16) for x in c.split(":"))
+            for mask, values in self.hex.items():
+                m1 = int(mask, 16)
+                both = m1 & m2
+                if both == m1:
+                    if f"{v2 & m1:x}" in values:
+                        return True
+                else:
+                    want = v2 & both
+                    if any(v & both == want for v in self.ints(mask)):
+                        return True
+        return False
 
 
 # ---------------------------------------------------------------- splicing
@@ -460,14 +470,13 @@ def _swap(text: str, old: str, new: str) -> str | None:
 def plan_json(
     old: str, hashes: dict[str, str], changed: dict[str, str], rules: dict[str, int], carry: dict[str, list[str]]
 ) -> str | None:
-    """plan.json with the ``changed`` files' hashes (``hashes``: every
-    file's, as the earlier plan has them), the rule counts and JSON notes:
-    the changed values replaced in place (the file is written with sorted
-    keys and indent 2; each value replaced must be found exactly once as it
-    would be written, else None)."""
+    """plan.json with the ``changed`` files' hashes (path -> new sha256;
+    ``hashes``: every file's, as the earlier plan has them), the rule counts
+    and JSON notes: the changed values replaced in place (the file is written
+    with sorted keys and indent 2; each value replaced must be found exactly
+    once as it would be written, else None)."""
     text: str | None = old
-    for path, new_text in changed.items():
-        new = hashlib.sha256(new_text.encode()).hexdigest()
+    for path, new in changed.items():
         if new != hashes[path] and text is not None:
             text = _swap(text, f'"{path}": "{hashes[path]}"', f'"{path}": "{new}"')
     head = '\n  "switches": '
