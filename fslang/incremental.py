@@ -293,11 +293,18 @@ def find_edit(cache: Cache, text: str) -> Edit | None:
     old = cache.text
     if old == text:
         return None
-    a = _common_prefix(old, text)
-    limit = min(len(old), len(text)) - a
-    s = _common_prefix(old[::-1][:limit], text[::-1][:limit])
-    old_end = len(old) - s
-    k = next((i for i, p in enumerate(cache.policies) if p.match_start <= a and old_end <= p.match_end), None)
+    k, n = None, min(len(old), len(text))
+    for prefix_first in (True, False):  # an insertion may align either way (its ends may agree with the text)
+        if prefix_first:
+            a = _common_prefix(old, text)
+            s = _common_prefix(old[::-1][: n - a], text[::-1][: n - a])
+        else:
+            s = _common_prefix(old[::-1], text[::-1])
+            a = _common_prefix(old[: n - s], text[: n - s])
+        old_end = len(old) - s
+        k = next((i for i, p in enumerate(cache.policies) if p.match_start <= a and old_end <= p.match_end), None)
+        if k is not None:
+            break
     if k is None or not cache.policies[k].spliceable or any(p.start < 0 for p in cache.policies):
         return None
     delta = len(text) - len(old)

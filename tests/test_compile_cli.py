@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from fslang.incremental import CACHE
-
 from tests.conftest import EXAMPLES, ROOT
 
 FSC = [sys.executable, "-m", "fslang.cli"]

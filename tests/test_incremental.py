@@ -324,3 +324,15 @@ def test_diagnostics_after_the_edit_move_with_it(tmp_path: Path) -> None:
     assert fast.incremental, api.last_fallback
     _same(fast, full)
     assert "set unused" in render_text(fast.diagnostics, fast.source)
+
+
+def test_an_insertion_at_the_end_of_the_match_is_spliced(base: Base) -> None:
+    """`... and tcp` appended to a match: the inserted text begins with the
+    space that follows the match, so the edit must be aligned to end there."""
+    m = _policy_line(base.text, "p11")
+    record = inc.read_cache(base.out).policies[11]  # type: ignore[union-attr]
+    assert record.spliceable and record.match_end == m.end(1)
+    text = base.text[: m.end(1)] + " and tcp" + base.text[m.end(1) :]
+    fast, full = _both(base, text)
+    assert fast.incremental, api.last_fallback
+    _same(fast, full)
