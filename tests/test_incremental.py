@@ -92,7 +92,10 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     """A generated site compiled in full, its output folder written as `fsc compile` writes it."""
     from backends.emit.write import write
 
-    text = generate(N, 8, 2, seed=3)
+    lines = generate(N, 8, 2, seed=3).split("\n")
+    for i in [i for i, line in enumerate(lines) if line.startswith("policy ") and "{" not in line][1:20:6]:
+        lines[i] += " symmetric"  # a few symmetric policies: the ingress tables then have region fields
+    text = "\n".join(lines)
     plain = api.build(NAME, text, cache=True)
     assert plain.ok and plain.cache and plain.compiled and plain.compiled.placement
     # compiled again with --previous of itself: its cache then knows the placement is kept
