@@ -40,6 +40,7 @@ from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.click.runtime.netio import open_socket, recv_frame
 from backends.emit.click import generate as G
+from backends.platform.wait import WaitTimeout, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "h1bn"
@@ -192,9 +193,10 @@ RATES = (20_000, 40_000, 60_000, 80_000, 100_000, 130_000, 160_000, 200_000, 0)
 def read_stats(proc: subprocess.Popen, path: Path) -> dict:
     before = path.stat().st_mtime_ns
     proc.send_signal(signal.SIGUSR1)
-    deadline = time.time() + 5
-    while path.stat().st_mtime_ns == before and time.time() < deadline:
-        time.sleep(0.01)
+    try:
+        wait_until(lambda: path.stat().st_mtime_ns != before, 5, "the runtime's statistics", interval=0.01)
+    except WaitTimeout:
+        pass  # the last statistics written, then
     return json.loads(path.read_text())
 
 
@@ -233,13 +235,12 @@ def bench_veth(text: str, tag: int, seconds: float) -> tuple[float, float, float
         rx = None
         best = (0.0, 0.0, 0.0, 0.0)
         try:
-            deadline = time.time() + 20
-            while not stats.exists():
-                if rt.poll() is not None:
-                    raise RuntimeError(rt.stderr.read())
-                if time.time() > deadline:
-                    raise RuntimeError("runtime did not start")
-                time.sleep(0.05)
+            try:
+                wait_until(lambda: stats.exists() or rt.poll() is not None, 20, "the runtime to start")
+            except WaitTimeout:
+                raise RuntimeError("runtime did not start") from None
+            if not stats.exists():
+                raise RuntimeError(rt.stderr.read())
             rx = open_socket(OUTER, rcvbuf=32 << 20)
             for rate in RATES:
                 sender = subprocess.Popen(

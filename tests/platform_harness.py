@@ -4,7 +4,7 @@ interpreter with the simulated compiled platform."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +128,20 @@ def lab_build(site: Path) -> Any:
     b = api.build_file(site)
     assert b.ok and b.site is not None and b.compiled is not None, [d.message for d in b.diagnostics]
     return CompiledSite(b.site, b.compiled, b.files)
+
+
+def lab_up(site: Path, name: str, built: Any = None, mode: str = "platform") -> Iterator[Any]:
+    """The body of a test module's ``lab`` fixture (``yield from lab_up(...)``):
+    the lab ``name`` of ``site`` up (one a killed run left behind taken down
+    first), its Probe for the tests, then down with nothing left behind."""
+    from backends.platform.lab import lab as labmod
+    from backends.platform.lab.probe import Probe
+    from backends.platform.lab.state import LabState
+
+    if LabState(name).run_dir.exists():
+        labmod.down(name)
+    try:
+        labmod.up(site, built if built is not None else lab_build(site), name, mode=mode, log=lambda m: None)
+        yield Probe(name)
+    finally:
+        assert labmod.down(name) == []

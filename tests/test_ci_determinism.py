@@ -147,3 +147,33 @@ def test_the_checker_sees_unseeded_randomness() -> None:
 def test_no_unseeded_randomness_in_tests(path: str) -> None:
     tree = ast.parse((ROOT / "tests" / path).read_text(), path)
     assert unseeded(tree) == [], f"{path}: seed it (random.Random(SEED)) or draw it with Hypothesis"
+
+
+EXIT_QUIET = """
+from fslang import api  # noqa: F401
+import backends.emit.click.generate  # noqa: F401 (module-level header spaces)
+
+
+def test_nothing_but_the_imports():
+    pass
+"""
+
+
+def test_a_pytest_process_exits_without_errors(tmp_path: Path) -> None:
+    """The exit's last garbage collection freed a CUDD manager before its
+    diagrams: dd raised in its ``__dealloc__``, printed as a bare "Error in
+    sys.excepthook" at the end of `make test`'s runs (compiler/headerspace/bdd.py)."""
+    (tmp_path / "test_quiet.py").write_text(EXIT_QUIET)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--rootdir={tmp_path}", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 passed" in p.stdout, p.stdout
+    assert "Error in sys.excepthook" not in p.stdout + p.stderr, p.stderr
+    assert "Exception ignored" not in p.stdout + p.stderr, p.stderr

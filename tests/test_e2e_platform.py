@@ -16,17 +16,17 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab import platform
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.topology import plan_topology
 from backends.platform.wait import WaitTimeout, wait_until
 from fslang.api import load
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 V1 = ROOT / "tests" / "lab_sites" / "updlab_v1.fs"
@@ -38,14 +38,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 
 @pytest.fixture(scope="module")
-def lab() -> Probe:
-    if (Path("/run/fsc-lab") / LAB).exists():
-        labmod.down(LAB)
-    try:
-        labmod.up(V1, lab_build(V1), LAB, log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+def lab() -> Iterator[Probe]:
+    yield from lab_up(V1, LAB)
 
 
 def fsc(lab: Probe, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

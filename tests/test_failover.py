@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -360,10 +359,7 @@ def _drain(ctl: Controller, host: str, req: DrainRequest) -> tuple[threading.Thr
 
 
 def _wait(pred: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
+    wait_until(pred, timeout, what, interval=0.01, max_interval=0.05)
 
 
 def test_a_drain_splits_old_and_new_connections_until_the_old_ones_are_quiet(deployed: Any) -> None:

@@ -15,18 +15,18 @@ tests hold in any order and on any xdist worker. Needs root (CI is root)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from backends.platform.lab import faults, liveops, platform
-from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
 from backends.platform.lab.state import LabState
 from backends.platform.lab.topology import plan_topology
 from backends.platform.wait import WaitTimeout, wait_until
 from fslang.api import load
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "failab.fs"
@@ -38,14 +38,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 
 @pytest.fixture(scope="module")
-def lab() -> Probe:
-    if LabState(LAB).run_dir.exists():
-        labmod.down(LAB)
-    try:
-        labmod.up(SITE, lab_build(SITE), LAB, log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+def lab() -> Iterator[Probe]:
+    yield from lab_up(SITE, LAB)
 
 
 def healthy(lab: Probe) -> dict:

@@ -332,3 +332,27 @@ def test_entries_differing_only_in_exact_against_masked_fields_render() -> None:
     b = api.build(path.name, path.read_bytes())
     assert b.ok, [d.message for d in b.diagnostics]
     assert any(name.endswith(".ofctl") for name in b.files)
+
+
+def test_check_renders_as_compile_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    """`fsc check` runs rendering too (and drops the files): a refusal found
+    only while rendering (an emitter's ClickUnsupported or ValueError, kept as
+    guards behind the check-time diagnostics) fails check exactly as it
+    fails compile, never check "ok" and compile an internal error."""
+    from backends.emit.click.generate import ClickUnsupported
+    from fslang.cli import main
+
+    def refuse(_compiled: object) -> dict[str, str]:
+        raise ClickUnsupported("an emitter's own refusal")
+
+    monkeypatch.setattr(api, "render", refuse)
+    site = Path(__file__).resolve().parent.parent / "examples" / "campus.fs"
+    codes = []
+    for argv in (["check", str(site)], ["compile", str(site), "-o", str(tmp_path / "out")]):
+        monkeypatch.setattr(sys, "argv", ["fsc", *argv])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        codes.append(exc.value.code)
+        assert "an emitter's own refusal" in capsys.readouterr().err
+    assert codes == [3, 3]
+    assert not (tmp_path / "out").exists()

@@ -7,13 +7,13 @@ Needs root (CI is root); one lab for the module."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "chainlab.fs"
@@ -24,13 +24,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 
 @pytest.fixture(scope="module")
-def lab() -> Probe:
-    labmod.down(LAB) if (Path("/run/fsc-lab") / LAB).exists() else None
-    try:
-        labmod.up(SITE, lab_build(SITE), LAB, mode="static", log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+def lab() -> Iterator[Probe]:
+    yield from lab_up(SITE, LAB, mode="static")
 
 
 def deltas(lab: Probe, before: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:

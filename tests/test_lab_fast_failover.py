@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab import linkdown, liveops
 from backends.platform.lab.probe import Probe
-from backends.platform.lab.state import LabState
 from backends.platform.wait import wait_until
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_build, lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "lab_sites" / "fflab.fs"
@@ -37,14 +36,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (C
 
 
 @pytest.fixture(scope="module")
-def lab() -> Probe:
-    if LabState(LAB).run_dir.exists():
-        labmod.down(LAB)
-    try:
-        labmod.up(SITE, lab_build(SITE), LAB, log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+def lab() -> Iterator[Probe]:
+    yield from lab_up(SITE, LAB)
 
 
 def test_a_replica_hosts_link_down_is_failed_over_by_the_switch_within_100ms(lab: Probe) -> None:

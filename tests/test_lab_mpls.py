@@ -29,10 +29,9 @@ from typing import Any
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
 from compiler.steering.tags import MAX_VLAN_TAG
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_build, lab_up
 
 LAB = f"tm{os.getpid() % 100000}"
 DST = "10.61.0.9"
@@ -95,12 +94,7 @@ def built(site: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def lab(site: Path, built: Any) -> Iterator[Probe]:
-    labmod.down(LAB) if (Path("/run/fsc-lab") / LAB).exists() else None
-    try:
-        labmod.up(site, built, LAB, mode="static", log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+    yield from lab_up(site, LAB, built, mode="static")
 
 
 def crosses(chain: list[str]) -> bool:

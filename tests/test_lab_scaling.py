@@ -13,15 +13,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from backends.platform.lab import lab as labmod
 from backends.platform.lab.probe import Probe
 from backends.platform.wait import wait_until
 from compiler.steering.flowhash import bucket, replica_index
-from tests.platform_harness import lab_build
+from tests.platform_harness import lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = f"sc{os.getpid() % 100000}"
@@ -54,14 +54,8 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 
 
 @pytest.fixture(scope="module")
-def lab(sites: dict[int, Path]) -> Probe:
-    if (Path("/run/fsc-lab") / LAB).exists():
-        labmod.down(LAB)
-    try:
-        labmod.up(sites[2], lab_build(sites[2]), LAB, log=lambda m: None)
-        yield Probe(LAB)
-    finally:
-        assert labmod.down(LAB) == []
+def lab(sites: dict[int, Path]) -> Iterator[Probe]:
+    yield from lab_up(sites[2], LAB)
 
 
 def fsc(lab: Probe, *args: str) -> subprocess.CompletedProcess[str]:

@@ -63,6 +63,12 @@ def _instances(st: dict) -> dict[str, dict]:
     return {i["id"]: {**i, "host": h["name"]} for h in st["hosts"] for i in h["instances"] if i.get("wanted", True)}
 
 
+def _with_event(lab: Probe, text: str) -> dict | None:
+    """The controller's status once one of its events contains `text` (None before)."""
+    s = liveops.api_status(lab)
+    return s if any(text in e for e in s["events"]) else None
+
+
 def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_frees_a_host(lab: Probe) -> None:
     def deployed() -> dict | None:
         s = liveops.api_status(lab)
@@ -134,9 +140,9 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
     assert f"freed {freed}" in out, out
     lab.state = LabState.load(LAB)
     wait_until(lambda: freed in faults.failed_hosts(lab.state), 20, f"{freed} powered off (a stopped namespace)")
-    st = liveops.api_status(lab)
+    # the hook stops the namespace before the controller notes it: wait for the event, not the namespace
+    st = wait_until(lambda: _with_event(lab, f"powered off {freed}"), 20, f"the event `powered off {freed}`")
     assert {v["host"] for i, v in _instances(st).items() if i.startswith("cnt#")} == {"h1", "h2"} - {freed}
-    assert any(f"powered off {freed}" in e for e in st["events"]), st["events"]
     # the host is needed again: undrain powers it on
     liveops.must(liveops.fsc(lab, "undrain", freed, timeout=90))
     lab.state = LabState.load(LAB)
@@ -146,5 +152,5 @@ def test_a_loaded_replica_gets_a_second_and_new_flows_use_it_then_consolidation_
         s = liveops.api_status(lab)
         return s if any(h["name"] == freed and h["alive"] for h in s["hosts"]) else None
 
-    st = wait_until(back, 30, f"{freed} back")
-    assert any(f"powered on {freed}" in e for e in st["events"]), st["events"]
+    wait_until(back, 30, f"{freed} back")
+    wait_until(lambda: _with_event(lab, f"powered on {freed}"), 20, f"the event `powered on {freed}`")

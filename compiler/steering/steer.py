@@ -44,7 +44,6 @@ MAX_TERMS = 4096
 # ... and all the intersections of one policy's unfolding together at most
 # this many term pairs (thousands of moderate products took 40 s otherwise).
 MAX_TERM_PAIRS = 2_000_000
-_pairs_used = [0]  # by the policy being unfolded (plan() resets it)
 
 
 class TooManyChoices(Exception):
@@ -118,13 +117,17 @@ class Constraint:
     buckets: frozenset[int] = ALL_BUCKETS
     space: MatchSet | None = None  # None = everything
 
+    def pairs(self, other: Constraint) -> int:
+        """The term pairs ``self & other`` intersects (what MAX_TERM_PAIRS counts)."""
+        if other.space is None or self.space is None:
+            return 0
+        return len(self.space.terms) * len(other.space.terms)
+
     def __and__(self, other: Constraint) -> Constraint:
         if other.space is None or self.space is None:
             space = self.space if other.space is None else other.space
         else:
-            n = len(self.space.terms) * len(other.space.terms)
-            _pairs_used[0] += n
-            if n > 16 * MAX_TERMS or _pairs_used[0] > MAX_TERM_PAIRS:
+            if self.pairs(other) > 16 * MAX_TERMS:
                 raise TooManyChoices()
             space = self.space & other.space
             if len(space.terms) + sum(len(t.excluded) for t in space.terms) > MAX_TERMS:
@@ -182,6 +185,19 @@ class Unfolder:
     policy: str = ""
     entries: list[Entry] = field(default_factory=list)
     in_copy: int = 0  # a copy's own path keeps its written order (it ends in its sink)
+    pairs_used: int = 0  # term pairs this unfolding intersected so far (at most MAX_TERM_PAIRS)
+
+    def meet(self, *constraints: Constraint) -> Constraint:
+        """The conjunction of ``constraints``, its term pairs counted against
+        this unfolding's budget (one Unfolder per policy and direction, so no
+        compile or policy spends another's)."""
+        out = constraints[0]
+        for c in constraints[1:]:
+            self.pairs_used += out.pairs(c)
+            if self.pairs_used > MAX_TERM_PAIRS:
+                raise TooManyChoices()
+            out = out & c
+        return out
 
     def pipeline(self, p: ir.Pipeline, conts: Combos) -> Combos:
         out: Combos = getattr(self, "u_" + type(p).__name__)(p, conts)
@@ -207,11 +223,11 @@ class Unfolder:
         out: Combos = []
         for c, d in conts:
             for cc, cd in copy_paths:
-                k = c & cc & Constraint(chosen)
+                k = self.meet(c, cc, Constraint(chosen))
                 if k.satisfiable():
                     out.append((k, Fork(cd, d) if not isinstance(cd, Dropped) else d))
                     _bounded(out)
-            k = c & Constraint(ALL_BUCKETS - chosen)
+            k = self.meet(c, Constraint(ALL_BUCKETS - chosen))
             if k.satisfiable():
                 out.append((k, d))
         return out
@@ -226,7 +242,7 @@ class Unfolder:
             has_else = guard is None
             arm = TRUE if guard is None else Constraint(space=guard)
             for c, d in self.pipeline(body, conts):
-                k = c & arm
+                k = self.meet(c, arm)
                 if k.satisfiable():
                     out.append((k, d))
                     _bounded(out)
@@ -251,7 +267,7 @@ class Unfolder:
             if len(instances) > 1:
                 pick = Constraint(share) if by == "flow" else Constraint(space=addr_bucket_space(by, share))
             for c, nexts in per_output:
-                k = c & pick
+                k = self.meet(c, pick)
                 if k.satisfiable():
                     out.append((k, Visit(inst, module.name, nexts, self.reverse)))
                     _bounded(out)
@@ -276,7 +292,7 @@ class Unfolder:
             nxt = []
             for c, acc in results:
                 for c2, d in combos:
-                    k = c & c2
+                    k = self.meet(c, c2)
                     if k.satisfiable():
                         nxt.append((k, acc + ((out, d),)))
                         _bounded(nxt)
@@ -354,7 +370,6 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
                 u = Unfolder(site, weights, selectors, reverse, policy.name)
-                _pairs_used[0] = 0
                 try:
                     hit = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
                 except TooManyChoices:

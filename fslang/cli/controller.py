@@ -12,20 +12,24 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import typer
 
-_URL_HELP = "the controller's HTTP API (default: $FSC_CONTROLLER or http://127.0.0.1:8181)"
-_TOKEN_HELP = "file holding the controller's bearer token (default: $FSC_TOKEN_FILE)"
-_TIMEOUT_HELP = "seconds to wait for each answer of the controller"
-
-
-class _Format(str, Enum):
-    text = "text"
-    json = "json"
+from fslang.cli.options import (
+    ControllerUrl,
+    Document,
+    Events,
+    Format,
+    Grace,
+    Idle,
+    Optimal,
+    ReadyTimeout,
+    SiteFile,
+    Timeout,
+    TokenFile,
+)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -332,12 +336,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan")
     def plan_cmd(
-        site: Path = typer.Argument(..., help="the site file (.fs)"),
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-        optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
-        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        site: SiteFile,
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
+        optimal: Optimal = False,
+        format: Document = Format.text,
+        timeout: Timeout = 30.0,
         consolidate: bool = typer.Option(
             False, "--consolidate", help="the deployed site on the fewest hosts: the hosts freed and the moves"
         ),
@@ -353,47 +357,41 @@ def register(app: typer.Typer) -> None:
 
             with _talking():
                 c = plan_consolidation(site, client)
-            sys.stdout.write(consolidation_json(c) if format is _Format.json else consolidation_text(c))
+            sys.stdout.write(consolidation_json(c) if format is Format.json else consolidation_text(c))
             return
         with _talking():
             name, source, files, _same = _compile(site, client, optimal, client.digest())
             plan = client.plan(ApplyRequest(site=name, files=files, source=source))
-        sys.stdout.write(_json(plan) if format is _Format.json else plan_text(plan, name))
+        sys.stdout.write(_json(plan) if format is Format.json else plan_text(plan, name))
 
     @app.command("apply")
     def apply_cmd(
-        site: Path = typer.Argument(..., help="the site file (.fs)"),
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        site: SiteFile,
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
         yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
-        optimal: bool = typer.Option(False, "--optimal", help="exact placement (small sites)"),
-        ready_timeout: float = typer.Option(
-            60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for hosts to report new instances ready"
-        ),
+        optimal: Optimal = False,
+        ready_timeout: ReadyTimeout = 60.0,
         drain: float = typer.Option(
             1.0, "--drain", min=0.0, max=3600, help="seconds between the flip and removing the old rules"
         ),
-        format: _Format = typer.Option(
-            _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
-        ),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        format: Events = Format.text,
+        timeout: Timeout = 30.0,
         consolidate: bool = typer.Option(
             False,
             "--consolidate",
             help="move the deployed site onto the fewest hosts: drain each freed host (make-before-break) "
             "and power it off with the controller's power hook",
         ),
-        grace: float = typer.Option(
-            60.0, "--grace", min=0.0, max=3600, help="with --consolidate: as `fsc drain --grace`"
-        ),
-        idle: float = typer.Option(3.0, "--idle", min=0.1, max=3600, help="with --consolidate: as `fsc drain --idle`"),
+        grace: Grace = 60.0,
+        idle: Idle = 3.0,
     ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
         from backends.platform.controller.protocol import ApplyRequest, ResultOk, event_line
         from backends.platform.controller.render import event_text, plan_text
 
         client = _client(controller, token_file, timeout)
-        as_json = format is _Format.json
+        as_json = format is Format.json
         if consolidate:
             from fslang.cli.consolidate import apply_consolidation, consolidation_text, plan_consolidation
 
@@ -464,21 +462,13 @@ def register(app: typer.Typer) -> None:
     @app.command("drain")
     def drain_cmd(
         host: str = typer.Argument(..., help="the module host to empty (e.g. mh1)"),
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-        grace: float = typer.Option(
-            60.0, "--grace", min=0.0, max=3600, help="seconds old connections may stay on the old instances at most"
-        ),
-        idle: float = typer.Option(
-            3.0, "--idle", min=0.1, max=3600, help="old connections silent this many seconds count as ended"
-        ),
-        ready_timeout: float = typer.Option(
-            60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for the new instances to be ready"
-        ),
-        format: _Format = typer.Option(
-            _Format.text, "--format", help="text, or json (NDJSON: one progress event a line, the result last)"
-        ),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
+        grace: Grace = 60.0,
+        idle: Idle = 3.0,
+        ready_timeout: ReadyTimeout = 60.0,
+        format: Events = Format.text,
+        timeout: Timeout = 30.0,
         power_off: bool = typer.Option(
             False, "--power-off", help="once drained, power HOST off with the controller's power hook"
         ),
@@ -490,7 +480,7 @@ def register(app: typer.Typer) -> None:
         from backends.platform.controller.render import event_text
 
         client = _client(controller, token_file, timeout)
-        as_json = format is _Format.json
+        as_json = format is Format.json
         last = None
         with _talking():
             for ev in client.drain(
@@ -507,25 +497,25 @@ def register(app: typer.Typer) -> None:
     @app.command("undrain")
     def undrain_cmd(
         host: str = typer.Argument(..., help="the drained module host"),
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
+        format: Document = Format.text,
+        timeout: Timeout = 30.0,
     ) -> None:
         """Let later placements use HOST again (nothing moves now)."""
         client = _client(controller, token_file, timeout)
         with _talking():
             answer = client.undrain(host)
-        sys.stdout.write(_json(answer) if format is _Format.json else answer.message + "\n")
+        sys.stdout.write(_json(answer) if format is Format.json else answer.message + "\n")
         if answer.state == "draining":
             raise typer.Exit(3)
 
     @app.command("status")
     def status_cmd(
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
-        format: _Format = typer.Option(_Format.text, "--format", help="text or json (one JSON document)"),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
+        format: Document = Format.text,
+        timeout: Timeout = 30.0,
     ) -> None:
         """Switches connected, hosts alive with their load, instances, rules against tcam."""
         from backends.platform.controller.render import status_text
@@ -533,4 +523,4 @@ def register(app: typer.Typer) -> None:
         client = _client(controller, token_file, timeout)
         with _talking():
             st = client.status()
-        sys.stdout.write(_json(st) if format is _Format.json else status_text(st))
+        sys.stdout.write(_json(st) if format is Format.json else status_text(st))

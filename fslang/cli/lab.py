@@ -11,10 +11,11 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NoReturn
 
 import typer
+
+from fslang.cli.options import LabName, SiteFile
 
 lab_app = typer.Typer(
     add_completion=False,
@@ -44,7 +45,7 @@ def _lab_errors() -> Iterator[None]:
 
 @lab_app.command("up")
 def up_cmd(
-    site: Path = typer.Argument(..., help="the site file (.fs)"),
+    site: SiteFile,
     name: str = typer.Option(None, "--name", help="lab name (default: the site's name)"),
     static: bool = typer.Option(
         False,
@@ -70,7 +71,7 @@ def up_cmd(
 
 
 @lab_app.command("down")
-def down_cmd(name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)")) -> None:
+def down_cmd(name: LabName = None) -> None:
     """Remove the lab: processes, namespaces, links, bridges, its run directory."""
     from backends.platform.lab.lab import down, resolve
     from backends.platform.lab.nodes import require_root
@@ -88,7 +89,7 @@ def down_cmd(name: str = typer.Option(None, "--name", help="lab name (default: t
 def exec_cmd(
     node: str = typer.Argument(..., help="an edge, host or box of the site, or `ovs` (the switches)"),
     cmd: list[str] = typer.Argument(None, help="the command (after --); default: a shell"),
-    name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+    name: LabName = None,
 ) -> None:
     """Run CMD in NODE's network namespace (only standard input, output and error open);
     exits with CMD's exit code."""

@@ -10,6 +10,8 @@ import sys
 
 import typer
 
+from fslang.cli.options import LabName
+
 
 def _fail(msg: str, code: int = 3) -> typer.Exit:
     sys.stderr.write(f"fsc lab: {msg}\n")
@@ -20,7 +22,7 @@ def add(lab_app: typer.Typer) -> None:
     @lab_app.command("fail")
     def fail_cmd(
         host: str = typer.Argument(..., help="a module host of the lab's site"),
-        name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+        name: LabName = None,
     ) -> None:
         """Crash HOST as a real one would: its agent and every instance killed at once, its links down."""
         from backends.platform.lab.faults import fail
@@ -36,7 +38,7 @@ def add(lab_app: typer.Typer) -> None:
     @lab_app.command("heal")
     def heal_cmd(
         host: str = typer.Argument(..., help="a host `fsc lab fail` crashed"),
-        name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+        name: LabName = None,
     ) -> None:
         """Bring HOST back, empty, with a fresh agent (returns once the controller hears from it)."""
         from backends.platform.lab.faults import heal
@@ -53,7 +55,7 @@ def add(lab_app: typer.Typer) -> None:
     def power_cmd(
         host: str = typer.Argument(..., help="a module host of the lab's site"),
         action: str = typer.Argument(..., help="on or off"),
-        name: str = typer.Option(None, "--name", help="lab name (default: the only lab that is up)"),
+        name: LabName = None,
     ) -> None:
         """The lab's power hook (`fsc controller --power-hook 'fsc lab power {host} {action}'`):
         off stops HOST's namespace as a powered-off machine (agent and instances gone, links

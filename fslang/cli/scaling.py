@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from fslang.cli.controller import _TIMEOUT_HELP, _TOKEN_HELP, _URL_HELP, _client, _fail, _Format, _talking
+from fslang.cli.controller import _client, _fail, _talking
+from fslang.cli.options import ControllerUrl, Format, ReadyTimeout, Timeout, TokenFile
 
 
 def controller_setup(
@@ -53,8 +54,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rebalance")
     def rebalance_cmd(
-        controller: str = typer.Option(None, "--controller", help=_URL_HELP),
-        token_file: str = typer.Option(None, "--token-file", help=_TOKEN_HELP),
+        controller: ControllerUrl = None,
+        token_file: TokenFile = None,
         yes: bool = typer.Option(False, "--yes", "-y", help="carry the plan out (else only show it)"),
         high: float = typer.Option(
             None, "--high", min=0.01, max=10, help="high-water mark (default: the controller's)"
@@ -63,15 +64,13 @@ def register(app: typer.Typer) -> None:
         capacity_pps: float = typer.Option(
             None, "--capacity-pps", min=0.001, help="packets per second one core takes (default: measure CPU)"
         ),
-        ready_timeout: float = typer.Option(
-            60.0, "--ready-timeout", min=0.1, max=3600, help="seconds to wait for new instances to be ready"
-        ),
-        format: _Format = typer.Option(
-            _Format.text,
+        ready_timeout: ReadyTimeout = 60.0,
+        format: Format = typer.Option(
+            Format.text,
             "--format",
             help="text, or json (NDJSON: the plan on one line, with --yes the apply's events after it)",
         ),
-        timeout: float = typer.Option(30.0, "--timeout", min=0.1, help=_TIMEOUT_HELP),
+        timeout: Timeout = 30.0,
     ) -> None:
         """Rebalance by measured load: within each replicated stage's range add a replica
         when its busiest instance is above the high-water mark, remove one when all are
@@ -82,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from backends.platform.controller.scaling import RebalanceRequest, answer_text
 
         client = _client(controller, token_file, timeout)
-        as_json = format is _Format.json
+        as_json = format is Format.json
         if high is not None and low is not None and low >= high:
             raise _fail(f"rebalance: --low ({low}) must be below --high ({high})", 2)
         req = RebalanceRequest(high=high, low=low, capacity_pps=capacity_pps, ready_timeout=ready_timeout)

@@ -19,16 +19,17 @@ to its runner, which checks that the domain still runs (``Runner.adopt``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from backends.platform.agent.runners.base import AgentSpec, Context, Handle
+from backends.platform.wait import WaitTimeout, wait_until
 
 RECORD = "run.json"
 _SAVED_EXTRA = ("compounds", "netns", "last_packets", "domain_uuid", "libvirt_uri", "rx_at_start", "rx_bytes_at_start")
@@ -60,11 +61,11 @@ class Adopted:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
-            time.sleep(0.02)
+        limit = math.inf if timeout is None else timeout
+        try:
+            wait_until(lambda: self.poll() is not None, limit, f"pid {self.pid} to end", max_interval=0.1)
+        except WaitTimeout:
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0) from None
         assert self.returncode is not None
         return self.returncode
 

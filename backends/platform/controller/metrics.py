@@ -10,7 +10,7 @@ instances), so the two never disagree. A registry of its own per controller
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -128,61 +128,86 @@ def _site(st: StatusAnswer) -> Iterator[Metric]:
     yield u
 
 
+#: A family: its class, name, help and the value of one row (None: no sample for that row).
+_Family = tuple[type[GaugeMetricFamily | CounterMetricFamily], str, str, Callable[[Any], float | None]]
+
+
+def _table(families: Sequence[_Family], labels: list[str], rows: Iterable[tuple[list[str], Any]]) -> list[Metric]:
+    """One metric family per entry of ``families``, a sample per row (its label values, its object)."""
+    out = [kind(name, doc, labels=labels) for kind, name, doc, _ in families]
+    for values, row in rows:
+        for metric, (_, _, _, get) in zip(out, families):
+            v = get(row)
+            if v is not None:
+                metric.add_metric(values, v)
+    return out
+
+
+def _use(s: Any) -> float | None:
+    return (s.installed if s.installed is not None else s.rules) / s.tcam if s.tcam else None
+
+
+_G, _C = GaugeMetricFamily, CounterMetricFamily
+_SWITCH: tuple[_Family, ...] = (
+    (_G, "fsc_switch_connected", "1 when the switch holds an OpenFlow connection", lambda s: int(s.connected)),
+    (_G, "fsc_switch_rules", "Rules the committed site has for the switch", lambda s: s.rules),
+    (_G, "fsc_switch_rules_installed", "Rules read back from the switch at this scrape", lambda s: s.installed),
+    (_G, "fsc_switch_tcam_capacity", "The switch's rule budget (tcam) from its profile", lambda s: s.tcam or None),
+    (_G, "fsc_switch_tcam_use_ratio", "Installed (else committed) rules over the tcam budget", _use),
+)
+_HOST: tuple[_Family, ...] = (
+    (_G, "fsc_host_alive", "1 while the host's agent sends heartbeats", lambda h: int(h.alive)),
+    (_G, "fsc_host_drained", "1 when the host is drained (no placement uses it)", lambda h: int(h.drained)),
+    (_G, "fsc_host_load1", "The host's 1-minute load average", lambda h: h.load and h.load.load1),
+    (
+        _G,
+        "fsc_host_cpu_busy_ratio",
+        "Busy share of all its cores since the previous heartbeat",
+        lambda h: h.load and h.load.cpu_busy,
+    ),
+    (_G, "fsc_host_cores", "The host's cores", lambda h: h.load and h.load.cores),
+    (
+        _G,
+        "fsc_host_memory_available_bytes",
+        "The host's available memory",
+        lambda h: h.load and h.load.memory_available,
+    ),
+    (_G, "fsc_host_memory_total_bytes", "The host's memory", lambda h: h.load and h.load.memory_total),
+)
+# rows of instances: (instance, its latest load sample or None)
+_INSTANCE: tuple[_Family, ...] = (
+    (_C, "fsc_instance_packets", "Packets the instance took in (agent report)", lambda r: r[0].packets),
+    (_C, "fsc_instance_restarts", "Restarts of the instance by its agent", lambda r: r[0].restarts),
+    (_C, "fsc_instance_bytes", "Bytes the instance took in (agent report)", lambda r: r[1] and r[1].bytes),
+    (
+        _C,
+        "fsc_instance_cpu_seconds",
+        "CPU seconds the instance used (agent report)",
+        lambda r: r[1] and r[1].cpu_seconds,
+    ),
+)
+
+
 def _switches(st: StatusAnswer) -> Iterator[Metric]:
-    conn = _gauge("fsc_switch_connected", "1 when the switch holds an OpenFlow connection", ["switch"])
-    rules = _gauge("fsc_switch_rules", "Rules the committed site has for the switch", ["switch"])
-    inst = _gauge("fsc_switch_rules_installed", "Rules read back from the switch at this scrape", ["switch"])
-    tcam = _gauge("fsc_switch_tcam_capacity", "The switch's rule budget (tcam) from its profile", ["switch"])
-    use = _gauge("fsc_switch_tcam_use_ratio", "Installed (else committed) rules over the tcam budget", ["switch"])
-    for s in st.switches:
-        conn.add_metric([s.name], int(s.connected))
-        rules.add_metric([s.name], s.rules)
-        if s.installed is not None:
-            inst.add_metric([s.name], s.installed)
-        if s.tcam:
-            tcam.add_metric([s.name], s.tcam)
-            use.add_metric([s.name], (s.installed if s.installed is not None else s.rules) / s.tcam)
-    yield from (conn, rules, inst, tcam, use)
+    yield from _table(_SWITCH, ["switch"], (([s.name], s) for s in st.switches))
 
 
 def _hosts(st: StatusAnswer) -> Iterator[Metric]:
-    alive = _gauge("fsc_host_alive", "1 while the host's agent sends heartbeats", ["host"])
-    drained = _gauge("fsc_host_drained", "1 when the host is drained (no placement uses it)", ["host"])
-    load1 = _gauge("fsc_host_load1", "The host's 1-minute load average", ["host"])
-    busy = _gauge("fsc_host_cpu_busy_ratio", "Busy share of all its cores since the previous heartbeat", ["host"])
-    cores = _gauge("fsc_host_cores", "The host's cores", ["host"])
-    mem = _gauge("fsc_host_memory_available_bytes", "The host's available memory", ["host"])
-    memt = _gauge("fsc_host_memory_total_bytes", "The host's memory", ["host"])
-    for h in st.hosts:
-        alive.add_metric([h.name], int(h.alive))
-        drained.add_metric([h.name], int(h.drained))
-        if h.load is not None:
-            load1.add_metric([h.name], h.load.load1)
-            busy.add_metric([h.name], h.load.cpu_busy)
-            cores.add_metric([h.name], h.load.cores)
-            mem.add_metric([h.name], h.load.memory_available)
-            memt.add_metric([h.name], h.load.memory_total)
-    yield from (alive, drained, load1, busy, cores, mem, memt)
+    yield from _table(_HOST, ["host"], (([h.name], h) for h in st.hosts))
 
 
 def _instances(st: StatusAnswer, load: Any) -> Iterator[Metric]:
     labels = ["host", "instance", "kind"]
-    packets = CounterMetricFamily("fsc_instance_packets", "Packets the instance took in (agent report)", labels=labels)
-    restarts = CounterMetricFamily("fsc_instance_restarts", "Restarts of the instance by its agent", labels=labels)
+    rows = [
+        ([h.name, i.id, i.kind or ""], (i, load.latest(h.name, i.id) if load is not None else None))
+        for h in st.hosts
+        for i in h.instances
+    ]
     state = _gauge("fsc_instance_state", "1 for the instance's current state", [*labels, "state"])
-    nbytes = CounterMetricFamily("fsc_instance_bytes", "Bytes the instance took in (agent report)", labels=labels)
-    cpu = CounterMetricFamily("fsc_instance_cpu_seconds", "CPU seconds the instance used (agent report)", labels=labels)
-    for h in st.hosts:
-        for i in h.instances:
-            lab = [h.name, i.id, i.kind or ""]
-            packets.add_metric(lab, i.packets)
-            restarts.add_metric(lab, i.restarts)
-            for s in _STATES:
-                state.add_metric([*lab, s], int(i.state == s))
-            if i.state not in _STATES:
-                state.add_metric([*lab, str(i.state)], 1)
-            sample = load.latest(h.name, i.id) if load is not None else None
-            if sample is not None:
-                nbytes.add_metric(lab, sample.bytes)
-                cpu.add_metric(lab, sample.cpu_seconds)
+    for values, (i, _) in rows:
+        for s in _STATES:
+            state.add_metric([*values, s], int(i.state == s))
+        if i.state not in _STATES:
+            state.add_metric([*values, str(i.state)], 1)
+    packets, restarts, nbytes, cpu = _table(_INSTANCE, labels, rows)
     yield from (packets, restarts, state, nbytes, cpu)

@@ -22,6 +22,7 @@ from pathlib import Path
 from backends.platform.lab import nodes
 from backends.platform.lab.lab import resolve
 from backends.platform.lab.state import LabError, LabState, netns_name
+from backends.platform.wait import WaitTimeout, wait_until
 
 
 def _faults_path(state: LabState) -> Path:
@@ -82,11 +83,16 @@ def fail(name: str | None, host: str) -> str:
             pass
     ns = state.netns[host]
     nodes.ip_batch(ns, [f"link set dev {link} down" for link in _links(ns)])
-    deadline = time.monotonic() + 5
-    while any(nodes._alive(p) for p in pids) and time.monotonic() < deadline:
+
+    def ended() -> bool:
         for p in pids:
             nodes._reap(p)
-        time.sleep(0.02)
+        return not any(nodes._alive(p) for p in pids)
+
+    try:
+        wait_until(ended, 5, "the killed processes to end")
+    except WaitTimeout:
+        pass  # a process stuck in the kernel: the host counts as failed all the same
     failed = failed_hosts(state)
     failed[host] = time.time()
     _save(state, failed)
@@ -117,14 +123,19 @@ def heal(name: str | None, host: str, timeout: float = 30.0) -> str:
     platform.start_agent(state, host, state.controller_url_hosts[host])
     del failed[host]
     _save(state, failed)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def heard() -> bool:
         try:
             status = platform.request(state, "GET", "/v1/status")
-            hosts = status.get("hosts", []) if isinstance(status, dict) else []
-            if any(h.get("name") == host and h.get("alive") for h in hosts):
-                return f"host {host} is back, empty, with a fresh agent"
         except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise LabError(f"host {host} is back, but the controller has not heard from its agent within {timeout:.0f}s")
+            return False
+        hosts = status.get("hosts", []) if isinstance(status, dict) else []
+        return any(h.get("name") == host and h.get("alive") for h in hosts)
+
+    try:
+        wait_until(heard, timeout, f"the controller to hear from {host}'s agent", interval=0.05, max_interval=0.1)
+    except WaitTimeout:
+        raise LabError(
+            f"host {host} is back, but the controller has not heard from its agent within {timeout:.0f}s"
+        ) from None
+    return f"host {host} is back, empty, with a fresh agent"

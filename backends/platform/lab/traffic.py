@@ -90,7 +90,7 @@ def tcp_echo(bind: str, seconds: float, ready: str | None = None) -> dict:
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.setsockopt(socket.SOL_IP, 15, 1)
     srv.bind(_addr(bind))
-    srv.listen(16)
+    srv.listen(256)
     if ready:
         open(ready, "w").close()
     srv.settimeout(0.2)
@@ -98,7 +98,9 @@ def tcp_echo(bind: str, seconds: float, ready: str | None = None) -> dict:
     lock = threading.Lock()
 
     def serve(c: socket.socket) -> None:
-        c.settimeout(5)
+        # idle for as long as the server runs: a client that opens many connections before its first
+        # exchange (tcp-hold) leaves the early ones silent for seconds on a loaded machine
+        c.settimeout(seconds)
         try:
             while data := c.recv(65536):
                 c.sendall(data)
