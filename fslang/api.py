@@ -223,16 +223,17 @@ def _compile(
     diags = sorted(front.diagnostics + compiled.diagnostics, key=sort_key)
     if not compiled.ok:
         return Build(front.source, front.site, None, diagnostics=diags)
-    files = _render(compiled) if render_files else {}
+    files = render(compiled) if render_files else {}
     summary = inc.summary_of(compiled) if render_files else None
     return Build(front.source, front.site, compiled, files, diags, summary, front=front)
 
 
-def _render(compiled: Compiled) -> dict[str, str]:
-    """The output files (imported here: an incremental compile renders none of them)."""
-    from backends.emit.output import render
+def render(compiled: Compiled) -> dict[str, str]:
+    """The output files (the emitters are imported here, when first needed:
+    an incremental compile renders none of them)."""
+    from backends.emit.output import render as render_all
 
-    return render(compiled)
+    return render_all(compiled)
 
 
 def build_file(
