@@ -129,6 +129,8 @@ class Lowering:
         self.policies = {p.name: p for p in self.site.policies}
         self._select_cache: dict[tuple[int, Profile], list[FlowEntry]] = {}
         self._mark_cache: dict[int, dict[Dispatch, int]] = {}
+        self._digests: dict[str, int] = {}  # policy -> digest of its pipeline (_pipeline_scope)
+        self._steer_cache: list[tuple[Dispatch, int, bool]] | None = None
         self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
         self._policies = _policies_of(self.plan)
         self.needs_hash = any(
@@ -137,8 +139,10 @@ class Lowering:
         self.hash_ports = flowhash.reads_ports(self.site)
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
-    def add(self, switch: str, entry: FlowEntry) -> None:
-        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
+    def add(self, switch: str, entry: FlowEntry, checked: bool = False) -> None:
+        """``checked``: the entry passed its contract on a switch of the same profile already."""
+        if not checked:
+            contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
         self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
@@ -260,13 +264,16 @@ class Lowering:
         for sid in sorted(self.ingress.entries_here.get(sw, ())):
             if sid in self.too_many_entries:
                 continue
+            # the rules of a list are built and checked once per profile: a switch of a profile that
+            # had them already adds them without checking their contracts again
+            checked = (sid, self.profiles[sw]) in self._select_cache
             try:
                 rules = self._select_rules(sid, self.profiles[sw])
             except TooManyEntries as too_many:
                 self.too_many_entries[sid] = too_many.count
                 continue
             for rule in rules:
-                self.add(sw, rule)
+                self.add(sw, rule, checked)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
         cached = self._select_cache.get((sid, profile))
@@ -333,7 +340,7 @@ class Lowering:
         combos = self.plan.selectors[sid]
         marks: dict[Dispatch, int] = {}
         hashed = sid in self._policies and sid not in self._box_sids and all(c.space is None for c, _ in combos)
-        scope = _pipeline_scope(self._policies[sid]) if hashed else None
+        scope = _pipeline_scope(self._policies[sid], self._digests) if hashed else None
         if scope is not None:
             by_mark: dict[int, set[Dispatch]] = {}
             for _, d in combos:
@@ -390,20 +397,28 @@ class Lowering:
         return SetField("vlan_vid", vid(self.plan.tag(d)))
 
     def _tag_match(self, d: Dispatch) -> tuple[FieldMatch, ...]:
-        if self.plan.is_label(d):
-            return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", self.plan.tag(d)))
-        return (FieldMatch("vlan_vid", vid(self.plan.tag(d))),)
+        return _tag_fields(self.plan.tag(d), self.plan.is_label(d))
+
+    def _steer_order(self) -> list[tuple[Dispatch, int, bool]]:
+        """(dispatch, tag, is a label) in STEER's order (VLAN ids, then labels), once
+        for all switches: a site with chains of its own has tens of thousands."""
+        if self._steer_cache is None:
+            labels = {d: self.plan.is_label(d) for d in self.plan.tags}
+            order = sorted(self.plan.tags.items(), key=lambda kv: (labels[kv[0]], kv[1]))
+            self._steer_cache = [(d, tag, labels[d]) for d, tag in order]
+        return self._steer_cache
 
     def steer(self, sw: str) -> None:
         self.add(
             sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
         )
-        for d, tag in sorted(self.plan.tags.items(), key=lambda kv: (self.plan.is_label(kv[0]), kv[1])):
-            if d not in self.reach[sw]:
+        reach = self.reach[sw]
+        for d, tag, label in self._steer_order():
+            if d not in reach:
                 continue
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
-            tag_match = self._tag_match(d)
+            tag_match = _tag_fields(tag, label)
             if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
                 continue
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
@@ -519,6 +534,13 @@ EXIT_DEFAULT = 100  # the default edge; every net above it
 EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
 
 
+def _tag_fields(tag: int, label: bool) -> tuple[FieldMatch, ...]:
+    """The match on a tag: an MPLS label, or a VLAN id."""
+    if label:
+        return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", tag))
+    return (FieldMatch("vlan_vid", vid(tag)),)
+
+
 def _visited(d: Dispatch, out: list[str]) -> list[str]:
     """Every instance and box a dispatch leads to (module outputs and forks included)."""
     if isinstance(d, Visit):
@@ -541,11 +563,17 @@ def _policies_of(plan: SteeringPlan) -> dict[int, list[ir.Policy]]:
     return out
 
 
-def _pipeline_scope(policies: list[ir.Policy]) -> int | None:
+def _pipeline_scope(policies: list[ir.Policy], cache: dict[str, int]) -> int | None:
     """A digest of the policies' pipeline (both directions of a policy alike;
     a pipeline names modules, not their replica counts, so the digest
-    survives scaling); None when policies with different pipelines share a list."""
-    digests = {zlib.crc32(repr(p.pipeline).encode()) for p in policies}
+    survives scaling); None when policies with different pipelines share a list.
+    ``cache``: digests by policy name (a policy's two directions are two lists)."""
+    digests = set()
+    for p in policies:
+        d = cache.get(p.name)
+        if d is None:
+            d = cache[p.name] = zlib.crc32(repr(p.pipeline).encode())
+        digests.add(d)
     return digests.pop() if len(digests) == 1 else None
 
 
