@@ -181,8 +181,10 @@ class Lowering:
             except SwitchFull:
                 self.full_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
-        self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
-        self.failover = failover.Failover(self.site, self.placement, self.plan)
+        self.failover = failover.Failover(self.site, self.placement, self.plan, self.topo)
+        self.reach, self.failover.reach = tags_by_switch(
+            self.site, self.placement, self.plan, self.topo, self.ingress.entries_here, self.failover.remote_visits
+        )
         for sw in self.entries:
             if sw in self.full_switches:
                 continue
@@ -448,13 +450,20 @@ class Lowering:
     def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
         """STEER entries of a replica's visit through its fast-failover
         groups (lowering.failover); False: no failover here."""
-        groups = self.failover.steer_groups(sw, d)
-        for in_port, g in groups:
-            self.add_group(sw, g, T.STEER)
-            fields = tag_match if in_port is None else (FieldMatch("in_port", in_port), *tag_match)
-            prio = 100 if in_port is None else 101
-            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), (GroupAction(g.group_id),), cookie=cookie))
-        return bool(groups)
+        entries = self.failover.steer_groups(sw, d)
+        for sg in entries:
+            fields = tag_match if sg.in_port is None else (FieldMatch("in_port", sg.in_port), *tag_match)
+            prio = 100 if sg.in_port is None else 101
+            if sg.marked:  # failed over across a link already: this switch's replicas only
+                mark = "mpls_tc" if self.plan.is_label(d) else "vlan_pcp"
+                fields, prio = (*tag_match, FieldMatch(mark, failover.MARK)), 102
+            if sg.group is not None:
+                self.add_group(sw, sg.group, T.STEER)
+                actions: tuple[Action, ...] = (GroupAction(sg.group.group_id),)
+            else:
+                actions = (Output(sg.port if sg.port is not None else self.instance_port(d.instance)[1]),)
+            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), actions, cookie=cookie))
+        return bool(entries)
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (its tag already ``d``'s) on its
