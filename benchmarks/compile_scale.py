@@ -2,7 +2,7 @@
 sites, the growth per 10x step, a one-policy edit compiled with
 ``--previous``, and ``fsc check`` of mutually overlapping policies.
 
-    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own]
+    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own] [--edit-only]
 
 Sites: ``benchmarks.gen_site.generate`` (Open vSwitch switches), once with
 policies sharing a few service chains ("shared") and once with a chain of
@@ -13,9 +13,12 @@ RSS are its own:
 * stages: one process runs the stages one by one as ``fslang.api.build``
   chains them (import, parse, check, place, steer, lower, render);
 * ``fsc compile``: the real command line, the whole process;
-* edit: a 10,000-policy site compiled, one policy changed, compiled again
-  with ``--previous`` (the process timed), and the OpenFlow files compared
-  with a full compile of the edited site;
+* edit: a 10,000-policy site compiled, compiled again with ``--previous``
+  of that output (a full compile: the deployed output ``fsc apply`` keeps),
+  one policy's match changed, compiled again with ``--previous`` of the
+  second output (the process timed; FSC_DEBUG=1 says whether it was spliced
+  or compiled in full), and every file compared with a full compile of the
+  edited site;
 * overlap: ``fsc check`` of :func:`overlap_site`.
 """
 
@@ -140,26 +143,42 @@ def _with_hosts(c):
     return c
 
 
-def _run(argv: list[str]) -> tuple[float, float, int, str]:
-    """(CPU seconds, peak MiB, exit code, stdout) of a fresh process."""
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+def _run(argv: list[str], debug: bool = False) -> tuple[float, float, int, str]:
+    """(CPU seconds, peak MiB, exit code, stdout) of a fresh process
+    (``debug``: FSC_DEBUG=1, and standard error after standard output)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", **({"FSC_DEBUG": "1"} if debug else {})}
+    err = subprocess.STDOUT if debug else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
     out = proc.stdout.read() if proc.stdout else ""
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, proc.returncode, out
 
 
+_FSC = [sys.executable, "-m", "fslang.cli"]
+
+
 def _fsc(*args: str) -> tuple[float, float, int]:
-    cpu, peak, rc, _ = _run([sys.executable, "-m", "fslang.cli", *args])
+    cpu, peak, rc, _ = _run([*_FSC, *args])
     return cpu, peak, rc
 
 
-def _openflow(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((d / "openflow").iterdir())}
+def _tree(d: Path) -> dict[str, bytes]:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
 
 
 # ---------------------------------------------------------------- table
+
+
+def _bytecode() -> None:
+    """Compile fsc's modules to bytecode first, as an installed package has
+    them: a session with PYTHONDONTWRITEBYTECODE=1 would otherwise compile
+    every module of fsc from source in every process timed (0.3-0.4 s)."""
+    import compileall
+
+    root = Path(__file__).resolve().parents[1]
+    for pkg in ("fslang", "compiler", "backends", "benchmarks"):
+        compileall.compile_dir(str(root / pkg), quiet=1)
 
 
 def main() -> None:
@@ -167,11 +186,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--overlap", type=int, default=2000)
     ap.add_argument("--skip-own", action="store_true")
+    ap.add_argument("--edit-only", action="store_true", help="only the edit row (of the largest size)")
+    ap.add_argument("--edit-runs", type=int, default=5, help="times the edit is compiled (its CPU spread)")
     ap.add_argument("--child", nargs=2, metavar=("N", "KIND"), help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.child:
         _stages_child(int(ns.child[0]), ns.child[1] == "own")
         return
+    _bytecode()
     sizes = [int(s) for s in ns.sizes.split(",")]
     kinds = ["shared"] + ([] if ns.skip_own else ["own"])
     lines = [
@@ -180,7 +202,7 @@ def main() -> None:
         + f" | {'fsc compile cpu':>15} {'MiB':>5} {'rc':>3} | growth"
     ]
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in kinds:
+        for kind in [] if ns.edit_only else kinds:
             prev = None
             for n in sizes:
                 _, _, rc, out = _run([sys.executable, "-m", "benchmarks.compile_scale", "--child", str(n), kind])
@@ -197,26 +219,39 @@ def main() -> None:
                 prev = (n, cpu)
         n = max(sizes)
         base = Path(tmp) / f"shared{n}.fs"
+        if ns.edit_only:
+            base.write_text(site_text(n, False))
+            _fsc("compile", str(base), "-o", str(Path(tmp) / f"out-shared{n}"))
         edited = Path(tmp) / "edited" / base.name  # same file name: same site name and file names
         edited.parent.mkdir()
         edited.write_text(edit_one(base.read_text(), n))
         out_full = Path(tmp) / "edited-full"
         out_prev = Path(tmp) / "edited-previous"
-        _fsc("compile", str(edited), "-o", str(out_full))
-        cpu, peak, rc = _fsc(
-            "compile", str(edited), "-o", str(out_prev), "--previous", str(Path(tmp) / f"out-shared{n}")
-        )
-        same = rc == 0 and _openflow(out_prev) == _openflow(out_full)
+        # the full compile to compare with, with --previous too (of the plain output, whose cache does not
+        # allow a splice: compiled in full, and its cache, like the splice's, knows the placement is kept)
+        _fsc("compile", str(edited), "-o", str(out_full), "--previous", str(Path(tmp) / f"out-shared{n}"))
+        # the output the edit starts from: the site compiled with --previous of its plain compile (a full
+        # compile, which finds the placement kept: the cache then allows a splice)
+        kept = Path(tmp) / f"kept-shared{n}"
+        first = _run([*_FSC, "compile", str(base), "-o", str(kept), "--previous", str(Path(tmp) / f"out-shared{n}")])
+        argv = [*_FSC, "compile", str(edited), "-o", str(out_prev), "--previous", str(kept)]
+        runs = [_run(argv, debug=True) for _ in range(ns.edit_runs)]  # the same compile again: the spread
+        cpu, peak, rc, said = runs[0]
+        same = rc == 0 and _tree(out_prev) == _tree(out_full)
+        how = "compiled in full" if "compiling in full" in said else "spliced"
+        spread = f" (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})" if len(runs) > 1 else ""
         lines.append(
-            f"edit one policy of shared {n}, fsc compile --previous: {cpu:.2f} s CPU, {peak:.0f} MiB, rc {rc}; "
-            f"OpenFlow files identical to a full compile: {same}"
+            f"edit one policy of shared {n}, fsc compile --previous: {cpu:.2f} s CPU{spread}, {peak:.0f} MiB, rc {rc}, "
+            f"{how}; every file identical to a full compile: {same} "
+            f"(the unedited site with --previous of its plain compile first: {first[0]:.2f} s, rc {first[2]})"
         )
         ov = Path(tmp) / f"overlap{ns.overlap}.fs"
         ov.write_text(overlap_site(ns.overlap))
-        cpu, peak, rc = _fsc("check", str(ov))
-        lines.append(
-            f"fsc check of {ns.overlap} mutually overlapping policies: {cpu:.2f} s CPU, {peak:.0f} MiB, rc {rc}"
-        )
+        if not ns.edit_only:
+            cpu, peak, rc = _fsc("check", str(ov))
+            lines.append(
+                f"fsc check of {ns.overlap} mutually overlapping policies: {cpu:.2f} s CPU, {peak:.0f} MiB, rc {rc}"
+            )
     print("CPU seconds (user + system); stages in one process, fsc compile/check each a fresh process")
     print("\n".join(lines))
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; {time.strftime('%Y-%m-%d %H:%M')}")

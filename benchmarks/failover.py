@@ -25,8 +25,10 @@ Needs root and Open vSwitch (`fsc lab`). One lab for every round; each round:
    switch-side link of `mon#2`'s host taken down under them
    (:mod:`backends.platform.lab.linkdown`); the switch's fast-failover groups
    move its flows to `mon#1`. Measured: datagrams lost, and the outage (first
-   to last lost datagram, 1 ms apart; target < 100 ms). ``--link-down-only``
-   runs this part alone.
+   to last lost datagram, 1 ms apart; target < 100 ms). Then the same in a
+   third lab, tests/lab_sites/fflab2.fs: the two hosts behind two switches
+   joined by a link, so the moved flows cross the link back to `mon#1`.
+   ``--link-down-only`` runs this part alone.
 
 The platform is driven by the commands of the contract only
 (:mod:`backends.platform.lab.liveops`).
@@ -52,6 +54,8 @@ SITE = ROOT / "tests" / "lab_sites" / "failab.fs"
 DST = "10.90.0.9"
 FF_SITE = ROOT / "tests" / "lab_sites" / "fflab.fs"
 FF_DST = "10.91.0.9"
+# (site, destination, UDP port): one switch, then two switches (failover across the link)
+FF_SITES = ((FF_SITE, FF_DST, 5003), (ROOT / "tests" / "lab_sites" / "fflab2.fs", "10.92.0.9", 5004))
 
 
 def _build(site: Path) -> labmod.CompiledSite:
@@ -125,7 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         sys.stderr.write("benchmarks.failover needs root (it runs `fsc lab`)\n")
         return 3
-    links = link_down(args.name + "ff", args.repeat)
+    links = [
+        (site.stem, r)
+        for k, (site, dst, port) in enumerate(FF_SITES)
+        for r in link_down(f"{args.name}f{k}", args.repeat, site, dst, port)
+    ]
     if args.link_down_only:
         print_link_down(links)
         return 0
@@ -168,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def link_down(name: str, repeat: int) -> list[linkdown.LinkDownRun]:
+def link_down(name: str, repeat: int, site: Path, dst: str, port: int) -> list[linkdown.LinkDownRun]:
     """Part 4, in a lab of its own: the switch-side link of `mon#2`'s host down under the probe."""
     if LabState(name).run_dir.exists():
         labmod.down(name)
-    built = _build(FF_SITE)
-    labmod.up(FF_SITE, built, name, log=lambda m: None)
+    built = _build(site)
+    labmod.up(site, built, name, log=lambda m: None)
     lab = Probe(name)
     runs = []
     try:
@@ -189,21 +197,21 @@ def link_down(name: str, repeat: int) -> list[linkdown.LinkDownRun]:
             )
             host = liveops.host_of(st, "mon#2")
             assert host is not None
-            runs.append(linkdown.link_down_under_traffic(lab, built.compiled, host, "wan", "lan", FF_DST, 5003))
+            runs.append(linkdown.link_down_under_traffic(lab, built.compiled, host, "wan", "lan", dst, port))
     finally:
         labmod.down(name)
     return runs
 
 
-def print_link_down(runs: list[linkdown.LinkDownRun]) -> None:
+def print_link_down(runs: list[tuple[str, linkdown.LinkDownRun]]) -> None:
     print("replica host's switch link down under 1 ms datagrams over 8 flows (fast-failover groups):")
-    for n, r in enumerate(runs, 1):
+    for n, (site, r) in enumerate(runs, 1):
         print(
-            f"{n:>5} {r.host:>4} flows moved {len(r.moved_flows)}/8  lost {len(r.lost)}/{r.count}  "
+            f"{n:>5} {site:>7} {r.host:>4} flows moved {len(r.moved_flows)}/8  lost {len(r.lost)}/{r.count}  "
             f"outage {r.outage * 1000:.0f} ms  other flows lost {r.others_lost}"
         )
     if runs:
-        worst = max(r.outage for r in runs)
+        worst = max(r.outage for _, r in runs)
         print(f"outage max {worst * 1000:.0f} ms (target < 100 ms)")
 
 

@@ -60,7 +60,13 @@ class Match:
     fields: tuple[FieldMatch, ...] = ()
 
     def __hash__(self) -> int:
-        return _cached_hash(self, self.fields)
+        # the fields' (field, value, mask) tuples read in C: hashing ``self.fields`` would call each
+        # FieldMatch's Python ``__hash__`` (a lowered site hashes hundreds of thousands of matches once each)
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(tuple(map(FIELD_ORDER, self.fields)))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     @staticmethod
     def of(*items: FieldMatch) -> Match:

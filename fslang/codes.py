@@ -327,10 +327,11 @@ CODES: tuple[Code, ...] = (
     Code(
         "E0804",
         "a match or decision list that would spell into more than 100,000 flow entries (or a module's match "
-        "into more than 10,000 host patterns)",
+        "into more than 10,000 host patterns, or a switch's tables past 1,000,000 entries)",
         _b("module m = monitor()\npolicy p match tcp and src port 1024..65535 and dst port 1024..65535 via m\n"),
         "a switch without `ovs` cannot mask transport ports, so each masked port is spelt as one entry per "
-        "port; two wide ranges multiply into billions. Checked before any entry is built",
+        "port; two wide ranges multiply into billions. Checked before any entry is built; a switch whose "
+        "policies each fit but together pass 1,000,000 entries stops being built there (seconds, not minutes)",
     ),
     Code("W0001", "a definition that is never used", _b("set unused = 10.0.0.1\n")),
     Code(

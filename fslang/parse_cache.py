@@ -14,6 +14,16 @@ accepts, the first that the full scan would pick, so the replayed tree is
 the one Lark would build.  Statements whose shape fails to parse, or whose
 tree does not line up with the scan, always go to Lark (so every diagnostic
 comes from Lark as before).
+
+A policy's shape multiplies its match's shape by its pipeline's (a site of
+10,000 policies with chains of their own has a thousand and more), so a
+policy statement is also kept as two halves split at its ``via``: the part
+before it (name, sources, match) and the ``via`` subtree.  A new statement
+whose halves were both seen, in any statements, is the two joined under
+``policy_stmt``.  That is the tree Lark builds: the match is reduced at the
+lookahead ``via`` whatever follows, and after ``via`` the parser is in one
+state (LALR merges the states of the items ``action: "via" . pipeline``)
+whatever came before, so each half's tree depends only on its own tokens.
 """
 
 from __future__ import annotations
@@ -139,6 +149,12 @@ class Replay:
         return values[0]
 
 
+Result = tuple[int, "int | None", int]  # a node's (depth, start, end): see _walk
+Half = tuple[list[tuple], list[Result]]  # a policy half's build steps and its top nodes' results
+_heads: dict[tuple[str, ...], Half] = {}  # policy statements' token types before `via` -> that half
+_vias: dict[tuple[str, ...], Half] = {}  # ... from `via` on -> the via subtree (token indices from 0)
+
+
 def parse_statement(parser: Lark, chunk: str, max_depth: int) -> Tree | Replay:
     """Lark's tree for ``chunk`` (start symbol ``statement``), or a replay of
     the shape's template bound to this chunk's tokens.  Raises what Lark raises."""
@@ -148,13 +164,121 @@ def parse_statement(parser: Lark, chunk: str, max_depth: int) -> Tree | Replay:
     shape = tuple(t[0] for t in tokens)
     template = _shapes.get(shape)
     if template is None:
+        cut = _via_at(shape)
+        joined = _join(shape, cut, max_depth) if cut else None
+        if joined is not None:
+            if len(_shapes) < MAX_SHAPES:
+                _shapes[shape] = joined
+            return joined.bind(tokens)
         tree = parser.parse(chunk, start="statement")
         if len(_shapes) < MAX_SHAPES:
             _shapes[shape] = _compile(tree, tokens, max_depth)
+        if cut:
+            _learn_halves(tree, tokens, shape, cut, max_depth)
         return tree
     if template is False:
         return parser.parse(chunk, start="statement")
     return template.bind(tokens)  # type: ignore[union-attr]
+
+
+def _via_at(shape: tuple[str, ...]) -> int:
+    """Where a policy statement's ``via`` is (0: not a policy, or no ``via``)."""
+    if not shape or shape[0] != "POLICY":
+        return 0
+    try:
+        return shape.index("VIA")
+    except ValueError:
+        return 0
+
+
+def _learn_halves(
+    tree: Tree, tokens: list[tuple[str, str, int, int]], shape: tuple[str, ...], cut: int, depth: int
+) -> None:
+    """Keep both halves of a policy statement Lark parsed (when its tree lines up with the scan)."""
+    if not isinstance(tree, Tree) or tree.data != "policy_stmt" or len(_heads) >= MAX_SHAPES:
+        return
+    via = tree.children[-1]
+    if not isinstance(via, Tree) or via.data != "via":
+        return
+    at = {t[2]: i for i, t in enumerate(tokens)}
+    head_ops: list[tuple] = []
+    via_ops: list[tuple] = []
+    try:
+        head = [_walk(c, tokens, at, head_ops, depth) for c in tree.children[:-1]]
+        tail = _walk(via, tokens, at, via_ops, depth)
+    except (ValueError, RecursionError):
+        return
+    if any(op[0] == 0 and op[1] >= cut for op in head_ops) or any(op[0] == 0 and op[1] < cut for op in via_ops):
+        return  # pragma: no cover - a token of one half in the other: the split is not where it seems
+    _heads[shape[:cut]] = (head_ops, head)
+    _vias[shape[cut:]] = ([_shifted(op, -cut) for op in via_ops], [_shifted_result(tail, -cut)])
+
+
+def _join(shape: tuple[str, ...], cut: int, max_depth: int) -> Replay | None:
+    """A policy statement's build steps from two halves seen before, or None."""
+    head = _heads.get(shape[:cut])
+    via = _vias.get(shape[cut:])
+    if head is None or via is None:
+        return None
+    kids = [*head[1], _shifted_result(via[1][0], cut)]
+    depth, start, end = _node(kids)
+    if depth > max_depth:
+        return None  # pragma: no cover - each half was part of a statement within the bound
+    ops = [*head[0], *[_shifted(op, cut) for op in via[0]], (2, "policy_stmt", len(kids), start, end)]
+    return Replay(ops)
+
+
+def _shifted(op: tuple, by: int) -> tuple:
+    """A build step with its token indices moved by ``by`` (offsets -1/-2 stay)."""
+    if op[0] == 0:
+        return (0, op[1] + by, op[2])
+    if op[0] == 2:
+        _, data, n, first, last = op
+        return (2, data, n, first + by if first >= 0 else first, last + by if last >= 0 else last)
+    return op
+
+
+def _shifted_result(res: Result, by: int) -> Result:
+    depth, start, end = res
+    return depth, (start + by if start is not None and start >= 0 else start), (end + by if end >= 0 else end)
+
+
+def _node(kids: list[Result]) -> Result:
+    """A node's result from its children's: depth one more than the deepest;
+    its span from the first and last token below it."""
+    depth = 1 + max((k[0] for k in kids), default=0)
+    starts = [k[1] for k in kids if k[1] is not None]
+    start = -1 if not starts or -1 in starts else min(starts)
+    ends = [k[2] for k in kids]
+    tok_ends = [e for e in ends if e >= 0]
+    end = max(tok_ends) if tok_ends else -1 if (not ends or -1 in ends) else -2
+    return depth, start, end
+
+
+def _walk(
+    node: Any, tokens: list[tuple[str, str, int, int]], at: dict[int, int], ops: list[tuple], max_depth: int
+) -> Result:
+    """Append ``node``'s build steps to ``ops``; its result is (depth, start,
+    end) in symbols: start None (a placeholder, left out), -1 (the statement
+    offset, below every token) or a token index; end -2 (none: -1), -1 (the
+    offset) or a token index.  Tokens do not overlap, so min/max over
+    positions are min/max over indices.  Raises ValueError when a kept token
+    does not coincide with a scanned one or the tree is too deep."""
+    if node is None:
+        ops.append((1,))
+        return 0, None, -2
+    if isinstance(node, Token):
+        i = at.get(node.start_pos or 0)
+        if i is None or tokens[i][3] != node.end_pos or tokens[i][0] != node.type:
+            raise ValueError("token mismatch")
+        ops.append((0, i, node.type))
+        return 0, i, i
+    kids = [_walk(c, tokens, at, ops, max_depth) for c in node.children]
+    res = _node(kids)
+    if res[0] > max_depth:
+        raise ValueError("too deep")
+    ops.append((2, node.data, len(node.children), res[1], res[2]))
+    return res
 
 
 def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int) -> Replay | bool:
@@ -163,35 +287,8 @@ def _compile(tree: Tree, tokens: list[tuple[str, str, int, int]], max_depth: int
     the builder's own walk reports it)."""
     at = {t[2]: i for i, t in enumerate(tokens)}
     ops: list[tuple] = []
-
-    # Each result is (depth, start, end) in symbols: start None (a placeholder,
-    # left out), -1 (the statement offset, below every token) or a token
-    # index; end -2 (none: -1), -1 (the offset) or a token index.  Tokens do
-    # not overlap, so min/max over positions are min/max over indices.
-    def walk(node: Any) -> tuple[int, int | None, int]:
-        if node is None:
-            ops.append((1,))
-            return 0, None, -2
-        if isinstance(node, Token):
-            i = at.get(node.start_pos or 0)
-            if i is None or tokens[i][3] != node.end_pos or tokens[i][0] != node.type:
-                raise ValueError("token mismatch")
-            ops.append((0, i, node.type))
-            return 0, i, i
-        kids = [walk(c) for c in node.children]
-        depth = 1 + max((k[0] for k in kids), default=0)
-        if depth > max_depth:
-            raise ValueError("too deep")
-        starts = [k[1] for k in kids if k[1] is not None]
-        start = -1 if not starts or -1 in starts else min(starts)
-        ends = [k[2] for k in kids]
-        tok_ends = [e for e in ends if e >= 0]
-        end = max(tok_ends) if tok_ends else -1 if (not ends or -1 in ends) else -2
-        ops.append((2, node.data, len(node.children), start, end))
-        return depth, start, end
-
     try:
-        walk(tree)
+        _walk(tree, tokens, at, ops, max_depth)
     except (ValueError, RecursionError):
         return False
     return Replay(ops)

@@ -77,12 +77,12 @@ def test_kill_between_phases_then_restart_converges(tmp_path: Path) -> None:
             r = ctl.cli("apply", str(site), "--yes", "--drain", "0")
             assert r.returncode == 0, r.stdout + r.stderr
             old = compile_files(site, tmp_path / "old", generation=0)
-            ref_old = {n: lab.reference(old[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            ref_old = {n: lab.reference_of(old, n, tmp_path) for n in SWITCHES}
             assert tables() == ref_old
 
             site.write_text(TWO.replace("10.70.99.0/24", "10.70.98.0/24"))
             new = compile_files(site, tmp_path / "new", generation=1, previous=tmp_path / "old")
-            ref_new = {n: lab.reference(new[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            ref_new = {n: lab.reference_of(new, n, tmp_path) for n in SWITCHES}
             assert ref_new != ref_old
 
             # each restart after a kill already pauses after the next phase

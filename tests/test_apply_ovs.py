@@ -66,7 +66,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert r.returncode == 0, r.stdout + r.stderr
             assert "generation 0 is live" in r.stdout
             old = compile_files(site, tmp_path / "old", generation=0)
-            ref_old = {n: lab.reference(old[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            ref_old = {n: lab.reference_of(old, n, tmp_path) for n in SWITCHES}
             assert tables() == ref_old
             assert runs("m1") == ["click.g0"]
             again = ctl.cli("apply", str(site), "--yes")
@@ -115,7 +115,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             phases = [e.get("phase") for e in evs if "phase" in e]
             assert phases.index("install") < phases.index("flip") < phases.index("commit") < phases.index("cleanup")
             assert evs[-1]["result"] == "ok" and evs[-1]["generation"] == 1
-            assert tables() == {n: lab.reference(new[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            assert tables() == {n: lab.reference_of(new, n, tmp_path) for n in SWITCHES}
             # the agents stop the old generation's Click after the clean-up
             wait_until(
                 lambda: runs("m1") == ["click.g1"] and runs("m2") == ["click.g1"], 15, "the agents to stop click.g0"
@@ -153,7 +153,7 @@ def test_apply_lifecycle(tmp_path: Path) -> None:
             assert all(s["install"] == 0 and s["cleanup"] == 0 for s in per_switch.values()), per_switch
             assert 0 < sum(s["flip"] for s in per_switch.values()) <= 12, per_switch
             narrowed = compile_files(site, tmp_path / "narrowed", generation=1, previous=tmp_path / "new")
-            assert tables() == {n: lab.reference(narrowed[f"openflow/{n}.ofctl"], tmp_path) for n in SWITCHES}
+            assert tables() == {n: lab.reference_of(narrowed, n, tmp_path) for n in SWITCHES}
         finally:
             for a in agents.values():
                 a.__exit__(None, None, None)

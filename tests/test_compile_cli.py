@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fslang.incremental import CACHE
 from tests.conftest import EXAMPLES, ROOT
 
 FSC = [sys.executable, "-m", "fslang.cli"]
@@ -37,7 +38,7 @@ def test_compile_layout_and_golden(example: Path, tmp_path: Path) -> None:
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert "placement.json" in files and "plan.json" in files
     plan = json.loads((out / "plan.json").read_text())
-    assert plan["version"] == 1 and set(plan["files"]) == set(files) - {"plan.json", ".fsc-output"}
+    assert plan["version"] == 1 and set(plan["files"]) == set(files) - {"plan.json", ".fsc-output", CACHE}
     for sw in plan["switches"]:
         assert f"openflow/{sw}.ofctl" in files and f"openflow/{sw}.json" in files
     gold = GOLDEN / example.stem

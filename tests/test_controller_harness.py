@@ -174,14 +174,24 @@ class Lab:
     def flows(self, bridge: str) -> list[str]:
         return sorted(self.ovs.dump_flows(bridge))
 
-    def reference(self, ofctl_text: str, tmp: Path) -> list[str]:
-        """What OVS shows after loading ``ofctl_text`` into an empty bridge."""
+    def reference(self, ofctl_text: str, tmp: Path, groups_text: str = "") -> list[str]:
+        """What OVS shows after loading ``ofctl_text`` (after ``groups_text``,
+        the groups its flows use) into an empty bridge."""
         f = tmp / "h2ref.ofctl"
         f.write_text(ofctl_text)
         self.ovs.ofctl("del-flows", bridge="h2ref")
+        self.ovs.ofctl("del-groups", bridge="h2ref")
+        if groups_text.strip():
+            g = tmp / "h2ref.groups"
+            g.write_text(groups_text)
+            self.ovs.ofctl("--bundle", "add-groups", str(g), bridge="h2ref")
         if ofctl_text.strip():
             self.ovs.ofctl("--bundle", "add-flows", str(f), bridge="h2ref")
         return sorted(self.ovs.dump_flows("h2ref"))
+
+    def reference_of(self, files: dict[str, str], switch: str, tmp: Path) -> list[str]:
+        """:meth:`reference` of a compiled switch's flows and groups."""
+        return self.reference(files[f"openflow/{switch}.ofctl"], tmp, files.get(f"openflow/{switch}.groups", ""))
 
     def wait_connected(self, ctl: Controller, names: list[str], timeout: float = 20) -> None:
         want = {self.bridges[n] for n in names}

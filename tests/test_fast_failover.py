@@ -19,10 +19,12 @@ from compiler.lowering import tables as T
 from compiler.lowering.contracts import BrokenContract, check_group
 from compiler.verification.platform_sim import Platform, Trace
 from compiler.verification.simulator import Packet, Simulator
+from fslang import api
 from tests.platform_harness import sim_summary, trace_errors
+from tests.test_mpls_tags import chains_site
 from tests.test_properties import PROPS, Built, example, ingress_packets
 
-WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop"]
+WITH_GROUPS = ["campus", "hetero", "ids_farm", "ids_prefilter", "isp_pop", "two_switch"]
 
 
 def _replica_modules(site: ir.Site) -> dict[str, str]:
@@ -32,19 +34,14 @@ def _replica_modules(site: ir.Site) -> dict[str, str]:
 
 @cache
 def failable(name: str) -> frozenset[str]:
-    """Instances that are replicas with another replica on another host of
-    the same switch: their flows survive their host's port going down."""
+    """Instances that are replicas with another replica on another host (of
+    the same switch, or behind a link): their flows survive their host's port
+    going down."""
     b = example(name)
-    site, placement = b.site, dict(b.compiled.placement.assignments)
-    replicas = _replica_modules(site)
-    sw_of = {h.name: h.ports[0][0] for h in site.hosts}
+    placement = dict(b.compiled.placement.assignments)
+    replicas = _replica_modules(b.site)
     return frozenset(
-        i
-        for i, m in replicas.items()
-        if any(
-            replicas[j] == m and placement[j] != placement[i] and sw_of[placement[j]] == sw_of[placement[i]]
-            for j in replicas
-        )
+        i for i, m in replicas.items() if any(replicas[j] == m and placement[j] != placement[i] for j in replicas)
     )
 
 
@@ -188,3 +185,153 @@ def test_one_replica_host_down_moves_its_flows_to_a_survivor_and_nothing_else(na
     pkt, edge, port = data.draw(ingress_packets(b))
     _check(b, host, pkt, edge, port)
     _reply_check(b, host, pkt, edge, port)
+
+
+# ---------------------------------------------------------------- across a link (multi-switch sites)
+
+
+def _users_out(k: int) -> dict[str, int]:
+    return {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x0A460001 + k, "ipv4_dst": 0x08080808}
+
+
+def test_a_replica_behind_another_switch_takes_over_across_the_link_marked_once() -> None:
+    """two_switch: `acct` runs on m1 (north) and m2 (south); with m2's port
+    down, south's group re-tags m2's flows for m1, marks them (vlan_pcp 1)
+    and sends them back over the link they came by; north serves the mark
+    with its own replica only."""
+    b = example("two_switch")
+    down = Platform(b.compiled, down={"south": frozenset({1})})
+    moved = 0
+    for k in range(32):
+        pkt = {**_users_out(k), "udp_src": 1000 + k, "udp_dst": 53}
+        t_up, t_down = b.platform.trace(pkt, "users"), down.trace(pkt, "users")
+        assert t_up.exits and t_down.exits == t_up.exits, (t_up.to_json(), t_down.to_json())
+        if "acct#2" in t_up.modules:
+            moved += 1
+            assert t_down.modules == ["fw", "acct#1"], t_down.to_json()
+            back = [h for h in t_down.hops if h.get("switch") == "north" and h["in_port"] == 24]
+            assert back and back[-1]["headers"].get("vlan_pcp") == 1, t_down.hops  # failed over across the link
+        else:
+            assert t_down.modules == t_up.modules
+    assert 0 < moved < 32
+
+
+def test_a_failover_across_links_never_loops_when_every_replica_is_down() -> None:
+    b = example("two_switch")
+    both = Platform(b.compiled, down={"south": frozenset({1}), "north": frozenset({1})})
+    for k in range(16):
+        t = both.trace({**_users_out(k), "udp_src": 2000 + k, "udp_dst": 53}, "users")
+        assert t.error is None and not t.exits, t.to_json()
+        assert len(t.hops) < 8, t.hops  # the mark stops it at the second switch
+
+
+def test_a_link_down_is_down_at_both_ends_and_its_buckets_are_skipped() -> None:
+    b = example("two_switch")
+    p = Platform(b.compiled, down={"north": frozenset({24})})
+    assert p.down["south"] == frozenset({24})
+    # tagged for acct#2 (south) with its port and the link down: no live bucket, dropped
+    tables = b.compiled.tables["south"]
+    g = next(g for g in tables.groups if any(bk.watch_port == 24 for bk in g.buckets))
+    assert [bk.watch_port for bk in g.buckets] == [1, 24]
+    alone = Simulator(tables, down=frozenset({1, 24}))
+    vid = next(e.match.get("vlan_vid") for e in tables.entries if GroupAction(g.group_id) in e.actions)
+    assert vid is not None
+    pkt = Packet.from_fields({"eth_type": 0x0800, "ipv4_src": 1, "ipv4_dst": 2, "ip_proto": 6, "vlan_vid": vid.value})
+    assert alone.run(pkt, 1).dropped  # tagged packets come in from hosts and links
+
+
+# ---------------------------------------------------------------- copies (forks)
+
+
+def test_a_dead_single_copy_target_loses_only_the_copies() -> None:
+    """trial_copy: `copy 5% to trial` (one instance, on bench) with bench's
+    port down: the copies to it are lost, the main path is untouched."""
+    b = example("trial_copy")
+    bench = next(h for h in b.site.hosts if h.name == "bench")
+    down = Platform(b.compiled, down={bench.ports[0][0]: frozenset({bench.ports[0][1]})})
+    copied = 0
+    for k in range(400):  # enough flows for 5% of them to be copied
+        pkt = {"eth_type": 0x0800, "ip_proto": 6, "ipv4_src": 0x08080000 + k * 7919, "ipv4_dst": 0x0A3C0005}
+        pkt |= {"tcp_src": 1024 + k, "tcp_dst": 80}
+        t_up, t_down = b.platform.trace(pkt, "internet"), down.trace(pkt, "internet")
+        assert not trace_errors(t_down), t_down.to_json()
+        assert (t_down.modules, t_down.exits, t_down.dropped) == (t_up.modules, t_up.exits, t_up.dropped)
+        if any("trial" in c.modules for c in t_up.copies):
+            copied += 1
+            assert not any(c.modules for c in t_down.copies), t_down.to_json()  # the copy is lost...
+            lost = [h for c in t_down.copies for h in c.hops if "lost" in h]
+            assert lost and "is down" in lost[0]["lost"], t_down.to_json()  # ...at the down port
+    assert copied > 0
+
+
+COPY_ACROSS = """site copyx
+switch s1 dpid 0x91 ports 16 ovs
+switch s2 dpid 0x92 ports 16 ovs
+link s1:14 s2:14
+host h1 at s1:1 cores 4 memory 4GiB runs click
+host h2 at s2:1 cores 4 memory 4GiB runs click
+host h3 at s2:2 cores 4 memory 4GiB runs click
+edge wan at s1:16 default
+edge lan at s1:15 net 10.93.0.0/24
+module fw = firewall(allow: udp)
+module tap = monitor(sink: true) replicas 2
+policy p from wan match udp via copy 100% to tap >> fw
+pin fw to h1
+avoid tap on h1
+"""
+
+
+def test_a_copy_made_on_another_switch_fails_over_at_its_targets_switch() -> None:
+    """The fork runs on s1; the copy travels tagged for its `tap` replica to
+    s2 and meets that replica's group there: with h2's port down, every copy
+    goes to the replica on h3, and the main path is untouched."""
+    b = api.build("copyx.fs", COPY_ACROSS, render_files=False)
+    assert b.ok and b.compiled is not None, [d.message for d in b.diagnostics]
+    assert dict(b.compiled.placement.assignments) == {"fw": "h1", "tap#1": "h2", "tap#2": "h3"}
+    up, down = Platform(b.compiled), Platform(b.compiled, down={"s2": frozenset({1})})
+    moved = 0
+    for k in range(32):
+        pkt = {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x08080801 + k, "ipv4_dst": 0x0A5D0005}
+        pkt |= {"udp_src": 1000 + k, "udp_dst": 53}
+        t_up, t_down = up.trace(pkt, "wan"), down.trace(pkt, "wan")
+        assert not trace_errors(t_down) and (t_down.modules, t_down.exits) == (t_up.modules, t_up.exits)
+        assert [c.modules for c in t_down.copies] == [["tap#2"]], t_down.to_json()
+        moved += [c.modules for c in t_up.copies] == [["tap#1"]]
+    assert 0 < moved < 32
+
+
+def test_labelled_replicas_fail_over_across_a_link_marked_in_mpls_tc() -> None:
+    """More tags than VLAN ids (tests/test_mpls_tags.py's site) on two
+    switches: `r`'s visits are MPLS labels; with r#2's host port down its
+    flows go to another replica across the link, marked in MPLS TC."""
+    text = chains_site().replace(
+        "switch sw dpid 0x1 ports 64 ovs",
+        "switch sw dpid 0x1 ports 64 ovs\nswitch sw2 dpid 0x2 ports 64 ovs\nlink sw:60 sw2:60",
+    )
+    for i in range(4, 8):
+        text = text.replace(f"host h{i} at sw:{i + 1} ", f"host h{i} at sw2:{i + 1} ")
+    b = api.build("tenants2.fs", text + "avoid r on h1\navoid r on h2\n", render_files=False)
+    assert b.ok and b.compiled is not None and b.compiled.steering is not None
+    c, steering = b.compiled, b.compiled.steering
+    placement = dict(c.placement.assignments)
+    assert all(steering.is_label(d) for d in steering.tags if getattr(d, "module", None) == "r")
+    host = next(h for h in c.site.hosts if h.name == placement["r#2"])
+    sw, port = host.ports[0]
+    assert {placement[f"r#{k}"] for k in (1, 3)} <= {h.name for h in c.site.hosts if h.ports[0][0] != sw}
+    marked = [bk for g in c.tables[sw].groups for bk in g.buckets if SetField("mpls_tc", 1) in bk.actions]
+    assert marked  # the bucket across the link marks the label
+    up, down = Platform(c), Platform(c, down={sw: frozenset({port})})
+    moved = 0
+    for k in range(2, 800, 50):  # the policies that end in `r`
+        dst = 10 << 24 | (k >> 14 & 255) << 16 | (k >> 6 & 255) << 8 | (k & 63) << 2 | 1
+        for sp in range(8):
+            pkt = {"eth_type": 0x0800, "ip_proto": 17, "ipv4_src": 0x08080808 + sp * 977, "ipv4_dst": dst}
+            pkt |= {"udp_src": 1000 + sp, "udp_dst": 53}
+            t_up = up.trace(pkt, "internet")
+            if "r#2" not in t_up.modules or any(placement.get(m) == host.name for m in t_up.modules if m != "r#2"):
+                continue
+            moved += 1
+            t_down = down.trace(pkt, "internet")
+            assert not trace_errors(t_down) and t_down.exits == t_up.exits, t_down.to_json()
+            assert "r#2" not in t_down.modules and t_down.modules[-1] in ("r#1", "r#3"), t_down.to_json()
+    assert moved > 0

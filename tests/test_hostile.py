@@ -356,3 +356,39 @@ def test_check_renders_as_compile_does(tmp_path: Path, monkeypatch: pytest.Monke
         assert "an emitter's own refusal" in capsys.readouterr().err
     assert codes == [3, 3]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_switch_past_its_entry_bound_stops_lowering_in_check_and_compile(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,  # noqa: ANN001
+) -> None:
+    """Every match within MAX_SPELT, but together past a switch's bound
+    (the fuzz run's accepted sites: 1.2 million POLICY entries on a standard
+    switch with no `tcam`, 24-39 s): lowering stops that switch and check and
+    compile both say E0804 at the switch; a site just under it compiles.
+    The bound is lowered here so the case stays fast; at the real bound
+    (1,000,000) twenty such policies take about 12 s instead of 24."""
+    from compiler.lowering import ofmatch
+    from fslang.cli import main
+
+    monkeypatch.setattr(ofmatch, "MAX_SWITCH_ENTRIES", 5_000)
+    # each policy spells 1024..2047 one port at a time on a standard switch, from each of its two edges
+    # (2,048 POLICY entries): two policies fit (4,119 entries with the rest), three do not
+    policies = "".join(f"policy p{i} match tcp and src port {i + 1} and dst port 1024..2047 drop\n" for i in range(3))
+    site = tmp_path / "full.fs"
+    site.write_text(BASE + policies)
+    codes = []
+    for argv in (["check", str(site)], ["compile", str(site), "-o", str(tmp_path / "out")]):
+        monkeypatch.setattr(sys, "argv", ["fsc", *argv])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        codes.append(exc.value.code)
+        err = capsys.readouterr().err
+        assert "[E0804]" in err and "switch `sw` needs more than 5,000 flow entries" in err, err
+        assert f"{site}:{_line_of(BASE, 'switch sw')}:" in err, err
+    assert codes == [1, 1]
+    assert not (tmp_path / "out").exists()
+    b = api.build("under.fs", (BASE + "".join(policies.splitlines(keepends=True)[:2])).encode())
+    assert b.ok, [d.message for d in b.diagnostics]
+    assert len(b.compiled.tables["sw"].entries) == 4_119

@@ -21,6 +21,7 @@ the test FAILS (never skips): run `sudo bash scripts/system-deps.sh`.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,6 +33,7 @@ from backends.emit.openflow import to_groups, to_ofctl
 from backends.emit.openflow.ofctl import fmt_flow
 from backends.platform.lab import PrivateOvs
 from backends.platform.lab.ovs import OvsError, ovs_available
+from backends.platform.wait import wait_until
 from compiler.pipeline import compile_site
 from compiler.verification.platform_sim import Platform
 from compiler.verification.simulator import Packet
@@ -193,12 +195,47 @@ def _compare_hop(
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=example_ids())
 def test_ovs_agrees_with_simulator(ovs: PrivateOvs, example: Path, tmp_path: Path) -> None:
+    _crosscheck(ovs, example, tmp_path)
+
+
+# Data-plane fast failover: ports taken down (a replica host's link, a link
+# between switches) on OVS with `mod-port N down` and in the simulator with
+# ``down=``; the groups' buckets must pick the same survivor hop by hop.
+DOWN_CASES = [
+    ("campus", {"core": (1,)}),  # mh1: ids#1 fails over to ids#2 on the same switch
+    ("two_switch", {"south": (1,)}),  # m2: acct#2's flows cross the link to acct#1, marked
+    ("two_switch", {"north": (1,)}),  # m1: the other way
+    ("two_switch", {"north": (24,)}),  # the link between the switches (down at both ends)
+]
+
+
+@pytest.mark.parametrize(("name", "down"), DOWN_CASES, ids=[f"{n}-{d}" for n, d in DOWN_CASES])
+def test_ovs_agrees_with_simulator_with_ports_down(
+    ovs: PrivateOvs, name: str, down: dict[str, tuple[int, ...]], tmp_path: Path
+) -> None:
+    _crosscheck(ovs, EXAMPLES[0].parent / f"{name}.fs", tmp_path, {sw: frozenset(ps) for sw, ps in down.items()})
+
+
+def _port_down(ovs: PrivateOvs, bridge: str, port: int) -> None:
+    """`mod-port N down`, then wait until OVS reports the port down (its
+    fast-failover buckets read the same liveness)."""
+    ovs.ofctl("mod-port", str(port), "down", bridge=bridge)
+
+    def is_down() -> bool:
+        desc = ovs.ofctl("dump-ports-desc", bridge=bridge)
+        block = re.search(rf"^ *{port}\(.*?(?=^ *\d+\(|^ *LOCAL\(|\Z)", desc, re.M | re.S)
+        return block is not None and "LINK_DOWN" in block.group(0)
+
+    wait_until(is_down, 10, f"port {port} of {bridge} down")
+
+
+def _crosscheck(ovs: PrivateOvs, example: Path, tmp_path: Path, down: dict[str, frozenset[int]] | None = None) -> None:
     t0 = time.monotonic()
     result = load(example)
     assert result.site is not None, [f"{d.code} {d.message}" for d in result.diagnostics]
     compiled = compile_site(result.site)
     site = compiled.site
-    platform = Platform(compiled)
+    platform = Platform(compiled, down=down)
     problems: list[str] = []
 
     _del_bridges(ovs)
@@ -212,6 +249,9 @@ def test_ovs_agrees_with_simulator(ovs: PrivateOvs, example: Path, tmp_path: Pat
             ovs.add_bridge(bridges[sw], dpid=dpid, ports=range(1, top.get(sw, 1) + 1))
         for sw in sorted(compiled.tables):
             rejected[sw] = _load(ovs, bridges[sw], sw, compiled.tables[sw], tmp_path, problems)
+        for sw, ports in sorted(platform.down.items()):  # a link: both ends
+            for port in sorted(ports):
+                _port_down(ovs, bridges[sw], port)
         dpmap = dp_port_map(ovs.appctl("dpif/show"))
 
         hops, sim_errors = collect_hops(platform, site_packets(site))
@@ -234,8 +274,9 @@ def test_ovs_agrees_with_simulator(ovs: PrivateOvs, example: Path, tmp_path: Pat
 
     elapsed = time.monotonic() - t0
     checks = ", ".join(f"{k}: {v}" for k, v in sorted(stats.items()))
+    what = f"{example.stem} (down: {dict(sorted(platform.down.items()))})" if down else example.stem
     summary = (
-        f"{example.stem}: {len(hops)} distinct switch hops, {compared} compared with OVS [{checks}], "
+        f"{what}: {len(hops)} distinct switch hops, {compared} compared with OVS [{checks}], "
         f"{skipped} skipped (decided by a rule OVS rejected), {len(disagreements)} disagreements, "
         f"{len(sim_errors)} traces the simulator refused, {elapsed:.1f}s"
     )

@@ -122,3 +122,34 @@ def test_examples_parse_alike(example, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_mutated_files_parse_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     plain, cached = _both(text, monkeypatch)
     assert plain == cached
+
+
+def test_policy_halves_are_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A policy whose part before `via` and whose `via` part were each seen in
+    other statements is replayed, not parsed by Lark, and gets Lark's tree."""
+    for name in ("_shapes", "_heads", "_vias"):
+        monkeypatch.setattr(parse_cache, name, {})
+    calls: list[str] = []
+    parser = P.lark_parser()
+
+    def counting(chunk: str, start: str) -> object:
+        calls.append(chunk.split()[1])
+        return type(parser).parse(parser, chunk, start=start)
+
+    monkeypatch.setattr(parser, "parse", counting)
+    text = (
+        "site x\n"
+        "policy a from x match tcp and dst port 80 via m1 >> m2\n"
+        "policy b match dst port {1, 2} via (m3 * 2 >> m4 { bad: drop, else: pass }) symmetric\n"
+        "policy c from y match tcp and dst port 53 via (m5 * 4 >> m6 { ok: drop, else: pass }) symmetric\n"
+        "policy d match dst port {7, 9} via m7 >> m8\n"
+        "policy e from x, y match tcp via m1\n"
+    )
+    cached = P.parse(SourceFile("f.fs", text))
+    assert [c for c in calls if c != "x"] == ["a", "b", "e"]  # c and d: halves of a and b, joined
+    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(P, "parse_statement", _lark_only)
+        plain = P.parse(SourceFile("f.fs", text))
+    assert (plain.program, plain.diagnostics) == (cached.program, cached.diagnostics)
+    assert not cached.diagnostics

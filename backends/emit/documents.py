@@ -12,6 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 #: Bumped when a reader of an older version would misread the file.
 FORMAT_VERSION = 1
 
+#: What a switch's ``json_cannot_carry`` can say (``backends.emit.output.json_cannot_carry``)
+MASKED_PORTS_NOTE = (
+    "masked transport ports (Open vSwitch's tcp_dst=VALUE/MASK): os-ken's and Ryu's ofctl parse no mask there"
+)
+CONNTRACK_NOTE = (
+    "connection tracking (Nicira ct action, ct_state/ct_mark matches; a CT action in os-ken's NXActionCT "
+    "terms that ofctl_rest does not parse): fsc's controller loads it"
+)
+
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)

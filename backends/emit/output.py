@@ -10,6 +10,8 @@ import hashlib
 
 from backends.emit.click.generate import render_click
 from backends.emit.documents import (
+    CONNTRACK_NOTE,
+    MASKED_PORTS_NOTE,
     GenerationBits,
     PlanDocument,
     PolicyInfo,
@@ -57,15 +59,8 @@ def _describe(d: object) -> str:
     return type(d).__name__.lower()
 
 
-_MASKED_PORTS = (
-    "masked transport ports (Open vSwitch's tcp_dst=VALUE/MASK): os-ken's and Ryu's ofctl parse no mask there"
-)
-
-
-_CONNTRACK = (
-    "connection tracking (Nicira ct action, ct_state/ct_mark matches; a CT action in os-ken's NXActionCT "
-    "terms that ofctl_rest does not parse): fsc's controller loads it"
-)
+_MASKED_PORTS = MASKED_PORTS_NOTE
+_CONNTRACK = CONNTRACK_NOTE
 
 
 def json_cannot_carry(tables: SwitchTables) -> list[str]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from compiler.check.checker import check
 from compiler.ir import Site
+from fslang.ast import Program
 from fslang.diagnostics import Diagnostic, DiagnosticSink, sort_key
 from fslang.parser import parse
 from fslang.source import SourceFile, Span
@@ -23,6 +24,7 @@ class FrontendResult:
     source: SourceFile
     site: Site | None
     diagnostics: list[Diagnostic]
+    program: Program | None = None  # the syntax tree (fslang.incremental reads its spans)
 
     @property
     def ok(self) -> bool:
@@ -76,4 +78,4 @@ def run(name: str, data: bytes | str) -> FrontendResult:
     sink.extend(parsed.diagnostics)
     result = check(parsed.program, sink)
     site = result.site if not sink.has_errors else None
-    return FrontendResult(src, site, sorted(sink.items, key=sort_key))
+    return FrontendResult(src, site, sorted(sink.items, key=sort_key), parsed.program)

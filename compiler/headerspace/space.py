@@ -67,16 +67,26 @@ class HeaderSpace:
         """Build from pairs that are already normalised and sorted."""
         hs = object.__new__(cls)
         object.__setattr__(hs, "layout", layout)
-        object.__setattr__(hs, "cubes", tuple(Cube(v, m) for v, m in pairs))
-        object.__setattr__(hs, "_pl", tuple(pairs))
+        object.__setattr__(hs, "_pl", tuple(pairs))  # ``cubes`` is made when first read (__getattr__)
         return hs
+
+    def __getattr__(self, name: str) -> tuple[Cube, ...]:
+        """``cubes`` of a space built from pairs, made on first use: most
+        spaces a compile builds are only ever combined by the pair kernels
+        (hundreds of thousands of them), and a Cube object per pair was a
+        good part of building each."""
+        if name != "cubes":
+            raise AttributeError(name)
+        cubes = tuple(Cube(v, m) for v, m in self.__dict__["_pl"])
+        object.__setattr__(self, "cubes", cubes)
+        return cubes
 
     def __hash__(self) -> int:
         """Cached: a space is hashed whenever something that holds it (a
         policy, a site) is a cache key, and its cover can be large."""
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash((self.layout, self.cubes))
+            h = hash((self.layout, self._pairs()))  # a Cube hashes as its (value, mask): the same hash
             object.__setattr__(self, "_hash", h)
         return h
 
@@ -159,14 +169,14 @@ class HeaderSpace:
 
     def __and__(self, other: HeaderSpace) -> HeaderSpace:
         self._check(other)
-        small, big = sorted((self, other), key=lambda s: len(s.cubes))
+        small, big = sorted((self, other), key=lambda s: len(s._pairs()))
         if not small._care() & big._care():
             # Constraints on disjoint bits: every pair meets, no product is
             # inside another and no two are siblings (either would need the
             # same within one normalised side), so the product is normal.
             out = [(av | bv, am | bm) for av, am in small._pairs() for bv, bm in big._pairs()]
             return self._raw(self.layout, sorted(out, key=order_key))
-        lk = big._lookup(len(small.cubes))
+        lk = big._lookup(len(small._pairs()))
         out = []
         in_big = in_small = True  # every product is a cube of that side
         for av, am in small._pairs():
@@ -187,10 +197,10 @@ class HeaderSpace:
         # need checking: the big side against an index of the small side, and
         # the small side against the big side's cached index.
         self._check(other)
-        small, big = sorted((self, other), key=lambda s: len(s.cubes))
-        if not small.cubes or small.cubes == big.cubes:
+        small, big = sorted((self, other), key=lambda s: len(s._pairs()))
+        if not small._pairs() or small._pairs() == big._pairs():
             return big
-        small_lk, big_lk = Lookup(small._pairs(), self.layout.width), big._lookup(len(small.cubes))
+        small_lk, big_lk = Lookup(small._pairs(), self.layout.width), big._lookup(len(small._pairs()))
         big_set = set(big_lk.pairs)
         out = [c for c in big_lk.pairs if not small_lk.has_superset(c)]
         out += [c for c in small_lk.pairs if c in big_set or not big_lk.has_superset(c)]
@@ -205,7 +215,7 @@ class HeaderSpace:
         # Also subtracting self's earlier cubes keeps the pieces disjoint,
         # which makes normalising the result cheap.
         self._check(other)
-        lk, done = other._lookup(len(self.cubes)), Lookup([], self.layout.width)
+        lk, done = other._lookup(len(self._pairs())), Lookup([], self.layout.width)
         out: list[Pair] = []
         for a in self._pairs():
             left = None if limit is None else limit - len(out)
@@ -220,21 +230,21 @@ class HeaderSpace:
     # -- predicates
 
     def is_empty(self) -> bool:
-        return not self.cubes  # a cube is never empty
+        return not self._pairs()  # a cube is never empty
 
     def is_subset(self, other: HeaderSpace) -> bool:
         self._check(other)
-        lk = other._lookup(len(self.cubes))
+        lk = other._lookup(len(self._pairs()))
         return all(lk.covers(a) for a in self._pairs())
 
     def intersects(self, other: HeaderSpace) -> bool:
         self._check(other)
-        lk = other._lookup(len(self.cubes))
+        lk = other._lookup(len(self._pairs()))
         return any(lk.meets_any(a) for a in self._pairs())
 
     def equivalent(self, other: HeaderSpace) -> bool:
         """Set equality (``==`` compares covers, which can differ for one set)."""
-        return self.cubes == other.cubes or (self.is_subset(other) and other.is_subset(self))
+        return self._pairs() == other._pairs() or (self.is_subset(other) and other.is_subset(self))
 
     def contains(self, point: Mapping[str, int]) -> bool:
         """Whether the header ``point`` (missing fields = 0) is in the set."""
@@ -267,7 +277,7 @@ class HeaderSpace:
 
         About O(n^2) cube operations, so explicit rather than done by every operation.
         """
-        ref, lk = self._pairs(), self._lookup(len(self.cubes) * 8)
+        ref, lk = self._pairs(), self._lookup(len(self._pairs()) * 8)
         full = (1 << self.layout.width) - 1
         expanded = []
         for v, m in ref:
@@ -309,6 +319,10 @@ class HeaderSpace:
                 items.append(f"{n}={v:#x}" if full else f"{n}={v:#x}/{m:#x}")
             parts.append("{" + ", ".join(items) + "}")
         return " | ".join(parts) or "{}"
+
+
+# the dataclass left ``cubes``'s default on the class, where it would hide __getattr__ (its __init__ keeps it)
+del HeaderSpace.cubes
 
 
 class SpaceIndex:

@@ -121,7 +121,7 @@ CONTRACTS: dict[int, Contract] = {
     ),
     T.STEER: Contract(
         "steer",
-        frozenset({"in_port", "eth_type"}) | TAGS,
+        frozenset({"in_port", "eth_type", "vlan_pcp", "mpls_tc"}) | TAGS,
         frozenset({Output, PushVlan, PopVlan, PushMpls, PopMpls, SetField, GroupAction}),
         TAGS,
         frozenset({T.EXIT}),
@@ -153,7 +153,14 @@ class GroupContract:
 # Groups are switch state like the tables: the fast-failover groups of
 # replicated stages (lowering.failover) are the only kind lowering builds.
 GROUP_CONTRACTS: dict[str, GroupContract] = {
-    "ff": GroupContract("failover", "ff", frozenset({Output, SetField}), TAGS, frozenset({T.STEER}), watches=True),
+    "ff": GroupContract(
+        "failover",
+        "ff",
+        frozenset({Output, SetField}),
+        TAGS | {"vlan_pcp", "mpls_tc"},
+        frozenset({T.STEER}),
+        watches=True,
+    ),
 }
 
 

@@ -12,21 +12,29 @@ the next buckets watch the other replicas' host ports, in the module's
 replica order starting after *i* (a rotation), each re-tagging the packet
 for its replica (the visit with the same continuations, else one whose
 continuations differ only in which replicas they visit: replicated stages
-hashed alike pair replica 1 with replica 1) and outputting there.  Only
-replicas whose hosts hang off the same switch are buckets: a switch cannot
-see a remote host's port, and a failover that never crosses a link cannot
-loop.  A replica on the same host as an earlier bucket adds
-nothing (same port) and is left out.
+hashed alike pair replica 1 with replica 1) and outputting there.  The
+replicas on this switch come first; then one bucket per link port toward the
+replicas behind other switches: it watches the link (a switch cannot see a
+remote host's port), re-tags for the first such replica, marks the packet
+(``MARK`` in VLAN PCP or MPLS TC; hosts re-tag with 0) and sends it over.
+A marked packet meets a STEER entry of its own on the next switch (priority
+102) that fails over among that switch's replicas only, so a failover
+crosses at most one link and never loops.  A replica on the same host as an
+earlier bucket adds nothing (same port) and is left out.
 
 Symmetric policies: the reply direction's visits get groups of their own,
 with the same rotation, so when a host is down a flow's forward and reply
 packets fail over to the same surviving replica.  Copies (forks) keep plain
-outputs: a copy to a down host is lost until the controller re-places it.
+outputs on the copy target's own switch: a copy to a down host is lost (only
+the copy) until the controller re-places it; a copy made on another switch
+meets the target's group like any packet.
 
 A packet tagged for *i* may come in from the port of a surviving replica's
 host (a module there hands the flow over to the next stage): OpenFlow drops
 output to the ingress port, so such ports get a STEER entry matching
-``in_port`` with a variant of the group that outputs to IN_PORT there.
+``in_port`` with a variant of the group that outputs to IN_PORT there; so
+does a link port that a neighbour sends the tag in by, when a bucket sends
+the packet back over that link.
 
 Group ids are derived from the visit's tag (which carries the update
 generation) and a digest of bucket 0: ``digest << 24 | variant << 21 |
@@ -44,18 +52,22 @@ from dataclasses import dataclass
 
 from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
+from compiler.lowering.topology import Topology
 from compiler.steering.steer import Dispatch, Fork, SteeringPlan, Visit
 
 DIGEST_SHIFT = 24
 VARIANT_SHIFT = 21
-MAX_VARIANTS = 7  # in_port variants of one visit's group (3 bits); more senders: no variant, see steer_groups
+MAX_VARIANTS = 6  # in_port variants of one visit's group (3 bits); more senders: no variant, see steer_groups
+MARKED_VARIANT = 7  # the group for packets already failed over across a link (local buckets only)
+MARK = 1  # vlan_pcp / mpls_tc of a packet failed over across a link (hosts re-tag with 0)
 LABEL_BIT = 1 << 20
 
 
 @dataclass(frozen=True)
 class Alternative:
     visit: Visit
-    port: int  # the replica's host port on this switch
+    port: int  # the replica's host port on this switch, or the link port toward its switch
+    remote: bool = False  # behind another switch: re-tagged, marked and sent over the link
 
 
 def group_id(plan: SteeringPlan, d: Visit, variant: int, buckets: tuple[Bucket, ...]) -> int:
@@ -89,9 +101,11 @@ class Failover:
     """The fast-failover groups of one lowering (built once: indexes the
     plan's visits by replica and shape, and who hands which visit over)."""
 
-    def __init__(self, site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan) -> None:
-        self.site, self.placement, self.plan = site, placement, plan
+    def __init__(self, site: ir.Site, placement: Mapping[str, str], plan: SteeringPlan, topo: Topology) -> None:
+        self.site, self.placement, self.plan, self.topo = site, placement, plan, topo
         self.hosts = {h.name: h for h in site.hosts}
+        # per switch, the tags packets carry in before any failover (set by the lowering): who sends what
+        self.reach: Mapping[str, set[Dispatch]] = {}
         memo: dict[Dispatch, object] = {}
         self.by_shape: dict[tuple[str, object], Visit] = {}
         self.senders: dict[Visit, set[int]] = {}
@@ -103,25 +117,39 @@ class Failover:
                     self.senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
         self.memo = memo
 
+    def _switch_of(self, instance: str) -> str | None:
+        host = self.hosts.get(self.placement.get(instance, ""))
+        return None if host is None else host.ports[0][0]
+
     def alternatives(self, sw: str, d: Visit) -> list[Alternative]:
-        """``d`` first, then a visit of each other replica of its module on
-        this switch, in rotation order, doing what ``d`` does with the packet
-        (the same continuations; else the same ones up to which replicas
-        they visit).  Empty: nothing to fail over to here."""
+        """``d`` first, then a visit of each other replica of its module
+        doing what ``d`` does with the packet (the same continuations; else
+        the same ones up to which replicas they visit): those on this switch
+        in rotation order, then those behind other switches, one per link
+        port (this switch sees its link go down, not the remote host's port;
+        the next switch fails over among its own replicas).  Empty: ``d``'s
+        host is not on this switch, or nothing to fail over to here."""
         names = self.site.module(d.module).instance_names()
-        if len(names) < 2 or d.instance not in names:
+        if len(names) < 2 or d.instance not in names or self._switch_of(d.instance) != sw:
             return []
         k = names.index(d.instance)
         shape = _shape(d, self.memo)
-        out: list[Alternative] = []
+        local: list[Alternative] = []
+        remote: list[Alternative] = []
         seen: set[int] = set()
         for inst in names[k:] + names[:k]:
             host = self.hosts.get(self.placement.get(inst, ""))
             if host is None:
                 continue
             hsw, port = host.ports[0]
-            if hsw != sw or port in seen:
-                continue  # a remote host's port is not seen here; a second replica on one host adds nothing
+            far = hsw != sw
+            if far:
+                toward = self.topo.port_toward(sw, hsw)
+                if toward is None:
+                    continue  # no path to that switch
+                port = toward
+            if port in seen:
+                continue  # a second replica on one host (or behind one link) adds nothing
             alt: Visit | None = d
             if inst != d.instance:
                 same = Visit(inst, d.module, d.next, d.reverse)
@@ -129,23 +157,60 @@ class Failover:
             if alt is None or self.plan.is_label(alt) != self.plan.is_label(d):
                 continue  # no tag for that replica doing this: its host would not know the packet
             seen.add(port)
-            out.append(Alternative(alt, port))
+            (remote if far else local).append(Alternative(alt, port, far))
+        out = local + remote
         return out if len(out) > 1 and out[0].visit == d else []
 
-    def steer_groups(self, sw: str, d: Visit) -> list[tuple[int | None, GroupEntry]]:
-        """(in_port or None, group) for ``d``'s STEER entries on ``sw``: the
-        group of the plain entry, then one variant per in_port that needs
-        IN_PORT (a surviving replica's host hands flows over to ``d``);
-        empty when ``d`` gets no failover here."""
+    def remote_visits(self, sw: str, d: Visit) -> list[Visit]:
+        """The visits ``d``'s group on ``sw`` re-tags packets for and sends
+        across a link: their tags must reach the switches on the way."""
+        return [a.visit for a in self.alternatives(sw, d) if a.remote]
+
+    def _link_senders(self, sw: str, d: Visit) -> set[int]:
+        """Link ports of ``sw`` that unmarked packets tagged ``d`` come in by
+        (a neighbour whose STEER holds ``d`` forwards it here; marked ones
+        have an entry of their own that never sends them back)."""
+        out = set()
+        for nb in self.topo.graph.neighbors(sw):
+            if d in self.reach.get(nb, ()) and self.topo.next_switch(nb, sw) == sw:
+                port = self.topo.port_toward(sw, nb)
+                if port is not None:
+                    out.add(port)
+        return out
+
+    def steer_groups(self, sw: str, d: Visit) -> list[SteerGroup]:
+        """``d``'s STEER entries on ``sw`` that use groups: the plain entry's,
+        one variant per in_port that needs IN_PORT (a surviving replica's host
+        hands flows over to ``d``, or a neighbour sends ``d`` over the link a
+        remote bucket uses), and, when some bucket crosses a link, the entry
+        for packets already failed over across one (marked: local buckets
+        only, so a failover never loops between switches); empty when ``d``
+        gets no failover here."""
         alts = self.alternatives(sw, d)
         if not alts:
             return []
-        sent_from = self.senders.get(d, set())
-        out: list[tuple[int | None, GroupEntry]] = [(None, failover_group(self.plan, d, alts, 0, None))]
+        sent_from = self.senders.get(d, set()) | self._link_senders(sw, d)
+        out = [SteerGroup(None, False, failover_group(self.plan, d, alts, 0, None))]
         for k, alt in enumerate(alts[1 : MAX_VARIANTS + 1], start=1):
             if alt.port in sent_from:
-                out.append((alt.port, failover_group(self.plan, d, alts, k, alt.port)))
+                out.append(SteerGroup(alt.port, False, failover_group(self.plan, d, alts, k, alt.port)))
+        if any(a.remote for a in alts):
+            local = [a for a in alts if not a.remote]
+            grp = failover_group(self.plan, d, local, MARKED_VARIANT, None) if len(local) > 1 else None
+            out.append(SteerGroup(None, True, grp, local[0].port))
         return out
+
+
+@dataclass(frozen=True)
+class SteerGroup:
+    """One STEER entry of a visit with failover: matching ``in_port`` (or
+    not), matching the failed-over mark (or not); through ``group``, or
+    (marked, no other replica on this switch) straight out of ``port``."""
+
+    in_port: int | None
+    marked: bool
+    group: GroupEntry | None
+    port: int | None = None
 
 
 def failover_group(
@@ -156,11 +221,15 @@ def failover_group(
     buckets = []
     for alt in alts:
         acts: list[Action] = []
+        label = plan.is_label(alt.visit)
         if alt.visit != d:
-            if plan.is_label(alt.visit):
-                acts.append(SetField("mpls_label", plan.tag(alt.visit)))
-            else:
-                acts.append(SetField("vlan_vid", 0x1000 | plan.tag(alt.visit)))
+            acts.append(
+                SetField("mpls_label", plan.tag(alt.visit))
+                if label
+                else SetField("vlan_vid", 0x1000 | plan.tag(alt.visit))
+            )
+        if alt.remote:
+            acts.append(SetField("mpls_tc" if label else "vlan_pcp", MARK))
         acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
         buckets.append(Bucket(tuple(acts), watch_port=alt.port))
     return GroupEntry(group_id(plan, d, variant, tuple(buckets)), "ff", tuple(buckets))

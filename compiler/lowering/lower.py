@@ -38,10 +38,10 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering import contracts, failover
+from compiler.lowering import contracts, failover, ofmatch
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress, Spelt
-from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries, ipv6_loadable
+from compiler.lowering.ofmatch import MAX_SPELT, SwitchFull, TooManyEntries, ipv6_loadable
 from compiler.lowering.profiles import Profile, profile_of
 from compiler.lowering.reach import tags_by_switch
 from compiler.lowering.topology import Topology
@@ -115,6 +115,7 @@ class Lowering:
     too_many_entries: dict[int, int] = field(default_factory=dict)
     too_many_policies: set[str] = field(default_factory=set)
     too_many_switches: set[str] = field(default_factory=set)
+    full_switches: set[str] = field(default_factory=set)  # past MAX_SWITCH_ENTRIES: not built further
 
     def __post_init__(self) -> None:
         self.topo = Topology(self.site)
@@ -131,6 +132,8 @@ class Lowering:
         self._mark_cache: dict[int, dict[Dispatch, int]] = {}
         # instances of a stage the platform may scale out (`replicas A..B` below B): tracked even alone
         self._growable = {i for m in self.site.modules if m.max_replicas > m.replicas for i in m.instance_names()}
+        self._digests: dict[str, int] = {}  # policy -> digest of its pipeline (_pipeline_scope)
+        self._steer_cache: list[tuple[Dispatch, int, bool]] | None = None
         self._box_sids = {e.id for e in self.plan.entries if e.box is not None}
         self._policies = _policies_of(self.plan)
         self.needs_hash = any(
@@ -139,11 +142,16 @@ class Lowering:
         self.hash_ports = flowhash.reads_ports(self.site)
         self.ingress = Ingress(self, T.HASH_FIRST if self.needs_hash else T.SELECT)
 
-    def add(self, switch: str, entry: FlowEntry) -> None:
-        contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as it is built
+    def add(self, switch: str, entry: FlowEntry, checked: bool = False) -> None:
+        """``checked``: the entry passed its contract on a switch of the same profile already."""
+        if not checked:
+            contracts.check(entry, self.profiles[switch])  # a broken contract is a compiler bug, caught as built
         if self.plan.generation and generation_specific(entry):
             entry = dataclasses.replace(entry, cookie=entry.cookie | 1 << T.GENERATION_COOKIE_BIT)
-        self.entries[switch].setdefault(entry, None)  # an entry twice is one entry
+        entries = self.entries[switch]
+        entries.setdefault(entry, None)  # an entry twice is one entry
+        if len(entries) > ofmatch.MAX_SWITCH_ENTRIES:
+            raise SwitchFull(switch)  # stop building this switch: E0804 (a bound on time and memory)
 
     def add_group(self, switch: str, group: GroupEntry, table: int) -> None:
         contracts.check_group(group, table)
@@ -172,17 +180,26 @@ class Lowering:
                 self.ingress.classify(sw)
             except TooManyEntries:  # outside any one policy's entries (a flag or region table)
                 self.too_many_switches.add(sw)
+            except SwitchFull:
+                self.full_switches.add(sw)
         # STEER holds only the tags a packet can carry into this switch (lowering.reach)
-        self.reach = tags_by_switch(self.site, self.placement, self.plan, self.topo, self.ingress.entries_here)
-        self.failover = failover.Failover(self.site, self.placement, self.plan)
+        self.failover = failover.Failover(self.site, self.placement, self.plan, self.topo)
+        self.reach, self.failover.reach = tags_by_switch(
+            self.site, self.placement, self.plan, self.topo, self.ingress.entries_here, self.failover.remote_visits
+        )
         for sw in self.entries:
-            if self.needs_hash:
-                self.hash_tables(sw)
-            self.select(sw)
-            self.conntrack(sw)
-            self.steer(sw)
-            self.exit(sw)
-            self.tagged(sw)
+            if sw in self.full_switches:
+                continue
+            try:
+                if self.needs_hash:
+                    self.hash_tables(sw)
+                self.select(sw)
+                self.conntrack(sw)
+                self.steer(sw)
+                self.exit(sw)
+                self.tagged(sw)
+            except SwitchFull:
+                self.full_switches.add(sw)
         return {
             sw: SwitchTables(sw, tuple(sorted(es, key=_order)), tuple(g for _, g in sorted(self.groups[sw].items())))
             for sw, es in self.entries.items()
@@ -262,13 +279,16 @@ class Lowering:
         for sid in sorted(self.ingress.entries_here.get(sw, ())):
             if sid in self.too_many_entries:
                 continue
+            # the rules of a list are built and checked once per profile: a switch of a profile that
+            # had them already adds them without checking their contracts again
+            checked = (sid, self.profiles[sw]) in self._select_cache
             try:
                 rules = self._select_rules(sid, self.profiles[sw])
             except TooManyEntries as too_many:
                 self.too_many_entries[sid] = too_many.count
                 continue
             for rule in rules:
-                self.add(sw, rule)
+                self.add(sw, rule, checked)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
         cached = self._select_cache.get((sid, profile))
@@ -337,7 +357,7 @@ class Lowering:
         combos = self.plan.selectors[sid]
         marks: dict[Dispatch, int] = {}
         hashed = sid in self._policies and sid not in self._box_sids and all(c.space is None for c, _ in combos)
-        scope = _pipeline_scope(self._policies[sid]) if hashed else None
+        scope = _pipeline_scope(self._policies[sid], self._digests) if hashed else None
         if scope is not None:
             by_mark: dict[int, set[Dispatch]] = {}
             for _, d in combos:
@@ -399,20 +419,28 @@ class Lowering:
         return SetField("vlan_vid", vid(self.plan.tag(d)))
 
     def _tag_match(self, d: Dispatch) -> tuple[FieldMatch, ...]:
-        if self.plan.is_label(d):
-            return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", self.plan.tag(d)))
-        return (FieldMatch("vlan_vid", vid(self.plan.tag(d))),)
+        return _tag_fields(self.plan.tag(d), self.plan.is_label(d))
+
+    def _steer_order(self) -> list[tuple[Dispatch, int, bool]]:
+        """(dispatch, tag, is a label) in STEER's order (VLAN ids, then labels), once
+        for all switches: a site with chains of its own has tens of thousands."""
+        if self._steer_cache is None:
+            labels = {d: self.plan.is_label(d) for d in self.plan.tags}
+            order = sorted(self.plan.tags.items(), key=lambda kv: (labels[kv[0]], kv[1]))
+            self._steer_cache = [(d, tag, labels[d]) for d, tag in order]
+        return self._steer_cache
 
     def steer(self, sw: str) -> None:
         self.add(
             sw, FlowEntry(T.STEER, 100, Match.of(FieldMatch("vlan_vid", vid(self.plan.exit_tag))), goto_table=T.EXIT)
         )
-        for d, tag in sorted(self.plan.tags.items(), key=lambda kv: (self.plan.is_label(kv[0]), kv[1])):
-            if d not in self.reach[sw]:
+        reach = self.reach[sw]
+        for d, tag, label in self._steer_order():
+            if d not in reach:
                 continue
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
-            tag_match = self._tag_match(d)
+            tag_match = _tag_fields(tag, label)
             if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
                 continue
             self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
@@ -431,13 +459,20 @@ class Lowering:
     def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
         """STEER entries of a replica's visit through its fast-failover
         groups (lowering.failover); False: no failover here."""
-        groups = self.failover.steer_groups(sw, d)
-        for in_port, g in groups:
-            self.add_group(sw, g, T.STEER)
-            fields = tag_match if in_port is None else (FieldMatch("in_port", in_port), *tag_match)
-            prio = 100 if in_port is None else 101
-            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), (GroupAction(g.group_id),), cookie=cookie))
-        return bool(groups)
+        entries = self.failover.steer_groups(sw, d)
+        for sg in entries:
+            fields = tag_match if sg.in_port is None else (FieldMatch("in_port", sg.in_port), *tag_match)
+            prio = 100 if sg.in_port is None else 101
+            if sg.marked:  # failed over across a link already: this switch's replicas only
+                mark = "mpls_tc" if self.plan.is_label(d) else "vlan_pcp"
+                fields, prio = (*tag_match, FieldMatch(mark, failover.MARK)), 102
+            if sg.group is not None:
+                self.add_group(sw, sg.group, T.STEER)
+                actions: tuple[Action, ...] = (GroupAction(sg.group.group_id),)
+            else:
+                actions = (Output(sg.port if sg.port is not None else self.instance_port(d.instance)[1]),)
+            self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), actions, cookie=cookie))
+        return bool(entries)
 
     def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (its tag already ``d``'s) on its
@@ -528,6 +563,13 @@ EXIT_DEFAULT = 100  # the default edge; every net above it
 EXIT_NET = 1000  # + 2 x prefix length (the in_port variant of a rule is 1 above it)
 
 
+def _tag_fields(tag: int, label: bool) -> tuple[FieldMatch, ...]:
+    """The match on a tag: an MPLS label, or a VLAN id."""
+    if label:
+        return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", tag))
+    return (FieldMatch("vlan_vid", vid(tag)),)
+
+
 def _visited(d: Dispatch, out: list[str]) -> list[str]:
     """Every instance and box a dispatch leads to (module outputs and forks included)."""
     if isinstance(d, Visit):
@@ -550,11 +592,17 @@ def _policies_of(plan: SteeringPlan) -> dict[int, list[ir.Policy]]:
     return out
 
 
-def _pipeline_scope(policies: list[ir.Policy]) -> int | None:
+def _pipeline_scope(policies: list[ir.Policy], cache: dict[str, int]) -> int | None:
     """A digest of the policies' pipeline (both directions of a policy alike;
     a pipeline names modules, not their replica counts, so the digest
-    survives scaling); None when policies with different pipelines share a list."""
-    digests = {zlib.crc32(repr(p.pipeline).encode()) for p in policies}
+    survives scaling); None when policies with different pipelines share a list.
+    ``cache``: digests by policy name (a policy's two directions are two lists)."""
+    digests = set()
+    for p in policies:
+        d = cache.get(p.name)
+        if d is None:
+            d = cache[p.name] = zlib.crc32(repr(p.pipeline).encode())
+        digests.add(d)
     return digests.pop() if len(digests) == 1 else None
 
 
@@ -613,5 +661,16 @@ def _too_many_entries(site: ir.Site, plan: SteeringPlan, low: Lowering) -> list[
         )
         for s in site.switches
         if s.name in low.too_many_switches
+    ]
+    out += [
+        Diagnostic(
+            "E0804",
+            f"switch `{s.name}` needs more than {ofmatch.MAX_SWITCH_ENTRIES:,} flow entries (its policies' "
+            "matches and choices spelt for it); lowering stopped there",
+            s.span,
+            hint=_E0804_HINT,
+        )
+        for s in site.switches
+        if s.name in low.full_switches
     ]
     return out

@@ -10,7 +10,7 @@ switch that reads its tag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from compiler import ir
 from compiler.lowering.topology import Topology
@@ -23,10 +23,13 @@ def tags_by_switch(
     plan: SteeringPlan,
     topo: Topology,
     selects: Mapping[str, Iterable[int]],
-) -> dict[str, set[Dispatch]]:
+    failover: Callable[[str, Visit], Iterable[Visit]] | None = None,
+) -> tuple[dict[str, set[Dispatch]], dict[str, set[Dispatch]]]:
     """Per switch, the dispatches whose tags a packet can carry into its
-    STEER table (``selects``: per switch, the classification entries its
-    SELECT table holds)."""
+    STEER table, and of them those it can carry before any failover
+    (``selects``: per switch, the classification entries its SELECT table
+    holds; ``failover``: the visits a switch's fast-failover group for a
+    visit re-tags packets for and sends across a link, marked)."""
     hosts = {h.name: h for h in site.hosts}
     boxes = {b.name: b for b in site.boxes}
     out: dict[str, set[Dispatch]] = {s.name: set() for s in site.switches}
@@ -65,4 +68,14 @@ def tags_by_switch(
             for _, nd in d.next:
                 if not (isinstance(nd, Visit) and placement[nd.instance] == placement[d.instance]):
                     written(nd, host_sw)
-    return out
+    before = {sw: set(ds) for sw, ds in out.items()}
+    grown = failover is not None
+    while grown:  # a failed-over packet's new tag is read on its way to the other switch
+        grown = False
+        for sw in sorted(out):
+            for d in sorted((d for d in out[sw] if isinstance(d, Visit)), key=plan.tag):
+                for alt in failover(sw, d):  # type: ignore[misc]
+                    if alt not in out[sw]:
+                        written(alt, sw)
+                        grown = True
+    return out, before

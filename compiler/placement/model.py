@@ -428,28 +428,43 @@ class State:
     def delta(self, i: int, h2: int) -> tuple[float, ...]:
         """Change of the objective (plus a smooth tie-break) if ``i`` moved to ``h2``;
         ``self.top`` must be current."""
+        d = self.delta_under(i, h2, None)
+        assert d is not None
+        return d
+
+    def delta_under(self, i: int, h2: int, bound: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        """:meth:`delta`, or None when it is surely above ``bound`` (its integer
+        terms already are): the load terms are not worked out (most candidates
+        of a search, two ``round`` calls each)."""
         h1, a, c = self.host_of[i], self.mod[i], self.ic[i]
         cnt = self.cnt
         ds = c * (self.spare[h2] - self.spare[h1])
         dr = cnt[a][h2] - cnt[a][h1] + 1
         dx = self.pull[a][h1] - self.pull[a][h2]
         dh = (self.n_on[h2] == 0) - (self.n_on[h1] == 1)
-        return self._tail(ds, dr, dx, h1, h2, c, dh)
+        head = self._head(ds, dr, dx, dh)
+        if bound is not None and head > bound[: len(head)]:
+            return None
+        return head + self._load(h1, h2, c)
 
-    def _tail(self, ds: int, dr: int, dx: int, h1: int, h2: int, c: int, dh: int) -> tuple[float, ...]:
+    def _head(self, ds: int, dr: int, dx: int, dh: int) -> tuple[int, ...]:
+        """The integer terms of a delta, in the objective's order."""
+        if self.p.mode == "pack":
+            return (ds, dh, dr, dx) if self.p.fewest else (ds, dr, dh, dx)
+        return (ds, dr, dx)
+
+    def _load(self, h1: int, h2: int, c: int) -> tuple[float, ...]:
         """The load terms of a delta: ``c`` cores go from ``h1`` to ``h2``."""
         f1, f2 = self.frac(h1), self.frac(h2)
         g1, g2 = f1 - c / self.cap[h1], f2 + c / self.cap[h2]
         dsq = g1 * g1 + g2 * g2 - f1 * f1 - f2 * f2
         if self.p.mode == "pack":
-            if self.p.fewest:
-                return (ds, dh, dr, dx, round(-dsq, 9))
-            return (ds, dr, dh, dx, round(-dsq, 9))
+            return (round(-dsq, 9),)
         cur = self.frac(self.top[0]) if self.top else 0.0
         other = next((self.frac(h) for h in self.top if h != h1 and h != h2), 0.0)
-        return (ds, dr, dx, round(max(other, g1, g2) - cur, 9), round(dsq, 9))
+        return (round(max(other, g1, g2) - cur, 9), round(dsq, 9))
 
-    def swap_delta(self, i: int, j: int) -> tuple[float, ...]:
+    def swap_delta(self, i: int, j: int, bound: tuple[float, ...] | None = None) -> tuple[float, ...] | None:
         """Like ``delta`` for exchanging the hosts of ``i`` and ``j`` (different modules)."""
         h1, h2, a, b = self.host_of[i], self.host_of[j], self.mod[i], self.mod[j]
         cnt, dc = self.cnt, self.ic[i] - self.ic[j]
@@ -457,7 +472,10 @@ class State:
         dr = cnt[a][h2] - cnt[a][h1] + 1 + cnt[b][h1] - cnt[b][h2] + 1
         pull = self.pull
         dx = pull[a][h1] - pull[a][h2] + pull[b][h2] - pull[b][h1] + 2 * self.p.pair_w.get((a, b), 0)
-        return self._tail(ds, dr, dx, h1, h2, dc, 0)
+        head = self._head(ds, dr, dx, 0)
+        if bound is not None and head > bound[: len(head)]:
+            return None
+        return head + self._load(h1, h2, dc)
 
 
 def previous_hosts(p: Problem, previous: Placement | None) -> list[int]:

@@ -50,6 +50,7 @@ from fslang.diagnostics import Diagnostic
 __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
 
 MAX_PASSES = 30
+NO_CHANGE = (0, 0, 0, 0, 0)  # a delta below this improves the objective (moves.better)
 EVAL_BUDGET = 300_000  # move evaluations: bounds time deterministically (no clock)
 SWAP_LIMIT = 150  # full neighbourhoods and swaps only for sites up to this many instances
 EJECT_LIMIT = 60  # two-move ejection chains only for sites up to this many instances
@@ -163,12 +164,14 @@ def _local_search(st: State) -> int:
             h1 = st.host_of[i]
             if i in st.frozen and not st.spare[h1]:
                 continue
+            # a move is made only below zero, so a candidate surely above the
+            # best so far or above zero needs no exact delta (the same move wins)
             best, bh = None, -1
             for h2 in _candidates(st, i, by_load):
                 if h2 != h1 and st.fits(i, h2):
-                    d = st.delta(i, h2)
+                    d = st.delta_under(i, h2, best if best is not None and best < NO_CHANGE else NO_CHANGE)
                     evals += 1
-                    if best is None or d < best:
+                    if d is not None and (best is None or d < best):
                         best, bh = d, h2
             if best is not None and _better(best, i in st.frozen):
                 st.take(i)
@@ -222,7 +225,8 @@ def _swap_pass(st: State) -> tuple[bool, int]:
                 ):
                     continue
                 evals += 1
-                if _better(st.swap_delta(i, j), False):
+                d = st.swap_delta(i, j, NO_CHANGE)
+                if d is not None and _better(d, False):
                     st.take(i)
                     st.take(j)
                     st.put(i, h2)

@@ -59,12 +59,17 @@ class Platform:
         connection -> mark); give the same dict to the platform of a later
         compile to model a recompile under established connections.
         ``down``: per switch, the ports that are down (a host's link, a
-        link): fast-failover groups skip them, output to them is lost."""
+        link): fast-failover groups skip them, output to them is lost; a
+        link between switches is down at both ends (carrier is lost on both)."""
         self.c = compiled
         self.site = compiled.site
         self.oracle = oracle
         self.conntrack = {} if conntrack is None else conntrack
-        self.down = down = down or {}
+        self.link_peer: dict[tuple[str, int], tuple[str, int]] = {}
+        for link in self.site.links:
+            self.link_peer[link.a] = link.b
+            self.link_peer[link.b] = link.a
+        self.down = down = _both_ends(down or {}, self.link_peer)
         self.sims = {
             sw: Simulator(t, self.conntrack.setdefault(sw, {}), down.get(sw, frozenset()))
             for sw, t in compiled.tables.items()
@@ -72,10 +77,6 @@ class Platform:
         self.host_at = {p: h for h in self.site.hosts for p in h.ports}
         self.box_in = {b.in_port: b for b in self.site.boxes}
         self.edge_at = {p: e for e in self.site.edges for p in e.ports}
-        self.link_peer: dict[tuple[str, int], tuple[str, int]] = {}
-        for link in self.site.links:
-            self.link_peer[link.a] = link.b
-            self.link_peer[link.b] = link.a
         steering = compiled.steering
         tags = steering.tags if steering else {}
         self.dispatch_of = {t: d for d, t in tags.items() if not (steering and steering.is_label(d))}
@@ -196,6 +197,19 @@ class Platform:
         if nxt.label:
             return inner.push_mpls(ETH_TYPE_MPLS).set_field("mpls_label", nxt.tag)
         return inner.push_vlan(0x8100).set_field("vlan_vid", 0x1000 | nxt.tag)
+
+
+def _both_ends(
+    down: Mapping[str, frozenset[int]], peer: Mapping[tuple[str, int], tuple[str, int]]
+) -> dict[str, frozenset[int]]:
+    """``down`` with the far end of every link that is down at one end."""
+    out = {sw: set(ports) for sw, ports in down.items()}
+    for sw, ports in down.items():
+        for p in ports:
+            if (sw, p) in peer:
+                far_sw, far_p = peer[(sw, p)]
+                out.setdefault(far_sw, set()).add(far_p)
+    return {sw: frozenset(ps) for sw, ps in out.items()}
 
 
 def _fork_legs(d: Dispatch, cur: Trace) -> list[Trace]:

@@ -128,13 +128,21 @@ def compile_cmd(
         check_target(target, force)  # refuse before the work, not after
     except OutputRefused as err:
         fail("compile", str(err), 1, err.hint)
-    b = _built("compile", site, previous=_previous(previous), optimal=optimal, generation=generation)
+    b = _built(
+        "compile",
+        site,
+        previous=_previous(previous),
+        optimal=optimal,
+        generation=generation,
+        previous_dir=previous,
+        cache=True,
+    )
     try:
-        write(target, b.files, force)
+        write(target, {**b.files, **b.cache}, force)
     except OutputRefused as err:
         fail("compile", str(err), 1, err.hint)
-    assert b.compiled is not None
-    sys.stdout.write(summary_text(b.compiled, target, b.files))
+    assert b.summary is not None
+    sys.stdout.write(summary_text(b.summary, target, b.files))
 
 
 @app.command("trace")

@@ -4,40 +4,21 @@ deterministic, so a README or a CI log can quote them)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from compiler.pipeline import Compiled
-from compiler.verification.platform_sim import Trace
-
-
-def _size(n: int) -> str:
-    for unit, f in (("GiB", 2**30), ("MiB", 2**20)):
-        if n >= f and n % (f // 4) == 0:
-            return f"{n / f:g}{unit}"
-    return f"{n}B"
+if TYPE_CHECKING:  # the simulator is for `fsc trace`; `fsc compile` does not load it (30 ms)
+    from compiler.verification.platform_sim import Trace
+    from fslang.incremental import Summary
 
 
-def summary_text(c: Compiled, out: Path, files: dict[str, str]) -> str:
-    lines = [
-        f"compiled site `{c.site.name}`: {len(c.site.policies)} policies, "
-        f"{sum(m.replicas for m in c.site.modules)} module instances, "
-        f"{len(c.steering.tags) if c.steering else 0} steering tags",
-        "",
-        "switch        rules   tcam",
-    ]
-    for sw in c.site.switches:
-        n = len(c.tables[sw.name].entries)
-        lines.append(f"{sw.name:<12} {n:>6}   {sw.tcam if sw.tcam is not None else '-':>4}")
-    lines += ["", "host          cores used/total   memory used/total   instances"]
-    assert c.placement is not None
-    usage = c.placement.usage()
-    for h in c.site.hosts:
-        u = usage[h.name]
-        inst = ", ".join(c.placement.instances_on(h.name)) or ("(spare)" if h.spare else "-")
-        lines.append(
-            f"{h.name:<12} {u.cores_used:>5}/{h.cores:<5}       {_size(u.memory_used):>7}/{_size(h.memory):<8}   {inst}"
-        )
-    if c.moved:
-        lines += ["", "moved: " + ", ".join(f"{i} {a} -> {b}" for i, a, b in c.moved)]
+def summary_text(s: Summary, out: Path, files: dict[str, str]) -> str:
+    """What `fsc compile` prints (:func:`fslang.incremental.summary_of`)."""
+    lines = [s.head, "", "switch        rules   tcam"]
+    for name, rules, tcam in s.switches:
+        lines.append(f"{name:<12} {rules:>6}   {tcam if tcam is not None else '-':>4}")
+    lines += ["", "host          cores used/total   memory used/total   instances", *s.hosts]
+    if s.moved:
+        lines += ["", "moved: " + s.moved]
     lines += ["", f"wrote {len(files)} files to {out}/"]
     return "\n".join(lines) + "\n"
 

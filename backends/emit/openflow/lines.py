@@ -12,7 +12,9 @@ Made for tables of tens of thousands of entries:
   ``FieldMatch`` compares as its ``(field, value, mask)`` tuple and a
   ``Match`` as the tuple of those, so the flat key ``(table, -priority, field,
   value, mask, field, ...)`` orders exactly as the dataclasses do; only the
-  rare runs of equal keys are settled by each format's text;
+  rare runs of equal keys are settled by each format's text; entries that
+  come in that order already (lowering's tables do) are only checked, each
+  against the one before, and neither keyed nor sorted;
 - what entries repeat is spelt once per walk, for all formats together: a
   field match (sites repeat eth_type, ip_proto, prefixes), the order of a list
   of field names (a site has a few dozen), an action list with its
@@ -30,6 +32,7 @@ from typing import Protocol
 from compiler.flowir import Action, FlowEntry
 
 SortKey = tuple["int | str | None", ...]
+Ties = list[tuple[int, int]]
 _FIELD = attrgetter("field", "value", "mask")
 
 
@@ -65,25 +68,42 @@ def _picker(fmt: LineFormat, names: tuple[str, ...]) -> Callable[[Sequence[str]]
     return lambda spelt: [spelt[i] for i in positions]
 
 
-def _walk(
-    entries: Sequence[FlowEntry], formats: Sequence[LineFormat]
-) -> tuple[list[int], list[SortKey], list[list[str]]]:
-    """Positions of ``entries`` in file order (ties not settled), their sort
-    keys, and each format's lines (in ``entries``' order)."""
+def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[Sequence[int], Ties, list[list[str]]]:
+    """Positions of ``entries`` in file order, the runs of that order whose
+    keys are equal (to settle by each format's text), and each format's lines
+    (in ``entries``' order).
+
+    Lowering hands over its tables in this order already (``lower._order``:
+    the same key, ties by cookie), so the walk compares each entry's key with
+    the one before as it goes; only entries out of order (other callers) get
+    the flat sort keys and a sort."""
     items = _cached(*[f.match_item for f in formats])
     pickers = _cached(*[partial(_picker, f) for f in formats])
     actions = _cached(*[f.actions for f in formats])
     joiners = [f.joiner for f in formats]
     no_match = ("",) * len(formats)
-    keys: list[SortKey] = []
     columns: list[list[str]] = [[] for _ in formats]
     appenders = [(column.append, f.line) for column, f in zip(columns, formats)]
-    for e in entries:
+    ties: Ties = []
+    prev: tuple | None = None
+    in_order = True
+    for pos, e in enumerate(entries):
         fields = list(map(_FIELD, e.match.fields))
-        # flat: one object, not one per field; an exact match (mask None) sorts before every masked one
-        keys.append(
-            (e.table_id, -e.priority, *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in fields))
-        )
+        if in_order:
+            # (table, -priority, fields) orders as the flat key while no exact field (mask None) meets a
+            # masked one at the same place; that comparison raises and the sort below decides
+            key = (e.table_id, -e.priority, fields)
+            try:
+                if key == prev:
+                    if ties and ties[-1][1] == pos:
+                        ties[-1] = (ties[-1][0], pos + 1)
+                    else:
+                        ties.append((pos - 1, pos + 1))
+                elif prev is not None and key < prev:
+                    in_order = False
+            except TypeError:
+                in_order = False
+            prev = key
         if len(fields) > 1:
             spelt = zip(*starmap(items, fields))  # per format: its spelling of each field
             pick = pickers(tuple([f[0] for f in fields]))
@@ -92,13 +112,27 @@ def _walk(
             matches = items(*fields[0]) if fields else no_match
         for (append, line), match, acts in zip(appenders, matches, actions(e.actions, e.goto_table, e.write_metadata)):
             append(line(e, match, acts))
-    return sorted(range(len(keys)), key=keys.__getitem__), keys, columns
+    if in_order:
+        return range(len(entries)), ties, columns
+    keys = [_key(e) for e in entries]
+    idx = sorted(range(len(keys)), key=keys.__getitem__)
+    return idx, _ties(idx, keys), columns
 
 
-def _ties(idx: list[int], keys: list[SortKey]) -> list[tuple[int, int]]:
+def _key(e: FlowEntry) -> SortKey:
+    """The flat sort key: one object, not one per field; an exact match
+    (mask None) sorts before every masked one."""
+    return (
+        e.table_id,
+        -e.priority,
+        *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in map(_FIELD, e.match.fields)),
+    )
+
+
+def _ties(idx: Sequence[int], keys: list[SortKey]) -> Ties:
     """The (start, stop) runs of file order whose keys are equal."""
     ordered = [keys[i] for i in idx]
-    ties: list[tuple[int, int]] = []
+    ties: Ties = []
     for pos in [p for p in range(1, len(ordered)) if ordered[p] == ordered[p - 1]]:
         if ties and ties[-1][1] == pos:
             ties[-1] = (ties[-1][0], pos + 1)
@@ -109,11 +143,10 @@ def _ties(idx: list[int], keys: list[SortKey]) -> list[tuple[int, int]]:
 
 def render_lines(entries: Sequence[FlowEntry], *formats: LineFormat) -> list[list[str]]:
     """Each format's lines of ``entries``, in file order."""
-    idx, keys, columns = _walk(entries, formats)
-    ties = _ties(idx, keys)
+    idx, ties, columns = _walk(entries, formats)
     out = []
     for column in columns:
-        lines = [column[i] for i in idx]
+        lines = column if isinstance(idx, range) else [column[i] for i in idx]
         for a, b in ties:
             lines[a:b] = sorted(lines[a:b])
         out.append(lines)
@@ -122,8 +155,8 @@ def render_lines(entries: Sequence[FlowEntry], *formats: LineFormat) -> list[lis
 
 def ordered_entries(entries: Sequence[FlowEntry], fmt: LineFormat) -> list[tuple[FlowEntry, str]]:
     """(entry, line) pairs in file order, for callers that need the entries too."""
-    idx, keys, (column,) = _walk(entries, [fmt])
+    idx, ties, (column,) = _walk(entries, [fmt])
     pairs = [(entries[i], column[i]) for i in idx]
-    for a, b in _ties(idx, keys):
+    for a, b in ties:
         pairs[a:b] = sorted(pairs[a:b], key=itemgetter(1))
     return pairs

@@ -23,7 +23,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from backends.platform.controller.flowcodec import bundle_add_bytes, flow_mod_bytes, raw_flow_stats_replies
 from backends.platform.controller.flows import Flow, flow_from_stats, flow_mod
-from backends.platform.controller.groups import group_from_desc, is_group
+from backends.platform.controller.groups import GROUP_TABLE, group_from_desc, is_group
 from backends.platform.controller.plan import Op, Tables
 
 LOG = logging.getLogger("fsc.controller.openflow")
@@ -110,6 +110,11 @@ class FscOpenFlow(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPGroupDescStatsReply, MAIN_DISPATCHER)
     def _group_desc_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
+
+    @set_ev_cls(ofp_event.EventOFPGroupStatsReply, MAIN_DISPATCHER)
+    def _group_stats_reply(self, ev: Any) -> None:
         msg = ev.msg
         self._deliver(msg.datapath.id, msg, not (msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE))
 
@@ -272,6 +277,11 @@ class FscOpenFlow(app_manager.OSKenApp):
     def _request(self, dpid: int, req: Any, timeout: float, what: str) -> list[Any]:
         """Send one request to switch ``dpid`` and wait for all its replies
         (``what`` names it in a timeout's message)."""
+        return self._wait(dpid, *self._ask(dpid, req), timeout, what)
+
+    def _ask(self, dpid: int, req: Any) -> tuple[int, _Pending]:
+        """Send one request; its replies are waited for with :meth:`_wait`
+        (several requests in flight at once: one round trip)."""
         slot = _Pending()
         xid = next(self._xids) & 0xFFFFFFFF
         req.set_xid(xid)
@@ -281,7 +291,7 @@ class FscOpenFlow(app_manager.OSKenApp):
             with self._lock:
                 self._pending.pop((dpid, xid), None)
             raise SwitchError(f"switch {dpid:#x}: the connection is closed")
-        return self._wait(dpid, xid, slot, timeout, what)
+        return xid, slot
 
     def read_groups(self, dpid: int, timeout: float = 30.0) -> Tables:
         """Every group of the switch (a group-desc request), by key."""
@@ -296,14 +306,21 @@ class FscOpenFlow(app_manager.OSKenApp):
 
     def table_counts(self, dpid: int, timeout: float = 30.0) -> dict[int, int]:
         """Flows per table (tables holding none left out), from one table-stats
-        request: what a full read would count, at the cost of one small reply."""
+        request, and the number of groups under ``GROUP_TABLE`` (none: left
+        out), from one group-stats request sent with it: what a full read
+        would count, at the cost of two small replies."""
         dp = self._dp(dpid)
-        req = dp.ofproto_parser.OFPTableStatsRequest(dp, 0)
+        parser = dp.ofproto_parser
+        tables = self._ask(dpid, parser.OFPTableStatsRequest(dp, 0))
+        groups = self._ask(dpid, parser.OFPGroupStatsRequest(dp, 0, dp.ofproto.OFPG_ALL))
         out: dict[int, int] = {}
-        for reply in self._request(dpid, req, timeout, "a table-stats request"):
+        for reply in self._wait(dpid, *tables, timeout, "a table-stats request"):
             for st in reply.body:
                 if st.active_count:
                     out[st.table_id] = out.get(st.table_id, 0) + st.active_count
+        n_groups = sum(len(reply.body) for reply in self._wait(dpid, *groups, timeout, "a group-stats request"))
+        if n_groups:
+            out[GROUP_TABLE] = n_groups
         return out
 
     def read_tables(self, dpid: int, timeout: float = 30.0, table: int | None = None) -> Tables:

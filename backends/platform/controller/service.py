@@ -82,12 +82,11 @@ SCOPED_READ_BACK = 64
 
 
 def table_counts_of(tables: Tables) -> dict[int, int]:
-    """Flows per table of ``tables`` (what a switch's table stats report:
-    groups, pseudo-table -1, are not in them)."""
+    """Flows per table of ``tables``, and groups under their pseudo-table
+    (-1): what a switch's table and group stats report."""
     out: dict[int, int] = {}
     for table_id, _prio, _match in tables:
-        if table_id >= 0:
-            out[table_id] = out.get(table_id, 0) + 1
+        out[table_id] = out.get(table_id, 0) + 1
     return out
 
 
@@ -249,8 +248,9 @@ class Controller:
     def _unchanged(self, dpid: int, want: Tables) -> bool:
         """True when the switch is known to hold ``want`` without reading it:
         a full check on this connection found exactly ``want`` there, and its
-        per-table flow counts are still what they were (a rule added or
-        deleted behind the controller's back changes them). An empty ``want``
+        per-table flow counts and its number of groups are still what they
+        were (a rule or group added or deleted behind the controller's back
+        changes them). An empty ``want``
         needs only the counts (an empty switch holds nothing else)."""
         trusted = self._verified.get(dpid)
         epoch = self._epoch(dpid)
@@ -442,7 +442,7 @@ class Controller:
                 try:  # per-table counts when the switch object has them: one small reply (flows only)
                     counts = getattr(self.of, "table_counts", None)
                     installed = (
-                        sum(counts(dpid, timeout=5.0).values())
+                        sum(n for t, n in counts(dpid, timeout=5.0).items() if t >= 0)  # groups apart
                         if counts is not None
                         else sum(f.table_id >= 0 for f in self.of.read_tables(dpid, timeout=5.0).values())
                     )
