@@ -17,6 +17,7 @@ from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, GroupAction, Output, SetField
 from compiler.lowering import tables as T
 from compiler.lowering.contracts import BrokenContract, check_group
+from compiler.steering.steer import Fork
 from compiler.verification.platform_sim import Platform, Trace
 from compiler.verification.simulator import Packet, Simulator
 from fslang import api
@@ -65,7 +66,6 @@ def test_every_replica_visit_outputs_through_a_group_whose_first_bucket_is_its_o
     b = example(name)
     steering = b.compiled.steering
     assert steering is not None
-    hosts = {h.name: h for h in b.site.hosts}
     n_groups = 0
     for sw, tables in b.compiled.tables.items():
         groups = {g.group_id: g for g in tables.groups}
@@ -75,23 +75,36 @@ def test_every_replica_visit_outputs_through_a_group_whose_first_bucket_is_its_o
             acts = [a for a in e.actions if isinstance(a, GroupAction)]
             if not acts:
                 continue
-            assert e.table_id == T.STEER and len(e.actions) == 1
-            g = groups[acts[0].group_id]
-            assert g.type == "ff" and len(g.buckets) >= 2
+            assert e.table_id == T.STEER
+            if len(e.actions) > 1:  # a fork's legs: each group right after the tag of its leg's visit
+                fork = by_tag[e.match.get("vlan_vid").value & 0xFFF]  # type: ignore[union-attr]
+                assert isinstance(fork, Fork), e
+                for k, a in enumerate(e.actions):
+                    if isinstance(a, GroupAction):
+                        tag = e.actions[k - 1]
+                        assert isinstance(tag, SetField) and tag.field == "vlan_vid", e
+                        _check_group(b, sw, groups[a.group_id], by_tag[tag.value & 0xFFF])
+                continue
             vid = e.match.get("vlan_vid")
             assert vid is not None
-            d = by_tag[vid.value & 0xFFF]
-            own = hosts[dict(b.compiled.placement.assignments)[d.instance]].ports[0]
-            first = g.buckets[0]
-            # affinity: the flow's own replica, its tag unchanged, while the port is up
-            assert first.watch_port == own[1] and own[0] == sw
-            assert not any(isinstance(a, SetField) for a in first.actions)
-            for bucket in g.buckets[1:]:  # the others re-tag for their replica and output where they watch
-                assert isinstance(bucket.actions[0], SetField) and bucket.actions[0].field == "vlan_vid"
-                out = bucket.actions[-1]
-                assert isinstance(out, Output) and out.port in (bucket.watch_port, OFPP_IN_PORT)
-            check_group(g, T.STEER)
+            _check_group(b, sw, groups[acts[0].group_id], by_tag[vid.value & 0xFFF])
     assert n_groups > 0
+
+
+def _check_group(b: Built, sw: str, g: Any, d: Any) -> None:
+    """``g`` is ``d``'s fast-failover group on ``sw``."""
+    hosts = {h.name: h for h in b.site.hosts}
+    assert g.type == "ff" and len(g.buckets) >= 2
+    own = hosts[dict(b.compiled.placement.assignments)[d.instance]].ports[0]
+    first = g.buckets[0]
+    # affinity: the flow's own replica, its tag unchanged, while the port is up
+    assert first.watch_port == own[1] and own[0] == sw
+    assert not any(isinstance(a, SetField) for a in first.actions)
+    for bucket in g.buckets[1:]:  # the others re-tag for their replica and output where they watch
+        assert isinstance(bucket.actions[0], SetField) and bucket.actions[0].field == "vlan_vid"
+        out = bucket.actions[-1]
+        assert isinstance(out, Output) and out.port in (bucket.watch_port, OFPP_IN_PORT)
+    check_group(g, T.STEER)
 
 
 def test_a_group_outside_its_contract_is_a_compiler_bug() -> None:
@@ -134,7 +147,8 @@ def _check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str,
     note(ctx)
     assert not trace_errors(t_down), ctx
     event("visits the down host" if visited else "does not visit the down host")
-    if not visited:  # nothing else changes (but a copy to the down host: forks are not failed over)
+    _copies_check(b, host, t_up, t_down, replicas, ctx)
+    if not visited:  # nothing else changes (but a copy to the down host)
         assert (t_down.modules, t_down.exits, t_down.dropped) == (t_up.modules, t_up.exits, t_up.dropped), ctx
         if not any(hop.get("host") == host for c in t_up.copies for hop in c.hops):
             assert sim_summary(t_down) == sim_summary(t_up), ctx
@@ -147,8 +161,20 @@ def _check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str,
     event("fails over")
     assert _modules(t_down, replicas) == _modules(t_up, replicas), ctx  # the same stages, other replicas
     assert t_down.exits == t_up.exits and t_down.dropped == t_up.dropped, ctx
-    if not any(hop.get("host") == host for c in t_up.copies for hop in c.hops):  # forks are not failed over
-        assert [_modules(c, replicas) for c in t_down.copies] == [_modules(c, replicas) for c in t_up.copies], ctx
+
+
+def _copies_check(b: Built, host: str, t_up: Trace, t_down: Trace, replicas: dict[str, str], ctx: str) -> None:
+    """A fork's legs fail over like any packet: a copy whose instances on the
+    down host all have a survivor meets the same stages (other replicas); a
+    copy that meets a stage with none is lost."""
+    assert len(t_down.copies) == len(t_up.copies), ctx
+    for c_up, c_down in zip(t_up.copies, t_down.copies):
+        there = {i for hop in c_up.hops if hop.get("host") == host for i in hop.get("instances", ())}
+        if there <= failable(b.name):
+            assert _modules(c_down, replicas) == _modules(c_up, replicas), ctx
+            assert c_down.exits == c_up.exits and c_down.dropped == c_up.dropped, ctx
+        else:
+            assert not c_down.exits, ctx
 
 
 def _reply_check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str, int]) -> None:
@@ -335,3 +361,43 @@ def test_labelled_replicas_fail_over_across_a_link_marked_in_mpls_tc() -> None:
             assert not trace_errors(t_down) and t_down.exits == t_up.exits, t_down.to_json()
             assert "r#2" not in t_down.modules and t_down.modules[-1] in ("r#1", "r#3"), t_down.to_json()
     assert moved > 0
+
+
+def test_a_fork_on_the_replicas_switch_sends_its_main_leg_through_the_group() -> None:
+    """isp_pop, `copy 10% to probe >> ids * 4` (found by `make explore`): the
+    fork runs on pop, ids#4's host svc2 is down; the copy still reaches probe
+    and the main leg fails over to another ids replica instead of going
+    straight out of svc2's dead port."""
+    b = example("isp_pop")
+    pkt = {"eth_src": 2199023255553, "eth_dst": 2199023255554, "eth_type": 2048, "ipv4_src": 0, "ipv4_dst": 0}
+    pkt |= {"ip_proto": 6, "ip_dscp": 0, "tcp_src": 0, "tcp_dst": 80}
+    t_up = b.platform.trace(pkt, "transit", ("pop", 30))
+    assert t_up.modules == ["ids#4"] and [c.modules for c in t_up.copies] == [["probe"]], t_up.to_json()
+    svc2 = next(h for h in b.site.hosts if h.name == "svc2")
+    t_down = Platform(b.compiled, down={svc2.ports[0][0]: frozenset({svc2.ports[0][1]})}).trace(
+        pkt, "transit", ("pop", 30)
+    )
+    assert len(t_down.modules) == 1 and t_down.modules[0].startswith("ids#"), t_down.to_json()
+    assert t_down.exits == t_up.exits and [c.modules for c in t_down.copies] == [["probe"]], t_down.to_json()
+
+
+def test_a_fork_leg_whose_replicas_are_all_down_is_lost_and_the_others_go_on() -> None:
+    """isp_pop with every ids host down (probe shares svc1 with ids): the
+    fork's group for the main leg sends nothing (that leg is lost: dropped,
+    no trace error), the copy's plain output is lost at the down port."""
+    b = example("isp_pop")
+    placed = dict(b.compiled.placement.assignments)
+    ids_hosts = {placed[i] for i in b.site.module("ids").instance_names()}
+    down: dict[str, set[int]] = {}
+    for h in b.site.hosts:
+        if h.name in ids_hosts:
+            down.setdefault(h.ports[0][0], set()).add(h.ports[0][1])
+    assert placed["probe"] in ids_hosts
+    p = Platform(b.compiled, down={sw: frozenset(ps) for sw, ps in down.items()})
+    pkt = {"eth_src": 2199023255553, "eth_dst": 2199023255554, "eth_type": 2048, "ipv4_src": 0, "ipv4_dst": 0}
+    pkt |= {"ip_proto": 6, "ip_dscp": 0, "tcp_src": 0, "tcp_dst": 80}
+    t = p.trace(pkt, "transit", ("pop", 30))
+    assert not trace_errors(t) and t.dropped and not t.exits and not t.modules, t.to_json()
+    assert any("no live replica" in h.get("lost", "") for h in t.hops), t.hops
+    assert [(c.modules, c.dropped) for c in t.copies] == [([], True)], t.to_json()
+    assert any("is down" in h.get("lost", "") for h in t.copies[0].hops), t.to_json()

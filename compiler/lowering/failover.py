@@ -12,7 +12,10 @@ the next buckets watch the other replicas' host ports, in the module's
 replica order starting after *i* (a rotation), each re-tagging the packet
 for its replica (the visit with the same continuations, else one whose
 continuations differ only in which replicas they visit: replicated stages
-hashed alike pair replica 1 with replica 1) and outputting there.  The
+hashed alike pair replica 1 with replica 1) and outputting there.  A fork
+run on that switch sends its legs to replicas through the same groups (a
+``group`` action among the outputs of its action list: a leg whose replicas
+are all down is lost, the fork's other legs go on).  The
 replicas on this switch come first; then one bucket per link port toward the
 replicas behind other switches: it watches the link (a switch cannot see a
 remote host's port), re-tags for the first such replica, marks the packet
@@ -24,10 +27,9 @@ earlier bucket adds nothing (same port) and is left out.
 
 Symmetric policies: the reply direction's visits get groups of their own,
 with the same rotation, so when a host is down a flow's forward and reply
-packets fail over to the same surviving replica.  Copies (forks) keep plain
-outputs on the copy target's own switch: a copy to a down host is lost (only
-the copy) until the controller re-places it; a copy made on another switch
-meets the target's group like any packet.
+packets fail over to the same surviving replica.  A fork's legs (the copy
+and the main continuation) meet their replica's group on the fork's switch,
+or, made on another switch, on the replica's switch like any packet.
 
 A packet tagged for *i* may come in from the port of a surviving replica's
 host (a module there hands the flow over to the next stage): OpenFlow drops
@@ -109,12 +111,15 @@ class Failover:
         memo: dict[Dispatch, object] = {}
         self.by_shape: dict[tuple[str, object], Visit] = {}
         self.senders: dict[Visit, set[int]] = {}
+        self.fork_senders: dict[Fork, set[int]] = {}  # host ports that hand a fork over (hosts send its tag)
         for d in sorted((d for d in plan.tags if isinstance(d, Visit)), key=plan.tag):
             self.by_shape.setdefault((d.instance, _shape(d, memo)), d)
             h = placement[d.instance]
             for _, nd in d.next:  # a module on another host hands the flow over to nd
                 if isinstance(nd, Visit) and placement[nd.instance] != h:
                     self.senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
+                elif isinstance(nd, Fork):
+                    self.fork_senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
         self.memo = memo
 
     def _switch_of(self, instance: str) -> str | None:
@@ -199,6 +204,29 @@ class Failover:
             grp = failover_group(self.plan, d, local, MARKED_VARIANT, None) if len(local) > 1 else None
             out.append(SteerGroup(None, True, grp, local[0].port))
         return out
+
+    def fork_leg(self, sw: str, d: Visit, in_port: int | None) -> GroupEntry | Output | None:
+        """How a fork run on ``sw`` sends its leg ``d`` (already tagged ``d``)
+        when the packet came in by ``in_port`` (None: not a port the leg can
+        use): through ``d``'s group (the in_port variant where a bucket must
+        output to IN_PORT), straight back out (IN_PORT) when it came from
+        ``d``'s own host (that port is up), or None: no failover here."""
+        alts = self.alternatives(sw, d)
+        if not alts:
+            return None
+        if in_port is not None and in_port == alts[0].port:
+            return Output(OFPP_IN_PORT)
+        for k, alt in enumerate(alts[1 : MAX_VARIANTS + 1], start=1):
+            if in_port is not None and alt.port == in_port:
+                return failover_group(self.plan, d, alts, k, in_port)
+        return failover_group(self.plan, d, alts, 0, None)
+
+    def fork_in_ports(self, sw: str, fork: Fork, leg: Visit) -> set[int]:
+        """The ports a fork run on ``sw`` can come in by that ``leg``'s group
+        may output to: the hosts that hand the fork over (a fork's tag is
+        written on its own switch, by SELECT or by a host there, never sent
+        over a link), so only those need an in_port variant."""
+        return {a.port for a in self.alternatives(sw, leg)} & self.fork_senders.get(fork, set())
 
 
 @dataclass(frozen=True)

@@ -447,11 +447,16 @@ class Lowering:
             if not isinstance(d, Fork):
                 continue
             # a fork's leg may lead back where the packet came from (the host
-            # that handed the fork over, the link it arrived on): OpenFlow
-            # drops output to the ingress port, so that port needs in_port
-            for port in sorted({a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}):
+            # that handed the fork over, the link it arrived on), straight or
+            # through a replica's group: OpenFlow drops output to the ingress
+            # port, so that port needs in_port
+            ports = {a.port for a in actions if isinstance(a, Output) and a.port < OFPP_IN_PORT}
+            for leg in _fork_visits(d):
+                ports |= self.failover.fork_in_ports(sw, d, leg)
+            for port in sorted(ports):
+                variant, _ = self.dispatch_actions(sw, d, final=True, in_port=port)
                 hairpin = tuple(
-                    Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in actions
+                    Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in variant
                 )
                 m = Match.of(FieldMatch("in_port", port), *tag_match)
                 self.add(sw, FlowEntry(T.STEER, 101, m, hairpin, goto, cookie=cookie))
@@ -474,9 +479,14 @@ class Lowering:
             self.add(sw, FlowEntry(T.STEER, prio, Match.of(*fields), actions, cookie=cookie))
         return bool(entries)
 
-    def dispatch_actions(self, sw: str, d: Dispatch, final: bool) -> tuple[tuple[Action, ...], int | None]:
+    def dispatch_actions(
+        self, sw: str, d: Dispatch, final: bool, in_port: int | None = None
+    ) -> tuple[tuple[Action, ...], int | None]:
         """Actions that send a tagged packet (its tag already ``d``'s) on its
-        way.  Boxes and forks that untag are VLAN-tagged (steering.tags)."""
+        way.  Boxes and forks that untag are VLAN-tagged (steering.tags).  A
+        fork's leg to a replica on this switch goes through the replica's
+        fast-failover group (``in_port``: the packet's, for the group's variant
+        that sends back out of it)."""
         if isinstance(d, Visit):
             return (Output(self.toward(sw, self.instance_port(d.instance))),), None
         if isinstance(d, BoxVisit):
@@ -494,7 +504,15 @@ class Lowering:
                     out.append(SetField("vlan_vid", vid(self.plan.exit_tag)))
                     return tuple(out), T.EXIT
                 out.append(self._set_tag(part))
-                acts2, goto = self.dispatch_actions(sw, part, last)
+                leg = self.failover.fork_leg(sw, part, in_port) if isinstance(part, Visit) else None
+                if isinstance(leg, GroupEntry):
+                    self.add_group(sw, leg, T.STEER)
+                    out.append(GroupAction(leg.group_id))
+                    continue
+                if leg is not None:
+                    out.append(leg)
+                    continue
+                acts2, goto = self.dispatch_actions(sw, part, last, in_port)
                 out.extend(acts2)
                 if goto is not None:
                     return tuple(out), goto
@@ -568,6 +586,13 @@ def _tag_fields(tag: int, label: bool) -> tuple[FieldMatch, ...]:
     if label:
         return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", tag))
     return (FieldMatch("vlan_vid", vid(tag)),)
+
+
+def _fork_visits(d: Dispatch) -> list[Visit]:
+    """The visits a fork's action list sends its legs to (nested forks included)."""
+    if isinstance(d, Fork):
+        return _fork_visits(d.copy) + _fork_visits(d.main)
+    return [d] if isinstance(d, Visit) else []
 
 
 def _visited(d: Dispatch, out: list[str]) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_MPLS
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_MPLS, GroupAction, Output
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
 from compiler.steering.hostplan import Next
@@ -116,33 +116,49 @@ class Platform:
                     and (hit.cookie >> 16 & 0xFFFF) - 1 in self.policy_names
                 ):
                     cur.policy = self.policy_names[(hit.cookie >> 16 & 0xFFFF) - 1]
+            legs = self._legs(sw, port, res, len(outs), cur)
             if not outs:
                 cur.dropped = not cur.exits
                 continue
-            legs = self._legs(res, len(outs), cur)
             if all(leg is not cur for leg in legs):
                 cur.dropped = not cur.exits  # every packet sent is a copy: the original ends here
             for emit, leg in zip(outs, legs):
                 self._deliver(emit.packet, (sw, emit.port), leg, queue)
 
-    def _legs(self, res: Any, n: int, cur: Trace) -> list[Trace]:
+    def _legs(self, sw: str, in_port: int, res: Any, n: int, cur: Trace) -> list[Trace]:
         """Which trace each output belongs to.  A STEER entry that forks sends
         its legs in the order lowering writes them (copy first, then main,
-        nested forks depth first, the exit table's output last); every copy
-        leg starts a copy trace of its own."""
-        fork = None
+        nested forks depth first, the exit table's output last), each by an
+        output or a replica's fast-failover group (which sends nothing when
+        every replica is down: that leg is lost); every copy leg starts a
+        copy trace of its own."""
+        fork, entry = None, None
         for hit in res.matched:
             if hit.table_id == T.STEER:
                 d = self._dispatch_matched(hit.entry.match)
                 if isinstance(d, Fork):
-                    fork = d
-        if fork is None:
+                    fork, entry = d, hit.entry
+        if fork is None or entry is None:
             return [cur] * n
         legs = _fork_legs(fork, cur)
-        if len(legs) != n:
+        sends = [self._sends(sw, in_port, a) for a in entry.actions if isinstance(a, (Output, GroupAction))]
+        sends += [1] * (len(legs) - len(sends))  # a main leg that exits: the exit table's output
+        if len(sends) != len(legs) or sum(sends) != n:
             cur.error = f"a fork sends {n} packets where its dispatch has {len(legs)} legs"
             return [cur] * n
-        return legs
+        out: list[Trace] = []
+        for leg, k in zip(legs, sends):
+            if not k:
+                leg.hops.append({"lost": f"{sw}: no live replica for a leg of the fork"})
+                leg.dropped = not leg.exits
+            out += [leg] * k
+        return out
+
+    def _sends(self, sw: str, in_port: int, a: Output | GroupAction) -> int:
+        """How many packets one output of a fork's action list sends."""
+        if isinstance(a, GroupAction):
+            return int(self.sims[sw].group_sends(a.group_id))
+        return int(a.port != in_port)  # OpenFlow skips output to the ingress port
 
     def _dispatch_matched(self, match: Any) -> Dispatch | None:
         """The dispatch a STEER entry is for (by its VLAN id or MPLS label)."""

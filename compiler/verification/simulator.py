@@ -466,6 +466,14 @@ class Simulator:
             return [o for i in live for o in run(i)] or [()]
         raise SimulationError(f"group {group_id}: unknown type {g.type!r}")
 
+    def group_sends(self, group_id: int) -> bool:
+        """Whether the group sends the packet on at all (a fast-failover group
+        with no live bucket sends nothing)."""
+        g = self._groups.get(group_id)
+        if g is None:
+            raise SimulationError(f"unknown group {group_id}")
+        return g.type != "ff" or any(self._live(b) for b in g.buckets)
+
     def _live(self, b: Bucket) -> bool:
         watch = ff_watch(b.actions, b.watch_port)
         if watch is None:
