@@ -206,6 +206,8 @@ DOWN_CASES = [
     ("two_switch", {"south": (1,)}),  # m2: acct#2's flows cross the link to acct#1, marked
     ("two_switch", {"north": (1,)}),  # m1: the other way
     ("two_switch", {"north": (24,)}),  # the link between the switches (down at both ends)
+    ("isp_pop", {"pop": (2,)}),  # svc2: a fork's leg to ids#4 fails over through the group in its action list
+    ("isp_pop", {"pop": (1, 2)}),  # every ids host: that leg's group sends nothing, the fork's other legs go on
 ]
 
 
