@@ -147,8 +147,8 @@ def _check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str,
     note(ctx)
     assert not trace_errors(t_down), ctx
     event("visits the down host" if visited else "does not visit the down host")
-    _copies_check(b, host, t_up, t_down, replicas, ctx)
     if not visited:  # nothing else changes (but a copy to the down host)
+        _copies_check(b, host, t_up, t_down, replicas, ctx)
         assert (t_down.modules, t_down.exits, t_down.dropped) == (t_up.modules, t_up.exits, t_up.dropped), ctx
         if not any(hop.get("host") == host for c in t_up.copies for hop in c.hops):
             assert sim_summary(t_down) == sim_summary(t_up), ctx
@@ -159,6 +159,7 @@ def _check(b: Built, host: str, pkt: dict[str, int], edge: str, port: tuple[str,
         assert not t_down.exits, ctx
         return
     event("fails over")
+    _copies_check(b, host, t_up, t_down, replicas, ctx)  # the main path reaches its forks as before
     assert _modules(t_down, replicas) == _modules(t_up, replicas), ctx  # the same stages, other replicas
     assert t_down.exits == t_up.exits and t_down.dropped == t_up.dropped, ctx
 
