@@ -23,12 +23,14 @@ from pathlib import Path
 
 from compiler.check.frontend import FrontendResult, run
 from compiler.flowir import FlowEntry
+from compiler.ir import Drop as ir_Drop
 from compiler.ir import Policy as ir_Policy
 from compiler.ir import Site
 from compiler.lowering import tables as T
 from compiler.pipeline import Compiled, compile_site
 from compiler.placement.place import Placement
 from compiler.scale import Scale, rescale
+from compiler.steering.steer import DROPPED, TRUE, SteeringPlan
 from fslang import ast as A
 from fslang import incremental as inc
 from fslang.diagnostics import Diagnostic, sort_key
@@ -340,7 +342,25 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
         after,
         _replies(c),
         {m.name: [m.replicas, m.max_replicas, list(m.weights)] for m in b.site.modules},
+        len(c.steering.selectors),
+        next((i for i, combos in enumerate(c.steering.selectors) if combos == _DROPPED), None),
+        _last_first(b.site, c.steering),
     )
+
+
+def _last_first(site: Site, steering: SteeringPlan) -> int:
+    """The index of the last policy whose unfolding brought a new decision list."""
+    index = {p.name: p.index for p in site.policies}
+    seen: set[int] = set()
+    last = -1
+    for e in steering.entries:
+        if e.id not in seen:
+            seen.add(e.id)
+            last = index[e.policy]
+    return last
+
+
+_DROPPED = [(TRUE, DROPPED)]  # the decision list of `drop`
 
 
 def _pairs(aff: Mapping[tuple[str, str], int]) -> list[list[object]]:
@@ -488,14 +508,28 @@ def _splice(
     # the decision lists: a chain that an earlier policy has keeps every list's number and every tag
     j = edit.index
     old_chain, new_chain = (old.chain if old else None), (record.chain if record else None)
+    chains, n_selectors = cache.chains, cache.selectors
     if old_chain != new_chain:
-        for key in (old_chain, new_chain):
-            if key is not None and not any(r.chain == key for r in records[:j]):
+        if old_chain is not None and not any(r.chain == old_chain for r in records[:j]):
+            return _fallback("the policy was the first with its pipeline (decision lists would be renumbered)")
+        if new_chain is not None and not any(r.chain == new_chain for r in records[:j]):
+            # a pipeline no earlier policy has: only `drop` (whose decision list no entry writes), its list
+            # the last (after every other pipeline's first policy) or one the site has already
+            assert record is not None and r_site is not None
+            if (
+                not isinstance(r_site.policies[0].pipeline, ir_Drop)
+                or new_chain in chains
+                or cache.last_first >= j
+                or (cache.drop_id is None and n_selectors >= T.MAX_ENTRIES)
+            ):
                 return _fallback("the policy is the first with its pipeline (decision lists would be renumbered)")
+            drop_id = n_selectors if cache.drop_id is None else cache.drop_id
+            n_selectors += cache.drop_id is None
+            chains = {**chains, new_chain: ([drop_id] * (1 + record.symmetric), [])}
         if cache.affinity is None or cache.chains.get(old_chain or "", ([], []))[1] is None:
             return _fallback("the cache keeps no placement affinity for this site (too many chains)")
-    ids = cache.chains.get(new_chain or "", ([], None))[0] if new_chain else []
-    old_ids = cache.chains.get(old_chain or "", ([], None))[0] if old_chain else []
+    ids = chains.get(new_chain or "", ([], None))[0] if new_chain else []
+    old_ids = chains.get(old_chain or "", ([], None))[0] if old_chain else []
     # placement: the same problem (affinity unchanged), or placed again and found the same
     affinity_new = cache.affinity
     if old_chain != new_chain:
@@ -601,11 +635,14 @@ def _splice(
         summary,
         new_records,
         True,
-        cache.chains,
+        chains,
         affinity_new,
         cache.after,
         replies,
         cache.modules,
+        n_selectors,
+        cache.drop_id if cache.drop_id is not None or n_selectors == cache.selectors else cache.selectors,
+        j if n_selectors != cache.selectors else cache.last_first + shift * (cache.last_first >= j),
     )
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)
 

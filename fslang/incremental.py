@@ -213,6 +213,11 @@ class Cache:
     replies: dict[str, int]
     #: module -> [replicas, max_replicas, weights]: what the pipelines' `* N` made of each module
     modules: dict[str, list[object]]
+    #: how many decision lists the site has, and which one is `drop`'s (None: none)
+    selectors: int
+    drop_id: int | None
+    #: the last policy (index) whose pipeline brought a new decision list (-1: none)
+    last_first: int
 
     def to_text(self) -> str:
         doc = {
@@ -231,6 +236,9 @@ class Cache:
             "after": self.after,
             "replies": dict(sorted(self.replies.items())),
             "modules": dict(sorted(self.modules.items())),
+            "selectors": self.selectors,
+            "drop_id": self.drop_id,
+            "last_first": self.last_first,
         }
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()}) + "\n" + body + "\n"
@@ -260,6 +268,9 @@ def read_cache(folder: Path) -> Cache | None:
             after=doc["after"],
             replies={str(k): int(v) for k, v in doc["replies"].items()},
             modules={str(k): list(v) for k, v in doc["modules"].items()},
+            selectors=int(doc["selectors"]),
+            drop_id=doc["drop_id"],
+            last_first=int(doc["last_first"]),
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
         return None
