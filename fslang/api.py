@@ -473,6 +473,7 @@ def _splice(
     record = None
     new_pairs: list[list[object]] = []
     mine: dict[str, list[FlowEntry]] = {}
+    r_site: Site | None = None
     if edit.kind != "remove":
         reduced = _compile(run(name, edit.reduced), previous, False, generation, False, _PROBE)
         c, r_site = reduced.compiled, reduced.site
@@ -536,7 +537,7 @@ def _splice(
         assert cache.affinity is not None
         old_pairs = cache.chains[old_chain][1] if old_chain else []
         affinity_new = _sum_pairs(cache.affinity, old_pairs or [], new_pairs)
-        if affinity_new != cache.affinity and not _placement_kept(name, edit, affinity_new, previous, cache):
+        if affinity_new != cache.affinity and not _placement_kept(name, r_site, affinity_new, previous, cache):
             return _fallback("placing the edited site again may move instances")
     files = inc.read_outputs(Path(folder), cache)
     if files is None or files.get("placement.json") != previous.to_json():
@@ -554,7 +555,8 @@ def _splice(
     cookie = T.policy_cookie(j, 0) | gen_bit
     prios = {T.PRIO_POLICY_TOP - d: first - d for d in range(new_dirs)}
     bits = {T.PRIO_POLICY_TOP - d: inc.entry_bits(i, generation) for d, i in enumerate(ids)}
-    watch = sorted({f"write_metadata:{inc.entry_bits(i, generation):#x}/" for i in set(ids) | set(old_ids)})
+    # only POLICY entries write a decision list's metadata (with this mask)
+    watch = sorted({f"write_metadata:{inc.entry_bits(i, generation):#x}/{T.ENTRY_MASK:#x}," for i in {*ids, *old_ids}})
     rules: dict[str, int] = {}
     carry: dict[str, list[str]] = {}
     replies = dict(cache.replies)
@@ -574,7 +576,7 @@ def _splice(
             return _fallback("a switch's rules cannot be spliced")
         new_ofctl, new_json, had, has = got
         # the switch holds a decision list's SELECT rules if a POLICY entry writes it (lowering's entries_here)
-        if any((w in sp.policy_lines(files[ofctl])) != (w in sp.policy_lines(new_ofctl)) for w in watch):
+        if any((w in files[ofctl]) != (w in new_ofctl) for w in watch):
             return _fallback("a decision list would appear on or leave a switch")
         # it holds region tables if some symmetric policy's replies are classified there
         before = replies.get(sw_name, 0)
@@ -605,7 +607,7 @@ def _splice(
         new_records[j] = record
     plan_text: str | None = files["plan.json"]
     if shift or old_dirs != new_dirs:
-        infos = [sp.policy_info(r.name, i, bool(r.symmetric)) for i, r in enumerate(new_records)]
+        infos = [(r.name, i, bool(r.symmetric)) for i, r in enumerate(new_records)]
         plan_text = sp.plan_policies(files["plan.json"], infos)
     changed = {path: _sha256(t) for path, t in out.items() if t is not files[path]}
     if plan_text is not None:
@@ -666,18 +668,18 @@ def _sum_pairs(total: list[list[object]], minus: list[list[object]], plus: list[
 
 
 def _placement_kept(
-    name: str, edit: inc.Edit, affinity_new: list[list[object]], previous: Placement, cache: inc.Cache
+    name: str, context: Site | None, affinity_new: list[list[object]], previous: Placement, cache: inc.Cache
 ) -> bool:
     """Does placing the edited site from ``previous`` keep it?  Placement
     reads the policies only through their affinity (module pairs visited
     back to back, ``compiler.placement.model.affinity``): the site's context
-    with stand-in policies of the same affinity is placed instead."""
+    (``context``: the reduced site, or None: parsed here) with stand-in
+    policies of the same affinity is placed instead."""
     from compiler.headerspace.matchset import MatchSet
     from compiler.ir import Serial, Use
     from compiler.placement.place import place
 
-    context = run(name, inc._blanked(cache.text, [(r.start, r.end) for r in cache.policies]))
-    site = context.site
+    site = context or run(name, inc._blanked(cache.text, [(r.start, r.end) for r in cache.policies])).site
     if site is None or {m.name for m in site.modules} != cache.modules.keys():
         return False
     modules = []

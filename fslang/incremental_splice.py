@@ -17,7 +17,6 @@ are the only ones whose lines carry a policy's priority or cookie.
 from __future__ import annotations
 
 import json
-import re
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 
@@ -55,14 +54,18 @@ def _prio(line: str) -> int:
     return int(line[at : line.index(",", at)])
 
 
-def _section(lines: list[str], table: int) -> tuple[int, int]:
-    """The run of ``lines`` of ``table`` at policy priorities (>= PRIO_POLICY_MIN)."""
+def _section(text: str, lines: list[str], table: int) -> tuple[int, int]:
+    """The run of ``lines`` (``text`` split) of ``table`` at policy priorities (>= PRIO_POLICY_MIN)."""
     head = f"table={table},"
-    start = next((i for i, x in enumerate(lines) if x.startswith(head)), len(lines))
-    end = start
-    while end < len(lines) and lines[end].startswith(head) and _prio(lines[end]) >= T.PRIO_POLICY_MIN:
-        end += 1
-    return start, end
+    at = 0 if text.startswith(head) else text.find("\n" + head) + 1
+    if at == 0 and not text.startswith(head):
+        return 0, 0
+    start = text.count("\n", 0, at)
+
+    def key(x: str) -> tuple[int, int]:
+        return (0, -_prio(x)) if x.startswith(head) else (1, 0)
+
+    return start, bisect_left(lines, (0, 1 - T.PRIO_POLICY_MIN), start, len(lines) - 1, key=key)
 
 
 def _moved_ofctl(line: str, move: Move, memo: dict[str, str]) -> str:
@@ -120,15 +123,20 @@ def splice_switch(
     had: set[int] = set()
     has: set[int] = set()
     for table in _TABLES:
-        start, end = _section(lines, table)
-        if any(not x.startswith('  {"actions": ') or f'"table_id": {table}}},' not in x for x in jlines[start:end]):
-            return None  # the .json's flows are the .ofctl's lines, in the same order
+        start, end = _section(ofctl, lines, table)
+        # the .json's flows are the .ofctl's lines, in the same order (one walk renders both)
+        if end > start and not all(
+            jlines[i].startswith('  {"actions": ') and jlines[i].endswith(f'"table_id": {table}}},')
+            for i in (start, end - 1)
+        ):
+            return None
         # lines of descending priority: the edited policy's run is [a, b)
         a = bisect_left(lines, -move.first, start, end, key=lambda x: -_prio(x))
         b = bisect_left(lines, move.old_dirs - move.first, start, end, key=lambda x: -_prio(x))
         mine = lines[a:b]
-        want = f",cookie={cookie:#x}," if cookie is not None else "\0"
-        if any(want not in x for x in mine) or any(want in x for x in lines[start:a] + lines[b:end]):
+        if mine and (cookie is None or ofctl.count(f",cookie={cookie:#x},") != len(mine)):
+            return None
+        if any(f",cookie={cookie:#x}," not in x for x in mine):
             return None
         ins = [x for x in new if x.startswith(f"table={table},")]
         jins = [x for x in jnew if x.endswith(f'"table_id": {table}}}')]
@@ -150,18 +158,6 @@ def splice_switch(
     if len(new) != sum(x.startswith(tuple(f"table={t}," for t in _TABLES)) for x in new):
         return None  # the policy's entries are all in POLICY and NONIP
     return "\n".join(lines), jhead + sep + "\n".join(jlines) + sep2 + jtail, had, has
-
-
-_NOT_POLICY = re.compile(r"^table=(?!40,)", re.M)
-
-
-def policy_lines(ofctl: str) -> str:
-    """The POLICY table's lines of a ``.ofctl`` (tables come in order)."""
-    start = 0 if ofctl.startswith("table=40,") else ofctl.find("\ntable=40,") + 1
-    if start == 0 and not ofctl.startswith("table=40,"):
-        return ""
-    end = _NOT_POLICY.search(ofctl, start)
-    return ofctl[start : end.start() if end else len(ofctl)]
 
 
 def with_actions(
@@ -188,22 +184,19 @@ def with_actions(
     return list(out)
 
 
-def plan_policies(plan: str, policies: list[dict[str, object]]) -> str | None:
-    """plan.json with its list of policies replaced (written as the whole
-    file is: sorted keys, indent 2)."""
+def plan_policies(plan: str, policies: list[tuple[str, int, bool]]) -> str | None:
+    """plan.json with its list of policies (name, index, symmetric) replaced,
+    written as ``json.dumps(..., indent=2, sort_keys=True)`` writes the
+    whole file (``backends.emit.documents.PolicyInfo``; a test compares)."""
     head = '\n  "policies": '
     start = plan.find(head)
     end = plan.find("\n  ],\n", start)
-    if start < 0 or end < 0:
+    if start < 0 or end < 0 or not policies:
         return None
-    body = json.dumps(policies, indent=2, sort_keys=True).replace("\n", "\n  ")
-    return plan[: start + len(head)] + body + plan[end + 4 :]
-
-
-def policy_info(name: str, index: int, symmetric: bool) -> dict[str, object]:
-    """A policy's entry in plan.json (``backends.emit.documents.PolicyInfo``)."""
-    return {
-        "cookie": f"{T.policy_cookie(index, 0):#x}/{T.POLICY_COOKIE_MASK:#x}",
-        "name": name,
-        "symmetric": symmetric,
-    }
+    mask = f"{T.POLICY_COOKIE_MASK:#x}"
+    items = ",\n".join(
+        f'    {{\n      "cookie": "{T.policy_cookie(i, 0):#x}/{mask}",\n      "name": {json.dumps(name)},\n'
+        f'      "symmetric": {"true" if sym else "false"}\n    }}'
+        for name, i, sym in policies
+    )
+    return plan[: start + len(head)] + "[\n" + items + plan[end:]
