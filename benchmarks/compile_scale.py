@@ -2,7 +2,8 @@
 sites, the growth per 10x step, a one-policy edit compiled with
 ``--previous``, and ``fsc check`` of mutually overlapping policies.
 
-    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own] [--edit-only]
+    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own]
+        [--edit-only] [--edits match,add-end,...] [--edit-runs 3]
 
 Sites: ``benchmarks.gen_site.generate`` (Open vSwitch switches), once with
 policies sharing a few service chains ("shared") and once with a chain of
@@ -13,12 +14,12 @@ RSS are its own:
 * stages: one process runs the stages one by one as ``fslang.api.build``
   chains them (import, parse, check, place, steer, lower, render);
 * ``fsc compile``: the real command line, the whole process;
-* edit: a 10,000-policy site compiled, compiled again with ``--previous``
-  of that output (a full compile: the deployed output ``fsc apply`` keeps),
-  one policy's match changed, compiled again with ``--previous`` of the
-  second output (the process timed; FSC_DEBUG=1 says whether it was spliced
-  or compiled in full), and every file compared with a full compile of the
-  edited site;
+* edits: a 10,000-policy site (:func:`edit_site`) compiled, compiled again
+  with ``--previous`` of that output (a full compile: the deployed output
+  ``fsc apply`` keeps), then each kind of one-policy edit (:data:`EDITS`)
+  compiled with ``--previous`` of the second output (the process timed;
+  FSC_DEBUG=1 says whether it was spliced or compiled in full), every file
+  compared with a full compile of the edited site;
 * overlap: ``fsc check`` of :func:`overlap_site`.
 """
 
@@ -94,11 +95,12 @@ def edit_one(text: str, n: int, kind: str = "match") -> str:
     policy ``p{n//2}``."""
     k = n // 2
     m = _policy(text, f"p{k}")
-    if kind in ("match", "match-symmetric"):
-        if kind == "match-symmetric":
-            k = next(i for i in range(k, n) if _policy(text, f"p{i}").group(4))
-            m = _policy(text, f"p{k}")
+    if kind == "match":
         return text[: m.start(2)] + "dst host 10.9.0.1 and tcp and dst port 4242" + text[m.end(2) :]
+    if kind == "match-symmetric":  # the same destination (replies come back by the same edge), another port
+        m = next(m for i in range(k, n) if (m := _policy(text, f"p{i}")).group(4))
+        dst = m.group(2).split(" and ")[0]
+        return text[: m.start(2)] + f"{dst} and tcp and dst port 4242" + text[m.end(2) :]
     if kind == "pipeline-existing":  # the chain of another, earlier policy
         chain = next(c for i in range(k - 1, -1, -1) if (c := _policy(text, f"p{i}").group(3)) != m.group(3))
         return text[: m.start(3)] + chain + text[m.end(3) :]

@@ -1,26 +1,43 @@
 """Incremental compile (``fsc compile --previous DIR``): a site whose only
-change is one policy's match, spliced into the earlier output instead of
+change is one policy statement (its match, its pipeline, `symmetric`) or a
+policy added or removed, spliced into the earlier output instead of
 compiled again.
 
 A full compile leaves :data:`CACHE` in its output folder: the site's text,
-every file it wrote (as hashes), its diagnostics, the summary, and per
-policy its statement and match spans, whether its edit can be spliced
-(:func:`spliceable`) and the cubes of its match.  With ``--previous`` the
-new text is compared with the cached one; when the change lies inside one
-spliceable policy's match, :mod:`fslang.api` compiles a *reduced* site (the
-new text with every other policy blanked out, offsets kept) and this module
-swaps that policy's POLICY entries in the earlier OpenFlow files for the
-reduced site's, with the earlier files' priority, cookie and actions (the
-policy's position and its decision list are unchanged).  Anything else,
-or any check below that fails, and the caller compiles in full: the result
-is always the full compile's, byte for byte (docs/cli.md, "Incremental
-compile"; tests/test_incremental.py).
+every file it wrote (as hashes), its diagnostics, the summary, per policy
+its statement and match spans, whether it can be spliced
+(:func:`spliceable`), the cubes of its match and the digest of its
+pipeline (:func:`chain_key`); per pipeline its decision lists and the
+module pairs it adds to placement's affinity; and what the switches hold
+that depends on all policies together (which decision lists, which reply
+tables).  With ``--previous`` the new text is compared with the cached one
+(:func:`find_edit`); :mod:`fslang.api` compiles a *reduced* site (the new
+text with every other policy blanked out, offsets kept) for the edited
+policy's POLICY entries, and :mod:`fslang.incremental_splice` puts them in
+the earlier OpenFlow files with the full site's priority, cookie and
+decision list, moving the later policies' priorities and cookies when one
+was added or removed.  Anything else, or any check that fails, and the
+caller compiles in full: the result is always the full compile's, byte for
+byte (docs/tutorial.md; tests/test_incremental.py).
 
-Why a match edit stays local: steering, placement and the host plans read
-pipelines, not matches (symmetric policies excepted); a policy without
-exclusions, `drop`, boxes or non-IP parts writes only its own POLICY entries;
-a policy whose cubes (before and after) meet no other policy's takes part in
-no overlap diagnostic and changes no other policy's region.
+Why the edit stays local:
+
+* a policy without exclusions, boxes, named sets or non-IP parts writes
+  only its own POLICY entries (its match spelt alone, its position as
+  priority and cookie, its decision list as metadata);
+* a pipeline an earlier policy already has keeps every decision list's
+  number and every steering tag (they are numbered in first-use order), so
+  SELECT, STEER, the host plans and Click configurations are unchanged;
+  `drop` adds a list no entry writes (it is spliced when that list comes
+  last);
+* placement reads policies only through the affinity of module pairs: the
+  same affinity, the same placement; another one is placed again
+  (stand-in policies of that affinity) and must give the same placement;
+* a switch holds a decision list's SELECT entries if some POLICY entry
+  writes it, and region tables if it classifies some reply: both checked
+  before and after;
+* a policy whose cubes (before and after) meet no other policy's takes part
+  in no overlap diagnostic.
 """
 
 from __future__ import annotations

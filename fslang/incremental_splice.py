@@ -17,7 +17,7 @@ are the only ones whose lines carry a policy's priority or cookie.
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from backends.emit.openflow import UnsupportedError
@@ -54,49 +54,67 @@ def _prio(line: str) -> int:
     return int(line[at : line.index(",", at)])
 
 
-def _section(text: str, lines: list[str], table: int) -> tuple[int, int]:
-    """The run of ``lines`` (``text`` split) of ``table`` at policy priorities (>= PRIO_POLICY_MIN)."""
-    head = f"table={table},"
-    at = 0 if text.startswith(head) else text.find("\n" + head) + 1
-    if at == 0 and not text.startswith(head):
-        return 0, 0
-    start = text.count("\n", 0, at)
-
-    def key(x: str) -> tuple[int, int]:
-        return (0, -_prio(x)) if x.startswith(head) else (1, 0)
-
-    return start, bisect_left(lines, (0, 1 - T.PRIO_POLICY_MIN), start, len(lines) - 1, key=key)
+def _jkey(line: str) -> tuple[int, int]:
+    """(table, priority) of a ``.json`` flow line (``..., "priority": P, "table_id": N},``)."""
+    p = line.rindex(', "priority": ')
+    t = line.index(', "table_id": ', p)
+    return int(line[t + 14 : line.index("}", t)]), int(line[p + 14 : t])
 
 
-def _moved_ofctl(line: str, move: Move, memo: dict[str, str]) -> str:
-    """``line`` (``table=N,priority=P,cookie=C,...``) of a later policy, moved."""
-    c = line.index(",cookie=")
-    end = line.index(",", c + 8)
-    head = line[:end]
-    new = memo.get(head)
-    if new is None:
-        prio = _prio(line) - move.prio_shift
-        cookie = int(line[c + 8 : end], 16) + (move.index_shift << 16)
-        new = memo[head] = f"{line[: line.index(',priority=')]},priority={prio},cookie={cookie:#x}"
-    return new + line[end:]
+def _okey(line: str) -> tuple[int, int]:
+    """(table, priority) of an ``.ofctl`` line."""
+    return int(line[6 : line.index(",")]), _prio(line)
 
 
-def _moved_json(line: str, move: Move, memo: dict[str, str]) -> str | None:
-    """The same for a ``.json`` flow line (``..., "cookie": C, ..., "priority": P, "table_id": N},``)."""
-    c = line.find(', "cookie": ')
-    p = line.rfind(', "priority": ')
-    if c < 0 or p < 0:
-        return None
-    c_end = line.index(",", c + 12)
-    p_end = line.index(",", p + 14)
-    key = line[c + 12 : c_end] + " " + line[p + 14 : p_end]
-    new = memo.get(key)
-    if new is None:
-        cookie = int(line[c + 12 : c_end]) + (move.index_shift << 16)
-        prio = int(line[p + 14 : p_end]) - move.prio_shift
-        new = memo[key] = f"{cookie}\0{prio}"
-    cookie_s, prio_s = new.split("\0")
-    return line[: c + 12] + cookie_s + line[c_end : p + 14] + prio_s + line[p_end:]
+def _first(text: str, lo: int, hi: int, pred: Callable[[str], bool]) -> int:
+    """The offset of the first line in ``text[lo:hi]`` (``lo`` and ``hi`` at
+    line starts, every line ended by a newline) for which ``pred`` holds
+    (false then true: a bisection over offsets, no split)."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = text.rfind("\n", lo, mid) + 1 or lo
+        end = text.index("\n", start)
+        if pred(text[start:end]):
+            hi = start
+        else:
+            lo = end + 1
+    return lo
+
+
+def _moved(lines: list[str], jlines: list[str], move: Move) -> tuple[list[str], list[str]] | None:
+    """The lines of later policies (``.ofctl`` and ``.json``, aligned), moved:
+    ``table=N,priority=P,cookie=C,...`` and ``..., "cookie": C, ...,
+    "priority": P, "table_id": N},``.  A policy's lines come in one run that
+    shares (P, C): the ``.json`` lines are rewritten by runs, in C."""
+    out: list[str] = []
+    jout: list[str] = []
+    run_head, run_start, new_head, c_prev = "", 0, "", 0
+    for i, line in enumerate(lines + ["\0,cookie=0,"]):
+        c = line.index(",cookie=")
+        end = line.index(",", c + 8)
+        head = line[:end]
+        if head != run_head:
+            if i > run_start:
+                chunk = "\n".join(jlines[run_start:i])
+                p_at = run_head.index(",priority=")
+                table, prio = run_head[6:p_at], int(run_head[p_at + 10 : c_prev])
+                cookie = int(run_head[c_prev + 8 :], 16)
+                new_prio, new_cookie = prio - move.prio_shift, cookie + (move.index_shift << 16)
+                old_c, old_p = f', "cookie": {cookie}, ', f', "priority": {prio}, "table_id": {table}}},'
+                if chunk.count(old_c) != i - run_start or chunk.count(old_p) != i - run_start:
+                    return None
+                jout.append(
+                    chunk.replace(old_c, f', "cookie": {new_cookie}, ').replace(
+                        old_p, f', "priority": {new_prio}, "table_id": {table}}},'
+                    )
+                )
+            if i == len(lines):
+                break
+            run_head, run_start, c_prev = head, i, c
+            new_head = f"{line[: line.index(',priority=')]},priority={_prio(line) - move.prio_shift}"
+            new_head += f",cookie={int(line[c + 8 : end], 16) + (move.index_shift << 16):#x}"
+        out.append(new_head + line[end:])
+    return out, jout
 
 
 def splice_switch(
@@ -106,37 +124,44 @@ def splice_switch(
     it is added) replaced by ``entries`` (final: priority, cookie and
     actions as the full compile gives them) and the later policies moved;
     and the policy's directions (0 forward, 1 reverse) with lines here
-    before and after.  None when the
-    files are not laid out as this needs (then the caller compiles in full)."""
-    lines = ofctl.split("\n")
-    if lines[-1] != "":
+    before and after.  None when the files are not laid out as this needs
+    (then the caller compiles in full).  The files are cut by offsets
+    found by bisection: only the lines that change are split."""
+    head = '\n "flows": [\n'
+    j0 = json_text.find(head) + len(head)
+    j_end = json_text.find("\n ]", j0) + 1  # the last flow ends with a newline, not a comma
+    if j0 < len(head) or j_end <= 0 or not ofctl.endswith("\n"):
         return None
-    jhead, sep, jrest = json_text.partition('\n "flows": [\n')
-    jflows, sep2, jtail = jrest.partition("\n ]")
-    if not sep or not sep2:
-        return None
-    jlines = jflows.split("\n")
     try:
         new, jnew = render_lines(entries, OFCTL, JsonFormat(dpid)) if entries else ([], [])
     except UnsupportedError:
         return None  # the full compile says what (it meets the same entry)
+    if len(new) != sum(x.startswith(tuple(f"table={t}," for t in _TABLES)) for x in new):
+        return None  # the policy's entries are all in POLICY and NONIP
     had: set[int] = set()
     has: set[int] = set()
+    o_parts: list[str] = []
+    j_parts: list[str] = []
+    o_at = j_at = 0
     for table in _TABLES:
-        start, end = _section(ofctl, lines, table)
-        # the .json's flows are the .ofctl's lines, in the same order (one walk renders both)
-        if end > start and not all(
-            jlines[i].startswith('  {"actions": ') and jlines[i].endswith(f'"table_id": {table}}},')
-            for i in (start, end - 1)
+        # the table's lines at policy priorities, then the edited policy's run [a, b): by (table, -priority)
+        bounds = []
+        for text, lo, hi, key in ((ofctl, 0, len(ofctl), _okey), (json_text, j0, j_end, _jkey)):
+            s = _first(text, lo, hi, lambda x, key=key, t=table: key(x)[0] >= t)
+            e = _first(text, s, hi, lambda x, key=key, t=table: key(x)[0] != t or key(x)[1] < T.PRIO_POLICY_MIN)
+            a = _first(text, s, e, lambda x, key=key: key(x)[1] <= move.first)
+            b = _first(text, a, e, lambda x, key=key: key(x)[1] <= move.first - move.old_dirs)
+            bounds.append((s, a, b, e))
+        (s, a, b, e), (js, ja, jb, je) = bounds
+        if (ofctl.count("\n", s, a), ofctl.count("\n", a, b), ofctl.count("\n", b, e)) != (
+            json_text.count("\n", js, ja),
+            json_text.count("\n", ja, jb),
+            json_text.count("\n", jb, je),
         ):
-            return None
-        # lines of descending priority: the edited policy's run is [a, b)
-        a = bisect_left(lines, -move.first, start, end, key=lambda x: -_prio(x))
-        b = bisect_left(lines, move.old_dirs - move.first, start, end, key=lambda x: -_prio(x))
-        mine = lines[a:b]
-        if mine and (cookie is None or ofctl.count(f",cookie={cookie:#x},") != len(mine)):
-            return None
-        if any(f",cookie={cookie:#x}," not in x for x in mine):
+            return None  # the .json's flows are the .ofctl's lines, in the same order (one walk renders both)
+        mine = ofctl[a:b].split("\n")[:-1]
+        want = f",cookie={cookie:#x}," if cookie is not None else "\0"
+        if mine and (ofctl.count(want) != len(mine) or any(want not in x for x in mine)):
             return None
         ins = [x for x in new if x.startswith(f"table={table},")]
         jins = [x for x in jnew if x.endswith(f'"table_id": {table}}}')]
@@ -144,20 +169,18 @@ def splice_switch(
             return None
         had.update(move.first - _prio(x) for x in mine)
         has.update(move.first - _prio(x) for x in ins)
-        later, jlater = lines[b:end], jlines[b:end]
-        if move.prio_shift or move.index_shift:
-            memo: dict[str, str] = {}
-            jmemo: dict[str, str] = {}
-            later = [_moved_ofctl(x, move, memo) for x in later]
-            moved = [_moved_json(x, move, jmemo) for x in jlater]
-            if any(x is None for x in moved):
+        later, jlater = ofctl[b:e], json_text[jb:je]
+        if (move.prio_shift or move.index_shift) and later:
+            moved = _moved(later.split("\n")[:-1], jlater.split("\n")[:-1], move)
+            if moved is None:
                 return None
-            jlater = moved  # type: ignore[assignment]
-        lines[a:end] = ins + later
-        jlines[a:end] = [f"  {x}," for x in jins] + jlater
-    if len(new) != sum(x.startswith(tuple(f"table={t}," for t in _TABLES)) for x in new):
-        return None  # the policy's entries are all in POLICY and NONIP
-    return "\n".join(lines), jhead + sep + "\n".join(jlines) + sep2 + jtail, had, has
+            later, jlater = "\n".join(moved[0]) + "\n", "\n".join(moved[1]) + "\n"
+        o_parts += [ofctl[o_at:a], "".join(x + "\n" for x in ins), later]
+        j_parts += [json_text[j_at:ja], "".join(f"  {x},\n" for x in jins), jlater]
+        o_at, j_at = e, je
+    o_parts.append(ofctl[o_at:])
+    j_parts.append(json_text[j_at:])
+    return "".join(o_parts), "".join(j_parts), had, has
 
 
 def with_actions(
