@@ -341,7 +341,7 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
         total,
         after,
         _replies(c),
-        {m.name: [m.replicas, m.max_replicas, list(m.weights)] for m in b.site.modules},
+        {m.name: (m.replicas, m.max_replicas, m.weights) for m in b.site.modules},
         len(c.steering.selectors),
         next((i for i, combos in enumerate(c.steering.selectors) if combos == _DROPPED), None),
         _last_first(b.site, c.steering),
@@ -685,7 +685,7 @@ def _placement_kept(
     modules = []
     for m in site.modules:  # the replicas the policies' pipelines give (the context alone has none)
         replicas, most, weights = cache.modules[m.name]
-        modules.append(dataclasses.replace(m, replicas=replicas, max_replicas=most, weights=tuple(weights)))
+        modules.append(dataclasses.replace(m, replicas=replicas, max_replicas=most, weights=weights))
     site = dataclasses.replace(site, modules=tuple(modules))
     sinks = {m.name for m in site.modules if m.is_sink}
     stand_ins: list[ir_Policy] = []

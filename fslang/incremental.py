@@ -229,7 +229,7 @@ class Cache:
     #: switch -> the symmetric policies whose replies it classifies (it has region tables)
     replies: dict[str, int]
     #: module -> [replicas, max_replicas, weights]: what the pipelines' `* N` made of each module
-    modules: dict[str, list[object]]
+    modules: dict[str, tuple[int, int, tuple[int, ...]]]
     #: how many decision lists the site has, and which one is `drop`'s (None: none)
     selectors: int
     drop_id: int | None
@@ -284,7 +284,7 @@ def read_cache(folder: Path) -> Cache | None:
             affinity=doc["affinity"],
             after=doc["after"],
             replies={str(k): int(v) for k, v in doc["replies"].items()},
-            modules={str(k): list(v) for k, v in doc["modules"].items()},
+            modules={str(k): (int(v[0]), int(v[1]), tuple(map(int, v[2]))) for k, v in doc["modules"].items()},
             selectors=int(doc["selectors"]),
             drop_id=doc["drop_id"],
             last_first=int(doc["last_first"]),

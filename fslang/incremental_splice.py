@@ -81,6 +81,31 @@ def _first(text: str, lo: int, hi: int, pred: Callable[[str], bool]) -> int:
     return lo
 
 
+def _bounds(
+    text: str, lo: int, hi: int, key: Callable[[str], tuple[int, int]], table: int, move: Move
+) -> tuple[int, int, int, int]:
+    """Offsets in ``text[lo:hi]`` (lines by (table, -priority)) of ``table``'s
+    lines at policy priorities [s, e) and of the edited policy's run [a, b)."""
+
+    def in_table(x: str) -> bool:
+        return key(x)[0] >= table
+
+    def past(x: str) -> bool:
+        t, p = key(x)
+        return t != table or p < T.PRIO_POLICY_MIN
+
+    def from_first(x: str) -> bool:
+        return key(x)[1] <= move.first
+
+    def after_run(x: str) -> bool:
+        return key(x)[1] <= move.first - move.old_dirs
+
+    s = _first(text, lo, hi, in_table)
+    e = _first(text, s, hi, past)
+    a = _first(text, s, e, from_first)
+    return s, a, _first(text, a, e, after_run), e
+
+
 def _moved(lines: list[str], jlines: list[str], move: Move) -> tuple[list[str], list[str]] | None:
     """The lines of later policies (``.ofctl`` and ``.json``, aligned), moved:
     ``table=N,priority=P,cookie=C,...`` and ``..., "cookie": C, ...,
@@ -145,13 +170,7 @@ def splice_switch(
     o_at = j_at = 0
     for table in _TABLES:
         # the table's lines at policy priorities, then the edited policy's run [a, b): by (table, -priority)
-        bounds = []
-        for text, lo, hi, key in ((ofctl, 0, len(ofctl), _okey), (json_text, j0, j_end, _jkey)):
-            s = _first(text, lo, hi, lambda x, key=key, t=table: key(x)[0] >= t)
-            e = _first(text, s, hi, lambda x, key=key, t=table: key(x)[0] != t or key(x)[1] < T.PRIO_POLICY_MIN)
-            a = _first(text, s, e, lambda x, key=key: key(x)[1] <= move.first)
-            b = _first(text, a, e, lambda x, key=key: key(x)[1] <= move.first - move.old_dirs)
-            bounds.append((s, a, b, e))
+        bounds = [_bounds(ofctl, 0, len(ofctl), _okey, table, move), _bounds(json_text, j0, j_end, _jkey, table, move)]
         (s, a, b, e), (js, ja, jb, je) = bounds
         if (ofctl.count("\n", s, a), ofctl.count("\n", a, b), ofctl.count("\n", b, e)) != (
             json_text.count("\n", js, ja),
