@@ -1,5 +1,6 @@
-"""`fsc compile --previous`: a one-policy match edit is spliced into the
-earlier output (fslang/incremental.py) and gives, file for file (the cache
+"""`fsc compile --previous`: a one-policy edit (its match, its pipeline,
+`symmetric`, `drop`, a policy added or removed) is spliced into the earlier
+output (fslang/incremental.py) and gives, file for file (the cache
 included), the diagnostics and the summary of a full compile of the edited
 site; every other change, and a cache that cannot be trusted, compiles in
 full."""
@@ -247,9 +248,10 @@ def _statement(text: str, name: str) -> re.Match[str]:
     return m
 
 
-def _edit(text: str, kind: str, k: int, other: int, fresh: str, drop_sym: bool) -> str:
+def _edit(text: str, kind: str, k: int, other: int, fresh: str, sym: bool) -> str:
     """``text`` with one edit of ``kind`` at policy ``p{k}`` (``other``: a
-    policy whose pipeline it takes; ``fresh``: a new match)."""
+    policy whose pipeline it takes; ``fresh``: a new match; ``sym``: an
+    added policy is symmetric)."""
     m = _statement(text, f"p{k}")
     chain = _statement(text, f"p{other}").group(3)
     if kind == "match":
@@ -259,14 +261,14 @@ def _edit(text: str, kind: str, k: int, other: int, fresh: str, drop_sym: bool) 
     if kind == "both":
         return text[: m.start(2)] + fresh + " via " + chain + text[m.end(3) :]
     if kind == "drop":
-        return text[: m.start(3)] + "drop" + ("" if drop_sym else "") + text[m.end(3) :]
+        return text[: m.start(3)] + "drop" + text[m.end(3) :]
     if kind == "symmetric":  # the keyword added or taken away
         if m.group(4):
             return text[: m.start(4)] + text[m.end(4) :]
         return text[: m.end(3)] + ("" if "{" in m.group(3) else " symmetric") + text[m.end(3) :]
     if kind in ("add-before", "add-after"):
-        sym = " symmetric" if drop_sym and "{" not in chain else ""
-        new = f"policy extra from internet match {fresh} via {chain}{sym}\n"
+        keyword = " symmetric" if sym and "{" not in chain else ""
+        new = f"policy extra from internet match {fresh} via {chain}{keyword}\n"
         at = m.start() if kind == "add-before" else m.end()
         return text[:at] + new + text[at:]
     assert kind == "remove"
