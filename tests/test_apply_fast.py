@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_controller_harness import NEEDS_OVS, compile_files, lab_with_controller
 
 from benchmarks.apply_speed import change_one_policy, site_text
-from fslang.cli.controller import DEFAULT_LISTEN, DEFAULT_OPENFLOW, site_digest
+from fslang.cli.controller import DEFAULT_LISTEN, DEFAULT_OPENFLOW
+from fslang.cli.sitecompile import site_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = NEEDS_OVS
