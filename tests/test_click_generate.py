@@ -314,7 +314,9 @@ def test_hostile_strings_change_no_structure(key: str, rules: str, command: str,
 
 def test_templates_refuse_unescaped_text() -> None:
     with pytest.raises(TypeError, match="unescaped"):
-        G._render("monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"), "sink": False})
+        G.render_template(
+            "monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"), "sink": False}
+        )
 
 
 def test_names_are_click_identifiers_and_distinct() -> None:
@@ -382,7 +384,7 @@ def model(m, p: dict) -> str:
         return space.contains({**p, "in_edge": 0})
 
     if m.type == "firewall":
-        deny, allow = E._param(m, "deny"), E._param(m, "allow")
+        deny, allow = E.module_param(m, "deny"), E.module_param(m, "allow")
         if deny is not None and has(deny):
             return "drop"
         if allow is not None and not has(allow):

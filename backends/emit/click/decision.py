@@ -10,11 +10,11 @@ from backends.emit.click.match import (
     FAM_IP6,
     FAM_OTHER,
     Fields,
-    _family_view,
+    family_view,
     frame_patterns,
     ipfilter_expr,
 )
-from backends.emit.click.text import Raw, _args
+from backends.emit.click.text import Raw, config_args
 
 
 @dataclass
@@ -45,19 +45,19 @@ def build_decision(
 ) -> Decision:
     """``mode``: "filter" (firewall: IPFilter, allow = output 0) or "classify"
     (IPClassifier: one pattern per label, then ``-``)."""
-    v4_ok = not any("vlan_vid" in r.fields and _family_view(r.fields, FAM_IP4) is not None for r in rules)
+    v4_ok = not any("vlan_vid" in r.fields and family_view(r.fields, FAM_IP4) is not None for r in rules)
     v4 = None
     if v4_ok:
         if mode == "filter":
             args, notes = [], []
             for r in rules:
-                g = _family_view(r.fields, FAM_IP4)
+                g = family_view(r.fields, FAM_IP4)
                 if g is not None:
                     args.append(f"{'allow' if r.target == 0 else 'drop'} {ipfilter_expr(g)}")
                     notes.append("")
             args.append("allow -" if default == 0 else "drop -")
             notes.append("no rule matched")
-            v4 = {"element": Raw("IPFilter"), "args": _args(args, notes), "targets": [_target(0)]}
+            v4 = {"element": Raw("IPFilter"), "args": config_args(args, notes), "targets": [_target(0)]}
         else:
             pats, notes, targets = [], [], []
             for j, label in enumerate(labels):
@@ -65,7 +65,7 @@ def build_decision(
                     ipfilter_expr(g)
                     for r in rules
                     if r.target == j
-                    for g in [_family_view(r.fields, FAM_IP4)]
+                    for g in [family_view(r.fields, FAM_IP4)]
                     if g is not None
                 ]
                 if not exprs:
@@ -79,7 +79,7 @@ def build_decision(
             pats.append("-")
             notes.append("else")
             targets.append(_target(default))
-            v4 = {"element": Raw("IPClassifier"), "args": _args(pats, notes), "targets": targets}
+            v4 = {"element": Raw("IPClassifier"), "args": config_args(pats, notes), "targets": targets}
     families = (FAM_IP6, FAM_OTHER) if v4_ok else (FAM_IP4, FAM_IP6, FAM_OTHER)
     pats, notes, targets = [], [], []
     for r in rules:
@@ -98,7 +98,7 @@ def build_decision(
         pats.append("-")
         notes.append("no rule matched" if mode == "filter" else "else")
         targets.append(_target(default))
-        l2_decl = Raw(f"{name}_l2 :: Classifier({_args(pats, notes)})")
+        l2_decl = Raw(f"{name}_l2 :: Classifier({config_args(pats, notes)})")
         rest = Raw(f"{name}_l2")
     else:
         rest = _target(default)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.emit.click.decision import Decision, Rule, build_decision
-from backends.emit.click.match import _fields, _swap
-from backends.emit.click.text import Raw, _args, _render, hex_string, quote, site_name
+from backends.emit.click.match import cube_fields, swap_fields
+from backends.emit.click.text import Raw, config_args, hex_string, quote, render_template, site_name
 from compiler import ir
 from compiler.check.catalogue import CATALOGUE
 from compiler.headerspace.space import HeaderSpace
@@ -38,19 +38,19 @@ class Instance:
     tap_vids: list[int] = field(default_factory=list)  # per step: its VLAN id on the tap (external only)
 
 
-def _what(s: Step | Next) -> str:
+def step_text(s: Step | Next) -> str:
     return f"label {s.tag}" if s.label else f"tag {s.tag}"
 
 
-def _is_external(m: ir.Module) -> bool:
+def is_external(m: ir.Module) -> bool:
     return m.kind in EXTERNAL_KINDS or m.type in EXTERNAL_TYPES
 
 
-def _param(m: ir.Module, name: str) -> Any:
+def module_param(m: ir.Module, name: str) -> Any:
     return next((v for k, v in m.params if k == name), None)
 
 
-def _judges(inst: Instance) -> list[bool]:
+def judged_directions(inst: Instance) -> list[bool]:
     """Which directions (False: forward, True: reverse) have their own input."""
     dirs = sorted({s.reverse for s in inst.steps})
     return dirs
@@ -80,7 +80,7 @@ def _plain(s: str) -> Raw:
 def _rate_args(m: ir.Module) -> dict:
     """A policer: RatedSplitter (packets/s) or BandwidthRatedSplitter
     (bytes/s; Click's bandwidths are 32-bit byte rates, up to ~34 Gbps)."""
-    rate, burst = _param(m, "rate"), _param(m, "burst")
+    rate, burst = module_param(m, "rate"), module_param(m, "burst")
     per_second = float(rate.per_second)
     ctx = {"rate_text": _plain(rate.text), "burst_text": _plain(burst.text)}
     if rate.unit == "pps":
@@ -107,26 +107,26 @@ def _rate_args(m: ir.Module) -> dict:
 def _decisions(inst: Instance) -> list[Decision]:
     m = inst.module
     out = []
-    for rev in _judges(inst):
-        port = _judges(inst).index(rev)
+    for rev in judged_directions(inst):
+        port = judged_directions(inst).index(rev)
         name = "rev" if rev else "fwd"
         title = "reverse steps: judged with source and destination swapped" if rev else "forward steps"
         if m.type == "firewall":
-            deny, allow = _param(m, "deny"), _param(m, "allow")
+            deny, allow = module_param(m, "deny"), module_param(m, "allow")
             rules = []
             if isinstance(deny, HeaderSpace):
-                rules += [Rule(f, None) for f in _fields(deny)]
+                rules += [Rule(f, None) for f in cube_fields(deny)]
             if isinstance(allow, HeaderSpace):
-                rules += [Rule(f, 0) for f in _fields(allow)]
+                rules += [Rule(f, 0) for f in cube_fields(allow)]
             default = None if isinstance(allow, HeaderSpace) else 0
             if rev:
-                rules = [Rule(_swap(r.fields), r.target) for r in rules]
+                rules = [Rule(swap_fields(r.fields), r.target) for r in rules]
             out.append(build_decision(name, port, title, rules, default, "filter"))
         else:
             labels = tuple(label for label, _ in m.labels)  # output j is label j, then `else`
             rules = []
             for j, (_, space) in enumerate(m.labels):
-                rules += [Rule(_swap(f) if rev else f, j) for f in _fields(space)]
+                rules += [Rule(swap_fields(f) if rev else f, j) for f in cube_fields(space)]
             out.append(build_decision(name, port, title, rules, len(labels), "classify", labels))
     return out
 
@@ -141,23 +141,23 @@ def _ip(addr: Any) -> Raw | None:
 def limitations(m: ir.Module) -> list[str]:
     """What the Click rendering of ``m`` cannot do as the model says."""
     out = []
-    if _is_external(m):
+    if is_external(m):
         if len(m.outputs) > MAX_EXTERNAL_OUTPUTS:
             out.append(
                 f"module `{m.name}`: a {m.kind} module returns its output in 3 PCP bits; "
                 f"outputs after the {MAX_EXTERNAL_OUTPUTS}th are never taken"
             )
         return out
-    if m.type == "nat" and _ip(_param(m, "to")) is None:
+    if m.type == "nat" and _ip(module_param(m, "to")) is None:
         out.append(f"module `{m.name}`: Click's IPRewriter is IPv4-only; NAT to an IPv6 address is not done")
     if m.type == "loadbalance" and (
-        _ip(_param(m, "vip")) is None or any(_ip(b) is None for b in _param(m, "backends"))
+        _ip(module_param(m, "vip")) is None or any(_ip(b) is None for b in module_param(m, "backends"))
     ):
         out.append(f"module `{m.name}`: Click's IPRewriter is IPv4-only; IPv6 load balancing is not done")
-    if m.type == "tunnel" and (_ip(_param(m, "local")) is None or _ip(_param(m, "remote")) is None):
+    if m.type == "tunnel" and (_ip(module_param(m, "local")) is None or _ip(module_param(m, "remote")) is None):
         out.append(f"module `{m.name}`: Click's IPEncap is IPv4-only; a tunnel between IPv6 end points is not done")
     if m.type == "ratelimit":
-        rate = _param(m, "rate")
+        rate = module_param(m, "rate")
         limit = 0xFFFFFFFF if rate.unit == "pps" else 0xFFFFFFFF * 8
         if float(rate.per_second) > limit:
             out.append(
@@ -187,12 +187,12 @@ def _ratelimit_ctx(inst: Instance) -> dict[str, Any]:
 
 def _rewriter_ctx(inst: Instance) -> dict[str, Any]:
     m = inst.module
-    ctx: dict[str, Any] = {"inputs": [(p, rev) for p, rev in enumerate(_judges(inst))]}
+    ctx: dict[str, Any] = {"inputs": [(p, rev) for p, rev in enumerate(judged_directions(inst))]}
     if m.type == "nat":
-        ctx["to"] = _ip(_param(m, "to"))
+        ctx["to"] = _ip(module_param(m, "to"))
     else:
-        vip = _ip(_param(m, "vip"))
-        backends = [_ip(b) for b in _param(m, "backends")]
+        vip = _ip(module_param(m, "vip"))
+        backends = [_ip(b) for b in module_param(m, "backends")]
         ok = vip is not None and all(b is not None for b in backends)
         ctx["vip"] = vip if ok else None
         ctx["backends"] = backends if ok else []
@@ -200,12 +200,12 @@ def _rewriter_ctx(inst: Instance) -> dict[str, Any]:
 
 
 def _crypto_ctx(inst: Instance) -> dict[str, Any]:
-    enc, auth = _crypto_keys(_param(inst.module, "key"))
-    return {"spi": int(_param(inst.module, "spi")), "enc_key": enc, "auth_key": auth}
+    enc, auth = _crypto_keys(module_param(inst.module, "key"))
+    return {"spi": int(module_param(inst.module, "spi")), "enc_key": enc, "auth_key": auth}
 
 
 def _tunnel_ctx(inst: Instance) -> dict[str, Any]:
-    local, remote = _ip(_param(inst.module, "local")), _ip(_param(inst.module, "remote"))
+    local, remote = _ip(module_param(inst.module, "local")), _ip(module_param(inst.module, "remote"))
     ok = local is not None and remote is not None
     return {"local": local if ok else None, "remote": remote if ok else None}
 
@@ -225,7 +225,7 @@ TYPE_CONTEXT: dict[str, Callable[[Instance], dict[str, Any]]] = {
 }
 
 
-def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
+def class_text(inst: Instance, taps: Mapping[str, str]) -> str:
     m = inst.module
     ctx: dict[str, Any] = {
         "cls": Raw(inst.cls),
@@ -242,7 +242,7 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
         rets = []
         for k, s in enumerate(inst.steps):
             vid = inst.tap_vids[k]
-            what = _what(s) + (f" (tap VLAN id {vid})" if s.label else "")
+            what = step_text(s) + (f" (tap VLAN id {vid})" if s.label else "")
             for j, label in enumerate(m.outputs):
                 port = k * len(m.outputs) + j
                 if j < MAX_EXTERNAL_OUTPUTS:
@@ -262,10 +262,10 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
             tap=Raw(taps[inst.name]),
             tap_labelled=any(s.label for s in inst.steps),
             returns=rets,
-            ret_args=_args(pats + ["-"], notes + ["anything else"]) if rets else None,
+            ret_args=config_args(pats + ["-"], notes + ["anything else"]) if rets else None,
             image=quote(m.image) if m.image else None,
-            command=quote(_param(m, "command")) if _param(m, "command") is not None else None,
-            rules=quote(_param(m, "rules")) if _param(m, "rules") is not None else None,
+            command=quote(module_param(m, "command")) if module_param(m, "command") is not None else None,
+            rules=quote(module_param(m, "rules")) if module_param(m, "rules") is not None else None,
             labels=Raw(", ".join(f"{site_name(label)} = {j}" for j, label in enumerate(m.outputs)) or "none"),
         )
         template = CATALOGUE[m.type].template if m.type in EXTERNAL_TYPES else "external.click.j2"
@@ -274,6 +274,6 @@ def _class_text(inst: Instance, taps: Mapping[str, str]) -> str:
         fill = TYPE_CONTEXT.get(m.type)
         if fill is not None:
             ctx.update(fill(inst))
-    text = _render(template, ctx)
+    text = render_template(template, ctx)
     notes = "".join(f"// NOT DONE: {n}\n" for n in ctx["limits"])
     return notes + text

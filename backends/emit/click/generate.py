@@ -45,7 +45,7 @@ not carried through the host); ``ratelimit`` is a policer.
 
 Every name that reaches Click is a generated identifier (``[A-Za-z0-9_]``);
 every user string is a Click double-quoted string (``quote``).  Templates
-only get data already marked as Click text (``Raw``); ``_render`` refuses
+only get data already marked as Click text (``Raw``); ``render_template`` refuses
 anything else.
 """
 
@@ -59,13 +59,13 @@ from backends.emit.click import labels as LB
 from backends.emit.click.elementclass import (
     QUEUE,
     Instance,
-    _class_text,
-    _is_external,
-    _judges,
-    _what,
+    class_text,
+    is_external,
+    judged_directions,
     limitations,
+    step_text,
 )
-from backends.emit.click.text import ClickUnsupported, Raw, _args, _render, _word, quote, site_name
+from backends.emit.click.text import ClickUnsupported, Raw, click_word, config_args, quote, render_template, site_name
 from backends.emit.vm.generate import tap_name
 from compiler import ir
 from compiler.lowering import tables as T
@@ -115,13 +115,13 @@ def _entry(label: bool, tag: int) -> str:
 
 
 def _input_port(inst: Instance, step: Step, judges: list[bool] | None = None) -> int:
-    """``judges``: :func:`_judges` of ``inst`` when the caller has it (a
+    """``judges``: :func:`judged_directions` of ``inst`` when the caller has it (a
     scan of every step of the instance, per step would be quadratic)."""
     m = inst.module
     if inst.external:
         return 0
     if m.type in ("firewall", "classify", "nat", "loadbalance"):
-        return (judges if judges is not None else _judges(inst)).index(step.reverse)
+        return (judges if judges is not None else judged_directions(inst)).index(step.reverse)
     return 0
 
 
@@ -133,11 +133,11 @@ def _instances(compiled: Any, hp: HostPlan) -> list[Instance]:
     host_of = compiled.host_of()
     placed = sorted(i for i, h in host_of.items() if h == hp.host)
     modules = {i: m for m in site.modules for i in m.instance_names()}
-    cnames = _unique(placed, lambda i: "i_" + _word(i))
+    cnames = _unique(placed, lambda i: "i_" + click_word(i))
     out = {}
     for i in placed:
         m = modules[i]
-        out[i] = Instance(i, m, cnames[i], "I" + cnames[i][1:], external=_is_external(m))
+        out[i] = Instance(i, m, cnames[i], "I" + cnames[i][1:], external=is_external(m))
     for s in hp.steps:
         out[s.instance].steps.append(s)
     for inst in out.values():
@@ -180,10 +180,10 @@ def _step_note(s: Step) -> str:
     for label, n in s.next:
         label = site_name(label)
         if n.kind == "local":
-            parts.append(f"{label} -> {_what(n)} here")
+            parts.append(f"{label} -> {step_text(n)} here")
         elif n.kind == "switch":
             parts.append(
-                f"{label} -> switch, {_what(n)}"
+                f"{label} -> switch, {step_text(n)}"
                 + (" (exit)" if not n.label and n.tag & ~(1 << T.GENERATION_TAG_BIT) == T.EXIT_TAG else "")
             )
         else:
@@ -215,7 +215,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
             (lbls if n.label else vids).add(n.tag)
             return Raw(f"lbl_{n.tag}" if n.label else f"vid_{n.tag}")
         if (n.label, n.tag) not in by_step:  # pragma: no cover - the plan always places local steps here
-            raise ClickUnsupported(f"host {hp.host}: local {_what(n)} has no step")
+            raise ClickUnsupported(f"host {hp.host}: local {step_text(n)} has no step")
         return Raw(_entry(n.label, n.tag))
 
     inst_decls = []
@@ -261,7 +261,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
     for inst in insts:
         for k, s in enumerate(inst.steps):
             first_at.setdefault((id(inst), _key(s)), k)
-        judges[id(inst)] = _judges(inst)
+        judges[id(inst)] = judged_directions(inst)
     for (label, tag), inst in steps:
         m = inst.module
         k = first_at[(id(inst), (label, tag))]
@@ -287,7 +287,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
             enter = f"steer [{steer_off + len(step_blocks)}] -> VLANDecap -> {entry};"
         step_blocks.append(
             {
-                "head": Raw(_what(s)),
+                "head": Raw(step_text(s)),
                 "note": Raw(f"{site_name(inst.name)}{' (reverse)' if s.reverse else ''}: {_step_note(s)}"),
                 "enter": Raw(enter),
                 "lines": lines,
@@ -317,9 +317,9 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "port": hp.port,
         "ports": Raw(", ".join(f"{site_name(sw)}:{p}" for sw, p in host.ports)),
         "queue": QUEUE,
-        "classes": [Raw(_class_text(i, taps).rstrip("\n")) for i in insts if i.steps],
+        "classes": [Raw(class_text(i, taps).rstrip("\n")) for i in insts if i.steps],
         "instances": inst_decls,
-        "steer": _args(steer, notes, indent="    "),
+        "steer": config_args(steer, notes, indent="    "),
         "nsteps": len(steer) - 1,
         "steps": step_blocks,
         "decls": decls,
@@ -329,7 +329,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "uses_drop": uses_drop,
         "mpls_in": bool(label_steps),
         "mpls_out": bool(lbls),
-        "labels": _args(
+        "labels": config_args(
             [LB.label_pattern(tag) for tag, _ in label_steps] + ["-"],
             [f"label {tag}: {site_name(inst.name)}" for tag, inst in label_steps] + ["not a label of this host"],
             indent="    ",
@@ -338,7 +338,7 @@ def render_host(compiled: Any, hp: HostPlan, taps: Mapping[str, str]) -> str | N
         "lbls": [{"tag": t, "entry": Raw(LB.label_entry(t))} for t in sorted(lbls)],
         "ttl": LB.TTL,
     }
-    text = _render("host.click.j2", ctx)
+    text = render_template("host.click.j2", ctx)
     # blanks before a line end go (a split, not the regex `[ \t]+\n`: that retries every run of blanks
     # inside a line, half a second over the hosts of a 10,000-chain site); the last line keeps its own
     lines = text.split("\n")

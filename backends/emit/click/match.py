@@ -21,15 +21,15 @@ SWAP.update({v: k for k, v in list(SWAP.items())})
 Fields = dict[str, tuple[int, int]]
 
 
-def _fields(space: HeaderSpace) -> list[Fields]:
+def cube_fields(space: HeaderSpace) -> list[Fields]:
     return [c.cared_fields(DEFAULT_LAYOUT) for c in space.cubes]
 
 
-def _swap(f: Fields) -> Fields:
+def swap_fields(f: Fields) -> Fields:
     return {SWAP.get(k, k): v for k, v in f.items()}
 
 
-def _family_view(f: Fields, fam: str) -> Fields | None:
+def family_view(f: Fields, fam: str) -> Fields | None:
     """The constraints of cube ``f`` on packets of family ``fam``, or None
     when no packet of that family is in it.  Fields a family does not carry
     are 0 in the model (``headerspace.well_formed``)."""
@@ -161,7 +161,7 @@ def frame_patterns(f: Fields, families: tuple[str, ...]) -> list[str]:
         L = 18 if tagged else 14
         et = L - 2
         for fam in families:
-            g = _family_view(f, fam)
+            g = family_view(f, fam)
             if g is None:
                 continue
             base = l2 + (["12/8100"] + _clauses(14, 2, vv & 0x0FFF, vm & 0x0FFF) if tagged else [])

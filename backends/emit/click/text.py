@@ -2,7 +2,7 @@
 
 Every name that reaches Click is a generated identifier (``[A-Za-z0-9_]``);
 every user string is a Click double-quoted string (``quote``).  Templates
-only get data already marked as Click text (``Raw``); ``_render`` refuses
+only get data already marked as Click text (``Raw``); ``render_template`` refuses
 anything else.
 """
 
@@ -61,7 +61,7 @@ def site_name(s: str) -> Raw:
     return Raw(s) if _SITE_NAME(s) else quote(s)
 
 
-def _word(s: str) -> str:
+def click_word(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", s)
 
 
@@ -121,12 +121,12 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _render(template: str, ctx: dict[str, Any]) -> str:
+def render_template(template: str, ctx: dict[str, Any]) -> str:
     _check(ctx)
     return _env().get_template(template).render(**ctx)
 
 
-def _args(items: list[str], comments: list[str] | None = None, indent: str = "      ") -> Raw:
+def config_args(items: list[str], comments: list[str] | None = None, indent: str = "      ") -> Raw:
     """Configuration arguments, one per line, each with an optional comment;
     the closing parenthesis goes on a line of its own (after the comments)."""
     lines = []
