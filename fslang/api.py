@@ -296,9 +296,10 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
     """The incremental cache of a full compile.  A splice keeps the earlier
     placement, which a full compile with ``--previous`` keeps only if placing
     the site from it gives it back: known when this compile was given its
-    own result as ``previous`` (placing again to find out would cost as much
-    as the placement itself, on every compile; so the first ``--previous``
-    compile after a plain one is a full one)."""
+    own result as ``previous`` (``placement_fixed``); after a plain compile,
+    the first ``--previous`` compile places the edited site again to find
+    out (from the affinity kept here: 0.2 s at 10,000 policies, instead of
+    on every compile)."""
     from compiler.placement.model import affinity
 
     c = b.compiled
@@ -400,7 +401,12 @@ def _sha256(text: str) -> str:
 
 
 def _unchanged(name: str, text: str, folder: Path, cache: inc.Cache, previous: Placement) -> Build | None:
-    """The same site compiled again from its own output: the same files."""
+    """The same site compiled again from its own output: the same files
+    (once placing it again is known to keep its placement)."""
+    if not cache.placement_fixed and (
+        cache.affinity is None or not _placement_kept(name, None, cache.affinity, previous, cache)
+    ):
+        return _fallback("placing the site again from the earlier output's placement may move instances")
     files = inc.read_outputs(Path(folder), cache)
     if files is None or files.get("placement.json") != previous.to_json():
         return _fallback("the earlier output's files differ from what the cache says")
@@ -443,8 +449,6 @@ def _incremental(
     cache = inc.read_cache(Path(folder))
     if cache is None or previous is None or cache.generation != generation or optimal:
         return _fallback("no usable cache in the earlier output (missing, damaged, another fsc or other options)")
-    if not cache.placement_fixed:
-        return _fallback("the earlier output was not compiled with --previous: placing again may move instances")
     if text == cache.text:
         return _unchanged(name, text, folder, cache, previous)
     edit = inc.find_edit(cache, text)
@@ -537,7 +541,9 @@ def _splice(
         assert cache.affinity is not None
         old_pairs = cache.chains[old_chain][1] if old_chain else []
         affinity_new = _sum_pairs(cache.affinity, old_pairs or [], new_pairs)
-        if affinity_new != cache.affinity and not _placement_kept(name, r_site, affinity_new, previous, cache):
+    # an output not compiled with --previous does not know that placing its site from it keeps it
+    if affinity_new != cache.affinity or not cache.placement_fixed:
+        if affinity_new is None or not _placement_kept(name, r_site, affinity_new, previous, cache):
             return _fallback("placing the edited site again may move instances")
     files = inc.read_outputs(Path(folder), cache)
     if files is None or files.get("placement.json") != previous.to_json():

@@ -367,19 +367,26 @@ def test_another_fsc_or_other_options_compile_in_full(
     _same(fast, full)
 
 
-def test_after_a_plain_compile_the_first_previous_is_full(tmp_path: Path) -> None:
+def test_after_a_plain_compile_previous_places_again(tmp_path: Path) -> None:
     """A plain compile's cache does not know that placing the site again
-    from its placement keeps it: the first --previous compile is a full one."""
+    from its placement keeps it: the first --previous compile places the
+    edited site again (stand-in policies of its affinity) and splices only
+    if the placement comes back unchanged; the same site again too."""
     from backends.emit.write import write
 
-    text = generate(20, 4, 2, seed=6)
+    text = generate(40, 6, 2, seed=6)
     plain = api.build(NAME, text, cache=True)
     write(tmp_path / "plain", {**plain.files, **plain.cache})
-    fast, full = _both(
-        Base(text, tmp_path / "plain", api.previous_placement(tmp_path / "plain")), text, tmp_path / "plain"
-    )
-    assert not fast.incremental and "not compiled with --previous" in (api.last_fallback or "")
-    _same(fast, full)
+    base = Base(text, tmp_path / "plain", api.previous_placement(tmp_path / "plain"))
+    cache = inc.read_cache(base.out)
+    assert cache is not None and not cache.placement_fixed
+    name = next(p.name for p in cache.policies[20:] if p.spliceable)
+    for edited in (text, _set_match(text, name, "dst host 10.9.0.7 and udp and dst port 5353")):
+        fast, full = _both(base, edited)
+        assert full.compiled is not None and full.compiled.placement is not None
+        kept = full.compiled.placement.to_json() == base.previous.to_json()
+        assert fast.incremental == kept, api.last_fallback
+        _same(fast, full)
 
 
 def test_cache_is_listed_as_fscs_own(base: Base) -> None:
