@@ -311,7 +311,7 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
     boxed = inc.boxed(c.steering)
     text = front.source.text
     policies = [_record(text, p, stmts.get(p.name), inc.spliceable(p, boxed)) for p in b.site.policies]
-    files = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in b.files.items()}
+    files = {path: hashlib.sha256(body.encode()).hexdigest() for path, body in b.files.items()}
     ids: dict[str, list[int]] = {}
     for pol, _, entry in c.steering.ingress:
         ids.setdefault(pol.name, []).append(entry.id)
