@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import NamedTuple
 
 
 def _cached_hash(obj: object, key: object) -> int:
@@ -34,23 +35,21 @@ IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
 
 
-@dataclass(frozen=True, order=True)
-class FieldMatch:
-    """One OXM field: ``value`` under ``mask`` (``None`` means exact)."""
+class FieldMatch(NamedTuple):
+    """One OXM field: ``value`` under ``mask`` (``None`` means exact).
+
+    A named tuple, not a frozen dataclass: it compares, orders and hashes as
+    its ``(field, value, mask)`` tuple (what the dataclass did, field by field),
+    and is built in C (a large site builds millions of them)."""
 
     field: str
     value: int
     mask: int | None = None
 
-    def __hash__(self) -> int:
-        # not cached: a field match is hashed about once (inside its Match's cached hash), and the
-        # cache's own bookkeeping costs more than this tuple's hash
-        return hash((self.field, self.value, self.mask))
-
 
 FIELD_ORDER = attrgetter("field", "value", "mask")
-"""A field match's sort key: the tuple its generated ``__lt__`` compares,
-built once per item instead of twice per comparison."""
+"""A field match's sort key: its own tuple (kept for callers that sort other
+objects the same way)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -60,17 +59,16 @@ class Match:
     fields: tuple[FieldMatch, ...] = ()
 
     def __hash__(self) -> int:
-        # the fields' (field, value, mask) tuples read in C: hashing ``self.fields`` would call each
-        # FieldMatch's Python ``__hash__`` (a lowered site hashes hundreds of thousands of matches once each)
+        # cached: a lowered site hashes hundreds of thousands of matches, and entries hash theirs again
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(tuple(map(FIELD_ORDER, self.fields)))
+            h = hash(self.fields)  # a tuple of tuples: hashed in C
             object.__setattr__(self, "_hash", h)
         return h
 
     @staticmethod
     def of(*items: FieldMatch) -> Match:
-        return Match(tuple(sorted(items, key=FIELD_ORDER)))
+        return Match(tuple(sorted(items)))
 
     def get(self, name: str) -> FieldMatch | None:
         for f in self.fields:
