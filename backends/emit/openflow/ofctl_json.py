@@ -221,5 +221,35 @@ def to_json(tables: SwitchTables, dpid: int) -> str:
 
 def json_text(tables: SwitchTables, dpid: int, flows: list[str]) -> str:
     """The file, given the flow lines in order (:class:`JsonFormat`)."""
-    groups = [json.dumps(g, sort_keys=True) for g in group_entries(tables, dpid)]
+    groups = group_lines(tables, dpid)
     return f'{{"dpid": {dpid},\n "flows": {_array(flows)},\n "groups": {_array(groups)}}}\n'
+
+
+def group_lines(tables: SwitchTables, dpid: int) -> list[str]:
+    """``json.dumps(group_entry(g, dpid), sort_keys=True)`` of each group by
+    id, written directly (a site of chains of their own has tens of thousands
+    of groups): each distinct bucket action list is spelt once."""
+    spelt: dict[tuple[Action, ...], str] = {}
+    out = []
+    for g in sorted(tables.groups, key=lambda g: g.group_id):
+        gtype = GROUP_TYPES.get(g.type)
+        if gtype is None:
+            raise UnsupportedError(f"group type {g.type}")
+        buckets = []
+        for b in g.buckets:
+            acts = spelt.get(b.actions)
+            if acts is None:
+                acts = spelt[b.actions] = json.dumps([to_action(a) for a in b.actions], sort_keys=True)
+            items = [("actions", acts)]
+            if g.type == "select":
+                items.append(("weight", repr(b.weight)))
+            if g.type == "ff":
+                watch = ff_watch(b.actions, b.watch_port)
+                if watch is None:
+                    raise UnsupportedError("ff bucket with nothing to watch")
+                items.append((watch[0], repr(watch[1])))
+            buckets.append("{" + ", ".join(f'"{k}": {v}' for k, v in sorted(items)) + "}")
+        out.append(
+            f'{{"buckets": [{", ".join(buckets)}], "dpid": {dpid}, "group_id": {g.group_id}, "type": "{gtype}"}}'
+        )
+    return out
