@@ -55,7 +55,15 @@ class LineFormat(Protocol):
 
 
 def _cached(*fns: Callable[..., object]) -> Callable[..., tuple]:
-    """The tuple of every ``fn(*args)``, cached for one walk."""
+    """The tuple of every ``fn(*args)``, cached for one walk (one and two
+    formats, the usual cases, without a generator per miss: most field
+    matches of a large table are misses, their metadata differ)."""
+    if len(fns) == 1:
+        (f0,) = fns
+        return lru_cache(maxsize=None)(lambda *args: (f0(*args),))
+    if len(fns) == 2:
+        f0, f1 = fns
+        return lru_cache(maxsize=None)(lambda *args: (f0(*args), f1(*args)))
     return lru_cache(maxsize=None)(lambda *args: tuple(fn(*args) for fn in fns))
 
 

@@ -210,6 +210,8 @@ class OfctlFormat:
 
     @staticmethod
     def match_item(field: str, value: int, mask: int | None) -> str:
+        if field == "metadata":  # the field most entries spell a value of their own of
+            return f",metadata={value:#x}" if mask is None else f",metadata={value:#x}/{mask:#x}"
         return "," + _fmt_match(field, value, mask)
 
     @staticmethod

@@ -174,6 +174,8 @@ class JsonFormat:
 
     @staticmethod
     def match_item(field: str, value: int, mask: int | None) -> str:
+        if field == "metadata":  # the field most entries spell a value of their own of
+            return f'"metadata": {value!r}' if mask is None else f'"metadata": "{value:#x}/{mask:#x}"'
         # json.dumps spells a str with this C encoder (ensure_ascii), an int as its repr
         v = _match_value(field, value, mask)
         text = _json_str(v) if isinstance(v, str) else repr(v) if type(v) is int else json.dumps(v)
