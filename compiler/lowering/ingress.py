@@ -91,6 +91,7 @@ class Ingress:
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
         self._edge_groups: dict[int, list[tuple[Term, frozenset[int]]]] = {}  # policy index -> terms by edges
+        self._policy_edges: dict[int, frozenset[int]] = {}  # policy index -> the union of those edges
         self._reply_cache: dict[Cube, frozenset[int]] = {}
         self.replies_on: set[str] = set()  # switches that classify replies of symmetric policies
 
@@ -347,6 +348,15 @@ class Ingress:
         got = self._edge_groups[policy.index] = [(term, frozenset(edges)) for term, edges in groups.items()]
         return got
 
+    def _edges_of(self, policy: ir.Policy, width: int) -> frozenset[int]:
+        """Every ingress index a policy's terms take (worked out once)."""
+        got = self._policy_edges.get(policy.index)
+        if got is None:
+            got = self._policy_edges[policy.index] = frozenset().union(
+                *(edges for _, edges in self._groups_by_edges(policy, width))
+            )
+        return got
+
     def _reply_edges(self, cube: Cube) -> frozenset[int]:
         """The edges a reply in ``cube`` can come in by: SRC_HOME wants the
         edge its source address leaves by."""
@@ -374,7 +384,10 @@ class Ingress:
             if entry.box is not None and any(b.name == entry.box for b in boxes):
                 policy = low.policies[entry.policy]
                 targets.append((order[(policy.name, entry.direction)], policy, entry.direction, entry.id, entry.box))
+        width = self.meta.in_edge.width
         for i, policy, direction, entry_id, box in targets:
+            if box is None and direction == "forward" and not self._edges_of(policy, width) & here_in:
+                continue  # none of its ingress edges is on this switch (most policies, most switches)
             try:
                 prio = T.PRIO_POLICY_TOP - i
                 is_drop = isinstance(policy.pipeline, ir.Drop)
