@@ -226,22 +226,33 @@ def _matches(
     for proto, value, mask in split:
         fields: list[FieldMatch] = []
         edge: tuple[int, int] | None = None
-        for name, off, full, oxm in _FIELD_INFO:
-            m = (mask >> off) & full
-            if not m:
-                continue
+        layout, masked = _cared(mask)
+        for name, off, full, oxm, m, fmask in layout:
             v = (value >> off) & full
             if oxm is None:  # in_edge: the caller's business
                 edge = (v, m)
                 continue
             if oxm == "":  # a transport port: its name depends on the protocol
                 oxm = L4_NAMES[proto][0 if name == "tp_src" else 1]  # type: ignore[index]
-            fields.append(FieldMatch(oxm, v, None if m == full else m))
-        spelt = _exact(fields, profile) if any(f.mask is not None for f in fields) else [fields]
+            fields.append(FieldMatch(oxm, v, fmask))
+        spelt = _exact(fields, profile) if masked else [fields]
         for row in spelt:
-            for r in ipv6_loadable(row) if _has_v6_mask(row) else (row,):
+            for r in ipv6_loadable(row) if masked and _has_v6_mask(row) else (row,):
                 result.append((edge, tuple(sorted(r))))
     return tuple(result)
+
+
+@lru_cache(maxsize=4096)
+def _cared(mask: int) -> tuple[tuple[tuple[str, int, int, str | None, int, int | None], ...], bool]:
+    """The fields a cube's ``mask`` cares about, each with its (field) mask
+    and its OpenFlow mask (None: exact), and whether an OpenFlow field is
+    masked: a site's terms come in a few shapes of mask."""
+    out = []
+    for name, off, full, oxm in _FIELD_INFO:
+        m = (mask >> off) & full
+        if m:
+            out.append((name, off, full, oxm, m, None if m == full else m))
+    return tuple(out), any(f[5] is not None for f in out if f[3] is not None)
 
 
 # (layout field, offset, all-ones of its width, OXM name: None for in_edge, "" for tp_*), in layout order
