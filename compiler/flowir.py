@@ -12,17 +12,6 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import NamedTuple
 
-
-def _cached_hash(obj: object, key: object) -> int:
-    """The hash of a frozen IR object, computed once: entries are hashed
-    whenever they are deduplicated or used as keys, and their matches nest."""
-    h = obj.__dict__.get("_hash")
-    if h is None:
-        h = hash(key)
-        object.__setattr__(obj, "_hash", h)
-    return h
-
-
 OFPVID_PRESENT = 0x1000
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_IPV6 = 0x86DD
@@ -149,16 +138,21 @@ class FlowEntry:
     write_metadata: tuple[int, int] | None = None  # Write-Metadata instruction (value, mask)
 
     def __hash__(self) -> int:
-        key = (
-            self.table_id,
-            self.priority,
-            self.match,
-            self.actions,
-            self.goto_table,
-            self.cookie,
-            self.write_metadata,
-        )
-        return _cached_hash(self, key)
+        h = self.__dict__.get("_hash")  # computed once: entries are deduplicated and used as keys
+        if h is None:
+            h = hash(
+                (
+                    self.table_id,
+                    self.priority,
+                    self.match,
+                    self.actions,
+                    self.goto_table,
+                    self.cookie,
+                    self.write_metadata,
+                )
+            )
+            object.__setattr__(self, "_hash", h)
+        return h
 
 
 @dataclass(frozen=True)
