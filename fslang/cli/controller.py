@@ -7,13 +7,8 @@ warnings and errors go to standard error."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -30,201 +25,12 @@ from fslang.cli.options import (
     Timeout,
     TokenFile,
 )
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    sys.stderr.write(f"fsc: {message}\n")
-    return typer.Exit(code)
-
-
-def _client(url: str | None, token_file: str | None, timeout: float) -> Any:
-    from backends.platform.controller.client import DEFAULT_URL, ApiClient, ClientError, read_token
-
-    try:
-        return ApiClient(url or os.environ.get("FSC_CONTROLLER") or DEFAULT_URL, read_token(token_file), timeout)
-    except ClientError as err:
-        raise _fail(str(err), 2) from None
-
-
-@contextmanager
-def _talking() -> Iterator[None]:
-    """A controller that refuses or answers nonsense: one line, exit 3 (2 for usage)."""
-    from backends.platform.controller.client import ClientError
-
-    try:
-        yield
-    except ClientError as err:
-        raise _fail(str(err), 2 if err.usage else 3) from None
-
-
-def _json(doc: Any) -> str:
-    return json.dumps(doc.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True) + "\n"
-
-
-def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple[str, str, dict[str, str], bool]:
-    """Compile SITE against what is deployed: (site name, source, files, nothing_to_change).
-
-    The deployed placement is the previous one (modules move only when they
-    must); the same generation as deployed first (equal files: nothing to
-    do), else the other generation. ``known``: the controller's digest answer;
-    when the client's cache (:mod:`applycache`) holds the deployed files it
-    names, they are not fetched again."""
-    import fslang.cli as cli
-    from compiler.placement.place import Placement
-    from fslang import api
-    from fslang.cli import applycache, report
-
-    cli._BATCH = True  # the process ends with the command: no heap teardown (see fslang.cli.run)
-    name, data, diags = api.read_source(site)
-    if data is None:
-        report(api.SourceFile(name, ""), diags)
-        raise typer.Exit(1)
-    cached = applycache.load(client.url, site, known.files_digest) if known is not None else None
-    if cached is not None:
-        deployed = {"generation": known.generation, "files": cached}
-        out = frozenset(known.unavailable)
-    else:
-        answer = client.deployed()
-        deployed = answer.model_dump()
-        out = frozenset(answer.unavailable)  # down or drained: placement leaves them out, as the failover does
-    gen = deployed.get("generation")
-    prev = None
-    if gen is not None and "placement.json" in deployed.get("files", {}):
-        try:
-            prev = Placement.from_json(deployed["files"]["placement.json"])
-        except (ValueError, KeyError):
-            prev = None
-    shown = False
-
-    def build(g: int) -> tuple[str, str, dict[str, str]]:
-        nonlocal shown
-        b = api.build(
-            name, data, prev, optimal, generation=g, unavailable=out, scale=_scale_of(prev, keep_weights=False)
-        )
-        if not shown:
-            report(b.source, b.diagnostics)
-            shown = True
-        if not b.ok:
-            raise typer.Exit(1)
-        assert b.site is not None
-        return b.site.name, b.source.text, b.files
-
-    if gen is not None:
-        site_name, text, same = build(int(gen))
-        if same == deployed.get("files"):
-            if cached is None:
-                applycache.save(client.url, site, same)
-            return site_name, text, same, True
-        if _ingress_only(deployed.get("files") or {}, same):
-            return site_name, text, same, False
-    site_name, text, files = build(0 if gen is None else 1 - int(gen))
-    return site_name, text, files, False
-
-
-def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:
-    """True when ``new`` (compiled with the deployed generation) differs from
-    ``old`` only by ingress-table rules added or deleted (none replaced in
-    place), with the same instances: then one atomic bundle per switch (the
-    flip) is the whole update, and a generation change, which rewrites every
-    rule, is not needed. Compares the `.ofctl` text (deterministic), so it
-    costs no OpenFlow parsing (nor importing the controller's OpenFlow code).
-    The instances depend on plan.json only through its generation and site
-    name (backends/platform/controller/instances.py)."""
-    from backends.emit.documents import PlanDocument
-    from compiler.lowering import tables as T
-
-    changed = {p for p in set(old) | set(new) if old.get(p) != new.get(p)}
-    if any(not (p == "plan.json" or p.startswith("openflow/")) for p in changed):
-        return False
-    try:
-        docs = [PlanDocument.from_text(f["plan.json"]) if "plan.json" in f else None for f in (old, new)]
-    except ValueError:
-        return False
-    facts = [(d.generation, d.site) if d is not None else None for d in docs]
-    if facts[0] != facts[1]:
-        return False
-    ingress = frozenset().union(*(d.update.ingress_tables if d is not None else T.INGRESS_TABLES for d in docs))
-
-    def key(line: str) -> tuple[str, str, str]:
-        head, _, _actions = line.partition(",actions=")
-        fields = head.split(",")
-        table, prio = fields[0], fields[1]
-        match = ",".join(f for f in fields[2:] if not f.startswith("cookie="))
-        return table, prio, match
-
-    for p in changed:
-        if not p.endswith(".ofctl"):
-            continue
-        a = {l for l in old.get(p, "").splitlines() if l.strip()}
-        b = {l for l in new.get(p, "").splitlines() if l.strip()}
-        added, removed = b - a, a - b
-        for line in added | removed:
-            if int(line.split(",", 1)[0].removeprefix("table=")) not in ingress:
-                return False
-        if {key(l) for l in added} & {key(l) for l in removed}:
-            return False
-    return True
-
-
-def _scale_of(prev: Any, keep_weights: bool) -> Any:
-    """The replica counts (and weights) a deployed placement carries: what the
-    platform scaled stays scaled (``compiler.scale``)."""
-    from compiler.scale import deployed_scale
-
-    if prev is None:
-        return None
-    return deployed_scale({i: m for i, m, *_ in prev.instances}, dict(prev.weights), keep_weights)
-
-
-def recompile(
-    source: str, placement: str | None, generation: int, unavailable: frozenset[str], scale: Any = None
-) -> Any:
-    """The controller's compile function (failover, drain, rebalance): the
-    deployed site again, built by ``fslang.api.build`` with the deployed
-    placement as the previous one (its replica counts and weights kept, unless
-    ``scale`` says others), ``generation``, and ``unavailable`` hosts left out.
-    Returns a ``relocate.Recompiled``; the platform layer only calls it."""
-    from backends.platform.controller.relocate import Recompiled
-    from compiler.placement.place import Placement
-    from fslang import api
-
-    prev = None
-    if placement:
-        try:
-            prev = Placement.from_json(placement)
-        except ValueError:
-            prev = None
-    if scale is None:
-        scale = _scale_of(prev, keep_weights=True)
-    b = api.build("the deployed site", source, prev, generation=generation, unavailable=unavailable, scale=scale)
-    errors = [f"{d.code}: {d.message}" for d in b.diagnostics if d.severity == "error"]
-    stuck = [d.message for d in b.diagnostics if d.code == "W0702"]
-    return Recompiled(b.files if b.ok else None, errors, stuck)
-
+from fslang.cli.sitecompile import _compile, recompile, site_digest
+from fslang.cli.talk import _client, _fail, _json, _talking
 
 #: As backends.platform.controller.server's (not imported here: every `fsc`
 #: command would pay for importing the controller; a test keeps them equal).
 DEFAULT_LISTEN, DEFAULT_OPENFLOW = "127.0.0.1:8181", "127.0.0.1:6653"
-
-
-def site_digest(site: Path, optimal: bool) -> str:
-    """What `fsc apply` compiles, as one digest: the site file's bytes, the fsc
-    version and the options that change the result. The controller keeps the
-    digest of the committed site; the same digest again means nothing to change,
-    known without compiling. "" when the file cannot be read (the compile words it)."""
-    import hashlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        data = site.read_bytes()
-    except OSError:
-        return ""
-    try:
-        fsc_version = version("fsc")
-    except PackageNotFoundError:
-        fsc_version = "unknown"
-    head = f"fsc {fsc_version} optimal={int(optimal)}\n".encode()
-    return "sha256:" + hashlib.sha256(head + data).hexdigest()
 
 
 def register(app: typer.Typer) -> None:
