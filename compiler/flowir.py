@@ -41,11 +41,14 @@ FIELD_ORDER = attrgetter("field", "value", "mask")
 objects the same way)."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, init=False)
 class Match:
     """A conjunction of field matches, kept sorted by field name."""
 
     fields: tuple[FieldMatch, ...] = ()
+
+    def __init__(self, fields: tuple[FieldMatch, ...] = ()) -> None:
+        self.__dict__["fields"] = fields  # as FlowEntry: not through object.__setattr__
 
     def __hash__(self) -> int:
         # cached: a lowered site hashes hundreds of thousands of matches, and entries hash theirs again
