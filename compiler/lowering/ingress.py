@@ -385,6 +385,7 @@ class Ingress:
                 policy = low.policies[entry.policy]
                 targets.append((order[(policy.name, entry.direction)], policy, entry.direction, entry.id, entry.box))
         width = self.meta.in_edge.width
+        ids: set[int] | None = None  # this switch's entries_here, once it has one
         for i, policy, direction, entry_id, box in targets:
             if box is None and direction == "forward" and not self._edges_of(policy, width) & here_in:
                 continue  # none of its ingress edges is on this switch (most policies, most switches)
@@ -405,50 +406,38 @@ class Ingress:
                     term = item.term
                     if direction == "reverse":
                         self.replies_on.add(sw)
+                    em = None  # the item's ingress-edge metadata, the same for each of its entries
+                    if item.edges is not None:
+                        em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
                     for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                         if kind == "arp" and (direction == "reverse" or box is not None):
                             continue
                         if kind == "arp" and not is_drop and policy.index not in self.arp_decided:
                             continue
                         t = _with_eth(term, eth)
-                        if t is not None:
+                        if t is None:
+                            continue
+                        if t.excluded:
                             used.update(x for x in t.excluded if x in self.flag_of)
-                            for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
-                                parts = [(mv, mm), *item.meta]
-                                if item.edges is not None:
-                                    em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
-                                    if em is None:
-                                        continue
-                                    parts.append(em)
-                                v, m = combine(parts)
-                                match = Match.of(*fields, *((FieldMatch("metadata", v, m),) if m else ()))
-                                if is_drop:
-                                    low.add(sw, FlowEntry(T.POLICY, prio, match, cookie=cookie))
-                                elif kind == "ip":
-                                    low.add(
-                                        sw,
-                                        FlowEntry(
-                                            T.POLICY,
-                                            prio,
-                                            match,
-                                            goto_table=self.after,
-                                            cookie=cookie,
-                                            write_metadata=wm,
-                                        ),
-                                    )
-                                    self.entries_here.setdefault(sw, set()).add(entry_id)
-                                else:
-                                    low.add(
-                                        sw,
-                                        FlowEntry(
-                                            T.POLICY,
-                                            prio,
-                                            match,
-                                            low.forward_nonip(sw, 0, "arp"),
-                                            goto_table=T.EXIT,
-                                            cookie=cookie,
-                                        ),
-                                    )
+                        spelt = self.spell_term(t, profile, edges=False)  # may raise TooManyEntries
+                        if item.edges is not None and em is None:
+                            continue  # no ingress index of this switch: no entry
+                        for fields, (mv, mm) in spelt:
+                            parts = [(mv, mm), *item.meta]
+                            if em is not None:
+                                parts.append(em)
+                            v, m = combine(parts)
+                            match = Match.of(*fields, FieldMatch("metadata", v, m)) if m else Match.of(*fields)
+                            if is_drop:
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, (), None, cookie))
+                            elif kind == "ip":
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, (), self.after, cookie, wm))
+                                if ids is None:
+                                    ids = self.entries_here.setdefault(sw, set())
+                                ids.add(entry_id)
+                            else:
+                                acts = low.forward_nonip(sw, 0, "arp")
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, acts, T.EXIT, cookie))
                     if direction == "forward" and box is None and (is_drop or policy.index in self.other_decided):
                         self._nonip(sw, term, item.edges, prio, cookie, is_drop)
             except TooManyEntries:  # E0804: its match spells into too many entries (the compile fails)
