@@ -36,7 +36,7 @@ from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
-from compiler.lowering.ofmatch import TooManyEntries, space_to_matches
+from compiler.lowering.ofmatch import TooManyEntries, cube_matches, space_to_matches
 from compiler.lowering.profiles import Profile
 from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
 
@@ -144,16 +144,20 @@ class Ingress:
         hit = self._spelt.get(key)
         if hit is not None:
             return hit
-        hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(t.cube.value, t.cube.mask)])
         flags: list[tuple[int, int]] = []
-        for x in sorted(t.excluded, key=_key):
-            bit = self.flag_of.get(x)
-            if bit is None:
-                hs = hs - x
-            else:
-                flags.append(bit.pattern(0, 1))
+        if t.excluded:
+            hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(t.cube.value, t.cube.mask)])
+            for x in sorted(t.excluded, key=_key):
+                bit = self.flag_of.get(x)
+                if bit is None:
+                    hs = hs - x
+                else:
+                    flags.append(bit.pattern(0, 1))
+            matches = space_to_matches(hs, profile)
+        else:  # the usual term: its cube alone (no space built for it)
+            matches = cube_matches((t.cube.value, t.cube.mask), profile)
         out: list[Spelt] = []
-        for pat, fields in space_to_matches(hs, profile):
+        for pat, fields in matches:
             parts = list(flags)
             if pat is not None and edges:
                 edge = self._edge_meta(pat)
@@ -342,9 +346,7 @@ class Ingress:
             if v >> width:
                 continue  # only values beyond every ingress index
             m &= (1 << width) - 1
-            groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(
-                i for i in range(1 << width) if i & m == v & m
-            )
+            groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(_indices(v, m, width))
         got = self._edge_groups[policy.index] = [(term, frozenset(edges)) for term, edges in groups.items()]
         return got
 
@@ -529,6 +531,12 @@ def range_patterns(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
         out.append((lo, full & ~(size - 1)))
         lo += size
     return out
+
+
+@lru_cache(maxsize=4096)
+def _indices(v: int, m: int, width: int) -> tuple[int, ...]:
+    """The ingress indices over ``width`` bits that the pattern (v, m) takes."""
+    return tuple(i for i in range(1 << width) if i & m == v & m)
 
 
 @lru_cache(maxsize=4096)

@@ -137,6 +137,11 @@ def space_to_matches(space: HeaderSpace, profile: Profile = OVS) -> Matches:
     return list(_matches(space._pairs(), profile))
 
 
+def cube_matches(cube: tuple[int, int], profile: Profile = OVS) -> Matches:
+    """:func:`space_to_matches` of the space of one (value, mask) cube."""
+    return list(_matches((cube,), profile))
+
+
 _VID = _FIELD_MASKS["vlan_vid"]
 _PRESENT = OFPVID_PRESENT << _OFFSETS["vlan_vid"]
 
