@@ -22,10 +22,22 @@ from __future__ import annotations
 
 import atexit
 import gc
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-import dd.cudd as _cudd
+# dd imports networkx if it can, only for ``dd.bdd.to_nx`` (which fsc never
+# calls); that import alone cost every compile 0.1 s of CPU.  Hide it while
+# dd loads (dd falls back to "not installed"), unless something loaded it
+# already.
+_HIDE_NX = "networkx" not in sys.modules
+if _HIDE_NX:
+    sys.modules["networkx"] = None  # type: ignore[assignment]
+try:
+    import dd.cudd as _cudd
+finally:
+    if _HIDE_NX:
+        del sys.modules["networkx"]
 
 from compiler.headerspace.cubes import DEFAULT_LAYOUT, Layout
 

@@ -186,7 +186,7 @@ class Failover:
         (a neighbour whose STEER holds ``d`` forwards it here; marked ones
         have an entry of their own that never sends them back)."""
         out = set()
-        for nb in self.topo.graph.neighbors(sw):
+        for nb in self.topo.neighbors(sw):
             if d in self.reach.get(nb, ()) and self.topo.next_switch(nb, sw) == sw:
                 port = self.topo.port_toward(sw, nb)
                 if port is not None:

@@ -1,12 +1,17 @@
 """Switch graph: shortest paths for steering across links, and a spanning
-tree for flooding non-IP traffic without loops."""
+tree for flooding non-IP traffic without loops.
+
+Plain breadth-first searches over an adjacency dict (a site has a handful of
+switches): importing networkx for them cost a compile 0.1 s.  The searches
+visit neighbours in the order networkx's did (adjacency in link order for
+the shortest paths, sorted for the tree), so the paths are the same.
+"""
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
-
-import networkx as nx
 
 from compiler import ir
 
@@ -16,12 +21,17 @@ class Topology:
     site: ir.Site
 
     @cached_property
-    def graph(self) -> nx.Graph:
-        g = nx.Graph()
-        g.add_nodes_from(sorted(s.name for s in self.site.switches))
+    def graph(self) -> dict[str, dict[str, None]]:
+        """Switch -> its neighbours (insertion-ordered, as networkx's Graph kept them)."""
+        g: dict[str, dict[str, None]] = {name: {} for name in sorted(s.name for s in self.site.switches)}
         for link in sorted(self.site.links, key=lambda l: (l.a, l.b)):
-            g.add_edge(link.a[0], link.b[0])
+            a, b = link.a[0], link.b[0]
+            g.setdefault(a, {})[b] = None
+            g.setdefault(b, {})[a] = None
         return g
+
+    def neighbors(self, switch: str) -> list[str]:
+        return list(self.graph.get(switch, ()))
 
     @cached_property
     def _link_ports(self) -> dict[tuple[str, str], int]:
@@ -34,8 +44,25 @@ class Topology:
 
     @cached_property
     def _next(self) -> dict[tuple[str, str], str]:
-        paths = dict(nx.all_pairs_shortest_path(self.graph))
-        return {(a, b): path[1] for a, ps in paths.items() for b, path in ps.items() if len(path) > 1}
+        """(switch, target) -> the first hop of a shortest path: a level-by-level
+        search from each switch, neighbours in adjacency order, the first to
+        reach a switch fixing its path (networkx's single_source_shortest_path)."""
+        out: dict[tuple[str, str], str] = {}
+        for a, adj in self.graph.items():
+            first = {b: b for b in adj if b != a}  # target -> first hop
+            seen = {a, *first}
+            level = list(first)
+            while level:
+                nxt: list[str] = []
+                for v in level:
+                    for w in self.graph[v]:
+                        if w not in seen:
+                            seen.add(w)
+                            first[w] = first[v]
+                            nxt.append(w)
+                level = nxt
+            out.update(((a, b), hop) for b, hop in first.items())
+        return out
 
     def next_switch(self, switch: str, target: str) -> str | None:
         """The neighbour of ``switch`` on the way to ``target`` (None if same or unreachable)."""
@@ -50,11 +77,20 @@ class Topology:
     def tree_ports(self) -> dict[str, tuple[int, ...]]:
         """Per switch, the link ports of a BFS spanning tree (for flooding)."""
         out: dict[str, list[int]] = {s.name: [] for s in self.site.switches}
-        for comp in nx.connected_components(self.graph):
-            root = min(comp)
-            for parent, child in nx.bfs_edges(self.graph, root, sort_neighbors=sorted):
-                out[parent].append(self._link_ports[(parent, child)])
-                out[child].append(self._link_ports[(child, parent)])
+        seen: set[str] = set()
+        for root in sorted(self.graph):  # the least switch of each component is its root
+            if root in seen:
+                continue
+            seen.add(root)
+            queue = deque([root])
+            while queue:
+                parent = queue.popleft()
+                for child in sorted(self.graph[parent]):
+                    if child not in seen:
+                        seen.add(child)
+                        queue.append(child)
+                        out[parent].append(self._link_ports[(parent, child)])
+                        out[child].append(self._link_ports[(child, parent)])
         return {k: tuple(sorted(v)) for k, v in out.items()}
 
     def link_ports(self, switch: str) -> tuple[int, ...]:
