@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from compiler.check.symbols import Symbols
-from compiler.headerspace.cubes import DEFAULT_LAYOUT, TooManyCubes
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, Pair, TooManyCubes
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
 from fslang import ast as A
@@ -79,6 +79,22 @@ def _port_range(name: str, lo: int, hi: int) -> HeaderSpace:
 @lru_cache(maxsize=65536)
 def _prefix(name: str, value: int, length: int) -> HeaderSpace:
     return HeaderSpace.field_prefix(name, value, length)
+
+
+@lru_cache(maxsize=65536)
+def _host_net(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(addr)
+
+
+@lru_cache(maxsize=65536)
+def _net_pairs(net: ipaddress.IPv4Network | ipaddress.IPv6Network, direction: str | None) -> tuple[Pair, ...]:
+    """The cubes of an address or prefix in one or both directions, by value
+    (a 10,000-policy site names the same hosts and prefixes many times)."""
+    family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())
+    pairs: list[Pair] = []
+    for d in ("src", "dst") if direction is None else (direction,):
+        pairs += (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))._pairs()
+    return tuple(pairs)
 
 
 PROTO_SPACES = {
@@ -236,7 +252,7 @@ class MatchCompiler:
         pairs: list[tuple[int, int]] = []
         for v in self.values(e.value):
             if isinstance(v, A.AddrVal):
-                net = ipaddress.ip_network(v.addr)
+                net = _host_net(v.addr)
             elif isinstance(v, A.PrefixVal) and allow_prefix:
                 net = v.net
             elif isinstance(v, A.PrefixVal):
@@ -245,9 +261,7 @@ class MatchCompiler:
                 )
             else:
                 return self._bad(getattr(v, "span", e.span), "expected an IP address or prefix here")
-            family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())
-            for d in self._directions(e.dir):
-                pairs += (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))._pairs()
+            pairs += _net_pairs(net, e.dir)
         return MatchSet.of(HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
     def m_MHost(self, e: A.MHost) -> MatchSet:

@@ -10,7 +10,6 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from compiler import ir
 from compiler.check.catalogue import KINDS
 from compiler.check.matchcomp import MatchCompiler

@@ -26,6 +26,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+from compiler.headerspace.cubes import DEFAULT_LAYOUT, Layout
+
 # dd imports networkx if it can, only for ``dd.bdd.to_nx`` (which fsc never
 # calls); that import alone cost every compile 0.1 s of CPU.  Hide it while
 # dd loads (dd falls back to "not installed"), unless something loaded it
@@ -38,8 +40,6 @@ try:
 finally:
     if _HIDE_NX:
         del sys.modules["networkx"]
-
-from compiler.headerspace.cubes import DEFAULT_LAYOUT, Layout
 
 # Field order of the diagrams for the default layout (see the module docstring).
 DEFAULT_ORDER = (
