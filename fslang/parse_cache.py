@@ -145,7 +145,7 @@ class Replay:
                     del values[-n:]
                 else:
                     kids = []
-                push(handler(span_class(start, max(start, end)), *kids))
+                push(handler(span_class(start, end if end > start else start), *kids))
         return values[0]
 
 

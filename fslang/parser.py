@@ -119,6 +119,7 @@ def parse(src: SourceFile) -> ParseResult:
     diags: list[Diagnostic] = []
     statements: list[A.Statement] = []
     parser = lark_parser()
+    builder = _Builder(0, diags)  # one for the file: its handler table is filled once, not per statement
     for start, end in split_statements(src.text):
         if len(diags) >= MAX_DIAGNOSTICS_PER_FILE:
             break
@@ -131,7 +132,7 @@ def parse(src: SourceFile) -> ParseResult:
         except RecursionError:  # pragma: no cover - the LALR parser is iterative
             diags.append(_too_deep(start, end))
             continue
-        builder = _Builder(start, diags)
+        builder.offset = start
         try:
             stmt = tree.run(builder, Tok, Span) if isinstance(tree, Replay) else builder.build(tree)
         except _TooDeep:
