@@ -189,6 +189,9 @@ class Cache:
     policies: list[PolicyRecord]
     #: placing the site again from its own placement keeps it (so `--previous` keeps it too)
     placement_fixed: bool
+    #: the platform's build options the output was compiled with (hosts left out, scale; see
+    #: fslang.api): "" for none; a compile with other options is a full one
+    options: str = ""
 
     def to_text(self) -> str:
         doc = {
@@ -203,6 +206,8 @@ class Cache:
             "policies": self.policies,
             "text": self.text,
         }
+        if self.options:
+            doc["options"] = self.options
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()}) + "\n" + body + "\n"
 
@@ -226,6 +231,7 @@ def read_cache(folder: Path) -> Cache | None:
             summary=Summary(head_line, tuple((n, r, t) for n, r, t in switches), tuple(hosts)),
             policies=list(map(PolicyRecord._make, doc["policies"])),
             placement_fixed=bool(doc["placement_fixed"]),
+            options=str(doc.get("options", "")),
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
         return None
