@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import hashlib
+import json
 import os
 import stat
 import sys
@@ -157,15 +158,31 @@ def build(
     output, whose placement is ``previous``) splice a one-policy edit into
     it when :mod:`fslang.incremental` can show the result equals this full
     compile's."""
+    options = _options(unavailable, scale)
     with _no_cycle_collection():
-        if cache and previous_dir is not None and render_files and not (unavailable or scale or pack):
-            fast = _incremental(name, data, previous_dir, previous, optimal, generation)
+        if cache and previous_dir is not None and render_files and not pack:
+            fast = _incremental(name, data, previous_dir, previous, optimal, generation, options)
             if fast is not None:
                 return fast
         b = _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
         if cache and render_files and b.ok and b.compiled is not None and b.front is not None and not optimal:
-            b.cache = {inc.CACHE: _cache(b, b.front, previous, generation).to_text()}
+            b.cache = {inc.CACHE: _cache(b, b.front, previous, generation, options).to_text()}
         return b
+
+
+def _options(unavailable: frozenset[str], scale: Mapping[str, Scale] | None) -> str:
+    """The platform's options of a build as the cache records them ("" for
+    none): a splice is made only into an output built with the same ones
+    (`fsc apply` passes the hosts that are down and the deployed scale)."""
+    if not unavailable and not scale:
+        return ""
+    doc = {
+        "unavailable": sorted(unavailable),
+        "scale": {
+            m: [s.replicas, list(s.weights) if s.weights is not None else None] for m, s in (scale or {}).items()
+        },
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 @contextmanager
@@ -285,7 +302,7 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
     return inc.PolicyRecord(p.name, start, end, ms, me, int(ok and ms >= 0), inc.cubes_of(p))
 
 
-def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int) -> inc.Cache:
+def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int, options: str) -> inc.Cache:
     """The incremental cache of a full compile.  A splice keeps the earlier
     placement, which a full compile with ``--previous`` keeps only if placing
     the site from it gives it back: known when this compile was given its
@@ -295,12 +312,13 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
     assert b.compiled is not None and b.compiled.steering is not None and b.site is not None and b.summary
     placed = b.compiled.placement
     assert placed is not None
-    fixed = previous is not None and previous.to_json() == placed.to_json()
+    # no instance: nothing to place, whatever the previous placement
+    fixed = (previous is not None and previous.to_json() == placed.to_json()) or not placed.instances
     stmts = _policy_stmts(front.program)
     boxed = inc.boxed(b.compiled.steering)
     policies = [_record(front.source.text, p, stmts.get(p.name), inc.spliceable(p, boxed)) for p in b.site.policies]
     files = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in b.files.items()}
-    return inc.Cache(front.source.text, generation, False, files, b.diagnostics, b.summary, policies, fixed)
+    return inc.Cache(front.source.text, generation, False, files, b.diagnostics, b.summary, policies, fixed, options)
 
 
 #: why the last ``--previous`` compile was not spliced (None: it was); for tests and FSC_DEBUG=1
@@ -347,7 +365,7 @@ _PROBE = frozenset({"\0probe"})
 
 
 def _incremental(
-    name: str, data: bytes | str, folder: Path, previous: Placement | None, optimal: bool, generation: int
+    name: str, data: bytes | str, folder: Path, previous: Placement | None, optimal: bool, generation: int, options: str
 ) -> Build | None:
     """The build of a one-policy match edit spliced into ``folder``'s output
     (or of the same site again: the earlier files), or None (then compile in
@@ -364,6 +382,8 @@ def _incremental(
     cache = inc.read_cache(Path(folder))
     if cache is None or previous is None or cache.generation != generation or optimal:
         return _fallback("no usable cache in the earlier output (missing, damaged, another fsc or other options)")
+    if cache.options != options:
+        return _fallback("the earlier output was built with other hosts left out or another scale")
     if not cache.placement_fixed:
         return _fallback("the earlier output was not compiled with --previous: placing again may move instances")
     if text == cache.text:
@@ -436,5 +456,5 @@ def _incremental(
     policies = [q if i < edit.index else q.shifted(edit.delta) for i, q in enumerate(cache.policies)]
     policies[edit.index] = record
     hashes = {**cache.files, **changed, "plan.json": _sha256(plan)}
-    new_cache = inc.Cache(text, generation, False, hashes, diags, summary, policies, True)
+    new_cache = inc.Cache(text, generation, False, hashes, diags, summary, policies, True, options)
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)

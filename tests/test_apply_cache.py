@@ -24,17 +24,23 @@ def test_entries_are_used_only_while_they_are_what_is_deployed(tmp_path: Path, m
     files = {"plan.json": "{}", "openflow/s0.json": '{"dpid": 1}'}
     assert applycache.load(URL, site, files_digest(files)) is None  # nothing kept yet
     applycache.save(URL + "/", site, files)
-    assert applycache.load(URL, site, files_digest(files)) == files
+    assert applycache.load(URL, site, files_digest(files)) == (files, applycache.entry_path(URL, site) / "files")
     assert applycache.load(URL, site, "") is None  # a controller that does not say
     assert applycache.load(URL, site, files_digest({**files, "plan.json": "{ }"})) is None  # stale
     assert applycache.load("http://other:8181", site, files_digest(files)) is None
     assert applycache.load(URL, tmp_path / "t.fs", files_digest(files)) is None
     path = applycache.entry_path(URL, site)
     assert path.parent == tmp_path / "cache" / "fsc" / "apply" and path.stat().st_mode & 0o077 == 0
-    path.write_text(path.read_text().replace('"{}"', '"[]"'))  # damaged: its own digest no longer holds
+    (path / "files" / "plan.json").write_text("[]")  # damaged: its own digest no longer holds
     assert applycache.load(URL, site, files_digest(files)) is None
-    path.write_text("not json")
+    applycache.save(URL, site, files, {".fsc-cache/incremental.json": "x"})  # replaced, with fsc's own files
+    assert (path / "files" / ".fsc-cache" / "incremental.json").read_text() == "x"
+    assert applycache.load(URL, site, files_digest(files)) == (files, path / "files")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no leftovers
+    (path / "entry.json").write_text("not json")
     assert applycache.load(URL, site, files_digest(files)) is None
+    applycache.save(URL, site, {"../escape": "x"})  # a path outside the entry: not kept
+    assert not (path.parent.parent / "escape").exists()
     # a cache that cannot be written is no error
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     (tmp_path / "file").write_text("")
@@ -62,14 +68,14 @@ def test_a_valid_entry_saves_fetching_the_deployed_files(tmp_path: Path, monkeyp
     client = _Client(deployed)
     known = DigestAnswer(generation=0, site="two_switch", files_digest=files_digest(deployed))
     # no entry: fetched (and, the site being the deployed one, kept)
-    assert _compile(site, client, False, known)[3] is True and client.fetches == 1
+    assert _compile(site, client, False, known).same is True and client.fetches == 1
     # now kept: not fetched
-    assert _compile(site, client, False, known)[3] is True and client.fetches == 1
+    assert _compile(site, client, False, known).same is True and client.fetches == 1
     # the controller's files changed (a failover moved an instance): the entry is stale, fetched again
     moved = {**deployed, "plan.json": deployed["plan.json"] + " "}
     client.files = moved
     known = known.model_copy(update={"files_digest": files_digest(moved)})
-    assert _compile(site, client, False, known)[3] is False and client.fetches == 2
+    assert _compile(site, client, False, known).same is False and client.fetches == 2
 
 
 def test_an_ingress_only_change_is_told_without_the_openflow_code() -> None:
