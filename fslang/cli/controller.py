@@ -409,10 +409,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deploy SITE: consistent two-phase update; a failure leaves the old configuration."""
         from backends.platform.controller.protocol import ApplyRequest, ResultOk, event_line
-        from backends.platform.controller.render import event_text, plan_text
 
         client = _client(controller, token_file, timeout)
         as_json = format is Format.json
+        if not as_json or not yes:  # rich: 0.03 s of imports a JSON apply does not need
+            from backends.platform.controller.render import event_text, plan_text
         if consolidate:
             from fslang.cli.consolidate import apply_consolidation, consolidation_text, plan_consolidation
 
