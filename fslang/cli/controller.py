@@ -381,9 +381,9 @@ def register(app: typer.Typer) -> None:
             sys.stdout.write(consolidation_json(c) if format is Format.json else consolidation_text(c))
             return
         with _talking():
-            c = _compile(site, client, optimal, client.digest())
-            plan = client.plan(ApplyRequest(site=c.name, files=c.files, source=c.source))
-        sys.stdout.write(_json(plan) if format is Format.json else plan_text(plan, c.name))
+            built = _compile(site, client, optimal, client.digest())
+            plan = client.plan(ApplyRequest(site=built.name, files=built.files, source=built.source))
+        sys.stdout.write(_json(plan) if format is Format.json else plan_text(plan, built.name))
 
     @app.command("apply")
     def apply_cmd(
@@ -443,8 +443,7 @@ def register(app: typer.Typer) -> None:
             same = bool(digest) and deployed.digest == digest
             name = deployed.site or site.stem
             if not same:
-                c = _compile(site, client, optimal, deployed)
-                name, source, files, own, same = c
+                name, source, files, own, same = _compile(site, client, optimal, deployed)
             if same:
                 done = ResultOk(result="ok", changed=False, message="nothing to change (the deployed site is the same)")
                 sys.stdout.write(
