@@ -12,7 +12,7 @@ from typing import Any
 from backends.platform.controller.protocol import DeployedAnswer, DigestAnswer, files_digest
 from fslang import api
 from fslang.cli import applycache
-from fslang.cli.controller import _compile
+from fslang.cli.sitecompile import _compile
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "http://127.0.0.1:8181"
@@ -85,7 +85,7 @@ def test_an_ingress_only_change_is_told_without_the_openflow_code() -> None:
 import sys
 from benchmarks.apply_speed import change_one_policy, site_text
 from fslang import api
-from fslang.cli.controller import _ingress_only
+from fslang.cli.sitecompile import _ingress_only
 text = site_text(40)
 a = api.build("s.fs", text, generation=0).files
 b = api.build("s.fs", change_one_policy(text)[0], generation=0).files
@@ -114,7 +114,7 @@ def test_the_fast_path_takes_hosts_left_out_and_a_scale_only_as_cached(tmp_path:
     with others (a host went down since) the compile is a full one."""
     from backends.emit.write import write
     from benchmarks.gen_site import generate
-    from fslang.cli.controller import _scale_of
+    from fslang.cli.sitecompile import _scale_of
 
     text = generate(60, 8, 2, seed=3)
     first = api.build("s.fs", text, cache=True)

@@ -5,24 +5,14 @@ equal the old or the new compiled site exactly, and the next apply converges."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
-import pytest
-from test_controller_harness import FSC, compile_files, lab_with_controller, real_agent
+from test_controller_harness import FSC, NEEDS_OVS, ROOT, SWITCHES, TWO, compile_files, lab_with_controller, real_agent
 
-from backends.platform.lab.ovs import ovs_available
 from backends.platform.wait import wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
-]
-
-TWO = (ROOT / "examples" / "two_switch.fs").read_text()
-SWITCHES = {"north": 0xA, "south": 0xB}
+pytestmark = NEEDS_OVS
 
 
 def _apply_until_paused(ctl, site: Path) -> None:

@@ -7,25 +7,20 @@ ingress-only update of a few rules; the switch holds exactly what
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from test_controller_harness import compile_files, lab_with_controller
+from test_controller_harness import NEEDS_OVS, compile_files, lab_with_controller
 
-from backends.platform.lab.ovs import ovs_available
 from benchmarks.apply_speed import change_one_policy, site_text
-from fslang.cli.controller import DEFAULT_LISTEN, DEFAULT_OPENFLOW, site_digest
+from fslang.cli.controller import DEFAULT_LISTEN, DEFAULT_OPENFLOW
+from fslang.cli.sitecompile import site_digest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
-]
+pytestmark = NEEDS_OVS
 
 
 def test_cli_defaults_are_the_servers() -> None:

@@ -8,22 +8,11 @@ group on each switch (issue 12, item 9)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-from test_controller_harness import compile_files, events, lab_with_controller, real_agent
+from test_controller_harness import NEEDS_OVS, SWITCHES, TWO, compile_files, events, lab_with_controller, real_agent
 
-from backends.platform.lab.ovs import ovs_available
-
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
-]
-
-TWO = (ROOT / "examples" / "two_switch.fs").read_text()
-SWITCHES = {"north": 0xA, "south": 0xB}
+pytestmark = NEEDS_OVS
 
 
 def _groups(files: dict[str, str], switch: str) -> int:

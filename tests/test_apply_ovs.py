@@ -10,27 +10,18 @@ first one flipped), then the update that goes through."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-import pytest
-from test_controller_harness import compile_files, events, lab_with_controller, real_agent
+from test_controller_harness import NEEDS_OVS, SWITCHES, TWO, compile_files, events, lab_with_controller, real_agent
 
 from backends.platform.controller.protocol import ApplyRequest, ResultFailed, SwitchEvent
-from backends.platform.lab.ovs import ovs_available
 from backends.platform.wait import wait_until
 from compiler.lowering import tables as T
 
-ROOT = Path(__file__).resolve().parents[1]
-pytestmark = [
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
-]
+pytestmark = NEEDS_OVS
 
-TWO = (ROOT / "examples" / "two_switch.fs").read_text()
 NEW = TWO.replace("10.70.99.0/24", "10.70.98.0/24")
-SWITCHES = {"north": 0xA, "south": 0xB}
 
 
 def _break_ingress_rule(files: dict[str, str], switch: str) -> str:

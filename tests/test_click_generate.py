@@ -32,6 +32,7 @@ from backends.click.clicklang import (
     parse_config,
     split_args,
 )
+from backends.emit.click import elementclass as E
 from backends.emit.click import generate as G
 from compiler.check.frontend import run
 from compiler.headerspace.space import DEFAULT_LAYOUT, HeaderSpace
@@ -303,7 +304,7 @@ def test_hostile_strings_change_no_structure(key: str, rules: str, command: str,
     text = hostile_config(key, rules, command, image)
     assert check_config(text) == []
     assert skeleton(parse_config(text)) == skeleton(parse_config(BENIGN))
-    enc, _ = G._crypto_keys(key)
+    enc, _ = E._crypto_keys(key)
     assert enc in text
     if len(key.encode()) == 16 and all(" " <= c <= "~" for c in key):
         assert enc == G.quote(key) and click_unquote(enc) == key
@@ -313,7 +314,9 @@ def test_hostile_strings_change_no_structure(key: str, rules: str, command: str,
 
 def test_templates_refuse_unescaped_text() -> None:
     with pytest.raises(TypeError, match="unescaped"):
-        G._render("monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"), "sink": False})
+        G.render_template(
+            "monitor.click.j2", {"inst": "x; Discard", "cname": G.Raw("i_x"), "cls": G.Raw("I_x"), "sink": False}
+        )
 
 
 def test_names_are_click_identifiers_and_distinct() -> None:
@@ -381,7 +384,7 @@ def model(m, p: dict) -> str:
         return space.contains({**p, "in_edge": 0})
 
     if m.type == "firewall":
-        deny, allow = G._param(m, "deny"), G._param(m, "allow")
+        deny, allow = E.module_param(m, "deny"), E.module_param(m, "allow")
         if deny is not None and has(deny):
             return "drop"
         if allow is not None and not has(allow):
@@ -474,7 +477,7 @@ def expr_match(e: str, p: dict) -> bool:
     return all(term_match(t, p) for t in e.split(" && "))
 
 
-def decide(d: G.Decision, p: dict, ihl: int, pcp: int) -> str:
+def decide(d: E.Decision, p: dict, ihl: int, pcp: int) -> str:
     data = frame(p, ihl, pcp)
     is_v4 = classifier_match("12/0800", data) or classifier_match("12/8100 16/0800", data)
     if d.v4 is not None and is_v4:
@@ -537,8 +540,8 @@ def point_in(m, data: st.DataObject) -> dict:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_rules_decide_as_the_model(m, data: st.DataObject) -> None:
-    inst = G.Instance(m.name, m, "i_x", "I_x", [Step(3, m.name, m.name, (), False), Step(4, m.name, m.name, (), True)])
-    fwd, rev = G._decisions(inst)
+    inst = E.Instance(m.name, m, "i_x", "I_x", [Step(3, m.name, m.name, (), False), Step(4, m.name, m.name, (), True)])
+    fwd, rev = E._decisions(inst)
     p = point_in(m, data)
     ihl = data.draw(st.sampled_from([5, 5, 6, 15]))
     pcp = data.draw(st.integers(0, 7))

@@ -38,6 +38,7 @@ import compiler.verification.platform_sim as PS
 from backends.click.clicklang import check_config
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
+from backends.emit.click import elementclass as E
 from backends.emit.click import generate as G
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
@@ -164,7 +165,7 @@ def tap_oracle(seed: int) -> Any:
     is used, and the PCP bits carry each of them."""
 
     def oracle(module: Any, instance: str, packet: Mapping[str, int]) -> str | None:
-        if not G._is_external(module):
+        if not E.is_external(module):
             return default_oracle(module, instance, packet)
         choices = list(module.outputs) + [None]
         key = f"{seed}:{instance}:{sorted(packet.items())}".encode()
@@ -259,7 +260,7 @@ def esp_for(c: Compiled, hp: Any, tag: int, packet: Mapping[str, int], label: bo
     module = c.site.module(step.module)
     if module.type != "decrypt":
         return None
-    return seal(G._param(module, "spi"), G._param(module, "key"), packet)
+    return seal(E.module_param(module, "spi"), E.module_param(module, "key"), packet)
 
 
 SEALER = """
@@ -275,7 +276,7 @@ FromDevice(in) -> Sealer -> Queue -> ToDevice(out);
 
 @cache
 def _sealer(spi: int, key: str) -> Any:
-    enc, auth = G._crypto_keys(key)
+    enc, auth = E._crypto_keys(key)
     return load(SEALER.format(spi=spi, enc=enc, auth=auth), "sealer.click", seed=3)
 
 
@@ -523,7 +524,7 @@ def test_every_labelled_step_returns_what_the_host_model_says(labelled: Compiled
                 tags = [returned(g) for g in got]
                 want = [] if back is None else [(back, sent)]
                 if tags != want:
-                    failures.append(f"host {host} {G._what(s)} ({s.instance}) {pkt}: model {want}, runtime {tags}")
+                    failures.append(f"host {host} {G.step_text(s)} ({s.instance}) {pkt}: model {want}, runtime {tags}")
                 if any(t != sent for t in rig.tapped):
-                    failures.append(f"host {host} {G._what(s)}: a tap module saw {rig.tapped}, not {sent.hex()}")
+                    failures.append(f"host {host} {G.step_text(s)}: a tap module saw {rig.tapped}, not {sent.hex()}")
     assert not failures, f"{len(failures)} differ:\n" + "\n".join(failures[:20])

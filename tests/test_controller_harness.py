@@ -16,12 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from backends.platform.controller.client import ApiClient, ClientError
-from backends.platform.lab.ovs import PrivateOvs
+from backends.platform.lab.ovs import PrivateOvs, ovs_available
 from backends.platform.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 FSC = str(ROOT / ".venv" / "bin" / "fsc")
+NEEDS_OVS = [  # a module's pytestmark: these tests run real OVS bridges
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0 or ovs_available() is not None, reason="needs root and OVS"),
+]
+TWO = (ROOT / "examples" / "two_switch.fs").read_text()  # the site most controller tests apply
+SWITCHES = {"north": 0xA, "south": 0xB}  # its switches' datapath ids
 _n = itertools.count()
 
 

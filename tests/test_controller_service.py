@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_controller_harness import compile_files
+from test_controller_harness import TWO, compile_files
 
 from backends.platform.controller.ofapp import SwitchError
 from backends.platform.controller.plan import Op, Tables, apply_ops, same_tables, switch_tables
 from backends.platform.controller.protocol import APPLY_EVENT, ApplyRequest, event_line
 from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
-
-ROOT = Path(__file__).resolve().parents[1]
-TWO = (ROOT / "examples" / "two_switch.fs").read_text()
 
 
 class TableSwitch:

@@ -2,7 +2,7 @@
 loop runs on an injected clock, the switches are in-memory tables with the
 calls of the os-ken app (``MemSwitch``), the agents report what they are
 asked to run (``Agents``), and the compile function is the real one that
-`fsc controller` passes (``fslang.cli.controller.recompile``). The real
+`fsc controller` passes (``fslang.cli.sitecompile.recompile``). The real
 switch, agents and packets are in tests/test_failover_lab.py."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from backends.platform.controller.state import StateDir
 from backends.platform.wait import wait_until
 from compiler.lowering import tables as T
 from fslang import api
-from fslang.cli.controller import recompile
+from fslang.cli.sitecompile import recompile
 
 SITE = """site fo
 switch sw dpid 0x71 ports 16 ovs

@@ -334,27 +334,41 @@ def test_entries_differing_only_in_exact_against_masked_fields_render() -> None:
     assert any(name.endswith(".ofctl") for name in b.files)
 
 
+def _check_and_compile(
+    site: Path,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys,  # noqa: ANN001
+) -> list[tuple[int, str]]:
+    """Run `fsc check SITE` then `fsc compile SITE -o OUT` in this process
+    (so a monkeypatched bound or stage holds) and return each one's exit code
+    and standard error."""
+    from fslang.cli import main
+
+    runs = []
+    for argv in (["check", str(site)], ["compile", str(site), "-o", str(out)]):
+        monkeypatch.setattr(sys, "argv", ["fsc", *argv])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        runs.append((exc.value.code, capsys.readouterr().err))
+    return runs
+
+
 def test_check_renders_as_compile_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
     """`fsc check` runs rendering too (and drops the files): a refusal found
     only while rendering (an emitter's ClickUnsupported or ValueError, kept as
     guards behind the check-time diagnostics) fails check exactly as it
     fails compile, never check "ok" and compile an internal error."""
     from backends.emit.click.generate import ClickUnsupported
-    from fslang.cli import main
 
     def refuse(_compiled: object) -> dict[str, str]:
         raise ClickUnsupported("an emitter's own refusal")
 
     monkeypatch.setattr(api, "render", refuse)
     site = Path(__file__).resolve().parent.parent / "examples" / "campus.fs"
-    codes = []
-    for argv in (["check", str(site)], ["compile", str(site), "-o", str(tmp_path / "out")]):
-        monkeypatch.setattr(sys, "argv", ["fsc", *argv])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        codes.append(exc.value.code)
-        assert "an emitter's own refusal" in capsys.readouterr().err
-    assert codes == [3, 3]
+    runs = _check_and_compile(site, tmp_path / "out", monkeypatch, capsys)
+    assert [code for code, _ in runs] == [3, 3]
+    assert all("an emitter's own refusal" in err for _, err in runs), runs
     assert not (tmp_path / "out").exists()
 
 
@@ -370,7 +384,6 @@ def test_a_switch_past_its_entry_bound_stops_lowering_in_check_and_compile(
     The bound is lowered here so the case stays fast; at the real bound
     (1,000,000) twenty such policies take about 12 s instead of 24."""
     from compiler.lowering import ofmatch
-    from fslang.cli import main
 
     monkeypatch.setattr(ofmatch, "MAX_SWITCH_ENTRIES", 5_000)
     # each policy spells 1024..2047 one port at a time on a standard switch, from each of its two edges
@@ -378,16 +391,11 @@ def test_a_switch_past_its_entry_bound_stops_lowering_in_check_and_compile(
     policies = "".join(f"policy p{i} match tcp and src port {i + 1} and dst port 1024..2047 drop\n" for i in range(3))
     site = tmp_path / "full.fs"
     site.write_text(BASE + policies)
-    codes = []
-    for argv in (["check", str(site)], ["compile", str(site), "-o", str(tmp_path / "out")]):
-        monkeypatch.setattr(sys, "argv", ["fsc", *argv])
-        with pytest.raises(SystemExit) as exc:
-            main()
-        codes.append(exc.value.code)
-        err = capsys.readouterr().err
+    runs = _check_and_compile(site, tmp_path / "out", monkeypatch, capsys)
+    assert [code for code, _ in runs] == [1, 1]
+    for _, err in runs:
         assert "[E0804]" in err and "switch `sw` needs more than 5,000 flow entries" in err, err
         assert f"{site}:{_line_of(BASE, 'switch sw')}:" in err, err
-    assert codes == [1, 1]
     assert not (tmp_path / "out").exists()
     b = api.build("under.fs", (BASE + "".join(policies.splitlines(keepends=True)[:2])).encode())
     assert b.ok, [d.message for d in b.diagnostics]

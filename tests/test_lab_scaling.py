@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from backends.platform.lab.liveops import hash_spread, hold_tcp
+from backends.platform.lab.liveops import hash_spread, hold_tcp, new_connections_packets
 from backends.platform.lab.probe import Probe
 from backends.platform.wait import wait_until
 from tests.platform_harness import lab_up
@@ -38,6 +38,7 @@ module ids = monitor()
 policy hold from wan match tcp and dst port 7100 via ids * {n} symmetric
 """
 OLD, NEW = 60, 240  # established connections, then new ones
+INSTANCES = ["ids#1", "ids#2", "ids#3"]
 STRIDE = 97  # source ports 97 apart: their low bits, which the flow hash reads, spread over every bucket
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (CI runs as root)")
@@ -72,7 +73,7 @@ def fsc(lab: Probe, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def counts(lab: Probe) -> dict[str, int]:
-    return {i: lab.packets(i)[0] for i in ("ids#1", "ids#2", "ids#3")}
+    return {i: lab.packets(i)[0] for i in INSTANCES}
 
 
 def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int, Path]) -> None:
@@ -99,19 +100,7 @@ def test_scaling_out_moves_no_established_connection(lab: Probe, sites: dict[int
             assert after["ids#3"] == 0, f"established connections reached the new replica: {before} -> {after}"
             assert after["ids#1"] > before["ids#1"] and after["ids#2"] > before["ids#2"], (before, after)
 
-            base = counts(lab)
-            new = hold_tcp(lab, "wan", f"{DST}:{PORT}", d, "new", NEW, 40000, STRIDE, go_now=True)  # one round
-            res = new.bg.wait(timeout=60)
-            assert res["ok"] == NEW, res
-            last: list[dict[str, int]] = [{}]
-
-            def settled() -> bool:  # every connection counted, and the counters no longer move
-                now, prev = counts(lab), last[0]
-                last[0] = now
-                return now == prev and sum(now.values()) - sum(base.values()) >= NEW * 6
-
-            wait_until(settled, 15, "the instance counters", interval=0.5)
-            got = {i: v - base[i] for i, v in last[0].items()}
+            got = new_connections_packets(lab, INSTANCES, "wan", f"{DST}:{PORT}", d, NEW, 40000, STRIDE)
     finally:
         server.proc.kill()
         server.proc.communicate()

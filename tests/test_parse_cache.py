@@ -153,3 +153,14 @@ def test_policy_halves_are_joined(monkeypatch: pytest.MonkeyPatch) -> None:
         plain = P.parse(SourceFile("f.fs", text))
     assert (plain.program, plain.diagnostics) == (cached.program, cached.diagnostics)
     assert not cached.diagnostics
+
+
+def test_weight_lists_before_arms_parse_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comma inside a weight list is its own terminal for Lark's lexer but
+    plain `,` for the scan: statements replayed from a shape with weight lists
+    get Lark's tree (each policy twice, so the second is replayed)."""
+    from tests.test_parser import WEIGHTED
+
+    body = WEIGHTED.split("\n", 1)[1]
+    plain, cached = _both("site w\n" + body + body.replace("policy ", "policy x"), monkeypatch)
+    assert plain == cached and plain[1] == []

@@ -162,3 +162,42 @@ def test_strings_must_be_carried_by_every_output_file() -> None:
     assert _codes(ok) == []
     for bad in ("\x01", "\x1b", "\x7f", "\ufffe", "\uffff"):
         assert _codes(f'site s\nmodule m = ids(rules: "a{bad}b")\n') == [("E0016", 2)], repr(bad)
+
+
+WEIGHTED = """site w
+policy p match udp via case { udp: m * 2 weights 3, 1, else: pass }
+policy q match tcp via m * 3 weights 1, # a comment
+  2, 0x3 { a: pass, else: drop }
+policy r via case { tcp: m * 2 weights 5, 7, }
+"""
+
+
+def _weights(p: object) -> list[list[int]]:
+    """Every weight list in a pipeline, outermost first."""
+    out: list[list[int]] = []
+    if isinstance(p, A.PUse):
+        out.append([w.value for w in p.weights])
+        for b in p.branches or ():
+            out += _weights(b.pipeline)
+    elif isinstance(p, A.PCase):
+        for arm in p.arms:
+            out += _weights(arm.pipeline)
+    elif isinstance(p, A.PSerial):
+        for s in p.stages:
+            out += _weights(s)
+    return out
+
+
+def test_a_weight_list_ends_at_the_comma_before_the_next_arm() -> None:
+    """`weights 3, 1, else: ...` inside a case arm or before branches: the comma
+    after the list separates arms (found by the random print-then-parse
+    property: the grammar used to take it for one more weight)."""
+    result = parse(SourceFile("w.fs", WEIGHTED))
+    assert result.diagnostics == []
+    policies = [s for s in result.program.statements if isinstance(s, A.PolicyStmt)]
+    p, q, r = (s.pipeline for s in policies)
+    assert isinstance(p, A.PCase) and [a.guard is None for a in p.arms] == [False, True]
+    assert _weights(p) == [[3, 1]]
+    assert isinstance(q, A.PUse) and [b.label is None for b in q.branches or ()] == [False, True]
+    assert _weights(q)[0] == [1, 2, 3]
+    assert isinstance(r, A.PCase) and len(r.arms) == 1 and _weights(r) == [[5, 7]]

@@ -22,7 +22,7 @@ from backends.platform.controller.service import Controller
 from backends.platform.controller.state import StateDir
 from compiler.scale import Scale, deployed_scale, rescale
 from fslang import api
-from fslang.cli.controller import recompile
+from fslang.cli.sitecompile import recompile
 from tests.test_failover import Clock, MemSwitch
 
 # ---- the decision, pure ---------------------------------------------------------------------------

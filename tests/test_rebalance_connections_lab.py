@@ -41,6 +41,7 @@ module cnt = monitor() replicas 1..2
 policy hold from wan match tcp and dst port {PORT} via cnt symmetric
 """
 OLD, NEW = 32, 160  # established connections, then new ones
+INSTANCES = ["cnt#1", "cnt#2"]
 STRIDE = 97  # source ports 97 apart: their low bits, which the flow hash reads, spread over every bucket
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (CI runs as root)")
@@ -54,7 +55,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probe]:
 
 
 def counts(lab: Probe) -> dict[str, int]:
-    return {i: lab.packets(i)[0] for i in ("cnt#1", "cnt#2")}
+    return {i: lab.packets(i)[0] for i in INSTANCES}
 
 
 def _instances(st: dict) -> dict[str, dict]:
@@ -108,19 +109,7 @@ def test_rebalance_scale_out_moves_no_established_connection(lab: Probe) -> None
             assert res["ok"] == OLD and res["failed"] == [], res  # none reset, every echoed byte equal
             assert after["cnt#2"] == 0, f"established connections reached the new replica: {before} -> {after}"
 
-            base = after
-            new = liveops.hold_tcp(lab, "wan", TO, d, "new", NEW, 40000, STRIDE, go_now=True)  # one round each
-            res = new.bg.wait(timeout=60)
-            assert res["ok"] == NEW, res
-            last: list[dict[str, int]] = [{}]
-
-            def settled() -> bool:  # every connection counted, and the counters no longer move
-                now, prev = counts(lab), last[0]
-                last[0] = now
-                return now == prev and sum(now.values()) - sum(base.values()) >= NEW * 6
-
-            wait_until(settled, 15, "the instance counters", interval=0.5)
-            got = {i: v - base[i] for i, v in last[0].items()}
+            got = liveops.new_connections_packets(lab, INSTANCES, "wan", TO, d, NEW, 40000, STRIDE)
     finally:
         server.proc.kill()
         server.proc.communicate()

@@ -107,13 +107,15 @@ def test_one_spec_per_module(tmp_path) -> None:  # noqa: ANN001
     assert "E0306" in codes(check(clash, tmp_path))
 
 
-def test_weights_inside_braces_need_parentheses(tmp_path) -> None:  # noqa: ANN001
+def test_weights_inside_braces_end_at_the_next_branch(tmp_path) -> None:  # noqa: ANN001
+    """The comma after a weight list separates branches, with or without parentheses."""
     mod = "module m = monitor()\nmodule c = classify(a: tcp)"
-    bad = site_text("c { a: m * 2 weights 3, 1, else: pass }", mod).replace(" symmetric", "")
-    assert "E0002" in codes(check(bad, tmp_path))
-    good = site_text("c { a: (m * 2 weights 3, 1), else: pass }", mod).replace(" symmetric", "")
-    front = check(good, tmp_path)
-    assert codes(front) == [] and front.site.module("m").weights == (3, 1)
+    for stage in ("m * 2 weights 3, 1", "(m * 2 weights 3, 1)"):
+        text = site_text(f"c {{ a: {stage}, else: pass }}", mod).replace(" symmetric", "")
+        front = check(text, tmp_path)
+        assert codes(front) == [] and front.site.module("m").weights == (3, 1)
+    wrong = site_text("c { a: m * 2 weights 3, 1, 2, else: pass }", mod).replace(" symmetric", "")
+    assert "E0412" in codes(check(wrong, tmp_path))  # three weights for two replicas
 
 
 def test_standard_switches_warn_about_ranges_only(tmp_path) -> None:  # noqa: ANN001

@@ -69,7 +69,7 @@ def placed(files: dict[str, str]) -> dict[str, str]:
 def pack(name: str, data: bytes | str, previous: Any = None, unavailable: frozenset[str] = frozenset()) -> Any:
     """The site compiled on the fewest hosts (``fslang.api.Build``)."""
     from fslang import api
-    from fslang.cli.controller import _scale_of
+    from fslang.cli.sitecompile import _scale_of
 
     return api.build(
         name, data, previous, True, unavailable=unavailable, scale=_scale_of(previous, keep_weights=True), pack=True
@@ -81,7 +81,7 @@ def plan_consolidation(site: Path, client: Any) -> Consolidation:
     from compiler.placement.place import Placement
     from fslang import api
     from fslang.cli import report
-    from fslang.cli.controller import _fail
+    from fslang.cli.talk import _fail
 
     name, data, diags = api.read_source(site)
     if data is None:
@@ -140,7 +140,7 @@ def apply_consolidation(
     """Undrain the hosts needed, drain (and power off) the hosts freed, one at a time."""
     from backends.platform.controller.protocol import DrainRequest, event_line
     from backends.platform.controller.render import event_text
-    from fslang.cli.controller import _fail
+    from fslang.cli.talk import _fail
 
     def say(text: str) -> None:
         (sys.stderr if as_json else sys.stdout).write(text + "\n")

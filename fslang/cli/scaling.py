@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from fslang.cli.controller import _client, _fail, _talking
 from fslang.cli.options import ControllerUrl, Format, ReadyTimeout, Timeout, TokenFile
+from fslang.cli.talk import _client, _fail, _talking
 
 
 def controller_setup(

@@ -116,10 +116,66 @@ def _resubmits() -> list[Any]:
     return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
 
 
+Tlvs = tuple  # a match's canonical OXM TLVs: (class, field, value & mask, mask or None), sorted
+
+
+def overlap(a: Tlvs, b: Tlvs) -> bool:
+    """Whether some packet matches both: every field both constrain agrees on
+    the bits both masks keep.  Conservative (a field spelt in two classes,
+    or a missing prerequisite, counts as agreeing)."""
+    fields = {(c, f): (v, m) for c, f, v, m in a}
+    for c, f, v2, m2 in b:
+        if (c, f) not in fields:
+            continue
+        v1, m1 = fields[(c, f)]
+        if len(v1) != len(v2):
+            continue
+        both = int.from_bytes(m1 or b"\xff" * len(v1), "big") & int.from_bytes(m2 or b"\xff" * len(v2), "big")
+        if int.from_bytes(v1, "big") & both != int.from_bytes(v2, "big") & both:
+            return False
+    return True
+
+
+class _Occupied:
+    """What a drain's split rules must not meet.  A split rule of ``R`` (at
+    ``P``) at priority ``p`` is right only when no other rule of its table at
+    a priority in ``(P, p]`` meets it: one at ``p`` would tie with it (which
+    one wins is undefined), one between would lose packets to it that it won
+    over ``R``.  The other rules are the new tables' and the split rules
+    accepted so far (the same test both ways)."""
+
+    def __init__(self, new: Tables) -> None:
+        self.at: dict[tuple[int, int], list[Tlvs]] = {}
+        for f in new.values():
+            self.at.setdefault((f.table_id, f.priority), []).append(f.key[2])
+        self.splits: dict[int, list[tuple[int, int, Tlvs]]] = {}
+
+    def free(self, base: int, split: list[Flow]) -> bool:
+        for f in split:
+            t, p, m = f.table_id, f.priority, f.key[2]
+            if any(overlap(m, x) for q in range(base + 1, p + 1) for x in self.at.get((t, q), ())):
+                return False
+            for b, q, x in self.splits.get(t, ()):
+                if (base < q <= p or b < p <= q) and overlap(m, x):
+                    return False
+        return True
+
+    def take(self, base: int, split: list[Flow]) -> None:
+        for f in split:
+            self.splits.setdefault(f.table_id, []).append((base, f.priority, f.key[2]))
+
+
 def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules:
     """The split rules for every rule outside the ingress tables whose actions
-    the move changes (same key in ``old`` and ``new``, other content)."""
+    the move changes (same key in ``old`` and ``new``, other content).  A rule
+    whose split rules would meet another rule at their priorities (a more
+    specific variant just above it: marked packets, an in_port variant, or
+    another rule's split), or whose entries in :data:`SPLIT_TABLE` would meet
+    another split rule's there (that table cannot tell their tables apart),
+    moves at once instead (``unsplit``)."""
     out = DrainRules()
+    occupied = _Occupied(new)
+    split_matches: list[Tlvs] = []  # of the rules split so far: their entries in SPLIT_TABLE
     changed = [k for k in sorted(new, key=repr) if k in old and old[k].canonical != new[k].canonical]
     for key in changed:
         o, n = old[key], new[key]
@@ -130,16 +186,7 @@ def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules
         if n.priority + 2 > 0xFFFF or fields.get("ip_proto", 6) != 6 or not families or n.table_id >= SPLIT_TABLE:
             out.unsplit.append(n.describe())
             continue
-        split_new = _flow(
-            SPLIT_TABLE, 2, _match(n.match, **{PIN_REG: (1, 1)}), list(n.instructions), "new instance (pinned)"
-        )
-        split_old = _flow(SPLIT_TABLE, 1, n.match, list(o.instructions), "old instance (established)")
-        if split_new.key in out.flows or split_old.key in out.flows:  # two tables with one match: move at once
-            out.unsplit.append(n.describe())
-            continue
-        out.flows[split_new.key] = split_new
-        out.flows[split_old.key] = split_old
-        out.old_branches.append(split_old.key)
+        here = []
         for eth, src, dst, bits in families:
             syn = _flow(
                 n.table_id,
@@ -149,8 +196,24 @@ def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules
                 "learn a pin, new instance",
             )
             rest = _flow(n.table_id, n.priority + 1, _match(n.match, eth_type=eth, ip_proto=6), _resubmits(), "split")
-            out.flows[syn.key] = syn
-            out.flows[rest.key] = rest
+            here += [syn, rest]
+        if not occupied.free(n.priority, here):
+            out.unsplit.append(n.describe())
+            continue
+        split_new = _flow(
+            SPLIT_TABLE, 2, _match(n.match, **{PIN_REG: (1, 1)}), list(n.instructions), "new instance (pinned)"
+        )
+        split_old = _flow(SPLIT_TABLE, 1, n.match, list(o.instructions), "old instance (established)")
+        if any(overlap(n.key[2], m) for m in split_matches):  # table 250 would not tell them apart
+            out.unsplit.append(n.describe())
+            continue
+        split_matches.append(n.key[2])
+        out.flows[split_new.key] = split_new
+        out.flows[split_old.key] = split_old
+        out.old_branches.append(split_old.key)
+        occupied.take(n.priority, here)
+        for f in here:
+            out.flows[f.key] = f
     if out.flows:
         miss = _flow(PIN_TABLE, 0, parser.OFPMatch(), [], "no pin")
         out.flows[miss.key] = miss

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backends.platform.controller import drainrules
 from backends.platform.controller.agents import AgentBook
 from backends.platform.controller.flows import FilesError
+from backends.platform.controller.hostmoves import HostMoves
 from backends.platform.controller.hosts import DOWN_AFTER, UP_AFTER, HostBook
 from backends.platform.controller.instances import host_specs, hosts_of
 from backends.platform.controller.load import LoadBook
@@ -30,13 +30,8 @@ from backends.platform.controller.metrics import Metrics, result_of
 from backends.platform.controller.plan import (
     Tables,
     apply_ops,
-    generation_of,
     ingress_tables,
-    placement_doc,
-    plan_doc,
     plan_update,
-    reconcile_ops,
-    same_tables,
     switch_tables,
 )
 from backends.platform.controller.protocol import (
@@ -44,13 +39,9 @@ from backends.platform.controller.protocol import (
     CommitEvent,
     DeployedAnswer,
     DigestAnswer,
-    DrainRequest,
     Heartbeat,
     HeartbeatAnswer,
-    HostAnswer,
-    HostStatus,
     InstanceSpec,
-    InstanceStatus,
     PausedEvent,
     PhaseCounts,
     PlanAnswer,
@@ -61,40 +52,20 @@ from backends.platform.controller.protocol import (
     ResultOk,
     RollbackEvent,
     RuleCounts,
-    StatusAnswer,
     SwitchEvent,
-    SwitchStatus,
     WaitingEvent,
     files_digest,
 )
 from backends.platform.controller.rebalance import Thresholds
 from backends.platform.controller.relocate import ActiveDrain, Recompile
 from backends.platform.controller.state import DeployedState, Journal, StateDir
+from backends.platform.controller.statusview import StatusView
+from backends.platform.controller.switchsync import SCOPED_READ_BACK, ApplyFailed, SwitchSync
 
 LOG = logging.getLogger("fsc.controller")
 
-#: Seconds between flipping a switch back and removing a generation's rules
-#: when reconciling (packets already inside finish).
-RECONCILE_DRAIN = 0.2
-#: A phase of at most this many flow mods is read back flow by flow (what it
-#: touched), a larger one by reading the whole switch.
-SCOPED_READ_BACK = 64
 
-
-def table_counts_of(tables: Tables) -> dict[int, int]:
-    """Flows per table of ``tables``, and groups under their pseudo-table
-    (-1): what a switch's table and group stats report."""
-    out: dict[int, int] = {}
-    for table_id, _prio, _match in tables:
-        out[table_id] = out.get(table_id, 0) + 1
-    return out
-
-
-class ApplyFailed(Exception):
-    """A step of an apply failed; the message says which and why."""
-
-
-class Controller:
+class Controller(StatusView, HostMoves, SwitchSync):
     def __init__(
         self,
         state: StateDir,
@@ -219,185 +190,6 @@ class Controller:
         extras = self._extras.get(name)
         return {**tables, **extras} if extras else tables
 
-    def _epoch(self, dpid: int) -> int | None:
-        epoch = getattr(self.of, "epoch", None)
-        return epoch(dpid) if epoch is not None else None
-
-    def _counts(self, dpid: int) -> dict[int, int] | None:
-        """The switch's flows per table (None: the switch object cannot tell)."""
-        counts = getattr(self.of, "table_counts", None)
-        return counts(dpid) if counts is not None else None
-
-    def _trust(self, dpid: int, tables: Tables) -> None:
-        """The switch was checked to hold ``tables`` (on this connection): keep
-        its per-table counts as they are now (they may include flows the
-        switch adds by itself, hidden or not, which a full read does not
-        compare), to know later without reading that nothing was added or
-        deleted since."""
-        epoch = self._epoch(dpid)
-        if epoch is None:
-            return
-        try:
-            counts = self._counts(dpid)
-        except Exception as err:  # the next apply reads the switch instead
-            LOG.debug("switch %#x: no table stats (%s)", dpid, err)
-            return
-        if counts is not None and self._epoch(dpid) == epoch:
-            self._verified[dpid] = (epoch, tables, counts)
-
-    def _unchanged(self, dpid: int, want: Tables) -> bool:
-        """True when the switch is known to hold ``want`` without reading it:
-        a full check on this connection found exactly ``want`` there, and its
-        per-table flow counts and its number of groups are still what they
-        were (a rule or group added or deleted behind the controller's back
-        changes them). An empty ``want``
-        needs only the counts (an empty switch holds nothing else)."""
-        trusted = self._verified.get(dpid)
-        epoch = self._epoch(dpid)
-        counts = self._counts(dpid)
-        if counts is None:
-            return False
-        if not want and not counts:
-            return True
-        return trusted is not None and trusted[0] == epoch and trusted[1] is want and trusted[2] == counts
-
-    def _verify_mode(self, ops: list, before: Tables | None) -> str:
-        """How a phase is checked: ``rules`` (flow by flow what it touched: a
-        small phase), ``counts`` (per-table flow counts: a phase of deletes
-        only, every one of a rule that was there), or ``full`` (the whole switch)."""
-        simple = all(c in ("add", "delete") for c, _ in ops)
-        if len(ops) <= SCOPED_READ_BACK and simple and getattr(self.of, "read_flows", None) is not None:
-            return "rules"
-        if before is not None and all(c == "delete" for c, _ in ops):
-            return "counts"
-        return "full"
-
-    def _push_verified(
-        self, name: str, dpid: int, ops: list, expected: Tables, mode: str | None = None, before: Tables | None = None
-    ) -> None:
-        """Push one phase to one switch as a bundle, then check the switch holds
-        ``expected``: by ``mode`` (see :meth:`_verify_mode`; ``counts`` is also
-        used for an install whose rules the flip's full read checks).
-        ``before``: what the switch held before (what ``counts`` compares the
-        change of the counts with: flows the switch keeps by itself stay out)."""
-        if not ops:
-            return  # nothing sent: the last check still holds
-        self._verified.pop(dpid, None)
-        mode = mode or self._verify_mode(ops, before)
-        t0 = time.perf_counter()
-        pre = self._counts(dpid) if mode == "counts" and before is not None else None
-        self.of.push(dpid, ops)
-        t1 = time.perf_counter()
-        read = t1
-        if mode == "rules":
-            keys = {f.key for _, f in ops}
-            got = self.of.read_flows(dpid, [f for _, f in ops])
-            read = time.perf_counter()
-            diffs = same_tables({k: f for k, f in expected.items() if k in keys}, got)
-        elif pre is not None and before is not None and (post := self._counts(dpid)) is not None:
-            was, now = table_counts_of(before), table_counts_of(expected)
-            diffs = []
-            for t in sorted(set(pre) | set(post) | set(was) | set(now)):
-                want = pre.get(t, 0) + now.get(t, 0) - was.get(t, 0)
-                if post.get(t, 0) != want:
-                    diffs.append(f"table {t} holds {post.get(t, 0)} rules, not {want}")
-        else:
-            tables = drainrules.without_pins(self.of.read_tables(dpid))
-            read = time.perf_counter()
-            diffs = same_tables(expected, tables)
-        t2 = time.perf_counter()
-        LOG.info(
-            "switch %s: %d flow mods pushed in %.3fs, checked by %s in %.3fs (read %.3fs, compare %.3fs)",
-            name, len(ops), t1 - t0, mode, t2 - t1, read - t1, t2 - read,
-        )  # fmt: skip
-        if diffs:
-            more = f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else ""
-            raise ApplyFailed(f"switch {name} ({dpid:#x}) does not hold what was sent: " + "; ".join(diffs[:5]) + more)
-
-    def _reconcile_step(
-        self, name: str, dpid: int, desired: Tables, ingress: frozenset[int] | None, actual: Tables | None = None
-    ) -> tuple[int, Tables | None]:
-        """One reconcile step on one switch: with ``ingress``, only the ingress
-        tables (extra rules elsewhere stay); without, everything. Verified.
-        ``actual``: the tables just read (none sent since). Returns the
-        operations sent and, when none were, the tables read."""
-        with self._lock_for(dpid):
-            self._verified.pop(dpid, None)
-            if actual is None:
-                actual = self.of.read_tables(dpid)
-            pins = self.drain is not None  # a drain's pins stay; left over from an old one, they go
-            keep = (lambda f: f.table_id not in ingress) if ingress is not None else (lambda f: False)
-            ops = reconcile_ops(actual, desired, keep=lambda f: keep(f) or (pins and drainrules.is_pin(f)))
-            if not ops:
-                if ingress is None and not pins:
-                    self._trust(dpid, desired)
-                return 0, actual
-            self.of.push(dpid, ops)
-            got = drainrules.without_pins(self.of.read_tables(dpid))
-            want = drainrules.without_pins(apply_ops(actual, ops))
-            diffs = same_tables(want, got)
-            if diffs:
-                raise ApplyFailed(f"switch {name} ({dpid:#x}) could not be reconciled: {diffs[0]}")
-            if ingress is None and not pins and not same_tables(desired, got):
-                self._trust(dpid, desired)
-            return len(ops), None
-
-    def _reconcile(self, targets: list[tuple[str, int, Tables]], ingress: frozenset[int], cheap: bool = False) -> int:
-        """Bring switches to their desired tables: first flip every ingress
-        table, after a short drain remove what is left. A switch that fails
-        does not stop the others (it is reconciled again when it reconnects).
-        With ``cheap``, a switch known to hold its tables (:meth:`_unchanged`)
-        is not read. Returns the operations sent."""
-        errors: list[str] = []
-        done: list[tuple[str, int, Tables, Tables | None]] = []
-        n = 0
-        for name, dpid, want in targets:
-            try:
-                if cheap and self.drain is None and self._unchanged(dpid, want):
-                    LOG.info("switch %s (%#x): per-table flow counts as last verified; not read", name, dpid)
-                    continue
-                k, read = self._reconcile_step(name, dpid, want, ingress)
-                n += k
-                done.append((name, dpid, want, read))
-            except Exception as err:
-                errors.append(f"{name}: {err}")
-        if n:
-            time.sleep(RECONCILE_DRAIN)
-        for name, dpid, want, read in done:
-            try:
-                n += self._reconcile_step(name, dpid, want, None, read)[0]
-            except Exception as err:
-                errors.append(f"{name}: {err}")
-        if errors:
-            raise ApplyFailed("; ".join(errors))
-        return n
-
-    # -- switch connect -------------------------------------------------------
-    def on_connect(self, dpid: int) -> None:
-        """Reconcile a (re)connecting switch to the committed site."""
-        with self._apply_lock:
-            files = self._deployed_files()
-            tables = self._deployed_tables()
-            name = next((n for n, (d, _) in tables.items() if d == dpid), None)
-            if name is None:
-                LOG.warning(
-                    "switch %#x connected, but the deployed site has no switch with that dpid (switches: %s)",
-                    dpid,
-                    ", ".join(f"{n}={d:#x}" for n, (d, _) in tables.items()) or "none",
-                )
-                return
-            try:
-                n = self._reconcile([(name, dpid, self._switch_expected(name))], ingress_tables(files))
-                LOG.info(
-                    "switch %s (%#x) reconciled to generation %d with %d operations",
-                    name,
-                    dpid,
-                    generation_of(files),
-                    n,
-                )
-            except Exception as err:  # a switch that goes away mid-reconcile is retried on its next connect
-                LOG.error("switch %s (%#x): reconcile failed: %s", name, dpid, err)
-
     # -- API ------------------------------------------------------------------
     def deployed(self) -> DeployedAnswer:
         d = self._deployed_doc()
@@ -428,286 +220,6 @@ class Controller:
         self.load.record(host, beat)
         d = self._deployed_doc()
         return self.agents.heartbeat(host, beat, d.generation if d is not None else None)
-
-    def status(self) -> StatusAnswer:
-        files = self._deployed_files()
-        doc = plan_doc(files)
-        connected = set(self.of.connected())
-        switches = []
-        known = set()
-        for name, (dpid, tables) in self._deployed_tables().items():
-            known.add(dpid)
-            installed = None
-            if dpid in connected:
-                try:  # per-table counts when the switch object has them: one small reply (flows only)
-                    counts = getattr(self.of, "table_counts", None)
-                    installed = (
-                        sum(n for t, n in counts(dpid, timeout=5.0).items() if t >= 0)  # groups apart
-                        if counts is not None
-                        else sum(f.table_id >= 0 for f in self.of.read_tables(dpid, timeout=5.0).values())
-                    )
-                except Exception:  # status must answer even when a switch hangs
-                    installed = None
-            sw = doc.switches.get(name) if doc is not None else None
-            switches.append(
-                SwitchStatus(
-                    name=name,
-                    dpid=dpid,
-                    connected=dpid in connected,
-                    rules=sum(f.table_id >= 0 for f in tables.values()),  # flow entries; groups apart
-                    installed=installed,
-                    tcam=sw.tcam if sw is not None else None,
-                )
-            )
-        specs = host_specs(files)
-        hosts = self.load.annotate([self._host_status(host, specs.get(host, []), files) for host in hosts_of(files)])
-        return StatusAnswer(
-            site=doc.site if doc is not None else None,
-            generation=(doc.generation if doc is not None else 0) if files else None,
-            switches=switches,
-            unknown_switches=sorted(connected - known),
-            hosts=hosts,
-            applying=self._applying,
-            operation=self.operation
-            or (f"drain of {self.drain.host} (old connections stay until they end)" if self.drain else None),
-            unplaced=list(self.unplaced),
-            events=list(self.events),
-            replicas=dict(doc.replicas) if doc is not None else {},
-        )
-
-    def _host_status(self, host: str, specs: list[InstanceSpec], files: dict[str, str] | None) -> HostStatus:
-        """Every instance under its host by its own name: the host's Click
-        configuration, each module instance in it, each process and vm; all
-        ``lost`` while the host is down."""
-        seen = self.agents.seen(host)
-        reports = {r.id: r for r in seen.beat.instances} if seen else {}
-        state = self.hosts.state_of(host)
-        lost = host in self.hosts.down()
-        pdoc = placement_doc(files)
-        placed = {n: i for n, i in (pdoc.instances.items() if pdoc is not None else ()) if i.host == host}
-        stuck = {w.split("`")[1]: w for w in self.unplaced if w.count("`") >= 2}
-        silence = self.hosts.silence(host)
-        why_lost = (
-            f"host {host} is down (no heartbeat for {silence:.0f}s)" if silence is not None else f"host {host} is down"
-        )
-        inst = []
-        clicks = []
-        for s in specs:
-            r = reports.get(s.id)
-            shown = (r.state if r.digest == s.digest else "old version") if r else "unknown"
-            if s.kind == "click":
-                clicks.append((s, r, shown))
-            inst.append(
-                InstanceStatus(
-                    id=s.id,
-                    kind=s.kind,
-                    wanted=True,
-                    state="lost" if lost else shown,  # type: ignore[arg-type]
-                    packets=r.packets if r else 0,
-                    restarts=r.restarts if r else 0,
-                    message=stuck.get(s.id, why_lost) if lost else (r.message if r else ""),
-                )
-            )
-        listed = {s.id for s in specs}
-        for name, pi in sorted(placed.items()):
-            if name in listed or pi.kind != "click":
-                continue
-            spec, r, shown = clicks[-1] if clicks else (None, None, "unknown")
-            inst.append(
-                InstanceStatus(
-                    id=name,
-                    kind="click",
-                    wanted=True,
-                    state="lost" if lost else shown,  # type: ignore[arg-type]
-                    packets=r.modules.get(name, 0) if r is not None else 0,
-                    restarts=r.restarts if r is not None else 0,
-                    in_=spec.id if spec is not None else None,
-                    message=stuck.get(name, why_lost) if lost else "",
-                )
-            )
-        for r in sorted(reports.values(), key=lambda r: r.id):
-            if r.id not in listed and not lost:  # still running there, e.g. the old generation while draining
-                inst.append(
-                    InstanceStatus(
-                        id=r.id, kind=None, wanted=False, state=r.state, packets=r.packets, restarts=r.restarts
-                    )
-                )
-        spare = bool(pdoc is not None and host in pdoc.hosts and pdoc.hosts[host].spare)
-        return HostStatus(
-            name=host,
-            alive=self.hosts.alive(host),
-            last_seen=seen.last if seen else None,
-            load=seen.beat.load if seen else None,
-            instances=inst,
-            drained=state in ("draining", "drained"),
-            state=state,
-            spare=spare,
-        )
-
-    # -- the platform's own moves ---------------------------------------------
-    def relocate(self, kind: str, host: str) -> BaseModel | None:
-        """:meth:`_relocate`, counted and timed for the metrics."""
-        t0 = time.monotonic()
-        last = self._relocate(kind, host)
-        if last is not None:
-            self.metrics.relocated(kind, "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
-        return last
-
-    def _relocate(self, kind: str, host: str) -> BaseModel | None:
-        """A failover (or the end of an interrupted drain): re-place what the
-        committed site still has on unavailable hosts. Does nothing (None) when
-        another update holds the apply lock; the monitoring loop tries again."""
-        from backends.platform.controller.relocate import RelocationFailed, finish_drain, relocate
-
-        if self.recompile is None:
-            return ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
-        if not self._apply_lock.acquire(blocking=False):
-            return None
-        try:
-            with self._guard:
-                if self._applying:
-                    return None
-                self._applying = True
-            self.operation = f"{kind} of {host}"
-            if self.drain is not None:  # a failover ends a running drain first (its rules point at the old site)
-                finish_drain(self, self.drain, f"ended early by the {kind} of {host}")
-            self.agents.set_out(self.out_hosts())
-            self.agents.busy(True)
-            last: BaseModel | None = None
-            try:
-                for ev in relocate(self, kind, host):
-                    last = ev
-            except RelocationFailed as err:
-                self.note(f"{kind} of {host} failed: {err}")
-                last = ResultFailed(result="failed", error=str(err))
-            return last
-        finally:
-            self.operation = None
-            self._applying = False
-            self.agents.busy(False)
-            self.agents.set_out(self.out_hosts())
-            self._apply_lock.release()
-
-    def drain_host(self, host: str, req: DrainRequest) -> Iterator[BaseModel]:
-        """``fsc drain HOST``: events as an apply's, DrainEvents while old connections last."""
-        from backends.platform.controller.relocate import drain_stream
-
-        if self.recompile is None:
-            yield ResultFailed(result="failed", error="this controller cannot compile (no compile function)")
-            return
-        self.operation = f"drain of {host}"
-        t0, last = time.monotonic(), None
-        try:
-            for last in drain_stream(self, host, req, threading.Event().wait):
-                yield last
-        finally:
-            self.operation = None
-            self.metrics.relocated("drain", "ok" if result_of(last) != "failed" else "failed", time.monotonic() - t0)
-
-    def undrain(self, host: str) -> HostAnswer | None:
-        """``fsc undrain HOST``: later placements may use HOST again; nothing
-        moves now. None: the site has no such host. Refused while it drains."""
-        if host not in self.site_hosts():
-            return None
-        if self.drain is not None and self.drain.host == host:
-            return HostAnswer(
-                host=host,
-                state="draining",
-                message=f"{host} is still draining; undrain it when `fsc drain {host}` has finished",
-            )
-        was = host in self.hosts.drained()
-        powered = self.power.needed(host) if self.power is not None else None  # a host it powered off
-        if powered is not None:
-            self.note(powered[1])
-        self.hosts.set_drained(host, False)
-        self.agents.set_out(self.out_hosts())
-        if was:
-            self.note(f"{host} undrained; later placements may use it again")
-        state = self.hosts.state_of(host)
-        return HostAnswer(
-            host=host,
-            state=state,
-            message=f"{host} is available to later placements (nothing moves now)"
-            if was
-            else f"{host} was not drained",
-        )
-
-    def _compile_key(self, d: DeployedState, unavailable: frozenset[str]) -> tuple:
-        return (hash(d.source), hash(d.files.get("placement.json")), d.generation, unavailable)
-
-    def compiled_for(self, d: DeployedState, unavailable: frozenset[str]) -> Any:
-        """The deployed site recompiled without ``unavailable`` (from the cache
-        when :meth:`precompile` has done it already)."""
-        assert self.recompile is not None
-        key = self._compile_key(d, unavailable)
-        with self._guard:
-            done = self._compiled.pop(key, None)
-        if done is not None:
-            return done
-        return self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
-
-    def precompile(self, unavailable: frozenset[str]) -> None:
-        """Compile for a failover that may come (a host has fallen silent) in a
-        thread, so that the failover, if it comes, does not wait for it."""
-        d = self._deployed_doc()
-        if self.recompile is None or d is None:
-            return
-        key = self._compile_key(d, unavailable)
-        with self._guard:
-            if key in self._compiled or key in self._compiling:
-                return
-            self._compiling.add(key)
-
-        def run() -> None:
-            try:
-                assert self.recompile is not None
-                out = self.recompile(d.source, d.files.get("placement.json"), d.generation, unavailable)
-                with self._guard:
-                    if len(self._compiled) > 8:
-                        self._compiled.clear()
-                    self._compiled[key] = out
-            except Exception:  # the failover compiles again and reports it
-                LOG.exception("compiling ahead for a failover")
-            finally:
-                with self._guard:
-                    self._compiling.discard(key)
-
-        threading.Thread(target=run, daemon=True, name="precompile").start()
-
-    def standby(self, unavailable: frozenset[str] | None) -> None:
-        """Start ahead the instances a failover without ``unavailable`` would
-        add, once :meth:`precompile` has compiled it (so the failover, if it
-        comes, finds them ready); None: start nothing ahead (stops them)."""
-        if unavailable is None:
-            self.agents.standby({})
-            return
-        d = self._deployed_doc()
-        if d is None:
-            return
-        key = self._compile_key(d, unavailable)
-        with self._guard:
-            out = self._compiled.get(key)
-        if out is None or out.files is None:
-            return
-        if self._standby_for is None or self._standby_for[0] != key:
-            old, new = host_specs(d.files), host_specs(out.files)
-            extra = {
-                h: [s for s in specs if s.id not in {o.id for o in old.get(h, [])}]
-                for h, specs in new.items()
-                if h not in unavailable
-            }
-            self._standby_for = (key, extra)
-        self.agents.standby(self._standby_for[1])
-
-    def needs_relocation(self) -> str | None:
-        """An unavailable host the committed placement still uses (a host just
-        declared down, a failover cut short by a restart), or None."""
-        doc = placement_doc(self._deployed_files())
-        if doc is None:
-            return None
-        out = self.out_hosts()
-        used = sorted({i.host for i in doc.instances.values()} & out)
-        return used[0] if used else None
 
     # -- apply --------------------------------------------------------------
     def apply(self, req: ApplyRequest) -> Iterator[BaseModel]:

@@ -450,6 +450,33 @@ def hold_tcp(
     return HeldTcp(bg, go, ready)
 
 
+def new_connections_packets(
+    probe: Probe, instances: list[str], src: str, to: str, d: Path, count: int, sport: int, stride: int = 1
+) -> dict[str, int]:
+    """Open ``count`` new TCP connections from ``src`` to ``to`` (one exchange
+    each, source ports as :func:`hold_tcp`) and return the packets each of
+    ``instances`` counted for them: read once every connection is counted (six
+    packets each at least) and the counters no longer move, so a replica's
+    share can be held against :func:`hash_spread`."""
+
+    def counts() -> dict[str, int]:
+        return {i: probe.packets(i)[0] for i in instances}
+
+    base = counts()
+    res = hold_tcp(probe, src, to, d, "new", count, sport, stride, go_now=True).bg.wait(timeout=60)
+    if res["ok"] != count:
+        raise LabError(f"{res['ok']} of {count} new connections echoed: {res}")
+    last: list[dict[str, int]] = [{}]
+
+    def settled() -> bool:  # every connection counted, and the counters no longer move
+        now, prev = counts(), last[0]
+        last[0] = now
+        return now == prev and sum(now.values()) - sum(base.values()) >= count * 6
+
+    wait_until(settled, 15, "the instance counters", interval=0.5)
+    return {i: v - base[i] for i, v in last[0].items()}
+
+
 def hash_spread(src: str, to: str, sports: list[int], weights: list[int], proto: int = 6) -> list[int]:
     """How many of the connections from ``src`` (an IPv4 address) with source
     ports ``sports`` to ``to`` (``ADDR:PORT``) the compiled flow hash gives
