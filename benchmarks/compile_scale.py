@@ -2,7 +2,8 @@
 sites, the growth per 10x step, a one-policy edit compiled with
 ``--previous``, and ``fsc check`` of mutually overlapping policies.
 
-    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own] [--edit-only]
+    python -m benchmarks.compile_scale [--sizes 1000,10000] [--overlap 2000] [--skip-own]
+        [--edit-only] [--edits match,add-end,...] [--edit-runs 3]
 
 Sites: ``benchmarks.gen_site.generate`` (Open vSwitch switches), once with
 policies sharing a few service chains ("shared") and once with a chain of
@@ -13,12 +14,12 @@ RSS are its own:
 * stages: one process runs the stages one by one as ``fslang.api.build``
   chains them (import, parse, check, place, steer, lower, render);
 * ``fsc compile``: the real command line, the whole process;
-* edit: a 10,000-policy site compiled, compiled again with ``--previous``
-  of that output (a full compile: the deployed output ``fsc apply`` keeps),
-  one policy's match changed, compiled again with ``--previous`` of the
-  second output (the process timed; FSC_DEBUG=1 says whether it was spliced
-  or compiled in full), and every file compared with a full compile of the
-  edited site;
+* edits: a 10,000-policy site (:func:`edit_site`) compiled, compiled again
+  with ``--previous`` of that output (a full compile: the deployed output
+  ``fsc apply`` keeps), then each kind of one-policy edit (:data:`EDITS`)
+  compiled with ``--previous`` of the second output (the process timed;
+  FSC_DEBUG=1 says whether it was spliced or compiled in full), every file
+  compared with a full compile of the edited site;
 * overlap: ``fsc check`` of :func:`overlap_site`.
 """
 
@@ -30,6 +31,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,17 +85,67 @@ def _net(addr: int, length: int) -> str:
     return ".".join(str((addr >> s) & 255) for s in (24, 16, 8, 0)) + f"/{length}"
 
 
-def edit_one(text: str, n: int) -> str:
-    """The site with policy ``p{n//2}``'s match changed (a destination of its own)."""
-    name = f"p{n // 2}"
-    edited, count = re.subn(
-        rf"^(policy {name} from \S+ match ).*?( via .*)$",
-        r"\g<1>dst host 10.9.0.1 and tcp and dst port 4242\g<2>",
-        text,
-        flags=re.M,
-    )
-    assert count == 1, name
-    return edited
+def _policy(text: str, name: str) -> re.Match[str]:
+    m = re.search(rf"^policy {name} from (\S+) match (.*?) via (.*?)( symmetric)?$", text, flags=re.M)
+    assert m is not None, name
+    return m
+
+
+def edit_one(text: str, n: int, kind: str = "match") -> str:
+    """The site with a one-policy edit of ``kind`` (:data:`EDITS`) around
+    policy ``p{n//2}``."""
+    k = n // 2
+    m = _policy(text, f"p{k}")
+    if kind == "match":
+        return text[: m.start(2)] + "dst host 10.9.0.1 and tcp and dst port 4242" + text[m.end(2) :]
+    if kind == "match-symmetric":  # the same destination (replies come back by the same edge), another port
+        m = next(m for i in range(k, n) if (m := _policy(text, f"p{i}")).group(4))
+        dst = m.group(2).split(" and ")[0]
+        return text[: m.start(2)] + f"{dst} and tcp and dst port 4242" + text[m.end(2) :]
+    if kind == "pipeline-existing":  # the chain of another, earlier policy
+        chain = next(c for i in range(k - 1, -1, -1) if (c := _policy(text, f"p{i}").group(3)) != m.group(3))
+        return text[: m.start(3)] + chain + text[m.end(3) :]
+    if kind == "pipeline-stage":  # one more stage: a chain no policy had
+        return text[: m.end(3)] + " >> mon1" + text[m.end(3) :]
+    if kind == "drop":
+        return text[: m.start(3)] + "drop" + text[m.end(3) :]
+    new = f"policy extra from internet match dst host 10.9.0.1 and tcp and dst port 4242 via {m.group(3)}\n"
+    if kind == "add-end":
+        last = _policy(text, f"p{n - 1}")
+        return text[: last.end() + 1] + new + text[last.end() + 1 :]
+    if kind == "add-middle":
+        return text[: m.start()] + new + text[m.start() :]
+    if kind == "remove-end":
+        last = _policy(text, f"p{n - 1}")
+        return text[: last.start()] + text[last.end() + 1 :]
+    assert kind == "remove-middle", kind
+    return text[: m.start()] + text[m.end() + 1 :]
+
+
+#: the one-policy edits the edit rows time: a match (of a plain and of a
+#: symmetric policy), the pipeline (to another policy's chain, one stage
+#: more, `drop`), a policy added or removed (after the last or in the middle)
+EDITS = (
+    "match",
+    "match-symmetric",
+    "pipeline-existing",
+    "pipeline-stage",
+    "drop",
+    "add-end",
+    "add-middle",
+    "remove-end",
+    "remove-middle",
+)
+
+
+def edit_site(n: int) -> str:
+    """The site the edits start from: the shared-chain site with every 100th policy symmetric."""
+    lines = site_text(n, False).split("\n")
+    for i, line in enumerate(lines):
+        m = re.match(r"policy p(\d+) ", line)
+        if m and int(m.group(1)) % 100 == 50 and "{" not in line:  # a symmetric pipeline has no branches
+            lines[i] = line + " symmetric"
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- child processes
@@ -170,6 +222,51 @@ def _tree(d: Path) -> dict[str, bytes]:
 # ---------------------------------------------------------------- table
 
 
+def _edit_rows(tmp: Path, n: int, runs: int, kinds: list[str]) -> list[str]:
+    """One row per kind of edit of :func:`edit_site`: the CPU of `fsc
+    compile --previous` (spliced or compiled in full, as FSC_DEBUG=1 says)
+    and whether every file equals a full compile's."""
+    base = tmp / "edit-base" / "synth.fs"  # one file name for all: the same site name and file names
+    base.parent.mkdir()
+    base.write_text(edit_site(n))
+    plain, kept, nocache = tmp / "edit-plain", tmp / "edit-kept", tmp / "edit-nocache"
+    _fsc("compile", str(base), "-o", str(plain))
+    shutil.copytree(plain, nocache)  # the same output without fsc's cache: --previous of it compiles in full
+    shutil.rmtree(nocache / ".fsc-cache")
+    # the output the edits start from: compiled with --previous of the plain output (a full compile, which
+    # finds the placement kept and says so in its cache), as `fsc apply` workflows compile
+    first = _run([*_FSC, "compile", str(base), "-o", str(kept), "--previous", str(nocache)])
+    rows = [
+        f"edits of shared {n} (every 100th policy symmetric; the unedited site with --previous of its plain"
+        f" compile first: {first[0]:.2f} s, rc {first[2]}):"
+    ]
+    for kind in kinds:
+        edited = tmp / f"edit-{kind}" / "synth.fs"
+        edited.parent.mkdir()
+        edited.write_text(edit_one(base.read_text(), n, kind))
+        full, fast = tmp / f"edit-{kind}-full", tmp / f"edit-{kind}-previous"
+        # the full compile to compare with: --previous of the plain output without its cache
+        full_cpu, _, full_rc = _fsc("compile", str(edited), "-o", str(full), "--previous", str(nocache))
+        timed = [_run([*_FSC, "compile", str(edited), "-o", str(fast), "--previous", str(kept)], debug=True)]
+        timed += [
+            _run([*_FSC, "compile", str(edited), "-o", str(fast), "--previous", str(kept)]) for _ in range(runs - 1)
+        ]
+        cpu, peak, rc, said = timed[0]
+        how = "compiled in full" if "compiling in full" in said else "spliced"
+        same = rc == 0 and full_rc == 0 and _tree(fast) == _tree(full)
+        # the same edit with --previous of the plain output (its cache does not know the placement is kept)
+        after = tmp / f"edit-{kind}-after-plain"
+        p_cpu, _, p_rc, p_said = _run([*_FSC, "compile", str(edited), "-o", str(after), "--previous", str(plain)], True)
+        p_how = "full" if "compiling in full" in p_said else "spliced"
+        p_same = p_rc == 0 and _tree(after) == _tree(full)
+        rows.append(
+            f"  {kind:<17} {how:<16} {' '.join(f'{r[0]:.2f}' for r in timed)} s CPU, {peak:.0f} MiB, rc {rc}; "
+            f"every file as the full compile's ({full_cpu:.2f} s): {same}; after a plain compile: "
+            f"{p_how} {p_cpu:.2f} s, {p_same}"
+        )
+    return rows
+
+
 def _bytecode() -> None:
     """Compile fsc's modules to bytecode first, as an installed package has
     them: a session with PYTHONDONTWRITEBYTECODE=1 would otherwise compile
@@ -187,7 +284,8 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=2000)
     ap.add_argument("--skip-own", action="store_true")
     ap.add_argument("--edit-only", action="store_true", help="only the edit row (of the largest size)")
-    ap.add_argument("--edit-runs", type=int, default=5, help="times the edit is compiled (its CPU spread)")
+    ap.add_argument("--edit-runs", type=int, default=3, help="times each edit is compiled (its CPU spread)")
+    ap.add_argument("--edits", default=",".join(EDITS), help="the kinds of edit timed (comma-separated)")
     ap.add_argument("--child", nargs=2, metavar=("N", "KIND"), help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.child:
@@ -218,33 +316,7 @@ def main() -> None:
                 )
                 prev = (n, cpu)
         n = max(sizes)
-        base = Path(tmp) / f"shared{n}.fs"
-        if ns.edit_only:
-            base.write_text(site_text(n, False))
-            _fsc("compile", str(base), "-o", str(Path(tmp) / f"out-shared{n}"))
-        edited = Path(tmp) / "edited" / base.name  # same file name: same site name and file names
-        edited.parent.mkdir()
-        edited.write_text(edit_one(base.read_text(), n))
-        out_full = Path(tmp) / "edited-full"
-        out_prev = Path(tmp) / "edited-previous"
-        # the full compile to compare with, with --previous too (of the plain output, whose cache does not
-        # allow a splice: compiled in full, and its cache, like the splice's, knows the placement is kept)
-        _fsc("compile", str(edited), "-o", str(out_full), "--previous", str(Path(tmp) / f"out-shared{n}"))
-        # the output the edit starts from: the site compiled with --previous of its plain compile (a full
-        # compile, which finds the placement kept: the cache then allows a splice)
-        kept = Path(tmp) / f"kept-shared{n}"
-        first = _run([*_FSC, "compile", str(base), "-o", str(kept), "--previous", str(Path(tmp) / f"out-shared{n}")])
-        argv = [*_FSC, "compile", str(edited), "-o", str(out_prev), "--previous", str(kept)]
-        runs = [_run(argv, debug=True) for _ in range(ns.edit_runs)]  # the same compile again: the spread
-        cpu, peak, rc, said = runs[0]
-        same = rc == 0 and _tree(out_prev) == _tree(out_full)
-        how = "compiled in full" if "compiling in full" in said else "spliced"
-        spread = f" (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})" if len(runs) > 1 else ""
-        lines.append(
-            f"edit one policy of shared {n}, fsc compile --previous: {cpu:.2f} s CPU{spread}, {peak:.0f} MiB, rc {rc}, "
-            f"{how}; every file identical to a full compile: {same} "
-            f"(the unedited site with --previous of its plain compile first: {first[0]:.2f} s, rc {first[2]})"
-        )
+        lines += _edit_rows(Path(tmp), n, ns.edit_runs, [k for k in ns.edits.split(",") if k])
         ov = Path(tmp) / f"overlap{ns.overlap}.fs"
         ov.write_text(overlap_site(ns.overlap))
         if not ns.edit_only:

@@ -1,54 +1,69 @@
 """Incremental compile (``fsc compile --previous DIR``): a site whose only
-change is one policy's match, spliced into the earlier output instead of
+change is one policy statement (its match, its pipeline, `symmetric`) or a
+policy added or removed, spliced into the earlier output instead of
 compiled again.
 
 A full compile leaves :data:`CACHE` in its output folder: the site's text,
-every file it wrote (as hashes), its diagnostics, the summary, and per
-policy its statement and match spans, whether its edit can be spliced
-(:func:`spliceable`) and the cubes of its match.  With ``--previous`` the
-new text is compared with the cached one; when the change lies inside one
-spliceable policy's match, :mod:`fslang.api` compiles a *reduced* site (the
-new text with every other policy blanked out, offsets kept) and this module
-swaps that policy's POLICY entries in the earlier OpenFlow files for the
-reduced site's, with the earlier files' priority, cookie and actions (the
-policy's position and its decision list are unchanged).  Anything else,
-or any check below that fails, and the caller compiles in full: the result
-is always the full compile's, byte for byte (docs/cli.md, "Incremental
-compile"; tests/test_incremental.py).
+every file it wrote (as hashes), its diagnostics, the summary, per policy
+its statement and match spans, whether it can be spliced
+(:func:`spliceable`), the cubes of its match and the digest of its
+pipeline (:func:`chain_key`); per pipeline its decision lists and the
+module pairs it adds to placement's affinity; and what the switches hold
+that depends on all policies together (which decision lists, which reply
+tables).  With ``--previous`` the new text is compared with the cached one
+(:func:`find_edit`); :mod:`fslang.api` compiles a *reduced* site (the new
+text with every other policy blanked out, offsets kept) for the edited
+policy's POLICY entries, and :mod:`fslang.incremental_splice` puts them in
+the earlier OpenFlow files with the full site's priority, cookie and
+decision list, moving the later policies' priorities and cookies when one
+was added or removed.  Anything else, or any check that fails, and the
+caller compiles in full: the result is always the full compile's, byte for
+byte (docs/tutorial.md; tests/test_incremental.py).
 
-Why a match edit stays local: steering, placement and the host plans read
-pipelines, not matches (symmetric policies excepted); a policy without
-exclusions, `drop`, boxes or non-IP parts writes only its own POLICY entries;
-a policy whose cubes (before and after) meet no other policy's takes part in
-no overlap diagnostic and changes no other policy's region.
+Why the edit stays local:
+
+* a policy without exclusions, boxes, named sets or non-IP parts writes
+  only its own POLICY entries (its match spelt alone, its position as
+  priority and cookie, its decision list as metadata);
+* a pipeline an earlier policy already has keeps every decision list's
+  number and every steering tag (they are numbered in first-use order), so
+  SELECT, STEER, the host plans and Click configurations are unchanged;
+  `drop` adds a list no entry writes (it is spliced when that list comes
+  last);
+* placement reads policies only through the affinity of module pairs: the
+  same affinity, the same placement; another one is placed again
+  (stand-in policies of that affinity) and must give the same placement;
+* a switch holds a decision list's SELECT entries if some POLICY entry
+  writes it, and region tables if it classifies some reply: both checked
+  before and after;
+* a policy whose cubes (before and after) meet no other policy's takes part
+  in no overlap diagnostic.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
 from backends.emit.documents import CONNTRACK_NOTE, MASKED_PORTS_NOTE
-from backends.emit.openflow import UnsupportedError
-from backends.emit.openflow.lines import render_lines
-from backends.emit.openflow.ofctl import OFCTL
-from backends.emit.openflow.ofctl_json import JsonFormat
 from compiler import ir
-from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, FlowEntry
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6
 from compiler.headerspace.cubes import DEFAULT_LAYOUT
+from compiler.lowering import tables as T
 from compiler.pipeline import Compiled
 from compiler.steering.steer import SteeringPlan
 from fslang.diagnostics import Diagnostic
 from fslang.source import Span
 
 CACHE = ".fsc-cache/incremental.json"
-FORMAT = 1
+FORMAT = 2
 _ROOT = Path(__file__).resolve().parents[1]
 _CODE = ("fslang", "compiler", "backends/emit", "grammar")
 
@@ -78,6 +93,8 @@ class PolicyRecord(NamedTuple):
     match_end: int
     spliceable: int  # 0 or 1
     cubes: str
+    chain: str  # what the statement says after its match (pipeline, `symmetric`), as a digest
+    symmetric: int  # 0 or 1
 
     def shifted(self, delta: int) -> PolicyRecord:
         return self._replace(
@@ -98,13 +115,12 @@ def boxed(steering: SteeringPlan) -> frozenset[str]:
 
 
 def spliceable(p: ir.Policy, boxed: frozenset[str]) -> bool:
-    """Can an edit of ``p``'s match be spliced (see the module docstring)?
-    Not symmetric, not `drop`, no exclusions, every term IPv4 or IPv6 (no
-    ARP or other part), no box on its way."""
+    """Can ``p`` be edited, added or removed by a splice (see the module
+    docstring)?  No exclusions, every term IPv4 or IPv6 (no ARP or other
+    part: POLICY entries only, and no other policy's ARP entries depend on
+    it), no box on its way."""
     return (
-        not p.symmetric
-        and not isinstance(p.pipeline, ir.Drop)
-        and bool(p.match.terms)
+        bool(p.match.terms)
         and all(
             not t.excluded and t.cube.mask & _ETH_MASK == _ETH_MASK and t.cube.value & _ETH_MASK in _IP_ETH
             for t in p.match.terms
@@ -133,8 +149,22 @@ def _project(x: int) -> int:
 
 
 def cubes_of(p: ir.Policy) -> str:
-    """The policy's cubes, projected (:data:`_RUNS`), as "value:mask;..." in hex."""
+    """The policy's cubes, projected (:data:`_RUNS`), as "value:mask;..." in
+    hex (forward only: first-match diagnostics read no reply direction)."""
     return ";".join(f"{_project(t.cube.value):x}:{_project(t.cube.mask):x}" for t in p.match.terms)
+
+
+def chain_key(text: str) -> str:
+    """The digest of what a statement says after its match (blanks aside):
+    two policies of one site with the same one unfold alike (one decision
+    list per direction)."""
+    return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+def entry_bits(entry_id: int, generation: int) -> int:
+    """The metadata a POLICY entry writes for decision list ``entry_id``
+    (as ``compiler.lowering.lower.Lowering.entry_bits``)."""
+    return ((entry_id + 1) | generation << T.GENERATION_ENTRY_BIT) << T.ENTRY_SHIFT
 
 
 @dataclass(frozen=True)
@@ -189,6 +219,22 @@ class Cache:
     policies: list[PolicyRecord]
     #: placing the site again from its own placement keeps it (so `--previous` keeps it too)
     placement_fixed: bool
+    #: chain digest -> its decision lists (forward, reverse), and the module pairs its policies add
+    #: to placement's affinity (None: too many chains to keep them)
+    chains: dict[str, tuple[list[int], list[list[object]] | None]]
+    #: placement's affinity of the whole site ([a, b, weight], sorted), None with the pairs
+    affinity: list[list[object]] | None
+    #: the table POLICY hands packets on to (None: no policy does)
+    after: int | None
+    #: switch -> the symmetric policies whose replies it classifies (it has region tables)
+    replies: dict[str, int]
+    #: module -> [replicas, max_replicas, weights]: what the pipelines' `* N` made of each module
+    modules: dict[str, tuple[int, int, tuple[int, ...]]]
+    #: how many decision lists the site has, and which one is `drop`'s (None: none)
+    selectors: int
+    drop_id: int | None
+    #: the last policy (index) whose pipeline brought a new decision list (-1: none)
+    last_first: int
     #: the platform's build options the output was compiled with (hosts left out, scale; see
     #: fslang.api): "" for none; a compile with other options is a full one
     options: str = ""
@@ -205,6 +251,14 @@ class Cache:
             "summary": [self.summary.head, [list(s) for s in self.summary.switches], list(self.summary.hosts)],
             "policies": self.policies,
             "text": self.text,
+            "chains": dict(sorted(self.chains.items())),
+            "affinity": self.affinity,
+            "after": self.after,
+            "replies": dict(sorted(self.replies.items())),
+            "modules": dict(sorted(self.modules.items())),
+            "selectors": self.selectors,
+            "drop_id": self.drop_id,
+            "last_first": self.last_first,
         }
         if self.options:
             doc["options"] = self.options
@@ -231,6 +285,14 @@ def read_cache(folder: Path) -> Cache | None:
             summary=Summary(head_line, tuple((n, r, t) for n, r, t in switches), tuple(hosts)),
             policies=list(map(PolicyRecord._make, doc["policies"])),
             placement_fixed=bool(doc["placement_fixed"]),
+            chains={str(k): (list(v[0]), v[1]) for k, v in doc["chains"].items()},
+            affinity=doc["affinity"],
+            after=doc["after"],
+            replies={str(k): int(v) for k, v in doc["replies"].items()},
+            modules={str(k): (int(v[0]), int(v[1]), tuple(map(int, v[2]))) for k, v in doc["modules"].items()},
+            selectors=int(doc["selectors"]),
+            drop_id=doc["drop_id"],
+            last_first=int(doc["last_first"]),
             options=str(doc.get("options", "")),
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
@@ -256,10 +318,16 @@ def read_outputs(folder: Path, cache: Cache) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class Edit:
-    """One policy's match changed: ``index`` into the cache's policies, the
-    length change ``delta``, and the reduced site's text."""
+    """One policy statement changed, added or removed (``kind``): its
+    position ``index`` (in the earlier site; for "add", in the new one),
+    where the change starts in both texts (``at``: the statement's start, or
+    where the new one goes), the length change ``delta``, and the reduced
+    site's text (the new text with every other policy blanked; "" for
+    "remove")."""
 
+    kind: str  # "modify", "add" or "remove"
     index: int
+    at: int
     delta: int
     reduced: str
 
@@ -293,38 +361,65 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def find_edit(cache: Cache, text: str) -> Edit | None:
-    """The edit of ``text`` against the cached text, if it lies inside one
-    spliceable policy's match."""
-    old = cache.text
-    if old == text:
-        return None
-    k, n = None, min(len(old), len(text))
-    for prefix_first in (True, False):  # an insertion may align either way (its ends may agree with the text)
-        if prefix_first:
-            a = _common_prefix(old, text)
-            s = _common_prefix(old[::-1][: n - a], text[::-1][: n - a])
-        else:
-            s = _common_prefix(old[::-1], text[::-1])
-            a = _common_prefix(old[: n - s], text[: n - s])
-        old_end = len(old) - s
-        k = next((i for i, p in enumerate(cache.policies) if p.match_start <= a and old_end <= p.match_end), None)
-        if k is not None:
-            break
-    if k is None or not cache.policies[k].spliceable or any(p.start < 0 for p in cache.policies):
-        return None
-    delta = len(text) - len(old)
+def _blanked(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each span's characters but newlines made blanks (offsets and lines kept)."""
     pieces: list[str] = []
     at = 0
-    for i, p in enumerate(cache.policies):
-        if i == k:
-            continue
-        start, end = (p.start, p.end) if i < k else (p.start + delta, p.end + delta)
+    for start, end in spans:
         seg = text[start:end]
         pieces += [text[at:start], re.sub(r"[^\n]", " ", seg) if "\n" in seg else " " * len(seg)]
         at = end
     pieces.append(text[at:])
-    return Edit(k, delta, "".join(pieces))
+    return "".join(pieces)
+
+
+def _spans_but(cache: Cache, skip: int, after: int, delta: int) -> list[tuple[int, int]]:
+    """The policies' spans in the new text: all but ``skip``, those from ``after`` on moved by ``delta``."""
+    return [
+        (p.start, p.end) if i < after else (p.start + delta, p.end + delta)
+        for i, p in enumerate(cache.policies)
+        if i != skip
+    ]
+
+
+def find_edit(cache: Cache, text: str) -> Edit | None:
+    """The edit of ``text`` against the cached text, if it changes one
+    policy statement, or adds or removes one (with only blanks around it)."""
+    old = cache.text
+    if old == text or any(p.start < 0 for p in cache.policies):
+        return None
+    n = min(len(old), len(text))
+    delta = len(text) - len(old)
+    pre, suf = _common_prefix(old, text), _common_prefix(old[::-1], text[::-1])
+    starts = [p.start for p in cache.policies]
+    near = bisect.bisect_left(starts, pre)
+    for i in range(max(0, near - 2), min(len(starts), near + 2)):
+        p = cache.policies[i]
+        if delta > 0:  # added before policy i (blanks after it), or after it (blanks before)
+            for x, j, before in ((p.start, i, False), (p.end, i + 1, True)):
+                ins = text[x : x + delta]
+                lead, trail = ins[: len(ins) - len(ins.lstrip())], ins[len(ins.rstrip()) :]
+                if (
+                    (bool(lead), bool(trail)) == (before, not before)
+                    and ins.strip().startswith("policy")
+                    and text[:x] == old[:x]
+                    and text[x + delta :] == old[x:]
+                ):
+                    spans = _spans_but(cache, -1, j, delta)
+                    return Edit("add", j, x, delta, _blanked(text, spans))
+        elif delta < 0:  # policy i removed with the blanks after it, or before it
+            for x in (p.start, p.end + delta):
+                gone = old[x : x - delta]
+                if text[:x] == old[:x] and text[x:] == old[x - delta :] and gone.strip() == old[p.start : p.end]:
+                    return Edit("remove", i, x, delta, "")
+    for prefix_first in (True, False):  # an insertion may align either way (its ends may agree with the text)
+        a = pre if prefix_first else min(pre, n - suf)
+        s = min(suf, n - a) if prefix_first else suf
+        k = next((i for i, p in enumerate(cache.policies) if p.start <= a and len(old) - s <= p.end), None)
+        if k is not None:
+            spans = _spans_but(cache, k, k + 1, delta)
+            return Edit("modify", k, cache.policies[k].start, delta, _blanked(text, spans))
+    return None
 
 
 class CubeGroups:
@@ -365,90 +460,7 @@ class CubeGroups:
         return False
 
 
-# ---------------------------------------------------------------- splicing
-
-
-def _block(text: str, needle: str) -> tuple[int, int] | None:
-    """The lines of ``text`` holding ``needle``, as the offsets of a
-    contiguous run of whole lines ((0, 0): none; None: not contiguous)."""
-    pos = text.find(needle)
-    if pos < 0:
-        return 0, 0
-    start = end = text.rfind("\n", 0, pos) + 1
-    while True:
-        nl = text.find("\n", end)
-        if nl < 0 or text.find(needle, end, nl) < 0:
-            break
-        end = nl + 1
-    return (start, end) if text.find(needle, end) < 0 else None
-
-
-def _line_before(text: str, at: int) -> str:
-    return text[text.rfind("\n", 0, at - 1) + 1 : at - 1] if at > 0 else ""
-
-
-def _line_at(text: str, at: int) -> str:
-    nl = text.find("\n", at)
-    return text[at : nl if nl >= 0 else len(text)]
-
-
-def _tail(line: str) -> str:
-    return line[line.index(",actions=") :]
-
-
-def _metadata(line: str) -> frozenset[str]:
-    match = line[: line.index(",actions=")].split(",")[3:]
-    return frozenset(item for item in match if item.startswith("metadata="))
-
-
-def _json_actions(line: str) -> str:
-    return line[: line.index(', "cookie": ')]
-
-
-def splice_switch(
-    ofctl: str, json_text: str, cookie: int, entries: list[FlowEntry], dpid: int
-) -> tuple[str, str, int, int] | None:
-    """The switch's files with the policy's entries (``cookie``) replaced by
-    ``entries`` (the reduced site's: given the earlier entries' priority,
-    cookie and actions), and the (old, new) entry counts; None when the
-    splice cannot be shown to equal a full compile."""
-    span = _block(ofctl, f",cookie={cookie:#x},")
-    jspan = _block(json_text, f'"cookie": {cookie}, ')
-    if span is None or jspan is None:
-        return None
-    (i, j), (ji, jj) = span, jspan
-    old, jold = ofctl[i:j].split("\n")[:-1], json_text[ji:jj].split("\n")[:-1]
-    if len(old) != len(jold) or not old or not entries:
-        return None if old or jold or entries else (ofctl, json_text, 0, 0)
-    prefix = old[0][: old[0].index(",cookie=")] + ","
-    if not prefix.startswith("table=") or any(not x.startswith(prefix) for x in old):
-        return None
-    # the neighbours must not share the priority (another policy's entries would interleave)
-    if _line_before(ofctl, i).startswith(prefix) or _line_at(ofctl, j).startswith(prefix):
-        return None
-    # every flow of the block is followed by another (its line ends with a comma)
-    if any(not (x.startswith("  {") and x.endswith(",")) for x in jold):
-        return None
-    tails = {_tail(x) for x in old}
-    jacts = {_json_actions(x) for x in jold}
-    if len(tails) != 1 or len(jacts) != 1:
-        return None
-    priority = int(prefix.split(",")[1].removeprefix("priority="))
-    try:
-        new, jnew = render_lines(
-            [replace(e, priority=priority, cookie=cookie) for e in entries], OFCTL, JsonFormat(dpid)
-        )
-    except UnsupportedError:
-        return None  # the full compile says what (it meets the same entry)
-    if any(not x.startswith(prefix) for x in new):
-        return None
-    # the metadata the policy matches on (its ingress edges) spelt the same in both layouts
-    if set().union(*map(_metadata, old)) != set().union(*map(_metadata, new)):
-        return None
-    tail, jact = tails.pop(), jacts.pop()
-    block = "".join(x[: x.index(",actions=")] + tail + "\n" for x in new)
-    jblock = "".join(jact + x[len(_json_actions(x)) :] + ",\n" for x in jnew)
-    return ofctl[:i] + block + ofctl[j:], json_text[:ji] + jblock + json_text[jj:], len(old), len(new)
+# ---------------------------------------------------------------- plan.json
 
 
 _MASKED_L4 = re.compile(r",(?:tcp|udp|sctp)_(?:src|dst)=[^,\n]*/")

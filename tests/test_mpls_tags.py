@@ -21,17 +21,20 @@ from tests.platform_harness import packet_from_point, ref_summary, sim_summary, 
 N_POLICIES = 800  # four steps each, nearly all distinct: more tags than VLAN ids
 
 
-def chains_site(n: int = N_POLICIES) -> str:
+def chains_site(n: int = N_POLICIES, switches: int = 1) -> str:
     """One policy per /30 of 10.0.0.0/8, each through its own three-module
     chain (so every step is a tag of its own); some end in a copy (a fork
-    whose original leaves: VLAN), some pass a box (VLAN), some replicate."""
+    whose original leaves: VLAN), some pass a box (VLAN), some replicate.
+    With two switches, half the hosts and the customers are on the second."""
     rng = random.Random(5)
+    two = switches == 2
     lines = [
         "site tenants",
         "switch sw dpid 0x1 ports 64 ovs",
-        *(f"host h{i} at sw:{i + 1} cores 64 memory 256GiB" for i in range(8)),
+        *(["switch sw2 dpid 0x2 ports 64 ovs", "link sw:60 sw2:60"] if two else []),
+        *(f"host h{i} at {'sw2' if two and i >= 4 else 'sw'}:{i + 1} cores 64 memory 256GiB" for i in range(8)),
         "edge internet at sw:40 default",
-        "edge cust at sw:41 net 10.0.0.0/8",
+        f"edge cust at {'sw2' if two else 'sw'}:41 net 10.0.0.0/8",
         "box scrub at sw:50 -> sw:51",
         *(f"module m{i} = monitor()" for i in range(40)),
         "module r = monitor() replicas 3",
@@ -70,17 +73,36 @@ def test_labels_are_used_beyond_the_vlan_space(built: api.Build) -> None:
 
 
 def _packets(built: api.Build) -> list[tuple[dict[str, int], str]]:
+    """A packet per policy; every third carries a customer VLAN id that is
+    also the exit tag, the flood tag or a steering VLAN id in use (a label
+    travels under the customer's tag, so those ids must not steer it)."""
     rng = random.Random(11)
+    plan = built.compiled.steering
+    steering_vids = sorted(tag for d, tag in plan.tags.items() if not plan.is_label(d))
+    vids = [plan.exit_tag, plan.flood_tag, *steering_vids[:: max(1, len(steering_vids) // 20)]]
     out = []
-    for p in built.compiled.site.policies:
+    for k, p in enumerate(built.compiled.site.policies):
         point = p.match.layout.unpack(p.match.terms[0].cube.value)
         point.update(ipv4_src=rng.getrandbits(32), ip_proto=6, tp_src=rng.getrandbits(16), tp_dst=443)
         point["ipv4_dst"] |= rng.getrandbits(2)
-        out.append((packet_from_point(point), "internet"))
+        pkt = packet_from_point(point)
+        if k % 3 == 0:
+            pkt["vlan_vid"] = 0x1000 | vids[(k // 3) % len(vids)]
+        out.append((pkt, "internet"))
     return out
 
 
-def test_platform_agrees_with_interpreter(built: api.Build) -> None:
+@pytest.fixture(scope="module")
+def built_two() -> api.Build:
+    b = api.build("tenants2.fs", chains_site(switches=2), render_files=False)
+    assert b.ok, [f"{d.code} {d.message}" for d in b.diagnostics if d.severity == "error"]
+    assert b.compiled.steering.labelled
+    return b
+
+
+@pytest.mark.parametrize("which", ["built", "built_two"])
+def test_platform_agrees_with_interpreter(which: str, request: pytest.FixtureRequest) -> None:
+    built = request.getfixturevalue(which)
     c = built.compiled
     pf = Platform(c)
     for pkt, edge in _packets(built):
@@ -89,7 +111,7 @@ def test_platform_agrees_with_interpreter(built: api.Build) -> None:
         assert not trace_errors(tr), (pkt, tr.error)
         assert sim_summary(tr) == ref_summary(ref), pkt
         for x in tr.exits:  # nothing added for steering leaves
-            assert "mpls_label" not in x["headers"] and x["headers"].get("vlan_vid", 0) == 0
+            assert "mpls_label" not in x["headers"] and x["headers"].get("vlan_vid", 0) == pkt.get("vlan_vid", 0)
 
 
 @pytest.mark.root

@@ -379,6 +379,27 @@ def test_generated_multi_switch_sites_platform_agrees_with_interpreter(name: str
     check_packet(b, pf, oracle, pkt, edge, port)
 
 
+@cache
+def labelled() -> Built:
+    """More chains than VLAN ids, on two switches: labels travel under customer VLAN tags."""
+    from tests.test_mpls_tags import chains_site
+
+    result = run("tenants2.fs", chains_site(switches=2))
+    assert result.site is not None, [(d.code, d.message) for d in result.diagnostics]
+    compiled = compile_site(result.site)
+    assert compiled.ok and compiled.steering.labelled, [(d.code, d.message) for d in compiled.diagnostics]
+    return _built("tenants2", result.site, compiled)
+
+
+@PROPS
+@given(data=st.data(), seed=oracle_seeds)
+def test_labelled_site_platform_agrees_with_interpreter(data: Any, seed: int | None) -> None:
+    b = labelled()
+    pf, oracle = platform_for(b, seed)
+    pkt, edge, port = data.draw(ingress_packets(b))
+    check_packet(b, pf, oracle, pkt, edge, port)
+
+
 # ---------------------------------------------------------------- 4. symmetric policies
 
 SYMMETRIC = [(n, p.name) for n in EXAMPLE_NAMES for p in example(n).site.policies if p.symmetric]

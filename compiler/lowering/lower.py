@@ -213,7 +213,7 @@ class Lowering:
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED, tagged, goto_table=T.STEER))
             if self.plan.labelled:
                 labelled = Match.of(FieldMatch("in_port", port), FieldMatch("eth_type", ETH_TYPE_MPLS))
-                self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED, labelled, goto_table=T.STEER))
+                self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_LABELLED, labelled, goto_table=T.STEER))
         for port in self.topo.link_ports(sw):  # floods crossing a link
             m = Match.of(FieldMatch("in_port", port), FieldMatch("vlan_vid", vid(self.plan.flood_tag)))
             self.add(sw, FlowEntry(T.CLASSIFY, T.PRIO_TAGGED + 1, m, self.flood(sw, port, tagged=True)))
@@ -441,9 +441,10 @@ class Lowering:
             cookie = T.policy_cookie(0xFFFF, tag)
             actions, goto = self.dispatch_actions(sw, d, final=True)
             tag_match = _tag_fields(tag, label)
-            if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie):
+            base = 100 + (T.PRIO_LABEL_SHIFT if label else 0)
+            if isinstance(d, Visit) and self._failover(sw, d, tag_match, cookie, base):
                 continue
-            self.add(sw, FlowEntry(T.STEER, 100, Match.of(*tag_match), actions, goto, cookie=cookie))
+            self.add(sw, FlowEntry(T.STEER, base, Match.of(*tag_match), actions, goto, cookie=cookie))
             if not isinstance(d, Fork):
                 continue
             # a fork's leg may lead back where the packet came from (the host
@@ -459,18 +460,19 @@ class Lowering:
                     Output(OFPP_IN_PORT) if isinstance(a, Output) and a.port == port else a for a in variant
                 )
                 m = Match.of(FieldMatch("in_port", port), *tag_match)
-                self.add(sw, FlowEntry(T.STEER, 101, m, hairpin, goto, cookie=cookie))
+                self.add(sw, FlowEntry(T.STEER, base + 1, m, hairpin, goto, cookie=cookie))
 
-    def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int) -> bool:
+    def _failover(self, sw: str, d: Visit, tag_match: tuple[FieldMatch, ...], cookie: int, base: int = 100) -> bool:
         """STEER entries of a replica's visit through its fast-failover
-        groups (lowering.failover); False: no failover here."""
+        groups (lowering.failover), at ``base`` (+1 in_port variants, +2
+        marked); False: no failover here."""
         entries = self.failover.steer_groups(sw, d)
         for sg in entries:
             fields = tag_match if sg.in_port is None else (FieldMatch("in_port", sg.in_port), *tag_match)
-            prio = 100 if sg.in_port is None else 101
+            prio = base if sg.in_port is None else base + 1
             if sg.marked:  # failed over across a link already: this switch's replicas only
                 mark = "mpls_tc" if self.plan.is_label(d) else "vlan_pcp"
-                fields, prio = (*tag_match, FieldMatch(mark, failover.MARK)), 102
+                fields, prio = (*tag_match, FieldMatch(mark, failover.MARK)), base + 2
             if sg.group is not None:
                 self.add_group(sw, sg.group, T.STEER)
                 actions: tuple[Action, ...] = (GroupAction(sg.group.group_id),)

@@ -80,6 +80,14 @@ PRIO_CT_MARK = PRIO_SELECT_TOP + 1  # `ovs`: a connection's mark names its path 
 CT_ZONE = 1  # the conntrack zone of replica choices
 CT_CHOICE = "reg0"  # the path a hash rule chose, as a connection mark, until CT commits it
 PRIO_DEFAULT = 1
+#: CLASSIFY: a labelled frame from a host or link goes to STEER before the
+#: flood rule (``PRIO_TAGGED + 1``) looks at its VLAN id: the outer VLAN id of a
+#: labelled frame is the customer's own, which may equal the flood tag
+PRIO_LABELLED = PRIO_TAGGED + 2
+#: STEER: a label's entries sit this far above a VLAN id's (100, 101 in_port
+#: variants, 102 marked), for the same reason: a customer VLAN id under which a
+#: label travels may equal a steering VLAN id or the exit tag
+PRIO_LABEL_SHIFT = 10
 
 
 def policy_cookie(policy_index: int, hop: int) -> int:
