@@ -10,17 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import attrgetter
-
-
-def _cached_hash(obj: object, key: object) -> int:
-    """The hash of a frozen IR object, computed once: entries are hashed
-    whenever they are deduplicated or used as keys, and their matches nest."""
-    h = obj.__dict__.get("_hash")
-    if h is None:
-        h = hash(key)
-        object.__setattr__(obj, "_hash", h)
-    return h
-
+from typing import NamedTuple
 
 OFPVID_PRESENT = 0x1000
 ETH_TYPE_IPV4 = 0x0800
@@ -34,43 +24,43 @@ IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
 
 
-@dataclass(frozen=True, order=True)
-class FieldMatch:
-    """One OXM field: ``value`` under ``mask`` (``None`` means exact)."""
+class FieldMatch(NamedTuple):
+    """One OXM field: ``value`` under ``mask`` (``None`` means exact).
+
+    A named tuple, not a frozen dataclass: it compares, orders and hashes as
+    its ``(field, value, mask)`` tuple (what the dataclass did, field by field),
+    and is built in C (a large site builds millions of them)."""
 
     field: str
     value: int
     mask: int | None = None
 
-    def __hash__(self) -> int:
-        # not cached: a field match is hashed about once (inside its Match's cached hash), and the
-        # cache's own bookkeeping costs more than this tuple's hash
-        return hash((self.field, self.value, self.mask))
-
 
 FIELD_ORDER = attrgetter("field", "value", "mask")
-"""A field match's sort key: the tuple its generated ``__lt__`` compares,
-built once per item instead of twice per comparison."""
+"""A field match's sort key: its own tuple (kept for callers that sort other
+objects the same way)."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, init=False)
 class Match:
     """A conjunction of field matches, kept sorted by field name."""
 
     fields: tuple[FieldMatch, ...] = ()
 
+    def __init__(self, fields: tuple[FieldMatch, ...] = ()) -> None:
+        self.__dict__["fields"] = fields  # as FlowEntry: not through object.__setattr__
+
     def __hash__(self) -> int:
-        # the fields' (field, value, mask) tuples read in C: hashing ``self.fields`` would call each
-        # FieldMatch's Python ``__hash__`` (a lowered site hashes hundreds of thousands of matches once each)
+        # cached: a lowered site hashes hundreds of thousands of matches, and entries hash theirs again
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(tuple(map(FIELD_ORDER, self.fields)))
+            h = hash(self.fields)  # a tuple of tuples: hashed in C
             object.__setattr__(self, "_hash", h)
         return h
 
     @staticmethod
     def of(*items: FieldMatch) -> Match:
-        return Match(tuple(sorted(items, key=FIELD_ORDER)))
+        return Match(tuple(sorted(items)))
 
     def get(self, name: str) -> FieldMatch | None:
         for f in self.fields:
@@ -137,7 +127,7 @@ Action = Output | SetField | PushVlan | PopVlan | PushMpls | PopMpls | GroupActi
 OFPP_IN_PORT = 0xFFFFFFF8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FlowEntry:
     """One flow entry: ``actions`` is the Apply-Actions list (empty = drop
     unless ``goto_table`` continues the pipeline)."""
@@ -150,17 +140,43 @@ class FlowEntry:
     cookie: int = 0
     write_metadata: tuple[int, int] | None = None  # Write-Metadata instruction (value, mask)
 
+    def __init__(
+        self,
+        table_id: int,
+        priority: int,
+        match: Match,
+        actions: tuple[Action, ...] = (),
+        goto_table: int | None = None,
+        cookie: int = 0,
+        write_metadata: tuple[int, int] | None = None,
+    ) -> None:
+        # the generated frozen __init__ sets each field through object.__setattr__: twice the cost,
+        # and a 10,000-policy site builds hundreds of thousands of entries (still frozen after)
+        d = self.__dict__
+        d["table_id"] = table_id
+        d["priority"] = priority
+        d["match"] = match
+        d["actions"] = actions
+        d["goto_table"] = goto_table
+        d["cookie"] = cookie
+        d["write_metadata"] = write_metadata
+
     def __hash__(self) -> int:
-        key = (
-            self.table_id,
-            self.priority,
-            self.match,
-            self.actions,
-            self.goto_table,
-            self.cookie,
-            self.write_metadata,
-        )
-        return _cached_hash(self, key)
+        h = self.__dict__.get("_hash")  # computed once: entries are deduplicated and used as keys
+        if h is None:
+            h = hash(
+                (
+                    self.table_id,
+                    self.priority,
+                    self.match,
+                    self.actions,
+                    self.goto_table,
+                    self.cookie,
+                    self.write_metadata,
+                )
+            )
+            object.__setattr__(self, "_hash", h)
+        return h
 
 
 @dataclass(frozen=True)

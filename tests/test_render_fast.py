@@ -19,9 +19,19 @@ from hypothesis import strategies as st
 from backends.emit.openflow import render_switch
 from backends.emit.openflow.addresses import fmt_ipv4, fmt_ipv6, fmt_mac
 from backends.emit.openflow.ofctl import fmt_actions, fmt_match_field, to_ofctl
-from backends.emit.openflow.ofctl_json import flow_entry, to_json
+from backends.emit.openflow.ofctl_json import flow_entry, group_entries, group_lines, to_json
 from benchmarks.gen_site import generate
-from compiler.flowir import FieldMatch, FlowEntry, GroupAction, Match, Output, SetField, SwitchTables
+from compiler.flowir import (
+    Bucket,
+    FieldMatch,
+    FlowEntry,
+    GroupAction,
+    GroupEntry,
+    Match,
+    Output,
+    SetField,
+    SwitchTables,
+)
 from compiler.oxm_fields import FIELD_ORDER
 from fslang.api import build
 
@@ -55,6 +65,9 @@ def assert_same(tables: SwitchTables, dpid: int) -> None:
     assert text == to_json(tables, dpid)
     flows = json.loads(text)["flows"]
     assert [json.dumps(f, sort_keys=True) for f in flows] == ref_json_flows(tables, dpid)
+    groups = [json.dumps(g, sort_keys=True) for g in group_entries(tables, dpid)]
+    assert group_lines(tables, dpid) == groups
+    assert [json.dumps(g, sort_keys=True) for g in json.loads(text)["groups"]] == groups
 
 
 def _compiled(name: str, text: str):
@@ -131,3 +144,19 @@ def test_tables_in_any_order_render_alike():
     masked = FlowEntry(3, 7, Match.of(FieldMatch("ipv4_dst", 0x0A000000, 0xFFFFFF00)), (Output(2),))
     for entries in ([exact, masked], [masked, exact]):
         assert_same(SwitchTables("s", tuple(entries)), 7)
+
+
+def test_group_lines_of_every_type():
+    """Select (weights), all, indirect and ff groups (a port and a group watched) as json.dumps writes them."""
+    out, tag = (Output(3),), (SetField("vlan_vid", 0x1005), Output(7))
+    groups = (
+        GroupEntry(9, "select", (Bucket(out, weight=3), Bucket(tag, weight=1))),
+        GroupEntry(2, "all", (Bucket(out), Bucket(tag))),
+        GroupEntry(5, "indirect", (Bucket(tag),)),
+        GroupEntry(4, "ff", (Bucket(out, watch_port=3), Bucket((GroupAction(2),)), Bucket(tag))),
+        GroupEntry(7, "ff", ()),
+    )
+    tables = SwitchTables("s", (), groups)
+    want = [json.dumps(g, sort_keys=True) for g in group_entries(tables, 11)]
+    assert group_lines(tables, 11) == want
+    assert [json.dumps(g, sort_keys=True) for g in json.loads(to_json(tables, 11))["groups"]] == want

@@ -66,16 +66,14 @@ _CONNTRACK = CONNTRACK_NOTE
 def json_cannot_carry(tables: SwitchTables) -> list[str]:
     """The Open vSwitch extensions a switch's rules use that the JSON form
     cannot take to a standard ofctl_rest parser (load the .ofctl instead)."""
-    out: list[str] = []
-    for e in tables.entries:
-        for f in e.match.fields:
-            if f.mask is not None and f.field in L4_PORTS and _MASKED_PORTS not in out:
-                out.append(_MASKED_PORTS)
-        if _CONNTRACK not in out and any(isinstance(a, Ct) for a in e.actions):
-            out.append(_CONNTRACK)
-        if len(out) == 2:
-            break
-    return out
+    entries = tables.entries
+    # where each is first met (the note met first comes first), each found by one scan in generators
+    masked = next(
+        (i for i, e in enumerate(entries) for f in e.match.fields if f[2] is not None and f[0] in L4_PORTS), -1
+    )
+    ct = next((i for i, e in enumerate(entries) for a in e.actions if type(a) is Ct), -1)
+    found = sorted((i, k, note) for k, (i, note) in enumerate(((masked, _MASKED_PORTS), (ct, _CONNTRACK))) if i >= 0)
+    return [note for _, _, note in found]
 
 
 def _replicas(c: Compiled) -> dict[str, ReplicaInfo]:

@@ -121,6 +121,8 @@ class Failover:
                 elif isinstance(nd, Fork):
                     self.fork_senders.setdefault(nd, set()).add(self.hosts[h].ports[0][1])
         self.memo = memo
+        self.instances = {m.name: m.instance_names() for m in site.modules}
+        self._alts: dict[tuple[str, Visit], list[Alternative]] = {}
 
     def _switch_of(self, instance: str) -> str | None:
         host = self.hosts.get(self.placement.get(instance, ""))
@@ -133,8 +135,16 @@ class Failover:
         in rotation order, then those behind other switches, one per link
         port (this switch sees its link go down, not the remote host's port;
         the next switch fails over among its own replicas).  Empty: ``d``'s
-        host is not on this switch, or nothing to fail over to here."""
-        names = self.site.module(d.module).instance_names()
+        host is not on this switch, or nothing to fail over to here.  Worked
+        out once per (switch, visit): reach, STEER and forks all ask."""
+        key = (sw, d)
+        hit = self._alts.get(key)
+        if hit is None:
+            hit = self._alts[key] = self._alternatives(sw, d)
+        return hit
+
+    def _alternatives(self, sw: str, d: Visit) -> list[Alternative]:
+        names = self.instances[d.module]
         if len(names) < 2 or d.instance not in names or self._switch_of(d.instance) != sw:
             return []
         k = names.index(d.instance)

@@ -36,7 +36,7 @@ from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
-from compiler.lowering.ofmatch import TooManyEntries, space_to_matches
+from compiler.lowering.ofmatch import TooManyEntries, cube_matches, space_to_matches
 from compiler.lowering.profiles import Profile
 from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
 
@@ -91,6 +91,7 @@ class Ingress:
         self.entries_here: dict[str, set[int]] = {}
         self._spelt: dict[tuple[Term, Profile, bool], list[Spelt]] = {}
         self._edge_groups: dict[int, list[tuple[Term, frozenset[int]]]] = {}  # policy index -> terms by edges
+        self._policy_edges: dict[int, frozenset[int]] = {}  # policy index -> the union of those edges
         self._reply_cache: dict[Cube, frozenset[int]] = {}
         self.replies_on: set[str] = set()  # switches that classify replies of symmetric policies
 
@@ -143,16 +144,20 @@ class Ingress:
         hit = self._spelt.get(key)
         if hit is not None:
             return hit
-        hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(t.cube.value, t.cube.mask)])
         flags: list[tuple[int, int]] = []
-        for x in sorted(t.excluded, key=_key):
-            bit = self.flag_of.get(x)
-            if bit is None:
-                hs = hs - x
-            else:
-                flags.append(bit.pattern(0, 1))
+        if t.excluded:
+            hs = HeaderSpace._raw(DEFAULT_LAYOUT, [(t.cube.value, t.cube.mask)])
+            for x in sorted(t.excluded, key=_key):
+                bit = self.flag_of.get(x)
+                if bit is None:
+                    hs = hs - x
+                else:
+                    flags.append(bit.pattern(0, 1))
+            matches = space_to_matches(hs, profile)
+        else:  # the usual term: its cube alone (no space built for it)
+            matches = cube_matches((t.cube.value, t.cube.mask), profile)
         out: list[Spelt] = []
-        for pat, fields in space_to_matches(hs, profile):
+        for pat, fields in matches:
             parts = list(flags)
             if pat is not None and edges:
                 edge = self._edge_meta(pat)
@@ -341,10 +346,17 @@ class Ingress:
             if v >> width:
                 continue  # only values beyond every ingress index
             m &= (1 << width) - 1
-            groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(
-                i for i in range(1 << width) if i & m == v & m
-            )
+            groups.setdefault(Term(without_edge_cube(t.cube), t.excluded), set()).update(_indices(v, m, width))
         got = self._edge_groups[policy.index] = [(term, frozenset(edges)) for term, edges in groups.items()]
+        return got
+
+    def _edges_of(self, policy: ir.Policy, width: int) -> frozenset[int]:
+        """Every ingress index a policy's terms take (worked out once)."""
+        got = self._policy_edges.get(policy.index)
+        if got is None:
+            got = self._policy_edges[policy.index] = frozenset().union(
+                *(edges for _, edges in self._groups_by_edges(policy, width))
+            )
         return got
 
     def _reply_edges(self, cube: Cube) -> frozenset[int]:
@@ -374,7 +386,11 @@ class Ingress:
             if entry.box is not None and any(b.name == entry.box for b in boxes):
                 policy = low.policies[entry.policy]
                 targets.append((order[(policy.name, entry.direction)], policy, entry.direction, entry.id, entry.box))
+        width = self.meta.in_edge.width
+        ids: set[int] | None = None  # this switch's entries_here, once it has one
         for i, policy, direction, entry_id, box in targets:
+            if box is None and direction == "forward" and not self._edges_of(policy, width) & here_in:
+                continue  # none of its ingress edges is on this switch (most policies, most switches)
             try:
                 prio = T.PRIO_POLICY_TOP - i
                 is_drop = isinstance(policy.pipeline, ir.Drop)
@@ -392,50 +408,38 @@ class Ingress:
                     term = item.term
                     if direction == "reverse":
                         self.replies_on.add(sw)
+                    em = None  # the item's ingress-edge metadata, the same for each of its entries
+                    if item.edges is not None:
+                        em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
                     for kind, eth in (("ip", ETH_TYPE_IPV4), ("ip", ETH_TYPE_IPV6), ("arp", ETH_TYPE_ARP)):
                         if kind == "arp" and (direction == "reverse" or box is not None):
                             continue
                         if kind == "arp" and not is_drop and policy.index not in self.arp_decided:
                             continue
                         t = _with_eth(term, eth)
-                        if t is not None:
+                        if t is None:
+                            continue
+                        if t.excluded:
                             used.update(x for x in t.excluded if x in self.flag_of)
-                            for fields, (mv, mm) in self.spell_term(t, profile, edges=False):
-                                parts = [(mv, mm), *item.meta]
-                                if item.edges is not None:
-                                    em = self._edge_meta((item.edges[0], item.edges[1] & 0xFFFF))
-                                    if em is None:
-                                        continue
-                                    parts.append(em)
-                                v, m = combine(parts)
-                                match = Match.of(*fields, *((FieldMatch("metadata", v, m),) if m else ()))
-                                if is_drop:
-                                    low.add(sw, FlowEntry(T.POLICY, prio, match, cookie=cookie))
-                                elif kind == "ip":
-                                    low.add(
-                                        sw,
-                                        FlowEntry(
-                                            T.POLICY,
-                                            prio,
-                                            match,
-                                            goto_table=self.after,
-                                            cookie=cookie,
-                                            write_metadata=wm,
-                                        ),
-                                    )
-                                    self.entries_here.setdefault(sw, set()).add(entry_id)
-                                else:
-                                    low.add(
-                                        sw,
-                                        FlowEntry(
-                                            T.POLICY,
-                                            prio,
-                                            match,
-                                            low.forward_nonip(sw, 0, "arp"),
-                                            goto_table=T.EXIT,
-                                            cookie=cookie,
-                                        ),
-                                    )
+                        spelt = self.spell_term(t, profile, edges=False)  # may raise TooManyEntries
+                        if item.edges is not None and em is None:
+                            continue  # no ingress index of this switch: no entry
+                        for fields, (mv, mm) in spelt:
+                            parts = [(mv, mm), *item.meta]
+                            if em is not None:
+                                parts.append(em)
+                            v, m = combine(parts)
+                            match = Match.of(*fields, FieldMatch("metadata", v, m)) if m else Match.of(*fields)
+                            if is_drop:
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, (), None, cookie))
+                            elif kind == "ip":
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, (), self.after, cookie, wm))
+                                if ids is None:
+                                    ids = self.entries_here.setdefault(sw, set())
+                                ids.add(entry_id)
+                            else:
+                                acts = low.forward_nonip(sw, 0, "arp")
+                                low.add(sw, FlowEntry(T.POLICY, prio, match, acts, T.EXIT, cookie))
                     if direction == "forward" and box is None and (is_drop or policy.index in self.other_decided):
                         self._nonip(sw, term, item.edges, prio, cookie, is_drop)
             except TooManyEntries:  # E0804: its match spells into too many entries (the compile fails)
@@ -527,6 +531,12 @@ def range_patterns(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
         out.append((lo, full & ~(size - 1)))
         lo += size
     return out
+
+
+@lru_cache(maxsize=4096)
+def _indices(v: int, m: int, width: int) -> tuple[int, ...]:
+    """The ingress indices over ``width`` bits that the pattern (v, m) takes."""
+    return tuple(i for i in range(1 << width) if i & m == v & m)
 
 
 @lru_cache(maxsize=4096)

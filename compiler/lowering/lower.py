@@ -201,7 +201,7 @@ class Lowering:
             except SwitchFull:
                 self.full_switches.add(sw)
         return {
-            sw: SwitchTables(sw, tuple(sorted(es, key=_order)), tuple(g for _, g in sorted(self.groups[sw].items())))
+            sw: SwitchTables(sw, _sorted(es), tuple(g for _, g in sorted(self.groups[sw].items())))
             for sw, es in self.entries.items()
         }
 
@@ -641,6 +641,22 @@ def connection_mark(d: Dispatch, scope: int) -> int:
     mark is 0 (an unmarked connection).  It means the same in the next compile."""
     names = "\n".join([str(scope), *sorted(_visited(d, []))])
     return 0x80000000 | (zlib.crc32(names.encode()) & 0x7FFFFFFF)
+
+
+def _sorted(entries: Iterable[FlowEntry]) -> tuple[FlowEntry, ...]:
+    """``entries`` by :func:`_order`.  First by the raw key, whose field
+    matches are their own tuples (built in C): it orders exactly as
+    ``_order`` unless an exact match (mask None) meets a masked one at the
+    same place, where the comparison raises and ``_order`` sorts instead."""
+    entries = list(entries)
+    try:
+        return tuple(sorted(entries, key=_raw_order))
+    except TypeError:
+        return tuple(sorted(entries, key=_order))
+
+
+def _raw_order(e: FlowEntry) -> tuple:
+    return (e.table_id, -e.priority, e.match.fields, e.cookie)
 
 
 def _order(e: FlowEntry) -> tuple:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, FIELD_ORDER, OFPVID_PRESENT, FieldMatch
+from compiler.flowir import ETH_TYPE_IPV4, ETH_TYPE_IPV6, OFPVID_PRESENT, FieldMatch
 from compiler.headerspace.space import DEFAULT_LAYOUT, Cube, HeaderSpace
 from compiler.lowering.profiles import OVS, Profile
 from compiler.oxm_fields import FIELDS
@@ -134,14 +134,19 @@ def space_to_matches(space: HeaderSpace, profile: Profile = OVS) -> Matches:
     metadata match.  Fields the profile cannot mask are spelt exactly (a
     masked port on a standard switch becomes one entry per port).  Lowering
     asks for the same spaces on every switch, so results are memoised by cover."""
-    return list(_matches(space.cubes, profile))
+    return list(_matches(space._pairs(), profile))
+
+
+def cube_matches(cube: tuple[int, int], profile: Profile = OVS) -> Matches:
+    """:func:`space_to_matches` of the space of one (value, mask) cube."""
+    return list(_matches((cube,), profile))
 
 
 _VID = _FIELD_MASKS["vlan_vid"]
 _PRESENT = OFPVID_PRESENT << _OFFSETS["vlan_vid"]
 
 
-def _any_vlan(cubes: tuple[Cube, ...]) -> list[tuple[int, int]]:
+def _any_vlan(cubes: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     """The cubes as real packets see vlan_vid: 0 when untagged, the present
     bit and the id when tagged.  A cube that needs the present bit clear and
     an id bit set matches no packet and is dropped; one that needs it clear
@@ -150,8 +155,7 @@ def _any_vlan(cubes: tuple[Cube, ...]) -> list[tuple[int, int]]:
     free (the site universe splits every policy this way, which would double
     its rules).  Complements leave such impossible pieces behind."""
     have: dict[tuple[int, int], None] = {}
-    for c in cubes:
-        v, m = c.value, c.mask
+    for v, m in cubes:
         if m & _PRESENT and not v & _PRESENT:
             if v & _VID:
                 continue  # an id without a tag: no such packet
@@ -176,31 +180,84 @@ def _any_vlan(cubes: tuple[Cube, ...]) -> list[tuple[int, int]]:
     return out
 
 
+_ETH_FULL = _FIELD_MASKS["eth_type"]
+_ETH_V4, _ETH_V6 = ETH_TYPE_IPV4 << _OFFSETS["eth_type"], ETH_TYPE_IPV6 << _OFFSETS["eth_type"]
+_PROTO_FULL = _FIELD_MASKS["ip_proto"]
+_PROTO_L4 = (6 << _OFFSETS["ip_proto"], 17 << _OFFSETS["ip_proto"])
+_V4_CLEAR = sum(_FIELD_MASKS[f] for f in V6_FIELDS)  # what an IPv4 cube clears (absent IPv6 fields)
+_V6_CLEAR = sum(_FIELD_MASKS[f] for f in V4_FIELDS)
+
+
+def _split_fixed(pairs: list[tuple[int, int]]) -> list[tuple[int | None, int, int]] | None:
+    """:func:`_split` of cubes that each fix the ethertype to IPv4 or IPv6 and,
+    when they test a transport port, the protocol (lowering's terms nearly
+    always do): (proto class, value, mask) on the bits, no header-space
+    algebra and no Cube objects; None for any other cube (then ``_split``)."""
+    out: list[tuple[int | None, int, int]] = []
+    for v, m in pairs:
+        if not m & _IP_MASK:
+            out.append((None, v, m))
+            continue
+        if m & _ETH_FULL != _ETH_FULL:
+            return None
+        eth = v & _ETH_FULL
+        clear = _V4_CLEAR if eth == _ETH_V4 else _V6_CLEAR if eth == _ETH_V6 else None
+        if clear is None:
+            return None
+        proto: int | None = None
+        if m & _L4_MASK:
+            if m & _PROTO_FULL != _PROTO_FULL:
+                return None
+            bits = v & _PROTO_FULL
+            if bits in _PROTO_L4:
+                proto = 6 if bits == _PROTO_L4[0] else 17
+            else:
+                clear |= _L4_MASK  # a protocol without ports: the ports are absent
+        if v & clear:
+            continue  # the pattern needs a 1 bit where an absent field reads 0
+        out.append((proto, v, m & ~clear))
+    return out
+
+
 @lru_cache(maxsize=1 << 16)
 def _matches(
-    cubes: tuple[Cube, ...], profile: Profile
+    cubes: tuple[tuple[int, int], ...], profile: Profile
 ) -> tuple[tuple[tuple[int, int] | None, tuple[FieldMatch, ...]], ...]:
     result = []
-    for _eth, proto, cube in _split(HeaderSpace._raw(DEFAULT_LAYOUT, _any_vlan(cubes))):
+    pairs = _any_vlan(cubes)
+    split = _split_fixed(pairs)
+    if split is None:
+        split = [(proto, c.value, c.mask) for _, proto, c in _split(HeaderSpace._raw(DEFAULT_LAYOUT, pairs))]
+    for proto, value, mask in split:
         fields: list[FieldMatch] = []
         edge: tuple[int, int] | None = None
-        value, mask = cube.value, cube.mask
-        for name, off, full, oxm in _FIELD_INFO:
-            m = (mask >> off) & full
-            if not m:
-                continue
+        layout, masked = _cared(mask)
+        for name, off, full, oxm, m, fmask in layout:
             v = (value >> off) & full
             if oxm is None:  # in_edge: the caller's business
                 edge = (v, m)
                 continue
             if oxm == "":  # a transport port: its name depends on the protocol
                 oxm = L4_NAMES[proto][0 if name == "tp_src" else 1]  # type: ignore[index]
-            fields.append(FieldMatch(oxm, v, None if m == full else m))
-        spelt = _exact(fields, profile) if any(f.mask is not None for f in fields) else [fields]
+            fields.append(FieldMatch(oxm, v, fmask))
+        spelt = _exact(fields, profile) if masked else [fields]
         for row in spelt:
-            for r in ipv6_loadable(row) if _has_v6_mask(row) else (row,):
-                result.append((edge, tuple(sorted(r, key=FIELD_ORDER))))
+            for r in ipv6_loadable(row) if masked and _has_v6_mask(row) else (row,):
+                result.append((edge, tuple(sorted(r))))
     return tuple(result)
+
+
+@lru_cache(maxsize=4096)
+def _cared(mask: int) -> tuple[tuple[tuple[str, int, int, str | None, int, int | None], ...], bool]:
+    """The fields a cube's ``mask`` cares about, each with its (field) mask
+    and its OpenFlow mask (None: exact), and whether an OpenFlow field is
+    masked: a site's terms come in a few shapes of mask."""
+    out = []
+    for name, off, full, oxm in _FIELD_INFO:
+        m = (mask >> off) & full
+        if m:
+            out.append((name, off, full, oxm, m, None if m == full else m))
+    return tuple(out), any(f[5] is not None for f in out if f[3] is not None)
 
 
 # (layout field, offset, all-ones of its width, OXM name: None for in_edge, "" for tp_*), in layout order

@@ -33,6 +33,7 @@ def tags_by_switch(
     hosts = {h.name: h for h in site.hosts}
     boxes = {b.name: b for b in site.boxes}
     out: dict[str, set[Dispatch]] = {s.name: set() for s in site.switches}
+    added: list[tuple[str, Dispatch]] = []  # what the last ``written`` added, once the worklist runs
 
     def dest(d: Dispatch) -> str | None:
         if isinstance(d, Visit):
@@ -47,6 +48,7 @@ def tags_by_switch(
         if isinstance(d, Fork):
             if d not in out[sw]:
                 out[sw].add(d)
+                added.append((sw, d))
                 written(d.copy, sw)
                 written(d.main, sw)
             return
@@ -54,6 +56,7 @@ def tags_by_switch(
         cur: str | None = sw
         while cur is not None and d not in out[cur]:  # a switch already holding d holds the rest of its path
             out[cur].add(d)
+            added.append((cur, d))
             if target is None or cur == target:
                 break
             cur = topo.next_switch(cur, target)
@@ -69,13 +72,18 @@ def tags_by_switch(
                 if not (isinstance(nd, Visit) and placement[nd.instance] == placement[d.instance]):
                     written(nd, host_sw)
     before = {sw: set(ds) for sw, ds in out.items()}
-    grown = failover is not None
-    while grown:  # a failed-over packet's new tag is read on its way to the other switch
-        grown = False
-        for sw in sorted(out):
-            for d in sorted((d for d in out[sw] if isinstance(d, Visit)), key=plan.tag):
-                for alt in failover(sw, d):  # type: ignore[misc]
-                    if alt not in out[sw]:
-                        written(alt, sw)
-                        grown = True
+    if failover is None:
+        return out, before
+    # a failed-over packet's new tag is read on its way to the other switch: a worklist of the
+    # (switch, visit) pairs not yet asked, to the fixed point (each pair is asked once)
+    work = [(sw, d) for sw in sorted(out) for d in sorted((d for d in out[sw] if isinstance(d, Visit)), key=plan.tag)]
+    work.reverse()
+    added.clear()
+    while work:
+        sw, d = work.pop()
+        for alt in failover(sw, d):
+            if alt not in out[sw]:
+                added.clear()
+                written(alt, sw)
+                work += [(s, n) for s, n in added if isinstance(n, Visit)]
     return out, before

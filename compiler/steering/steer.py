@@ -82,7 +82,10 @@ class Visit:
     reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
 
     def __hash__(self) -> int:
-        return _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
+        h = self.__dict__.get("_hash")  # before building the key: hashed millions of times, computed once
+        if h is None:
+            h = _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
+        return h
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,10 @@ class Fork:
     main: Dispatch
 
     def __hash__(self) -> int:
-        return _cached_hash(self, (self.copy, self.main))
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = _cached_hash(self, (self.copy, self.main))
+        return h
 
 
 Dispatch = Exit | Dropped | Visit | BoxVisit | Fork

@@ -26,14 +26,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 from itertools import chain, starmap
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Protocol
 
 from compiler.flowir import Action, FlowEntry
 
 SortKey = tuple["int | str | None", ...]
 Ties = list[tuple[int, int]]
-_FIELD = attrgetter("field", "value", "mask")
 
 
 class LineFormat(Protocol):
@@ -56,7 +55,15 @@ class LineFormat(Protocol):
 
 
 def _cached(*fns: Callable[..., object]) -> Callable[..., tuple]:
-    """The tuple of every ``fn(*args)``, cached for one walk."""
+    """The tuple of every ``fn(*args)``, cached for one walk (one and two
+    formats, the usual cases, without a generator per miss: most field
+    matches of a large table are misses, their metadata differ)."""
+    if len(fns) == 1:
+        (f0,) = fns
+        return lru_cache(maxsize=None)(lambda *args: (f0(*args),))
+    if len(fns) == 2:
+        f0, f1 = fns
+        return lru_cache(maxsize=None)(lambda *args: (f0(*args), f1(*args)))
     return lru_cache(maxsize=None)(lambda *args: tuple(fn(*args) for fn in fns))
 
 
@@ -88,7 +95,7 @@ def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[
     prev: tuple | None = None
     in_order = True
     for pos, e in enumerate(entries):
-        fields = list(map(_FIELD, e.match.fields))
+        fields = e.match.fields  # (field, value, mask) named tuples
         if in_order:
             # (table, -priority, fields) orders as the flat key while no exact field (mask None) meets a
             # masked one at the same place; that comparison raises and the sort below decides
@@ -125,7 +132,7 @@ def _key(e: FlowEntry) -> SortKey:
     return (
         e.table_id,
         -e.priority,
-        *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in map(_FIELD, e.match.fields)),
+        *chain.from_iterable((f, v, -1 if m is None else m) for f, v, m in e.match.fields),
     )
 
 

@@ -11,6 +11,7 @@ OFPVID_PRESENT semantics survive.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 from backends.emit.openflow import UnsupportedError, field_kind
 from backends.emit.openflow.addresses import ADDRESS_FORMATS
@@ -151,6 +152,27 @@ def _fmt_match(field: str, value: int, mask: int | None) -> str:
     return f"{name}={value:#x}/{mask:#x}"
 
 
+@cache
+def _item_speller(field: str) -> Callable[[int, int | None], str]:
+    """``"," + _fmt_match(field, value, mask)`` as a function of (value,
+    mask) for one field, its name and kind looked up once: a large table
+    spells hundreds of thousands of distinct values (the same errors, raised
+    at the same point)."""
+    if field == "ct_state":
+        return lambda v, m: "," + _ct_state(v, m)
+    name = ovs_name(field)
+    kind = field_kind(field)
+    if kind in ADDRESS_FORMATS:
+        fmt = ADDRESS_FORMATS[kind]
+        if kind == "ipv6":
+            return lambda v, m: f",{name}={fmt(v)}" if m is None else f",{name}={fmt(v)}/{_ipv6_mask(m)}"
+        return lambda v, m: f",{name}={fmt(v)}" if m is None else f",{name}={fmt(v)}/{fmt(m)}"
+    if field in HEX_FIELDS:
+        w = HEX_FIELDS[field]
+        return lambda v, m: f",{name}=0x{v:0{w}x}" if m is None else f",{name}=0x{v:0{w}x}/0x{m:0{w}x}"
+    return lambda v, m: f",{name}={v}" if m is None else f",{name}={v:#x}/{m:#x}"
+
+
 def _output(a: Output) -> str:
     return "output:in_port" if a.port == OFPP_IN_PORT else f"output:{a.port}"
 
@@ -210,7 +232,7 @@ class OfctlFormat:
 
     @staticmethod
     def match_item(field: str, value: int, mask: int | None) -> str:
-        return "," + _fmt_match(field, value, mask)
+        return _item_speller(field)(value, mask)
 
     @staticmethod
     def field_order(names: tuple[str, ...]) -> list[int]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from backends.emit.openflow import UnsupportedError, field_kind
@@ -73,6 +74,30 @@ def _match_value(field: str, value: int, mask: int | None) -> int | str:
         # are written "value/mask" like every other masked field
         return f"{value:#x}/{mask:#x}"
     raise UnsupportedError(f"masked {field} in ofctl_rest JSON")
+
+
+def _item_text(field: str, value: int, mask: int | None) -> str:
+    """A match object's ``"field": value`` item as json.dumps writes it (a str
+    with this C encoder, ensure_ascii; an int as its repr)."""
+    v = _match_value(field, value, mask)
+    text = _json_str(v) if isinstance(v, str) else repr(v) if type(v) is int else json.dumps(v)
+    return _json_str(field) + ": " + text
+
+
+@cache
+def _item_speller(field: str) -> Callable[[int, int | None], str]:
+    """:func:`_item_text` as a function of (value, mask) for one field, its
+    kind looked up once, for the fields a large table spells hundreds of
+    thousands of distinct values of (addresses, ports, metadata); the same
+    texts and errors."""
+    key = _json_str(field) + ": "
+    kind = field_kind(field)
+    if kind in ADDRESS_FORMATS:
+        fmt = ADDRESS_FORMATS[kind]
+        return lambda v, m: key + _json_str(fmt(v) if m is None else f"{fmt(v)}/{fmt(m)}")
+    if field in MASKED_INT_FIELDS or field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
+        return lambda v, m: key + (repr(v) if m is None else f'"{v:#x}/{m:#x}"')
+    return lambda v, m: _item_text(field, v, m)
 
 
 def to_match(fields: tuple[FieldMatch, ...]) -> dict[str, Any]:
@@ -174,10 +199,7 @@ class JsonFormat:
 
     @staticmethod
     def match_item(field: str, value: int, mask: int | None) -> str:
-        # json.dumps spells a str with this C encoder (ensure_ascii), an int as its repr
-        v = _match_value(field, value, mask)
-        text = _json_str(v) if isinstance(v, str) else repr(v) if type(v) is int else json.dumps(v)
-        return _json_str(field) + ": " + text
+        return _item_speller(field)(value, mask)
 
     @staticmethod
     def field_order(names: tuple[str, ...]) -> list[int]:
@@ -221,5 +243,35 @@ def to_json(tables: SwitchTables, dpid: int) -> str:
 
 def json_text(tables: SwitchTables, dpid: int, flows: list[str]) -> str:
     """The file, given the flow lines in order (:class:`JsonFormat`)."""
-    groups = [json.dumps(g, sort_keys=True) for g in group_entries(tables, dpid)]
+    groups = group_lines(tables, dpid)
     return f'{{"dpid": {dpid},\n "flows": {_array(flows)},\n "groups": {_array(groups)}}}\n'
+
+
+def group_lines(tables: SwitchTables, dpid: int) -> list[str]:
+    """``json.dumps(group_entry(g, dpid), sort_keys=True)`` of each group by
+    id, written directly (a site of chains of their own has tens of thousands
+    of groups): each distinct bucket action list is spelt once."""
+    spelt: dict[tuple[Action, ...], str] = {}
+    out = []
+    for g in sorted(tables.groups, key=lambda g: g.group_id):
+        gtype = GROUP_TYPES.get(g.type)
+        if gtype is None:
+            raise UnsupportedError(f"group type {g.type}")
+        buckets = []
+        for b in g.buckets:
+            acts = spelt.get(b.actions)
+            if acts is None:
+                acts = spelt[b.actions] = json.dumps([to_action(a) for a in b.actions], sort_keys=True)
+            items = [("actions", acts)]
+            if g.type == "select":
+                items.append(("weight", repr(b.weight)))
+            if g.type == "ff":
+                watch = ff_watch(b.actions, b.watch_port)
+                if watch is None:
+                    raise UnsupportedError("ff bucket with nothing to watch")
+                items.append((watch[0], repr(watch[1])))
+            buckets.append("{" + ", ".join(f'"{k}": {v}' for k, v in sorted(items)) + "}")
+        out.append(
+            f'{{"buckets": [{", ".join(buckets)}], "dpid": {dpid}, "group_id": {g.group_id}, "type": "{gtype}"}}'
+        )
+    return out
