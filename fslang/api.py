@@ -160,15 +160,31 @@ def build(
     output, whose placement is ``previous``) splice a one-policy edit into
     it when :mod:`fslang.incremental` can show the result equals this full
     compile's."""
+    options = _options(unavailable, scale)
     with _no_cycle_collection():
-        if cache and previous_dir is not None and render_files and not (unavailable or scale or pack):
-            fast = _incremental(name, data, previous_dir, previous, optimal, generation)
+        if cache and previous_dir is not None and render_files and not pack:
+            fast = _incremental(name, data, previous_dir, previous, optimal, generation, options)
             if fast is not None:
                 return fast
         b = _build(name, data, previous, optimal, generation, render_files, unavailable, scale, pack)
         if cache and render_files and b.ok and b.compiled is not None and b.front is not None and not optimal:
-            b.cache = {inc.CACHE: _cache(b, b.front, previous, generation).to_text()}
+            b.cache = {inc.CACHE: _cache(b, b.front, previous, generation, options).to_text()}
         return b
+
+
+def _options(unavailable: frozenset[str], scale: Mapping[str, Scale] | None) -> str:
+    """The platform's options of a build as the cache records them ("" for
+    none): a splice is made only into an output built with the same ones
+    (`fsc apply` passes the hosts that are down and the deployed scale)."""
+    if not unavailable and not scale:
+        return ""
+    doc = {
+        "unavailable": sorted(unavailable),
+        "scale": {
+            m: [s.replicas, list(s.weights) if s.weights is not None else None] for m, s in (scale or {}).items()
+        },
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 @contextmanager
@@ -293,7 +309,7 @@ def _record(text: str, p: ir_Policy, stmt: A.PolicyStmt | None, ok: bool) -> inc
 MAX_CACHED_CHAINS = 2000
 
 
-def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int) -> inc.Cache:
+def _cache(b: Build, front: FrontendResult, previous: Placement | None, generation: int, options: str) -> inc.Cache:
     """The incremental cache of a full compile.  A splice keeps the earlier
     placement, which a full compile with ``--previous`` keeps only if placing
     the site from it gives it back: known when this compile was given its
@@ -307,7 +323,8 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
     assert c is not None and c.steering is not None and b.site is not None and b.summary
     placed = c.placement
     assert placed is not None
-    fixed = previous is not None and previous.to_json() == placed.to_json()
+    # no instance: nothing to place, whatever the previous placement
+    fixed = (previous is not None and previous.to_json() == placed.to_json()) or not placed.instances
     stmts = _policy_stmts(front.program)
     boxed = inc.boxed(c.steering)
     text = front.source.text
@@ -349,6 +366,7 @@ def _cache(b: Build, front: FrontendResult, previous: Placement | None, generati
         len(c.steering.selectors),
         next((i for i, combos in enumerate(c.steering.selectors) if combos == _DROPPED), None),
         _last_first(b.site, c.steering),
+        options,
     )
 
 
@@ -435,7 +453,13 @@ _PROBE = frozenset({"\0probe"})
 
 
 def _incremental(
-    name: str, data: bytes | str, folder: Path, previous: Placement | None, optimal: bool, generation: int
+    name: str,
+    data: bytes | str,
+    folder: Path,
+    previous: Placement | None,
+    optimal: bool,
+    generation: int,
+    options: str = "",
 ) -> Build | None:
     """The build of a one-policy edit (its statement changed, added or
     removed) spliced into ``folder``'s output (or of the same site again:
@@ -452,6 +476,10 @@ def _incremental(
     cache = inc.read_cache(Path(folder))
     if cache is None or previous is None or cache.generation != generation or optimal:
         return _fallback("no usable cache in the earlier output (missing, damaged, another fsc or other options)")
+    if cache.options != options:
+        return _fallback("the earlier output was built with other hosts left out or another scale")
+    if options and not cache.placement_fixed:  # placing again (below) would not leave those hosts out
+        return _fallback("the earlier output was not compiled with --previous, and hosts are left out or scaled")
     if text == cache.text:
         return _unchanged(name, text, folder, cache, previous)
     edit = inc.find_edit(cache, text)
@@ -654,6 +682,7 @@ def _splice(
         n_selectors,
         cache.drop_id if cache.drop_id is not None or n_selectors == cache.selectors else cache.selectors,
         j if n_selectors != cache.selectors else cache.last_first + shift * (cache.last_first >= j),
+        cache.options,
     )
     return Build(source, None, None, out, diags, summary, {inc.CACHE: new_cache.to_text()}, incremental=True)
 

@@ -235,6 +235,9 @@ class Cache:
     drop_id: int | None
     #: the last policy (index) whose pipeline brought a new decision list (-1: none)
     last_first: int
+    #: the platform's build options the output was compiled with (hosts left out, scale; see
+    #: fslang.api): "" for none; a compile with other options is a full one
+    options: str = ""
 
     def to_text(self) -> str:
         doc = {
@@ -257,6 +260,8 @@ class Cache:
             "drop_id": self.drop_id,
             "last_first": self.last_first,
         }
+        if self.options:
+            doc["options"] = self.options
         body = json.dumps(doc, sort_keys=True, separators=(",", ":"))
         return json.dumps({"sha256": hashlib.sha256(body.encode()).hexdigest()}) + "\n" + body + "\n"
 
@@ -288,6 +293,7 @@ def read_cache(folder: Path) -> Cache | None:
             selectors=int(doc["selectors"]),
             drop_id=doc["drop_id"],
             last_first=int(doc["last_first"]),
+            options=str(doc.get("options", "")),
         )
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, IndexError):
         return None

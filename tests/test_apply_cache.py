@@ -24,17 +24,23 @@ def test_entries_are_used_only_while_they_are_what_is_deployed(tmp_path: Path, m
     files = {"plan.json": "{}", "openflow/s0.json": '{"dpid": 1}'}
     assert applycache.load(URL, site, files_digest(files)) is None  # nothing kept yet
     applycache.save(URL + "/", site, files)
-    assert applycache.load(URL, site, files_digest(files)) == files
+    assert applycache.load(URL, site, files_digest(files)) == (files, applycache.entry_path(URL, site) / "files")
     assert applycache.load(URL, site, "") is None  # a controller that does not say
     assert applycache.load(URL, site, files_digest({**files, "plan.json": "{ }"})) is None  # stale
     assert applycache.load("http://other:8181", site, files_digest(files)) is None
     assert applycache.load(URL, tmp_path / "t.fs", files_digest(files)) is None
     path = applycache.entry_path(URL, site)
     assert path.parent == tmp_path / "cache" / "fsc" / "apply" and path.stat().st_mode & 0o077 == 0
-    path.write_text(path.read_text().replace('"{}"', '"[]"'))  # damaged: its own digest no longer holds
+    (path / "files" / "plan.json").write_text("[]")  # damaged: its own digest no longer holds
     assert applycache.load(URL, site, files_digest(files)) is None
-    path.write_text("not json")
+    applycache.save(URL, site, files, {".fsc-cache/incremental.json": "x"})  # replaced, with fsc's own files
+    assert (path / "files" / ".fsc-cache" / "incremental.json").read_text() == "x"
+    assert applycache.load(URL, site, files_digest(files)) == (files, path / "files")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no leftovers
+    (path / "entry.json").write_text("not json")
     assert applycache.load(URL, site, files_digest(files)) is None
+    applycache.save(URL, site, {"../escape": "x"})  # a path outside the entry: not kept
+    assert not (path.parent.parent / "escape").exists()
     # a cache that cannot be written is no error
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
     (tmp_path / "file").write_text("")
@@ -62,14 +68,14 @@ def test_a_valid_entry_saves_fetching_the_deployed_files(tmp_path: Path, monkeyp
     client = _Client(deployed)
     known = DigestAnswer(generation=0, site="two_switch", files_digest=files_digest(deployed))
     # no entry: fetched (and, the site being the deployed one, kept)
-    assert _compile(site, client, False, known)[3] is True and client.fetches == 1
+    assert _compile(site, client, False, known).same is True and client.fetches == 1
     # now kept: not fetched
-    assert _compile(site, client, False, known)[3] is True and client.fetches == 1
+    assert _compile(site, client, False, known).same is True and client.fetches == 1
     # the controller's files changed (a failover moved an instance): the entry is stale, fetched again
     moved = {**deployed, "plan.json": deployed["plan.json"] + " "}
     client.files = moved
     known = known.model_copy(update={"files_digest": files_digest(moved)})
-    assert _compile(site, client, False, known)[3] is False and client.fetches == 2
+    assert _compile(site, client, False, known).same is False and client.fetches == 2
 
 
 def test_an_ingress_only_change_is_told_without_the_openflow_code() -> None:
@@ -89,3 +95,76 @@ print(_ingress_only(a, b), _ingress_only(a, renamed), _ingress_only(a, other), "
 """
     cp = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert cp.stdout.split() == ["True", "False", "False", "False"], cp.stdout + cp.stderr[-2000:]
+
+
+def _spliceable_edit(text: str, deployed_dir: Path) -> str:
+    """``text`` with a new match for a policy whose edit the incremental compile splices."""
+    from fslang import incremental as inc
+    from tests.test_incremental import _set_match
+
+    cache = inc.read_cache(deployed_dir)
+    assert cache is not None
+    name = next(p.name for p in cache.policies[len(cache.policies) // 2 :] if p.spliceable)
+    return _set_match(text, name, "dst host 10.9.0.1 and tcp and dst port 4242")
+
+
+def test_the_fast_path_takes_hosts_left_out_and_a_scale_only_as_cached(tmp_path: Path) -> None:
+    """`fsc apply` compiles with the hosts that are down and the deployed scale:
+    a splice into an output built with the same ones equals the full compile;
+    with others (a host went down since) the compile is a full one."""
+    from backends.emit.write import write
+    from benchmarks.gen_site import generate
+    from fslang.cli.sitecompile import _scale_of
+
+    text = generate(60, 8, 2, seed=3)
+    first = api.build("s.fs", text, cache=True)
+    assert first.compiled is not None and first.compiled.placement is not None
+    placed = first.compiled.placement
+    spare = sorted({h for h, *_ in placed.hosts} - {h for _i, h in placed.assignments})
+    assert spare
+    out = frozenset(spare[-1:])  # a host placement must leave out (down, or drained)
+    scale = _scale_of(placed, keep_weights=False)
+    assert scale, "the generated site replicates modules"
+    deployed = api.build("s.fs", text, placed, unavailable=out, scale=scale, cache=True)
+    assert deployed.ok
+    write(tmp_path / "d", {**deployed.files, **deployed.cache})
+    prev = api.previous_placement(tmp_path / "d")
+    edited = _spliceable_edit(text, tmp_path / "d")
+    full = api.build("s.fs", edited, prev, unavailable=out, scale=_scale_of(prev, False), cache=True)
+    fast = api.build(
+        "s.fs", edited, prev, unavailable=out, scale=_scale_of(prev, False), cache=True, previous_dir=tmp_path / "d"
+    )
+    assert fast.incremental and api.last_fallback is None
+    assert fast.files == full.files and fast.cache == full.cache and fast.files != deployed.files
+    for other in ({"unavailable": frozenset()}, {"unavailable": out | {"elsewhere"}}, {"scale": None}):
+        opts = {"unavailable": out, "scale": _scale_of(prev, False), **other}
+        again = api.build("s.fs", edited, prev, cache=True, previous_dir=tmp_path / "d", **opts)  # type: ignore[arg-type]
+        assert not again.incremental and "other hosts left out or another scale" in (api.last_fallback or "")
+        assert again.files == api.build("s.fs", edited, prev, cache=True, **opts).files  # type: ignore[arg-type]
+
+
+def test_apply_splices_a_one_policy_edit_into_the_kept_files(tmp_path: Path, monkeypatch: Any) -> None:
+    """The client's compile starts from its kept copy of the deployed files
+    (with the incremental cache): a one-policy match edit is spliced, and is
+    byte for byte what a full compile against the deployed files gives."""
+    from benchmarks.apply_speed import site_text
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    site = tmp_path / "apply40.fs"
+    text = site_text(40)
+    site.write_text(text)
+    client = _Client({})
+    client.deployed = lambda: DeployedAnswer(generation=None, files={}, site=None, unavailable=[])  # type: ignore[method-assign]
+    first = _compile(site, client, False, DigestAnswer(generation=None, site=None, files_digest=""))
+    assert not first.same and ".fsc-cache/incremental.json" in first.own
+    applycache.save(URL, site, first.files, first.own)  # as `fsc apply` does once the controller has it
+    known = DigestAnswer(generation=0, site="apply40", files_digest=files_digest(first.files))
+    kept = applycache.load(URL, site, known.files_digest)
+    assert kept is not None
+    site.write_text(_spliceable_edit(text, kept.folder))
+    second = _compile(site, client, False, known)
+    assert api.last_fallback is None, api.last_fallback  # spliced
+    prev = api.previous_placement(kept.folder)
+    full = api.build(str(site), site.read_text(), prev, generation=0, cache=True)
+    assert (second.name, second.files, second.own, second.same) == ("apply40", full.files, full.cache, False)
+    assert second.files != first.files

@@ -253,6 +253,9 @@ def test_openapi_document_is_served_and_committed(ctl: Controller) -> None:
         (b'{"a": [1, {"b": "]]]]"}]}', None),
         (b'"[[[[[[[[["', None),
         (b'{"a": "\\"[[["}', None),
+        (b'{"a": "\\\\", "b": "[[[["}', None),  # an escaped backslash ends the string before the quote
+        (b'{"a": "\\\\\\"[[[", "b": [[]]}', None),
+        (b'["\\\\"' + b"[" * 33 + b"]" * 33 + b"]", "nested more than 32 deep"),
         (b"[" * 32 + b"]" * 32, None),
         (b"[" * 33 + b"]" * 33, "nested more than 32 deep"),
         (b"[" * 100_000, "do not balance"),

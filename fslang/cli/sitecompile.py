@@ -6,19 +6,34 @@ nothing when nothing changed), for the controller's own failover and drain
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import typer
 
 
-def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple[str, str, dict[str, str], bool]:
-    """Compile SITE against what is deployed: (site name, source, files, nothing_to_change).
+class _Compiled(NamedTuple):
+    """What `plan`/`apply` compiled: the site's name and text, its files, fsc's
+    own files of the compile (the incremental cache, kept by :mod:`applycache`),
+    and whether it is what is deployed (nothing to change)."""
+
+    name: str
+    source: str
+    files: dict[str, str]
+    own: dict[str, str]
+    same: bool
+
+
+def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> _Compiled:
+    """Compile SITE against what is deployed.
 
     The deployed placement is the previous one (modules move only when they
     must); the same generation as deployed first (equal files: nothing to
     do), else the other generation. ``known``: the controller's digest answer;
     when the client's cache (:mod:`applycache`) holds the deployed files it
-    names, they are not fetched again."""
+    names, they are not fetched again, and the compile starts from them as
+    `fsc compile --previous` would: a one-policy match edit is spliced into
+    them (fslang.incremental) when the cache shows the result is the full
+    compile's (same fsc, generation, hosts left out and scale)."""
     import fslang.cli as cli
     from compiler.placement.place import Placement
     from fslang import api
@@ -29,9 +44,9 @@ def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple
     if data is None:
         report(api.SourceFile(name, ""), diags)
         raise typer.Exit(1)
-    cached = applycache.load(client.url, site, known.files_digest) if known is not None else None
-    if cached is not None:
-        deployed = {"generation": known.generation, "files": cached}
+    kept = applycache.load(client.url, site, known.files_digest) if known is not None else None
+    if kept is not None:
+        deployed = {"generation": known.generation, "files": kept.files}
         out = frozenset(known.unavailable)
     else:
         answer = client.deployed()
@@ -45,30 +60,36 @@ def _compile(site: Path, client: Any, optimal: bool, known: Any = None) -> tuple
         except (ValueError, KeyError):
             prev = None
     shown = False
+    scale = _scale_of(prev, keep_weights=False)
+    folder = kept.folder if kept is not None and prev is not None else None
 
-    def build(g: int) -> tuple[str, str, dict[str, str]]:
+    def build(g: int) -> _Compiled:
         nonlocal shown
         b = api.build(
-            name, data, prev, optimal, generation=g, unavailable=out, scale=_scale_of(prev, keep_weights=False)
+            name, data, prev, optimal, generation=g, unavailable=out, scale=scale, previous_dir=folder, cache=True
         )
         if not shown:
             report(b.source, b.diagnostics)
             shown = True
         if not b.ok:
             raise typer.Exit(1)
-        assert b.site is not None
-        return b.site.name, b.source.text, b.files
+        site_name = b.site.name if b.site is not None else deployed_name
+        return _Compiled(site_name, b.source.text, b.files, b.cache, False)
 
+    deployed_name = known.site if known is not None and known.site else site.stem
     if gen is not None:
-        site_name, text, same = build(int(gen))
-        if same == deployed.get("files"):
-            if cached is None:
-                applycache.save(client.url, site, same)
-            return site_name, text, same, True
-        if _ingress_only(deployed.get("files") or {}, same):
-            return site_name, text, same, False
-    site_name, text, files = build(0 if gen is None else 1 - int(gen))
-    return site_name, text, files, False
+        c = build(int(gen))
+        if c.files == deployed.get("files"):
+            if kept is None or not (kept.folder / CACHE_FILE).exists():
+                applycache.save(client.url, site, c.files, c.own)
+            return c._replace(same=True)
+        if _ingress_only(deployed.get("files") or {}, c.files):
+            return c
+    return build(0 if gen is None else 1 - int(gen))
+
+
+#: fslang.incremental.CACHE (not imported here: it imports the compiler)
+CACHE_FILE = ".fsc-cache/incremental.json"
 
 
 def _ingress_only(old: dict[str, str], new: dict[str, str]) -> bool:

@@ -91,8 +91,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 # ---- limits -------------------------------------------------------------------------------------
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+def _brackets_outside_strings(body: bytes) -> bytes:
+    """The brackets of ``body`` that lie outside its JSON strings: escaped
+    backslashes, then escaped quotes taken out, everything but brackets and
+    quotes dropped, and every other quote opens or closes a string (JSON has
+    no backslash outside strings: a body that does is refused by the parser
+    at that point, and what lies before it is read as the parser reads it).
+    All at C speed: a regular expression stepping over the escapes took
+    0.05 s for the 5 MB body of a 10,000-rule apply."""
+    kept = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKET_OR_QUOTE)
+    return b"".join(kept.split(b'"')[::2])
+
+
+_NOT_BRACKET_OR_QUOTE = bytes(b for b in range(256) if b not in b'[]{}"')
 _INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
@@ -101,7 +112,7 @@ def nesting_problem(body: bytes, limit: int = MAX_DEPTH) -> str | None:
     (nested deeper than ``limit``, or brackets that do not balance), else None.
     Without parsing: strings removed, brackets kept, then one level of
     innermost pairs peeled per pass (each pass runs at C speed)."""
-    s = _STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    s = _brackets_outside_strings(body)
     for _ in range(limit):
         if not s:
             return None

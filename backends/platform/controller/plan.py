@@ -154,18 +154,16 @@ def _same(a: Flow, b: Flow) -> bool:
 
 def switch_plan(dpid: int, old: Tables, new: Tables, ingress: frozenset[int]) -> SwitchPlan:
     p = SwitchPlan(dpid)
-    for key in sorted(new, key=_order):
+    # only what changes is sorted (a one-policy change of a 10,000-rule switch changes a few)
+    added = [k for k, f in new.items() if (g := old.get(k)) is None or not _same(g, f)]
+    for key in sorted(added, key=_order):
         f = new[key]
-        if key in old:
-            if not _same(old[key], f):
-                p.flip.append(("add", f))  # an add replaces the flow with the same key
-        elif f.table_id in ingress:
-            p.flip.append(("add", f))
+        if key in old or f.table_id in ingress:
+            p.flip.append(("add", f))  # an add replaces the flow with the same key
         else:
             p.install.append(("add", f))
-    for key in sorted(old, key=_order):
-        if key not in new:
-            (p.flip if old[key].table_id in ingress else p.cleanup).append(("delete", old[key]))
+    for key in sorted((k for k in old if k not in new), key=_order):
+        (p.flip if old[key].table_id in ingress else p.cleanup).append(("delete", old[key]))
     p.cleanup.sort(key=lambda op: delete_order(op[1]))  # groups after the flows that may use them (stable)
     return p
 
