@@ -19,16 +19,28 @@ from hypothesis import strategies as st
 from backends.emit.openflow import render_switch
 from backends.emit.openflow.addresses import fmt_ipv4, fmt_ipv6, fmt_mac
 from backends.emit.openflow.ofctl import fmt_actions, fmt_match_field, to_ofctl
-from backends.emit.openflow.ofctl_json import flow_entry, group_entries, group_lines, to_json
+from backends.emit.openflow.ofctl_json import (
+    actions_text,
+    flow_entry,
+    group_entries,
+    group_lines,
+    instructions,
+    to_json,
+)
 from benchmarks.gen_site import generate
 from compiler.flowir import (
     Bucket,
+    Ct,
     FieldMatch,
     FlowEntry,
     GroupAction,
     GroupEntry,
     Match,
     Output,
+    PopMpls,
+    PopVlan,
+    PushMpls,
+    PushVlan,
     SetField,
     SwitchTables,
 )
@@ -160,3 +172,31 @@ def test_group_lines_of_every_type():
     want = [json.dumps(g, sort_keys=True) for g in group_entries(tables, 11)]
     assert group_lines(tables, 11) == want
     assert [json.dumps(g, sort_keys=True) for g in json.loads(to_json(tables, 11))["groups"]] == want
+
+
+def test_action_lists_as_json_dumps_writes_them():
+    """Every action kind, with the instructions, written directly as json.dumps writes the instruction list."""
+    acts = (
+        Output(3),
+        Output(0xFFFFFFF8),
+        SetField("vlan_vid", 0x1005),
+        SetField("mpls_label", 77),
+        SetField("eth_dst", 0x0A0B0C0D0E0F),
+        SetField("ipv4_dst", 0x0A000001),
+        SetField("reg0", 0x8000_0001),
+        PushVlan(),
+        PopVlan(),
+        PushMpls(),
+        PopMpls(0x0800),
+        GroupAction(12),
+        Ct(zone=3, table=58),
+        Ct(zone=3, commit=True, mark_from="reg0"),
+        Ct(zone=1, commit=True, mark=5),
+    )
+    for actions, goto, wm in (
+        (acts, 42, (1 << 32, 0xFFFF << 32)),
+        ((), None, None),
+        ((), 61, None),
+        (acts[:3], None, (0, 1)),
+    ):
+        assert actions_text(actions, goto, wm) == json.dumps(instructions(actions, goto, wm), sort_keys=True)
