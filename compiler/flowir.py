@@ -54,8 +54,7 @@ class Match:
         # cached: a lowered site hashes hundreds of thousands of matches, and entries hash theirs again
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(self.fields)  # a tuple of tuples: hashed in C
-            object.__setattr__(self, "_hash", h)
+            h = self.__dict__["_hash"] = hash(self.fields)  # a tuple of tuples: hashed in C
         return h
 
     @staticmethod
@@ -162,20 +161,13 @@ class FlowEntry:
         d["write_metadata"] = write_metadata
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")  # computed once: entries are deduplicated and used as keys
+        # computed once: entries are deduplicated and used as keys.  The actions are left out: equal
+        # entries still hash alike, and an action's generated __hash__ is Python (two entries that differ
+        # in their actions alone, a rare pair, are told apart by __eq__)
+        h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(
-                (
-                    self.table_id,
-                    self.priority,
-                    self.match,
-                    self.actions,
-                    self.goto_table,
-                    self.cookie,
-                    self.write_metadata,
-                )
-            )
-            object.__setattr__(self, "_hash", h)
+            h = hash((self.table_id, self.priority, self.match, self.goto_table, self.cookie, self.write_metadata))
+            self.__dict__["_hash"] = h
         return h
 
 
