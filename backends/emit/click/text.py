@@ -55,6 +55,7 @@ def hex_string(data: bytes) -> Raw:
 _SITE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(#[0-9]+)?").fullmatch
 
 
+@lru_cache(maxsize=1 << 14)  # a large site's configurations name the same instances and outputs 100,000 times
 def site_name(s: str) -> Raw:
     """A name from the site for a comment: as written when it is an FSL
     identifier (or instance name), else quoted."""
@@ -75,7 +76,14 @@ def _check(value: Any, where: str = "context") -> None:
 
 
 def _clean(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, int, Raw)):
+    t = type(value)  # the usual types first, without isinstance (a large host's context holds 100,000 values)
+    if t is Raw or t is int or value is None:
+        return True
+    if t is list or t is tuple:
+        return all(map(_clean, value))
+    if t is dict:
+        return all(map(_clean, value.values()))
+    if isinstance(value, (bool, int, Raw)):
         return True
     if isinstance(value, str):
         return False
