@@ -51,6 +51,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from compiler import ir
 from compiler.flowir import OFPP_IN_PORT, Action, Bucket, GroupEntry, Output, SetField
@@ -80,8 +81,15 @@ def group_id(plan: SteeringPlan, d: Visit, variant: int, buckets: tuple[Bucket, 
     A change of the other buckets only (another replica moved) keeps the id:
     the group is replaced in place and no STEER entry changes."""
     first = buckets[0] if buckets else None
-    digest = zlib.crc32(repr(None if first is None else (first.watch_port, first.actions)).encode()) % 255
+    digest = _digest(None if first is None else (first.watch_port, first.actions))
     return digest << DIGEST_SHIFT | variant << VARIANT_SHIFT | (LABEL_BIT if plan.is_label(d) else 0) | plan.tag(d)
+
+
+@lru_cache(maxsize=4096)
+def _digest(first: tuple[int | None, tuple[Action, ...]] | None) -> int:
+    """:func:`group_id`'s digest of bucket 0 (its repr, crc32): cached, a site of chains of its own builds
+    tens of thousands of groups whose bucket 0 is one of a few (a replica's own port)."""
+    return zlib.crc32(repr(first).encode()) % 255
 
 
 def _shape(d: Dispatch, memo: dict[Dispatch, object]) -> object:

@@ -300,6 +300,7 @@ class Lowering:
         if len(combos) > T.PRIO_SELECT_TOP:
             raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
         cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
+        bits = self.entry_bits(sid)
         marks = self._marks(sid) if profile.conntrack else {}
         if marks:
             rules += self._conntrack_rules(sid, marks, cookie)
@@ -311,11 +312,16 @@ class Lowering:
                 actions, goto = (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
             else:
                 actions, goto = self.first_dispatch(dispatch)
+            patterns = bucket_patterns(constraint.buckets)
             for fields, (mv, mm) in parts:
-                for value, mask in bucket_patterns(constraint.buckets):
-                    meta = FieldMatch("metadata", self.entry_bits(sid) | value | mv, T.ENTRY_MASK | mask | mm)
-                    m = Match.of(meta, *fields)
-                    rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie=cookie))
+                # the metadata match goes where Match.of would sort it (no sort per entry: a site of chains
+                # of its own builds 150,000 of these); fields that test metadata themselves are sorted
+                at = _metadata_at(fields)
+                before, after = fields[:at], fields[at:]
+                for value, mask in patterns:
+                    meta = FieldMatch("metadata", bits | value | mv, T.ENTRY_MASK | mask | mm)
+                    m = Match((*before, meta, *after)) if at >= 0 else Match.of(meta, *fields)
+                    rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie))
         self._select_cache[(sid, profile)] = rules
         return rules
 
@@ -588,6 +594,15 @@ def _tag_fields(tag: int, label: bool) -> tuple[FieldMatch, ...]:
     if label:
         return (FieldMatch("eth_type", ETH_TYPE_MPLS), FieldMatch("mpls_label", tag))
     return (FieldMatch("vlan_vid", vid(tag)),)
+
+
+def _metadata_at(fields: tuple[FieldMatch, ...]) -> int:
+    """Where a metadata match goes among ``fields`` (sorted, as a term's are spelt) so that
+    they stay sorted; -1 when their names are not strictly ascending or one is metadata (then sort)."""
+    names = [f[0] for f in fields]
+    if "metadata" in names or any(a >= b for a, b in zip(names, names[1:])):
+        return -1
+    return sum(1 for n in names if n < "metadata")
 
 
 def _fork_visits(d: Dispatch) -> list[Visit]:
