@@ -84,6 +84,8 @@ def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[
     the same key, ties by cookie), so the walk compares each entry's key with
     the one before as it goes; only entries out of order (other callers) get
     the flat sort keys and a sort."""
+    if len(formats) == 2:
+        return _walk2(entries, *formats)
     items = _cached(*[f.match_item for f in formats])
     pickers = _cached(*[partial(_picker, f) for f in formats])
     actions = _cached(*[f.actions for f in formats])
@@ -124,6 +126,73 @@ def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[
     keys = [_key(e) for e in entries]
     idx = sorted(range(len(keys)), key=keys.__getitem__)
     return idx, _ties(idx, keys), columns
+
+
+def _walk2(
+    entries: Sequence[FlowEntry], fmt0: LineFormat, fmt1: LineFormat
+) -> tuple[Sequence[int], Ties, list[list[str]]]:
+    """:func:`_walk` for two formats (a switch's ``.ofctl`` and ``.json``),
+    unrolled: a one-field match (most of a large SELECT table: a decision
+    list's metadata and bucket) is looked up in a plain dict by its field
+    match; an entry whose action list is the very tuple of the entry before
+    (the bucket entries of one choice share it) reuses its spelling, with
+    no lookup (an action's generated ``__hash__`` is Python)."""
+    items = _cached(fmt0.match_item, fmt1.match_item)
+    pickers = _cached(partial(_picker, fmt0), partial(_picker, fmt1))
+    actions = _cached(fmt0.actions, fmt1.actions)
+    one: dict[tuple, tuple[str, str]] = {}
+    one_get = one.get
+    item0, item1 = fmt0.match_item, fmt1.match_item
+    join0, join1 = fmt0.joiner, fmt1.joiner
+    line0, line1 = fmt0.line, fmt1.line
+    col0: list[str] = []
+    col1: list[str] = []
+    add0, add1 = col0.append, col1.append
+    ties: Ties = []
+    prev: tuple | None = None
+    in_order = True
+    last_acts: tuple | None = None
+    last_goto: int | None = None
+    last_wm: tuple[int, int] | None = None
+    spelt_acts: tuple[str, str] = ("", "")
+    for pos, e in enumerate(entries):
+        fields = e.match.fields
+        if in_order:
+            key = (e.table_id, -e.priority, fields)
+            try:
+                if key == prev:
+                    if ties and ties[-1][1] == pos:
+                        ties[-1] = (ties[-1][0], pos + 1)
+                    else:
+                        ties.append((pos - 1, pos + 1))
+                elif prev is not None and key < prev:
+                    in_order = False
+            except TypeError:
+                in_order = False
+            prev = key
+        if len(fields) == 1:
+            f = fields[0]
+            spelt = one_get(f)
+            if spelt is None:
+                spelt = one[f] = (item0(*f), item1(*f))
+            m0, m1 = spelt
+        elif fields:
+            s0, s1 = zip(*starmap(items, fields))
+            p0, p1 = pickers(tuple([f[0] for f in fields]))
+            m0, m1 = join0.join(p0(s0)), join1.join(p1(s1))
+        else:
+            m0 = m1 = ""
+        acts, goto, wm = e.actions, e.goto_table, e.write_metadata
+        if acts is not last_acts or goto != last_goto or wm != last_wm:
+            spelt_acts = actions(acts, goto, wm)
+            last_acts, last_goto, last_wm = acts, goto, wm
+        add0(line0(e, m0, spelt_acts[0]))
+        add1(line1(e, m1, spelt_acts[1]))
+    if in_order:
+        return range(len(entries)), ties, [col0, col1]
+    keys = [_key(e) for e in entries]
+    idx = sorted(range(len(keys)), key=keys.__getitem__)
+    return idx, _ties(idx, keys), [col0, col1]
 
 
 def _key(e: FlowEntry) -> SortKey:
