@@ -169,6 +169,8 @@ def _item_speller(field: str) -> Callable[[int, int | None], str]:
         return lambda v, m: f",{name}={fmt(v)}" if m is None else f",{name}={fmt(v)}/{fmt(m)}"
     if field in HEX_FIELDS:
         w = HEX_FIELDS[field]
+        if not w:  # no padding (metadata, registers, marks: most of a large table's distinct values)
+            return lambda v, m: f",{name}=0x{v:x}" if m is None else f",{name}=0x{v:x}/0x{m:x}"
         return lambda v, m: f",{name}=0x{v:0{w}x}" if m is None else f",{name}=0x{v:0{w}x}/0x{m:0{w}x}"
     return lambda v, m: f",{name}={v}" if m is None else f",{name}={v:#x}/{m:#x}"
 

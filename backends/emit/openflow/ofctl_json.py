@@ -97,7 +97,10 @@ def _item_speller(field: str) -> Callable[[int, int | None], str]:
         return lambda v, m: key + _json_str(fmt(v) if m is None else f"{fmt(v)}/{fmt(m)}")
     if field in MASKED_INT_FIELDS or field in ("tcp_src", "tcp_dst", "udp_src", "udp_dst"):
         return lambda v, m: key + (repr(v) if m is None else f'"{v:#x}/{m:#x}"')
-    return lambda v, m: _item_text(field, v, m)
+    if field in ("ct_state", "vlan_vid"):
+        return lambda v, m: _item_text(field, v, m)
+    # any other field: an exact int is its repr (labels, registers, marks: tens of thousands of values)
+    return lambda v, m: key + repr(v) if m is None and type(v) is int else _item_text(field, v, m)
 
 
 def to_match(fields: tuple[FieldMatch, ...]) -> dict[str, Any]:
