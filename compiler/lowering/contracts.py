@@ -191,7 +191,7 @@ def check(entry: FlowEntry, profile: Profile) -> None:
                 t = type(a)
                 if t not in c.actions or t is Ct:
                     break
-                if t is SetField and (
+                if isinstance(a, SetField) and (
                     a.field not in c.set_fields or (a.field in NICIRA_FIELDS and not profile.conntrack)
                 ):
                     break
