@@ -153,6 +153,20 @@ class Lowering:
         if len(entries) > ofmatch.MAX_SWITCH_ENTRIES:
             raise SwitchFull(switch)  # stop building this switch: E0804 (a bound on time and memory)
 
+    def add_all(self, switch: str, entries: list[FlowEntry], checked: bool = False) -> None:
+        """:meth:`add` of each entry; at once (no call per entry: a decision list's SELECT entries,
+        150,000 on a site of chains of their own) when no generation bit and no bound can intervene."""
+        table = self.entries[switch]
+        if self.plan.generation or len(table) + len(entries) > ofmatch.MAX_SWITCH_ENTRIES:
+            for entry in entries:
+                self.add(switch, entry, checked)
+            return
+        if not checked:
+            profile = self.profiles[switch]
+            for entry in entries:
+                contracts.check(entry, profile)
+        table.update(dict.fromkeys(entries))  # an entry twice is one entry, kept where it came first
+
     def add_group(self, switch: str, group: GroupEntry, table: int) -> None:
         contracts.check_group(group, table)
         self.groups[switch][group.group_id] = group
@@ -287,8 +301,7 @@ class Lowering:
             except TooManyEntries as too_many:
                 self.too_many_entries[sid] = too_many.count
                 continue
-            for rule in rules:
-                self.add(sw, rule, checked)
+            self.add_all(sw, rules, checked)
 
     def _select_rules(self, sid: int, profile: Profile) -> list[FlowEntry]:
         cached = self._select_cache.get((sid, profile))
