@@ -68,36 +68,20 @@ class Match:
         return None
 
 
-# The actions, buckets and groups below fill their instance dict in their own __init__, as FlowEntry
-# does (the generated frozen one sets each field through object.__setattr__: twice the cost, and a
-# site of chains of its own builds hundreds of thousands of them); they stay frozen after.
-
-
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class Output:
     port: int  # an OpenFlow port number; IN_PORT is 0xfffffff8
 
-    def __init__(self, port: int) -> None:
-        self.__dict__["port"] = port
 
-
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class SetField:
     field: str
     value: int
 
-    def __init__(self, field: str, value: int) -> None:
-        d = self.__dict__
-        d["field"] = field
-        d["value"] = value
 
-
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class PushVlan:
     ethertype: int = ETH_TYPE_VLAN
-
-    def __init__(self, ethertype: int = ETH_TYPE_VLAN) -> None:
-        self.__dict__["ethertype"] = ethertype
 
 
 @dataclass(frozen=True)
@@ -105,12 +89,9 @@ class PopVlan:
     pass
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class PushMpls:
     ethertype: int = ETH_TYPE_MPLS
-
-    def __init__(self, ethertype: int = ETH_TYPE_MPLS) -> None:
-        self.__dict__["ethertype"] = ethertype
 
 
 @dataclass(frozen=True)
@@ -190,7 +171,7 @@ class FlowEntry:
         return h
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class Bucket:
     """One bucket of a group; a fast-failover bucket is live while
     ``watch_port`` is up (None: its first output to a physical port)."""
@@ -199,24 +180,12 @@ class Bucket:
     weight: int = 1
     watch_port: int | None = None
 
-    def __init__(self, actions: tuple[Action, ...], weight: int = 1, watch_port: int | None = None) -> None:
-        d = self.__dict__
-        d["actions"] = actions
-        d["weight"] = weight
-        d["watch_port"] = watch_port
 
-
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class GroupEntry:
     group_id: int
     type: str  # "all" | "select" | "indirect" | "ff"
     buckets: tuple[Bucket, ...]
-
-    def __init__(self, group_id: int, type: str, buckets: tuple[Bucket, ...]) -> None:  # noqa: A002 (the field's name)
-        d = self.__dict__
-        d["group_id"] = group_id
-        d["type"] = type
-        d["buckets"] = buckets
 
 
 @dataclass(frozen=True)
