@@ -279,6 +279,8 @@ def _edit(text: str, kind: str, k: int, other: int, fresh: str, sym: bool) -> st
         return text[: m.start(2)] + fresh + " via " + chain + text[m.end(3) :]
     if kind == "drop":
         return text[: m.start(3)] + "drop" + text[m.end(3) :]
+    if kind == "stage":  # one more stage: most often a pipeline no policy has (its decision lists and tags new)
+        return text[: m.end(3)] + " >> mon1" + text[m.end(3) :]
     if kind == "symmetric":  # the keyword added or taken away
         if m.group(4):
             return text[: m.start(4)] + text[m.end(4) :]
@@ -292,7 +294,7 @@ def _edit(text: str, kind: str, k: int, other: int, fresh: str, sym: bool) -> st
     return text[: m.start()] + text[m.end() :]
 
 
-KINDS = ["match", "pipeline", "both", "drop", "symmetric", "add-before", "add-after", "remove"]
+KINDS = ["match", "pipeline", "both", "drop", "stage", "symmetric", "add-before", "add-after", "remove"]
 
 
 @settings(max_examples=80, deadline=None)
@@ -307,7 +309,7 @@ def test_random_one_policy_edit_equals_full_compile(
     base: Base, kind: str, k: int, other: int, fresh: str, flag: bool
 ) -> None:
     """Every kind of one-policy edit (a match, the pipeline, both, `drop`,
-    `symmetric`, a policy added before or after another, one removed): with
+    one more stage, `symmetric`, a policy added before or after another, one removed): with
     `--previous` the files, cache, summary and diagnostics are a full
     compile's, whether spliced or compiled in full."""
     edited = _edit(base.text, kind, k, other, fresh, flag)
