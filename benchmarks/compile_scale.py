@@ -91,6 +91,12 @@ def _policy(text: str, name: str) -> re.Match[str]:
     return m
 
 
+def _net16(match: str) -> str:
+    """The /16 of a generated policy's destination (``dst net 10.N.x.y/L`` or ``dst host 10.N.x.y``)."""
+    m = re.match(r"dst (?:net|host) (\d+\.\d+)\.", match)
+    return m.group(1) if m else ""
+
+
 def edit_one(text: str, n: int, kind: str = "match") -> str:
     """The site with a one-policy edit of ``kind`` (:data:`EDITS`) around
     policy ``p{n//2}``."""
@@ -112,9 +118,15 @@ def edit_one(text: str, n: int, kind: str = "match") -> str:
     if kind == "symmetric":  # `symmetric` added to the next plain policy without branches
         m = next(m for i in range(k, n) if not (m := _policy(text, f"p{i}")).group(4) and "{" not in m.group(3))
         return text[: m.end(3)] + " symmetric" + text[m.end(3) :]
-    if kind == "symmetric-existing":  # `symmetric` added where an earlier policy has the same symmetric chain
-        sym = {s.group(3) for i in range(k) if (s := _policy(text, f"p{i}")).group(4)}
-        m = next(m for i in range(k, n) if not (m := _policy(text, f"p{i}")).group(4) and m.group(3) in sym)
+    if kind == "symmetric-existing":
+        # `symmetric` added where an earlier policy has the same symmetric chain to the same network
+        # (10.N/16 is behind sN): its replies' decision list is already on that switch
+        sym = {(s.group(3), _net16(s.group(2))) for i in range(k) if (s := _policy(text, f"p{i}")).group(4)}
+        m = next(
+            m
+            for i in range(k, n)
+            if not (m := _policy(text, f"p{i}")).group(4) and (m.group(3), _net16(m.group(2))) in sym
+        )
         return text[: m.end(3)] + " symmetric" + text[m.end(3) :]
     new = f"policy extra from internet match dst host 10.9.0.1 and tcp and dst port 4242 via {m.group(3)}\n"
     if kind == "add-end":
