@@ -445,3 +445,15 @@ def test_an_insertion_at_the_end_of_the_match_is_spliced(base: Base) -> None:
     fast, full = _both(base, text)
     assert fast.incremental, ib.last_fallback
     _same(fast, full)
+
+
+@pytest.mark.parametrize("policy", ["p22", "p37", "p9"])
+def test_symmetric_toggled_on_a_chain_an_earlier_policy_has_symmetric_is_spliced(base: Base, policy: str) -> None:
+    """`symmetric` added to (p22, p37) or taken from (p9) a policy whose
+    chain an earlier policy has symmetric to the same switch (p18, p1): the
+    reply list keeps its number and its switch, and the later policies move
+    by one priority step."""
+    fast, full = _both(base, _edit(base.text, "symmetric", int(policy[1:]), 0, "", False))
+    assert fast.incremental, ib.last_fallback
+    _same(fast, full)
+    assert fast.files != _tree_text(base.out)
