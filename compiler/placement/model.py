@@ -281,9 +281,14 @@ class Problem:
                 used[h] += self.modules[a].cores
         spare = sum(used[h] for h in range(H) if self.hosts[h].spare)
         rep = sum(n * (n - 1) // 2 for c in cnt for n in c)
+        # a module has a few instances on a few of the hosts: each pair's
+        # co-located instances summed over those hosts only (the same integers
+        # as over every host; a site with a chain per policy has thousands of pairs)
+        on = [[(h, n) for h, n in enumerate(c) if n] for c in cnt]
         cross = 0
         for a, b, w in self.pairs:
-            same = sum(x * y for x, y in zip(cnt[a], cnt[b]))
+            cb = cnt[b]
+            same = sum(n * cb[h] for h, n in on[a])
             cross += w * (self.modules[a].replicas * self.modules[b].replicas - same)
         hosts_used = sum(1 for h in range(H) if any(c[h] for c in cnt))
         max_load = max((used[h] / max(self.hosts[h].cores, 1) for h in range(H)), default=0.0)
