@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -660,8 +660,10 @@ def _shown(text: str) -> str:
     return text if len(text) <= 24 else text[:20] + "..."
 
 
-@dataclass(frozen=True)
-class Tok:
+class Tok(NamedTuple):
+    """A token as the builder's handlers see it (never kept in the AST; a
+    tuple is built in C, and a parse makes one per token)."""
+
     type: str
     text: str
     span: Span
