@@ -243,6 +243,15 @@ class _Builder:
         self.offset = offset
         self.diags = diags
         self._handlers: dict[str, Callable[..., Any]] = {}
+        # nodes over one token that a replay (fslang.parse_cache) builds from the token's text and
+        # span alone, as their r_ handler does (no token object): a name is half the nodes of a site
+        self.leaves: dict[str, Callable[[str, Span], Any]] = {
+            "name": A.Name,
+            "integer": lambda text, span: A.IntVal(V.parse_int(text), span),
+            **dict.fromkeys(("proto_kw", "dir", "hash_by", "placement_kind", "default_action", "symmetric"), _text),
+        }
+        # nodes whose r_ handler returns their one child as it is (a match of one term, a group)
+        self.passing = frozenset({"m_or", "m_and", "m_group", "p_group"})
 
     def build(self, tree: Tree) -> Any:
         """Post-order walk with an explicit stack; spans come from the tokens
@@ -653,6 +662,11 @@ class _Builder:
 
     def r_default_stmt(self, span: Span, action: str) -> A.DefaultStmt:
         return A.DefaultStmt(action, span)
+
+
+def _text(text: str, span: Span) -> str:
+    """A keyword node's value: its text (``_Builder.r_proto_kw`` for a replay)."""
+    return text
 
 
 def _shown(text: str) -> str:
