@@ -222,21 +222,24 @@ def _swap_pass(st: State) -> tuple[bool, int]:
     # call per pair was most of this pass
     spread = p.mode != "pack"  # State._head's order of the terms
     zero = (0,) * (3 if spread else 4)
+    mod, host_of = st.mod, st.host_of
     for i in range(len(st.host_of)):
         a, h1 = st.mod[i], st.host_of[i]
         if i in st.frozen:
             continue
         stuck = st.cnt[a][h1] > 1 or st.spare[h1] > 0 or (p.mode == "spread" and h1 == st.top[0])
+        ca, pa = cnt[a], pull[a]
         for h2 in p.allowed[a]:
-            if h2 == h1 or st.host_of[i] != h1:
+            js = on.get(h2)
+            if not js or h2 == h1 or host_of[i] != h1:  # no instance on h2 to exchange with: nothing to do
                 continue
             # only pairs that could lower a tier: the rest cannot beat the moves pass
-            useful = stuck or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
-            ra = cnt[a][h2] - cnt[a][h1] + 1
-            xa = pull[a][h1] - pull[a][h2]
+            useful = stuck or spare[h2] > 0 or pa[h2] > 0 or (spread and h2 == st.top[0])
+            ra = ca[h2] - ca[h1] + 1
+            xa = pa[h1] - pa[h2]
             sp = spare[h2] - spare[h1]
-            for j in list(on.get(h2, ())):
-                b = st.mod[j]
+            for j in js:  # a swap changes the list, and ends this loop (break below)
+                b = mod[j]
                 if b == a or h1 not in allowed_set[b] or not (useful or cnt[b][h2] > 1 or pull[b][h1] > 0):
                     continue
                 if (  # both fit after the exchange (State.free_c inlined)
