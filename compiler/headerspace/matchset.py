@@ -77,6 +77,16 @@ class MatchSet:
         object.__setattr__(self, "terms", terms)
         return terms
 
+    def __hash__(self) -> int:
+        """The dataclass's own hash (of ``(terms,)``), computed once: a set is
+        a key wherever a constraint or a policy is (steering interns every
+        decision list by value), and each of its terms hashes in Python."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.terms,))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     # -- constructors
 
     @classmethod

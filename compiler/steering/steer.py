@@ -213,6 +213,9 @@ class Unfolder:
         compile or policy spends another's)."""
         out = constraints[0]
         for c in constraints[1:]:
+            if c is TRUE or out is TRUE:  # x & TRUE is x (no pairs): most stages choose nothing
+                out = out if c is TRUE else c
+                continue
             self.pairs_used += out.pairs(c)
             if self.pairs_used > MAX_TERM_PAIRS:
                 raise TooManyChoices()
