@@ -76,19 +76,20 @@ def _port_range(name: str, lo: int, hi: int) -> HeaderSpace:
 
 
 @lru_cache(maxsize=65536)
-def _prefix(name: str, value: int, length: int) -> HeaderSpace:
-    return HeaderSpace.field_prefix(name, value, length)
-
-
-@lru_cache(maxsize=65536)
 def _net_pairs(version: int, address: int, length: int, direction: str | None) -> tuple[Pair, ...]:
     """The cubes of a prefix (a host: its full length) in one or both
     directions, by value (a 10,000-policy site names the same hosts and
     prefixes many times; keyed by integers, no network object per host)."""
     family, eth = ("ipv4", ipv4()) if version == 4 else ("ipv6", ipv6())
+    ((ev, em),) = eth._pairs()
     pairs: list[Pair] = []
     for d in ("src", "dst") if direction is None else (direction,):
-        pairs += (eth & _prefix(f"{family}_{d}", address, length))._pairs()
+        # eth & field_prefix(...), worked out: one cube each, on other fields (so their product is
+        # the one cube of both, normal); the prefix's cube as HeaderSpace.field_prefix makes it
+        name = f"{family}_{d}"
+        width, off = DEFAULT_LAYOUT.field(name).width, DEFAULT_LAYOUT.offset(name)
+        mask = ((1 << length) - 1) << (width - length)
+        pairs.append((ev | (address & mask) << off, em | mask << off))
     return tuple(pairs)
 
 
