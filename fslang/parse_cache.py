@@ -118,7 +118,7 @@ class Replay:
         self.tokens = tokens
         # [builder, steps]: the steps with each node's handler looked up on that builder, shared by
         # every statement of the shape (one builder per file: looked up once per shape, not per node)
-        self.resolved = resolved if resolved is not None else [None, None]
+        self.resolved: list[Any] = resolved if resolved is not None else [None, None]
 
     def bind(self, tokens: list[tuple[str, str, int, int]]) -> Replay:
         return Replay(self.ops, tokens, self.resolved)
@@ -130,8 +130,8 @@ class Replay:
         whose builder makes it from the token's text and span alone; a node
         whose builder passes its one child on (``builder.passing``) has none."""
         handlers = builder._handlers
-        leaves = getattr(builder, "leaves", {})
-        passing = getattr(builder, "passing", frozenset())
+        leaves: dict[str, Any] = getattr(builder, "leaves", {})
+        passing: frozenset[str] = getattr(builder, "passing", frozenset())
         steps: list[tuple] = []
         for op in self.ops:
             kind = op[0]
@@ -158,12 +158,14 @@ class Replay:
         tokens = self.tokens
         assert tokens is not None, "bind the statement's tokens first"
         resolved = self.resolved
+        steps: list[tuple] = resolved[1]
         if resolved[0] is not builder:
-            resolved[0], resolved[1] = builder, self._steps(builder)
+            steps = self._steps(builder)
+            resolved[0], resolved[1] = builder, steps
         offset = builder.offset
         values: list[Any] = []
         push = values.append
-        for kind, a, b, first, last in resolved[1]:
+        for kind, a, b, first, last in steps:
             if kind == 0:  # token
                 _, text, s, e = tokens[a]
                 push(tok_class(b, text, span_class(offset + s, offset + e)))

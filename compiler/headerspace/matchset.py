@@ -101,12 +101,12 @@ class MatchSet:
 
     def _pos(self) -> tuple[Pair, ...] | None:
         """Each term's cube as a pair when no term has exclusions, else None (cached)."""
-        pp = self.__dict__.get("_pp")
+        pp: tuple[Pair, ...] | bool | None = self.__dict__.get("_pp")
         if pp is None:
             terms = self.terms
             pp = False if any(t.excluded for t in terms) else tuple((t.cube.value, t.cube.mask) for t in terms)
             object.__setattr__(self, "_pp", pp)
-        return pp if pp is not False else None
+        return None if pp is False or pp is True else pp
 
     @classmethod
     def all(cls) -> MatchSet:
