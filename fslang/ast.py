@@ -9,7 +9,7 @@ addresses as ``ipaddress`` objects) so later stages never re-parse text.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
 from fslang.source import NO_SPAN, Span
@@ -404,3 +404,38 @@ Statement = (
 @dataclass(frozen=True)
 class Program:
     statements: tuple[Statement, ...]
+
+
+def _fast_inits(classes: list[type]) -> None:
+    """Give every node an ``__init__`` that fills its instance dict directly.
+
+    The one ``dataclass(frozen=True)`` writes sets each field through
+    ``object.__setattr__``, and a parse builds a node per syntax element (a
+    10,000-policy site: hundreds of thousands).  Same parameters, defaults
+    and order; the classes stay frozen (``__setattr__`` still refuses).  One
+    ``exec`` for all of them."""
+    src: list[str] = []
+    ns: dict[str, Any] = {}
+    for k, cls in enumerate(classes):
+        params, body = [], []
+        for f in fields(cls):
+            if f.default_factory is not MISSING or not f.init:  # pragma: no cover - no node has them
+                raise TypeError(f"{cls.__name__}.{f.name}: only plain fields and defaults")
+            if f.default is MISSING:
+                params.append(f.name)
+            else:
+                ns[f"_d{k}_{f.name}"] = f.default
+                params.append(f"{f.name}=_d{k}_{f.name}")
+            body.append(f"    d[{f.name!r}] = {f.name}")
+        src.append(f"def _init{k}(self, {', '.join(params)}):\n    d = self.__dict__\n" + "\n".join(body))
+    exec("\n".join(src), ns)  # noqa: S102 - code generated above from the classes' own fields
+    for k, cls in enumerate(classes):
+        init = ns[f"_init{k}"]
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        init.__module__ = __name__
+        cls.__init__ = init  # type: ignore[misc]
+
+
+_fast_inits(
+    [c for c in list(globals().values()) if isinstance(c, type) and c.__module__ == __name__ and is_dataclass(c)]
+)

@@ -109,43 +109,80 @@ class Replay:
     span worked out from the token indices (tokens never overlap, so the
     first/last token below a node gives its span, as the builder computes)."""
 
-    __slots__ = ("ops", "tokens")
+    __slots__ = ("ops", "tokens", "resolved")
 
-    def __init__(self, ops: list[tuple], tokens: list[tuple[str, str, int, int]] | None = None) -> None:
+    def __init__(
+        self, ops: list[tuple], tokens: list[tuple[str, str, int, int]] | None = None, resolved: list | None = None
+    ) -> None:
         self.ops = ops
         self.tokens = tokens
+        # [builder, steps]: the steps with each node's handler looked up on that builder, shared by
+        # every statement of the shape (one builder per file: looked up once per shape, not per node)
+        self.resolved: list[Any] = resolved if resolved is not None else [None, None]
 
     def bind(self, tokens: list[tuple[str, str, int, int]]) -> Replay:
-        return Replay(self.ops, tokens)
+        return Replay(self.ops, tokens, self.resolved)
+
+    def _steps(self, builder: Any) -> list[tuple]:
+        """The build steps as uniform 5-tuples: (0, token index, type, 0, 0),
+        (1, 0, 0, 0, 0) for a placeholder, (2, handler, children, first, last)
+        for a node, (3, leaf, token index, 0, 0) for a node over one token
+        whose builder makes it from the token's text and span alone; a node
+        whose builder passes its one child on (``builder.passing``) has none."""
+        handlers = builder._handlers
+        leaves: dict[str, Any] = getattr(builder, "leaves", {})
+        passing: frozenset[str] = getattr(builder, "passing", frozenset())
+        steps: list[tuple] = []
+        for op in self.ops:
+            kind = op[0]
+            if kind == 0:
+                steps.append((0, op[1], op[2], 0, 0))
+            elif kind == 1:
+                steps.append((1, 0, 0, 0, 0))
+            else:
+                _, data, n, first, last = op
+                if n == 1 and data in passing:
+                    continue  # its value is its one child's, already on the stack
+                leaf = leaves.get(data)
+                if leaf is not None and n == 1 and steps and steps[-1][0] == 0 and first == last == steps[-1][1]:
+                    steps[-1] = (3, leaf, first, 0, 0)
+                    continue
+                handler = handlers.get(data)
+                if handler is None:
+                    handler = handlers[data] = getattr(builder, "r_" + data, builder.default)
+                steps.append((2, handler, n, first, last))
+        return steps
 
     def run(self, builder: Any, tok_class: Any, span_class: Any) -> Any:
         """What ``builder.build`` returns for the tree Lark would give."""
         tokens = self.tokens
         assert tokens is not None, "bind the statement's tokens first"
+        resolved = self.resolved
+        steps: list[tuple] = resolved[1]
+        if resolved[0] is not builder:
+            steps = self._steps(builder)
+            resolved[0], resolved[1] = builder, steps
         offset = builder.offset
-        handlers = builder._handlers
         values: list[Any] = []
         push = values.append
-        for op in self.ops:
-            kind = op[0]
+        for kind, a, b, first, last in steps:
             if kind == 0:  # token
-                _, text, s, e = tokens[op[1]]
-                push(tok_class(op[2], text, span_class(offset + s, offset + e)))
+                _, text, s, e = tokens[a]
+                push(tok_class(b, text, span_class(offset + s, offset + e)))
+            elif kind == 3:  # a node over one token, made from its text and span
+                _, text, s, e = tokens[b]
+                push(a(text, span_class(offset + s, offset + e)))
             elif kind == 1:  # placeholder
                 push(None)
             else:
-                _, data, n, first, last = op
                 start = offset + tokens[first][2] if first >= 0 else offset
                 end = offset + tokens[last][3] if last >= 0 else offset if last == -1 else -1
-                handler = handlers.get(data)
-                if handler is None:
-                    handler = handlers[data] = getattr(builder, "r_" + data, builder.default)
-                if n:
-                    kids = values[-n:]
-                    del values[-n:]
+                if b:
+                    kids = values[-b:]
+                    del values[-b:]
+                    push(a(span_class(start, end if end > start else start), *kids))
                 else:
-                    kids = []
-                push(handler(span_class(start, end if end > start else start), *kids))
+                    push(a(span_class(start, end if end > start else start)))
         return values[0]
 
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -243,6 +243,15 @@ class _Builder:
         self.offset = offset
         self.diags = diags
         self._handlers: dict[str, Callable[..., Any]] = {}
+        # nodes over one token that a replay (fslang.parse_cache) builds from the token's text and
+        # span alone, as their r_ handler does (no token object): a name is half the nodes of a site
+        self.leaves: dict[str, Callable[[str, Span], Any]] = {
+            "name": A.Name,
+            "integer": lambda text, span: A.IntVal(V.parse_int(text), span),
+            **dict.fromkeys(("proto_kw", "dir", "hash_by", "placement_kind", "default_action", "symmetric"), _text),
+        }
+        # nodes whose r_ handler returns their one child as it is (a match of one term, a group)
+        self.passing = frozenset({"m_or", "m_and", "m_group", "p_group"})
 
     def build(self, tree: Tree) -> Any:
         """Post-order walk with an explicit stack; spans come from the tokens
@@ -655,13 +664,20 @@ class _Builder:
         return A.DefaultStmt(action, span)
 
 
+def _text(text: str, span: Span) -> str:
+    """A keyword node's value: its text (``_Builder.r_proto_kw`` for a replay)."""
+    return text
+
+
 def _shown(text: str) -> str:
     """A number as written, shortened when it is very long."""
     return text if len(text) <= 24 else text[:20] + "..."
 
 
-@dataclass(frozen=True)
-class Tok:
+class Tok(NamedTuple):
+    """A token as the builder's handlers see it (never kept in the AST; a
+    tuple is built in C, and a parse makes one per token)."""
+
     type: str
     text: str
     span: Span

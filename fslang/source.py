@@ -15,6 +15,14 @@ class Span:
     start: int
     end: int
 
+    def __init__(self, start: int, end: int) -> None:
+        # the instance dict filled directly (the generated frozen __init__ sets
+        # each field through object.__setattr__): a parse makes a span per
+        # token and per node, half a million for a 10,000-policy site
+        d = self.__dict__
+        d["start"] = start
+        d["end"] = end
+
     def cover(self, other: Span) -> Span:
         return Span(min(self.start, other.start), max(self.end, other.end))
 

@@ -90,6 +90,8 @@ def parse_prefix(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     addr = parse_address(addr_text)
     if not length.isdigit() or int(length) > addr.max_prefixlen:
         raise ValueError(f"prefix length /{length} is out of range for {addr_text} (0..{addr.max_prefixlen})")
+    if addr.version == 4 and not int(addr) & ~(-1 << (32 - int(length))):  # no host bits: not parsed again
+        return ipaddress.IPv4Network((int(addr), int(length)))
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError:

@@ -14,7 +14,6 @@ resolve to classes (in match position) or sets (in value position).
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,23 +76,20 @@ def _port_range(name: str, lo: int, hi: int) -> HeaderSpace:
 
 
 @lru_cache(maxsize=65536)
-def _prefix(name: str, value: int, length: int) -> HeaderSpace:
-    return HeaderSpace.field_prefix(name, value, length)
-
-
-@lru_cache(maxsize=65536)
-def _host_net(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    return ipaddress.ip_network(addr)
-
-
-@lru_cache(maxsize=65536)
-def _net_pairs(net: ipaddress.IPv4Network | ipaddress.IPv6Network, direction: str | None) -> tuple[Pair, ...]:
-    """The cubes of an address or prefix in one or both directions, by value
-    (a 10,000-policy site names the same hosts and prefixes many times)."""
-    family, eth = ("ipv4", ipv4()) if net.version == 4 else ("ipv6", ipv6())
+def _net_pairs(version: int, address: int, length: int, direction: str | None) -> tuple[Pair, ...]:
+    """The cubes of a prefix (a host: its full length) in one or both
+    directions, by value (a 10,000-policy site names the same hosts and
+    prefixes many times; keyed by integers, no network object per host)."""
+    family, eth = ("ipv4", ipv4()) if version == 4 else ("ipv6", ipv6())
+    ((ev, em),) = eth._pairs()
     pairs: list[Pair] = []
     for d in ("src", "dst") if direction is None else (direction,):
-        pairs += (eth & _prefix(f"{family}_{d}", int(net.network_address), net.prefixlen))._pairs()
+        # eth & field_prefix(...), worked out: one cube each, on other fields (so their product is
+        # the one cube of both, normal); the prefix's cube as HeaderSpace.field_prefix makes it
+        name = f"{family}_{d}"
+        width, off = DEFAULT_LAYOUT.field(name).width, DEFAULT_LAYOUT.offset(name)
+        mask = ((1 << length) - 1) << (width - length)
+        pairs.append((ev | (address & mask) << off, em | mask << off))
     return tuple(pairs)
 
 
@@ -251,17 +247,18 @@ class MatchCompiler:
     def _addresses(self, e: Any, allow_prefix: bool) -> MatchSet:
         pairs: list[tuple[int, int]] = []
         for v in self.values(e.value):
-            if isinstance(v, A.AddrVal):
-                net = _host_net(v.addr)
+            if isinstance(v, A.AddrVal):  # the host's network: the address at its full length
+                addr = v.addr
+                pairs += _net_pairs(addr.version, int(addr), addr.max_prefixlen, e.dir)
             elif isinstance(v, A.PrefixVal) and allow_prefix:
                 net = v.net
+                pairs += _net_pairs(net.version, int(net.network_address), net.prefixlen, e.dir)
             elif isinstance(v, A.PrefixVal):
                 return self._bad(
                     v.span, f"`host` takes addresses, and {v.net} is a prefix", hint=f"write `net {v.net}`"
                 )
             else:
                 return self._bad(getattr(v, "span", e.span), "expected an IP address or prefix here")
-            pairs += _net_pairs(net, e.dir)
         return MatchSet.of(HeaderSpace._of(DEFAULT_LAYOUT, pairs))
 
     def m_MHost(self, e: A.MHost) -> MatchSet:
@@ -275,7 +272,10 @@ class MatchCompiler:
         (a set of 20,000 ports costs one pass, not 20,000 unions)."""
         pairs: list[tuple[int, int]] = []
         ranges = merge_ranges(self.port_ranges(e.value, e.span))  # once: a bad port is reported once
-        for d in self._directions(e.dir):
+        directions = self._directions(e.dir)
+        if len(ranges) == 1 and len(directions) == 1:  # one range's cover is normal already
+            return MatchSet.of(tcp_or_udp() & _port_range(f"tp_{directions[0]}", *ranges[0]))
+        for d in directions:
             for lo, hi in ranges:
                 pairs += _port_range(f"tp_{d}", lo, hi)._pairs()
         return MatchSet.of(tcp_or_udp() & HeaderSpace._of(DEFAULT_LAYOUT, pairs))

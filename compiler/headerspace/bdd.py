@@ -82,7 +82,7 @@ class Manager:
 
     def __init__(self, layout: Layout, order: Sequence[str]) -> None:
         self.layout = layout
-        self.bdd = _cudd.BDD()
+        self.bdd = _cudd.BDD(initial_cache_size=2**14)
         self.bdd.configure(reordering=False)
         names: list[str] = []
         self.bitpos: dict[str, int] = {}

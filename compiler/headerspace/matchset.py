@@ -66,11 +66,51 @@ class MatchSet:
     terms: tuple[Term, ...] = ()
     _space: list[bdd.Space] = field(default_factory=list, compare=False, repr=False, hash=False)
 
+    def __getattr__(self, name: str) -> tuple[Term, ...]:
+        """``terms`` of a positive set built from pairs (:meth:`_positive`),
+        made on first use: the sets a match is compiled through (each `and`
+        of a policy's match, 30,000 for a 10,000-policy site) are combined by
+        pairs, and only the policy's own set is read as terms."""
+        if name != "terms":
+            raise AttributeError(name)
+        terms = tuple(Term(Cube(v, m)) for v, m in self.__dict__["_pp"])
+        object.__setattr__(self, "terms", terms)
+        return terms
+
+    def __hash__(self) -> int:
+        """The dataclass's own hash (of ``(terms,)``), computed once: a set is
+        a key wherever a constraint or a policy is (steering interns every
+        decision list by value), and each of its terms hashes in Python."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.terms,))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     # -- constructors
 
     @classmethod
+    def _positive(cls, pairs: tuple[Pair, ...]) -> MatchSet:
+        """The set of one term per (value, mask) pair, none with exclusions
+        (the pairs as ``terms`` would hold them, in their order)."""
+        ms = object.__new__(cls)
+        d = ms.__dict__
+        d["_pp"] = pairs
+        d["_space"] = []
+        return ms
+
+    def _pos(self) -> tuple[Pair, ...] | None:
+        """Each term's cube as a pair when no term has exclusions, else None (cached)."""
+        pp: tuple[Pair, ...] | bool | None = self.__dict__.get("_pp")
+        if pp is None:
+            terms = self.terms
+            pp = False if any(t.excluded for t in terms) else tuple((t.cube.value, t.cube.mask) for t in terms)
+            object.__setattr__(self, "_pp", pp)
+        return None if pp is False or pp is True else pp
+
+    @classmethod
     def all(cls) -> MatchSet:
-        return cls((Term(ALL_CUBE),))
+        return cls._positive(((0, 0),))
 
     @classmethod
     def empty(cls) -> MatchSet:
@@ -79,7 +119,7 @@ class MatchSet:
     @classmethod
     def of(cls, space: HeaderSpace) -> MatchSet:
         """A positive set (no exclusions): one term per cube of its cover."""
-        return cls(tuple(Term(c) for c in space.cubes))
+        return cls._positive(space._pairs())
 
     @classmethod
     def union(cls, items: Iterable[MatchSet]) -> MatchSet:
@@ -94,6 +134,8 @@ class MatchSet:
                     rest.append(t)
                 else:
                     pos.append((t.cube.value, t.cube.mask))
+        if not rest:
+            return cls._positive(_dedupe_pairs(list(HeaderSpace._of(DEFAULT_LAYOUT, pos)._pairs())) if pos else ())
         terms = [Term(c) for c in HeaderSpace._of(DEFAULT_LAYOUT, pos).cubes] if pos else []
         return cls(_dedupe(terms + rest))
 
@@ -104,6 +146,10 @@ class MatchSet:
 
     def __and__(self, other: MatchSet | HeaderSpace) -> MatchSet:
         other = _coerce(other)
+        pa, pb = self._pos(), other._pos()
+        if pa is not None and pb is not None:  # the loop below on pairs, no Term until read
+            pairs = [(av | bv, am | bm) for av, am in pa for bv, bm in pb if not (av ^ bv) & am & bm]
+            return MatchSet._positive(_dedupe_pairs(pairs))
         out: list[Term] = []
         for a in self.terms:
             ap = (a.cube.value, a.cube.mask)
@@ -198,6 +244,9 @@ class MatchSet:
         return HeaderSpace._of(DEFAULT_LAYOUT, pairs)
 
 
+del MatchSet.terms  # the dataclass's class-level default would hide __getattr__ (the default stays __init__'s)
+
+
 @lru_cache(maxsize=4)
 def _real_vlan(m: bdd.Manager) -> Any:
     """vlan_vid is 0 (untagged) or has the present bit (0x1000)."""
@@ -223,6 +272,23 @@ def space_of(hs: HeaderSpace) -> bdd.Space:
 
 def _term_of(cube: Cube, excluded: Iterable[HeaderSpace]) -> Term | None:
     return _term((cube.value, cube.mask), excluded)
+
+
+def _dedupe_pairs(pairs: list[Pair]) -> tuple[Pair, ...]:
+    """:func:`_dedupe` of terms without exclusions, on their cubes' pairs
+    (the same terms kept, in the same order)."""
+    uniq = list(dict.fromkeys(pairs))
+    if len(uniq) > SUBSUME_LIMIT or len(uniq) < 2:
+        return tuple(uniq)
+    uniq.sort(key=lambda p: (p[1].bit_count(), p[1], p[0]))
+    kept: list[Pair] = []
+    for tv, tm in uniq:
+        for kv, km in kept:
+            if not (km & ~tm) and not ((tv ^ kv) & km):
+                break
+        else:
+            kept.append((tv, tm))
+    return tuple(kept)
 
 
 def _dedupe(terms: list[Term]) -> tuple[Term, ...]:

@@ -156,12 +156,29 @@ class Inst:
     rank: int  # 1-based index among the module's instances
 
 
+#: the last site :func:`affinity` was asked about (kept alive, so its id is its own) and the answer
+_last_affinity: list[tuple[ir.Site, dict[tuple[str, str], int]]] = []
+
+
 def affinity(site: ir.Site) -> dict[tuple[str, str], int]:
     """Module pairs (sorted names) that a packet visits back to back, so that
     sharing a host saves a trip through the switch (as ``compiler.steering.hostplan``
     wires them), weighted by how many policy directions (symmetric counts
     twice) do so.  A box stops a chain; a ``case`` does not (the switch
-    classifies at ingress); a ``copy`` forks its copies at the switch."""
+    classifies at ingress); a ``copy`` forks its copies at the switch.
+
+    The site is immutable: asked again about the same site object (placement,
+    then the incremental cache of the same compile: 10,000 policies walked
+    twice), the answer is the one worked out before (a copy)."""
+    if _last_affinity and _last_affinity[0][0] is site:
+        return dict(_last_affinity[0][1])
+    out = _affinity(site)
+    if len(site.policies) > 100:  # only large sites are worth keeping (and keeping alive)
+        _last_affinity[:] = [(site, dict(out))]
+    return out
+
+
+def _affinity(site: ir.Site) -> dict[tuple[str, str], int]:
     mods = {m.name: m for m in site.modules}
     out: dict[tuple[str, str], int] = {}
 

@@ -155,6 +155,9 @@ def _local_search(st: State) -> int:
     p = st.p
     evals = 0
     sign = -1 if p.mode == "pack" else 1
+    spread = p.mode != "pack"  # State._head's order of the terms
+    cnt, pull, spare, n_on, ic, im = st.cnt, st.pull, st.spare, st.n_on, st.ic, st.im
+    lim_c, used_c, free_m = st.lim_c, st.used_c, st.free_m  # lists changed in place
     for _ in range(MAX_PASSES):
         improved = False
         st.refresh_top()
@@ -167,11 +170,20 @@ def _local_search(st: State) -> int:
             # a move is made only below zero, so a candidate surely above the
             # best so far or above zero needs no exact delta (the same move wins)
             best, bh = None, -1
+            # State.delta_under inlined (it was most of this loop): the parts of h1 once per instance
+            a, c = st.mod[i], ic[i]
+            ca, pa = cnt[a], pull[a]
+            c1, p1, s1, n1 = ca[h1] - 1, pa[h1], spare[h1], n_on[h1] == 1
             for h2 in _candidates(st, i, by_load):
-                if h2 != h1 and st.fits(i, h2):
-                    d = st.delta_under(i, h2, best if best is not None and best < NO_CHANGE else NO_CHANGE)
+                if h2 != h1 and lim_c[h2] - used_c[h2] >= c and free_m[h2] >= im[i]:  # st.fits(i, h2)
+                    bound = best if best is not None and best < NO_CHANGE else NO_CHANGE
+                    ds, dr, dx, dh = c * (spare[h2] - s1), ca[h2] - c1, p1 - pa[h2], (n_on[h2] == 0) - n1
+                    head = (ds, dr, dx) if spread else (ds, dh, dr, dx) if p.fewest else (ds, dr, dh, dx)
                     evals += 1
-                    if d is not None and (best is None or d < best):
+                    if head > bound[: len(head)]:
+                        continue  # delta_under is None
+                    d = head + st._load(h1, h2, c)
+                    if best is None or d < best:
                         best, bh = d, h2
             if best is not None and _better(best, i in st.frozen):
                 st.take(i)
@@ -203,30 +215,50 @@ def _swap_pass(st: State) -> tuple[bool, int]:
     for j, g in enumerate(st.host_of):
         if j not in st.frozen:
             on.setdefault(g, []).append(j)
+    cnt, pull, spare, ic, im, pair_w = st.cnt, st.pull, st.spare, st.ic, st.im, p.pair_w
+    lim_c, used_c, free_m, allowed_set = st.lim_c, st.used_c, st.free_m, p.allowed_set  # lists changed in place
+    # State.swap_delta's integer terms worked out here, the i and h2 parts once per (i, h2):
+    # most pairs are refused on them (what swap_delta would return None for), and the
+    # call per pair was most of this pass
+    spread = p.mode != "pack"  # State._head's order of the terms
+    zero = (0,) * (3 if spread else 4)
+    mod, host_of = st.mod, st.host_of
     for i in range(len(st.host_of)):
         a, h1 = st.mod[i], st.host_of[i]
         if i in st.frozen:
             continue
         stuck = st.cnt[a][h1] > 1 or st.spare[h1] > 0 or (p.mode == "spread" and h1 == st.top[0])
+        ca, pa = cnt[a], pull[a]
         for h2 in p.allowed[a]:
-            if h2 == h1 or st.host_of[i] != h1:
+            js = on.get(h2)
+            if not js or h2 == h1 or host_of[i] != h1:  # no instance on h2 to exchange with: nothing to do
                 continue
             # only pairs that could lower a tier: the rest cannot beat the moves pass
-            useful = stuck or st.spare[h2] > 0 or st.gain(a, h2) > 0 or (p.mode == "spread" and h2 == st.top[0])
-            for j in list(on.get(h2, ())):
-                b = st.mod[j]
-                if b == a or h1 not in p.allowed_set[b] or not (useful or st.cnt[b][h2] > 1 or st.gain(b, h1) > 0):
+            useful = stuck or spare[h2] > 0 or pa[h2] > 0 or (spread and h2 == st.top[0])
+            ra = ca[h2] - ca[h1] + 1
+            xa = pa[h1] - pa[h2]
+            sp = spare[h2] - spare[h1]
+            for j in js:  # a swap changes the list, and ends this loop (break below)
+                b = mod[j]
+                if b == a or h1 not in allowed_set[b] or not (useful or cnt[b][h2] > 1 or pull[b][h1] > 0):
                     continue
-                if (
-                    st.free_c(h2) + st.ic[j] < st.ic[i]
-                    or st.free_m[h2] + st.im[j] < st.im[i]
-                    or st.free_c(h1) + st.ic[i] < st.ic[j]
-                    or st.free_m[h1] + st.im[i] < st.im[j]
+                if (  # both fit after the exchange (State.free_c inlined)
+                    lim_c[h2] - used_c[h2] + ic[j] < ic[i]
+                    or free_m[h2] + im[j] < im[i]
+                    or lim_c[h1] - used_c[h1] + ic[i] < ic[j]
+                    or free_m[h1] + im[i] < im[j]
                 ):
                     continue
                 evals += 1
-                d = st.swap_delta(i, j, NO_CHANGE)
-                if d is not None and _better(d, False):
+                dc = ic[i] - ic[j]
+                ds = dc * sp
+                dr = ra + cnt[b][h1] - cnt[b][h2] + 1
+                dx = xa + pull[b][h2] - pull[b][h1] + 2 * pair_w.get((a, b), 0)
+                head = (ds, dr, dx) if spread else (ds, 0, dr, dx) if p.fewest else (ds, dr, 0, dx)
+                if head > zero:  # swap_delta(i, j, NO_CHANGE) is None
+                    continue
+                d = head + st._load(h1, h2, dc)
+                if _better(d, False):
                     st.take(i)
                     st.take(j)
                     st.put(i, h2)

@@ -152,6 +152,15 @@ Combos = list[tuple[Constraint, Dispatch]]
 """Ordered: a packet takes the first combo whose constraint it meets.  Every
 list a pipeline unfolds to covers every packet, so products taken in
 lexicographic order keep first-match right (an earlier stage's choice first)."""
+UseMemo = dict[tuple[str, str, bool, int], tuple[Combos, Combos, int]]
+"""(module, hash_by, reverse, id of the continuations) -> (those
+continuations, the stage's combos, the term pairs unfolding it intersected)."""
+
+
+@lru_cache(maxsize=256)
+def copy_chosen(percent: float) -> frozenset[int]:
+    """The buckets a `copy P%` takes (the same set for every copy of P%)."""
+    return frozenset(b for b in range(flowhash.BUCKETS) if flowhash.copies(b, percent))
 
 
 @lru_cache(maxsize=4096)
@@ -192,6 +201,11 @@ class Unfolder:
     entries: list[Entry] = field(default_factory=list)
     in_copy: int = 0  # a copy's own path keeps its written order (it ends in its sink)
     pairs_used: int = 0  # term pairs this unfolding intersected so far (at most MAX_TERM_PAIRS)
+    # shared by the Unfolders of one plan: modules by name, and module stages already unfolded
+    # (UseMemo); both are filled on first use when not given
+    modules: dict[str, ir.Module] = field(default_factory=dict)
+    memo: UseMemo = field(default_factory=dict)
+    copy_end: Combos = field(default_factory=lambda: [(TRUE, DROPPED)])  # where a copy's path ends
 
     def meet(self, *constraints: Constraint) -> Constraint:
         """The conjunction of ``constraints``, its term pairs counted against
@@ -199,6 +213,9 @@ class Unfolder:
         compile or policy spends another's)."""
         out = constraints[0]
         for c in constraints[1:]:
+            if c is TRUE or out is TRUE:  # x & TRUE is x (no pairs): most stages choose nothing
+                out = out if c is TRUE else c
+                continue
             self.pairs_used += out.pairs(c)
             if self.pairs_used > MAX_TERM_PAIRS:
                 raise TooManyChoices()
@@ -222,9 +239,9 @@ class Unfolder:
         return conts
 
     def u_Copy(self, p: ir.Copy, conts: Combos) -> Combos:
-        chosen = frozenset(b for b in range(flowhash.BUCKETS) if flowhash.copies(b, p.percent))
+        chosen = copy_chosen(p.percent)
         self.in_copy += 1
-        copy_paths = self.pipeline(p.target, [(TRUE, DROPPED)])
+        copy_paths = self.pipeline(p.target, self.copy_end)
         self.in_copy -= 1
         out: Combos = []
         for c, d in conts:
@@ -262,7 +279,29 @@ class Unfolder:
         if p.is_box:
             entry = self._entry(conts, box=p.target)
             return [(TRUE, BoxVisit(p.target, entry.id))]
-        module = self.site.module(p.target)
+        if p.branches is not None:
+            return self._use(p, conts)
+        # A module stage without branches unfolds to the same combos for the
+        # same continuations (the same list object: a memoised later stage
+        # returns it), whatever policy it is in: a site where every policy
+        # has a chain of its own repeats each (stage, rest of chain) many
+        # times.  The term pairs it intersected are counted again on a hit.
+        key = (p.target, p.hash_by, self.reverse, id(conts))
+        hit = self.memo.get(key)
+        if hit is not None:
+            self.pairs_used += hit[2]
+            if self.pairs_used > MAX_TERM_PAIRS:
+                raise TooManyChoices()
+            return hit[1]
+        before = self.pairs_used
+        out = self._use(p, conts)
+        self.memo[key] = (conts, out, self.pairs_used - before)  # conts kept: its id stays its own
+        return out
+
+    def _use(self, p: ir.Use, conts: Combos) -> Combos:
+        module = self.modules.get(p.target)
+        if module is None:
+            module = self.modules[p.target] = self.site.module(p.target)
         instances = module.instance_names()
         by = flowhash.reverse_by(p.hash_by) if self.reverse else p.hash_by
         out: Combos = []
@@ -369,15 +408,22 @@ def plan(site: ir.Site, weights: dict[str, int], generation: int = 0) -> Steerin
     ingress: list[tuple[ir.Policy, str, Entry]] = []
     selectors = Selectors()
     memo: dict[tuple[ir.Pipeline, bool], tuple[Combos, list[Entry]]] = {}
+    modules = {m.name: m for m in site.modules}
+    uses: UseMemo = {}
+    # the continuations unfoldings start from: one list each for the plan, so memo keys (by id) meet
+    pipeline_end: Combos = [(TRUE, EXIT)]
+    copy_end: Combos = [(TRUE, DROPPED)]
     too_many: list[ir.Policy] = []
     for policy in site.policies:
         for reverse in (False, True) if policy.symmetric else (False,):
             direction: ir.Direction = "reverse" if reverse else "forward"
             hit = memo.get((policy.pipeline, reverse))
             if hit is None:
-                u = Unfolder(site, weights, selectors, reverse, policy.name)
+                u = Unfolder(
+                    site, weights, selectors, reverse, policy.name, modules=modules, memo=uses, copy_end=copy_end
+                )
                 try:
-                    hit = (u.pipeline(policy.pipeline, [(TRUE, EXIT)]), u.entries)
+                    hit = (u.pipeline(policy.pipeline, pipeline_end), u.entries)
                 except TooManyChoices:
                     too_many.append(policy)
                     hit = ([(TRUE, DROPPED)], [])
