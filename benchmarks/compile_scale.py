@@ -91,6 +91,12 @@ def _policy(text: str, name: str) -> re.Match[str]:
     return m
 
 
+def _net16(match: str) -> str:
+    """The /16 of a generated policy's destination (``dst net 10.N.x.y/L`` or ``dst host 10.N.x.y``)."""
+    m = re.match(r"dst (?:net|host) (\d+\.\d+)\.", match)
+    return m.group(1) if m else ""
+
+
 def edit_one(text: str, n: int, kind: str = "match") -> str:
     """The site with a one-policy edit of ``kind`` (:data:`EDITS`) around
     policy ``p{n//2}``."""
@@ -109,6 +115,19 @@ def edit_one(text: str, n: int, kind: str = "match") -> str:
         return text[: m.end(3)] + " >> mon1" + text[m.end(3) :]
     if kind == "drop":
         return text[: m.start(3)] + "drop" + text[m.end(3) :]
+    if kind == "symmetric":  # `symmetric` added to the next plain policy without branches
+        m = next(m for i in range(k, n) if not (m := _policy(text, f"p{i}")).group(4) and "{" not in m.group(3))
+        return text[: m.end(3)] + " symmetric" + text[m.end(3) :]
+    if kind == "symmetric-existing":
+        # `symmetric` added where an earlier policy has the same symmetric chain to the same network
+        # (10.N/16 is behind sN): its replies' decision list is already on that switch
+        sym = {(s.group(3), _net16(s.group(2))) for i in range(k) if (s := _policy(text, f"p{i}")).group(4)}
+        m = next(
+            m
+            for i in range(k, n)
+            if not (m := _policy(text, f"p{i}")).group(4) and (m.group(3), _net16(m.group(2))) in sym
+        )
+        return text[: m.end(3)] + " symmetric" + text[m.end(3) :]
     new = f"policy extra from internet match dst host 10.9.0.1 and tcp and dst port 4242 via {m.group(3)}\n"
     if kind == "add-end":
         last = _policy(text, f"p{n - 1}")
@@ -124,13 +143,17 @@ def edit_one(text: str, n: int, kind: str = "match") -> str:
 
 #: the one-policy edits the edit rows time: a match (of a plain and of a
 #: symmetric policy), the pipeline (to another policy's chain, one stage
-#: more, `drop`), a policy added or removed (after the last or in the middle)
+#: more, `drop`), `symmetric` added (to a chain no policy has symmetric, and
+#: to one an earlier policy has), a policy added or removed (after the
+#: last or in the middle)
 EDITS = (
     "match",
     "match-symmetric",
     "pipeline-existing",
     "pipeline-stage",
     "drop",
+    "symmetric",
+    "symmetric-existing",
     "add-end",
     "add-middle",
     "remove-end",
@@ -260,7 +283,7 @@ def _edit_rows(tmp: Path, n: int, runs: int, kinds: list[str]) -> list[str]:
         p_how = "full" if "compiling in full" in p_said else "spliced"
         p_same = p_rc == 0 and _tree(after) == _tree(full)
         rows.append(
-            f"  {kind:<17} {how:<16} {' '.join(f'{r[0]:.2f}' for r in timed)} s CPU, {peak:.0f} MiB, rc {rc}; "
+            f"  {kind:<18} {how:<16} {' '.join(f'{r[0]:.2f}' for r in timed)} s CPU, {peak:.0f} MiB, rc {rc}; "
             f"every file as the full compile's ({full_cpu:.2f} s): {same}; after a plain compile: "
             f"{p_how} {p_cpu:.2f} s, {p_same}"
         )

@@ -11,7 +11,7 @@ pipeline (:func:`chain_key`); per pipeline its decision lists and the
 module pairs it adds to placement's affinity; and what the switches hold
 that depends on all policies together (which decision lists, which reply
 tables).  With ``--previous`` the new text is compared with the cached one
-(:func:`find_edit`); :mod:`fslang.api` compiles a *reduced* site (the new
+(:func:`find_edit`); :mod:`fslang.incremental_build` compiles a *reduced* site (the new
 text with every other policy blanked out, offsets kept) for the edited
 policy's POLICY entries, and :mod:`fslang.incremental_splice` puts them in
 the earlier OpenFlow files with the full site's priority, cookie and

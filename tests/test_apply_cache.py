@@ -11,6 +11,7 @@ from typing import Any
 
 from backends.platform.controller.protocol import DeployedAnswer, DigestAnswer, files_digest
 from fslang import api
+from fslang import incremental_build as ib
 from fslang.cli import applycache
 from fslang.cli.sitecompile import _compile
 
@@ -134,12 +135,12 @@ def test_the_fast_path_takes_hosts_left_out_and_a_scale_only_as_cached(tmp_path:
     fast = api.build(
         "s.fs", edited, prev, unavailable=out, scale=_scale_of(prev, False), cache=True, previous_dir=tmp_path / "d"
     )
-    assert fast.incremental and api.last_fallback is None
+    assert fast.incremental and ib.last_fallback is None
     assert fast.files == full.files and fast.cache == full.cache and fast.files != deployed.files
     for other in ({"unavailable": frozenset()}, {"unavailable": out | {"elsewhere"}}, {"scale": None}):
         opts = {"unavailable": out, "scale": _scale_of(prev, False), **other}
         again = api.build("s.fs", edited, prev, cache=True, previous_dir=tmp_path / "d", **opts)  # type: ignore[arg-type]
-        assert not again.incremental and "other hosts left out or another scale" in (api.last_fallback or "")
+        assert not again.incremental and "other hosts left out or another scale" in (ib.last_fallback or "")
         assert again.files == api.build("s.fs", edited, prev, cache=True, **opts).files  # type: ignore[arg-type]
 
 
@@ -163,7 +164,7 @@ def test_apply_splices_a_one_policy_edit_into_the_kept_files(tmp_path: Path, mon
     assert kept is not None
     site.write_text(_spliceable_edit(text, kept.folder))
     second = _compile(site, client, False, known)
-    assert api.last_fallback is None, api.last_fallback  # spliced
+    assert ib.last_fallback is None, ib.last_fallback  # spliced
     prev = api.previous_placement(kept.folder)
     full = api.build(str(site), site.read_text(), prev, generation=0, cache=True)
     assert (second.name, second.files, second.own, second.same) == ("apply40", full.files, full.cache, False)

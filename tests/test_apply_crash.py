@@ -18,20 +18,7 @@ pytestmark = NEEDS_OVS
 def _apply_until_paused(ctl, site: Path) -> None:
     """Run `fsc apply` until the controller reports it paused; then kill the controller."""
     cli = subprocess.Popen(
-        [
-            FSC,
-            "apply",
-            str(site),
-            "--yes",
-            "--format",
-            "json",
-            "--drain",
-            "0",
-            "--controller",
-            ctl.url,
-            "--token-file",
-            str(ctl.token_file),
-        ],
+        [FSC, *ctl.apply_args(site, "--format", "json")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

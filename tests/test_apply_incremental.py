@@ -36,18 +36,7 @@ def test_a_spliced_one_policy_change_deploys_what_a_full_compile_does(tmp_path: 
     with lab_with_controller(tmp_path, {"s0": 0xA1}) as (lab, ctl):
 
         def apply() -> str:
-            r = fsc(
-                "apply",
-                str(site),
-                "--yes",
-                "--drain",
-                "0",
-                "--controller",
-                ctl.url,
-                "--token-file",
-                str(ctl.token_file),
-                env={"FSC_DEBUG": "1"},
-            )
+            r = fsc(*ctl.apply_args(site), env={"FSC_DEBUG": "1"})
             assert r.returncode == 0, r.stdout + r.stderr
             return r.stderr
 

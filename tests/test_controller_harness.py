@@ -139,6 +139,22 @@ class Controller:
             self.log_f.close()
         return code
 
+    def apply_args(self, site: Path, *extra: str) -> list[str]:
+        """The arguments of `fsc apply SITE --yes --drain 0` (no drain wait) against
+        this controller, ``extra`` among them."""
+        return [
+            "apply",
+            str(site),
+            "--yes",
+            *extra,
+            "--drain",
+            "0",
+            "--controller",
+            self.url,
+            "--token-file",
+            str(self.token_file),
+        ]
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return fsc(*args, "--controller", self.url, "--token-file", str(self.token_file), timeout=timeout)
 

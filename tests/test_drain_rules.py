@@ -96,3 +96,29 @@ def test_split_table_entries_of_two_rules_never_meet() -> None:
         new = _tables(moved(2, 2, wide), moved(3, 2, second))
         rules = D.drain_rules(old, new, frozenset({0}))
         assert len(rules.old_branches) == split and len(rules.unsplit) == 2 - split
+
+
+def test_split_table_entries_are_told_apart_by_their_tag() -> None:
+    """The table-250 check looks only at rules of the same exact tag (or of
+    no exact tag): equal matches under two tags both split, under one tag or
+    a masked tag only the first."""
+    ip = {"eth_type": 0x0800, "ipv4_dst": ("10.0.0.0", "255.0.0.0")}
+
+    def moved(table: int, port: int, tag: object) -> Flow:
+        f = _flow(100, port, vlan_vid=tag, **ip)
+        return Flow(table, f.priority, 0, f.match, f.instructions)
+
+    for first, second, split in ((0x1001, 0x1002, 2), (0x1001, 0x1001, 1), (0x1001, (0x1000, 0x1000), 1)):
+        old = _tables(moved(2, 1, first), moved(3, 1, second))
+        new = _tables(moved(2, 2, first), moved(3, 2, second))
+        rules = D.drain_rules(old, new, frozenset({0}))
+        assert len(rules.old_branches) == split and len(rules.unsplit) == 2 - split, (first, second)
+
+
+def test_many_moved_rules_of_distinct_tags_all_split() -> None:
+    """A move of 400 steering rules (one tag each) splits every one."""
+    ip = {"eth_type": 0x0800, "ipv4_dst": ("10.0.0.0", "255.0.0.0")}
+    old = _tables(*(_flow(100, 1, vlan_vid=0x1000 | t, **ip) for t in range(1, 401)))
+    new = _tables(*(_flow(100, 2, vlan_vid=0x1000 | t, **ip) for t in range(1, 401)))
+    rules = D.drain_rules(old, new, frozenset({0}))
+    assert rules.unsplit == [] and len(rules.old_branches) == 400

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from benchmarks.gen_site import generate
 from fslang import api
 from fslang import incremental as inc
+from fslang import incremental_build as ib
 from fslang.diagnostics import render_text
 from tests.test_compile_cli import FSC, fsc
 
@@ -110,9 +111,9 @@ def _both(base: Base, text: str, out: Path | None = None, **options: object) -> 
     """(``--previous`` with the cache, the full compile with ``--previous``) of ``text``."""
     kw = {"previous": base.previous, "cache": True, **options}
     fast = api.build(NAME, text, previous_dir=out or base.out, **kw)  # type: ignore[arg-type]
-    why = api.last_fallback
+    why = ib.last_fallback
     full = api.build(NAME, text, **kw)  # type: ignore[arg-type]
-    api.last_fallback = why
+    ib.last_fallback = why
     return fast, full
 
 
@@ -171,7 +172,7 @@ def test_random_match_edit_equals_full_compile(base: Base, policy: int, match: s
     policy that could be spliced before always is."""
     edited = _set_match(base.text, f"p{policy}", match)
     fast, full = _both(base, edited)
-    event("spliced" if fast.incremental else f"compiled in full: {api.last_fallback}")
+    event("spliced" if fast.incremental else f"compiled in full: {ib.last_fallback}")
     if not full.ok:
         assert not fast.ok and not fast.incremental
         assert render_text(fast.diagnostics, fast.source) == render_text(full.diagnostics, full.source)
@@ -181,8 +182,8 @@ def test_random_match_edit_equals_full_compile(base: Base, policy: int, match: s
     if record.spliceable and not match.startswith("dst net 2001:") and match in _fresh_forms(match):
         # a symmetric policy's replies are classified where its destination's edge is:
         # a destination behind another switch moves that decision list (a full compile)
-        moved = record.symmetric and api.last_fallback == REPLIES_MOVE
-        assert fast.incremental or moved, api.last_fallback
+        moved = record.symmetric and ib.last_fallback == REPLIES_MOVE
+        assert fast.incremental or moved, ib.last_fallback
 
 
 REPLIES_MOVE = "a decision list would appear on or leave a switch"
@@ -194,7 +195,7 @@ def test_a_symmetric_policy_whose_destination_moves_switch_is_compiled_in_full(b
     s1, so the edit is not spliced, and the result is the full compile's."""
     assert "symmetric" in _policy_line(base.text, "p1").group(0)
     fast, full = _both(base, _set_match(base.text, "p1", "dst host 10.9.0.1"))
-    assert not fast.incremental and api.last_fallback == REPLIES_MOVE
+    assert not fast.incremental and ib.last_fallback == REPLIES_MOVE
     _same(fast, full)
 
 
@@ -208,13 +209,13 @@ def test_the_fast_path_is_taken_and_chains(base: Base, tmp_path: Path) -> None:
 
     first = _set_match(base.text, "p7", "dst host 10.9.1.1 and tcp and dst port 4242")
     fast, full = _both(base, first)
-    assert fast.incremental, api.last_fallback
+    assert fast.incremental, ib.last_fallback
     _same(fast, full)
     out = tmp_path / "first"
     write(out, {**fast.files, **fast.cache})
     second = _set_match(first, "p20", "dst net 10.9.2.0/24 and udp and dst port 53")
     fast2, full2 = _both(Base(first, out, base.previous), second, out)
-    assert fast2.incremental, api.last_fallback
+    assert fast2.incremental, ib.last_fallback
     _same(fast2, full2)
     same, again = _both(base, base.text)  # nothing changed: the same files again
     assert same.incremental
@@ -253,7 +254,7 @@ def test_other_edits_compile_in_full(base: Base, change: str) -> None:
         assert m is not None
         text = text[: m.end(2)] + " >> mon1" + text[m.end(2) :]
     fast, full = _both(base, text)
-    assert not fast.incremental and api.last_fallback
+    assert not fast.incremental and ib.last_fallback
     if full.ok:
         _same(fast, full)
 
@@ -278,6 +279,8 @@ def _edit(text: str, kind: str, k: int, other: int, fresh: str, sym: bool) -> st
         return text[: m.start(2)] + fresh + " via " + chain + text[m.end(3) :]
     if kind == "drop":
         return text[: m.start(3)] + "drop" + text[m.end(3) :]
+    if kind == "stage":  # one more stage: most often a pipeline no policy has (its decision lists and tags new)
+        return text[: m.end(3)] + " >> mon1" + text[m.end(3) :]
     if kind == "symmetric":  # the keyword added or taken away
         if m.group(4):
             return text[: m.start(4)] + text[m.end(4) :]
@@ -291,7 +294,7 @@ def _edit(text: str, kind: str, k: int, other: int, fresh: str, sym: bool) -> st
     return text[: m.start()] + text[m.end() :]
 
 
-KINDS = ["match", "pipeline", "both", "drop", "symmetric", "add-before", "add-after", "remove"]
+KINDS = ["match", "pipeline", "both", "drop", "stage", "symmetric", "add-before", "add-after", "remove"]
 
 
 @settings(max_examples=80, deadline=None)
@@ -306,12 +309,12 @@ def test_random_one_policy_edit_equals_full_compile(
     base: Base, kind: str, k: int, other: int, fresh: str, flag: bool
 ) -> None:
     """Every kind of one-policy edit (a match, the pipeline, both, `drop`,
-    `symmetric`, a policy added before or after another, one removed): with
+    one more stage, `symmetric`, a policy added before or after another, one removed): with
     `--previous` the files, cache, summary and diagnostics are a full
     compile's, whether spliced or compiled in full."""
     edited = _edit(base.text, kind, k, other, fresh, flag)
     fast, full = _both(base, edited)
-    event(f"{kind}: " + ("spliced" if fast.incremental else f"compiled in full: {api.last_fallback}"))
+    event(f"{kind}: " + ("spliced" if fast.incremental else f"compiled in full: {ib.last_fallback}"))
     if not full.ok:
         assert not fast.ok and not fast.incremental
         return
@@ -337,7 +340,7 @@ def test_each_kind_is_spliced(base: Base, kind: str) -> None:
     else:
         edited = _edit(base.text, kind, k, other, "dst host 10.9.0.1 and tcp and dst port 4242", False)
     fast, full = _both(base, edited)
-    assert fast.incremental, api.last_fallback
+    assert fast.incremental, ib.last_fallback
     _same(fast, full)
     assert fast.files != _tree_text(base.out)
 
@@ -352,7 +355,7 @@ def test_a_damaged_cache_compiles_in_full(base: Base, tmp_path: Path) -> None:
     head, body = cache.read_text().split("\n", 1)
     cache.write_text(head + "\n" + body.replace('"p3"', '"p4"', 1))  # the checksum no longer holds
     fast, full = _both(base, _set_match(base.text, *EDIT), out)
-    assert not fast.incremental and "cache" in (api.last_fallback or "")
+    assert not fast.incremental and "cache" in (ib.last_fallback or "")
     _same(fast, full)
     cache.write_text("not json")
     assert not _both(base, _set_match(base.text, *EDIT), out)[0].incremental
@@ -366,7 +369,7 @@ def test_a_tampered_output_compiles_in_full(base: Base, tmp_path: Path) -> None:
     click = next((out / "click").iterdir())
     click.write_text(click.read_text() + "// edited by hand\n")
     fast, full = _both(base, _set_match(base.text, *EDIT), out)
-    assert not fast.incremental and "files differ" in (api.last_fallback or "")
+    assert not fast.incremental and "files differ" in (ib.last_fallback or "")
     _same(fast, full)
 
 
@@ -379,7 +382,7 @@ def test_another_fsc_or_other_options_compile_in_full(
     _same(fast, full)
     monkeypatch.setattr(inc, "code_version", lambda: "another fsc")
     fast, full = _both(base, text)
-    assert not fast.incremental and "cache" in (api.last_fallback or "")
+    assert not fast.incremental and "cache" in (ib.last_fallback or "")
     _same(fast, full)
 
 
@@ -401,7 +404,7 @@ def test_after_a_plain_compile_previous_places_again(tmp_path: Path) -> None:
         fast, full = _both(base, edited)
         assert full.compiled is not None and full.compiled.placement is not None
         kept = full.compiled.placement.to_json() == base.previous.to_json()
-        assert fast.incremental == kept, api.last_fallback
+        assert fast.incremental == kept, ib.last_fallback
         _same(fast, full)
 
 
@@ -427,7 +430,7 @@ def test_diagnostics_after_the_edit_move_with_it(tmp_path: Path) -> None:
     record = next(p for p in inc.read_cache(out).policies if p.spliceable)  # type: ignore[union-attr]
     edited = _set_match(text, record.name, "dst net 10.9.0.0/24 and tcp and dst port 1000..2000")
     fast, full = _both(Base(text, out, api.previous_placement(out)), edited, out)
-    assert fast.incremental, api.last_fallback
+    assert fast.incremental, ib.last_fallback
     _same(fast, full)
     assert "set unused" in render_text(fast.diagnostics, fast.source)
 
@@ -440,5 +443,17 @@ def test_an_insertion_at_the_end_of_the_match_is_spliced(base: Base) -> None:
     assert record.spliceable and record.match_end == m.end(1)
     text = base.text[: m.end(1)] + " and tcp" + base.text[m.end(1) :]
     fast, full = _both(base, text)
-    assert fast.incremental, api.last_fallback
+    assert fast.incremental, ib.last_fallback
     _same(fast, full)
+
+
+@pytest.mark.parametrize("policy", ["p22", "p37", "p9"])
+def test_symmetric_toggled_on_a_chain_an_earlier_policy_has_symmetric_is_spliced(base: Base, policy: str) -> None:
+    """`symmetric` added to (p22, p37) or taken from (p9) a policy whose
+    chain an earlier policy has symmetric to the same switch (p18, p1): the
+    reply list keeps its number and its switch, and the later policies move
+    by one priority step."""
+    fast, full = _both(base, _edit(base.text, "symmetric", int(policy[1:]), 0, "", False))
+    assert fast.incremental, ib.last_fallback
+    _same(fast, full)
+    assert fast.files != _tree_text(base.out)

@@ -270,22 +270,32 @@ class Problem:
         return m.cores, m.memory
 
     def score(self, host_of: list[int]) -> Score:
-        """The objective of an assignment (instance index -> host index; -1 = unplaced)."""
+        """The objective of an assignment (instance index -> host index; -1 = unplaced).
+        Counts per module are kept only for the hosts it is on (a site has
+        hundreds of modules and hosts, an instance few: a full matrix cost
+        the incremental compile's placement check most of its time)."""
         H = len(self.hosts)
-        cnt = [[0] * H for _ in self.modules]
+        cnt: dict[int, dict[int, int]] = {}
         used = [0] * H
         for i, h in enumerate(host_of):
             if h >= 0:
                 a = self.insts[i].module
-                cnt[a][h] += 1
+                row = cnt.get(a)
+                if row is None:
+                    row = cnt[a] = {}
+                row[h] = row.get(h, 0) + 1
                 used[h] += self.modules[a].cores
         spare = sum(used[h] for h in range(H) if self.hosts[h].spare)
-        rep = sum(n * (n - 1) // 2 for c in cnt for n in c)
+        rep = sum(n * (n - 1) // 2 for row in cnt.values() for n in row.values())
         cross = 0
+        empty: dict[int, int] = {}
         for a, b, w in self.pairs:
-            same = sum(x * y for x, y in zip(cnt[a], cnt[b]))
+            ra, rb = cnt.get(a, empty), cnt.get(b, empty)
+            if len(ra) > len(rb):
+                ra, rb = rb, ra
+            same = sum(x * rb.get(h, 0) for h, x in ra.items())
             cross += w * (self.modules[a].replicas * self.modules[b].replicas - same)
-        hosts_used = sum(1 for h in range(H) if any(c[h] for c in cnt))
+        hosts_used = len({h for row in cnt.values() for h in row})
         max_load = max((used[h] / max(self.hosts[h].cores, 1) for h in range(H)), default=0.0)
         return Score("fewest" if self.fewest else self.mode, spare, rep, cross, max_load, hosts_used)
 

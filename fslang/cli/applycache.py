@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from backends.emit.write import OutputRefused, write
 from backends.platform.controller.protocol import files_digest
 
 _META = "entry.json"
@@ -107,10 +108,7 @@ def save(url: str, site: Path, files: dict[str, str], own: dict[str, str] | None
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        for p, text in {**files, **(own or {})}.items():
-            target = tmp / _FILES / p
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+        write(tmp / _FILES, {**files, **(own or {})})  # an output folder, as `fsc compile` writes it
         (tmp / _META).write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
@@ -120,7 +118,7 @@ def save(url: str, site: Path, files: dict[str, str], own: dict[str, str] | None
         legacy = path.with_suffix(".json")  # the one-file entries of earlier fsc versions
         if legacy.exists():
             legacy.unlink()
-    except OSError:
+    except (OSError, OutputRefused):
         pass
     finally:
         for leftover in (tmp, old):

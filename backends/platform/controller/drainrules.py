@@ -136,6 +136,42 @@ def overlap(a: Tlvs, b: Tlvs) -> bool:
     return True
 
 
+#: The field every steering rule matches exactly (its tag, OXM ``vlan_vid``):
+#: two matches with different exact values there never meet.
+_TAG = (ofp.OFPXMC_OPENFLOW_BASIC, ofp.OFPXMT_OFB_VLAN_VID)
+
+
+def _tag(m: Tlvs) -> bytes | None:
+    for c, f, v, mask in m:
+        if (c, f) == _TAG:
+            return v if mask is None else None
+    return None
+
+
+class _ByTag:
+    """Matches (with an item each) indexed by their exact tag, so a lookup
+    meets only the matches that may overlap: the same tag, or none exact.
+    Linear in the rules of one tag instead of all of them."""
+
+    def __init__(self) -> None:
+        self.exact: dict[bytes, list[tuple[Tlvs, Any]]] = {}
+        self.loose: list[tuple[Tlvs, Any]] = []
+
+    def add(self, m: Tlvs, item: Any = None) -> None:
+        tag = _tag(m)
+        (self.loose if tag is None else self.exact.setdefault(tag, [])).append((m, item))
+
+    def near(self, m: Tlvs) -> list[tuple[Tlvs, Any]]:
+        """Every entry whose match may overlap ``m`` (a superset)."""
+        tag = _tag(m)
+        if tag is None:
+            return [e for group in self.exact.values() for e in group] + self.loose
+        return self.exact.get(tag, []) + self.loose
+
+    def meets(self, m: Tlvs) -> bool:
+        return any(overlap(m, x) for x, _ in self.near(m))
+
+
 class _Occupied:
     """What a drain's split rules must not meet.  A split rule of ``R`` (at
     ``P``) at priority ``p`` is right only when no other rule of its table at
@@ -145,24 +181,25 @@ class _Occupied:
     accepted so far (the same test both ways)."""
 
     def __init__(self, new: Tables) -> None:
-        self.at: dict[tuple[int, int], list[Tlvs]] = {}
+        self.at: dict[tuple[int, int], _ByTag] = {}
         for f in new.values():
-            self.at.setdefault((f.table_id, f.priority), []).append(f.key[2])
-        self.splits: dict[int, list[tuple[int, int, Tlvs]]] = {}
+            self.at.setdefault((f.table_id, f.priority), _ByTag()).add(f.key[2])
+        self.splits: dict[int, _ByTag] = {}
 
     def free(self, base: int, split: list[Flow]) -> bool:
         for f in split:
             t, p, m = f.table_id, f.priority, f.key[2]
-            if any(overlap(m, x) for q in range(base + 1, p + 1) for x in self.at.get((t, q), ())):
+            if any(self.at[(t, q)].meets(m) for q in range(base + 1, p + 1) if (t, q) in self.at):
                 return False
-            for b, q, x in self.splits.get(t, ()):
-                if (base < q <= p or b < p <= q) and overlap(m, x):
-                    return False
+            if t in self.splits:
+                for x, (b, q) in self.splits[t].near(m):
+                    if (base < q <= p or b < p <= q) and overlap(m, x):
+                        return False
         return True
 
     def take(self, base: int, split: list[Flow]) -> None:
         for f in split:
-            self.splits.setdefault(f.table_id, []).append((base, f.priority, f.key[2]))
+            self.splits.setdefault(f.table_id, _ByTag()).add(f.key[2], (base, f.priority))
 
 
 def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules:
@@ -175,7 +212,7 @@ def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules
     moves at once instead (``unsplit``)."""
     out = DrainRules()
     occupied = _Occupied(new)
-    split_matches: list[Tlvs] = []  # of the rules split so far: their entries in SPLIT_TABLE
+    split_matches = _ByTag()  # of the rules split so far: their entries in SPLIT_TABLE
     changed = [k for k in sorted(new, key=repr) if k in old and old[k].canonical != new[k].canonical]
     for key in changed:
         o, n = old[key], new[key]
@@ -204,10 +241,10 @@ def drain_rules(old: Tables, new: Tables, ingress: frozenset[int]) -> DrainRules
             SPLIT_TABLE, 2, _match(n.match, **{PIN_REG: (1, 1)}), list(n.instructions), "new instance (pinned)"
         )
         split_old = _flow(SPLIT_TABLE, 1, n.match, list(o.instructions), "old instance (established)")
-        if any(overlap(n.key[2], m) for m in split_matches):  # table 250 would not tell them apart
+        if split_matches.meets(n.key[2]):  # table 250 would not tell them apart
             out.unsplit.append(n.describe())
             continue
-        split_matches.append(n.key[2])
+        split_matches.add(n.key[2])
         out.flows[split_new.key] = split_new
         out.flows[split_old.key] = split_old
         out.old_branches.append(split_old.key)
