@@ -22,6 +22,7 @@ def test_corpus_has_the_scenarios() -> None:
         "trial_copy",
         "two_switch",
         "ipv6",
+        "dual_stack_std",
     } <= names
 
 
