@@ -75,6 +75,25 @@ def _picker(fmt: LineFormat, names: tuple[str, ...]) -> Callable[[Sequence[str]]
     return lambda spelt: [spelt[i] for i in positions]
 
 
+def _follows(key: tuple, prev: tuple | None, pos: int, ties: Ties) -> bool:
+    """Whether the entry at ``pos`` (its ``(table, -priority, fields)``
+    key) comes in file order after the one before, extending ``ties`` when
+    the two keys are equal.  That key orders as the flat one while no exact
+    field (mask None) meets a masked one at the same place; that comparison
+    raises, and the caller's sort decides."""
+    try:
+        if key == prev:
+            if ties and ties[-1][1] == pos:
+                ties[-1] = (ties[-1][0], pos + 1)
+            else:
+                ties.append((pos - 1, pos + 1))
+        elif prev is not None and key < prev:
+            return False
+    except TypeError:
+        return False
+    return True
+
+
 def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[Sequence[int], Ties, list[list[str]]]:
     """Positions of ``entries`` in file order, the runs of that order whose
     keys are equal (to settle by each format's text), and each format's lines
@@ -99,19 +118,8 @@ def _walk(entries: Sequence[FlowEntry], formats: Sequence[LineFormat]) -> tuple[
     for pos, e in enumerate(entries):
         fields = e.match.fields  # (field, value, mask) named tuples
         if in_order:
-            # (table, -priority, fields) orders as the flat key while no exact field (mask None) meets a
-            # masked one at the same place; that comparison raises and the sort below decides
             key = (e.table_id, -e.priority, fields)
-            try:
-                if key == prev:
-                    if ties and ties[-1][1] == pos:
-                        ties[-1] = (ties[-1][0], pos + 1)
-                    else:
-                        ties.append((pos - 1, pos + 1))
-                elif prev is not None and key < prev:
-                    in_order = False
-            except TypeError:
-                in_order = False
+            in_order = _follows(key, prev, pos, ties)
             prev = key
         if len(fields) > 1:
             spelt = zip(*starmap(items, fields))  # per format: its spelling of each field
@@ -159,16 +167,7 @@ def _walk2(
         fields = e.match.fields
         if in_order:
             key = (e.table_id, -e.priority, fields)
-            try:
-                if key == prev:
-                    if ties and ties[-1][1] == pos:
-                        ties[-1] = (ties[-1][0], pos + 1)
-                    else:
-                        ties.append((pos - 1, pos + 1))
-                elif prev is not None and key < prev:
-                    in_order = False
-            except TypeError:
-                in_order = False
+            in_order = _follows(key, prev, pos, ties)
             prev = key
         if len(fields) == 1:
             f = fields[0]
