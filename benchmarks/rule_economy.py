@@ -230,9 +230,24 @@ def _policy_part(e: Any) -> bool:
     return T.FLAGS_FIRST <= e.table_id <= T.FLAGS_LAST and e.priority > 0
 
 
+def select_bound(combos: Any) -> int:
+    """A decision list's SELECT entries at the least: decided by the hash
+    alone, the fewest prefix patterns that spell its bucket -> path function
+    with the longest prefix winning (exact over prefix patterns, in either
+    bit order: ``bucketspell``); otherwise each satisfiable combo's minimal
+    bucket-pattern cover (a `case` guard counts 1)."""
+    from compiler.lowering import bucketspell
+    from compiler.lowering.lower import bucket_patterns
+
+    if all(c.space is None for c, _ in combos):
+        firsts: dict[Any, int] = {}
+        index = tuple(firsts.setdefault(d, len(firsts)) for _, d in combos)
+        return len(bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)))
+    return sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+
+
 def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
     from backends.emit.openflow.ofctl import to_ofctl
-    from compiler.lowering.lower import bucket_patterns
     from compiler.pipeline import compile_site
     from compiler.steering.regions import exit_region
     from fslang.api import load
@@ -308,12 +323,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for e in tables.entries
                 if e.table_id in (T.POLICY, T.CLASSIFY) and e.write_metadata and e.write_metadata[1] & T.ENTRY_MASK
             }
-            sel_b = sum(
-                max(1, len(bucket_patterns(c.buckets)))
-                for sid in classified
-                for c, _ in plan.selectors[sid]
-                if c.satisfiable()
-            )
+            sel_b = sum(select_bound(plan.selectors[sid]) for sid in classified)
             regions = sum(by_table[t] for t in (T.REGION_DST, T.REGION_SRC, T.SRC_HOME))
             total = len(tables.entries)
             ct = by_table[T.CT] + sum(

@@ -1,0 +1,124 @@
+"""The fewest SELECT entries for a decision list decided by the flow hash alone.
+
+Such a list is a function from the 8-bit hash bucket to a result (the path's
+first tag, or the connection mark to commit).  Spelling each path's bucket set
+on its own (:func:`compiler.lowering.lower.bucket_patterns`) pays for every
+path's ragged edges; spelling the *function* with longest-prefix priorities
+lets one short prefix cover a whole region and longer ones carve out the
+exceptions (the idea of ORTC, Draves et al., "Constructing optimal IP routing
+tables", INFOCOM 1999).  The dynamic programme below is exact for prefix
+patterns: over the bucket trie, each node either writes a rule (with some
+result, inherited by its subtree) or not, and the cheapest choice wins.  It is
+run on the bucket bits in both orders (high bit first, and bit-reversed, which
+is how `copy` takes its buckets) and the cheaper is used.
+
+A bucket no path owns (``None``) must miss as before: the table's own miss is
+what the root inherits, so such a bucket costs a rule (``MISS``, a drop) only
+where it lies under a covering rule of another result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from compiler.steering import flowhash
+
+#: the result of a bucket no path owns (lowering writes a drop for it)
+MISS = -1
+
+#: (value, mask, prefix length, label): the prefix length orders the entries (longer wins)
+Rule = tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=4096)
+def bucket_labels(sets: tuple[frozenset[int], ...], index: tuple[int, ...]) -> tuple[int | None, ...]:
+    """Each bucket's label: ``index`` of the first of ``sets`` (a decision
+    list's paths, in order: the first that owns a bucket wins) owning it;
+    None where no path does."""
+    out: list[int | None] = [None] * flowhash.BUCKETS
+    for buckets, i in zip(sets, index):
+        for b in buckets:
+            if out[b] is None:
+                out[b] = i
+    return tuple(out)
+
+
+def spell(labels: Sequence[int | None]) -> tuple[Rule, ...]:
+    """Prefix rules (over the BUCKETS buckets) whose longest match gives each
+    bucket its label; labels are small ints (first-appearance order keeps the
+    cache shared between lists of the same shape), ``None`` a bucket no path
+    owns."""
+    if len(labels) != flowhash.BUCKETS:
+        raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
+    return _spell(tuple(MISS if x is None else x for x in labels))
+
+
+@lru_cache(maxsize=4096)
+def _spell(labels: tuple[int, ...]) -> tuple[Rule, ...]:
+    forward = _prefix_rules(labels)
+    rev = tuple(labels[flowhash.bit_reverse(b)] for b in range(flowhash.BUCKETS))
+    backward = _prefix_rules(rev)
+    if len(backward) < len(forward):
+        r = flowhash.bit_reverse
+        return tuple(sorted((r(v), r(m), n, x) for v, m, n, x in backward))
+    return forward
+
+
+def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
+    """The fewest prefix rules, high bit first (exact, by dynamic programming
+    over the trie; ties go to writing no rule, then to the smaller label)."""
+    bits = flowhash.HASH_BITS
+    memo: dict[tuple[int, int, int], tuple[int, int | None]] = {}
+    present: dict[tuple[int, int], frozenset[int]] = {}
+
+    def seen(lo: int, depth: int) -> frozenset[int]:
+        key = (lo, depth)
+        got = present.get(key)
+        if got is None:
+            size = 1 << (bits - depth)
+            got = present[key] = frozenset(labels[lo : lo + size])
+        return got
+
+    def cost(lo: int, depth: int, inherited: int) -> int:
+        """Rules needed below node (lo, depth) when ``inherited`` reaches it;
+        memo holds the choice: None (no rule here) or the label written."""
+        key = (lo, depth, inherited)
+        done = memo.get(key)
+        if done is not None:
+            return done[0]
+        here = seen(lo, depth)
+        if here == {inherited}:
+            memo[key] = (0, None)
+            return 0
+        if depth == bits:  # one bucket, not the inherited label: a rule of its own
+            memo[key] = (1, labels[lo])
+            return 1
+        half = 1 << (bits - depth - 1)
+        best, choice = cost(lo, depth + 1, inherited) + cost(lo + half, depth + 1, inherited), None
+        for label in sorted(here):
+            if label == inherited:
+                continue
+            c = 1 + cost(lo, depth + 1, label) + cost(lo + half, depth + 1, label)
+            if c < best:
+                best, choice = c, label
+        memo[key] = (best, choice)
+        return best
+
+    rules: list[Rule] = []
+
+    def emit(lo: int, depth: int, inherited: int) -> None:
+        cost(lo, depth, inherited)
+        _, choice = memo[(lo, depth, inherited)]
+        if choice is not None:
+            mask = flowhash.MASK & ~((1 << (bits - depth)) - 1)
+            rules.append((lo, mask, depth, choice))
+            inherited = choice
+        if depth == bits or seen(lo, depth) == {inherited}:
+            return
+        half = 1 << (bits - depth - 1)
+        emit(lo, depth + 1, inherited)
+        emit(lo + half, depth + 1, inherited)
+
+    emit(0, 0, MISS)
+    return tuple(rules)
