@@ -54,11 +54,12 @@ class TooManyChoices(Exception):
 # ---- dispatches: what happens to a packet handed to the switch ------------
 def _cached_hash(obj: object, key: tuple) -> int:
     """The dataclass's own hash of ``key``, computed once: dispatches nest
-    (a chain is a tree of visits) and are dictionary keys everywhere."""
-    h = obj.__dict__.get("_hash")
-    if h is None:
-        h = hash(key)
-        object.__setattr__(obj, "_hash", h)
+    (a chain is a tree of visits) and are dictionary keys everywhere (a site
+    of chains of their own looks visits up 1.7 million times).  Read back as
+    a plain attribute (``self._hash``, the interpreter's fast path: half the
+    cost of ``__dict__.get``); only the first call builds the key."""
+    h = hash(key)
+    object.__setattr__(obj, "_hash", h)
     return h
 
 
@@ -82,10 +83,10 @@ class Visit:
     reverse: bool = False  # the reply direction: the module judges the flow as its forward packet
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")  # before building the key: hashed millions of times, computed once
-        if h is None:
-            h = _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
-        return h
+        try:
+            return self._hash  # type: ignore[attr-defined]  # set by _cached_hash
+        except AttributeError:
+            return _cached_hash(self, (self.instance, self.module, self.next, self.reverse))
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,10 @@ class Fork:
     main: Dispatch
 
     def __hash__(self) -> int:
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = _cached_hash(self, (self.copy, self.main))
-        return h
+        try:
+            return self._hash  # type: ignore[attr-defined]  # set by _cached_hash
+        except AttributeError:
+            return _cached_hash(self, (self.copy, self.main))
 
 
 Dispatch = Exit | Dropped | Visit | BoxVisit | Fork
