@@ -51,6 +51,14 @@ def spell(labels: Sequence[int | None]) -> tuple[Rule, ...]:
     owns."""
     if len(labels) != flowhash.BUCKETS:
         raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
+    return _spell_labels(tuple(labels))
+
+
+@lru_cache(maxsize=4096)
+def _spell_labels(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
+    """:func:`spell` of a tuple, cached as it comes (the tuple ``bucket_labels``
+    caches): a site of chains of their own spells 7,500 lists of a few dozen
+    shapes, and renaming each list's 256 labels was most of the cost."""
     return _spell(tuple(MISS if x is None else x for x in labels))
 
 
