@@ -264,18 +264,30 @@ def failover_group(
 ) -> GroupEntry:
     """The fast-failover group for ``d`` (``in_port``: the variant for packets
     that come in from that port, which outputs there as IN_PORT)."""
-    buckets = []
-    for alt in alts:
-        acts: list[Action] = []
-        label = plan.is_label(alt.visit)
-        if alt.visit != d:
-            acts.append(
-                SetField("mpls_label", plan.tag(alt.visit))
-                if label
-                else SetField("vlan_vid", 0x1000 | plan.tag(alt.visit))
-            )
-        if alt.remote:
-            acts.append(SetField("mpls_tc" if label else "vlan_pcp", MARK))
-        acts.append(Output(OFPP_IN_PORT if alt.port == in_port else alt.port))
-        buckets.append(Bucket(tuple(acts), watch_port=alt.port))
-    return GroupEntry(group_id(plan, d, variant, tuple(buckets)), "ff", tuple(buckets))
+    buckets = tuple(
+        _bucket(
+            plan.is_label(alt.visit),
+            None if alt.visit is d or alt.visit == d else plan.tag(alt.visit),
+            alt.remote,
+            OFPP_IN_PORT if alt.port == in_port else alt.port,
+            alt.port,
+        )
+        for alt in alts
+    )
+    return GroupEntry(group_id(plan, d, variant, buckets), "ff", buckets)
+
+
+@lru_cache(maxsize=1 << 16)
+def _bucket(label: bool, retag: int | None, remote: bool, out: int, watch: int) -> Bucket:
+    """A failover bucket: re-tag for ``retag`` (None: the packet's own
+    visit), mark when it crosses a link, output to ``out``; watch ``watch``.
+    Built once per distinct bucket, keyed by plain ints (a site of chains of
+    their own builds 53,000 buckets of frozen dataclasses, a few thousand
+    distinct; equal buckets may be one object: they are immutable values)."""
+    acts: list[Action] = []
+    if retag is not None:
+        acts.append(SetField("mpls_label", retag) if label else SetField("vlan_vid", 0x1000 | retag))
+    if remote:
+        acts.append(SetField("mpls_tc" if label else "vlan_pcp", MARK))
+    acts.append(Output(out))
+    return Bucket(tuple(acts), watch_port=watch)
