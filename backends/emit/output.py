@@ -76,6 +76,19 @@ def json_cannot_carry(tables: SwitchTables) -> list[str]:
     return [note for _, _, note in found]
 
 
+HASH_CHUNK = 1 << 20  # characters encoded and hashed at a time
+
+
+def sha256_text(text: str) -> str:
+    """The sha256 of ``text`` in UTF-8, a chunk at a time: encoding a file
+    of tens of megabytes whole makes a copy the system must map page by page
+    (the same digest: UTF-8 spells each character on its own)."""
+    h = hashlib.sha256()
+    for at in range(0, len(text), HASH_CHUNK):
+        h.update(text[at : at + HASH_CHUNK].encode())
+    return h.hexdigest()
+
+
 def _replicas(c: Compiled) -> dict[str, ReplicaInfo]:
     """plan.json's ``replicas``: weights, shares of new flows and ranges."""
     weights = c.weights()
@@ -104,7 +117,7 @@ def _plan(c: Compiled, files: dict[str, str]) -> str:
     labels = {str(t): _describe(d) for d, t in ordered if steering.is_label(d)}
     doc = PlanDocument(
         site=c.site.name,
-        files={p: hashlib.sha256(t.encode()).hexdigest() for p, t in sorted(files.items())},
+        files={p: sha256_text(t) for p, t in sorted(files.items())},
         tables={str(k): v for k, v in sorted(T.TABLES.items())},
         generation=c.steering.generation,
         update=UpdateInfo(

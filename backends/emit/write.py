@@ -89,6 +89,19 @@ def check_target(out: Path, force: bool = False) -> bool:
     return True
 
 
+CHUNK = 1 << 20  # characters encoded and written at a time
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``path.write_text(text, encoding="utf-8")``, a chunk at a time: a
+    large switch's file is tens of megabytes, and encoding it whole makes a
+    copy the system must map page by page (the same bytes either way: UTF-8
+    spells each character on its own)."""
+    with open(path, "w", encoding="utf-8") as f:
+        for at in range(0, len(text), CHUNK):
+            f.write(text[at : at + CHUNK])
+
+
 def write(out: Path, files: dict[str, str], force: bool = False) -> None:
     """Write ``files`` (path -> text) as the folder ``out``; see the module doc."""
     out = Path(os.path.abspath(out))  # normalised, but links are not resolved
@@ -105,7 +118,7 @@ def write(out: Path, files: dict[str, str], force: bool = False) -> None:
         for rel, text in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            _write_text(path, text)
         marker = {"tool": "fsc", "files": sorted(files)}
         (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; an output folder is an ordinary one

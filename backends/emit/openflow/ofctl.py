@@ -281,8 +281,14 @@ def to_ofctl(tables: SwitchTables) -> str:
 
 
 def lines_text(lines: list[str]) -> str:
-    """The file of ``lines``, each ended by a newline."""
-    return "\n".join(lines) + "\n" if lines else ""
+    """The file of ``lines``, each ended by a newline: one join, no copy of
+    the whole text to add the last newline (a large switch's file is tens of
+    megabytes)."""
+    if not lines:
+        return ""
+    parts = list(lines)
+    parts[-1] += "\n"
+    return "\n".join(parts)
 
 
 def to_groups(tables: SwitchTables) -> str | None:

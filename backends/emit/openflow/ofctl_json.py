@@ -279,6 +279,18 @@ def _array(lines: list[str]) -> str:
     return "[\n  " + ",\n  ".join(lines) + "\n ]" if lines else "[]"
 
 
+def _wrapped(head: str, lines: list[str], tail: str) -> str:
+    """``head + _array(lines) + tail`` in one join: the flows of a large
+    switch are tens of megabytes, and each concatenation copies them again
+    (into fresh memory the system must map)."""
+    if not lines:
+        return head + "[]" + tail
+    parts = list(lines)
+    parts[0] = head + "[\n  " + parts[0]
+    parts[-1] += "\n ]" + tail
+    return ",\n  ".join(parts)
+
+
 def to_json(tables: SwitchTables, dpid: int) -> str:
     """``{"dpid", "groups": [...], "flows": [...]}``: post groups first."""
     return json_text(tables, dpid, render_lines(tables.entries, JsonFormat(dpid))[0])
@@ -287,7 +299,7 @@ def to_json(tables: SwitchTables, dpid: int) -> str:
 def json_text(tables: SwitchTables, dpid: int, flows: list[str]) -> str:
     """The file, given the flow lines in order (:class:`JsonFormat`)."""
     groups = group_lines(tables, dpid)
-    return f'{{"dpid": {dpid},\n "flows": {_array(flows)},\n "groups": {_array(groups)}}}\n'
+    return _wrapped(f'{{"dpid": {dpid},\n "flows": ', flows, f',\n "groups": {_array(groups)}}}\n')
 
 
 def group_lines(tables: SwitchTables, dpid: int) -> list[str]:
