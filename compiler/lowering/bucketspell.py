@@ -76,57 +76,68 @@ def _spell(labels: tuple[int, ...]) -> tuple[Rule, ...]:
 def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
     """The fewest prefix rules, high bit first (exact, by dynamic programming
     over the trie; ties go to writing no rule, then to the smaller label)."""
-    bits = flowhash.HASH_BITS
-    memo: dict[tuple[int, int, int], tuple[int, int | None]] = {}
-    present: dict[tuple[int, int], frozenset[int]] = {}
+    return _Trie(labels).rules()
 
-    def seen(lo: int, depth: int) -> frozenset[int]:
+
+class _Trie:
+    """The dynamic programme of :func:`_prefix_rules` over one label tuple.
+    Methods, not nested closures: a recursive closure is a reference cycle,
+    and with the cycle collector off during a compile (``fslang.api``) its
+    tables (tens of thousands of entries per spelling) were never freed."""
+
+    def __init__(self, labels: tuple[int, ...]) -> None:
+        self.labels = labels
+        self.bits = flowhash.HASH_BITS
+        self.memo: dict[tuple[int, int, int], tuple[int, int | None]] = {}
+        self.present: dict[tuple[int, int], frozenset[int]] = {}
+
+    def seen(self, lo: int, depth: int) -> frozenset[int]:
         key = (lo, depth)
-        got = present.get(key)
+        got = self.present.get(key)
         if got is None:
-            size = 1 << (bits - depth)
-            got = present[key] = frozenset(labels[lo : lo + size])
+            size = 1 << (self.bits - depth)
+            got = self.present[key] = frozenset(self.labels[lo : lo + size])
         return got
 
-    def cost(lo: int, depth: int, inherited: int) -> int:
+    def cost(self, lo: int, depth: int, inherited: int) -> int:
         """Rules needed below node (lo, depth) when ``inherited`` reaches it;
         memo holds the choice: None (no rule here) or the label written."""
         key = (lo, depth, inherited)
-        done = memo.get(key)
+        done = self.memo.get(key)
         if done is not None:
             return done[0]
-        here = seen(lo, depth)
+        here = self.seen(lo, depth)
         if here == {inherited}:
-            memo[key] = (0, None)
+            self.memo[key] = (0, None)
             return 0
-        if depth == bits:  # one bucket, not the inherited label: a rule of its own
-            memo[key] = (1, labels[lo])
+        if depth == self.bits:  # one bucket, not the inherited label: a rule of its own
+            self.memo[key] = (1, self.labels[lo])
             return 1
-        half = 1 << (bits - depth - 1)
-        best, choice = cost(lo, depth + 1, inherited) + cost(lo + half, depth + 1, inherited), None
+        half = 1 << (self.bits - depth - 1)
+        best, choice = self.cost(lo, depth + 1, inherited) + self.cost(lo + half, depth + 1, inherited), None
         for label in sorted(here):
             if label == inherited:
                 continue
-            c = 1 + cost(lo, depth + 1, label) + cost(lo + half, depth + 1, label)
+            c = 1 + self.cost(lo, depth + 1, label) + self.cost(lo + half, depth + 1, label)
             if c < best:
                 best, choice = c, label
-        memo[key] = (best, choice)
+        self.memo[key] = (best, choice)
         return best
 
-    rules: list[Rule] = []
+    def rules(self) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        self.emit(0, 0, MISS, out)
+        return tuple(out)
 
-    def emit(lo: int, depth: int, inherited: int) -> None:
-        cost(lo, depth, inherited)
-        _, choice = memo[(lo, depth, inherited)]
+    def emit(self, lo: int, depth: int, inherited: int, out: list[Rule]) -> None:
+        self.cost(lo, depth, inherited)
+        _, choice = self.memo[(lo, depth, inherited)]
         if choice is not None:
-            mask = flowhash.MASK & ~((1 << (bits - depth)) - 1)
-            rules.append((lo, mask, depth, choice))
+            mask = flowhash.MASK & ~((1 << (self.bits - depth)) - 1)
+            out.append((lo, mask, depth, choice))
             inherited = choice
-        if depth == bits or seen(lo, depth) == {inherited}:
+        if depth == self.bits or self.seen(lo, depth) == {inherited}:
             return
-        half = 1 << (bits - depth - 1)
-        emit(lo, depth + 1, inherited)
-        emit(lo + half, depth + 1, inherited)
-
-    emit(0, 0, MISS)
-    return tuple(rules)
+        half = 1 << (self.bits - depth - 1)
+        self.emit(lo, depth + 1, inherited, out)
+        self.emit(lo + half, depth + 1, inherited, out)
