@@ -267,6 +267,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
             continue
         plan = compiled.steering
         assert plan is not None
+        directions: dict[str, Counter[tuple[str, str]]] = {}
         for sw, tables in compiled.tables.items():
             switch = site.switch(sw)
             bound = Bound(program, front.source.text, switch.ovs)
@@ -307,17 +308,14 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for p in [port_check(stmts[idx], bound, es)]
                 if p
             ]
-            # a symmetric policy's reply must cost no more than its forward direction
+            # a symmetric policy's reply must cost no more than its forward direction (compared
+            # across the site below: the two may be classified on different switches)
             by_dir: Counter[tuple[str, str]] = Counter()
             prio_of = {T.PRIO_POLICY_TOP - i: (p.name, d) for i, (p, d, _) in enumerate(plan.ingress)}
             for e in pol:
                 if e.table_id == T.POLICY and e.cookie & 0xFFFF == 0 and e.priority in prio_of:
                     by_dir[prio_of[e.priority]] += 1
-            problems += [
-                f"{p.name}: reply {by_dir[p.name, 'reverse']} entries, forward {by_dir[p.name, 'forward']}"
-                for p in site.policies
-                if p.symmetric and by_dir[p.name, "reverse"] > by_dir[p.name, "forward"]
-            ]
+            directions[sw] = by_dir
             classified = {
                 (e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1
                 for e in tables.entries
@@ -336,7 +334,25 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, ct,
                     repeated, problems, len(tables.groups))
             )  # fmt: skip
+        _replies_costlier(site, directions, rows[-len(directions) :])
     return rows
+
+
+def _replies_costlier(site: Any, directions: dict[str, Counter[tuple[str, str]]], rows: list[Row]) -> None:
+    """A symmetric policy whose replies are classified with more POLICY
+    entries, on the switch where they cost most, than its forward direction
+    on the switch where that costs most: a problem, noted on that switch's
+    row.  (Per switch the two are not comparable: the forward direction of
+    a policy from a customer edge on one switch has no entries on the
+    switch whose default edge its replies come in by.)"""
+    for p in site.policies:
+        if not p.symmetric:
+            continue
+        rev = max(directions, key=lambda sw: directions[sw][p.name, "reverse"])
+        fwd = max(directions[sw][p.name, "forward"] for sw in directions)
+        if directions[rev][p.name, "reverse"] > fwd:
+            row = next(r for r in rows if r.switch == rev)
+            row.problems.append(f"{p.name}: reply {directions[rev][p.name, 'reverse']} entries, forward {fwd}")
 
 
 def sites(sizes: list[int], tmp: Path, only: str) -> list[tuple[str, Path, tuple[str, ...]]]:

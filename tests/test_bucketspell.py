@@ -51,7 +51,7 @@ def decision_lists(draw: st.DrawFn) -> tuple[tuple[frozenset[int], ...], tuple[i
 def test_rules_give_each_bucket_its_first_owners_result(case) -> None:
     sets, index = case
     labels = bucket_labels(sets, index)
-    rules = spell(labels)
+    rules = spell(tuple(labels))
     for b in range(BUCKETS):
         owner = next((i for s, i in zip(sets, index) if b in s), None)
         assert labels[b] == owner
@@ -72,8 +72,8 @@ def test_known_shapes_cost_what_they_must() -> None:
     # no bucket owned: no rule (the table misses, as without the list)
     assert spell((None,) * BUCKETS) == ()
     # one bucket owned inside a region of another result costs its own rule; one owned by none an explicit miss
-    labels = [0] * BUCKETS
+    labels: list[int | None] = [0] * BUCKETS
     labels[5] = 1
     labels[9] = None
-    rules = spell(labels)
+    rules = spell(tuple(labels))
     assert len(rules) == 3 and {r[3] for r in rules} == {0, 1, MISS}

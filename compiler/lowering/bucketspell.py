@@ -19,7 +19,6 @@ where it lies under a covering rule of another result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 
 from compiler.steering import flowhash
@@ -44,21 +43,17 @@ def bucket_labels(sets: tuple[frozenset[int], ...], index: tuple[int, ...]) -> t
     return tuple(out)
 
 
-def spell(labels: Sequence[int | None]) -> tuple[Rule, ...]:
+@lru_cache(maxsize=4096)
+def spell(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
     """Prefix rules (over the BUCKETS buckets) whose longest match gives each
-    bucket its label; labels are small ints (first-appearance order keeps the
-    cache shared between lists of the same shape), ``None`` a bucket no path
+    bucket its label; labels are small ints (a list's results in order, so
+    lists of the same shape share the cache), ``None`` a bucket no path
     owns."""
     if len(labels) != flowhash.BUCKETS:
         raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
-    return _spell(tuple(MISS if x is None else x for x in labels))
-
-
-@lru_cache(maxsize=4096)
-def _spell(labels: tuple[int, ...]) -> tuple[Rule, ...]:
-    forward = _prefix_rules(labels)
-    rev = tuple(labels[flowhash.bit_reverse(b)] for b in range(flowhash.BUCKETS))
-    backward = _prefix_rules(rev)
+    plain = tuple(MISS if x is None else x for x in labels)
+    forward = _prefix_rules(plain)
+    backward = _prefix_rules(tuple(plain[flowhash.bit_reverse(b)] for b in range(flowhash.BUCKETS)))
     if len(backward) < len(forward):
         r = flowhash.bit_reverse
         return tuple(sorted((r(v), r(m), n, x) for v, m, n, x in backward))
@@ -66,59 +61,43 @@ def _spell(labels: tuple[int, ...]) -> tuple[Rule, ...]:
 
 
 def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
-    """The fewest prefix rules, high bit first (exact, by dynamic programming
-    over the trie; ties go to writing no rule, then to the smaller label)."""
+    """The fewest prefix rules, high bit first: exact, by dynamic programming
+    over the bucket trie, bottom up.  For a node, ``A[x]`` is what its
+    subtree costs below it when label x reaches it and it writes no rule
+    (only labels present below matter: an absent one is never cheaper), and
+    ``B`` = 1 + min A is the cost of writing a rule there; so x reaching it
+    costs min(A[x], B), or B for an absent x (no rule there costs the
+    children's B, never less).  Ties go to writing no rule, then to the
+    smaller label."""
     bits = flowhash.HASH_BITS
-    memo: dict[tuple[int, int, int], tuple[int, int | None]] = {}
-    present: dict[tuple[int, int], frozenset[int]] = {}
-
-    def seen(lo: int, depth: int) -> frozenset[int]:
-        key = (lo, depth)
-        got = present.get(key)
-        if got is None:
-            size = 1 << (bits - depth)
-            got = present[key] = frozenset(labels[lo : lo + size])
-        return got
-
-    def cost(lo: int, depth: int, inherited: int) -> int:
-        """Rules needed below node (lo, depth) when ``inherited`` reaches it;
-        memo holds the choice: None (no rule here) or the label written."""
-        key = (lo, depth, inherited)
-        done = memo.get(key)
-        if done is not None:
-            return done[0]
-        here = seen(lo, depth)
-        if here == {inherited}:
-            memo[key] = (0, None)
-            return 0
-        if depth == bits:  # one bucket, not the inherited label: a rule of its own
-            memo[key] = (1, labels[lo])
-            return 1
-        half = 1 << (bits - depth - 1)
-        best, choice = cost(lo, depth + 1, inherited) + cost(lo + half, depth + 1, inherited), None
-        for label in sorted(here):
-            if label == inherited:
-                continue
-            c = 1 + cost(lo, depth + 1, label) + cost(lo + half, depth + 1, label)
-            if c < best:
-                best, choice = c, label
-        memo[key] = (best, choice)
-        return best
+    # level[d][i]: (A, B) of the i-th node at depth d (covering 2**(bits-d) buckets)
+    level: list[list[tuple[dict[int, int], int]]] = [[] for _ in range(bits + 1)]
+    level[bits] = [({x: 0}, 1) for x in labels]
+    for d in range(bits - 1, -1, -1):
+        below = level[d + 1]
+        nodes = []
+        for i in range(0, len(below), 2):
+            (al, bl), (ar, br) = below[i], below[i + 1]
+            a = {x: min(al.get(x, bl), bl) + min(ar.get(x, br), br) for x in al.keys() | ar.keys()}
+            nodes.append((a, 1 + min(a.values())))
+        level[d] = nodes
 
     rules: list[Rule] = []
 
-    def emit(lo: int, depth: int, inherited: int) -> None:
-        cost(lo, depth, inherited)
-        _, choice = memo[(lo, depth, inherited)]
-        if choice is not None:
-            mask = flowhash.MASK & ~((1 << (bits - depth)) - 1)
-            rules.append((lo, mask, depth, choice))
-            inherited = choice
-        if depth == bits or seen(lo, depth) == {inherited}:
+    def emit(d: int, i: int, inherited: int) -> None:
+        a, b = level[d][i]
+        norule = a.get(inherited)
+        if norule is None:  # the label reaching it is not below: each child pays for a rule
+            norule = b + 1 if d == bits else level[d + 1][2 * i][1] + level[d + 1][2 * i + 1][1]
+        if norule > b:  # a rule here: the smallest label of least cost
+            least = min(a.values())
+            inherited = min(x for x, c in a.items() if c == least)
+            size = 1 << (bits - d)
+            rules.append((i * size, flowhash.MASK & ~(size - 1), d, inherited))
+        if d == bits or a.get(inherited) == 0 and len(a) == 1:
             return
-        half = 1 << (bits - depth - 1)
-        emit(lo, depth + 1, inherited)
-        emit(lo + half, depth + 1, inherited)
+        emit(d + 1, 2 * i, inherited)
+        emit(d + 1, 2 * i + 1, inherited)
 
     emit(0, 0, MISS)
     return tuple(rules)
