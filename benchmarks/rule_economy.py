@@ -233,9 +233,11 @@ def _policy_part(e: Any) -> bool:
 def select_bound(combos: Any) -> int:
     """A decision list's SELECT entries at the least: decided by the hash
     alone, the fewest prefix patterns that spell its bucket -> path function
-    with the longest prefix winning (exact over prefix patterns, in either
-    bit order: ``bucketspell``); otherwise each satisfiable combo's minimal
-    bucket-pattern cover (a `case` guard counts 1)."""
+    with the longest prefix winning (exact over the prefixes of each bit
+    order ``bucketspell`` tries); with `by src`/`by dst` and no `case`, the
+    lesser of the product of each hash's fewest rules and the next; otherwise
+    each satisfiable combo's minimal bucket-pattern cover (a `case` guard
+    counts 1)."""
     from compiler.lowering import bucketspell
     from compiler.lowering.lower import bucket_patterns
 
@@ -243,7 +245,12 @@ def select_bound(combos: Any) -> int:
         firsts: dict[Any, int] = {}
         index = tuple(firsts.setdefault(d, len(firsts)) for _, d in combos)
         return len(bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)))
-    return sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+    alone = sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+    if any(c.guarded for c, _ in combos):
+        return alone
+    # `by src`/`by dst` without `case`: each hash spelt alone, the product (IPv4 and IPv6 where an address is read)
+    cells = bucketspell.grid(tuple(tuple(getattr(c, f) for c, _ in combos) for f in ("buckets", "src", "dst")))
+    return min(alone, sum(1 if s[1] == d[1] == 0 else 2 for (_, s, d), _ in cells))
 
 
 def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
@@ -267,6 +274,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
             continue
         plan = compiled.steering
         assert plan is not None
+        directions: dict[str, Counter[tuple[str, str]]] = {}
         for sw, tables in compiled.tables.items():
             switch = site.switch(sw)
             bound = Bound(program, front.source.text, switch.ovs)
@@ -307,17 +315,14 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for p in [port_check(stmts[idx], bound, es)]
                 if p
             ]
-            # a symmetric policy's reply must cost no more than its forward direction
+            # a symmetric policy's reply must cost no more than its forward direction (compared
+            # across the site below: the two may be classified on different switches)
             by_dir: Counter[tuple[str, str]] = Counter()
             prio_of = {T.PRIO_POLICY_TOP - i: (p.name, d) for i, (p, d, _) in enumerate(plan.ingress)}
             for e in pol:
                 if e.table_id == T.POLICY and e.cookie & 0xFFFF == 0 and e.priority in prio_of:
                     by_dir[prio_of[e.priority]] += 1
-            problems += [
-                f"{p.name}: reply {by_dir[p.name, 'reverse']} entries, forward {by_dir[p.name, 'forward']}"
-                for p in site.policies
-                if p.symmetric and by_dir[p.name, "reverse"] > by_dir[p.name, "forward"]
-            ]
+            directions[sw] = by_dir
             classified = {
                 (e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1
                 for e in tables.entries
@@ -336,7 +341,25 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, ct,
                     repeated, problems, len(tables.groups))
             )  # fmt: skip
+        _replies_costlier(site, directions, rows[-len(directions) :])
     return rows
+
+
+def _replies_costlier(site: Any, directions: dict[str, Counter[tuple[str, str]]], rows: list[Row]) -> None:
+    """A symmetric policy whose replies are classified with more POLICY
+    entries, on the switch where they cost most, than its forward direction
+    on the switch where that costs most: a problem, noted on that switch's
+    row.  (Per switch the two are not comparable: the forward direction of
+    a policy from a customer edge on one switch has no entries on the
+    switch whose default edge its replies come in by.)"""
+    for p in site.policies:
+        if not p.symmetric:
+            continue
+        rev = max(directions, key=lambda sw: directions[sw][p.name, "reverse"])
+        fwd = max(directions[sw][p.name, "forward"] for sw in directions)
+        if directions[rev][p.name, "reverse"] > fwd:
+            row = next(r for r in rows if r.switch == rev)
+            row.problems.append(f"{p.name}: reply {directions[rev][p.name, 'reverse']} entries, forward {fwd}")
 
 
 def sites(sizes: list[int], tmp: Path, only: str) -> list[tuple[str, Path, tuple[str, ...]]]:

@@ -19,7 +19,6 @@ where it lies under a covering rule of another result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import lru_cache
 
 from compiler.steering import flowhash
@@ -44,100 +43,154 @@ def bucket_labels(sets: tuple[frozenset[int], ...], index: tuple[int, ...]) -> t
     return tuple(out)
 
 
-def spell(labels: Sequence[int | None]) -> tuple[Rule, ...]:
-    """Prefix rules (over the BUCKETS buckets) whose longest match gives each
-    bucket its label; labels are small ints (first-appearance order keeps the
-    cache shared between lists of the same shape), ``None`` a bucket no path
-    owns."""
+#: the bit orders tried, most significant trie level first: the bucket's high bits first (replica
+#: shares are runs of buckets), its low bits first (`copy` takes buckets in bit-reversed order),
+#: then mixes (k high bits, then the low bits; k low bits, then the high bits) for lists that
+#: combine both
+_HIGH = tuple(range(flowhash.HASH_BITS - 1, -1, -1))
+_LOW = tuple(range(flowhash.HASH_BITS))
+ORDERS: tuple[tuple[int, ...], ...] = (
+    _HIGH,
+    _LOW,
+    *(
+        order
+        for k in range(1, flowhash.HASH_BITS)
+        for order in (
+            _HIGH[:k] + tuple(b for b in _LOW if b not in _HIGH[:k]),
+            _LOW[:k] + tuple(b for b in _HIGH if b not in _LOW[:k]),
+        )
+    ),
+)
+
+
+@lru_cache(maxsize=4096)
+def spell(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
+    """Rules (over the BUCKETS buckets) whose longest match gives each bucket
+    its label; labels are small ints (a list's results in order, so lists of
+    the same shape share the cache), ``None`` a bucket no path owns.  The
+    rules are prefixes of one bit order (:data:`ORDERS`), so a rule's length
+    (the bits it cares about) is its priority; the first order with the
+    fewest rules wins, and the mixed orders are tried only when the plain
+    two leave more rules than results."""
     if len(labels) != flowhash.BUCKETS:
         raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
-    return _spell_labels(tuple(labels))
+    plain = tuple(MISS if x is None else x for x in labels)
+    least = len(set(labels) - {None})
+    best: tuple[Rule, ...] | None = None
+    for i, order in enumerate(ORDERS):
+        if i == 2 and best is not None and len(best) <= least:
+            break
+        rules = _in_order(plain, order)
+        if best is None or len(rules) < len(best):
+            best = rules
+    assert best is not None
+    return best
 
 
-@lru_cache(maxsize=4096)
-def _spell_labels(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
-    """:func:`spell` of a tuple, cached as it comes (the tuple ``bucket_labels``
-    caches): a site of chains of their own spells 7,500 lists of a few dozen
-    shapes, and renaming each list's 256 labels was most of the cost."""
-    return _spell(tuple(MISS if x is None else x for x in labels))
+def _in_order(labels: tuple[int, ...], order: tuple[int, ...]) -> tuple[Rule, ...]:
+    """:func:`_prefix_rules` on the trie whose level j tests bucket bit
+    ``order[j]``, its rules turned back into (value, mask) of the bucket."""
+    to_bucket = _to_bucket(order)
+    rules = _prefix_rules(tuple(labels[b] for b in to_bucket))
+    if order == _HIGH:
+        return rules
+    out = []
+    for value, _, depth, label in rules:
+        mask = sum(1 << b for b in order[:depth])
+        out.append((to_bucket[value] & mask, mask, depth, label))
+    return tuple(sorted(out))
 
 
-@lru_cache(maxsize=4096)
-def _spell(labels: tuple[int, ...]) -> tuple[Rule, ...]:
-    forward = _prefix_rules(labels)
-    rev = tuple(labels[flowhash.bit_reverse(b)] for b in range(flowhash.BUCKETS))
-    backward = _prefix_rules(rev)
-    if len(backward) < len(forward):
-        r = flowhash.bit_reverse
-        return tuple(sorted((r(v), r(m), n, x) for v, m, n, x in backward))
-    return forward
+@lru_cache(maxsize=len(ORDERS))
+def _to_bucket(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The bucket at each trie index: bit (HASH_BITS - 1 - j) of the index is bucket bit ``order[j]``."""
+    top = flowhash.HASH_BITS - 1
+    return tuple(sum(((i >> (top - j)) & 1) << b for j, b in enumerate(order)) for i in range(flowhash.BUCKETS))
 
 
 def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
-    """The fewest prefix rules, high bit first (exact, by dynamic programming
-    over the trie; ties go to writing no rule, then to the smaller label)."""
-    return _Trie(labels).rules()
+    """The fewest prefix rules, high bit first: exact, by dynamic programming
+    over the bucket trie, bottom up.  For a node, ``A[x]`` is what its
+    subtree costs below it when label x reaches it and it writes no rule
+    (only labels present below matter: an absent one is never cheaper), and
+    ``B`` = 1 + min A is the cost of writing a rule there; so x reaching it
+    costs min(A[x], B), or B for an absent x (no rule there costs the
+    children's B, never less).  Ties go to writing no rule, then to the
+    smaller label."""
+    bits = flowhash.HASH_BITS
+    # level[d][i]: (A, B) of the i-th node at depth d (covering 2**(bits-d) buckets)
+    level: list[list[tuple[dict[int, int], int]]] = [[] for _ in range(bits + 1)]
+    level[bits] = [({x: 0}, 1) for x in labels]
+    for d in range(bits - 1, -1, -1):
+        below = level[d + 1]
+        nodes = []
+        for i in range(0, len(below), 2):
+            (al, bl), (ar, br) = below[i], below[i + 1]
+            a = {x: min(al.get(x, bl), bl) + min(ar.get(x, br), br) for x in al.keys() | ar.keys()}
+            nodes.append((a, 1 + min(a.values())))
+        level[d] = nodes
 
+    rules: list[Rule] = []
 
-class _Trie:
-    """The dynamic programme of :func:`_prefix_rules` over one label tuple.
-    Methods, not nested closures: a recursive closure is a reference cycle,
-    and with the cycle collector off during a compile (``fslang.api``) its
-    tables (tens of thousands of entries per spelling) were never freed."""
-
-    def __init__(self, labels: tuple[int, ...]) -> None:
-        self.labels = labels
-        self.bits = flowhash.HASH_BITS
-        self.memo: dict[tuple[int, int, int], tuple[int, int | None]] = {}
-        self.present: dict[tuple[int, int], frozenset[int]] = {}
-
-    def seen(self, lo: int, depth: int) -> frozenset[int]:
-        key = (lo, depth)
-        got = self.present.get(key)
-        if got is None:
-            size = 1 << (self.bits - depth)
-            got = self.present[key] = frozenset(self.labels[lo : lo + size])
-        return got
-
-    def cost(self, lo: int, depth: int, inherited: int) -> int:
-        """Rules needed below node (lo, depth) when ``inherited`` reaches it;
-        memo holds the choice: None (no rule here) or the label written."""
-        key = (lo, depth, inherited)
-        done = self.memo.get(key)
-        if done is not None:
-            return done[0]
-        here = self.seen(lo, depth)
-        if here == {inherited}:
-            self.memo[key] = (0, None)
-            return 0
-        if depth == self.bits:  # one bucket, not the inherited label: a rule of its own
-            self.memo[key] = (1, self.labels[lo])
-            return 1
-        half = 1 << (self.bits - depth - 1)
-        best, choice = self.cost(lo, depth + 1, inherited) + self.cost(lo + half, depth + 1, inherited), None
-        for label in sorted(here):
-            if label == inherited:
-                continue
-            c = 1 + self.cost(lo, depth + 1, label) + self.cost(lo + half, depth + 1, label)
-            if c < best:
-                best, choice = c, label
-        self.memo[key] = (best, choice)
-        return best
-
-    def rules(self) -> tuple[Rule, ...]:
-        out: list[Rule] = []
-        self.emit(0, 0, MISS, out)
-        return tuple(out)
-
-    def emit(self, lo: int, depth: int, inherited: int, out: list[Rule]) -> None:
-        self.cost(lo, depth, inherited)
-        _, choice = self.memo[(lo, depth, inherited)]
-        if choice is not None:
-            mask = flowhash.MASK & ~((1 << (self.bits - depth)) - 1)
-            out.append((lo, mask, depth, choice))
-            inherited = choice
-        if depth == self.bits or self.seen(lo, depth) == {inherited}:
+    def emit(d: int, i: int, inherited: int) -> None:
+        a, b = level[d][i]
+        norule = a.get(inherited)
+        if norule is None:  # the label reaching it is not below: each child pays for a rule
+            norule = b + 1 if d == bits else level[d + 1][2 * i][1] + level[d + 1][2 * i + 1][1]
+        if norule > b:  # a rule here: the smallest label of least cost
+            least = min(a.values())
+            inherited = min(x for x, c in a.items() if c == least)
+            size = 1 << (bits - d)
+            rules.append((i * size, flowhash.MASK & ~(size - 1), d, inherited))
+        if d == bits or a.get(inherited) == 0 and len(a) == 1:
             return
-        half = 1 << (self.bits - depth - 1)
-        self.emit(lo, depth + 1, inherited, out)
-        self.emit(lo + half, depth + 1, inherited, out)
+        emit(d + 1, 2 * i, inherited)
+        emit(d + 1, 2 * i + 1, inherited)
+
+    emit(0, 0, MISS)
+    return tuple(rules)
+
+
+@lru_cache(maxsize=4096)
+def classes(sets: tuple[frozenset[int], ...]) -> tuple[tuple[int | None, ...], tuple[frozenset[int], ...]]:
+    """Buckets alike for a list: each bucket's class (numbered in bucket
+    order; None where no set holds it) and each class's members (the indices
+    of the sets holding its buckets)."""
+    ids: dict[frozenset[int], int] = {}
+    out: list[int | None] = []
+    for b in range(flowhash.BUCKETS):
+        members = frozenset(i for i, s in enumerate(sets) if b in s)
+        out.append(ids.setdefault(members, len(ids)) if members else None)
+    return tuple(out), tuple(ids)
+
+
+#: one rule per hash of a list decided by several (the flow hash, the source's and the
+#: destination's address hash): (rule of each hash, the first combo all three allow, or None)
+Cell = tuple[tuple[Rule, Rule, Rule], int | None]
+
+
+def grid(dims: tuple[tuple[frozenset[int], ...], ...]) -> tuple[Cell, ...]:
+    """A list decided by three independent hashes (``dims``: per hash, each
+    combo's buckets, combos in order; the first combo whose three sets hold
+    a packet's three buckets wins), spelt as the product of each hash's
+    fewest prefix rules (:func:`spell` of its classes).  Ordered
+    lexicographically by the rules' prefix lengths (destination, source,
+    flow: entry priorities), the entry a packet meets first is the one of
+    its longest match in each hash, so the cell's combo is the first combo
+    allowing all three of its classes; a cell no combo allows is a drop
+    (a shorter cell would otherwise take the packet)."""
+    spelt = []
+    for sets in dims:
+        labels, members = classes(sets)
+        spelt.append((spell(labels), members))
+    (rh, mh), (rs, ms), (rd, md) = spelt
+    n = len(dims[0])
+    cells: list[Cell] = []
+    for d in rd:
+        for s in rs:
+            for h in rh:
+                allowed = [
+                    i for i in range(n) if all(r[3] != MISS and i in m[r[3]] for r, m in ((h, mh), (s, ms), (d, md)))
+                ]
+                cells.append(((h, s, d), allowed[0] if allowed else None))
+    return tuple(cells)
