@@ -15,10 +15,12 @@ from functools import cache
 
 from backends.emit.openflow import UnsupportedError, field_kind
 from backends.emit.openflow.addresses import ADDRESS_FORMATS
+from backends.emit.openflow.buckets import BucketTexts
 from backends.emit.openflow.lines import render_lines
 from compiler.flowir import (
     OFPP_IN_PORT,
     Action,
+    Bucket,
     Ct,
     FieldMatch,
     FlowEntry,
@@ -256,23 +258,26 @@ def fmt_flow(e: FlowEntry) -> str:
     return render_lines((e,), OFCTL)[0][0]
 
 
-def fmt_group(g: GroupEntry) -> str:
+def fmt_group(g: GroupEntry, buckets: BucketTexts | None = None) -> str:
+    """The group's line (``buckets``: the spellings of a caller writing many groups)."""
     gtype = GROUP_TYPES.get(g.type)
     if gtype is None:
         raise UnsupportedError(f"group type {g.type}")
-    parts = [f"group_id={g.group_id}", f"type={gtype}"]
-    for b in g.buckets:
-        opts = []
-        if g.type == "select":  # OVS: only select groups may carry weights
-            opts.append(f"weight:{b.weight}")
-        if g.type == "ff":
-            watch = ff_watch(b.actions, b.watch_port)
-            if watch is None:
-                raise UnsupportedError("ff bucket with nothing to watch")
-            opts.append(f"{watch[0]}:{watch[1]}")
-        opts.append("actions=" + fmt_actions(b.actions))
-        parts.append("bucket=" + ",".join(opts))
-    return ",".join(parts)
+    spell = buckets or BucketTexts(_fmt_bucket)
+    return ",".join([f"group_id={g.group_id}", f"type={gtype}", *[spell(g.type, b) for b in g.buckets]])
+
+
+def _fmt_bucket(gtype: str, b: Bucket) -> str:
+    opts = []
+    if gtype == "select":  # OVS: only select groups may carry weights
+        opts.append(f"weight:{b.weight}")
+    if gtype == "ff":
+        watch = ff_watch(b.actions, b.watch_port)
+        if watch is None:
+            raise UnsupportedError("ff bucket with nothing to watch")
+        opts.append(f"{watch[0]}:{watch[1]}")
+    opts.append("actions=" + fmt_actions(b.actions))
+    return "bucket=" + ",".join(opts)
 
 
 def to_ofctl(tables: SwitchTables) -> str:
@@ -296,4 +301,5 @@ def to_groups(tables: SwitchTables) -> str | None:
     if not tables.groups:
         return None
     groups = sorted(tables.groups, key=lambda g: g.group_id)
-    return "".join(fmt_group(g) + "\n" for g in groups)
+    buckets = BucketTexts(_fmt_bucket)
+    return "".join(fmt_group(g, buckets) + "\n" for g in groups)

@@ -31,9 +31,11 @@ from typing import Any
 
 from backends.emit.openflow import UnsupportedError, field_kind
 from backends.emit.openflow.addresses import ADDRESS_FORMATS
+from backends.emit.openflow.buckets import BucketTexts
 from backends.emit.openflow.lines import ordered_entries, render_lines
 from compiler.flowir import (
     Action,
+    Bucket,
     Ct,
     FieldMatch,
     FlowEntry,
@@ -305,28 +307,26 @@ def json_text(tables: SwitchTables, dpid: int, flows: list[str]) -> str:
 def group_lines(tables: SwitchTables, dpid: int) -> list[str]:
     """``json.dumps(group_entry(g, dpid), sort_keys=True)`` of each group by
     id, written directly (a site of chains of their own has tens of thousands
-    of groups): each distinct bucket action list is spelt once."""
-    spelt: dict[tuple[Action, ...], str] = {}
+    of groups): each bucket object is spelt once (:mod:`.buckets`)."""
+    spell = BucketTexts(_bucket_text)
     out = []
     for g in sorted(tables.groups, key=lambda g: g.group_id):
         gtype = GROUP_TYPES.get(g.type)
         if gtype is None:
             raise UnsupportedError(f"group type {g.type}")
-        buckets = []
-        for b in g.buckets:
-            acts = spelt.get(b.actions)
-            if acts is None:
-                acts = spelt[b.actions] = actions_text(b.actions, None, None)
-            items = [("actions", acts)]
-            if g.type == "select":
-                items.append(("weight", repr(b.weight)))
-            if g.type == "ff":
-                watch = ff_watch(b.actions, b.watch_port)
-                if watch is None:
-                    raise UnsupportedError("ff bucket with nothing to watch")
-                items.append((watch[0], repr(watch[1])))
-            buckets.append("{" + ", ".join(f'"{k}": {v}' for k, v in sorted(items)) + "}")
-        out.append(
-            f'{{"buckets": [{", ".join(buckets)}], "dpid": {dpid}, "group_id": {g.group_id}, "type": "{gtype}"}}'
-        )
+        buckets = ", ".join([spell(g.type, b) for b in g.buckets])
+        out.append(f'{{"buckets": [{buckets}], "dpid": {dpid}, "group_id": {g.group_id}, "type": "{gtype}"}}')
     return out
+
+
+def _bucket_text(gtype: str, b: Bucket) -> str:
+    """``json.dumps`` of a bucket of a group of type ``gtype``."""
+    items = [("actions", actions_text(b.actions, None, None))]
+    if gtype == "select":
+        items.append(("weight", repr(b.weight)))
+    if gtype == "ff":
+        watch = ff_watch(b.actions, b.watch_port)
+        if watch is None:
+            raise UnsupportedError("ff bucket with nothing to watch")
+        items.append((watch[0], repr(watch[1])))
+    return "{" + ", ".join(f'"{k}": {v}' for k, v in sorted(items)) + "}"
