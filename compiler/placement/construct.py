@@ -7,7 +7,8 @@ and :func:`compiler.placement.displace.displace`.
 
 from __future__ import annotations
 
-from compiler.placement.model import Problem, State, keep_previous
+from compiler.placement.model import Problem
+from compiler.placement.state import State, keep_previous
 
 
 def _greedy_key(st: State, i: int, h: int, how: str) -> tuple[float, ...]:

@@ -7,7 +7,9 @@ reshuffles the rest, so policies that did not use the lost host keep their rules
 from __future__ import annotations
 
 from compiler.placement.construct import _greedy_key, _order, _repair
-from compiler.placement.model import Problem, State, keep_previous, no_host, shortage
+from compiler.placement.explain import no_host, shortage
+from compiler.placement.model import Problem
+from compiler.placement.state import State, keep_previous
 from fslang.diagnostics import Diagnostic
 
 

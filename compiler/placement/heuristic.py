@@ -11,8 +11,9 @@ import random
 from compiler.placement.construct import _build, _order, _surely_short
 from compiler.placement.iterated_search import _iterate, _restore, _unjam
 from compiler.placement.local_search import _local_search
-from compiler.placement.model import Problem, State
+from compiler.placement.model import Problem
 from compiler.placement.small import exhaustive
+from compiler.placement.state import State
 
 ILS_LIMIT = 150  # ruin-and-recreate rounds only for sites up to this many instances
 ILS_BUDGET = 25_000  # evaluations spent in those rounds

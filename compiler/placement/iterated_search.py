@@ -10,7 +10,7 @@ import random
 
 from compiler.placement.construct import _construct, _repair
 from compiler.placement.local_search import _local_search
-from compiler.placement.model import State
+from compiler.placement.state import State
 
 ILS_ROUNDS = 300
 ILS_STALL = 60  # rounds without a new best before giving up

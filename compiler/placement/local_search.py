@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import bisect
 
-from compiler.placement.model import State
 from compiler.placement.moves import attempt as _attempt
 from compiler.placement.moves import attempt_prefixes as _attempt_prefixes
 from compiler.placement.moves import better as _better
+from compiler.placement.state import State
 
 MAX_PASSES = 30
 NO_CHANGE = (0, 0, 0, 0, 0)  # a delta below this improves the objective (moves.better)

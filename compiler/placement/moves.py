@@ -4,7 +4,7 @@ from ``compiler.placement.local_search`` to keep that file readable."""
 
 from __future__ import annotations
 
-from compiler.placement.model import State
+from compiler.placement.state import State
 
 
 def better(d: tuple[float, ...], frozen: bool) -> bool:

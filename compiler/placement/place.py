@@ -32,17 +32,10 @@ from __future__ import annotations
 
 from compiler import ir
 from compiler.placement.displace import displace
+from compiler.placement.explain import no_host, shortage
 from compiler.placement.heuristic import heuristic
-from compiler.placement.model import (
-    Placement,
-    PlacementResult,
-    Problem,
-    Score,
-    Usage,
-    no_host,
-    previous_hosts,
-    shortage,
-)
+from compiler.placement.model import Problem, previous_hosts
+from compiler.placement.result import Placement, PlacementResult, Score, Usage
 from fslang.diagnostics import Diagnostic
 
 __all__ = ["place", "Placement", "PlacementResult", "Score", "Usage", "Problem"]
