@@ -230,9 +230,24 @@ def _policy_part(e: Any) -> bool:
     return T.FLAGS_FIRST <= e.table_id <= T.FLAGS_LAST and e.priority > 0
 
 
+def select_bound(combos: Any) -> int:
+    """A decision list's SELECT entries at the least: decided by the hash
+    alone, the fewest prefix patterns that spell its bucket -> path function
+    with the longest prefix winning (exact over prefix patterns, in either
+    bit order: ``bucketspell``); otherwise each satisfiable combo's minimal
+    bucket-pattern cover (a `case` guard counts 1)."""
+    from compiler.lowering import bucketspell
+    from compiler.lowering.lower import bucket_patterns
+
+    if all(c.space is None for c, _ in combos):
+        firsts: dict[Any, int] = {}
+        index = tuple(firsts.setdefault(d, len(firsts)) for _, d in combos)
+        return len(bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)))
+    return sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+
+
 def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
     from backends.emit.openflow.ofctl import to_ofctl
-    from compiler.lowering.lower import bucket_patterns
     from compiler.pipeline import compile_site
     from compiler.steering.regions import exit_region
     from fslang.api import load
@@ -252,6 +267,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
             continue
         plan = compiled.steering
         assert plan is not None
+        directions: dict[str, Counter[tuple[str, str]]] = {}
         for sw, tables in compiled.tables.items():
             switch = site.switch(sw)
             bound = Bound(program, front.source.text, switch.ovs)
@@ -292,28 +308,20 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for p in [port_check(stmts[idx], bound, es)]
                 if p
             ]
-            # a symmetric policy's reply must cost no more than its forward direction
+            # a symmetric policy's reply must cost no more than its forward direction (compared
+            # across the site below: the two may be classified on different switches)
             by_dir: Counter[tuple[str, str]] = Counter()
             prio_of = {T.PRIO_POLICY_TOP - i: (p.name, d) for i, (p, d, _) in enumerate(plan.ingress)}
             for e in pol:
                 if e.table_id == T.POLICY and e.cookie & 0xFFFF == 0 and e.priority in prio_of:
                     by_dir[prio_of[e.priority]] += 1
-            problems += [
-                f"{p.name}: reply {by_dir[p.name, 'reverse']} entries, forward {by_dir[p.name, 'forward']}"
-                for p in site.policies
-                if p.symmetric and by_dir[p.name, "reverse"] > by_dir[p.name, "forward"]
-            ]
+            directions[sw] = by_dir
             classified = {
                 (e.write_metadata[0] >> T.ENTRY_SHIFT & 0x7FFF) - 1
                 for e in tables.entries
                 if e.table_id in (T.POLICY, T.CLASSIFY) and e.write_metadata and e.write_metadata[1] & T.ENTRY_MASK
             }
-            sel_b = sum(
-                max(1, len(bucket_patterns(c.buckets)))
-                for sid in classified
-                for c, _ in plan.selectors[sid]
-                if c.satisfiable()
-            )
+            sel_b = sum(select_bound(plan.selectors[sid]) for sid in classified)
             regions = sum(by_table[t] for t in (T.REGION_DST, T.REGION_SRC, T.SRC_HOME))
             total = len(tables.entries)
             ct = by_table[T.CT] + sum(
@@ -326,7 +334,25 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 Row(name, mode, sw, "", total, len(pol), pol_b, by_table[T.SELECT], sel_b, regions, fixed, ct,
                     repeated, problems, len(tables.groups))
             )  # fmt: skip
+        _replies_costlier(site, directions, rows[-len(directions) :])
     return rows
+
+
+def _replies_costlier(site: Any, directions: dict[str, Counter[tuple[str, str]]], rows: list[Row]) -> None:
+    """A symmetric policy whose replies are classified with more POLICY
+    entries, on the switch where they cost most, than its forward direction
+    on the switch where that costs most: a problem, noted on that switch's
+    row.  (Per switch the two are not comparable: the forward direction of
+    a policy from a customer edge on one switch has no entries on the
+    switch whose default edge its replies come in by.)"""
+    for p in site.policies:
+        if not p.symmetric:
+            continue
+        rev = max(directions, key=lambda sw: directions[sw][p.name, "reverse"])
+        fwd = max(directions[sw][p.name, "forward"] for sw in directions)
+        if directions[rev][p.name, "reverse"] > fwd:
+            row = next(r for r in rows if r.switch == rev)
+            row.problems.append(f"{p.name}: reply {directions[rev][p.name, 'reverse']} entries, forward {fwd}")
 
 
 def sites(sizes: list[int], tmp: Path, only: str) -> list[tuple[str, Path, tuple[str, ...]]]:

@@ -38,7 +38,7 @@ from compiler.flowir import (
 )
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering import contracts, failover, ofmatch
+from compiler.lowering import bucketspell, contracts, failover, ofmatch
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Ingress, Spelt
 from compiler.lowering.ofmatch import MAX_SPELT, SwitchFull, TooManyEntries, ipv6_loadable
@@ -308,15 +308,17 @@ class Lowering:
         if cached is not None:
             return cached
         combos = self.plan.selectors[sid]
-        spelt = self._spell_combos(combos, profile)
-        rules: list[FlowEntry] = []
-        if len(combos) > T.PRIO_SELECT_TOP:
-            raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
         cookie = T.policy_cookie(T.SELECT_COOKIE_POLICY, sid)
         bits = self.entry_bits(sid)
         marks = self._marks(sid) if profile.conntrack else {}
-        if marks:
-            rules += self._conntrack_rules(sid, marks, cookie)
+        rules: list[FlowEntry] = self._conntrack_rules(sid, marks, cookie) if marks else []
+        if all(c.space is None for c, _ in combos):
+            rules += self._hash_rules(combos, marks, bits, cookie)
+            self._select_cache[(sid, profile)] = rules
+            return rules
+        spelt = self._spell_combos(combos, profile)
+        if len(combos) > T.PRIO_SELECT_TOP:
+            raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
         for ci, ((constraint, dispatch), parts) in enumerate(zip(combos, spelt)):
             prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
             actions: tuple[Action, ...]
@@ -336,6 +338,33 @@ class Lowering:
                     m = Match((*before, meta, *after)) if at >= 0 else Match.of(meta, *fields)
                     rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie))
         self._select_cache[(sid, profile)] = rules
+        return rules
+
+    def _hash_rules(self, combos: Combos, marks: dict[Dispatch, int], bits: int, cookie: int) -> list[FlowEntry]:
+        """A list decided by the flow hash alone: the bucket -> result function
+        spelt with the fewest prefix patterns (:mod:`bucketspell`), longer
+        prefixes at higher priority, instead of each path's bucket set on its
+        own; paths with the same result (first tag, or mark to commit) share
+        their entries."""
+        results: dict[tuple[tuple[Action, ...], int | None], int] = {}
+        index = []
+        for _, dispatch in combos:
+            # a new connection: CT commits the path chosen, then SELECT takes it
+            out = (
+                ((SetField(T.CT_CHOICE, marks[dispatch]),), T.CT)
+                if dispatch in marks
+                else self.first_dispatch(dispatch)
+            )
+            index.append(results.setdefault(out, len(results)))
+        outs = list(results)
+        rules = []
+        for value, mask, length, label in bucketspell.spell(
+            bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), tuple(index))
+        ):
+            actions, goto = ((), None) if label == bucketspell.MISS else outs[label]
+            meta = FieldMatch("metadata", bits | value, T.ENTRY_MASK | mask)
+            prio = T.PRIO_SELECT_HASH + length
+            rules.append(FlowEntry(T.SELECT, prio, Match((meta,)), actions, goto, cookie))
         return rules
 
     def _spell_combos(self, combos: Combos, profile: Profile) -> list[list[Spelt]]:

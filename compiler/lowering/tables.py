@@ -74,6 +74,9 @@ PRIO_TAGGED = 65000
 PRIO_POLICY_TOP = 65000  # the first policy (direction); each later one 1 lower
 PRIO_POLICY_MIN = 100  # below: the defaults of POLICY
 PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
+#: a list decided by the hash alone: this + its bucket prefix's length (the longest wins); a list's
+#: entries all match its classification entry exactly, so two lists' priorities never meet
+PRIO_SELECT_HASH = PRIO_SELECT_TOP - flowhash.HASH_BITS
 PRIO_CT_TRACK = PRIO_SELECT_TOP + 3  # `ovs`: an untracked packet of a tracked entry goes to CT (lookup)
 PRIO_CT_CHOSEN = PRIO_SELECT_TOP + 2  # `ovs`: back from CT's commit, the path the hash rules chose (reg0)
 PRIO_CT_MARK = PRIO_SELECT_TOP + 1  # `ovs`: a connection's mark names its path (kept across recompiles)

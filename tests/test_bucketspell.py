@@ -1,0 +1,79 @@
+"""SELECT's spelling of a hash-decided list: the longest-prefix rules give
+every bucket the result of the first path owning it, a bucket no path owns
+misses (or hits an explicit drop), and the rules are never more than
+spelling each path's bucket set on its own (exact on small cases)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from compiler.lowering import bucketspell
+from compiler.lowering.bucketspell import MISS, bucket_labels, spell
+from compiler.lowering.lower import bucket_patterns
+from compiler.steering.flowhash import BUCKETS, bucket_sets, copies
+
+
+def _lookup(rules: tuple[bucketspell.Rule, ...], b: int) -> int:
+    best: tuple[int, int] | None = None
+    for value, mask, length, label in rules:
+        if b & mask == value:
+            assert best is None or best[0] != length, "two rules of one length overlap"
+            if best is None or length > best[0]:
+                best = (length, label)
+    return MISS if best is None else best[1]
+
+
+weights = st.lists(st.integers(1, 6), min_size=1, max_size=6)
+
+
+@st.composite
+def decision_lists(draw: st.DrawFn) -> tuple[tuple[frozenset[int], ...], tuple[int, ...]]:
+    """Paths as a chain of replicated stages (and maybe a copy) would make:
+    each path's buckets the intersection of one replica per stage."""
+    paths: list[frozenset[int]] = [frozenset(range(BUCKETS))]
+    for w in draw(st.lists(weights, min_size=1, max_size=3)):
+        paths = [p & s for p in paths for s in bucket_sets(w)]
+    if draw(st.booleans()):
+        percent = draw(st.sampled_from([1, 5, 10, 30, 50]))
+        taken = frozenset(b for b in range(BUCKETS) if copies(b, percent))
+        paths = [p & part for p in paths for part in (taken, frozenset(range(BUCKETS)) - taken)]
+    paths = [p for p in paths if p]
+    if draw(st.booleans()):  # some buckets owned by no path
+        paths = [p - frozenset(range(draw(st.integers(0, 255)), BUCKETS, 7)) for p in paths]
+    # paths with the same result share a label; later paths may repeat buckets (first wins)
+    index = tuple(draw(st.integers(0, i)) for i in range(len(paths)))
+    return tuple(paths), index
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=decision_lists())
+def test_rules_give_each_bucket_its_first_owners_result(case) -> None:
+    sets, index = case
+    labels = bucket_labels(sets, index)
+    rules = spell(tuple(labels))
+    for b in range(BUCKETS):
+        owner = next((i for s, i in zip(sets, index) if b in s), None)
+        assert labels[b] == owner
+        assert _lookup(rules, b) == (MISS if owner is None else owner)
+    assert len(rules) <= sum(len(bucket_patterns(s)) for s in sets if s) + sum(1 for x in labels if x is None)
+
+
+def test_known_shapes_cost_what_they_must() -> None:
+    def cost(ws: list[int]) -> int:
+        sets = tuple(bucket_sets(ws))
+        return len(spell(bucket_labels(sets, tuple(range(len(sets))))))
+
+    assert cost([1]) == 1
+    assert cost([1, 1]) == 2
+    # three or four equal replicas (stealing leaves each a few runs): fewer than the per-set covers
+    for ws in ([1, 1, 1], [1, 1, 1, 1]):
+        assert cost(ws) < sum(len(bucket_patterns(s)) for s in bucket_sets(ws))
+    # no bucket owned: no rule (the table misses, as without the list)
+    assert spell((None,) * BUCKETS) == ()
+    # one bucket owned inside a region of another result costs its own rule; one owned by none an explicit miss
+    labels: list[int | None] = [0] * BUCKETS
+    labels[5] = 1
+    labels[9] = None
+    rules = spell(tuple(labels))
+    assert len(rules) == 3 and {r[3] for r in rules} == {0, 1, MISS}
