@@ -237,7 +237,7 @@ def select_bound(combos: Any) -> int:
     bit order: ``bucketspell``); otherwise each satisfiable combo's minimal
     bucket-pattern cover (a `case` guard counts 1)."""
     from compiler.lowering import bucketspell
-    from compiler.lowering.lower import bucket_patterns
+    from compiler.lowering.select import bucket_patterns
 
     if all(c.space is None for c, _ in combos):
         firsts: dict[Any, int] = {}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from compiler.lowering import bucketspell
 from compiler.lowering.bucketspell import MISS, bucket_labels, spell
-from compiler.lowering.lower import bucket_patterns
+from compiler.lowering.select import bucket_patterns
 from compiler.steering.flowhash import BUCKETS, bucket_sets, copies
 
 

@@ -2,7 +2,7 @@
 
 Such a list is a function from the 8-bit hash bucket to a result (the path's
 first tag, or the connection mark to commit).  Spelling each path's bucket set
-on its own (:func:`compiler.lowering.lower.bucket_patterns`) pays for every
+on its own (:func:`compiler.lowering.select.bucket_patterns`) pays for every
 path's ragged edges; spelling the *function* with longest-prefix priorities
 lets one short prefix cover a whole region and longer ones carve out the
 exceptions (the idea of ORTC, Draves et al., "Constructing optimal IP routing
