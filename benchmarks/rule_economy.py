@@ -233,9 +233,11 @@ def _policy_part(e: Any) -> bool:
 def select_bound(combos: Any) -> int:
     """A decision list's SELECT entries at the least: decided by the hash
     alone, the fewest prefix patterns that spell its bucket -> path function
-    with the longest prefix winning (exact over prefix patterns, in either
-    bit order: ``bucketspell``); otherwise each satisfiable combo's minimal
-    bucket-pattern cover (a `case` guard counts 1)."""
+    with the longest prefix winning (exact over the prefixes of each bit
+    order ``bucketspell`` tries); with `by src`/`by dst` and no `case`, the
+    lesser of the product of each hash's fewest rules and the next; otherwise
+    each satisfiable combo's minimal bucket-pattern cover (a `case` guard
+    counts 1)."""
     from compiler.lowering import bucketspell
     from compiler.lowering.select import bucket_patterns
 
@@ -243,7 +245,12 @@ def select_bound(combos: Any) -> int:
         firsts: dict[Any, int] = {}
         index = tuple(firsts.setdefault(d, len(firsts)) for _, d in combos)
         return len(bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)))
-    return sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+    alone = sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
+    if any(c.guarded for c, _ in combos):
+        return alone
+    # `by src`/`by dst` without `case`: each hash spelt alone, the product (IPv4 and IPv6 where an address is read)
+    cells = bucketspell.grid(tuple(tuple(getattr(c, f) for c, _ in combos) for f in ("buckets", "src", "dst")))
+    return min(alone, sum(1 if s[1] == d[1] == 0 else 2 for (_, s, d), _ in cells))
 
 
 def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:

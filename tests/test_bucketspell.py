@@ -77,3 +77,43 @@ def test_known_shapes_cost_what_they_must() -> None:
     labels[9] = None
     rules = spell(tuple(labels))
     assert len(rules) == 3 and {r[3] for r in rules} == {0, 1, MISS}
+
+
+@st.composite
+def three_hash_lists(draw: st.DrawFn) -> tuple[tuple[frozenset[int], ...], ...]:
+    """Combos of a list decided by the flow hash and `by src`/`by dst`
+    stages: each combo one share of each stage (per hash, the intersection
+    of its stages' shares), in order."""
+    combos: list[tuple[frozenset[int], ...]] = [tuple(frozenset(range(BUCKETS)) for _ in range(3))]
+    for _ in range(draw(st.integers(1, 3))):
+        dim = draw(st.integers(0, 2))
+        if dim == 0 and draw(st.booleans()):
+            taken = frozenset(b for b in range(BUCKETS) if copies(b, draw(st.sampled_from([5, 25, 50]))))
+            shares = [taken, frozenset(range(BUCKETS)) - taken]
+        else:
+            shares = bucket_sets(draw(weights))
+        combos = [
+            tuple(s & sh if i == dim else x for i, x in enumerate(c)) for c in combos for s in [c[dim]] for sh in shares
+        ]
+    return tuple(tuple(c[i] for c in combos) for i in range(3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    dims=three_hash_lists(), probes=st.lists(st.tuples(*[st.integers(0, BUCKETS - 1)] * 3), min_size=50, max_size=50)
+)
+def test_grid_cells_take_the_first_combo_allowing_all_three_hashes(dims, probes) -> None:
+    cells = bucketspell.grid(dims)
+    for h, s, d in probes:
+        hits = [
+            (rd[2], rs[2], rh[2], ci)
+            for (rh, rs, rd), ci in cells
+            if h & rh[1] == rh[0] and s & rs[1] == rs[0] and d & rd[1] == rd[0]
+        ]
+        want = next((i for i in range(len(dims[0])) if h in dims[0][i] and s in dims[1][i] and d in dims[2][i]), None)
+        if not hits:
+            assert want is None
+            continue
+        best = max(hits)
+        assert sum(1 for x in hits if x[:3] == best[:3]) == 1, "two cells of one priority meet"
+        assert best[3] == want

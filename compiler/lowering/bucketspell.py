@@ -43,21 +43,69 @@ def bucket_labels(sets: tuple[frozenset[int], ...], index: tuple[int, ...]) -> t
     return tuple(out)
 
 
+#: the bit orders tried, most significant trie level first: the bucket's high bits first (replica
+#: shares are runs of buckets), its low bits first (`copy` takes buckets in bit-reversed order),
+#: then mixes (k high bits, then the low bits; k low bits, then the high bits) for lists that
+#: combine both
+_HIGH = tuple(range(flowhash.HASH_BITS - 1, -1, -1))
+_LOW = tuple(range(flowhash.HASH_BITS))
+ORDERS: tuple[tuple[int, ...], ...] = (
+    _HIGH,
+    _LOW,
+    *(
+        order
+        for k in range(1, flowhash.HASH_BITS)
+        for order in (
+            _HIGH[:k] + tuple(b for b in _LOW if b not in _HIGH[:k]),
+            _LOW[:k] + tuple(b for b in _HIGH if b not in _LOW[:k]),
+        )
+    ),
+)
+
+
 @lru_cache(maxsize=4096)
 def spell(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
-    """Prefix rules (over the BUCKETS buckets) whose longest match gives each
-    bucket its label; labels are small ints (a list's results in order, so
-    lists of the same shape share the cache), ``None`` a bucket no path
-    owns."""
+    """Rules (over the BUCKETS buckets) whose longest match gives each bucket
+    its label; labels are small ints (a list's results in order, so lists of
+    the same shape share the cache), ``None`` a bucket no path owns.  The
+    rules are prefixes of one bit order (:data:`ORDERS`), so a rule's length
+    (the bits it cares about) is its priority; the first order with the
+    fewest rules wins, and the mixed orders are tried only when the plain
+    two leave more rules than results."""
     if len(labels) != flowhash.BUCKETS:
         raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
     plain = tuple(MISS if x is None else x for x in labels)
-    forward = _prefix_rules(plain)
-    backward = _prefix_rules(tuple(plain[flowhash.bit_reverse(b)] for b in range(flowhash.BUCKETS)))
-    if len(backward) < len(forward):
-        r = flowhash.bit_reverse
-        return tuple(sorted((r(v), r(m), n, x) for v, m, n, x in backward))
-    return forward
+    least = len(set(labels) - {None})
+    best: tuple[Rule, ...] | None = None
+    for i, order in enumerate(ORDERS):
+        if i == 2 and best is not None and len(best) <= least:
+            break
+        rules = _in_order(plain, order)
+        if best is None or len(rules) < len(best):
+            best = rules
+    assert best is not None
+    return best
+
+
+def _in_order(labels: tuple[int, ...], order: tuple[int, ...]) -> tuple[Rule, ...]:
+    """:func:`_prefix_rules` on the trie whose level j tests bucket bit
+    ``order[j]``, its rules turned back into (value, mask) of the bucket."""
+    to_bucket = _to_bucket(order)
+    rules = _prefix_rules(tuple(labels[b] for b in to_bucket))
+    if order == _HIGH:
+        return rules
+    out = []
+    for value, _, depth, label in rules:
+        mask = sum(1 << b for b in order[:depth])
+        out.append((to_bucket[value] & mask, mask, depth, label))
+    return tuple(sorted(out))
+
+
+@lru_cache(maxsize=len(ORDERS))
+def _to_bucket(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The bucket at each trie index: bit (HASH_BITS - 1 - j) of the index is bucket bit ``order[j]``."""
+    top = flowhash.HASH_BITS - 1
+    return tuple(sum(((i >> (top - j)) & 1) << b for j, b in enumerate(order)) for i in range(flowhash.BUCKETS))
 
 
 def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
@@ -101,3 +149,48 @@ def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
 
     emit(0, 0, MISS)
     return tuple(rules)
+
+
+@lru_cache(maxsize=4096)
+def classes(sets: tuple[frozenset[int], ...]) -> tuple[tuple[int | None, ...], tuple[frozenset[int], ...]]:
+    """Buckets alike for a list: each bucket's class (numbered in bucket
+    order; None where no set holds it) and each class's members (the indices
+    of the sets holding its buckets)."""
+    ids: dict[frozenset[int], int] = {}
+    out: list[int | None] = []
+    for b in range(flowhash.BUCKETS):
+        members = frozenset(i for i, s in enumerate(sets) if b in s)
+        out.append(ids.setdefault(members, len(ids)) if members else None)
+    return tuple(out), tuple(ids)
+
+
+#: one rule per hash of a list decided by several (the flow hash, the source's and the
+#: destination's address hash): (rule of each hash, the first combo all three allow, or None)
+Cell = tuple[tuple[Rule, Rule, Rule], int | None]
+
+
+def grid(dims: tuple[tuple[frozenset[int], ...], ...]) -> tuple[Cell, ...]:
+    """A list decided by three independent hashes (``dims``: per hash, each
+    combo's buckets, combos in order; the first combo whose three sets hold
+    a packet's three buckets wins), spelt as the product of each hash's
+    fewest prefix rules (:func:`spell` of its classes).  Ordered
+    lexicographically by the rules' prefix lengths (destination, source,
+    flow: entry priorities), the entry a packet meets first is the one of
+    its longest match in each hash, so the cell's combo is the first combo
+    allowing all three of its classes; a cell no combo allows is a drop
+    (a shorter cell would otherwise take the packet)."""
+    spelt = []
+    for sets in dims:
+        labels, members = classes(sets)
+        spelt.append((spell(labels), members))
+    (rh, mh), (rs, ms), (rd, md) = spelt
+    n = len(dims[0])
+    cells: list[Cell] = []
+    for d in rd:
+        for s in rs:
+            for h in rh:
+                allowed = [
+                    i for i in range(n) if all(r[3] != MISS and i in m[r[3]] for r, m in ((h, mh), (s, ms), (d, md)))
+                ]
+                cells.append(((h, s, d), allowed[0] if allowed else None))
+    return tuple(cells)

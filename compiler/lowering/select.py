@@ -27,7 +27,7 @@ from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import bucketspell
 from compiler.lowering import tables as T
 from compiler.lowering.ingress import Spelt
-from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries
+from compiler.lowering.ofmatch import MAX_SPELT, TooManyEntries, ipv6_loadable
 from compiler.lowering.profiles import Profile
 from compiler.oxm_fields import CT_TRACKED
 from compiler.steering import flowhash
@@ -149,6 +149,11 @@ class Select:
             rules += self._hash_rules(combos, marks, bits, cookie)
             self._select_cache[(sid, profile)] = rules
             return rules
+        if not any(c.guarded for c, _ in combos):
+            by_grid = self._grid_rules(combos, bits, cookie)
+            if by_grid is not None:
+                self._select_cache[(sid, profile)] = rules + by_grid
+                return rules + by_grid
         spelt = self._spell_combos(combos, profile)
         if len(combos) > T.PRIO_SELECT_TOP:
             raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
@@ -198,6 +203,41 @@ class Select:
             meta = FieldMatch("metadata", bits | value, T.ENTRY_MASK | mask)
             prio = T.PRIO_SELECT_HASH + length
             rules.append(FlowEntry(T.SELECT, prio, Match((meta,)), actions, goto, cookie))
+        return rules
+
+    def _grid_rules(self, combos: Combos, bits: int, cookie: int) -> list[FlowEntry] | None:
+        """A list decided by hashes alone, some of them `by src`/`by dst`:
+        the product of each hash's fewest prefix rules (:func:`bucketspell.grid`),
+        each address rule written for IPv4 and IPv6; None when spelling each
+        combo on its own would take fewer entries."""
+        dims = tuple(tuple(getattr(c, f) for c, _ in combos) for f in ("buckets", "src", "dst"))
+        cells = bucketspell.grid(dims)
+        count = sum(1 if s[1] == 0 and d[1] == 0 else 2 for (_, s, d), _ in cells)
+        alone = sum(
+            len(bucket_patterns(c.buckets))
+            * (1 if len(c.src) == len(c.dst) == flowhash.BUCKETS else 2)
+            * len(bucket_patterns(c.src))
+            * len(bucket_patterns(c.dst))
+            for c, _ in combos
+        )
+        if count > alone:
+            return None
+        if count > MAX_SPELT:
+            raise TooManyEntries(count)
+        rules = []
+        for (h, s, d), ci in cells:
+            actions, goto = ((), None) if ci is None else self.low.first_dispatch(combos[ci][1])
+            prio = T.PRIO_SELECT_GRID + (d[2] * (flowhash.HASH_BITS + 1) + s[2]) * (flowhash.HASH_BITS + 1) + h[2]
+            meta = FieldMatch("metadata", bits | h[0], T.ENTRY_MASK | h[1])
+            if s[1] == 0 and d[1] == 0:
+                rules.append(FlowEntry(T.SELECT, prio, Match((meta,)), actions, goto, cookie))
+                continue
+            for eth, (src, dst) in flowhash.ADDR_FIELDS.items():
+                row = [FieldMatch("eth_type", eth), meta]
+                row += [FieldMatch(src, s[0], s[1])] if s[1] else []
+                row += [FieldMatch(dst, d[0], d[1])] if d[1] else []
+                for fields in ipv6_loadable(row) if eth == ETH_TYPE_IPV6 else [row]:
+                    rules.append(FlowEntry(T.SELECT, prio, Match.of(*fields), actions, goto, cookie))
         return rules
 
     def _spell_combos(self, combos: Combos, profile: Profile) -> list[list[Spelt]]:

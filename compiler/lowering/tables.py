@@ -77,6 +77,9 @@ PRIO_SELECT_TOP = 30000  # first combo of an entry; each later one 1 lower
 #: a list decided by the hash alone: this + its bucket prefix's length (the longest wins); a list's
 #: entries all match its classification entry exactly, so two lists' priorities never meet
 PRIO_SELECT_HASH = PRIO_SELECT_TOP - flowhash.HASH_BITS
+#: a list decided by the flow hash and `by src`/`by dst` (no `case`): this + its prefix lengths,
+#: destination first, then source, then flow hash (each 0..HASH_BITS)
+PRIO_SELECT_GRID = PRIO_SELECT_TOP - (flowhash.HASH_BITS + 1) ** 3 + 1
 PRIO_CT_TRACK = PRIO_SELECT_TOP + 3  # `ovs`: an untracked packet of a tracked entry goes to CT (lookup)
 PRIO_CT_CHOSEN = PRIO_SELECT_TOP + 2  # `ovs`: back from CT's commit, the path the hash rules chose (reg0)
 PRIO_CT_MARK = PRIO_SELECT_TOP + 1  # `ovs`: a connection's mark names its path (kept across recompiles)

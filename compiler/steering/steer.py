@@ -122,6 +122,11 @@ class Constraint:
 
     buckets: frozenset[int] = ALL_BUCKETS
     space: MatchSet | None = None  # None = everything
+    #: the `by src` / `by dst` shares ``space`` holds (address hash buckets), and whether it holds
+    #: anything else (a `case` guard): an unguarded list is spelt one hash at a time (lowering)
+    src: frozenset[int] = ALL_BUCKETS
+    dst: frozenset[int] = ALL_BUCKETS
+    guarded: bool = False
 
     def pairs(self, other: Constraint) -> int:
         """The term pairs ``self & other`` intersects (what MAX_TERM_PAIRS counts)."""
@@ -138,13 +143,21 @@ class Constraint:
             space = self.space & other.space
             if len(space.terms) + sum(len(t.excluded) for t in space.terms) > MAX_TERMS:
                 raise TooManyChoices()
-        a, b = self.buckets, other.buckets
-        # most constraints take every bucket: no set intersection for them (the same set either way)
-        buckets = b if a is b or a is ALL_BUCKETS else a if b is ALL_BUCKETS else a & b
-        return Constraint(buckets, space)
+        return Constraint(
+            _meet(self.buckets, other.buckets),
+            space,
+            _meet(self.src, other.src),
+            _meet(self.dst, other.dst),
+            self.guarded or other.guarded,
+        )
 
     def satisfiable(self) -> bool:
         return bool(self.buckets) and (self.space is None or not self.space.is_empty())
+
+
+def _meet(a: frozenset[int], b: frozenset[int]) -> frozenset[int]:
+    # most constraints take every bucket: no set intersection for them (the same set either way)
+    return b if a is b or a is ALL_BUCKETS else a if b is ALL_BUCKETS else a & b
 
 
 TRUE = Constraint()
@@ -263,7 +276,7 @@ class Unfolder:
         has_else = False
         for guard, body in p.arms:
             has_else = guard is None
-            arm = TRUE if guard is None else Constraint(space=guard)
+            arm = TRUE if guard is None else Constraint(space=guard, guarded=True)
             for c, d in self.pipeline(body, conts):
                 k = self.meet(c, arm)
                 if k.satisfiable():
@@ -310,7 +323,11 @@ class Unfolder:
         for inst, share in zip(instances, shares):
             pick = TRUE
             if len(instances) > 1:
-                pick = Constraint(share) if by == "flow" else Constraint(space=addr_bucket_space(by, share))
+                if by == "flow":
+                    pick = Constraint(share)
+                else:
+                    space = addr_bucket_space(by, share)
+                    pick = Constraint(space=space, src=share) if by == "src" else Constraint(space=space, dst=share)
             for c, nexts in per_output:
                 k = self.meet(c, pick)
                 if k.satisfiable():
