@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from compiler.lowering.lower import Lowering
 
 IP = MatchSet.of(HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6))
+FAMILY = {eth: MatchSet.of(HeaderSpace.field_eq("eth_type", eth)) for eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6)}
 
 
 @lru_cache(maxsize=4096)
@@ -82,6 +83,7 @@ class Select:
         self._digests: dict[str, int] = {}  # policy -> digest of its pipeline (_pipeline_scope)
         self._box_sids = {e.id for e in low.plan.entries if e.box is not None}
         self._policies = _policies_of(low.plan)
+        self._family_cache: dict[int, tuple[int, ...]] = {}
         self.hash_ports = flowhash.reads_ports(low.site)
 
     def hash_tables(self, sw: str) -> None:
@@ -150,23 +152,27 @@ class Select:
             self._select_cache[(sid, profile)] = rules
             return rules
         if not any(c.guarded for c, _ in combos):
-            by_grid = self._grid_rules(combos, bits, cookie)
+            by_grid = self._grid_rules(combos, bits, cookie, self._families(sid))
             if by_grid is not None:
                 self._select_cache[(sid, profile)] = rules + by_grid
                 return rules + by_grid
         spelt = self._spell_combos(combos, profile)
-        if len(combos) > T.PRIO_SELECT_TOP:
-            raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
-        for ci, ((constraint, dispatch), parts) in enumerate(zip(combos, spelt)):
-            prio = T.PRIO_SELECT_TOP - ci  # combos are ordered: first match wins
-            actions: tuple[Action, ...]
-            goto: int | None
-            if dispatch in marks:  # a new connection: CT commits the path chosen, then SELECT takes it
-                actions, goto = (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
-            else:
-                actions, goto = self.low.first_dispatch(dispatch)
+        prio = T.PRIO_SELECT_TOP  # combos are ordered: first match wins
+        start = 0
+        while start < len(combos):
+            end = start + 1
+            while end < len(combos) and combos[end][0].space is combos[start][0].space:
+                end += 1  # a run under one guard (a `case` arm): only its combos' buckets differ
+            run = self._run_rules(combos[start:end], spelt[start], marks, bits, cookie, prio)
+            if run is not None:
+                rules += run
+                prio -= flowhash.HASH_BITS + 1
+                start = end
+                continue
+            constraint, dispatch = combos[start]
+            actions, goto = self._result(dispatch, marks)
             patterns = bucket_patterns(constraint.buckets)
-            for fields, (mv, mm) in parts:
+            for fields, (mv, mm) in spelt[start]:
                 # the metadata match goes where Match.of would sort it (no sort per entry: a site of chains
                 # of its own builds 150,000 of these); fields that test metadata themselves are sorted
                 at = _metadata_at(fields)
@@ -175,7 +181,43 @@ class Select:
                     meta = FieldMatch("metadata", bits | value | mv, T.ENTRY_MASK | mask | mm)
                     m = Match((*before, meta, *after)) if at >= 0 else Match.of(meta, *fields)
                     rules.append(FlowEntry(T.SELECT, prio, m, actions, goto, cookie))
+            prio -= 1
+            start += 1
+        if prio < 1:
+            raise ValueError(f"{len(combos)} steering combos exceed the select table's priorities")
         self._select_cache[(sid, profile)] = rules
+        return rules
+
+    def _result(self, dispatch: Dispatch, marks: dict[Dispatch, int]) -> tuple[tuple[Action, ...], int | None]:
+        """A combo's actions and next table: its first tag, or (a new connection of a tracked
+        list) the mark CT commits before SELECT takes the path."""
+        if dispatch in marks:
+            return (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
+        return self.low.first_dispatch(dispatch)
+
+    def _run_rules(
+        self, run: Combos, parts: list[Spelt], marks: dict[Dispatch, int], bits: int, cookie: int, top: int
+    ) -> list[FlowEntry] | None:
+        """A run of combos under one header constraint, spelt as its bucket ->
+        result function (:func:`bucketspell.spell`, buckets no combo of the run
+        owns left to the entries below: ``holes``) at priorities ``top - 8 ..
+        top`` by prefix length; None when one combo, or when spelling each
+        combo's buckets on its own takes no more entries."""
+        if len(run) < 2:
+            return None
+        results: dict[tuple[tuple[Action, ...], int | None], int] = {}
+        index = tuple(results.setdefault(self._result(d, marks), len(results)) for _, d in run)
+        spelt = bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in run), index), True)
+        if len(spelt) >= sum(len(bucket_patterns(c.buckets)) for c, _ in run):
+            return None
+        outs = list(results)
+        rules = []
+        for value, mask, length, label in spelt:
+            actions, goto = outs[label]
+            prio = top - flowhash.HASH_BITS + length
+            for fields, (mv, mm) in parts:
+                meta = FieldMatch("metadata", bits | value | mv, T.ENTRY_MASK | mask | mm)
+                rules.append(FlowEntry(T.SELECT, prio, Match.of(meta, *fields), actions, goto, cookie))
         return rules
 
     def _hash_rules(self, combos: Combos, marks: dict[Dispatch, int], bits: int, cookie: int) -> list[FlowEntry]:
@@ -205,14 +247,14 @@ class Select:
             rules.append(FlowEntry(T.SELECT, prio, Match((meta,)), actions, goto, cookie))
         return rules
 
-    def _grid_rules(self, combos: Combos, bits: int, cookie: int) -> list[FlowEntry] | None:
+    def _grid_rules(self, combos: Combos, bits: int, cookie: int, families: tuple[int, ...]) -> list[FlowEntry] | None:
         """A list decided by hashes alone, some of them `by src`/`by dst`:
         the product of each hash's fewest prefix rules (:func:`bucketspell.grid`),
-        each address rule written for IPv4 and IPv6; None when spelling each
-        combo on its own would take fewer entries."""
+        each address rule written for each IP version in ``families``; None
+        when spelling each combo on its own would take fewer entries."""
         dims = tuple(tuple(getattr(c, f) for c, _ in combos) for f in ("buckets", "src", "dst"))
         cells = bucketspell.grid(dims)
-        count = sum(1 if s[1] == 0 and d[1] == 0 else 2 for (_, s, d), _ in cells)
+        count = sum(1 if s[1] == 0 and d[1] == 0 else len(families) for (_, s, d), _ in cells)
         alone = sum(
             len(bucket_patterns(c.buckets))
             * (1 if len(c.src) == len(c.dst) == flowhash.BUCKETS else 2)
@@ -233,12 +275,30 @@ class Select:
                 rules.append(FlowEntry(T.SELECT, prio, Match((meta,)), actions, goto, cookie))
                 continue
             for eth, (src, dst) in flowhash.ADDR_FIELDS.items():
+                if eth not in families:
+                    continue
                 row = [FieldMatch("eth_type", eth), meta]
                 row += [FieldMatch(src, s[0], s[1])] if s[1] else []
                 row += [FieldMatch(dst, d[0], d[1])] if d[1] else []
                 for fields in ipv6_loadable(row) if eth == ETH_TYPE_IPV6 else [row]:
                     rules.append(FlowEntry(T.SELECT, prio, Match.of(*fields), actions, goto, cookie))
         return rules
+
+    def _families(self, sid: int) -> tuple[int, ...]:
+        """The IP versions a list's packets can have: those its policies'
+        matches admit (POLICY writes the list for no other packet; a reply
+        has its forward direction's version); a box's return list: both."""
+        got = self._family_cache.get(sid)
+        if got is None:
+            policies = self._policies.get(sid)
+            if sid in self._box_sids or not policies:
+                got = tuple(FAMILY)
+            else:
+                got = tuple(
+                    eth for eth, only in FAMILY.items() if any(not (p.match & only).is_empty() for p in policies)
+                )
+            self._family_cache[sid] = got
+        return got
 
     def _spell_combos(self, combos: Combos, profile: Profile) -> list[list[Spelt]]:
         """Each choice's header constraint as OpenFlow match parts, counted
