@@ -28,7 +28,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from fslang.parser import lark_parser, reserved_keywords
+from fslang.parser.lalr import lark_parser, reserved_keywords
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.fs"))

@@ -79,7 +79,7 @@ def gap(h: float, e: float) -> float:
 def main() -> None:
     from compiler.check.frontend import run
     from compiler.placement import exact as placement_exact
-    from compiler.placement.place import heuristic
+    from compiler.placement.heuristic import heuristic
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=50)
@@ -162,7 +162,7 @@ def big_text(n_instances: int, seed: int = 1) -> str:
 def big_site(n_instances: int) -> None:
     """Heuristic time on one generated site with about ``n_instances`` instances."""
     from compiler.check.frontend import run
-    from compiler.placement.place import heuristic
+    from compiler.placement.heuristic import heuristic
 
     front = run("big.fs", big_text(n_instances))
     if front.site is None:

@@ -230,16 +230,21 @@ def _policy_part(e: Any) -> bool:
     return T.FLAGS_FIRST <= e.table_id <= T.FLAGS_LAST and e.priority > 0
 
 
-def select_bound(combos: Any) -> int:
+def select_bound(combos: Any, families: int = 2) -> int:
     """A decision list's SELECT entries at the least: decided by the hash
     alone, the fewest prefix patterns that spell its bucket -> path function
     with the longest prefix winning (exact over the prefixes of each bit
     order ``bucketspell`` tries); with `by src`/`by dst` and no `case`, the
-    lesser of the product of each hash's fewest rules and the next; otherwise
-    each satisfiable combo's minimal bucket-pattern cover (a `case` guard
-    counts 1)."""
+    lesser of the product of each hash's fewest rules and each combo's
+    covers of its three shares multiplied (an address rule once per IP
+    version of ``families`` its policies match); with a
+    `case`, per run of combos under one guard the lesser of each combo's
+    minimal bucket-pattern cover and the run's bucket function (its buckets
+    no combo owns left to later runs), a guard counting 1; otherwise each
+    satisfiable combo's minimal bucket-pattern cover."""
     from compiler.lowering import bucketspell
-    from compiler.lowering.lower import bucket_patterns
+    from compiler.lowering.select import bucket_patterns
+    from compiler.steering import flowhash
 
     if all(c.space is None for c, _ in combos):
         firsts: dict[Any, int] = {}
@@ -247,10 +252,49 @@ def select_bound(combos: Any) -> int:
         return len(bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)))
     alone = sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in combos if c.satisfiable())
     if any(c.guarded for c, _ in combos):
-        return alone
-    # `by src`/`by dst` without `case`: each hash spelt alone, the product (IPv4 and IPv6 where an address is read)
+        # per run of combos under one guard, the lesser of their covers and their bucket function
+        total, start = 0, 0
+        while start < len(combos):
+            end = start + 1
+            while end < len(combos) and combos[end][0].space is combos[start][0].space:
+                end += 1
+            run = [(c, d) for c, d in combos[start:end] if c.satisfiable()]
+            covers = sum(max(1, len(bucket_patterns(c.buckets))) for c, _ in run)
+            firsts = {}
+            index = tuple(firsts.setdefault(d, len(firsts)) for _, d in run)
+            labels = bucketspell.bucket_labels(tuple(c.buckets for c, _ in run), index)
+            total += min(covers, len(bucketspell.spell(labels, True))) if len(run) > 1 else covers
+            start = end
+        return total
+    # `by src`/`by dst` without `case`: each combo's covers of its three shares (an address one per IP
+    # version), or each hash spelt alone and the product
+    full = flowhash.BUCKETS
+    alone = sum(
+        len(bucket_patterns(c.buckets))
+        * (1 if len(c.src) == len(c.dst) == full else families)
+        * len(bucket_patterns(c.src))
+        * len(bucket_patterns(c.dst))
+        for c, _ in combos
+        if c.satisfiable()
+    )
     cells = bucketspell.grid(tuple(tuple(getattr(c, f) for c, _ in combos) for f in ("buckets", "src", "dst")))
-    return min(alone, sum(1 if s[1] == d[1] == 0 else 2 for (_, s, d), _ in cells))
+    return min(alone, sum(1 if s[1] == d[1] == 0 else families for (_, s, d), _ in cells))
+
+
+def _families(plan: Any) -> dict[int, int]:
+    """Per ingress decision list, the IP versions its packets can have (its
+    policies' matches admit); a box's return list is left out (both)."""
+    from compiler.lowering.select import FAMILY
+
+    by_sid: dict[int, list[Any]] = defaultdict(list)
+    for p, _, e in plan.ingress:
+        by_sid[e.id].append(p)
+    boxes = {e.id for e in plan.entries if e.box is not None}
+    return {
+        sid: sum(1 for only in FAMILY.values() if any(not (p.match & only).is_empty() for p in ps))
+        for sid, ps in by_sid.items()
+        if sid not in boxes
+    }
 
 
 def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
@@ -275,6 +319,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
         plan = compiled.steering
         assert plan is not None
         directions: dict[str, Counter[tuple[str, str]]] = {}
+        fams = _families(plan)
         for sw, tables in compiled.tables.items():
             switch = site.switch(sw)
             bound = Bound(program, front.source.text, switch.ovs)
@@ -328,7 +373,7 @@ def measure(name: str, path: Path, modes: tuple[str, ...]) -> list[Row]:
                 for e in tables.entries
                 if e.table_id in (T.POLICY, T.CLASSIFY) and e.write_metadata and e.write_metadata[1] & T.ENTRY_MASK
             }
-            sel_b = sum(select_bound(plan.selectors[sid]) for sid in classified)
+            sel_b = sum(select_bound(plan.selectors[sid], fams.get(sid, 2)) for sid in classified)
             regions = sum(by_table[t] for t in (T.REGION_DST, T.REGION_SRC, T.SRC_HOME))
             total = len(tables.entries)
             ct = by_table[T.CT] + sum(

@@ -73,7 +73,7 @@ def make_cache(b: Build, front: FrontendResult, previous: Placement | None, gene
     the first ``--previous`` compile places the edited site again to find
     out (from the affinity kept here: 0.2 s at 10,000 policies, instead of
     on every compile)."""
-    from compiler.placement.model import affinity
+    from compiler.placement.affinity import affinity
 
     c = b.compiled
     assert c is not None and c.steering is not None and b.site is not None and b.summary
@@ -290,7 +290,7 @@ def _splice(
         if others.meet(record.cubes):
             return _fallback("the policy's new match overlaps another policy")
         if record.chain != (old.chain if old else None):
-            from compiler.placement.model import affinity
+            from compiler.placement.affinity import affinity
 
             new_pairs = _pairs(affinity(r_site))
         for sw, tables in c.tables.items():
@@ -466,7 +466,7 @@ def _placement_kept(
 ) -> bool:
     """Does placing the edited site from ``previous`` keep it?  Placement
     reads the policies only through their affinity (module pairs visited
-    back to back, ``compiler.placement.model.affinity``): the site's context
+    back to back, ``compiler.placement.affinity.affinity``): the site's context
     (``context``: the reduced site, or None: parsed here) with stand-in
     policies of the same affinity is placed instead."""
     from compiler.headerspace.matchset import MatchSet

@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import strategies as st
 
 from fslang import ast as A
-from fslang.parser import reserved_keywords
+from fslang.parser.lalr import reserved_keywords
 
 names = (
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,8}", fullmatch=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from compiler.lowering import bucketspell
 from compiler.lowering.bucketspell import MISS, bucket_labels, spell
-from compiler.lowering.lower import bucket_patterns
+from compiler.lowering.select import bucket_patterns
 from compiler.steering.flowhash import BUCKETS, bucket_sets, copies
 
 
@@ -117,3 +117,18 @@ def test_grid_cells_take_the_first_combo_allowing_all_three_hashes(dims, probes)
         best = max(hits)
         assert sum(1 for x in hits if x[:3] == best[:3]) == 1, "two cells of one priority meet"
         assert best[3] == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=decision_lists())
+def test_with_holes_no_rule_covers_a_bucket_no_combo_owns(case) -> None:
+    """A run under one `case` guard: its buckets no combo owns go on to the
+    later arms' entries, so no rule of the run may match them."""
+    sets, index = case
+    labels = bucket_labels(sets, index)
+    rules = spell(labels, True)
+    for b in range(BUCKETS):
+        got = _lookup(rules, b)
+        assert got == (MISS if labels[b] is None else labels[b])
+        if labels[b] is None:
+            assert not any(b & mask == value for value, mask, _, _ in rules)

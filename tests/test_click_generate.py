@@ -21,17 +21,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.click.clicklang import (
+from backends.click.lang.args import split_args
+from backends.click.lang.ast import (
     AnonElement,
     Chain,
     ClickConfig,
     Declaration,
     ElementClassDef,
     InlineDecl,
-    check_config,
-    parse_config,
-    split_args,
 )
+from backends.click.lang.checker import check_config
+from backends.click.lang.parser import parse_config
 from backends.emit.click import elementclass as E
 from backends.emit.click import generate as G
 from compiler.check.frontend import run

@@ -15,7 +15,8 @@ import pytest
 from backends.click.runtime import ClickLoadError, load, load_file
 from backends.click.runtime import frames as F
 from backends.click.runtime.elements import REGISTRY
-from backends.click.runtime.ipfilter import compile_rules, parse_pattern
+from backends.click.runtime.ipfilter.codegen import compile_rules
+from backends.click.runtime.ipfilter.parser import parse_pattern
 from backends.click.runtime.packet import Packet, checksum
 from tests.conftest import ROOT
 

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 import compiler.verification.platform_sim as PS
-from backends.click.clicklang import check_config
+from backends.click.lang.checker import check_config
 from backends.click.runtime import frames as F
 from backends.click.runtime import load
 from backends.emit.click import elementclass as E

@@ -1,4 +1,4 @@
-"""Tests for backends/click/clicklang.py: Click parser, printer, element table, checker."""
+"""Tests for backends/click/lang/: Click parser, printer, element table, checker."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backends.click.clicklang import (
+from backends.click.lang.args import split_args
+from backends.click.lang.ast import (
     AnonElement,
     Chain,
     ClickConfig,
@@ -21,12 +22,11 @@ from backends.click.clicklang import (
     Endpoint,
     InlineDecl,
     Require,
-    check_config,
-    format_config,
-    load_element_table,
-    parse_config,
-    split_args,
 )
+from backends.click.lang.checker import check_config
+from backends.click.lang.element_table import load_element_table
+from backends.click.lang.parser import parse_config
+from backends.click.lang.printer import format_config
 
 
 def cfg(text: str) -> str:

@@ -38,7 +38,7 @@ import pytest
 
 from compiler.check.catalogue import CATALOGUE
 from fslang import api, codes
-from fslang.parser import reserved_keywords
+from fslang.parser.lalr import reserved_keywords
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"

@@ -9,7 +9,8 @@ import sys
 from compiler.check.frontend import run
 from fslang import ast as A
 from fslang.diagnostics import render_json, render_text
-from fslang.parser import parse, split_statements
+from fslang.parser import parse
+from fslang.parser.statements import split_statements
 from fslang.source import SourceFile
 
 SITE = """site s

@@ -13,7 +13,8 @@ import pytest
 
 from compiler import ir
 from compiler.headerspace.space import HeaderSpace
-from compiler.placement.model import Problem, affinity
+from compiler.placement.affinity import affinity
+from compiler.placement.model import Problem
 from compiler.placement.place import Placement, place
 from fslang.source import Span
 

@@ -33,7 +33,8 @@ from compiler.flowir import Output
 from compiler.headerspace.matchset import MatchSet
 from compiler.headerspace.space import DEFAULT_LAYOUT as L
 from compiler.headerspace.space import HeaderSpace
-from compiler.lowering.lower import bucket_patterns, lower
+from compiler.lowering.lower import lower
+from compiler.lowering.select import bucket_patterns
 from compiler.pipeline import Compiled, compile_site
 from compiler.placement.place import place
 from compiler.steering.flowhash import ADDR_FIELDS, BUCKETS, L4_FIELDS, bucket_sets

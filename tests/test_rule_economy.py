@@ -11,7 +11,7 @@ from benchmarks import rule_economy
 from benchmarks.gen_site import generate
 from compiler.flowir import ETH_TYPE_ARP, FlowEntry
 from compiler.lowering import tables as T
-from compiler.lowering.ingress import edge_cover
+from compiler.lowering.edge_patterns import edge_cover
 from fslang import api
 from tests.conftest import EXAMPLES
 

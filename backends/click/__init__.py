@@ -1,1 +1,1 @@
-"""Click backend: the Click configuration language parser/checker (clicklang) and its element table."""
+"""Click backend: the Click configuration language parser/checker (backends.click.lang) and its element table."""

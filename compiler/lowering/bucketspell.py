@@ -2,7 +2,7 @@
 
 Such a list is a function from the 8-bit hash bucket to a result (the path's
 first tag, or the connection mark to commit).  Spelling each path's bucket set
-on its own (:func:`compiler.lowering.lower.bucket_patterns`) pays for every
+on its own (:func:`compiler.lowering.select.bucket_patterns`) pays for every
 path's ragged edges; spelling the *function* with longest-prefix priorities
 lets one short prefix cover a whole region and longer ones carve out the
 exceptions (the idea of ORTC, Draves et al., "Constructing optimal IP routing
@@ -25,6 +25,7 @@ from compiler.steering import flowhash
 
 #: the result of a bucket no path owns (lowering writes a drop for it)
 MISS = -1
+_NEVER = 1 << 30  # the cost of a rule that may not be written
 
 #: (value, mask, prefix length, label): the prefix length orders the entries (longer wins)
 Rule = tuple[int, int, int, int]
@@ -67,14 +68,16 @@ ORDERS: tuple[tuple[int, ...], ...] = (
 
 
 @lru_cache(maxsize=4096)
-def spell(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
+def spell(labels: tuple[int | None, ...], holes: bool = False) -> tuple[Rule, ...]:
     """Rules (over the BUCKETS buckets) whose longest match gives each bucket
     its label; labels are small ints (a list's results in order, so lists of
     the same shape share the cache), ``None`` a bucket no path owns.  The
     rules are prefixes of one bit order (:data:`ORDERS`), so a rule's length
     (the bits it cares about) is its priority; the first order with the
     fewest rules wins, and the mixed orders are tried only when the plain
-    two leave more rules than results."""
+    two leave more rules than results.  With ``holes`` a bucket no path owns
+    must pass the table's later entries (a later `case` arm): no rule covers
+    it, where otherwise it costs a drop rule where one covers it."""
     if len(labels) != flowhash.BUCKETS:
         raise ValueError(f"{len(labels)} labels for {flowhash.BUCKETS} buckets")
     plain = tuple(MISS if x is None else x for x in labels)
@@ -83,18 +86,18 @@ def spell(labels: tuple[int | None, ...]) -> tuple[Rule, ...]:
     for i, order in enumerate(ORDERS):
         if i == 2 and best is not None and len(best) <= least:
             break
-        rules = _in_order(plain, order)
+        rules = _in_order(plain, order, holes)
         if best is None or len(rules) < len(best):
             best = rules
     assert best is not None
     return best
 
 
-def _in_order(labels: tuple[int, ...], order: tuple[int, ...]) -> tuple[Rule, ...]:
+def _in_order(labels: tuple[int, ...], order: tuple[int, ...], holes: bool = False) -> tuple[Rule, ...]:
     """:func:`_prefix_rules` on the trie whose level j tests bucket bit
     ``order[j]``, its rules turned back into (value, mask) of the bucket."""
     to_bucket = _to_bucket(order)
-    rules = _prefix_rules(tuple(labels[b] for b in to_bucket))
+    rules = _prefix_rules(tuple(labels[b] for b in to_bucket), holes)
     if order == _HIGH:
         return rules
     out = []
@@ -111,7 +114,7 @@ def _to_bucket(order: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(sum(((i >> (top - j)) & 1) << b for j, b in enumerate(order)) for i in range(flowhash.BUCKETS))
 
 
-def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
+def _prefix_rules(labels: tuple[int, ...], holes: bool = False) -> tuple[Rule, ...]:
     """The fewest prefix rules, high bit first: exact, by dynamic programming
     over the bucket trie, bottom up.  For a node, ``A[x]`` is what its
     subtree costs below it when label x reaches it and it writes no rule
@@ -119,18 +122,19 @@ def _prefix_rules(labels: tuple[int, ...]) -> tuple[Rule, ...]:
     ``B`` = 1 + min A is the cost of writing a rule there; so x reaching it
     costs min(A[x], B), or B for an absent x (no rule there costs the
     children's B, never less).  Ties go to writing no rule, then to the
-    smaller label."""
+    smaller label.  With ``holes`` no rule may cover a MISS bucket: B is out
+    of reach (``_NEVER``) at every node with one below."""
     bits = flowhash.HASH_BITS
     # level[d][i]: (A, B) of the i-th node at depth d (covering 2**(bits-d) buckets)
     level: Level = [[] for _ in range(bits + 1)]
-    level[bits] = [({x: 0}, 1) for x in labels]
+    level[bits] = [({x: 0}, _NEVER if holes and x == MISS else 1) for x in labels]
     for d in range(bits - 1, -1, -1):
         below = level[d + 1]
         nodes = []
         for i in range(0, len(below), 2):
             (al, bl), (ar, br) = below[i], below[i + 1]
             a = {x: min(al.get(x, bl), bl) + min(ar.get(x, br), br) for x in al.keys() | ar.keys()}
-            nodes.append((a, 1 + min(a.values())))
+            nodes.append((a, _NEVER if holes and MISS in a else 1 + min(a.values())))
         level[d] = nodes
 
     rules: list[Rule] = []

@@ -10,13 +10,15 @@ one bit per exclusion set (its cover plus one catch-all, shared by every
 policy that excludes it); POLICY then has one entry per term of each
 policy's match, at the policy's priority.  Non-IP packets go by port to
 NONIP, where a policy can only drop or flood them.
+
+The ethertype split of terms is in :mod:`compiler.lowering.ethertypes`, the
+bit patterns over ingress-edge indices in :mod:`compiler.lowering.edge_patterns`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from compiler import ir
@@ -35,19 +37,16 @@ from compiler.headerspace.cubes import DEFAULT_LAYOUT, Cube
 from compiler.headerspace.matchset import MatchSet, Term, space_of
 from compiler.headerspace.space import HeaderSpace
 from compiler.lowering import tables as T
+from compiler.lowering.edge_patterns import _indices, _narrow, edge_cover, range_patterns
+from compiler.lowering.ethertypes import OTHER_SPACE, _has_other, _with_eth, widen_eth
 from compiler.lowering.metadata import Bits, MetaLayout, allocate, combine
 from compiler.lowering.ofmatch import TooManyEntries, cube_matches, space_to_matches
 from compiler.lowering.profiles import Profile
-from compiler.steering.regions import ReverseTerm, edge_pattern, exit_region, reverse_terms, without_edge_cube
+from compiler.steering.regions import edge_pattern, exit_region, reverse_terms, without_edge_cube
 
 if TYPE_CHECKING:
     from compiler.lowering.lower import Lowering
 
-IP_SPACE = HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV4) | HeaderSpace.field_eq("eth_type", ETH_TYPE_IPV6)
-ARP_SPACE = HeaderSpace.field_eq("eth_type", ETH_TYPE_ARP)
-OTHER_SPACE = HeaderSpace.all() - IP_SPACE - ARP_SPACE
-_ETH_KEEP = ~DEFAULT_LAYOUT.field_mask("eth_type")
-_ETH_OFF = DEFAULT_LAYOUT.offset("eth_type")
 N_FLAG_TABLES = T.FLAGS_LAST - T.FLAGS_FIRST + 1
 
 Spelt = tuple[tuple[FieldMatch, ...], tuple[int, int]]  # OpenFlow fields, (metadata value, mask)
@@ -56,11 +55,6 @@ Spelt = tuple[tuple[FieldMatch, ...], tuple[int, int]]  # OpenFlow fields, (meta
 def _key(hs: HeaderSpace) -> tuple[tuple[int, int], ...]:
     """A deterministic order for sets (their hash depends on the hash seed)."""
     return tuple((c.mask, c.value) for c in hs.cubes)
-
-
-def widen_eth(space: HeaderSpace) -> HeaderSpace:
-    """``space`` with eth_type left free (for packets already known to be of another ethertype)."""
-    return HeaderSpace._of(DEFAULT_LAYOUT, [(c.value & _ETH_KEEP, c.mask & _ETH_KEEP) for c in space.cubes])
 
 
 @dataclass(frozen=True)
@@ -488,78 +482,3 @@ class Ingress:
             m = Match.of(FieldMatch("in_port", port))
             acts = () if low.site.default_action == "drop" else low.forward_nonip(sw, port, "other")
             low.add(sw, FlowEntry(T.NONIP, T.PRIO_DEFAULT, m, acts))
-
-
-_ETH_FULL = 0xFFFF << _ETH_OFF
-
-
-def _has_other(t: Term) -> bool:
-    """May the term hold a packet that is neither IP nor ARP?"""
-    eth_mask, eth = (t.cube.mask >> _ETH_OFF) & 0xFFFF, (t.cube.value >> _ETH_OFF) & 0xFFFF
-    return not (eth_mask == 0xFFFF and eth in (ETH_TYPE_IPV4, ETH_TYPE_IPV6, ETH_TYPE_ARP))
-
-
-def _with_eth(t: Term, eth: int) -> Term | None:
-    """The part of a term with ethertype ``eth`` (None if it has none): a
-    bit operation on its cube, no set algebra."""
-    v, m = t.cube.value, t.cube.mask
-    bits = eth << _ETH_OFF
-    if (v ^ bits) & m & _ETH_FULL:
-        return None
-    if m & _ETH_FULL == _ETH_FULL:
-        return t
-    return Term(Cube(v | bits, m | _ETH_FULL), t.excluded)
-
-
-def _narrow(rt: ReverseTerm, width: int) -> tuple[int, int] | None:
-    """The forward term's ingress-edge pattern as a region pattern (None:
-    it admits no edge index the region field can hold)."""
-    v, m = rt.dst_region
-    if v >> width:
-        return None
-    return v, m & ((1 << width) - 1)
-
-
-def range_patterns(lo: int, hi: int, width: int) -> list[tuple[int, int]]:
-    """lo..hi as aligned blocks (value, mask) over ``width`` bits."""
-    full = (1 << width) - 1
-    out = []
-    while lo <= hi:
-        size = lo & -lo if lo else 1 << width
-        while lo + size - 1 > hi:
-            size >>= 1
-        out.append((lo, full & ~(size - 1)))
-        lo += size
-    return out
-
-
-@lru_cache(maxsize=4096)
-def _indices(v: int, m: int, width: int) -> tuple[int, ...]:
-    """The ingress indices over ``width`` bits that the pattern (v, m) takes."""
-    return tuple(i for i in range(1 << width) if i & m == v & m)
-
-
-@lru_cache(maxsize=4096)
-def edge_cover(want: frozenset[int], forbidden: frozenset[int], width: int) -> tuple[tuple[int, int], ...]:
-    """Disjoint (value, mask) patterns over ``width`` bits that hold every
-    index of ``want`` and none of ``forbidden`` (the rest may go either way):
-    greedy, widest useful pattern first; few indices, so all 3^width
-    patterns are tried."""
-    full = (1 << width) - 1
-    patterns = []
-    for mask in range(1 << width):
-        for value in range(1 << width):
-            if value & ~mask & full == 0:
-                members = frozenset(i for i in range(1 << width) if i & mask == value)
-                patterns.append((value, mask, members))
-    left, taken = set(want), set(forbidden)
-    out = []
-    while left:
-        value, mask, members = max(
-            (p for p in patterns if not p[2] & taken),
-            key=lambda p: (len(p[2] & left), len(p[2]), -p[1], -p[0]),
-        )
-        out.append((value, mask))
-        left -= members
-        taken |= members
-    return tuple(out)

@@ -1,10 +1,10 @@
 """Compound moves of the placement local search: several instances moved
 together, kept only if together they fit and lower the objective.  Apart
-from ``compiler.placement.place`` to keep that file readable."""
+from ``compiler.placement.local_search`` to keep that file readable."""
 
 from __future__ import annotations
 
-from compiler.placement.model import State
+from compiler.placement.state import State
 
 
 def better(d: tuple[float, ...], frozen: bool) -> bool:

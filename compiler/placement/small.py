@@ -13,7 +13,7 @@ from __future__ import annotations
 from itertools import combinations_with_replacement
 from math import comb
 
-from compiler.placement.model import State
+from compiler.placement.state import State
 
 LEAF_LIMIT = 20_000  # assignments (before capacity cuts) worth enumerating
 

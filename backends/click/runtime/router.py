@@ -2,7 +2,7 @@
 
 Loading (``Router(text)``):
 
-1. ``clicklang`` parses the text and its checker builds the element graph
+1. ``backends.click.lang`` parses the text and its checker builds the element graph
    the way Click does (element classes of ``elements.toml``, compound
    elements expanded, anonymous elements named ``Class@N``, ``define``
    variables substituted) and reports every configuration problem; any
@@ -42,7 +42,10 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from backends.click.clicklang import ClickSyntaxError, _Checker, load_element_table, parse_config
+from backends.click.lang.ast import ClickSyntaxError
+from backends.click.lang.checker import _Checker
+from backends.click.lang.element_table import load_element_table
+from backends.click.lang.parser import parse_config
 from backends.click.runtime.args import ConfigError
 from backends.click.runtime.elements import REGISTRY, Element, SimpleElement
 from backends.click.runtime.packet import Packet

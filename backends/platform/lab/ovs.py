@@ -34,6 +34,11 @@ docs/platform-notes.md):
   socket, then SIGTERM/SIGKILL by pid), deletes the namespace (and so every
   tap) and removes sockets and pid files. ``conf.db`` and the logs stay in
   ``D`` for post-mortems; the caller owns ``D``.
+
+Finding the binaries, :class:`OvsError` and the process checks are in
+:mod:`backends.platform.lab.ovs_tools`; :class:`TraceResult` (``ofproto/trace``
+parsing) is in :mod:`backends.platform.lab.ovs_trace`. Both are re-exported
+here, where callers import them.
 """
 
 from __future__ import annotations
@@ -44,172 +49,34 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from backends.platform.lab.ovs_tools import (
+    OVS_BINARIES,
+    OvsError,
+    _pid_alive,
+    _pid_is,
+    _search_path,
+    _which,
+    ovs_available,
+)
+from backends.platform.lab.ovs_trace import OFPP_LOCAL, TraceResult
 from backends.platform.wait import WaitTimeout, wait_until
 
 __all__ = ["OFPP_LOCAL", "OvsError", "PrivateOvs", "TraceResult", "ovs_available"]
 
-#: OpenFlow 1.3 number of the bridge's LOCAL port, as reported in output_ports.
-OFPP_LOCAL = 0xFFFFFFFE
 #: Highest OpenFlow port number usable for a physical/internal port.
 OFPP_MAX = 0xFFFFFF00
 
-OVS_BINARIES = ("ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-vswitchd", "ovs-ofctl", "ovs-appctl")
-_SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/local/bin", "/usr/bin", "/bin")
 _IFNAMSIZ = 15  # longest Linux interface name
 _CMD_TIMEOUT = 60.0
-_SYSTEM_DEPS_HINT = "run `sudo bash scripts/system-deps.sh` (Debian packages openvswitch-switch, iproute2)"
 
 _counter = itertools.count()
 _live: set[PrivateOvs] = set()
-
-
-class OvsError(RuntimeError):
-    """An OVS or iproute2 command failed, or the instance is unusable.
-
-    ``cmd`` (list), ``returncode``, ``stdout`` and ``stderr`` are set when a
-    command failed; the message always names the command and its stderr.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        cmd: Sequence[str] | None = None,
-        returncode: int | None = None,
-        stdout: str = "",
-        stderr: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.cmd = list(cmd) if cmd is not None else None
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-
-
-def _search_path() -> str:
-    dirs = os.environ.get("PATH", "").split(os.pathsep)
-    return os.pathsep.join(dirs + [d for d in _SBIN_DIRS if d not in dirs])
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=_search_path())
-
-
-def ovs_available() -> str | None:
-    """None when the OVS and iproute2 binaries are installed, else why not."""
-    missing = [b for b in (*OVS_BINARIES, "ip") if _which(b) is None]
-    if missing:
-        return f"missing binaries: {', '.join(missing)}; {_SYSTEM_DEPS_HINT}"
-    return None
-
-
-@dataclass
-class TraceResult:
-    """Parsed ``ovs-appctl ofproto/trace`` output.
-
-    ``output_ports``: OpenFlow port numbers the packet is sent out of, in the
-    order of the OpenFlow actions (``output:N`` lines, including those in
-    group buckets and resubmits; ``IN_PORT`` resolves to the packet's in_port,
-    ``LOCAL`` to :data:`OFPP_LOCAL`). Outputs that OVS refuses (to the input
-    port, to a nonexistent port, ...: a ``>>`` line follows) are left out.
-    Datapath port numbers (``Datapath actions``) are *not* OpenFlow numbers
-    and are not used. ``outputs`` has the same as ``(bridge, port)`` pairs
-    (a trace crosses patch ports into other bridges).
-    ``final_flow``: the packet's headers after all actions (the ``Flow:``
-    line when OVS says "unchanged"), e.g. with ``mpls_label=5`` after a push.
-    ``dropped``: the (last) datapath actions are ``drop``.
-    """
-
-    raw: str
-    flow: str = ""
-    final_flow: str = ""
-    output_ports: list[int] = field(default_factory=list)
-    outputs: list[tuple[str, int]] = field(default_factory=list)
-    datapath_actions: str = ""
-    dropped: bool = False
-    to_controller: bool = False
-
-    @classmethod
-    def parse(cls, raw: str) -> TraceResult:
-        res = cls(raw=raw)
-        lines = raw.splitlines()
-        flow = ""
-        bridge = ""
-        for i, line in enumerate(lines):
-            s = line.strip()
-            if line.startswith("Flow: "):
-                flow = s[len("Flow: ") :]
-                if not res.flow:
-                    res.flow = flow
-                continue
-            if s.startswith("Final flow: "):
-                v = s[len("Final flow: ") :]
-                res.final_flow = flow if v == "unchanged" else v
-                continue
-            if s.startswith("Datapath actions: "):
-                res.datapath_actions = s[len("Datapath actions: ") :]
-                continue
-            m = re.fullmatch(r'bridge\("(.+)"\)', s)
-            if m:
-                bridge = m.group(1)
-                continue
-            port: int | None = None
-            m = re.fullmatch(r"output:(\d+)", s)
-            if m:
-                port = int(m.group(1))
-            elif s == "IN_PORT":
-                m = re.search(r"(?:^|,)in_port=(\d+)", flow)
-                port = int(m.group(1)) if m else None
-            elif s == "LOCAL":
-                port = OFPP_LOCAL
-            elif s.startswith("CONTROLLER:") or s.startswith("controller("):
-                if not _refused(lines, i):
-                    res.to_controller = True
-                continue
-            if port is not None and not _refused(lines, i):
-                res.output_ports.append(port)
-                res.outputs.append((bridge, port))
-        if not res.final_flow:
-            res.final_flow = flow
-        res.dropped = res.datapath_actions == "drop"
-        return res
-
-
-def _refused(lines: list[str], i: int) -> bool:
-    """True when the action on line i is followed by an OVS '>> ...' complaint."""
-    for nxt in lines[i + 1 :]:
-        t = nxt.strip()
-        if t:
-            return t.startswith(">>")
-    return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    # state is the field after the ")" that closes the command name
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _pid_is(pid: int, binary: str) -> bool:
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-    except (OSError, IndexError):
-        return False
-    # /proc/PID/comm holds at most 15 characters
-    return comm == binary[:15] or os.path.basename(argv0) == binary
 
 
 class PrivateOvs:

@@ -9,7 +9,8 @@ import re
 
 from backends.click.runtime.args import ConfigError
 from backends.click.runtime.elements.base import Element, element
-from backends.click.runtime.ipfilter import compile_classifier, compile_rules
+from backends.click.runtime.ipfilter.classifier import compile_classifier
+from backends.click.runtime.ipfilter.codegen import compile_rules
 from backends.click.runtime.packet import Packet
 
 

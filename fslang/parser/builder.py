@@ -1,241 +1,32 @@
-"""FSL parser: source text -> ``Program`` plus diagnostics.
+"""Turning one statement's Lark tree into the typed AST, without recursion.
 
-A statement starts with its keyword, so the text is first cut into statements
-and each is parsed on its own with the Lark LALR parser (start symbol
-``statement``); statements of a shape already seen replay its tree
-(``fslang.parse_cache``), which makes large sites several times faster.
-A syntax error then costs one statement, not the file, and
-the rest is still checked: every problem is reported in one run.  The Lark
-tree is turned into the typed AST without recursion (deeply nested input
-must give a diagnostic, not a ``RecursionError``).
+An iterative post-order walk (deeply nested input must give a diagnostic, not a ``RecursionError``) calls one
+``r_<rule>`` handler per grammar rule; the handlers check names, numbers and limits as they build. A replay of a
+cached statement shape (``fslang.parse_cache``) calls the same handlers.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, NamedTuple
 
-from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import Token, Tree
 
 from fslang import ast as A
 from fslang import values as V
 from fslang.codes import LIMITS, Limit
 from fslang.diagnostics import Diagnostic
-from fslang.parse_cache import Replay, parse_statement
-from fslang.source import SourceFile, Span
-from grammar import grammar_text
+from fslang.parser.lalr import reserved_keywords
+from fslang.source import Span
 
 MAX_DEPTH = 200  # parse-tree levels in one statement (about 50 nested parentheses)
-MAX_DIAGNOSTICS_PER_FILE = 1000
-
-STATEMENT_KEYWORDS = frozenset(
-    {
-        "site",
-        "switch",
-        "link",
-        "host",
-        "edge",
-        "box",
-        "set",
-        "class",
-        "module",
-        "policy",
-        "pin",
-        "avoid",
-        "placement",
-        "default",
-    }
-)
-
-# Scanner for statement boundaries: strings and comments are skipped whole so a
-# keyword inside them never starts a statement.
-_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|#[^\n]*|[A-Za-z_][A-Za-z0-9_-]*|[0-9a-fA-F:.]+|\s+|.', re.S)
-_HOST_STMT = re.compile(r"host\s+[A-Za-z_][A-Za-z0-9_-]*\s+at(?![A-Za-z0-9_-])")
-_DEFAULT_STMT = re.compile(r"default\s+(forward|drop)(?![A-Za-z0-9_-])")
-
-
-def split_statements(text: str) -> list[tuple[int, int]]:
-    """Cut ``text`` into ``(start, end)`` ranges, one per statement.
-
-    ``host`` starts a statement only as ``host NAME at`` (it is also a match
-    primitive) and ``default`` only as ``default forward|drop`` (it is also an
-    edge option).
-    """
-    starts: list[int] = []
-    for m in _SCAN.finditer(text):
-        word = m.group()
-        if word not in STATEMENT_KEYWORDS:
-            continue
-        pos = m.start()
-        if word == "host" and not _HOST_STMT.match(text, pos):
-            continue
-        if word == "default" and not _DEFAULT_STMT.match(text, pos):
-            continue
-        starts.append(pos)
-    first = 0
-    ranges: list[tuple[int, int]] = []
-    lead = text[: starts[0]] if starts else text
-    if _has_code(lead):
-        ranges.append((0, starts[0] if starts else len(text)))
-    for i, s in enumerate(starts):
-        ranges.append((s, starts[i + 1] if i + 1 < len(starts) else len(text)))
-    del first
-    return ranges
-
-
-def _has_code(text: str) -> bool:
-    return any(not m.group().isspace() and not m.group().startswith("#") for m in _SCAN.finditer(text))
-
-
-@lru_cache(maxsize=1)
-def lark_parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", start=["file", "statement"], maybe_placeholders=True, cache=True)
-
-
-@lru_cache(maxsize=1)
-def reserved_keywords() -> frozenset[str]:
-    """Every word the grammar spells literally: FSL reserves them all."""
-    return frozenset(
-        t.pattern.value for t in lark_parser().terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
-    )
-
-
-@dataclass
-class ParseResult:
-    program: A.Program
-    diagnostics: list[Diagnostic]
 
 
 class _TooDeep(Exception):
     pass
 
 
-def parse(src: SourceFile) -> ParseResult:
-    """Parse a whole site; never raises on bad input."""
-    diags: list[Diagnostic] = []
-    statements: list[A.Statement] = []
-    parser = lark_parser()
-    builder = _Builder(0, diags)  # one for the file: its handler table is filled once, not per statement
-    for start, end in split_statements(src.text):
-        if len(diags) >= MAX_DIAGNOSTICS_PER_FILE:
-            break
-        chunk = src.text[start:end]
-        try:
-            tree = parse_statement(parser, chunk, MAX_DEPTH)
-        except UnexpectedInput as err:
-            diags.append(_syntax_diagnostic(err, chunk, start, parser))
-            continue
-        except RecursionError:  # pragma: no cover - the LALR parser is iterative
-            diags.append(_too_deep(start, end))
-            continue
-        builder.offset = start
-        try:
-            stmt = tree.run(builder, Tok, Span) if isinstance(tree, Replay) else builder.build(tree)
-        except _TooDeep:
-            diags.append(_too_deep(start, end))
-            continue
-        statements.append(stmt)
-    return ParseResult(A.Program(tuple(statements)), diags)
-
-
-def _too_deep(start: int, end: int) -> Diagnostic:
-    return Diagnostic(
-        "E0004",
-        "statement is nested too deeply",
-        Span(start, start + 1),
-        hint="split the expression into named `class` definitions or simpler pipelines",
-    )
-
-
-# ---- syntax errors ----------------------------------------------------------
-_TERMINAL_NAMES = {
-    "NAME": "a name",
-    "INT": "a number",
-    "SIZE": "a size like 16GiB",
-    "RATE": "a rate like 100Mbps",
-    "PERCENT": "a percentage like 5%",
-    "IPV4": "an IPv4 address",
-    "IPV6": "an IPv6 address",
-    "PREFIX4": "an IPv4 prefix",
-    "PREFIX6": "an IPv6 prefix",
-    "MAC": "a MAC address",
-    "STRING": 'a string "..."',
-    "OFVER": "an OpenFlow version (1.3, 1.4 or 1.5)",
-    "$END": "end of statement",
-}
-
-
-def _describe_terminal(name: str, parser: Lark) -> str:
-    if name in _TERMINAL_NAMES:
-        return _TERMINAL_NAMES[name]
-    try:
-        pattern = parser.get_terminal(name).pattern
-    except KeyError:
-        return name
-    if pattern.type == "str":
-        return f"`{pattern.value}`"
-    return name.lower()
-
-
-def _syntax_diagnostic(err: UnexpectedInput, chunk: str, offset: int, parser: Lark) -> Diagnostic:
-    pos = getattr(err, "pos_in_stream", None)
-    if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream or 0
-        char = chunk[pos] if pos < len(chunk) else ""
-        if char == '"':
-            return Diagnostic(
-                "E0003",
-                "unterminated string",
-                Span(offset + pos, offset + pos + 1),
-                hint='close the string with `"` on the same line',
-            )
-        shown = (
-            repr(char)[1:-1]
-            if char.isprintable()
-            else f"\\x{ord(char):02x}"
-            if ord(char) < 256
-            else f"U+{ord(char):04X}"
-        )
-        return Diagnostic(
-            "E0003",
-            f"unexpected character `{shown}`",
-            Span(offset + pos, offset + pos + 1),
-            hint='remove it; FSL uses # for comments and "..." for strings',
-        )
-    expected: set[str] = set()
-    if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
-        expected = set(err.expected) if err.expected else set()
-    if isinstance(err, UnexpectedToken) and err.token.type != "$END":
-        tok: Token = err.token
-        start = offset + (tok.start_pos or 0)
-        span = Span(start, start + max(1, len(str(tok))))
-        what = f"`{tok}`"
-        if tok.type == "NAME" or parser.get_terminal(tok.type).pattern.type == "str":
-            pass
-    else:
-        end = len(chunk.rstrip())
-        span = Span(offset + max(0, end - 1), offset + max(1, end))
-        what = "end of statement"
-    names = sorted({_describe_terminal(e, parser) for e in expected})
-    if isinstance(err, UnexpectedToken) and "NAME" in expected and str(err.token).isidentifier():
-        return Diagnostic(
-            "E0006",
-            f"`{err.token}` is a reserved keyword and cannot be used as a name",
-            span,
-            hint="choose another name",
-        )
-    hint = None
-    if names:
-        shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-        hint = f"expected {shown}"
-    return Diagnostic("E0002", f"syntax error: unexpected {what}", span, hint=hint)
-
-
-# ---- tree -> AST ------------------------------------------------------------
 class _Builder:
     """Iterative post-order conversion of a Lark tree to AST nodes."""
 
