@@ -7,6 +7,7 @@ Rendering is pure (``render`` returns path -> text); writing the files is
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from backends.emit.click.generate import render_click
 from backends.emit.documents import (
@@ -23,7 +24,7 @@ from backends.emit.documents import (
 from backends.emit.openflow import render_switch
 from backends.emit.process import render_process
 from backends.emit.vm.generate import render_vm
-from compiler.flowir import Ct, SwitchTables
+from compiler.flowir import Ct, FlowEntry, SwitchTables
 from compiler.lowering import tables as T
 from compiler.lowering.profiles import L4_PORTS, profile_of
 from compiler.pipeline import Compiled
@@ -65,15 +66,22 @@ _CONNTRACK = CONNTRACK_NOTE
 
 def json_cannot_carry(tables: SwitchTables) -> list[str]:
     """The Open vSwitch extensions a switch's rules use that the JSON form
-    cannot take to a standard ofctl_rest parser (load the .ofctl instead)."""
+    cannot take to a standard ofctl_rest parser (load the .ofctl instead),
+    the one met first (in the entries' order) first."""
     entries = tables.entries
-    # where each is first met (the note met first comes first), each found by one scan in generators
     masked = next(
         (i for i, e in enumerate(entries) for f in e.match.fields if f[2] is not None and f[0] in L4_PORTS), -1
     )
-    ct = next((i for i, e in enumerate(entries) for a in e.actions if type(a) is Ct), -1)
-    found = sorted((i, k, note) for k, (i, note) in enumerate(((masked, _MASKED_PORTS), (ct, _CONNTRACK))) if i >= 0)
-    return [note for _, _, note in found]
+    # conntrack comes first only if met before that entry; else all that matters is whether it is met at all,
+    # looked for from the end (the CT table is the last: a scan from the start read every entry before it)
+    if masked >= 0 and _has_ct(entries[:masked]):
+        return [_CONNTRACK, _MASKED_PORTS]
+    notes = [_MASKED_PORTS] if masked >= 0 else []
+    return notes + [_CONNTRACK] if _has_ct(reversed(entries)) else notes
+
+
+def _has_ct(entries: Iterable[FlowEntry]) -> bool:
+    return any(type(a) is Ct for e in entries for a in e.actions)
 
 
 HASH_CHUNK = 1 << 20  # characters encoded and hashed at a time
