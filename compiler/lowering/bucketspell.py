@@ -127,11 +127,16 @@ def _prefix_rules(labels: tuple[int, ...], holes: bool = False) -> tuple[Rule, .
     bits = flowhash.HASH_BITS
     # level[d][i]: (A, B) of the i-th node at depth d (covering 2**(bits-d) buckets)
     level: Level = [[] for _ in range(bits + 1)]
-    level[bits] = [({x: 0}, _NEVER if holes and x == MISS else 1) for x in labels]
+    # one leaf object per label, so a subtree of one label is its halves' object (no merge): most are
+    leaf = {x: ({x: 0}, _NEVER if holes and x == MISS else 1) for x in set(labels)}
+    level[bits] = [leaf[x] for x in labels]
     for d in range(bits - 1, -1, -1):
         below = level[d + 1]
         nodes = []
         for i in range(0, len(below), 2):
+            if below[i] is below[i + 1] and len(below[i][0]) == 1:
+                nodes.append(below[i])
+                continue
             (al, bl), (ar, br) = below[i], below[i + 1]
             a = {x: min(al.get(x, bl), bl) + min(ar.get(x, br), br) for x in al.keys() | ar.keys()}
             nodes.append((a, _NEVER if holes and MISS in a else 1 + min(a.values())))
