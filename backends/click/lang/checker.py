@@ -411,24 +411,21 @@ class _Checker:
         for s, sp, d, dp, line in ok:
             by_out[(s, sp)].append(line)
             by_in[(d, dp)].append(line)
-        for (s, sp), lines in by_out.items():
-            if len(lines) > 1 and out_pers.get((s, sp)) in ("h", "a"):
-                lines = sorted(lines)
-                for line in lines[1:]:
-                    self.problem(
-                        line,
-                        f"illegal reuse of {nodes[s].display()} push output {sp} "
-                        f"(already connected on line {lines[0]}; use a Tee to copy packets)",
-                    )
-        for (d, dp), lines in by_in.items():
-            if len(lines) > 1 and in_pers.get((d, dp)) == "l":
-                lines = sorted(lines)
-                for line in lines[1:]:
-                    self.problem(
-                        line,
-                        f"illegal reuse of {nodes[d].display()} pull input {dp} "
-                        f"(already connected on line {lines[0]}; use a scheduler to merge pulls)",
-                    )
+        # a push output feeds one connection, a pull input draws from one
+        reuse = (
+            (by_out, out_pers, ("h", "a"), "push output", "use a Tee to copy packets"),
+            (by_in, in_pers, ("l",), "pull input", "use a scheduler to merge pulls"),
+        )
+        for ends, pers, kinds, what, fix in reuse:
+            for (n, port), lines in ends.items():
+                if len(lines) > 1 and pers.get((n, port)) in kinds:
+                    lines = sorted(lines)
+                    for line in lines[1:]:
+                        self.problem(
+                            line,
+                            f"illegal reuse of {nodes[n].display()} {what} {port} "
+                            f"(already connected on line {lines[0]}; {fix})",
+                        )
         for n in prims:
             nin, nout = nports[n.id]
             for i in range(nin):
