@@ -195,6 +195,16 @@ class Select:
             return (SetField(T.CT_CHOICE, marks[dispatch]),), T.CT
         return self.low.first_dispatch(dispatch)
 
+    def _labels(
+        self, combos: Combos, marks: dict[Dispatch, int]
+    ) -> tuple[list[tuple[tuple[Action, ...], int | None]], tuple[int | None, ...]]:
+        """The distinct results of ``combos`` (paths with the same first tag,
+        or mark to commit, share one) and each bucket's: the index of its
+        first owner's result (:func:`bucketspell.bucket_labels`)."""
+        results: dict[tuple[tuple[Action, ...], int | None], int] = {}
+        index = tuple(results.setdefault(self._result(d, marks), len(results)) for _, d in combos)
+        return list(results), bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), index)
+
     def _run_rules(
         self, run: Combos, parts: list[Spelt], marks: dict[Dispatch, int], bits: int, cookie: int, top: int
     ) -> list[FlowEntry] | None:
@@ -205,12 +215,10 @@ class Select:
         combo's buckets on its own takes no more entries."""
         if len(run) < 2:
             return None
-        results: dict[tuple[tuple[Action, ...], int | None], int] = {}
-        index = tuple(results.setdefault(self._result(d, marks), len(results)) for _, d in run)
-        spelt = bucketspell.spell(bucketspell.bucket_labels(tuple(c.buckets for c, _ in run), index), True)
+        outs, labels = self._labels(run, marks)
+        spelt = bucketspell.spell(labels, True)
         if len(spelt) >= sum(len(bucket_patterns(c.buckets)) for c, _ in run):
             return None
-        outs = list(results)
         rules = []
         for value, mask, length, label in spelt:
             actions, goto = outs[label]
@@ -226,21 +234,9 @@ class Select:
         prefixes at higher priority, instead of each path's bucket set on its
         own; paths with the same result (first tag, or mark to commit) share
         their entries."""
-        results: dict[tuple[tuple[Action, ...], int | None], int] = {}
-        index = []
-        for _, dispatch in combos:
-            # a new connection: CT commits the path chosen, then SELECT takes it
-            out = (
-                ((SetField(T.CT_CHOICE, marks[dispatch]),), T.CT)
-                if dispatch in marks
-                else self.low.first_dispatch(dispatch)
-            )
-            index.append(results.setdefault(out, len(results)))
-        outs = list(results)
+        outs, labels = self._labels(combos, marks)
         rules = []
-        for value, mask, length, label in bucketspell.spell(
-            bucketspell.bucket_labels(tuple(c.buckets for c, _ in combos), tuple(index))
-        ):
+        for value, mask, length, label in bucketspell.spell(labels):
             actions, goto = ((), None) if label == bucketspell.MISS else outs[label]
             meta = FieldMatch("metadata", bits | value, T.ENTRY_MASK | mask)
             prio = T.PRIO_SELECT_HASH + length
@@ -311,6 +307,8 @@ class Select:
             # a header constraint needs no header fields at all
             if constraint.space is None:
                 parts: list[Spelt] = [((), (0, 0))]
+            elif spelt and constraint.space is combos[len(spelt) - 1][0].space:
+                parts = spelt[-1]  # a run under one `case` guard: the same parts
             else:
                 parts = list(self.low.ingress.spell(constraint.space & IP, profile, edges=False))
             count += len(parts) * len(bucket_patterns(constraint.buckets))
